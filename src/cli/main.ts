@@ -1,0 +1,43 @@
+/**
+ * The `nightjar` command. Every failure the user can cause ends in one
+ * clear line on stderr and a non-zero exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { relayCommand } from './relay-command.js';
+import { RelayStartError } from '../relay/server.js';
+import { ConfigError } from '../relay/config.js';
+
+/** Exit codes: 1 for a runtime failure, 2 for bad usage. */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+/** Throw instead of exiting, and print usage errors as one line, on every subcommand. */
+function applySettings(cmd: Command): Command {
+  cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`nightjar: ${text.replace(/^error: /, '').trimEnd().split('\n')[0]}\n`) });
+  for (const sub of cmd.commands) applySettings(sub);
+  return cmd;
+}
+
+export function program(): Command {
+  return applySettings(
+    new Command('nightjar')
+      .description('Private messaging without phone numbers or user IDs')
+      .version('0.1.0')
+      .addCommand(relayCommand()),
+  );
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv as string[], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version "errors" are successful exits
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    const known = e instanceof RelayStartError || e instanceof ConfigError;
+    process.stderr.write(`nightjar: ${known ? (e as Error).message : `unexpected error: ${(e as Error)?.stack ?? String(e)}`}\n`);
+    process.exitCode = EXIT_FAILURE;
+  }
+}

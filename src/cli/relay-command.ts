@@ -1,0 +1,93 @@
+/** `nightjar relay start|address`. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULTS } from '../relay/config.js';
+import { LOG_LEVELS, type LogLevel } from '../relay/log.js';
+import { relayAddressOf, startRelay } from '../relay/server.js';
+
+export const DEFAULT_RELAY_DIR = join(homedir(), '.nightjar', 'relay');
+
+function positiveInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+    return n;
+  };
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('port must be a whole number from 0 to 65535');
+  return n;
+}
+
+interface StartFlags {
+  host: string;
+  port: number;
+  publicHost?: string;
+  dataDir: string;
+  password?: string;
+  quota: number;
+  ttl: number;
+  maxConnections: number;
+  rate: number;
+  logLevel: LogLevel;
+  json?: boolean;
+}
+
+export function relayCommand(): Command {
+  const relay = new Command('relay').description('run a Nightjar relay');
+
+  relay
+    .command('start')
+    .description('start a relay and print its address')
+    .option('--host <host>', 'interface to listen on', DEFAULTS.host)
+    .option('--port <port>', 'TCP port (0 picks a free one)', port, DEFAULTS.port)
+    .option('--public-host <host>', 'host name to put in the address (default: --host)')
+    .option('--data-dir <dir>', 'directory for the key, certificate and database', process.env['NIGHTJAR_RELAY_DIR'] ?? DEFAULT_RELAY_DIR)
+    .option('--password <password>', 'require this password to create queues (private relay)', process.env['NIGHTJAR_RELAY_PASSWORD'])
+    .option('--quota <n>', 'most undelivered messages per queue', positiveInt('quota'), DEFAULTS.queueQuota)
+    .option('--ttl <seconds>', 'seconds an undelivered message is kept', positiveInt('ttl'), DEFAULTS.messageTtlSeconds)
+    .option('--max-connections <n>', 'most simultaneous client connections', positiveInt('max-connections'), DEFAULTS.maxConnections)
+    .option('--rate <n>', 'commands per second per connection', positiveInt('rate'), DEFAULTS.commandRate)
+    .addOption(new Option('--log-level <level>', 'log level (debug logs metadata such as IPs, marked metadata:true)').choices(LOG_LEVELS).default('info'))
+    .option('--json', 'print the address as one JSON line')
+    .action(async (flags: StartFlags) => {
+      const running = await startRelay({
+        host: flags.host,
+        port: flags.port,
+        publicHost: flags.publicHost,
+        dataDir: flags.dataDir,
+        password: flags.password,
+        queueQuota: flags.quota,
+        messageTtlSeconds: flags.ttl,
+        maxConnections: flags.maxConnections,
+        commandRate: flags.rate,
+        commandBurst: flags.rate * 2,
+        logLevel: flags.logLevel,
+      });
+      if (flags.json) process.stdout.write(JSON.stringify({ address: running.addressText }) + '\n');
+      else process.stdout.write(`Nightjar relay listening on ${flags.host}:${running.address.port}\naddress: ${running.addressText}\n`);
+      const stop = (): void => {
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  relay
+    .command('address')
+    .description('print the address of the relay in a data directory')
+    .option('--data-dir <dir>', 'the relay data directory', process.env['NIGHTJAR_RELAY_DIR'] ?? DEFAULT_RELAY_DIR)
+    .option('--json', 'print as one JSON line')
+    .action(async (flags: { dataDir: string; json?: boolean }) => {
+      const address = await relayAddressOf(flags.dataDir);
+      process.stdout.write(flags.json ? JSON.stringify({ address }) + '\n' : address + '\n');
+    });
+
+  return relay;
+}

@@ -1,0 +1,363 @@
+/**
+ * A client for one relay: a single TLS session carrying every command,
+ * responses matched to commands by correlation ID, commands issued in the
+ * same turn of the event loop batched into shared blocks, pushed messages
+ * delivered as events, and automatic reconnection with backoff that
+ * re-subscribes every queue.
+ *
+ *   const client = await RelayClient.connect('nightjar://...@relay.example:5225');
+ *   const queue = await client.createQueue();
+ *   client.on('message', (q, m) => { ...; void client.ack(q, m.msgId); });
+ *   await client.subscribe(queue);
+ */
+import { EventEmitter } from 'node:events';
+import { dh, generateDhKeyPair, generateSigningKeyPair, sign } from '../crypto/keys.js';
+import { CryptoError } from '../crypto/errors.js';
+import { formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
+import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
+import { decodeResponse, encodeCommand, type Command, type Response } from '../protocol/commands.js';
+import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
+import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
+import { ConnectionError, RelayError } from './errors.js';
+import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
+import { openTransport, type RelayTransport } from './transport.js';
+
+export interface RelayClientOptions {
+  /** Relay password for creating queues on a private relay. */
+  readonly password?: string;
+  /** Milliseconds before an unanswered command fails with TIMEOUT (default 15 000). */
+  readonly commandTimeoutMs?: number;
+  /** Milliseconds for connect + handshake (default 10 000). */
+  readonly connectTimeoutMs?: number;
+  /** Reconnect after the connection drops (default true). */
+  readonly reconnect?: boolean;
+  /** First and largest backoff delay in ms (defaults 250 and 30 000). */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+}
+
+export interface RelayClientEvents {
+  /** A message pushed on a subscribed queue; acknowledge it to get the next one. */
+  message: [queue: RecipientQueue, message: ReceivedMessage];
+  /** A pushed message that did not decrypt under the queue key (it is left unacknowledged). */
+  messageError: [queue: RecipientQueue, error: Error];
+  /** Another connection subscribed to this queue; pushes stop here. */
+  end: [queue: RecipientQueue];
+  disconnected: [error: ConnectionError];
+  reconnected: [];
+  /** Reconnection gave up for good (wrong fingerprint or version). */
+  failed: [error: ConnectionError];
+}
+
+interface Pending {
+  readonly command: Command['type'];
+  readonly resolve: (r: Response) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Outgoing {
+  readonly corrId: Uint8Array;
+  readonly entityId: Uint8Array;
+  readonly command: Uint8Array;
+  readonly signingKey: Uint8Array | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+export class RelayClient extends EventEmitter<RelayClientEvents> {
+  readonly address: RelayAddress;
+  readonly addressText: string;
+  private transport: RelayTransport | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private outbox: Outgoing[] = [];
+  private flushScheduled = false;
+  private nextCorrId = 1;
+  private readonly subscribed = new Map<string, RecipientQueue>();
+  private closed = false;
+  private reconnecting: Promise<void> | undefined;
+  private readonly opts: Required<Omit<RelayClientOptions, 'password'>> & { password?: string };
+
+  private constructor(address: RelayAddress, options: RelayClientOptions) {
+    super();
+    this.address = address;
+    this.addressText = formatAddress(address);
+    this.opts = {
+      commandTimeoutMs: 15_000,
+      connectTimeoutMs: 10_000,
+      reconnect: true,
+      backoffMs: { initial: 250, max: 30_000 },
+      ...options,
+    };
+  }
+
+  /** Connects to `address` (text or parsed); rejects with ConnectionError. */
+  static async connect(address: string | RelayAddress, options: RelayClientOptions = {}): Promise<RelayClient> {
+    const client = new RelayClient(typeof address === 'string' ? parseAddress(address) : address, options);
+    client.attach(await openTransport(client.address, client.opts.connectTimeoutMs));
+    return client;
+  }
+
+  /** Whether the TLS session is up right now. */
+  get connected(): boolean {
+    return this.transport !== undefined;
+  }
+
+  private attach(t: RelayTransport): void {
+    this.transport = t;
+    t.socket.on('data', (chunk: Buffer) => {
+      for (const block of t.reader.push(chunk)) this.onBlock(block);
+    });
+    t.socket.on('error', () => undefined); // 'close' follows and handles it
+    t.socket.on('close', () => this.onDisconnect(t));
+    for (const block of t.early) this.onBlock(block);
+    if (this.outbox.length > 0) this.scheduleFlush();
+  }
+
+  private onDisconnect(t: RelayTransport): void {
+    if (this.transport !== t) return;
+    this.transport = undefined;
+    const error = new ConnectionError('CLOSED', this.addressText, 'connection closed');
+    for (const [key, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(error);
+      this.pending.delete(key);
+    }
+    if (this.closed) return;
+    this.emit('disconnected', error);
+    if (this.opts.reconnect) void this.reconnect();
+  }
+
+  private reconnect(): Promise<void> {
+    this.reconnecting ??= (async () => {
+      let delay = this.opts.backoffMs.initial;
+      while (!this.closed) {
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        if (this.closed) break;
+        try {
+          const t = await openTransport(this.address, this.opts.connectTimeoutMs);
+          if (this.closed) {
+            t.socket.destroy();
+            break;
+          }
+          this.attach(t);
+          const queues = [...this.subscribed.values()];
+          await Promise.allSettled(queues.map((q) => this.request(q.recipientId, { type: 'SUB' }, q.recipientKey)));
+          this.emit('reconnected');
+          break;
+        } catch (e) {
+          if (e instanceof ConnectionError && !e.retryable) {
+            this.closed = true;
+            this.emit('failed', e);
+            break;
+          }
+          delay = Math.min(delay * 2, this.opts.backoffMs.max);
+        }
+      }
+    })().finally(() => {
+      this.reconnecting = undefined;
+    });
+    return this.reconnecting;
+  }
+
+  private onBlock(block: Uint8Array): void {
+    let transmissions: Uint8Array[];
+    try {
+      transmissions = decodeBatch(block);
+    } catch {
+      return; // a relay that sends garbage is ignored block by block; pending commands time out
+    }
+    for (const bytes of transmissions) {
+      let response: Response;
+      let corrId: Uint8Array;
+      let entityId: Uint8Array;
+      try {
+        const t = decodeTransmission(bytes);
+        response = decodeResponse(t.command);
+        corrId = t.corrId;
+        entityId = t.entityId;
+      } catch {
+        continue;
+      }
+      if (corrId.length > 0) {
+        const p = this.pending.get(hex(corrId));
+        if (!p) continue;
+        this.pending.delete(hex(corrId));
+        clearTimeout(p.timer);
+        p.resolve(response);
+      } else {
+        this.onPush(entityId, response);
+      }
+    }
+  }
+
+  private onPush(entityId: Uint8Array, response: Response): void {
+    const queue = this.subscribed.get(hex(entityId));
+    if (!queue) return;
+    if (response.type === 'MSG') {
+      let message: ReceivedMessage;
+      try {
+        message = { msgId: response.msgId, ...openMessage(queue.queueKey, response.msgId, response.encryptedBody) };
+      } catch (e) {
+        this.emit('messageError', queue, e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
+      this.emit('message', queue, message);
+    } else if (response.type === 'END') {
+      this.subscribed.delete(hex(entityId));
+      this.emit('end', queue);
+    }
+  }
+
+  /** Sends one command and resolves with the relay's answer; ERR rejects with RelayError. */
+  private request(entityId: Uint8Array, command: Command, signingKey?: Uint8Array): Promise<Response> {
+    if (this.closed) return Promise.reject(new ConnectionError('CLOSED', this.addressText, 'client closed'));
+    const corrIdNumber = this.nextCorrId++;
+    const corrId = Buffer.alloc(4);
+    corrId.writeUInt32BE(corrIdNumber >>> 0);
+    const encoded = encodeCommand(command);
+    return new Promise<Response>((resolve, reject) => {
+      const key = hex(corrId);
+      const timer = setTimeout(() => {
+        this.pending.delete(key);
+        reject(new ConnectionError('TIMEOUT', this.addressText, `${command.type} unanswered after ${this.opts.commandTimeoutMs} ms`));
+      }, this.opts.commandTimeoutMs);
+      this.pending.set(key, {
+        command: command.type,
+        timer,
+        reject,
+        resolve: (r) => (r.type === 'ERR' ? reject(new RelayError(r.code, command.type, this.addressText)) : resolve(r)),
+      });
+      this.outbox.push({ corrId: new Uint8Array(corrId), entityId, command: encoded, signingKey });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Signs (with this session's binding) and writes everything queued, batched into blocks. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const t = this.transport;
+    if (!t || this.outbox.length === 0) return; // kept until the connection is back
+    const out = this.outbox;
+    this.outbox = [];
+    const transmissions = out.map((o) => {
+      const body = encodeTransmissionBody(o.corrId, o.entityId, o.command);
+      const auth = o.signingKey ? sign(o.signingKey, signedData(t.binding, body)) : EMPTY;
+      return encodeTransmission(auth, body);
+    });
+    t.socket.cork();
+    for (const batch of packBatches(transmissions)) t.socket.write(encodeBatch(batch));
+    t.socket.uncork();
+  }
+
+  private expect<T extends Response['type']>(r: Response, type: T): Extract<Response, { type: T }> {
+    if (r.type !== type) throw new ConnectionError('CLOSED', this.addressText, `unexpected ${r.type} where ${type} was due`);
+    return r as Extract<Response, { type: T }>;
+  }
+
+  /** Creates a queue with fresh keys. With `subscribe`, pushes start at once. */
+  async createQueue(options: { subscribe?: boolean } = {}): Promise<RecipientQueue> {
+    const auth = generateSigningKeyPair();
+    const dhKeys = generateDhKeyPair();
+    const command: Command = {
+      type: 'NEW',
+      recipientAuthKey: auth.publicKey,
+      recipientDhKey: dhKeys.publicKey,
+      basicAuth: Buffer.from(this.opts.password ?? ''),
+    };
+    const ids = this.expect(await this.request(EMPTY, command, auth.privateKey), 'IDS');
+    let queueKey: Uint8Array;
+    try {
+      queueKey = deriveQueueKey(dh(dhKeys.privateKey, ids.relayDhKey));
+    } catch (e) {
+      if (e instanceof CryptoError) throw new ConnectionError('CLOSED', this.addressText, 'relay sent an invalid DH key');
+      throw e;
+    }
+    const queue: RecipientQueue = {
+      relay: this.address,
+      recipientId: ids.recipientId,
+      senderId: ids.senderId,
+      recipientKey: auth.privateKey,
+      queueKey,
+    };
+    if (options.subscribe) await this.subscribe(queue);
+    return queue;
+  }
+
+  /** Lets only holders of `senderPublicKey` send to the queue from now on. */
+  async secureQueue(queue: RecipientQueue, senderPublicKey: Uint8Array): Promise<void> {
+    this.expect(await this.request(queue.recipientId, { type: 'KEY', senderAuthKey: senderPublicKey }, queue.recipientKey), 'OK');
+  }
+
+  /** Starts pushes of this queue's messages (one at a time, each after the previous ACK); renewed after reconnects. */
+  async subscribe(queue: RecipientQueue): Promise<void> {
+    this.subscribed.set(hex(queue.recipientId), queue);
+    try {
+      this.expect(await this.request(queue.recipientId, { type: 'SUB' }, queue.recipientKey), 'OK');
+    } catch (e) {
+      if (e instanceof RelayError) this.subscribed.delete(hex(queue.recipientId));
+      throw e;
+    }
+  }
+
+  /** Stops re-subscribing this queue after reconnects (the relay stops pushes when the connection ends). */
+  forget(queue: RecipientQueue): void {
+    this.subscribed.delete(hex(queue.recipientId));
+  }
+
+  /** The oldest unacknowledged message, or null when the queue is empty. */
+  async get(queue: RecipientQueue): Promise<ReceivedMessage | null> {
+    let r: Response;
+    try {
+      r = await this.request(queue.recipientId, { type: 'GET' }, queue.recipientKey);
+    } catch (e) {
+      if (e instanceof RelayError && e.code === 'NO_MSG') return null;
+      throw e;
+    }
+    const m = this.expect(r, 'MSG');
+    return { msgId: m.msgId, ...openMessage(queue.queueKey, m.msgId, m.encryptedBody) };
+  }
+
+  /** Deletes message `msgId` (which must be the oldest) so the next can be delivered. */
+  async ack(queue: RecipientQueue, msgId: Uint8Array): Promise<void> {
+    this.expect(await this.request(queue.recipientId, { type: 'ACK', msgId }, queue.recipientKey), 'OK');
+  }
+
+  /** Stops the queue accepting messages; what it holds can still be read. */
+  async suspend(queue: RecipientQueue): Promise<void> {
+    this.expect(await this.request(queue.recipientId, { type: 'OFF' }, queue.recipientKey), 'OK');
+  }
+
+  /** Deletes the queue and every message in it. */
+  async deleteQueue(queue: RecipientQueue): Promise<void> {
+    this.expect(await this.request(queue.recipientId, { type: 'DEL' }, queue.recipientKey), 'OK');
+    this.subscribed.delete(hex(queue.recipientId));
+  }
+
+  /** Sends `body` to a queue; resolves once the relay has it on disk. */
+  async send(queue: SenderQueue, body: Uint8Array, flags = 0): Promise<void> {
+    this.expect(await this.request(queue.senderId, { type: 'SEND', flags, body }, queue.senderKey), 'OK');
+  }
+
+  async ping(): Promise<void> {
+    this.expect(await this.request(EMPTY, { type: 'PING' }), 'PONG');
+  }
+
+  /** Closes the connection for good; pending commands fail with CLOSED. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const t = this.transport;
+    if (!t) return;
+    await new Promise<void>((resolve) => {
+      t.socket.once('close', () => resolve());
+      t.socket.end();
+      setTimeout(() => t.socket.destroy(), 1000).unref();
+    });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Big-endian fixed-layout encoding for the e2e wire and storage formats
+ * (key agreement messages, ratchet headers, serialised ratchet state).
+ * The reader reports underflow through a caller-supplied error factory so
+ * each format raises its own typed error.
+ */
+import { timingSafeEqual } from 'node:crypto';
+
+const U32_MAX = 0xffff_ffff;
+
+/**
+ * Accumulates fields and concatenates them once at the end.
+ *
+ * @example
+ *   const bytes = new ByteWriter().u8(1).u32(7).bytes(key).finish();
+ */
+export class ByteWriter {
+  private readonly parts: Uint8Array[] = [];
+  private length = 0;
+
+  bytes(value: Uint8Array): this {
+    this.parts.push(value);
+    this.length += value.length;
+    return this;
+  }
+
+  u8(value: number): this {
+    assertUint(value, 0xff);
+    return this.bytes(Uint8Array.of(value));
+  }
+
+  u16(value: number): this {
+    assertUint(value, 0xffff);
+    return this.bytes(Uint8Array.of(value >>> 8, value & 0xff));
+  }
+
+  u32(value: number): this {
+    assertUint(value, U32_MAX);
+    const out = new Uint8Array(4);
+    new DataView(out.buffer).setUint32(0, value);
+    return this.bytes(out);
+  }
+
+  finish(): Uint8Array {
+    return concatBytes(...this.parts);
+  }
+}
+
+/**
+ * Reads fields in order; any read past the end, and `end()` with bytes left
+ * over, throws the error built by `fail`.
+ *
+ * @example
+ *   const r = new ByteReader(bytes, (why) => new RatchetError('BAD_STATE', why));
+ *   const version = r.u8(); const key = r.bytes(32); r.end();
+ */
+export class ByteReader {
+  private offset = 0;
+
+  constructor(
+    private readonly input: Uint8Array,
+    private readonly fail: (reason: string) => Error,
+  ) {}
+
+  /** A copy, so that decoded values never alias a buffer the caller may reuse. */
+  bytes(length: number): Uint8Array {
+    return this.take(length).slice();
+  }
+
+  u8(): number {
+    return this.take(1)[0] ?? 0;
+  }
+
+  u16(): number {
+    const b = this.take(2);
+    return ((b[0] ?? 0) << 8) | (b[1] ?? 0);
+  }
+
+  u32(): number {
+    const b = this.take(4);
+    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
+  }
+
+  get remaining(): number {
+    return this.input.length - this.offset;
+  }
+
+  end(): void {
+    if (this.remaining !== 0) throw this.fail(`${this.remaining} unexpected trailing bytes`);
+  }
+
+  private take(length: number): Uint8Array {
+    if (this.remaining < length) throw this.fail(`truncated: needed ${length} bytes, ${this.remaining} left`);
+    const out = this.input.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+}
+
+/**
+ * The concatenation of `parts` in a fresh buffer.
+ *
+ * @example
+ *   concatBytes(Uint8Array.of(1), Uint8Array.of(2, 3)); // [1, 2, 3]
+ */
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/**
+ * Equality in time independent of where the inputs differ (lengths may leak).
+ *
+ * @example
+ *   bytesEqual(headerKey, candidate);
+ */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function assertUint(value: number, max: number): void {
+  // A silently truncated counter on the wire would desynchronise the peers.
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${value} does not fit in an unsigned field with maximum ${max}`);
+  }
+}

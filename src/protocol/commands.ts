@@ -1,0 +1,216 @@
+/**
+ * Relay commands (client → relay) and responses (relay → client): types,
+ * encoders and decoders. Each command starts with an ASCII tag and a space
+ * (none when the command has no fields), followed by its fields in the
+ * order docs/protocol.md lists them.
+ */
+import { Reader, Writer, asciiBytes, asciiString } from './codec.js';
+import { ProtocolError, isErrorCode, type ErrorCode } from './errors.js';
+
+/** Length of every queue ID and message ID the relay issues. */
+export const ID_LENGTH = 24;
+/** Raw Ed25519 / X25519 public key length. */
+export const PUBLIC_KEY_LENGTH = 32;
+/** The largest message body a sender may submit (15 KiB; the rest of the block is reserved for envelopes). */
+export const MAX_MESSAGE_LENGTH = 15 * 1024;
+/** Longest relay password a NEW command carries. */
+export const MAX_BASIC_AUTH_LENGTH = 255;
+
+export type Command =
+  | { readonly type: 'NEW'; readonly recipientAuthKey: Uint8Array; readonly recipientDhKey: Uint8Array; readonly basicAuth: Uint8Array }
+  | { readonly type: 'SUB' }
+  | { readonly type: 'KEY'; readonly senderAuthKey: Uint8Array }
+  | { readonly type: 'GET' }
+  | { readonly type: 'ACK'; readonly msgId: Uint8Array }
+  | { readonly type: 'OFF' }
+  | { readonly type: 'DEL' }
+  | { readonly type: 'SEND'; readonly flags: number; readonly body: Uint8Array }
+  | { readonly type: 'PING' };
+
+export type CommandType = Command['type'];
+
+export type Response =
+  | { readonly type: 'IDS'; readonly recipientId: Uint8Array; readonly senderId: Uint8Array; readonly relayDhKey: Uint8Array }
+  | { readonly type: 'OK' }
+  | { readonly type: 'MSG'; readonly msgId: Uint8Array; readonly encryptedBody: Uint8Array }
+  | { readonly type: 'END' }
+  | { readonly type: 'ERR'; readonly code: ErrorCode }
+  | { readonly type: 'PONG' };
+
+export type ResponseType = Response['type'];
+
+/** Which queue ID a command addresses, and whether it must be signed. */
+export type CommandParty = 'none' | 'recipient' | 'sender' | 'create';
+
+export function commandParty(type: CommandType): CommandParty {
+  switch (type) {
+    case 'NEW':
+      return 'create';
+    case 'SEND':
+      return 'sender';
+    case 'PING':
+      return 'none';
+    default:
+      return 'recipient';
+  }
+}
+
+function tagged(tag: string): Writer {
+  return new Writer().bytes(asciiBytes(tag));
+}
+
+function key(k: Uint8Array, what: string): Uint8Array {
+  if (k.length !== PUBLIC_KEY_LENGTH) throw new RangeError(`${what} must be ${PUBLIC_KEY_LENGTH} bytes`);
+  return k;
+}
+
+function id(i: Uint8Array, what: string): Uint8Array {
+  if (i.length !== ID_LENGTH) throw new RangeError(`${what} must be ${ID_LENGTH} bytes`);
+  return i;
+}
+
+export function encodeCommand(c: Command): Uint8Array {
+  switch (c.type) {
+    case 'NEW':
+      return tagged('NEW ')
+        .short(key(c.recipientAuthKey, 'recipient auth key'))
+        .short(key(c.recipientDhKey, 'recipient DH key'))
+        .short(c.basicAuth)
+        .finish();
+    case 'KEY':
+      return tagged('KEY ').short(key(c.senderAuthKey, 'sender auth key')).finish();
+    case 'ACK':
+      return tagged('ACK ').short(id(c.msgId, 'message ID')).finish();
+    case 'SEND':
+      if (c.body.length > MAX_MESSAGE_LENGTH) throw new RangeError(`message body too long: ${c.body.length}`);
+      return tagged('SEND ').u8(c.flags).bytes(c.body).finish();
+    case 'SUB':
+    case 'GET':
+    case 'OFF':
+    case 'DEL':
+    case 'PING':
+      return asciiBytes(c.type);
+  }
+}
+
+export function encodeResponse(r: Response): Uint8Array {
+  switch (r.type) {
+    case 'IDS':
+      return tagged('IDS ')
+        .short(id(r.recipientId, 'recipient ID'))
+        .short(id(r.senderId, 'sender ID'))
+        .short(key(r.relayDhKey, 'relay DH key'))
+        .finish();
+    case 'MSG':
+      return tagged('MSG ').short(id(r.msgId, 'message ID')).bytes(r.encryptedBody).finish();
+    case 'ERR':
+      return tagged('ERR ').short(asciiBytes(r.code)).finish();
+    case 'OK':
+    case 'END':
+    case 'PONG':
+      return asciiBytes(r.type);
+  }
+}
+
+/** Splits "TAG rest" into the tag and a reader over the rest. */
+function splitTag(bytes: Uint8Array): { tag: string; fields: Reader; bare: boolean } {
+  const space = bytes.indexOf(0x20);
+  const end = space < 0 ? bytes.length : space;
+  if (end === 0 || end > 8) throw new ProtocolError('CMD_SYNTAX', 'missing command tag');
+  for (let i = 0; i < end; i++) {
+    const ch = bytes[i]!;
+    if (ch < 0x41 || ch > 0x5a) throw new ProtocolError('CMD_SYNTAX', 'command tag must be upper-case ASCII');
+  }
+  return {
+    tag: asciiString(bytes.subarray(0, end)),
+    fields: new Reader(space < 0 ? new Uint8Array(0) : bytes.subarray(space + 1)),
+    bare: space < 0,
+  };
+}
+
+function fixed(r: Reader, length: number, what: string): Uint8Array {
+  const b = r.short(what);
+  if (b.length !== length) throw new ProtocolError('CMD_SYNTAX', `${what} must be ${length} bytes, got ${b.length}`);
+  return b;
+}
+
+function expectBare(bare: boolean, tag: string): void {
+  if (!bare) throw new ProtocolError('CMD_SYNTAX', `${tag} takes no fields`);
+}
+
+function expectFields(bare: boolean, tag: string): void {
+  if (bare) throw new ProtocolError('CMD_SYNTAX', `${tag} needs fields`);
+}
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  const { tag, fields: r, bare } = splitTag(bytes);
+  switch (tag) {
+    case 'NEW': {
+      expectFields(bare, tag);
+      const recipientAuthKey = fixed(r, PUBLIC_KEY_LENGTH, 'recipient auth key');
+      const recipientDhKey = fixed(r, PUBLIC_KEY_LENGTH, 'recipient DH key');
+      const basicAuth = r.short('basic auth');
+      r.end(tag);
+      return { type: 'NEW', recipientAuthKey, recipientDhKey, basicAuth };
+    }
+    case 'KEY': {
+      expectFields(bare, tag);
+      const senderAuthKey = fixed(r, PUBLIC_KEY_LENGTH, 'sender auth key');
+      r.end(tag);
+      return { type: 'KEY', senderAuthKey };
+    }
+    case 'ACK': {
+      expectFields(bare, tag);
+      const msgId = fixed(r, ID_LENGTH, 'message ID');
+      r.end(tag);
+      return { type: 'ACK', msgId };
+    }
+    case 'SEND': {
+      expectFields(bare, tag);
+      const flags = r.u8('flags');
+      return { type: 'SEND', flags, body: r.rest() };
+    }
+    case 'SUB':
+    case 'GET':
+    case 'OFF':
+    case 'DEL':
+    case 'PING':
+      expectBare(bare, tag);
+      return { type: tag };
+    default:
+      throw new ProtocolError('CMD_UNKNOWN', `unknown command ${tag}`);
+  }
+}
+
+export function decodeResponse(bytes: Uint8Array): Response {
+  const { tag, fields: r, bare } = splitTag(bytes);
+  switch (tag) {
+    case 'IDS': {
+      expectFields(bare, tag);
+      const recipientId = fixed(r, ID_LENGTH, 'recipient ID');
+      const senderId = fixed(r, ID_LENGTH, 'sender ID');
+      const relayDhKey = fixed(r, PUBLIC_KEY_LENGTH, 'relay DH key');
+      r.end(tag);
+      return { type: 'IDS', recipientId, senderId, relayDhKey };
+    }
+    case 'MSG': {
+      expectFields(bare, tag);
+      const msgId = fixed(r, ID_LENGTH, 'message ID');
+      return { type: 'MSG', msgId, encryptedBody: r.rest() };
+    }
+    case 'ERR': {
+      expectFields(bare, tag);
+      const code = asciiString(r.short('error code'));
+      r.end(tag);
+      if (!isErrorCode(code)) throw new ProtocolError('CMD_SYNTAX', `unknown error code ${code}`);
+      return { type: 'ERR', code };
+    }
+    case 'OK':
+    case 'END':
+    case 'PONG':
+      expectBare(bare, tag);
+      return { type: tag };
+    default:
+      throw new ProtocolError('CMD_UNKNOWN', `unknown response ${tag}`);
+  }
+}

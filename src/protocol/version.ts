@@ -1,0 +1,27 @@
+/**
+ * Relay protocol versions. Each feature that changes the wire gets a named
+ * constant; the history says when and why.
+ *
+ * History:
+ * - 1 (2026-11-25): initial protocol: fixed 16 KiB blocks, batched
+ *   transmissions, Ed25519-authorised queue commands bound to the TLS
+ *   exporter, per-queue re-encryption of delivered messages.
+ */
+export const INITIAL_VERSION = 1;
+
+/** The range this implementation speaks. */
+export const MIN_VERSION = INITIAL_VERSION;
+export const CURRENT_VERSION = INITIAL_VERSION;
+
+export interface VersionRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export const SUPPORTED_VERSIONS: VersionRange = { min: MIN_VERSION, max: CURRENT_VERSION };
+
+/** The highest version in both ranges, or undefined when they do not overlap. */
+export function negotiateVersion(ours: VersionRange, theirs: VersionRange): number | undefined {
+  const v = Math.min(ours.max, theirs.max);
+  return v >= Math.max(ours.min, theirs.min) ? v : undefined;
+}

@@ -1,0 +1,72 @@
+/** Relay settings, their defaults, and the limits they impose. */
+import { MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+
+export interface RelayConfig {
+  /** Interface to listen on. */
+  readonly host: string;
+  /** TCP port; 0 picks a free one. */
+  readonly port: number;
+  /** Host name put in the printed address (defaults to `host`). */
+  readonly publicHost?: string;
+  /** Directory holding the key, certificate and database. */
+  readonly dataDir: string;
+  /** When set, NEW must carry this password. */
+  readonly password?: string;
+  /** Most undelivered messages per queue. */
+  readonly queueQuota: number;
+  /** Seconds after which an undelivered message is deleted. */
+  readonly messageTtlSeconds: number;
+  /** Largest message body accepted, at most the protocol's MAX_MESSAGE_LENGTH. */
+  readonly maxMessageLength: number;
+  /** Most simultaneous client connections. */
+  readonly maxConnections: number;
+  /** Commands per second one connection may send, on average. */
+  readonly commandRate: number;
+  /** Commands one connection may send in a burst above the rate. */
+  readonly commandBurst: number;
+  /** Seconds a client has to finish the handshake. */
+  readonly handshakeTimeoutSeconds: number;
+  /** Seconds between sweeps that delete expired messages. */
+  readonly expirySweepSeconds: number;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 5225,
+  queueQuota: 128,
+  messageTtlSeconds: 21 * 24 * 3600,
+  maxMessageLength: MAX_MESSAGE_LENGTH,
+  maxConnections: 10_000,
+  commandRate: 500,
+  commandBurst: 1000,
+  handshakeTimeoutSeconds: 15,
+  expirySweepSeconds: 60,
+} as const satisfies Partial<RelayConfig>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Fills defaults and checks ranges; throws ConfigError naming the bad setting. */
+export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string }): RelayConfig {
+  const c: RelayConfig = { ...DEFAULTS, ...partial };
+  const positive = (name: keyof RelayConfig, max = Number.MAX_SAFE_INTEGER): void => {
+    const v = c[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
+      throw new ConfigError(`${name} must be a positive number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${v}`);
+    }
+  };
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw new ConfigError(`port must be 0..65535, got ${c.port}`);
+  positive('queueQuota');
+  positive('messageTtlSeconds');
+  positive('maxMessageLength', MAX_MESSAGE_LENGTH);
+  positive('maxConnections');
+  positive('commandRate');
+  positive('commandBurst');
+  positive('handshakeTimeoutSeconds');
+  positive('expirySweepSeconds');
+  if (c.password !== undefined && (c.password.length === 0 || Buffer.byteLength(c.password) > 255)) {
+    throw new ConfigError('password must be 1..255 bytes');
+  }
+  return c;
+}

@@ -1,0 +1,178 @@
+/**
+ * One client connection on the relay: the Nightjar handshake, then a loop
+ * of blocks in and blocks out. Blocks are processed strictly in order;
+ * responses to one block, and pushes made meanwhile, are batched into as
+ * few blocks as possible. A malformed block or command gets an ERR and the
+ * connection carries on; only a broken handshake closes it.
+ */
+import type { TLSSocket } from 'node:tls';
+import { BlockReader } from '../protocol/block-reader.js';
+import { decodeBatch, encodeBatch, packBatches, padBlock, unpadBlock } from '../protocol/block.js';
+import { encodeResponse, type Response } from '../protocol/commands.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { decodeClientHello, encodeRelayHello } from '../protocol/handshake.js';
+import {
+  CHANNEL_BINDING_LABEL,
+  decodeTransmission,
+  encodeTransmission,
+  encodeTransmissionBody,
+  SESSION_BINDING_LENGTH,
+} from '../protocol/transmission.js';
+import { SUPPORTED_VERSIONS } from '../protocol/version.js';
+import type { RelayConfig } from './config.js';
+import type { ClientSession, Dispatcher } from './dispatcher.js';
+import type { RelayLogger } from './log.js';
+import { TokenBucket } from './rate-limit.js';
+
+/** Blocks waiting to be processed before the socket stops reading (back-pressure). */
+const MAX_QUEUED_BLOCKS = 16;
+const EMPTY = new Uint8Array(0);
+
+type State = 'handshake' | 'ready' | 'closed';
+
+const SEND_TAG = Buffer.from('SEND ');
+
+/** Whether a raw transmission carries SEND, judged without a full parse. */
+function isSend(t: Uint8Array): boolean {
+  try {
+    const { command } = decodeTransmission(t);
+    return SEND_TAG.equals(command.subarray(0, SEND_TAG.length));
+  } catch {
+    return false;
+  }
+}
+
+export class RelayConnection implements ClientSession {
+  readonly binding: Uint8Array;
+  private state: State = 'handshake';
+  private readonly reader = new BlockReader();
+  private readonly queue: Uint8Array[] = [];
+  private processing = false;
+  private outbox: Uint8Array[] = [];
+  private flushScheduled = false;
+  private readonly bucket: TokenBucket;
+  private readonly handshakeTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly dispatcher: Dispatcher,
+    config: RelayConfig,
+    private readonly log: RelayLogger,
+    private readonly onClose: (c: RelayConnection) => void,
+  ) {
+    this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
+    this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
+    this.handshakeTimer = setTimeout(() => this.close('handshake timeout'), config.handshakeTimeoutSeconds * 1000);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => this.close('socket error'));
+    socket.on('close', () => this.close('closed by peer'));
+    socket.write(padBlock(encodeRelayHello({ versions: SUPPORTED_VERSIONS })));
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const block of this.reader.push(chunk)) this.queue.push(block);
+    if (this.queue.length > MAX_QUEUED_BLOCKS) this.socket.pause();
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      let block: Uint8Array | undefined;
+      while (this.state !== 'closed' && (block = this.queue.shift())) {
+        if (this.state === 'handshake') this.onHello(block);
+        else await this.onBlock(block);
+        if (this.queue.length <= MAX_QUEUED_BLOCKS / 2 && this.socket.isPaused()) this.socket.resume();
+      }
+    } catch (e) {
+      // A dispatcher failure is a relay bug or a storage fault: never answer OK, drop the connection.
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'command failed; closing connection');
+      this.close('internal error');
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private onHello(block: Uint8Array): void {
+    try {
+      const hello = decodeClientHello(unpadBlock(block));
+      if (hello.version < SUPPORTED_VERSIONS.min || hello.version > SUPPORTED_VERSIONS.max) {
+        throw new ProtocolError('VERSION', `unsupported version ${hello.version}`);
+      }
+    } catch {
+      this.close('bad handshake');
+      return;
+    }
+    clearTimeout(this.handshakeTimer);
+    this.state = 'ready';
+  }
+
+  private async onBlock(block: Uint8Array): Promise<void> {
+    let transmissions: Uint8Array[];
+    try {
+      transmissions = decodeBatch(block);
+    } catch {
+      this.respond(EMPTY, EMPTY, { type: 'ERR', code: 'BLOCK' });
+      return;
+    }
+    // Commands take effect in block order, except that a run of consecutive
+    // SENDs is handled together so that storage commits them in one transaction.
+    for (let i = 0; i < transmissions.length; ) {
+      let j = i + 1;
+      if (isSend(transmissions[i]!)) while (j < transmissions.length && isSend(transmissions[j]!)) j++;
+      await Promise.all(transmissions.slice(i, j).map((t) => this.onTransmission(t)));
+      i = j;
+    }
+  }
+
+  private async onTransmission(bytes: Uint8Array): Promise<void> {
+    let t;
+    try {
+      t = decodeTransmission(bytes);
+    } catch (e) {
+      this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
+      return;
+    }
+    if (!this.bucket.take()) {
+      this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'RATE' });
+      return;
+    }
+    const response = await this.dispatcher.handle(this, t);
+    this.respond(t.corrId, t.entityId, response);
+  }
+
+  push(entityId: Uint8Array, response: Response): void {
+    this.respond(EMPTY, entityId, response);
+  }
+
+  private respond(corrId: Uint8Array, entityId: Uint8Array, response: Response): void {
+    if (this.state === 'closed') return;
+    this.outbox.push(encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(response))));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.state === 'closed' || this.outbox.length === 0) return;
+    const out = this.outbox;
+    this.outbox = [];
+    this.socket.cork();
+    for (const batch of packBatches(out)) this.socket.write(encodeBatch(batch));
+    this.socket.uncork();
+  }
+
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.handshakeTimer);
+    this.log.debug({ reason }, 'connection closed');
+    this.dispatcher.closeSession(this);
+    this.socket.destroy();
+    this.onClose(this);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * What the relay does with each command: authorisation, queue state,
+ * storage and delivery to subscribers. Transport-free: a connection hands
+ * in decoded transmissions and gets responses back, and pushes arrive
+ * through the `ClientSession` it registered.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { dh, generateDhKeyPair, generateSigningKeyPair, verify } from '../crypto/keys.js';
+import { randomBytes } from '../crypto/random.js';
+import { sha256 } from '../crypto/kdf.js';
+import { commandParty, decodeCommand, ID_LENGTH, type Command, type Response } from '../protocol/commands.js';
+import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
+import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
+import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
+import type { RelayConfig } from './config.js';
+import { DuplicateIdError, type QueueRecord, type QueueStore } from './queue-store.js';
+
+/** The dispatcher's view of one client connection. */
+export interface ClientSession {
+  /** TLS channel binding of the connection. */
+  readonly binding: Uint8Array;
+  /** Sends an unsolicited response (MSG, END) about queue `entityId`. */
+  push(entityId: Uint8Array, response: Response): void;
+}
+
+interface Subscription {
+  readonly session: ClientSession;
+  readonly recipientId: Uint8Array;
+  /** ID of the message pushed and not yet acknowledged. */
+  inFlight: Uint8Array | null;
+  busy: boolean;
+  again: boolean;
+}
+
+const err = (code: ErrorCode): Response => ({ type: 'ERR', code });
+const OK: Response = { type: 'OK' };
+
+// Verifying against this key when a queue does not exist makes an AUTH
+// failure cost the same whether or not the queue exists.
+const DUMMY_KEY = generateSigningKeyPair().publicKey;
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+export class Dispatcher {
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly bySession = new Map<ClientSession, Set<string>>();
+  private readonly passwordHash: Uint8Array | undefined;
+
+  constructor(
+    private readonly store: QueueStore,
+    private readonly config: RelayConfig,
+  ) {
+    this.passwordHash = config.password === undefined ? undefined : sha256(Buffer.from(config.password));
+  }
+
+  /** Number of queues with a subscriber. */
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  /** Oldest creation time a message may have and still be delivered. */
+  private notBefore(): number {
+    return Date.now() - this.config.messageTtlSeconds * 1000;
+  }
+
+  async handle(session: ClientSession, t: DecodedTransmission): Promise<Response> {
+    let command: Command;
+    try {
+      command = decodeCommand(t.command);
+    } catch (e) {
+      if (e instanceof ProtocolError) return err(e.code);
+      throw e;
+    }
+    const hasAuth = t.authenticator.length > 0;
+    const signed = (): Uint8Array => signedData(session.binding, t.signedBody);
+    switch (commandParty(command.type)) {
+      case 'none':
+        if (t.entityId.length > 0) return err('CMD_PROHIBITED');
+        if (hasAuth) return err('CMD_HAS_AUTH');
+        return { type: 'PONG' };
+      case 'create':
+        if (command.type !== 'NEW') return err('INTERNAL');
+        if (t.entityId.length > 0) return err('CMD_PROHIBITED');
+        if (!hasAuth) return err('CMD_NO_AUTH');
+        if (!verify(command.recipientAuthKey, signed(), t.authenticator)) return err('AUTH');
+        return this.createQueue(command);
+      case 'recipient': {
+        if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
+        if (!hasAuth) return err('CMD_NO_AUTH');
+        const queue = await this.store.byRecipientId(t.entityId);
+        const valid = verify(queue?.recipientKey ?? DUMMY_KEY, signed(), t.authenticator);
+        if (!queue || !valid) return err('AUTH');
+        return this.recipientCommand(session, queue, command);
+      }
+      case 'sender': {
+        if (command.type !== 'SEND') return err('INTERNAL');
+        if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
+        const queue = await this.store.bySenderId(t.entityId);
+        const key = queue?.senderKey ?? DUMMY_KEY;
+        const valid = hasAuth && verify(key, signed(), t.authenticator);
+        if (!queue || queue.status !== 'active') return err('AUTH');
+        // A secured queue takes only signed messages; an unsecured one only its single unsigned confirmation.
+        if (queue.senderKey ? !valid : hasAuth || queue.unsecuredSendUsed) return err('AUTH');
+        return this.send(queue, command);
+      }
+    }
+  }
+
+  private async createQueue(c: Extract<Command, { type: 'NEW' }>): Promise<Response> {
+    if (this.passwordHash) {
+      const given = sha256(c.basicAuth);
+      if (!timingSafeEqual(given, this.passwordHash)) return err('AUTH');
+    }
+    const relayDh = generateDhKeyPair();
+    let queueKey: Uint8Array;
+    try {
+      queueKey = deriveQueueKey(dh(relayDh.privateKey, c.recipientDhKey));
+    } catch {
+      return err('CMD_SYNTAX');
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const recipientId = randomBytes(ID_LENGTH);
+      const senderId = randomBytes(ID_LENGTH);
+      try {
+        await this.store.createQueue({ recipientId, senderId, recipientKey: c.recipientAuthKey, queueKey });
+        return { type: 'IDS', recipientId, senderId, relayDhKey: relayDh.publicKey };
+      } catch (e) {
+        if (!(e instanceof DuplicateIdError)) throw e;
+      }
+    }
+    return err('INTERNAL');
+  }
+
+  private async recipientCommand(session: ClientSession, queue: QueueRecord, c: Command): Promise<Response> {
+    const id = queue.recipientId;
+    switch (c.type) {
+      case 'KEY':
+        return (await this.store.secureQueue(id, c.senderAuthKey)) === 'ok' ? OK : err('AUTH');
+      case 'SUB':
+        this.subscribe(session, id);
+        return OK;
+      case 'GET': {
+        const m = await this.store.peekMessage(id, this.notBefore());
+        return m ? { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed } : err('NO_MSG');
+      }
+      case 'ACK': {
+        if (!(await this.store.ackMessage(id, c.msgId, this.notBefore()))) return err('NO_MSG');
+        const sub = this.subscriptions.get(hex(id));
+        if (sub) {
+          sub.inFlight = null;
+          void this.deliver(sub);
+        }
+        return OK;
+      }
+      case 'OFF':
+        await this.store.suspendQueue(id);
+        return OK;
+      case 'DEL':
+        await this.store.deleteQueue(id);
+        this.unsubscribe(hex(id));
+        return OK;
+      default:
+        return err('INTERNAL');
+    }
+  }
+
+  private async send(queue: QueueRecord, c: Extract<Command, { type: 'SEND' }>): Promise<Response> {
+    if (c.body.length > this.config.maxMessageLength) return err('LARGE_MSG');
+    const msgId = randomBytes(ID_LENGTH);
+    const createdAt = Date.now();
+    const sealed = sealMessage(queue.queueKey, msgId, { timestamp: Math.floor(createdAt / 1000), flags: c.flags, body: c.body });
+    const result = await this.store.addMessage(
+      queue.recipientId,
+      { msgId, sealed, createdAt },
+      { quota: this.config.queueQuota, unsecured: queue.senderKey === null, notBefore: this.notBefore() },
+    );
+    if (result === 'quota') return err('QUOTA');
+    if (result === 'auth') return err('AUTH');
+    const sub = this.subscriptions.get(hex(queue.recipientId));
+    if (sub) void this.deliver(sub);
+    return OK;
+  }
+
+  private subscribe(session: ClientSession, recipientId: Uint8Array): void {
+    const key = hex(recipientId);
+    const previous = this.subscriptions.get(key);
+    if (previous && previous.session !== session) {
+      this.bySession.get(previous.session)?.delete(key);
+      previous.session.push(recipientId, { type: 'END' });
+    }
+    // A new SUB (even a repeated one) redelivers the oldest unacknowledged message.
+    const sub: Subscription = { session, recipientId, inFlight: null, busy: false, again: false };
+    this.subscriptions.set(key, sub);
+    let keys = this.bySession.get(session);
+    if (!keys) this.bySession.set(session, (keys = new Set()));
+    keys.add(key);
+    // Pushed after the OK that the connection is about to send.
+    setImmediate(() => void this.deliver(sub));
+  }
+
+  private unsubscribe(key: string): void {
+    const sub = this.subscriptions.get(key);
+    if (!sub) return;
+    this.subscriptions.delete(key);
+    this.bySession.get(sub.session)?.delete(key);
+  }
+
+  /** Pushes the oldest message to the subscriber unless one is already awaiting its ACK. */
+  private async deliver(sub: Subscription): Promise<void> {
+    if (sub.busy) {
+      sub.again = true;
+      return;
+    }
+    sub.busy = true;
+    try {
+      do {
+        sub.again = false;
+        if (sub.inFlight || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
+        const m = await this.store.peekMessage(sub.recipientId, this.notBefore());
+        if (m && !sub.inFlight && this.subscriptions.get(hex(sub.recipientId)) === sub) {
+          sub.inFlight = m.msgId;
+          sub.session.push(sub.recipientId, { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed });
+        }
+      } while (sub.again);
+    } finally {
+      sub.busy = false;
+    }
+  }
+
+  /** Forgets every subscription of a closed connection. */
+  closeSession(session: ClientSession): void {
+    const keys = this.bySession.get(session);
+    if (!keys) return;
+    for (const key of keys) {
+      if (this.subscriptions.get(key)?.session === session) this.subscriptions.delete(key);
+    }
+    this.bySession.delete(session);
+  }
+}

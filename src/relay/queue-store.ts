@@ -1,0 +1,76 @@
+/**
+ * Storage behind the relay. Every backend (SQLite now, PostgreSQL later)
+ * implements this interface and passes the shared suite in
+ * test/relay/queue-store.test.ts. Methods are async so that a networked
+ * backend fits; a method that resolves has made its change durable.
+ */
+
+export type QueueStatus = 'active' | 'suspended';
+
+export interface QueueRecord {
+  readonly recipientId: Uint8Array;
+  readonly senderId: Uint8Array;
+  /** Ed25519 key that signs recipient commands. */
+  readonly recipientKey: Uint8Array;
+  /** Key of the relay-to-recipient encryption layer. */
+  readonly queueKey: Uint8Array;
+  /** Ed25519 key that signs SEND once the queue is secured; null before. */
+  readonly senderKey: Uint8Array | null;
+  readonly status: QueueStatus;
+  /** Whether the one unsigned message an unsecured queue accepts was used. */
+  readonly unsecuredSendUsed: boolean;
+}
+
+export interface NewQueue {
+  readonly recipientId: Uint8Array;
+  readonly senderId: Uint8Array;
+  readonly recipientKey: Uint8Array;
+  readonly queueKey: Uint8Array;
+}
+
+export interface StoredMessage {
+  readonly msgId: Uint8Array;
+  /** The message as the recipient will receive it (sealed under the queue key). */
+  readonly sealed: Uint8Array;
+  /** Milliseconds since the epoch when it was accepted; used for the TTL. */
+  readonly createdAt: number;
+}
+
+export type AddMessageResult = 'ok' | 'quota' | 'auth';
+export type SecureResult = 'ok' | 'auth';
+
+export interface AddMessageOptions {
+  /** Most undelivered messages the queue may hold. */
+  readonly quota: number;
+  /** Unsigned send to an unsecured queue: succeeds only once per queue. */
+  readonly unsecured: boolean;
+  /** Messages created before this are expired and do not count to the quota. */
+  readonly notBefore: number;
+}
+
+export class DuplicateIdError extends Error {
+  override readonly name = 'DuplicateIdError';
+}
+
+export interface QueueStore {
+  /** Throws DuplicateIdError if either ID is taken (astronomically unlikely with random IDs). */
+  createQueue(q: NewQueue): Promise<void>;
+  byRecipientId(recipientId: Uint8Array): Promise<QueueRecord | undefined>;
+  bySenderId(senderId: Uint8Array): Promise<QueueRecord | undefined>;
+  /** Sets the sender key; repeating it with the same key is OK, another key is 'auth'. */
+  secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult>;
+  suspendQueue(recipientId: Uint8Array): Promise<boolean>;
+  /** Deletes the queue and all its messages. */
+  deleteQueue(recipientId: Uint8Array): Promise<boolean>;
+  /** Appends a message to an active queue; durable when it resolves 'ok'. */
+  addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult>;
+  /** The oldest message not created before `notBefore`. */
+  peekMessage(recipientId: Uint8Array, notBefore: number): Promise<StoredMessage | undefined>;
+  /** Deletes the oldest message if its ID is `msgId`; false if it is not. */
+  ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean>;
+  /** Deletes every message created before `notBefore`; returns how many. */
+  deleteExpired(notBefore: number): Promise<number>;
+  /** Counts for the operator: queues and stored messages. */
+  stats(): Promise<{ queues: number; messages: number }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,169 @@
+/**
+ * The relay server: TLS 1.3 listener, connection bookkeeping, expiry
+ * sweeps. `startRelay` returns once the relay accepts connections.
+ */
+import { mkdir, readFile, writeFile, access, constants as fsConstants } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { formatAddress, type RelayAddress } from '../protocol/address.js';
+import { loadOrCreateIdentity, readIdentity } from './certificate.js';
+import { resolveConfig, type RelayConfig } from './config.js';
+import { RelayConnection } from './connection.js';
+import { Dispatcher } from './dispatcher.js';
+import { createRelayLogger, metadataFields, type LogLevel, type RelayLogger } from './log.js';
+import type { QueueStore } from './queue-store.js';
+import { SqliteQueueStore } from './sqlite-store.js';
+
+export const DATABASE_FILE = 'relay.sqlite';
+/** Remembers the last public host and port, so `nightjar relay address` can print the address later. */
+export const ENDPOINT_FILE = 'relay.json';
+
+export class RelayStartError extends Error {
+  override readonly name = 'RelayStartError';
+}
+
+export interface RunningRelay {
+  readonly address: RelayAddress;
+  /** `nightjar://...` */
+  readonly addressText: string;
+  readonly config: RelayConfig;
+  readonly store: QueueStore;
+  /** Open client connections. */
+  connectionCount(): number;
+  /** Deletes expired messages now (the relay also does this on a timer). */
+  sweepExpired(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions extends Partial<RelayConfig> {
+  readonly dataDir: string;
+  readonly logLevel?: LogLevel;
+  readonly logger?: RelayLogger;
+}
+
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir spins forever on
+ * some pseudo file systems (/proc) instead of failing.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw e;
+    await makeDirectory(dirname(dir));
+    await mkdir(dir, { mode: 0o700 });
+  }
+}
+
+async function prepareDataDir(dataDir: string): Promise<void> {
+  try {
+    await makeDirectory(dataDir);
+    await access(dataDir, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (e) {
+    throw new RelayStartError(`cannot use data directory ${dataDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs more privileges' : `failed (${e.code ?? e.message})`;
+      reject(new RelayStartError(`listening on ${host}:${port} ${why}`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export async function startRelay(options: StartOptions): Promise<RunningRelay> {
+  const config = resolveConfig(options);
+  const log = options.logger ?? createRelayLogger(options.logLevel ?? 'info');
+  await prepareDataDir(config.dataDir);
+  const identity = await loadOrCreateIdentity(config.dataDir);
+  let store: SqliteQueueStore;
+  try {
+    store = new SqliteQueueStore(join(config.dataDir, DATABASE_FILE));
+  } catch (e) {
+    throw new RelayStartError(`cannot open relay database: ${(e as Error).message}`);
+  }
+  const dispatcher = new Dispatcher(store, config);
+  const connections = new Set<RelayConnection>();
+
+  const server = createServer({
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+  });
+  server.maxConnections = config.maxConnections;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    log.debug(metadataFields({ remote: socket.remoteAddress }), 'connection opened');
+    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c)));
+  });
+  // Failed TLS handshakes (wrong protocol, scanners) are routine: no log line with an address.
+  server.on('tlsClientError', () => log.debug('TLS handshake failed'));
+
+  let bound: AddressInfo;
+  try {
+    bound = await listen(server, config.host, config.port);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const address: RelayAddress = { fingerprint: identity.fingerprint, host: config.publicHost ?? config.host, port: bound.port };
+  await writeFile(join(config.dataDir, ENDPOINT_FILE), JSON.stringify({ host: address.host, port: address.port }) + '\n');
+
+  const sweepExpired = async (): Promise<number> => {
+    const n = await store.deleteExpired(Date.now() - config.messageTtlSeconds * 1000);
+    store.checkpoint();
+    return n;
+  };
+  const sweeper = setInterval(() => {
+    sweepExpired().catch((e: unknown) => log.error({ err: String(e) }, 'expiry sweep failed'));
+  }, config.expirySweepSeconds * 1000);
+  sweeper.unref();
+
+  const stats = await store.stats();
+  log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
+
+  let closed = false;
+  return {
+    address,
+    addressText: formatAddress(address),
+    config,
+    store,
+    connectionCount: () => connections.size,
+    sweepExpired,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweeper);
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const c of [...connections]) c.close('relay stopping');
+      await stopped;
+      await store.close();
+      log.info('relay stopped');
+    },
+  };
+}
+
+/** The address of the relay whose data directory is `dataDir`, as it was last started. */
+export async function relayAddressOf(dataDir: string): Promise<string> {
+  const identity = await readIdentity(dataDir).catch((e: NodeJS.ErrnoException) => {
+    throw new RelayStartError(`cannot read data directory ${dataDir}: ${e.code ?? e.message}`);
+  });
+  if (!identity) throw new RelayStartError(`no relay in ${dataDir} (start one with: nightjar relay start --data-dir ${dataDir})`);
+  let endpoint: { host: string; port: number };
+  try {
+    endpoint = JSON.parse(await readFile(join(dataDir, ENDPOINT_FILE), 'utf8')) as { host: string; port: number };
+  } catch {
+    throw new RelayStartError(`${join(dataDir, ENDPOINT_FILE)} is missing or unreadable; start the relay once to record its host and port`);
+  }
+  return formatAddress({ fingerprint: identity.fingerprint, host: endpoint.host, port: endpoint.port });
+}

@@ -1,0 +1,240 @@
+/**
+ * QueueStore on embedded SQLite (better-sqlite3-multiple-ciphers).
+ *
+ * Durability: WAL with synchronous=FULL, so a committed transaction has been
+ * fsynced. Sends that arrive in the same turn of the event loop are
+ * committed together in one transaction (group commit): one fsync for many
+ * messages, and every caller's promise resolves only after that commit.
+ *
+ * Deletion: secure_delete overwrites removed rows, and `checkpoint()`
+ * truncates the WAL, so acknowledged and expired messages leave no copy on
+ * disk.
+ */
+import Database from 'better-sqlite3-multiple-ciphers';
+import {
+  DuplicateIdError,
+  type AddMessageOptions,
+  type AddMessageResult,
+  type NewQueue,
+  type QueueRecord,
+  type QueueStatus,
+  type QueueStore,
+  type SecureResult,
+  type StoredMessage,
+} from './queue-store.js';
+
+type DB = Database.Database;
+type Statement = Database.Statement;
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS queues (
+  recipient_id BLOB PRIMARY KEY,
+  sender_id BLOB NOT NULL UNIQUE,
+  recipient_key BLOB NOT NULL,
+  queue_key BLOB NOT NULL,
+  sender_key BLOB,
+  status INTEGER NOT NULL DEFAULT 0,
+  unsecured_sent INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient_id BLOB NOT NULL REFERENCES queues(recipient_id) ON DELETE CASCADE,
+  msg_id BLOB NOT NULL,
+  sealed BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_queue ON messages(recipient_id, seq);
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_at);
+`;
+
+interface QueueRow {
+  recipient_id: Buffer;
+  sender_id: Buffer;
+  recipient_key: Buffer;
+  queue_key: Buffer;
+  sender_key: Buffer | null;
+  status: number;
+  unsecured_sent: number;
+}
+
+interface MessageRow {
+  seq: number;
+  msg_id: Buffer;
+  sealed: Buffer;
+  created_at: number;
+}
+
+interface PendingAdd {
+  recipientId: Uint8Array;
+  message: StoredMessage;
+  options: AddMessageOptions;
+  resolve: (r: AddMessageResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const STATUS: Record<number, QueueStatus> = { 0: 'active', 1: 'suspended' };
+
+function toQueue(row: QueueRow): QueueRecord {
+  return {
+    recipientId: new Uint8Array(row.recipient_id),
+    senderId: new Uint8Array(row.sender_id),
+    recipientKey: new Uint8Array(row.recipient_key),
+    queueKey: new Uint8Array(row.queue_key),
+    senderKey: row.sender_key ? new Uint8Array(row.sender_key) : null,
+    status: STATUS[row.status] ?? 'suspended',
+    unsecuredSendUsed: row.unsecured_sent !== 0,
+  };
+}
+
+function toMessage(row: MessageRow): StoredMessage {
+  return { msgId: new Uint8Array(row.msg_id), sealed: new Uint8Array(row.sealed), createdAt: row.created_at };
+}
+
+export class SqliteQueueStore implements QueueStore {
+  private readonly db: DB;
+  private readonly q: Record<string, Statement>;
+  private pending: PendingAdd[] = [];
+  private flushScheduled = false;
+
+  /** Opens (creating if needed) the database at `path`; ':memory:' for tests. */
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('secure_delete = ON');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`relay database schema ${version} is newer than this relay (${SCHEMA_VERSION}); upgrade the relay`);
+    }
+    this.db.exec(SCHEMA);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    const s = (sql: string): Statement => this.db.prepare(sql);
+    this.q = {
+      insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key) VALUES (?, ?, ?, ?)'),
+      byRecipient: s('SELECT * FROM queues WHERE recipient_id = ?'),
+      bySender: s('SELECT * FROM queues WHERE sender_id = ?'),
+      setSenderKey: s('UPDATE queues SET sender_key = ? WHERE recipient_id = ? AND sender_key IS NULL'),
+      suspend: s('UPDATE queues SET status = 1 WHERE recipient_id = ?'),
+      deleteQueue: s('DELETE FROM queues WHERE recipient_id = ?'),
+      deleteQueueMessages: s('DELETE FROM messages WHERE recipient_id = ?'),
+      countMessages: s('SELECT COUNT(*) AS n FROM messages WHERE recipient_id = ? AND created_at >= ?'),
+      markUnsecured: s('UPDATE queues SET unsecured_sent = 1 WHERE recipient_id = ?'),
+      insertMessage: s('INSERT INTO messages (recipient_id, msg_id, sealed, created_at) VALUES (?, ?, ?, ?)'),
+      peek: s('SELECT * FROM messages WHERE recipient_id = ? AND created_at >= ? ORDER BY seq LIMIT 1'),
+      deleteMessage: s('DELETE FROM messages WHERE seq = ?'),
+      deleteExpired: s('DELETE FROM messages WHERE created_at < ?'),
+      countQueues: s('SELECT COUNT(*) AS n FROM queues'),
+      countAll: s('SELECT COUNT(*) AS n FROM messages'),
+    };
+  }
+
+  async createQueue(q: NewQueue): Promise<void> {
+    try {
+      this.q.insertQueue!.run(q.recipientId, q.senderId, q.recipientKey, q.queueKey);
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DuplicateIdError('queue ID taken');
+      throw err;
+    }
+  }
+
+  async byRecipientId(recipientId: Uint8Array): Promise<QueueRecord | undefined> {
+    const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
+    return row && toQueue(row);
+  }
+
+  async bySenderId(senderId: Uint8Array): Promise<QueueRecord | undefined> {
+    const row = this.q.bySender!.get(senderId) as QueueRow | undefined;
+    return row && toQueue(row);
+  }
+
+  async secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult> {
+    if (this.q.setSenderKey!.run(senderKey, recipientId).changes === 1) return 'ok';
+    const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
+    return row?.sender_key && Buffer.from(senderKey).equals(row.sender_key) ? 'ok' : 'auth';
+  }
+
+  async suspendQueue(recipientId: Uint8Array): Promise<boolean> {
+    return this.q.suspend!.run(recipientId).changes === 1;
+  }
+
+  async deleteQueue(recipientId: Uint8Array): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.q.deleteQueueMessages!.run(recipientId);
+      return this.q.deleteQueue!.run(recipientId).changes === 1;
+    })();
+  }
+
+  addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ recipientId, message, options, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits every pending send in one transaction, then answers each caller. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    let results: AddMessageResult[];
+    try {
+      results = this.db.transaction(() => batch.map((p) => this.addOne(p)))();
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  private addOne({ recipientId, message, options }: PendingAdd): AddMessageResult {
+    const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
+    if (!row || row.status !== 0) return 'auth';
+    if (options.unsecured) {
+      if (row.sender_key !== null || row.unsecured_sent !== 0) return 'auth';
+      this.q.markUnsecured!.run(recipientId);
+    }
+    const { n } = this.q.countMessages!.get(recipientId, options.notBefore) as { n: number };
+    if (n >= options.quota) return 'quota';
+    this.q.insertMessage!.run(recipientId, message.msgId, message.sealed, message.createdAt);
+    return 'ok';
+  }
+
+  async peekMessage(recipientId: Uint8Array, notBefore: number): Promise<StoredMessage | undefined> {
+    const row = this.q.peek!.get(recipientId, notBefore) as MessageRow | undefined;
+    return row && toMessage(row);
+  }
+
+  async ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean> {
+    const row = this.q.peek!.get(recipientId, notBefore) as MessageRow | undefined;
+    if (!row || !Buffer.from(msgId).equals(row.msg_id)) return false;
+    this.q.deleteMessage!.run(row.seq);
+    return true;
+  }
+
+  async deleteExpired(notBefore: number): Promise<number> {
+    return this.q.deleteExpired!.run(notBefore).changes;
+  }
+
+  async stats(): Promise<{ queues: number; messages: number }> {
+    const queues = (this.q.countQueues!.get() as { n: number }).n;
+    const messages = (this.q.countAll!.get() as { n: number }).n;
+    return { queues, messages };
+  }
+
+  /** Moves the WAL into the database and truncates it, so deleted data leaves the disk. */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  async close(): Promise<void> {
+    if (this.pending.length > 0) this.flush();
+    this.checkpoint();
+    this.db.close();
+  }
+}
