@@ -4,6 +4,7 @@
  */
 import { mkdir, readFile, writeFile, access, constants as fsConstants } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { constants as cryptoConstants } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, type RelayAddress } from '../protocol/address.js';
@@ -100,6 +101,9 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
     cert: identity.certPem,
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',
+    // No session tickets: resumption would link a client's sessions, and
+    // tickets are records of another size on the wire.
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   });
   server.maxConnections = config.maxConnections;
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -129,6 +133,9 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   }, config.expirySweepSeconds * 1000);
   sweeper.unref();
 
+  if (!process.execArgv.some((a) => a.startsWith('--openssl-config')) && !process.env['OPENSSL_CONF']) {
+    log.warn('TLS session tickets are on: start the relay with bin/nightjar, which loads config/openssl-nightjar.cnf');
+  }
   const stats = await store.stats();
   log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
 
