@@ -33,6 +33,8 @@ export interface RelayClientOptions {
   readonly reconnect?: boolean;
   /** First and largest backoff delay in ms (defaults 250 and 30 000). */
   readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /** Sees every block after the handshake, decrypted, as it leaves or arrives (debugging and tests). */
+  readonly trace?: (direction: 'in' | 'out', block: Uint8Array) => void;
 }
 
 export interface RelayClientEvents {
@@ -76,7 +78,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly subscribed = new Map<string, RecipientQueue>();
   private closed = false;
   private reconnecting: Promise<void> | undefined;
-  private readonly opts: Required<Omit<RelayClientOptions, 'password'>> & { password?: string };
+  private readonly opts: Required<Omit<RelayClientOptions, 'password' | 'trace'>> & Pick<RelayClientOptions, 'password' | 'trace'>;
 
   private constructor(address: RelayAddress, options: RelayClientOptions) {
     super();
@@ -161,6 +163,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   private onBlock(block: Uint8Array): void {
+    this.opts.trace?.('in', block);
     let transmissions: Uint8Array[];
     try {
       transmissions = decodeBatch(block);
@@ -252,7 +255,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       return encodeTransmission(auth, body);
     });
     t.socket.cork();
-    for (const batch of packBatches(transmissions)) t.socket.write(encodeBatch(batch));
+    for (const batch of packBatches(transmissions)) {
+      const block = encodeBatch(batch);
+      this.opts.trace?.('out', block);
+      t.socket.write(block);
+    }
     t.socket.uncork();
   }
 

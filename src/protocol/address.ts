@@ -35,7 +35,12 @@ export function parseAddress(text: string): RelayAddress {
   if (url.password || url.pathname || url.search || url.hash) {
     throw new AddressError('relay address must be nightjar://<fingerprint>@host:port with nothing after the port');
   }
-  const fpText = decodeURIComponent(url.username);
+  let fpText: string;
+  try {
+    fpText = decodeURIComponent(url.username);
+  } catch {
+    throw new AddressError('relay address has a malformed percent escape in its fingerprint');
+  }
   const fingerprint = /^[A-Za-z0-9_-]{43}$/.test(fpText) ? new Uint8Array(Buffer.from(fpText, 'base64url')) : undefined;
   if (!fingerprint || fingerprint.length !== FINGERPRINT_LENGTH) {
     throw new AddressError('relay address lacks a valid certificate fingerprint (43 base64url characters before @)');

@@ -195,12 +195,10 @@ export class SqliteQueueStore implements QueueStore {
   private addOne({ recipientId, message, options }: PendingAdd): AddMessageResult {
     const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
     if (!row || row.status !== 0) return 'auth';
-    if (options.unsecured) {
-      if (row.sender_key !== null || row.unsecured_sent !== 0) return 'auth';
-      this.q.markUnsecured!.run(recipientId);
-    }
+    if (options.unsecured && (row.sender_key !== null || row.unsecured_sent !== 0)) return 'auth';
     const { n } = this.q.countMessages!.get(recipientId, options.notBefore) as { n: number };
     if (n >= options.quota) return 'quota';
+    if (options.unsecured) this.q.markUnsecured!.run(recipientId);
     this.q.insertMessage!.run(recipientId, message.msgId, message.sealed, message.createdAt);
     return 'ok';
   }

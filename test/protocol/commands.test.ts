@@ -1,0 +1,169 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import {
+  ID_LENGTH,
+  MAX_MESSAGE_LENGTH,
+  PUBLIC_KEY_LENGTH,
+  commandParty,
+  decodeCommand,
+  decodeResponse,
+  encodeCommand,
+  encodeResponse,
+  type Command,
+  type CommandType,
+  type Response,
+  type ResponseType,
+} from '../../src/protocol/commands.js';
+import { ERROR_CODES, ProtocolError } from '../../src/protocol/errors.js';
+import { arbCommand, arbMutation, arbResponse, ascii, decodesOrRejects, fromHex, hex, mutateAll } from './protocol-fixture.js';
+
+const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING'];
+const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG'];
+const protocolError = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code;
+const k = (v: number): Uint8Array => new Uint8Array(PUBLIC_KEY_LENGTH).fill(v);
+const i = (v: number): Uint8Array => new Uint8Array(ID_LENGTH).fill(v);
+
+test('command layouts: tag, space, fields; bare tags for commands without fields', () => {
+  assert.equal(
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: ascii('pw') })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '02' + hex(ascii('pw')),
+  );
+  assert.equal(hex(encodeCommand({ type: 'KEY', senderAuthKey: k(3) })), hex(ascii('KEY ')) + '20' + hex(k(3)));
+  assert.equal(hex(encodeCommand({ type: 'ACK', msgId: i(4) })), hex(ascii('ACK ')) + '18' + hex(i(4)));
+  assert.equal(hex(encodeCommand({ type: 'SEND', flags: 1, body: ascii('hi') })), hex(ascii('SEND ')) + '01' + hex(ascii('hi')));
+  assert.equal(hex(encodeCommand({ type: 'SEND', flags: 0, body: new Uint8Array(0) })), hex(ascii('SEND ')) + '00');
+  for (const type of ['SUB', 'GET', 'OFF', 'DEL', 'PING'] as const) assert.equal(hex(encodeCommand({ type })), hex(ascii(type)));
+});
+
+test('response layouts', () => {
+  assert.equal(
+    hex(encodeResponse({ type: 'IDS', recipientId: i(1), senderId: i(2), relayDhKey: k(3) })),
+    hex(ascii('IDS ')) + '18' + hex(i(1)) + '18' + hex(i(2)) + '20' + hex(k(3)),
+  );
+  assert.equal(hex(encodeResponse({ type: 'MSG', msgId: i(5), encryptedBody: Uint8Array.of(9) })), hex(ascii('MSG ')) + '18' + hex(i(5)) + '09');
+  assert.equal(hex(encodeResponse({ type: 'ERR', code: 'QUOTA' })), hex(ascii('ERR ')) + '05' + hex(ascii('QUOTA')));
+  for (const type of ['OK', 'END', 'PONG'] as const) assert.equal(hex(encodeResponse({ type })), hex(ascii(type)));
+});
+
+test('every command round-trips', () => {
+  fc.assert(
+    fc.property(arbCommand, (c) => {
+      assert.deepEqual(decodeCommand(encodeCommand(c)), c);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('every response round-trips, every error code included', () => {
+  fc.assert(
+    fc.property(arbResponse, (r) => {
+      assert.deepEqual(decodeResponse(encodeResponse(r)), r);
+    }),
+    { numRuns: 300 },
+  );
+  for (const code of ERROR_CODES) assert.deepEqual(decodeResponse(encodeResponse({ type: 'ERR', code })), { type: 'ERR', code });
+});
+
+test('the largest message body encodes; one byte more does not', () => {
+  const body = new Uint8Array(MAX_MESSAGE_LENGTH).fill(7);
+  assert.deepEqual(decodeCommand(encodeCommand({ type: 'SEND', flags: 0, body })), { type: 'SEND', flags: 0, body });
+  assert.throws(() => encodeCommand({ type: 'SEND', flags: 0, body: new Uint8Array(MAX_MESSAGE_LENGTH + 1) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'SEND', flags: 256, body }), RangeError);
+});
+
+test('encoders refuse keys and IDs of the wrong length', () => {
+  assert.throws(() => encodeCommand({ type: 'KEY', senderAuthKey: new Uint8Array(31) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: new Uint8Array(33), basicAuth: new Uint8Array(0) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(256) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'ACK', msgId: new Uint8Array(23) }), RangeError);
+  assert.throws(() => encodeResponse({ type: 'IDS', recipientId: i(1), senderId: new Uint8Array(0), relayDhKey: k(1) }), RangeError);
+  assert.throws(() => encodeResponse({ type: 'MSG', msgId: new Uint8Array(25), encryptedBody: new Uint8Array(0) }), RangeError);
+});
+
+test('decode errors: unknown tags are CMD_UNKNOWN, everything else malformed is CMD_SYNTAX', () => {
+  const cases: [string, string][] = [
+    ['', 'CMD_SYNTAX'],
+    [' NEW', 'CMD_SYNTAX'],
+    ['ping', 'CMD_SYNTAX'],
+    ['PING ', 'CMD_SYNTAX'], // a bare command with a space
+    ['SUB x', 'CMD_SYNTAX'],
+    ['SEND', 'CMD_SYNTAX'], // SEND needs its flags
+    ['SEND ', 'CMD_SYNTAX'],
+    ['KEY', 'CMD_SYNTAX'],
+    ['ACKNOWLEDGE', 'CMD_SYNTAX'], // tag longer than 8
+    ['HELLO', 'CMD_UNKNOWN'],
+    ['PONG', 'CMD_UNKNOWN'], // a response is not a command
+    ['NEW1 ', 'CMD_SYNTAX'],
+  ];
+  for (const [text, code] of cases) assert.throws(() => decodeCommand(ascii(text)), protocolError(code), text);
+  assert.throws(() => decodeCommand(fromHex(hex(ascii('KEY ')) + '1f' + hex(k(1)).slice(2))), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeCommand(fromHex(hex(ascii('KEY ')) + '20' + hex(k(1)) + '00')), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeCommand(fromHex(hex(ascii('ACK ')) + '19' + hex(i(1)) + '00')), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeCommand(fromHex(hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)))), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeResponse(ascii('ERR ' + '\u0004NOPE')), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeResponse(ascii('MSG ')), protocolError('CMD_SYNTAX'));
+  assert.throws(() => decodeResponse(ascii('SEND ')), protocolError('CMD_UNKNOWN'));
+  assert.throws(() => decodeResponse(ascii('OK ')), protocolError('CMD_SYNTAX'));
+});
+
+test('who sends what: the party of each command', () => {
+  const parties = Object.fromEntries(COMMAND_TYPES.map((t) => [t, commandParty(t)]));
+  assert.deepEqual(parties, {
+    NEW: 'create',
+    KEY: 'recipient',
+    SUB: 'recipient',
+    GET: 'recipient',
+    ACK: 'recipient',
+    OFF: 'recipient',
+    DEL: 'recipient',
+    SEND: 'sender',
+    PING: 'none',
+  });
+});
+
+/** `bytes` decoded and encoded again gives `bytes`: each value has exactly one encoding. */
+function assertCanonical<T>(bytes: Uint8Array, decode: (b: Uint8Array) => T, encode: (v: T) => Uint8Array): void {
+  const value = decodesOrRejects(() => decode(bytes), [ProtocolError], bytes);
+  if (value !== undefined) assert.equal(hex(encode(value)), hex(bytes));
+}
+
+test('fuzz: random bytes decode to a canonical command/response or throw ProtocolError', () => {
+  const tagged = fc
+    .tuple(fc.constantFrom(...COMMAND_TYPES, ...RESPONSE_TYPES, 'X', 'NE'), fc.constantFrom('', ' '), fc.uint8Array({ maxLength: 120 }))
+    .map(([tag, sep, rest]) => Uint8Array.from([...ascii(tag + sep), ...rest]));
+  fc.assert(
+    fc.property(fc.oneof(tagged, fc.uint8Array({ maxLength: 80 })), (bytes) => {
+      assertCanonical<Command>(bytes, decodeCommand, encodeCommand);
+      assertCanonical<Response>(bytes, decodeResponse, encodeResponse);
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('fuzz: mutated valid encodings decode canonically or throw ProtocolError', () => {
+  fc.assert(
+    fc.property(arbCommand, fc.array(arbMutation, { minLength: 1, maxLength: 3 }), (c, ms) => {
+      const bad = mutateAll(encodeCommand(c), ms, 80);
+      assertCanonical<Command>(bad, decodeCommand, encodeCommand);
+      assertCanonical<Response>(bad, decodeResponse, encodeResponse);
+    }),
+    { numRuns: 1500 },
+  );
+  fc.assert(
+    fc.property(arbResponse, fc.array(arbMutation, { minLength: 1, maxLength: 3 }), (r, ms) => {
+      const bad = mutateAll(encodeResponse(r), ms, 100);
+      assertCanonical<Response>(bad, decodeResponse, encodeResponse);
+      assertCanonical<Command>(bad, decodeCommand, encodeCommand);
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('docs/protocol.md has a grammar rule for every command and response, by its code name', () => {
+  const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+  for (const type of [...COMMAND_TYPES, ...RESPONSE_TYPES]) {
+    assert.match(doc, new RegExp(`^${type.toLowerCase()} += %s"${type}`, 'm'), `no grammar rule for ${type}`);
+  }
+});

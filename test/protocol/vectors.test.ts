@@ -1,0 +1,125 @@
+/**
+ * The published relay-protocol vectors (test/vectors/protocol.json, printed
+ * in docs/protocol.md, "Test vectors") must be reproduced exactly by the
+ * implementation, and must decode back to their stated fields.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { dh, signingPublicKey, dhPublicKey, verify } from '../../src/crypto/keys.js';
+import { sha256 } from '../../src/crypto/kdf.js';
+import { BLOCK_SIZE, decodeBatch, padBlock, unpadBlock } from '../../src/protocol/block.js';
+import { decodeCommand, decodeResponse } from '../../src/protocol/commands.js';
+import { decodeClientHello, decodeRelayHello } from '../../src/protocol/handshake.js';
+import { deriveQueueKey, openMessage } from '../../src/protocol/queue-crypto.js';
+import { decodeTransmission, signedData } from '../../src/protocol/transmission.js';
+import { computeProtocolVectors, extractVectorsBlock, fieldsJson, renderVectorsMarkdown, type BlockVector, type ProtocolVectors } from '../vectors/protocol-vectors.js';
+import { fromHex, hex } from './protocol-fixture.js';
+
+const stored = JSON.parse(readFileSync(new URL('../vectors/protocol.json', import.meta.url), 'utf8')) as ProtocolVectors;
+
+/** The full block a vector describes: u16 length, content, zeros up to blockLength. */
+function blockOf(v: BlockVector): Uint8Array {
+  assert.equal(v.blockLength, BLOCK_SIZE);
+  const block = new Uint8Array(v.blockLength);
+  const content = fromHex(v.content);
+  assert.equal(content.length, v.contentLength);
+  block[0] = content.length >>> 8;
+  block[1] = content.length & 0xff;
+  block.set(content, 2);
+  assert.equal(hex(sha256(block)), v.blockSha256);
+  assert.deepEqual(block, padBlock(content));
+  return block;
+}
+
+test('the implementation reproduces every vector byte for byte', () => {
+  assert.deepEqual(computeProtocolVectors(), stored);
+});
+
+test('docs/protocol.md prints exactly the stored vectors', () => {
+  const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+  assert.equal(extractVectorsBlock(doc), renderVectorsMarkdown(stored));
+});
+
+test('the vectors cover every command and response', () => {
+  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'NEW', 'OFF', 'PING', 'SEND', 'SUB']);
+  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'IDS', 'MSG', 'OK', 'PONG']);
+});
+
+test('stored keys are the public keys of the stored private keys', () => {
+  const k = stored.keys;
+  assert.equal(hex(signingPublicKey(fromHex(k.recipientAuthPrivateKey))), k.recipientAuthPublicKey);
+  assert.equal(hex(signingPublicKey(fromHex(k.senderAuthPrivateKey))), k.senderAuthPublicKey);
+  assert.equal(hex(dhPublicKey(fromHex(k.recipientDhPrivateKey))), k.recipientDhPublicKey);
+  assert.equal(hex(dhPublicKey(fromHex(k.relayDhPrivateKey))), k.relayDhPublicKey);
+});
+
+test('stored hellos decode to their versions', () => {
+  const relay = unpadBlock(blockOf(stored.handshake.relayHello));
+  assert.deepEqual(decodeRelayHello(relay), { versions: stored.handshake.relayHello.value });
+  const client = unpadBlock(blockOf(stored.handshake.clientHello));
+  assert.deepEqual(decodeClientHello(client), stored.handshake.clientHello.value);
+});
+
+test('stored command and response encodings decode to their stated fields', () => {
+  for (const c of stored.commands) assert.deepEqual(fieldsJson(decodeCommand(fromHex(c.encoding))), c.value, c.value.type);
+  for (const r of stored.responses) assert.deepEqual(fieldsJson(decodeResponse(fromHex(r.encoding))), r.value, r.value.type);
+});
+
+test('the stored sealed message opens on the recipient side of the DH', () => {
+  const q = stored.queueCrypto;
+  const recipientSide = deriveQueueKey(dh(fromHex(stored.keys.recipientDhPrivateKey), fromHex(stored.keys.relayDhPublicKey)));
+  assert.equal(hex(recipientSide), q.queueKey);
+  assert.equal(hex(dh(fromHex(stored.keys.relayDhPrivateKey), fromHex(stored.keys.recipientDhPublicKey))), q.dhSecret);
+  const m = openMessage(recipientSide, fromHex(q.msgId), fromHex(q.sealed));
+  assert.deepEqual({ timestamp: m.timestamp, flags: m.flags, body: hex(m.body) }, { timestamp: q.timestamp, flags: q.flags, body: q.body });
+  const msg = stored.responses.find((r) => r.value.type === 'MSG')!;
+  assert.equal(msg.value['encryptedBody'], q.sealed);
+});
+
+test('stored transmissions parse, and each signature verifies over sessionBinding ‖ body only', () => {
+  const binding = fromHex(stored.keys.sessionBinding);
+  for (const v of stored.transmissions) {
+    const t = decodeTransmission(fromHex(v.transmission));
+    assert.equal(hex(t.authenticator), v.authenticator, v.name);
+    assert.equal(hex(t.corrId), v.corrId);
+    assert.equal(hex(t.entityId), v.entityId);
+    assert.equal(hex(t.signedBody), v.body);
+    const decoded = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG'].includes(v.command.type) ? decodeResponse(t.command) : decodeCommand(t.command);
+    assert.deepEqual(fieldsJson(decoded), v.command);
+    if (v.signingPublicKey) {
+      assert.equal(v.signedData, hex(signedData(binding, t.signedBody)));
+      assert.ok(verify(fromHex(v.signingPublicKey), signedData(binding, t.signedBody), t.authenticator), v.name);
+      assert.ok(!verify(fromHex(v.signingPublicKey), signedData(new Uint8Array(32), t.signedBody), t.authenticator), v.name);
+    } else {
+      assert.equal(v.authenticator, '');
+    }
+  }
+});
+
+test('stored batch blocks hold the stored transmissions in order', () => {
+  for (const b of stored.batches) {
+    const ts = decodeBatch(blockOf(b)).map(hex);
+    assert.deepEqual(ts, b.transmissions.map((name) => stored.transmissions.find((t) => t.name === name)!.transmission));
+  }
+});
+
+test('a second implementation (@noble/curves, @noble/hashes) agrees on keys, DH, queue key and signatures', () => {
+  const k = stored.keys;
+  assert.equal(hex(ed25519.getPublicKey(fromHex(k.recipientAuthPrivateKey))), k.recipientAuthPublicKey);
+  assert.equal(hex(ed25519.getPublicKey(fromHex(k.senderAuthPrivateKey))), k.senderAuthPublicKey);
+  assert.equal(hex(x25519.getPublicKey(fromHex(k.recipientDhPrivateKey))), k.recipientDhPublicKey);
+  assert.equal(hex(x25519.getPublicKey(fromHex(k.relayDhPrivateKey))), k.relayDhPublicKey);
+  const secret = x25519.getSharedSecret(fromHex(k.relayDhPrivateKey), fromHex(k.recipientDhPublicKey));
+  assert.equal(hex(secret), stored.queueCrypto.dhSecret);
+  const info = new TextEncoder().encode('nightjar/relay/queue-key/v1');
+  assert.equal(hex(nobleHkdf(nobleSha256, secret, new Uint8Array(0), info, 32)), stored.queueCrypto.queueKey);
+  for (const t of stored.transmissions) {
+    if (!t.signingPrivateKey || !t.signedData) continue;
+    assert.equal(hex(ed25519.sign(fromHex(t.signedData), fromHex(t.signingPrivateKey))), t.authenticator, t.name);
+  }
+  for (const b of stored.batches) assert.equal(hex(nobleSha256(padBlock(fromHex(b.content)))), b.blockSha256);
+});

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { CURRENT_VERSION, INITIAL_VERSION, MIN_VERSION, SUPPORTED_VERSIONS, negotiateVersion } from '../../src/protocol/version.js';
+
+const arbRange = fc
+  .tuple(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 50 }))
+  .map(([a, b]) => ({ min: Math.min(a, b), max: Math.max(a, b) }));
+
+test('version 1 is the initial and the current version', () => {
+  assert.equal(INITIAL_VERSION, 1);
+  assert.equal(MIN_VERSION, 1);
+  assert.equal(CURRENT_VERSION, 1);
+  assert.deepEqual(SUPPORTED_VERSIONS, { min: 1, max: 1 });
+});
+
+test('negotiation picks the highest common version, or none', () => {
+  assert.equal(negotiateVersion({ min: 1, max: 3 }, { min: 2, max: 5 }), 3);
+  assert.equal(negotiateVersion({ min: 1, max: 1 }, { min: 1, max: 1 }), 1);
+  assert.equal(negotiateVersion({ min: 1, max: 2 }, { min: 3, max: 4 }), undefined);
+  assert.equal(negotiateVersion({ min: 4, max: 6 }, { min: 1, max: 3 }), undefined);
+});
+
+test('negotiation is symmetric and its result lies in both ranges and is the largest such', () => {
+  fc.assert(
+    fc.property(arbRange, arbRange, (a, b) => {
+      const v = negotiateVersion(a, b);
+      assert.equal(v, negotiateVersion(b, a));
+      const common = Array.from({ length: 50 }, (_, i) => i + 1).filter((x) => x >= a.min && x <= a.max && x >= b.min && x <= b.max);
+      assert.equal(v, common.length === 0 ? undefined : Math.max(...common));
+    }),
+  );
+});
