@@ -15,7 +15,7 @@ import { dh, generateDhKeyPair, generateSigningKeyPair, sign } from '../crypto/k
 import { CryptoError } from '../crypto/errors.js';
 import { formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
-import { decodeResponse, encodeCommand, type Command, type Response } from '../protocol/commands.js';
+import { decodeResponse, encodeCommand, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
 import { ConnectionError, RelayError } from './errors.js';
@@ -268,8 +268,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return r as Extract<Response, { type: T }>;
   }
 
-  /** Creates a queue with fresh keys. With `subscribe`, pushes start at once. */
-  async createQueue(options: { subscribe?: boolean } = {}): Promise<RecipientQueue> {
+  /**
+   * Creates a queue with fresh keys. With `subscribe`, pushes start at once.
+   * `mode: 'contact'` makes a contact-address queue that anyone may send to unsigned.
+   */
+  async createQueue(options: { subscribe?: boolean; mode?: QueueMode } = {}): Promise<RecipientQueue> {
     const auth = generateSigningKeyPair();
     const dhKeys = generateDhKeyPair();
     const command: Command = {
@@ -277,6 +280,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       recipientAuthKey: auth.publicKey,
       recipientDhKey: dhKeys.publicKey,
       basicAuth: Buffer.from(this.opts.password ?? ''),
+      queueMode: options.mode ?? 'messaging',
     };
     const ids = this.expect(await this.request(EMPTY, command, auth.privateKey), 'IDS');
     let queueKey: Uint8Array;

@@ -16,8 +16,22 @@ export const MAX_MESSAGE_LENGTH = 15 * 1024;
 /** Longest relay password a NEW command carries. */
 export const MAX_BASIC_AUTH_LENGTH = 255;
 
+/**
+ * `messaging`: secured with KEY, after which only the sender's key may send;
+ * `contact`: a contact address, which anyone holding its address may send to
+ * unsigned, any number of times (within the quota), and which is never secured.
+ */
+export type QueueMode = 'messaging' | 'contact';
+export const QUEUE_MODES: readonly QueueMode[] = ['messaging', 'contact'];
+
 export type Command =
-  | { readonly type: 'NEW'; readonly recipientAuthKey: Uint8Array; readonly recipientDhKey: Uint8Array; readonly basicAuth: Uint8Array }
+  | {
+      readonly type: 'NEW';
+      readonly recipientAuthKey: Uint8Array;
+      readonly recipientDhKey: Uint8Array;
+      readonly basicAuth: Uint8Array;
+      readonly queueMode: QueueMode;
+    }
   | { readonly type: 'SUB' }
   | { readonly type: 'KEY'; readonly senderAuthKey: Uint8Array }
   | { readonly type: 'GET' }
@@ -76,6 +90,7 @@ export function encodeCommand(c: Command): Uint8Array {
         .short(key(c.recipientAuthKey, 'recipient auth key'))
         .short(key(c.recipientDhKey, 'recipient DH key'))
         .short(c.basicAuth)
+        .u8(QUEUE_MODES.indexOf(c.queueMode))
         .finish();
     case 'KEY':
       return tagged('KEY ').short(key(c.senderAuthKey, 'sender auth key')).finish();
@@ -150,8 +165,10 @@ export function decodeCommand(bytes: Uint8Array): Command {
       const recipientAuthKey = fixed(r, PUBLIC_KEY_LENGTH, 'recipient auth key');
       const recipientDhKey = fixed(r, PUBLIC_KEY_LENGTH, 'recipient DH key');
       const basicAuth = r.short('basic auth');
+      const queueMode = QUEUE_MODES[r.u8('queue mode')];
+      if (!queueMode) throw new ProtocolError('CMD_SYNTAX', 'unknown queue mode');
       r.end(tag);
-      return { type: 'NEW', recipientAuthKey, recipientDhKey, basicAuth };
+      return { type: 'NEW', recipientAuthKey, recipientDhKey, basicAuth, queueMode };
     }
     case 'KEY': {
       expectFields(bare, tag);

@@ -99,8 +99,10 @@ export class Dispatcher {
         const key = queue?.senderKey ?? DUMMY_KEY;
         const valid = hasAuth && verify(key, signed(), t.authenticator);
         if (!queue || queue.status !== 'active') return err('AUTH');
-        // A secured queue takes only signed messages; an unsecured one only its single unsigned confirmation.
-        if (queue.senderKey ? !valid : hasAuth || queue.unsecuredSendUsed) return err('AUTH');
+        // A secured queue takes only signed messages; an unsecured one only its single unsigned
+        // confirmation; a contact queue only unsigned messages, any number.
+        const oneShotUsed = queue.mode === 'messaging' && queue.unsecuredSendUsed;
+        if (queue.senderKey ? !valid : hasAuth || oneShotUsed) return err('AUTH');
         return this.send(queue, command);
       }
     }
@@ -122,7 +124,7 @@ export class Dispatcher {
       const recipientId = randomBytes(ID_LENGTH);
       const senderId = randomBytes(ID_LENGTH);
       try {
-        await this.store.createQueue({ recipientId, senderId, recipientKey: c.recipientAuthKey, queueKey });
+        await this.store.createQueue({ recipientId, senderId, recipientKey: c.recipientAuthKey, queueKey, mode: c.queueMode });
         return { type: 'IDS', recipientId, senderId, relayDhKey: relayDh.publicKey };
       } catch (e) {
         if (!(e instanceof DuplicateIdError)) throw e;

@@ -4,6 +4,7 @@
  * test/relay/queue-store.test.ts. Methods are async so that a networked
  * backend fits; a method that resolves has made its change durable.
  */
+import type { QueueMode } from '../protocol/commands.js';
 
 export type QueueStatus = 'active' | 'suspended';
 
@@ -17,6 +18,7 @@ export interface QueueRecord {
   /** Ed25519 key that signs SEND once the queue is secured; null before. */
   readonly senderKey: Uint8Array | null;
   readonly status: QueueStatus;
+  readonly mode: QueueMode;
   /** Whether the one unsigned message an unsecured queue accepts was used. */
   readonly unsecuredSendUsed: boolean;
 }
@@ -26,6 +28,7 @@ export interface NewQueue {
   readonly senderId: Uint8Array;
   readonly recipientKey: Uint8Array;
   readonly queueKey: Uint8Array;
+  readonly mode: QueueMode;
 }
 
 export interface StoredMessage {
@@ -42,7 +45,7 @@ export type SecureResult = 'ok' | 'auth';
 export interface AddMessageOptions {
   /** Most undelivered messages the queue may hold. */
   readonly quota: number;
-  /** Unsigned send to an unsecured queue: succeeds only once per queue. */
+  /** Unsigned send to an unsecured messaging queue: succeeds only once per queue (any number of times on a contact queue). */
   readonly unsecured: boolean;
   /** Messages created before this are expired and do not count to the quota. */
   readonly notBefore: number;
@@ -57,7 +60,7 @@ export interface QueueStore {
   createQueue(q: NewQueue): Promise<void>;
   byRecipientId(recipientId: Uint8Array): Promise<QueueRecord | undefined>;
   bySenderId(senderId: Uint8Array): Promise<QueueRecord | undefined>;
-  /** Sets the sender key; repeating it with the same key is OK, another key is 'auth'. */
+  /** Sets the sender key; repeating it with the same key is OK, another key (or a contact queue) is 'auth'. */
   secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult>;
   suspendQueue(recipientId: Uint8Array): Promise<boolean>;
   /** Deletes the queue and all its messages. */

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS queues (
   queue_key BLOB NOT NULL,
   sender_key BLOB,
   status INTEGER NOT NULL DEFAULT 0,
-  unsecured_sent INTEGER NOT NULL DEFAULT 0
+  unsecured_sent INTEGER NOT NULL DEFAULT 0,
+  mode INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,6 +58,7 @@ interface QueueRow {
   sender_key: Buffer | null;
   status: number;
   unsecured_sent: number;
+  mode: number;
 }
 
 interface MessageRow {
@@ -84,6 +86,7 @@ function toQueue(row: QueueRow): QueueRecord {
     queueKey: new Uint8Array(row.queue_key),
     senderKey: row.sender_key ? new Uint8Array(row.sender_key) : null,
     status: STATUS[row.status] ?? 'suspended',
+    mode: row.mode === 1 ? 'contact' : 'messaging',
     unsecuredSendUsed: row.unsecured_sent !== 0,
   };
 }
@@ -113,10 +116,10 @@ export class SqliteQueueStore implements QueueStore {
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     const s = (sql: string): Statement => this.db.prepare(sql);
     this.q = {
-      insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key) VALUES (?, ?, ?, ?)'),
+      insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, ?)'),
       byRecipient: s('SELECT * FROM queues WHERE recipient_id = ?'),
       bySender: s('SELECT * FROM queues WHERE sender_id = ?'),
-      setSenderKey: s('UPDATE queues SET sender_key = ? WHERE recipient_id = ? AND sender_key IS NULL'),
+      setSenderKey: s('UPDATE queues SET sender_key = ? WHERE recipient_id = ? AND sender_key IS NULL AND mode = 0'),
       suspend: s('UPDATE queues SET status = 1 WHERE recipient_id = ?'),
       deleteQueue: s('DELETE FROM queues WHERE recipient_id = ?'),
       deleteQueueMessages: s('DELETE FROM messages WHERE recipient_id = ?'),
@@ -133,7 +136,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async createQueue(q: NewQueue): Promise<void> {
     try {
-      this.q.insertQueue!.run(q.recipientId, q.senderId, q.recipientKey, q.queueKey);
+      this.q.insertQueue!.run(q.recipientId, q.senderId, q.recipientKey, q.queueKey, q.mode === 'contact' ? 1 : 0);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DuplicateIdError('queue ID taken');
       throw err;
@@ -195,10 +198,11 @@ export class SqliteQueueStore implements QueueStore {
   private addOne({ recipientId, message, options }: PendingAdd): AddMessageResult {
     const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
     if (!row || row.status !== 0) return 'auth';
-    if (options.unsecured && (row.sender_key !== null || row.unsecured_sent !== 0)) return 'auth';
+    const oneShot = row.mode === 0;
+    if (options.unsecured && (row.sender_key !== null || (oneShot && row.unsecured_sent !== 0))) return 'auth';
     const { n } = this.q.countMessages!.get(recipientId, options.notBefore) as { n: number };
     if (n >= options.quota) return 'quota';
-    if (options.unsecured) this.q.markUnsecured!.run(recipientId);
+    if (options.unsecured && oneShot) this.q.markUnsecured!.run(recipientId);
     this.q.insertMessage!.run(recipientId, message.msgId, message.sealed, message.createdAt);
     return 'ok';
   }

@@ -182,6 +182,21 @@ describe('relay end to end', () => {
     assert.equal(str((await c.get(queue))!.body), 'signed');
   });
 
+  test('a contact queue takes many unsigned messages, never signed ones, and cannot be secured', async () => {
+    const c = await connect();
+    const queue = await c.createQueue({ mode: 'contact' });
+    const unsigned = { relay: queue.relay, senderId: queue.senderId };
+    for (const t of ['request 1', 'request 2', 'request 3']) await c.send(unsigned, text(t));
+    const keys = generateSigningKeyPair();
+    await assert.rejects(c.send({ ...unsigned, senderKey: keys.privateKey }, text('signed')), rejectsWith('AUTH'));
+    await assert.rejects(c.secureQueue(queue, keys.publicKey), rejectsWith('AUTH'));
+    for (const t of ['request 1', 'request 2', 'request 3']) {
+      const m = await c.get(queue);
+      assert.equal(str(m!.body), t);
+      await c.ack(queue, m!.msgId);
+    }
+  });
+
   test('a second subscriber takes over and the first gets END', async () => {
     const a = await connect();
     const b = await connect();

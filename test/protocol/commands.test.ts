@@ -27,8 +27,12 @@ const i = (v: number): Uint8Array => new Uint8Array(ID_LENGTH).fill(v);
 
 test('command layouts: tag, space, fields; bare tags for commands without fields', () => {
   assert.equal(
-    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: ascii('pw') })),
-    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '02' + hex(ascii('pw')),
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: ascii('pw'), queueMode: 'messaging' })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '02' + hex(ascii('pw')) + '00',
+  );
+  assert.equal(
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(0), queueMode: 'contact' })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '00' + '01',
   );
   assert.equal(hex(encodeCommand({ type: 'KEY', senderAuthKey: k(3) })), hex(ascii('KEY ')) + '20' + hex(k(3)));
   assert.equal(hex(encodeCommand({ type: 'ACK', msgId: i(4) })), hex(ascii('ACK ')) + '18' + hex(i(4)));
@@ -75,8 +79,8 @@ test('the largest message body encodes; one byte more does not', () => {
 
 test('encoders refuse keys and IDs of the wrong length', () => {
   assert.throws(() => encodeCommand({ type: 'KEY', senderAuthKey: new Uint8Array(31) }), RangeError);
-  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: new Uint8Array(33), basicAuth: new Uint8Array(0) }), RangeError);
-  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(256) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: new Uint8Array(33), basicAuth: new Uint8Array(0), queueMode: 'messaging' }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(256), queueMode: 'messaging' }), RangeError);
   assert.throws(() => encodeCommand({ type: 'ACK', msgId: new Uint8Array(23) }), RangeError);
   assert.throws(() => encodeResponse({ type: 'IDS', recipientId: i(1), senderId: new Uint8Array(0), relayDhKey: k(1) }), RangeError);
   assert.throws(() => encodeResponse({ type: 'MSG', msgId: new Uint8Array(25), encryptedBody: new Uint8Array(0) }), RangeError);

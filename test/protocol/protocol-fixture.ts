@@ -31,6 +31,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
     recipientAuthKey: bytesOf(PUBLIC_KEY_LENGTH),
     recipientDhKey: bytesOf(PUBLIC_KEY_LENGTH),
     basicAuth: fc.uint8Array({ maxLength: MAX_BASIC_AUTH_LENGTH }),
+    queueMode: fc.constantFrom('messaging' as const, 'contact' as const),
   }, PLAIN),
   fc.record({ type: fc.constant('KEY' as const), senderAuthKey: bytesOf(PUBLIC_KEY_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('ACK' as const), msgId: bytesOf(ID_LENGTH) }, PLAIN),

@@ -38,6 +38,7 @@ const newQueue = () => ({
   senderId: randomBytes(24),
   recipientKey: randomBytes(32),
   queueKey: randomBytes(32),
+  mode: 'messaging' as const,
 });
 const message = (createdAt = Date.now()): StoredMessage => ({ msgId: randomBytes(24), sealed: randomBytes(200), createdAt });
 const opts = { quota: 10, unsecured: false, notBefore: 0 };
@@ -103,6 +104,16 @@ for (const backend of backends) {
       assert.equal(await store.addMessage(q.recipientId, message(), { ...opts, quota: 0, unsecured: true }), 'quota');
       assert.equal(await store.addMessage(q.recipientId, message(), { ...opts, unsecured: true }), 'ok');
       assert.equal(await store.addMessage(q.recipientId, message(), { ...opts, unsecured: true }), 'auth');
+      await store.close();
+    });
+
+    test('a contact queue takes any number of unsigned messages and cannot be secured', async () => {
+      const { store } = backend.open();
+      const q = { ...newQueue(), mode: 'contact' as const };
+      await store.createQueue(q);
+      assert.equal((await store.byRecipientId(q.recipientId))?.mode, 'contact');
+      for (let i = 0; i < 3; i++) assert.equal(await store.addMessage(q.recipientId, message(), { ...opts, unsecured: true }), 'ok');
+      assert.equal(await store.secureQueue(q.recipientId, randomBytes(32)), 'auth');
       await store.close();
     });
 

@@ -78,7 +78,7 @@ describe('relay server in-process', () => {
     const a = await openTransport(relay.address, 5000);
     const b = await openTransport(relay.address, 5000);
     const keys = generateSigningKeyPair();
-    const body = encodeTransmissionBody(Uint8Array.of(1), new Uint8Array(0), encodeCommand({ type: 'NEW', recipientAuthKey: keys.publicKey, recipientDhKey: generateSigningKeyPair().publicKey, basicAuth: new Uint8Array(0) }));
+    const body = encodeTransmissionBody(Uint8Array.of(1), new Uint8Array(0), encodeCommand({ type: 'NEW', recipientAuthKey: keys.publicKey, recipientDhKey: generateSigningKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging' }));
     const signedForA = sign(keys.privateKey, signedData(a.binding, body));
     b.socket.write(encodeBatch([encodeTransmission(signedForA, body)]));
     const [onB] = await nextResponses(b);
@@ -127,7 +127,7 @@ test('an AUTH failure costs the same whether or not the queue exists', async () 
   const session: ClientSession = { binding: randomBytes(32), push: () => undefined };
   const owner = generateSigningKeyPair();
   const recipientId = randomBytes(24);
-  await store.createQueue({ recipientId, senderId: randomBytes(24), recipientKey: owner.publicKey, queueKey: randomBytes(32) });
+  await store.createQueue({ recipientId, senderId: randomBytes(24), recipientKey: owner.publicKey, queueKey: randomBytes(32), mode: 'messaging' });
   const wrong = generateSigningKeyPair();
   const getFor = (id: Uint8Array) => {
     const body = encodeTransmissionBody(Uint8Array.of(1), id, encodeCommand({ type: 'GET' }));

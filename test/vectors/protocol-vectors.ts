@@ -139,7 +139,7 @@ export function computeProtocolVectors(): ProtocolVectors {
   const sealed = sealMessage(queueKey, msgId, delivered);
 
   const commands: Command[] = [
-    { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password') },
+    { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password'), queueMode: 'messaging' },
     { type: 'KEY', senderAuthKey: senderAuthPublic },
     { type: 'SUB' },
     { type: 'GET' },

@@ -1,0 +1,90 @@
+/**
+ * The agent's public contract, as the chat layer and the CLI use it. The
+ * agent owns device-specific state (queues, ratchets, pending deliveries)
+ * in `agent_*` tables of the profile database; the chat layer owns
+ * contacts and history in its own tables of the same database, so that a
+ * received message and its ratchet step commit in one transaction.
+ *
+ * Peer info (`myInfo`, `peerInfo`) is opaque to the agent: the chat layer
+ * puts its profile (display name) there, and the agent only carries it
+ * end-to-end encrypted inside the connection handshake.
+ */
+
+/** A message handed to the chat layer. */
+export interface IncomingMessage {
+  /** Sender's sequence number on this connection, from 1, strictly increasing. */
+  readonly seq: number;
+  readonly body: Uint8Array;
+  /** Seconds since the epoch when the contact's agent sent it. */
+  readonly sentAt: number;
+}
+
+export interface IncomingRequest {
+  readonly requestId: string;
+  readonly addressId: string;
+  readonly peerInfo: Uint8Array;
+  /** Seconds since the epoch. */
+  readonly receivedAt: number;
+}
+
+/**
+ * Callbacks the agent makes synchronously inside its database transaction:
+ * whatever the handler writes to the same database commits (or rolls back)
+ * together with the agent's own state. A handler must not do I/O other than
+ * that database, and must not throw for ordinary input.
+ */
+export interface AgentHandlers {
+  /** The connection's handshake finished; both sides may now send. */
+  onConnected(connectionId: string, peerInfo: Uint8Array): void;
+  onMessage(connectionId: string, message: IncomingMessage): void;
+  /** The contact's relay stored outgoing message `seq`. */
+  onSent(connectionId: string, seq: number): void;
+  /** The contact's agent received outgoing message `seq` (delivery receipt). */
+  onDelivered(connectionId: string, seq: number): void;
+  /** Someone used one of our contact addresses. */
+  onRequest(request: IncomingRequest): void;
+  /** The contact deleted the connection. */
+  onDeleted(connectionId: string): void;
+}
+
+export type ConnectionStatus =
+  | 'invited' // we made a one-time link, nobody used it yet
+  | 'joining' // we used a link or an address, waiting for the other side
+  | 'accepting' // we accepted, handshake under way
+  | 'ready' // both directions work
+  | 'deleted';
+
+export interface ConnectionInfo {
+  readonly connectionId: string;
+  readonly status: ConnectionStatus;
+  /** Addresses of the relays holding our receiving queue(s) for this connection. */
+  readonly receiveRelays: readonly string[];
+  /** Outgoing messages not yet stored by the contact's relay. */
+  readonly pendingOutgoing: number;
+}
+
+export interface RelayEntry {
+  readonly address: string;
+  /** Operator name: queues are spread over operators (issue 4); free text. */
+  readonly operator: string;
+}
+
+export type AgentErrorCode =
+  | 'BAD_LINK' // not a Nightjar link, or damaged
+  | 'LINK_USED' // a one-time link that someone already used
+  | 'ADDRESS_GONE' // the contact address was deleted
+  | 'NO_RELAYS' // the profile has no relays configured
+  | 'RELAY_UNREACHABLE' // could not reach a relay; nothing was lost, retry later
+  | 'UNKNOWN_CONNECTION'
+  | 'UNKNOWN_REQUEST'
+  | 'NOT_READY'; // the connection cannot carry messages yet
+
+export class AgentError extends Error {
+  override readonly name = 'AgentError';
+  constructor(
+    readonly code: AgentErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

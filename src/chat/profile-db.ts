@@ -1,0 +1,118 @@
+/**
+ * The profile's encrypted database: one SQLCipher file (through
+ * better-sqlite3-multiple-ciphers) holding the agent's `agent_*` tables and
+ * the chat layer's `chat_*` tables.
+ *
+ * A wrong passphrase is detected by the first read, before anything is
+ * written (no journal mode change, no schema), so the file stays byte for
+ * byte as it was. A new profile is built under a temporary name and linked
+ * into place only when complete, so a failed `init` leaves no half profile.
+ */
+import Database from 'better-sqlite3-multiple-ciphers';
+import { existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChatError } from './errors.js';
+
+export type DB = Database.Database;
+
+/** File name of the database inside a profile directory. */
+export const PROFILE_DB_FILE = 'nightjar.db';
+
+export function profileDbPath(dir: string): string {
+  return join(dir, PROFILE_DB_FILE);
+}
+
+export function profileExists(dir: string): boolean {
+  return existsSync(profileDbPath(dir));
+}
+
+function keyed(path: string, passphrase: string, create: boolean): DB {
+  const db = new Database(path, { fileMustExist: !create });
+  try {
+    db.pragma("cipher='sqlcipher'");
+    db.pragma('legacy=4');
+    db.key(Buffer.from(passphrase, 'utf8'));
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** Durability and hygiene settings, applied only once the key is known good. */
+function configure(db: DB): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  // removed rows (disappearing messages, deleted contacts) are overwritten
+  db.pragma('secure_delete = ON');
+}
+
+function isNotADatabase(e: unknown): boolean {
+  return e instanceof Error && (e as Error & { code?: string }).code === 'SQLITE_NOTADB';
+}
+
+/**
+ * Opens an existing profile. Throws ChatError NO_PROFILE, WRONG_PASSPHRASE
+ * or NOT_A_PROFILE; `isProfile` tells whether the schema is Nightjar's.
+ */
+export function openProfileDatabase(dir: string, passphrase: string, isProfile: (db: DB) => boolean): DB {
+  const path = profileDbPath(dir);
+  if (!existsSync(path)) throw new ChatError('NO_PROFILE', `no profile in ${dir} (create one with: nightjar init --name NAME)`);
+  let db: DB;
+  try {
+    db = keyed(path, passphrase, false);
+  } catch (e) {
+    throw new ChatError('BAD_PROFILE_DIR', `cannot open profile ${dir}: ${(e as Error).message}`);
+  }
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+  } catch (e) {
+    db.close();
+    if (isNotADatabase(e)) throw new ChatError('WRONG_PASSPHRASE', `wrong passphrase for profile ${dir}`);
+    throw new ChatError('BAD_PROFILE_DIR', `cannot open profile ${dir}: ${(e as Error).message}`);
+  }
+  if (!isProfile(db)) {
+    db.close();
+    throw new ChatError('NOT_A_PROFILE', `${path} is not a Nightjar profile`);
+  }
+  configure(db);
+  return db;
+}
+
+/**
+ * Creates a new profile database and runs `setup` on it (schema, profile
+ * row, agent tables). The file appears under its real name only after
+ * `setup` succeeded and the database was closed.
+ */
+export function createProfileDatabase(dir: string, passphrase: string, setup: (db: DB) => void): void {
+  if (passphrase.length === 0) throw new ChatError('NO_PASSPHRASE', 'the passphrase must not be empty');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+  } catch (e) {
+    throw new ChatError('BAD_PROFILE_DIR', `cannot use profile directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const path = profileDbPath(dir);
+  if (existsSync(path)) throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
+  const temp = `${path}.creating-${process.pid}`;
+  const removeTemp = (): void => {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(temp + suffix, { force: true });
+  };
+  removeTemp();
+  try {
+    const db = keyed(temp, passphrase, true);
+    try {
+      configure(db);
+      setup(db);
+    } finally {
+      db.close();
+    }
+    linkSync(temp, path); // fails if another init won the race
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
+    throw e;
+  } finally {
+    removeTemp();
+  }
+}
