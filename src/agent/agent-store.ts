@@ -1,0 +1,345 @@
+/**
+ * The agent's tables in the profile database: device-specific state only
+ * (queues, ratchets, pending deliveries). Everything here is written in
+ * short transactions by agent.ts; reads return plain rows.
+ */
+import type Database from 'better-sqlite3-multiple-ciphers';
+
+type DB = Database.Database;
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_relays (
+  address TEXT PRIMARY KEY,
+  operator TEXT NOT NULL,
+  added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_connections (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  role TEXT NOT NULL,
+  my_info BLOB NOT NULL,
+  peer_info BLOB,
+  ratchet BLOB,
+  ad BLOB,
+  invitation_secrets BLOB,
+  next_seq INTEGER NOT NULL DEFAULT 1,
+  recv_floor INTEGER NOT NULL DEFAULT 0,
+  rcpt_pending INTEGER NOT NULL DEFAULT 0,
+  rcpt_sent INTEGER NOT NULL DEFAULT 0,
+  delivered_upto INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_rcv_queues (
+  id INTEGER PRIMARY KEY,
+  connection_id TEXT,
+  address_id TEXT,
+  relay TEXT NOT NULL,
+  recipient_id BLOB NOT NULL,
+  sender_id BLOB NOT NULL,
+  recipient_key BLOB NOT NULL,
+  queue_key BLOB NOT NULL,
+  key_to_set BLOB,
+  secured INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'active'
+);
+CREATE TABLE IF NOT EXISTS agent_snd_queues (
+  id INTEGER PRIMARY KEY,
+  connection_id TEXT NOT NULL,
+  relay TEXT NOT NULL,
+  sender_id BLOB NOT NULL,
+  sender_key BLOB NOT NULL,
+  status TEXT NOT NULL,
+  current INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS agent_outbox (
+  id INTEGER PRIMARY KEY,
+  connection_id TEXT NOT NULL,
+  snd_queue_id INTEGER NOT NULL,
+  seq INTEGER,
+  envelope BLOB NOT NULL,
+  signed INTEGER NOT NULL,
+  wait_rcv_queue INTEGER,
+  after_sent TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS agent_outbox_by_connection ON agent_outbox(connection_id, id);
+CREATE TABLE IF NOT EXISTS agent_recv_buffer (
+  connection_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sent_at INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (connection_id, seq)
+);
+CREATE TABLE IF NOT EXISTS agent_addresses (
+  id TEXT PRIMARY KEY,
+  rcv_queue_id INTEGER NOT NULL,
+  secrets BLOB NOT NULL,
+  link TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_requests (
+  id INTEGER PRIMARY KEY,
+  address_id TEXT NOT NULL,
+  ratchet BLOB NOT NULL,
+  ad BLOB NOT NULL,
+  peer_info BLOB NOT NULL,
+  reply_relay TEXT NOT NULL,
+  reply_sender_id BLOB NOT NULL,
+  received_at INTEGER NOT NULL
+);
+`;
+
+export type Role = 'inviter' | 'joiner' | 'requester' | 'acceptor';
+
+export interface ConnectionRow {
+  id: string;
+  status: 'invited' | 'joining' | 'accepting' | 'ready' | 'deleted';
+  role: Role;
+  my_info: Buffer;
+  peer_info: Buffer | null;
+  ratchet: Buffer | null;
+  ad: Buffer | null;
+  invitation_secrets: Buffer | null;
+  next_seq: number;
+  recv_floor: number;
+  rcpt_pending: number;
+  rcpt_sent: number;
+  delivered_upto: number;
+  created_at: number;
+}
+
+export interface RcvQueueRow {
+  id: number;
+  connection_id: string | null;
+  address_id: string | null;
+  relay: string;
+  recipient_id: Buffer;
+  sender_id: Buffer;
+  recipient_key: Buffer;
+  queue_key: Buffer;
+  key_to_set: Buffer | null;
+  secured: number;
+  status: 'active' | 'retiring' | 'ended';
+}
+
+export interface SndQueueRow {
+  id: number;
+  connection_id: string;
+  relay: string;
+  sender_id: Buffer;
+  sender_key: Buffer;
+  status: 'new' | 'active' | 'retiring';
+  current: number;
+}
+
+export interface OutboxRow {
+  id: number;
+  connection_id: string;
+  snd_queue_id: number;
+  seq: number | null;
+  envelope: Buffer;
+  signed: number;
+  wait_rcv_queue: number | null;
+  after_sent: string | null;
+  attempts: number;
+  last_error: string | null;
+}
+
+export interface RequestRow {
+  id: number;
+  address_id: string;
+  ratchet: Buffer;
+  ad: Buffer;
+  peer_info: Buffer;
+  reply_relay: string;
+  reply_sender_id: Buffer;
+  received_at: number;
+}
+
+export interface AddressRow {
+  id: string;
+  rcv_queue_id: number;
+  secrets: Buffer;
+  link: string;
+  created_at: number;
+}
+
+/** Creates or upgrades the agent's tables. */
+export function migrateAgentSchema(db: DB): void {
+  db.exec(SCHEMA);
+  const row = db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string } | undefined;
+  const version = row ? Number(row.value) : 0;
+  if (version > SCHEMA_VERSION) throw new Error(`agent database schema ${version} is newer than this Nightjar; upgrade it`);
+  db.prepare("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+}
+
+/** Typed queries over the agent tables. */
+export class AgentStore {
+  constructor(readonly db: DB) {
+    migrateAgentSchema(db);
+  }
+
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  connection(id: string): ConnectionRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_connections WHERE id = ?').get(id) as ConnectionRow | undefined;
+  }
+
+  connections(): ConnectionRow[] {
+    return this.db.prepare("SELECT * FROM agent_connections WHERE status != 'deleted' ORDER BY created_at").all() as ConnectionRow[];
+  }
+
+  updateConnection(id: string, fields: Partial<Omit<ConnectionRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    const sql = `UPDATE agent_connections SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
+    this.db.prepare(sql).run({ ...fields, id });
+  }
+
+  insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
+    const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: Date.now(), ...row };
+    this.db
+      .prepare(
+        `INSERT INTO agent_connections (id, status, role, my_info, peer_info, ratchet, ad, invitation_secrets, created_at)
+         VALUES (@id, @status, @role, @my_info, @peer_info, @ratchet, @ad, @invitation_secrets, @created_at)`,
+      )
+      .run(full);
+  }
+
+  deleteConnectionRows(id: string): void {
+    for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_snd_queues', 'agent_rcv_queues']) {
+      this.db.prepare(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
+    }
+    this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
+  }
+
+  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status'>): number {
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key)
+           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key)`,
+        )
+        .run(q).lastInsertRowid,
+    );
+  }
+
+  rcvQueue(id: number): RcvQueueRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_rcv_queues WHERE id = ?').get(id) as RcvQueueRow | undefined;
+  }
+
+  rcvQueues(): RcvQueueRow[] {
+    return this.db.prepare('SELECT * FROM agent_rcv_queues ORDER BY id').all() as RcvQueueRow[];
+  }
+
+  rcvQueuesOf(connectionId: string): RcvQueueRow[] {
+    return this.db.prepare('SELECT * FROM agent_rcv_queues WHERE connection_id = ? ORDER BY id').all(connectionId) as RcvQueueRow[];
+  }
+
+  updateRcvQueue(id: number, fields: Partial<Omit<RcvQueueRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    this.db.prepare(`UPDATE agent_rcv_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  deleteRcvQueue(id: number): void {
+    this.db.prepare('DELETE FROM agent_rcv_queues WHERE id = ?').run(id);
+  }
+
+  insertSndQueue(q: Omit<SndQueueRow, 'id'>): number {
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current)
+           VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current)`,
+        )
+        .run(q).lastInsertRowid,
+    );
+  }
+
+  sndQueue(id: number): SndQueueRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE id = ?').get(id) as SndQueueRow | undefined;
+  }
+
+  currentSndQueue(connectionId: string): SndQueueRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id DESC LIMIT 1').get(connectionId) as
+      | SndQueueRow
+      | undefined;
+  }
+
+  pendingSndQueue(connectionId: string): SndQueueRow | undefined {
+    return this.db.prepare("SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 0 AND status = 'new' ORDER BY id DESC LIMIT 1").get(
+      connectionId,
+    ) as SndQueueRow | undefined;
+  }
+
+  updateSndQueue(id: number, fields: Partial<Omit<SndQueueRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    this.db.prepare(`UPDATE agent_snd_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  deleteSndQueue(id: number): void {
+    this.db.prepare('DELETE FROM agent_snd_queues WHERE id = ?').run(id);
+  }
+
+  enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error'>): void {
+    this.db
+      .prepare(
+        `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
+         VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent)`,
+      )
+      .run(row);
+  }
+
+  /** The connection's queued messages in order, without their (large) envelopes. */
+  outboxOf(connectionId: string): Omit<OutboxRow, 'envelope'>[] {
+    return this.db
+      .prepare('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error FROM agent_outbox WHERE connection_id = ? ORDER BY id')
+      .all(connectionId) as Omit<OutboxRow, 'envelope'>[];
+  }
+
+  envelopeOf(outboxId: number): Buffer {
+    return (this.db.prepare('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer }).envelope;
+  }
+
+  outboxConnections(): string[] {
+    return (this.db.prepare('SELECT DISTINCT connection_id AS id FROM agent_outbox').all() as { id: string }[]).map((r) => r.id);
+  }
+
+  pendingCount(connectionId: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM agent_outbox WHERE connection_id = ?').get(connectionId) as { n: number }).n;
+  }
+
+  retargetOutbox(connectionId: string, fromSndQueue: number, toSndQueue: number): void {
+    this.db.prepare('UPDATE agent_outbox SET snd_queue_id = ? WHERE connection_id = ? AND snd_queue_id = ? AND signed = 1').run(toSndQueue, connectionId, fromSndQueue);
+  }
+
+  markAttempt(id: number, error: string): void {
+    this.db.prepare('UPDATE agent_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?').run(error, id);
+  }
+
+  deleteOutgoing(id: number): void {
+    this.db.prepare('DELETE FROM agent_outbox WHERE id = ?').run(id);
+  }
+
+  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
+    this.db.prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+  }
+
+  isBuffered(connectionId: string, seq: number): boolean {
+    return this.db.prepare('SELECT 1 FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) !== undefined;
+  }
+
+  takeBuffered(connectionId: string, seq: number): { sent_at: number; body: Buffer } | undefined {
+    const row = this.db.prepare('SELECT sent_at, body FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) as
+      | { sent_at: number; body: Buffer }
+      | undefined;
+    if (row) this.db.prepare('DELETE FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').run(connectionId, seq);
+    return row;
+  }
+}

@@ -1,0 +1,859 @@
+/**
+ * The agent: connections made of unidirectional queues, end-to-end
+ * encrypted with the PQ double ratchet, delivered reliably.
+ *
+ * Reliability rules (docs/agent.md):
+ * - An outgoing message is ratchet-encrypted and stored in agent_outbox in
+ *   the same transaction as the new ratchet state; it leaves the outbox only
+ *   after the relay's OK, and is retried with identical bytes until then.
+ * - An incoming message is decrypted and handed to the chat layer in one
+ *   transaction with the new ratchet state; only then is it acknowledged to
+ *   the relay. A redelivered message fails the ratchet's replay check and is
+ *   acknowledged without effect.
+ * - Per connection, outgoing messages are sent strictly one after another,
+ *   so the contact receives them in order.
+ */
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { RelayError } from '../client/errors.js';
+import type { RecipientQueue, ReceivedMessage } from '../client/queues.js';
+import type { RelayClient } from '../client/relay-client.js';
+import { generateSigningKeyPair, signingPublicKey } from '../crypto/keys.js';
+import { deserializeRatchet, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, initReceiver, initSender, type RatchetState } from '../crypto/ratchet.js';
+import {
+  acceptJoin,
+  createInvitation,
+  decodeInvitationSecrets,
+  decodeJoinReply,
+  encodeInvitationSecrets,
+  encodeJoinReply,
+  joinInvitation,
+} from '../crypto/x3dh.js';
+import { parseAddress } from '../protocol/address.js';
+import type { QueueMode } from '../protocol/commands.js';
+import {
+  AgentError,
+  type AgentHandlers,
+  type ConnectionInfo,
+  type RelayEntry,
+} from './agent-api.js';
+import { AgentStore, type ConnectionRow, type RcvQueueRow, type Role, type SndQueueRow } from './agent-store.js';
+import {
+  decodeEnvelope,
+  decodeMessage,
+  encodeEnvelope,
+  encodeMessage,
+  EnvelopeError,
+  MAX_BODY_LENGTH,
+  PADDED_JOIN,
+  PADDED_RATCHET,
+  type AgentMessage,
+  type QueueRef,
+} from './envelope.js';
+import { decodeLink, encodeLink } from './links.js';
+import { RelayPool } from './relay-pool.js';
+import type Database from 'better-sqlite3-multiple-ciphers';
+
+export interface AgentOptions {
+  /** Relay password for private relays, by relay address. */
+  readonly relayPasswords?: Readonly<Record<string, string>>;
+  /** Milliseconds between retries of pending work in `start()` mode (default 2000). */
+  readonly retryMs?: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+const newId = (): string => nodeRandomBytes(8).toString('hex');
+
+export class Agent {
+  readonly maxBodyLength = MAX_BODY_LENGTH;
+  private readonly store: AgentStore;
+  private readonly pool: RelayPool;
+  private chain: Promise<unknown> = Promise.resolve();
+  private running = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly subscribedClients = new Set<RelayClient>();
+
+  private constructor(
+    db: Database.Database,
+    private readonly handlers: AgentHandlers,
+    private readonly options: AgentOptions,
+  ) {
+    this.store = new AgentStore(db);
+    this.pool = new RelayPool({ reconnect: true, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 });
+  }
+
+  /** Opens the agent on an open (keyed) profile database, creating its tables. */
+  static open(db: Database.Database, handlers: AgentHandlers, options: AgentOptions = {}): Agent {
+    return new Agent(db, handlers, options);
+  }
+
+  /** Runs `fn` after every earlier queued step: one state change at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  // ---- relays -------------------------------------------------------------
+
+  addRelay(address: string, operator = ''): void {
+    parseAddress(address);
+    this.store.db
+      .prepare('INSERT INTO agent_relays (address, operator, added_at) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET operator = excluded.operator')
+      .run(address, operator, Date.now());
+  }
+
+  removeRelay(address: string): boolean {
+    return this.store.db.prepare('DELETE FROM agent_relays WHERE address = ?').run(address).changes === 1;
+  }
+
+  listRelays(): RelayEntry[] {
+    return this.store.db.prepare('SELECT address, operator FROM agent_relays ORDER BY added_at').all() as RelayEntry[];
+  }
+
+  /** A relay for a new receiving queue: random among the list, avoiding `avoid` when another exists. */
+  private pickRelay(avoid: readonly string[] = []): string {
+    const relays = this.listRelays().map((r) => r.address);
+    if (relays.length === 0) throw new AgentError('NO_RELAYS', 'no relays configured: add one with `nightjar relays add <address>`');
+    const preferred = relays.filter((r) => !avoid.includes(r));
+    const from = preferred.length > 0 ? preferred : relays;
+    return from[nodeRandomBytes(1)[0]! % from.length]!;
+  }
+
+  private async newReceiveQueue(relay: string, mode: QueueMode = 'messaging'): Promise<RecipientQueue> {
+    const client = await this.pool.get(relay);
+    try {
+      return await client.createQueue({ mode });
+    } catch (e) {
+      throw new AgentError('RELAY_UNREACHABLE', `could not create a queue on ${relay}: ${(e as Error).message}`);
+    }
+  }
+
+  private recipientQueue(row: RcvQueueRow): RecipientQueue {
+    return {
+      relay: parseAddress(row.relay),
+      recipientId: new Uint8Array(row.recipient_id),
+      senderId: new Uint8Array(row.sender_id),
+      recipientKey: new Uint8Array(row.recipient_key),
+      queueKey: new Uint8Array(row.queue_key),
+    };
+  }
+
+  private insertRcv(connectionId: string | null, addressId: string | null, relay: string, q: RecipientQueue): number {
+    return this.store.insertRcvQueue({
+      connection_id: connectionId,
+      address_id: addressId,
+      relay,
+      recipient_id: Buffer.from(q.recipientId),
+      sender_id: Buffer.from(q.senderId),
+      recipient_key: Buffer.from(q.recipientKey),
+      queue_key: Buffer.from(q.queueKey),
+    });
+  }
+
+  // ---- connections ----------------------------------------------------------
+
+  /** A one-time invitation link; the connection completes when someone uses it. */
+  async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
+    const relay = this.pickRelay();
+    const queue = await this.newReceiveQueue(relay);
+    const invitation = createInvitation();
+    const connectionId = newId();
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'invited',
+        role: 'inviter',
+        my_info: Buffer.from(myInfo),
+        invitation_secrets: Buffer.from(encodeInvitationSecrets(invitation.secrets)),
+      });
+      this.insertRcv(connectionId, null, relay, queue);
+    });
+    const link = encodeLink({ kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys });
+    return { connectionId, link };
+  }
+
+  /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
+  async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
+    const link = decodeLink(linkText);
+    const myRelay = this.pickRelay([link.relay]);
+    const replyQueue = await this.newReceiveQueue(myRelay);
+    const { reply, shared } = joinInvitation(link.keys);
+    const ratchet = initSender(shared, link.keys);
+    const senderKeys = generateSigningKeyPair();
+    const isInvitation = link.kind === 'invitation';
+    const conf: AgentMessage = {
+      tag: 'CONF',
+      secured: false,
+      // A contact queue is never secured, so a request carries no sender key for it.
+      senderKey: isInvitation ? senderKeys.publicKey : null,
+      info: myInfo,
+      replyQueue: { relay: myRelay, senderId: replyQueue.senderId },
+    };
+    const encrypted = ratchetEncrypt(ratchet, encodeMessage(conf), shared.associatedData, { paddedLength: PADDED_JOIN });
+    const envelope = encodeEnvelope({ type: 'JOIN', joinReply: encodeJoinReply(reply), ratchet: encrypted.message });
+    const connectionId = newId();
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'joining',
+        role: isInvitation ? 'joiner' : 'requester',
+        my_info: Buffer.from(myInfo),
+        ratchet: Buffer.from(serializeRatchet(encrypted.state)),
+        ad: Buffer.from(shared.associatedData),
+      });
+      this.insertRcv(connectionId, null, myRelay, replyQueue);
+      const snd = this.store.insertSndQueue({
+        connection_id: connectionId,
+        relay: link.relay,
+        sender_id: Buffer.from(link.senderId),
+        sender_key: Buffer.from(senderKeys.privateKey),
+        status: 'new',
+        current: 1,
+      });
+      this.store.enqueue({ connection_id: connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
+    });
+    await this.serial(() => this.flushConnection(connectionId, true));
+    return { connectionId };
+  }
+
+  /** A long-lived contact address on a contact-mode queue. */
+  async createAddress(): Promise<{ addressId: string; link: string }> {
+    const relay = this.pickRelay();
+    const queue = await this.newReceiveQueue(relay, 'contact');
+    const invitation = createInvitation();
+    const addressId = newId();
+    const link = encodeLink({ kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys });
+    this.store.tx(() => {
+      const rcv = this.insertRcv(null, addressId, relay, queue);
+      this.store.db
+        .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, Date.now());
+    });
+    return { addressId, link };
+  }
+
+  listAddresses(): { addressId: string; link: string }[] {
+    return (this.store.db.prepare('SELECT id, link FROM agent_addresses ORDER BY created_at').all() as { id: string; link: string }[]).map((r) => ({
+      addressId: r.id,
+      link: r.link,
+    }));
+  }
+
+  /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
+  async deleteAddress(addressId: string): Promise<void> {
+    const row = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(addressId) as { rcv_queue_id: number } | undefined;
+    if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+    const rcv = this.store.rcvQueue(row.rcv_queue_id);
+    if (rcv) {
+      const client = await this.pool.get(rcv.relay);
+      await client.deleteQueue(this.recipientQueue(rcv)).catch((e: unknown) => {
+        if (!(e instanceof RelayError && e.code === 'AUTH')) throw new AgentError('RELAY_UNREACHABLE', `could not delete the address queue: ${(e as Error).message}`);
+      });
+    }
+    this.store.tx(() => {
+      this.store.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
+      this.store.db.prepare('DELETE FROM agent_requests WHERE address_id = ?').run(addressId);
+      if (rcv) this.store.deleteRcvQueue(rcv.id);
+    });
+  }
+
+  /** Accepts a contact request: a new connection on fresh queues. */
+  async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
+    const req = this.store.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(Number(requestId)) as
+      | import('./agent-store.js').RequestRow
+      | undefined;
+    if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
+    const relay = this.pickRelay([req.reply_relay]);
+    const queue = await this.newReceiveQueue(relay);
+    const senderKeys = generateSigningKeyPair();
+    const connectionId = newId();
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'accepting',
+        role: 'acceptor',
+        my_info: Buffer.from(myInfo),
+        peer_info: req.peer_info,
+        ratchet: req.ratchet,
+        ad: req.ad,
+      });
+      this.insertRcv(connectionId, null, relay, queue);
+      const snd = this.store.insertSndQueue({
+        connection_id: connectionId,
+        relay: req.reply_relay,
+        sender_id: req.reply_sender_id,
+        sender_key: Buffer.from(senderKeys.privateKey),
+        status: 'new',
+        current: 1,
+      });
+      const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
+      this.enqueueMessage(connectionId, snd, conf, { signed: false });
+      this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(req.id);
+    });
+    await this.serial(() => this.flushConnection(connectionId));
+    return { connectionId };
+  }
+
+  rejectRequest(requestId: string): void {
+    if (this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(Number(requestId)).changes !== 1) {
+      throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
+    }
+  }
+
+  /**
+   * Encrypts and stores a message for the contact; returns its sequence
+   * number. Synchronous, so a caller can store its own row in the same
+   * transaction. Delivery happens in `sync()` or `start()`.
+   */
+  send(connectionId: string, body: Uint8Array): number {
+    if (body.length > MAX_BODY_LENGTH) throw new RangeError(`message body over ${MAX_BODY_LENGTH} bytes`);
+    return this.store.tx(() => {
+      const c = this.liveConnection(connectionId);
+      const snd = this.store.currentSndQueue(connectionId);
+      if (!snd) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
+      const seq = c.next_seq;
+      this.store.updateConnection(connectionId, { next_seq: seq + 1 });
+      this.enqueueMessage(connectionId, snd.id, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { signed: true, seq });
+      return seq;
+    });
+  }
+
+  /** Tells the contact, deletes our queues on their relays, and forgets the connection. */
+  async deleteConnection(connectionId: string): Promise<void> {
+    const c = this.liveConnection(connectionId);
+    const snd = this.store.currentSndQueue(connectionId);
+    if (c.status === 'ready' && snd) {
+      this.store.tx(() => this.enqueueMessage(connectionId, snd.id, { tag: 'DEL' }, { signed: true }));
+      await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
+    }
+    await this.serial(async () => {
+      for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.deleteRemoteQueue(rcv);
+      this.store.tx(() => this.store.deleteConnectionRows(connectionId));
+    });
+  }
+
+  /** Moves our receiving side of the connection to a new queue (on `relay`, or another relay from the list). */
+  async rotate(connectionId: string, relay?: string): Promise<void> {
+    const c = this.liveConnection(connectionId);
+    if (c.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can move to new queues');
+    const current = this.store.rcvQueuesOf(connectionId);
+    if (current.some((q) => q.status === 'retiring') || current.length > 1) throw new AgentError('NOT_READY', 'a queue rotation is already under way');
+    const target = relay ?? this.pickRelay(current.map((q) => q.relay));
+    parseAddress(target);
+    const queue = await this.newReceiveQueue(target);
+    this.store.tx(() => {
+      this.insertRcv(connectionId, null, target, queue);
+      for (const old of current) this.store.updateRcvQueue(old.id, { status: 'retiring' });
+      const snd = this.store.currentSndQueue(connectionId)!;
+      this.enqueueMessage(connectionId, snd.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId } }, { signed: true });
+    });
+    await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
+  }
+
+  connection(connectionId: string): ConnectionInfo | undefined {
+    const c = this.store.connection(connectionId);
+    return c && c.status !== 'deleted' ? this.info(c) : undefined;
+  }
+
+  connections(): ConnectionInfo[] {
+    return this.store.connections().map((c) => this.info(c));
+  }
+
+  private info(c: ConnectionRow): ConnectionInfo {
+    return {
+      connectionId: c.id,
+      status: c.status,
+      receiveRelays: this.store.rcvQueuesOf(c.id).map((q) => q.relay),
+      pendingOutgoing: this.store.pendingCount(c.id),
+    };
+  }
+
+  private liveConnection(connectionId: string): ConnectionRow {
+    const c = this.store.connection(connectionId);
+    if (!c || c.status === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', `no connection ${connectionId}`);
+    return c;
+  }
+
+  // ---- encryption -----------------------------------------------------------
+
+  /** Ratchet-encrypts `m` and queues it; must run inside a transaction. */
+  private enqueueMessage(
+    connectionId: string,
+    sndQueueId: number,
+    m: AgentMessage,
+    opts: { signed: boolean; seq?: number; waitRcvQueue?: number; afterSent?: string },
+  ): void {
+    const c = this.liveConnection(connectionId);
+    if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
+    const { state, message } = ratchetEncrypt(deserializeRatchet(c.ratchet), encodeMessage(m), c.ad, { paddedLength: PADDED_RATCHET });
+    this.store.updateConnection(connectionId, { ratchet: Buffer.from(serializeRatchet(state)) });
+    this.store.enqueue({
+      connection_id: connectionId,
+      snd_queue_id: sndQueueId,
+      seq: opts.seq ?? null,
+      envelope: Buffer.from(encodeEnvelope({ type: 'RATCHET', ratchet: message })),
+      signed: opts.signed ? 1 : 0,
+      wait_rcv_queue: opts.waitRcvQueue ?? null,
+      after_sent: opts.afterSent ?? null,
+    });
+  }
+
+  // ---- receiving ------------------------------------------------------------
+
+  /** Handles one message from a receiving queue; resolves once its effects are committed. */
+  private processIncoming(rcv: RcvQueueRow, received: ReceivedMessage): void {
+    let envelope;
+    try {
+      envelope = decodeEnvelope(received.body);
+    } catch {
+      return; // not ours, or from a future version: acknowledged and dropped
+    }
+    if (rcv.address_id) {
+      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.joinReply, envelope.ratchet);
+      return;
+    }
+    const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
+    if (!c || c.status === 'deleted') return;
+    if (envelope.type === 'JOIN') {
+      if (c.status === 'invited' && c.invitation_secrets) this.receiveJoin(c, rcv, envelope.joinReply, envelope.ratchet);
+      return;
+    }
+    if (!c.ratchet || !c.ad) return;
+    let plaintext: Uint8Array;
+    let state: RatchetState;
+    try {
+      ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(c.ratchet), envelope.ratchet, c.ad));
+    } catch (e) {
+      if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
+      throw e;
+    }
+    let message: AgentMessage;
+    try {
+      message = decodeMessage(plaintext);
+    } catch (e) {
+      if (e instanceof EnvelopeError) return;
+      throw e;
+    }
+    this.store.tx(() => {
+      this.store.updateConnection(c.id, { ratchet: Buffer.from(serializeRatchet(state)) });
+      this.handleMessage(c.id, rcv, message);
+      this.checkReady(c.id);
+    });
+  }
+
+  private receiveRequest(rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
+    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as { id: string; secrets: Buffer } | undefined;
+    if (!address) return;
+    try {
+      const secrets = decodeInvitationSecrets(address.secrets);
+      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
+      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+      const m = decodeMessage(plaintext);
+      if (m.tag !== 'CONF' || !m.replyQueue) return;
+      const receivedAt = nowSeconds();
+      this.store.tx(() => {
+        const id = this.store.db
+          .prepare(
+            'INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
+          .lastInsertRowid;
+        this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
+      });
+    } catch {
+      return; // a request that does not decrypt never reaches the owner
+    }
+  }
+
+  private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
+    let state: RatchetState;
+    let m: AgentMessage;
+    let ad: Uint8Array;
+    try {
+      const secrets = decodeInvitationSecrets(c.invitation_secrets!);
+      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
+      const out = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+      state = out.state;
+      ad = shared.associatedData;
+      m = decodeMessage(out.plaintext);
+    } catch {
+      return;
+    }
+    if (m.tag !== 'CONF' || !m.replyQueue || !m.senderKey) return;
+    const conf = m;
+    this.store.tx(() => {
+      this.store.updateConnection(c.id, {
+        status: 'accepting',
+        ratchet: Buffer.from(serializeRatchet(state)),
+        ad: Buffer.from(ad),
+        peer_info: Buffer.from(conf.info),
+        invitation_secrets: null, // the link is spent
+      });
+      this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(conf.senderKey!) });
+      const keys = generateSigningKeyPair();
+      const snd = this.store.insertSndQueue({
+        connection_id: c.id,
+        relay: conf.replyQueue!.relay,
+        sender_id: Buffer.from(conf.replyQueue!.senderId),
+        sender_key: Buffer.from(keys.privateKey),
+        status: 'new',
+        current: 1,
+      });
+      // Sent only after our KEY: it tells the joiner that its queue to us is secured.
+      this.enqueueMessage(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
+    });
+  }
+
+  /** Applies one decrypted agent message; runs inside the receive transaction. */
+  private handleMessage(connectionId: string, rcv: RcvQueueRow, m: AgentMessage): void {
+    const snd = this.store.currentSndQueue(connectionId);
+    switch (m.tag) {
+      case 'CONF': {
+        if (m.senderKey) this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
+        if (m.info.length > 0) this.store.updateConnection(connectionId, { peer_info: Buffer.from(m.info) });
+        if (m.replyQueue) {
+          // The acceptor of our request names fresh queues: the contact address carries nothing more.
+          const keys = generateSigningKeyPair();
+          if (snd) this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
+          const next = this.newSndQueue(connectionId, m.replyQueue, keys.privateKey, 'new', 1);
+          if (snd) {
+            this.store.retargetOutbox(connectionId, snd.id, next);
+            this.store.deleteSndQueue(snd.id);
+          }
+          this.enqueueMessage(connectionId, next, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: EMPTY, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
+        } else if (m.secured && snd) {
+          // The contact secured the queue we send to; we answer HELLO once ours is secured too.
+          this.store.updateSndQueue(snd.id, { status: 'active' });
+          this.enqueueMessage(connectionId, snd.id, { tag: 'HELLO' }, { signed: true, waitRcvQueue: rcv.id });
+        }
+        return;
+      }
+      case 'HELLO':
+        if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
+        return;
+      case 'MSG':
+        this.receiveMsg(connectionId, m.seq, m.sentAt, m.body);
+        return;
+      case 'RCPT': {
+        const c = this.store.connection(connectionId)!;
+        if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
+          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) this.handlers.onDelivered(connectionId, s);
+          this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
+        }
+        return;
+      }
+      case 'DEL':
+        this.store.updateConnection(connectionId, { status: 'deleted' });
+        this.handlers.onDeleted(connectionId);
+        return;
+      case 'QADD': {
+        const keys = generateSigningKeyPair();
+        const pending = this.newSndQueue(connectionId, m.queue, keys.privateKey, 'new', 0);
+        this.enqueueMessage(connectionId, pending, { tag: 'QKEY', senderKey: keys.publicKey }, { signed: false });
+        return;
+      }
+      case 'QKEY':
+        // Arrives unsigned on our new queue; once secured we tell the contact to switch.
+        this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
+        if (snd) this.enqueueMessage(connectionId, snd.id, { tag: 'QUSE' }, { signed: true, waitRcvQueue: rcv.id });
+        return;
+      case 'QUSE': {
+        const pending = this.store.pendingSndQueue(connectionId);
+        if (!pending || !snd) return;
+        // The old queue gets QEND as its last message, then everything goes to the new one.
+        this.enqueueMessage(connectionId, snd.id, { tag: 'QEND' }, { signed: true, afterSent: 'retire' });
+        this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
+        this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
+        return;
+      }
+      case 'QEND':
+        if (rcv.status === 'retiring') this.store.updateRcvQueue(rcv.id, { status: 'ended' });
+        return;
+      case 'UNKNOWN':
+        return;
+    }
+  }
+
+  private newSndQueue(connectionId: string, q: QueueRef, senderKey: Uint8Array, status: SndQueueRow['status'], current: number): number {
+    return this.store.insertSndQueue({
+      connection_id: connectionId,
+      relay: q.relay,
+      sender_id: Buffer.from(q.senderId),
+      sender_key: Buffer.from(senderKey),
+      status,
+      current,
+    });
+  }
+
+  /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
+  private receiveMsg(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
+    const c = this.store.connection(connectionId)!;
+    if (seq <= c.recv_floor || this.store.isBuffered(connectionId, seq)) return;
+    if (seq > c.recv_floor + 1) {
+      this.store.bufferMessage(connectionId, seq, sentAt, body);
+      return;
+    }
+    let floor = seq;
+    this.handlers.onMessage(connectionId, { seq, sentAt, body });
+    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
+      floor += 1;
+      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
+    }
+    this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor });
+  }
+
+  /** A connection is ready when our queue is secured and the contact confirmed theirs. */
+  private checkReady(connectionId: string): void {
+    const c = this.store.connection(connectionId);
+    if (!c || c.status === 'ready' || c.status === 'deleted' || c.status === 'invited') return;
+    const snd = this.store.currentSndQueue(connectionId);
+    const rcvs = this.store.rcvQueuesOf(connectionId);
+    if (snd?.status === 'active' && rcvs.length > 0 && rcvs.every((q) => q.secured === 1)) {
+      this.store.updateConnection(connectionId, { status: 'ready' });
+      this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY));
+    }
+  }
+
+  // ---- network steps --------------------------------------------------------
+
+  /** KEY for every receiving queue that has a sender key to set. */
+  private async securePending(): Promise<boolean> {
+    let progress = false;
+    for (const rcv of this.store.rcvQueues()) {
+      if (!rcv.key_to_set || rcv.secured === 1) continue;
+      try {
+        const client = await this.pool.get(rcv.relay);
+        await client.secureQueue(this.recipientQueue(rcv), new Uint8Array(rcv.key_to_set));
+      } catch {
+        continue;
+      }
+      this.store.tx(() => {
+        this.store.updateRcvQueue(rcv.id, { secured: 1 });
+        if (rcv.connection_id) this.checkReady(rcv.connection_id);
+      });
+      progress = true;
+    }
+    return progress;
+  }
+
+  /** Deletes receiving queues the contact has left (QEND received) or whose connection the contact deleted. */
+  private async retireQueues(): Promise<boolean> {
+    let progress = false;
+    for (const rcv of this.store.rcvQueues()) {
+      const deleted = rcv.connection_id !== null && this.store.connection(rcv.connection_id)?.status === 'deleted';
+      if (rcv.status !== 'ended' && !deleted) continue;
+      await this.deleteRemoteQueue(rcv);
+      this.store.tx(() => this.store.deleteRcvQueue(rcv.id));
+      progress = true;
+    }
+    return progress;
+  }
+
+  private async deleteRemoteQueue(rcv: RcvQueueRow): Promise<void> {
+    try {
+      const client = await this.pool.get(rcv.relay);
+      client.forget(this.recipientQueue(rcv));
+      await client.deleteQueue(this.recipientQueue(rcv));
+    } catch {
+      // The relay deletes it anyway when its messages expire; nothing local depends on it.
+    }
+  }
+
+  /**
+   * Sends the connection's outbox in order until it is empty or blocked.
+   * With `firstUse`, an AUTH on the link's first message means the link is spent.
+   */
+  private async flushConnection(connectionId: string, firstUse = false): Promise<boolean> {
+    let progress = false;
+    // Order is kept per queue ("lane"): a blocked message holds back the later ones on its queue
+    // only, so a handshake message on a new queue can pass user messages waiting for it.
+    const blocked = new Set<number>();
+    for (;;) {
+      const row = this.store.outboxOf(connectionId).find((r) => !blocked.has(r.snd_queue_id));
+      if (!row) return progress;
+      const snd = this.store.sndQueue(row.snd_queue_id);
+      if (!snd) {
+        this.store.deleteOutgoing(row.id);
+        continue;
+      }
+      const waitingForKey = row.wait_rcv_queue !== null && this.store.rcvQueue(row.wait_rcv_queue)?.secured !== 1;
+      if (waitingForKey || (row.signed === 1 && snd.status === 'new')) {
+        blocked.add(snd.id);
+        continue;
+      }
+      try {
+        const client = await this.pool.get(snd.relay);
+        await client.send(
+          { relay: parseAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: row.signed === 1 ? new Uint8Array(snd.sender_key) : undefined },
+          new Uint8Array(this.store.envelopeOf(row.id)),
+        );
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        this.store.markAttempt(row.id, why);
+        if (e instanceof RelayError && e.code === 'AUTH' && row.signed === 0 && firstUse) {
+          const c = this.store.connection(connectionId);
+          await this.serialFreeDelete(connectionId);
+          throw new AgentError(
+            c?.role === 'requester' ? 'ADDRESS_GONE' : 'LINK_USED',
+            c?.role === 'requester' ? 'this contact address no longer exists' : 'this invitation link was already used',
+          );
+        }
+        return progress; // unreachable, over quota or not yet secured: stays queued, retried later
+      }
+      this.store.tx(() => {
+        this.store.deleteOutgoing(row.id);
+        if (row.seq !== null) this.handlers.onSent(connectionId, row.seq);
+        if (row.after_sent === 'retire') this.store.deleteSndQueue(snd.id);
+      });
+      progress = true;
+    }
+  }
+
+  /** Removes a connection whose first message was refused (inside the serial chain already). */
+  private async serialFreeDelete(connectionId: string): Promise<void> {
+    for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.deleteRemoteQueue(rcv);
+    this.store.tx(() => {
+      this.store.deleteConnectionRows(connectionId);
+      this.store.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(connectionId);
+    });
+  }
+
+  /** Queues a delivery receipt for every connection that received messages since the last one. */
+  private queueReceipts(): void {
+    for (const c of this.store.connections()) {
+      if (c.status !== 'ready' || c.rcpt_pending <= c.rcpt_sent) continue;
+      const snd = this.store.currentSndQueue(c.id);
+      if (!snd) continue;
+      this.store.tx(() => {
+        this.enqueueMessage(c.id, snd.id, { tag: 'RCPT', upTo: c.rcpt_pending }, { signed: true });
+        this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
+      });
+    }
+  }
+
+  private async flushAll(): Promise<boolean> {
+    let progress = await this.securePending();
+    this.queueReceipts();
+    for (const id of this.store.outboxConnections()) {
+      try {
+        if (await this.flushConnection(id)) progress = true;
+      } catch {
+        // per-connection failures stay queued
+      }
+    }
+    if (await this.retireQueues()) progress = true;
+    return progress;
+  }
+
+  /** Fetches every waiting message from every receiving queue (GET/ACK). */
+  private async receiveAll(): Promise<{ progress: boolean; unreachable: string[] }> {
+    let progress = false;
+    const unreachable: string[] = [];
+    for (const rcv of this.store.rcvQueues()) {
+      let client: RelayClient;
+      try {
+        client = await this.pool.get(rcv.relay);
+      } catch {
+        if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
+        continue;
+      }
+      const queue = this.recipientQueue(rcv);
+      try {
+        for (let m = await client.get(queue); m; m = await client.get(queue)) {
+          const fresh = this.store.rcvQueue(rcv.id);
+          if (!fresh) break;
+          this.processIncoming(fresh, m);
+          await client.ack(queue, m.msgId);
+          progress = true;
+        }
+      } catch (e) {
+        if (!(e instanceof RelayError && e.code === 'AUTH')) if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
+      }
+    }
+    return { progress, unreachable };
+  }
+
+  /**
+   * One-shot: receive everything waiting, secure queues, send everything
+   * pending, until nothing changes. Throws AgentError('RELAY_UNREACHABLE')
+   * if some relay could not be reached; nothing is lost, it is retried next time.
+   */
+  async sync(options: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+    await this.serial(async () => {
+      let unreachable: string[] = [];
+      for (let round = 0; round < 50 && Date.now() < deadline; round++) {
+        const received = await this.receiveAll();
+        unreachable = received.unreachable;
+        const sent = await this.flushAll();
+        if (!received.progress && !sent) break;
+      }
+      if (unreachable.length > 0) throw new AgentError('RELAY_UNREACHABLE', `could not reach ${unreachable.join(', ')}; will retry`);
+    });
+  }
+
+  /** Long-running: subscribes to every receiving queue and delivers as messages arrive, until close(). */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    await this.serial(async () => {
+      await this.receiveAll();
+      await this.flushAll();
+    });
+    await this.subscribeAll();
+    const retry = (): void => {
+      if (!this.running) return;
+      void this.serial(async () => {
+        await this.subscribeAll();
+        await this.flushAll();
+      }).finally(() => {
+        if (this.running) this.retryTimer = setTimeout(retry, this.options.retryMs ?? 2000);
+      });
+    };
+    this.retryTimer = setTimeout(retry, this.options.retryMs ?? 2000);
+  }
+
+  /** Kicks pending deliveries now (after send() in start() mode). */
+  kick(): void {
+    if (this.running) void this.serial(() => this.flushAll());
+  }
+
+  private async subscribeAll(): Promise<void> {
+    for (const rcv of this.store.rcvQueues()) {
+      let client: RelayClient;
+      try {
+        client = await this.pool.get(rcv.relay);
+      } catch {
+        continue;
+      }
+      if (!this.subscribedClients.has(client)) {
+        this.subscribedClients.add(client);
+        client.on('message', (queue, m) => {
+          void this.serial(async () => {
+            const row = this.store.rcvQueues().find((r) => Buffer.from(r.recipient_id).equals(queue.recipientId));
+            if (row) this.processIncoming(row, m);
+            await client.ack(queue, m.msgId).catch(() => undefined);
+            await this.flushAll();
+          });
+        });
+        client.on('reconnected', () => this.kick());
+      }
+      await client.subscribe(this.recipientQueue(rcv)).catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.chain.catch(() => undefined);
+    await this.pool.close();
+  }
+}
+
+/** The signing public key that matches a stored sender key (for diagnostics and tests). */
+export function senderPublicKey(privateKey: Uint8Array): Uint8Array {
+  return signingPublicKey(privateKey);
+}
+
+export type { Role };

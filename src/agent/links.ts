@@ -1,0 +1,64 @@
+/**
+ * Connection links, shared out of band (text or QR code):
+ *
+ *   nightjar:invite#<base64url(payload)>    one-time invitation
+ *   nightjar:address#<base64url(payload)>   long-lived contact address
+ *
+ *   payload = version u8 | relay short (UTF-8 relay address) | senderId short
+ *             | invitationKeys long (docs/e2e.md) | extensions rest
+ *
+ * The link names the queue the joiner sends its first message to and the
+ * keys of the initial hybrid key agreement; nothing in it identifies the
+ * person who made it.
+ */
+import { decodeInvitationKeys, encodeInvitationKeys, type InvitationKeys } from '../crypto/x3dh.js';
+import { parseAddress } from '../protocol/address.js';
+import { Reader, Writer } from '../protocol/codec.js';
+import { AgentError } from './agent-api.js';
+
+export const LINK_VERSION = 1;
+
+export type LinkKind = 'invitation' | 'address';
+
+export interface ConnectionLink {
+  readonly kind: LinkKind;
+  /** Relay address text of the queue. */
+  readonly relay: string;
+  readonly senderId: Uint8Array;
+  readonly keys: InvitationKeys;
+}
+
+const PREFIX: Record<LinkKind, string> = { invitation: 'nightjar:invite#', address: 'nightjar:address#' };
+
+export function encodeLink(link: ConnectionLink): string {
+  const payload = new Writer()
+    .u8(LINK_VERSION)
+    .short(new TextEncoder().encode(link.relay))
+    .short(link.senderId)
+    .long(encodeInvitationKeys(link.keys))
+    .finish();
+  return PREFIX[link.kind] + Buffer.from(payload).toString('base64url');
+}
+
+/** Parses a link; throws AgentError('BAD_LINK') saying what is wrong. */
+export function decodeLink(text: string): ConnectionLink {
+  const trimmed = text.trim();
+  const kind = (Object.keys(PREFIX) as LinkKind[]).find((k) => trimmed.startsWith(PREFIX[k]));
+  if (!kind) throw new AgentError('BAD_LINK', 'not a Nightjar link (expected nightjar:invite#… or nightjar:address#…)');
+  const body = trimmed.slice(PREFIX[kind].length);
+  if (!/^[A-Za-z0-9_-]+$/.test(body)) throw new AgentError('BAD_LINK', 'the link is damaged (characters outside base64url)');
+  try {
+    const r = new Reader(new Uint8Array(Buffer.from(body, 'base64url')));
+    const version = r.u8();
+    if (version !== LINK_VERSION) throw new AgentError('BAD_LINK', `link version ${version} is not supported; update Nightjar`);
+    const relay = new TextDecoder('utf-8', { fatal: true }).decode(r.short());
+    parseAddress(relay);
+    const senderId = r.short();
+    if (senderId.length !== 24) throw new AgentError('BAD_LINK', 'the link is damaged (queue ID)');
+    const keys = decodeInvitationKeys(r.long());
+    return { kind, relay, senderId, keys };
+  } catch (e) {
+    if (e instanceof AgentError) throw e;
+    throw new AgentError('BAD_LINK', 'the link is damaged or incomplete');
+  }
+}

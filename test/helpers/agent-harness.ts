@@ -1,0 +1,64 @@
+/** Two (or more) agents over real relay processes, with handlers that record what the chat layer would see. */
+import Database from 'better-sqlite3-multiple-ciphers';
+import { join } from 'node:path';
+import { Agent } from '../../src/agent/agent.js';
+import type { AgentHandlers, IncomingRequest } from '../../src/agent/agent-api.js';
+import { tempDir } from './relay-process.js';
+
+export interface Recorder extends AgentHandlers {
+  readonly connected: Map<string, string>;
+  readonly messages: Map<string, string[]>;
+  readonly sent: Map<string, number[]>;
+  readonly delivered: Map<string, number[]>;
+  readonly requests: IncomingRequest[];
+  readonly deleted: string[];
+}
+
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+const push = <T>(m: Map<string, T[]>, k: string, v: T): void => void m.set(k, [...(m.get(k) ?? []), v]);
+
+export function recorder(): Recorder {
+  const r: Recorder = {
+    connected: new Map(),
+    messages: new Map(),
+    sent: new Map(),
+    delivered: new Map(),
+    requests: [],
+    deleted: [],
+    onConnected: (id, info) => void r.connected.set(id, dec(info)),
+    onMessage: (id, m) => push(r.messages, id, dec(m.body)),
+    onSent: (id, seq) => push(r.sent, id, seq),
+    onDelivered: (id, seq) => push(r.delivered, id, seq),
+    onRequest: (req) => void r.requests.push(req),
+    onDeleted: (id) => void r.deleted.push(id),
+  };
+  return r;
+}
+
+export interface TestAgent {
+  readonly agent: Agent;
+  readonly events: Recorder;
+  readonly db: Database.Database;
+  readonly path: string;
+  reopen(): TestAgent;
+}
+
+export function openAgent(relays: string[], path = join(tempDir('nightjar-agent-'), 'profile.db')): TestAgent {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  const events = recorder();
+  const agent = Agent.open(db, events);
+  for (const r of relays) agent.addRelay(r);
+  return { agent, events, db, path, reopen: () => openAgent([], path) };
+}
+
+export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Runs sync() on every agent until `done()` or the rounds run out. */
+export async function syncUntil(agents: TestAgent[], done: () => boolean, rounds = 30): Promise<void> {
+  for (let i = 0; i < rounds && !done(); i++) {
+    for (const a of agents) await a.agent.sync().catch(() => undefined);
+  }
+  if (!done()) throw new Error('agents did not reach the expected state');
+}
