@@ -58,6 +58,8 @@ export interface AgentOptions {
   readonly relayPasswords?: Readonly<Record<string, string>>;
   /** Milliseconds between retries of pending work in `start()` mode (default 2000). */
   readonly retryMs?: number;
+  /** Sees every decrypted block to and from each relay (debugging and tests). */
+  readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -79,7 +81,8 @@ export class Agent {
     private readonly options: AgentOptions,
   ) {
     this.store = new AgentStore(db);
-    this.pool = new RelayPool({ reconnect: true, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 });
+    const trace = options.relayTrace;
+    this.pool = new RelayPool({ reconnect: true, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
   }
 
   /** Opens the agent on an open (keyed) profile database, creating its tables. */

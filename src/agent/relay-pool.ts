@@ -8,16 +8,17 @@ export class RelayPool {
 
   constructor(
     private readonly options: RelayClientOptions,
-    private readonly onClient: (relay: string, client: RelayClient) => void = () => undefined,
+    private readonly trace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void,
   ) {}
 
   /** The client for `relay`; rejects with AgentError('RELAY_UNREACHABLE'). */
   get(relay: string): Promise<RelayClient> {
     let p = this.clients.get(relay);
     if (!p) {
-      p = RelayClient.connect(relay, this.options).then(
+      const trace = this.trace;
+      const options: RelayClientOptions = trace ? { ...this.options, trace: (d, b) => trace(relay, d, b) } : this.options;
+      p = RelayClient.connect(relay, options).then(
         (c) => {
-          this.onClient(relay, c);
           c.on('failed', () => this.clients.delete(relay));
           return c;
         },

@@ -1,7 +1,7 @@
 /** Two (or more) agents over real relay processes, with handlers that record what the chat layer would see. */
 import Database from 'better-sqlite3-multiple-ciphers';
 import { join } from 'node:path';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import type { AgentHandlers, IncomingRequest } from '../../src/agent/agent-api.js';
 import { tempDir } from './relay-process.js';
 
@@ -43,12 +43,12 @@ export interface TestAgent {
   reopen(): TestAgent;
 }
 
-export function openAgent(relays: string[], path = join(tempDir('nightjar-agent-'), 'profile.db')): TestAgent {
+export function openAgent(relays: string[], path = join(tempDir('nightjar-agent-'), 'profile.db'), options: AgentOptions = {}): TestAgent {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   const events = recorder();
-  const agent = Agent.open(db, events);
+  const agent = Agent.open(db, events, options);
   for (const r of relays) agent.addRelay(r);
   return { agent, events, db, path, reopen: () => openAgent([], path) };
 }
