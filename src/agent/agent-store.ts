@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   queue_key BLOB NOT NULL,
   key_to_set BLOB,
   secured INTEGER NOT NULL DEFAULT 0,
-  status TEXT NOT NULL DEFAULT 'active'
+  status TEXT NOT NULL DEFAULT 'active',
+  created_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) * 1000)
 );
 CREATE TABLE IF NOT EXISTS agent_snd_queues (
   id INTEGER PRIMARY KEY,
@@ -124,6 +125,8 @@ export interface RcvQueueRow {
   key_to_set: Buffer | null;
   secured: number;
   status: 'active' | 'retiring' | 'ended';
+  /** Milliseconds since the epoch. */
+  created_at: number;
 }
 
 export interface SndQueueRow {
@@ -219,7 +222,7 @@ export class AgentStore {
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
-  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status'>): number {
+  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at'>): number {
     return Number(
       this.db
         .prepare(

@@ -58,6 +58,12 @@ export interface AgentOptions {
   readonly relayPasswords?: Readonly<Record<string, string>>;
   /** Milliseconds between retries of pending work in `start()` mode (default 2000). */
   readonly retryMs?: number;
+  /**
+   * In start() mode, move each connection to a new receiving queue once its
+   * queue is this old (milliseconds; default 7 days; 0 turns it off), so no
+   * queue ID lives long enough to become a long-term handle.
+   */
+  readonly rotateAfterMs?: number;
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
 }
@@ -810,11 +816,26 @@ export class Agent {
       void this.serial(async () => {
         await this.subscribeAll();
         await this.flushAll();
-      }).finally(() => {
+      })
+        .then(() => this.rotateOldQueues())
+        .finally(() => {
         if (this.running) this.retryTimer = setTimeout(retry, this.options.retryMs ?? 2000);
       });
     };
     this.retryTimer = setTimeout(retry, this.options.retryMs ?? 2000);
+  }
+
+  /** Scheduled rotation: connections whose only receiving queue is older than `rotateAfterMs`. */
+  private async rotateOldQueues(): Promise<void> {
+    const maxAge = this.options.rotateAfterMs ?? 7 * 24 * 3600 * 1000;
+    if (maxAge <= 0) return;
+    for (const c of this.store.connections()) {
+      if (c.status !== 'ready') continue;
+      const rcvs = this.store.rcvQueuesOf(c.id);
+      if (rcvs.length === 1 && rcvs[0]!.status === 'active' && Date.now() - rcvs[0]!.created_at > maxAge) {
+        await this.rotate(c.id).catch(() => undefined);
+      }
+    }
   }
 
   /** Kicks pending deliveries now (after send() in start() mode). */

@@ -120,3 +120,37 @@ describe('agent', () => {
     await syncUntil([bob], () => bob.events.deleted.includes(b2a));
   });
 });
+
+test('start() rotates queues on a schedule and keeps delivering live', async () => {
+  const [relayA, relayB] = await Promise.all([startRelayProcess(), startRelayProcess()]);
+  const { openAgent: open2 } = await import('../helpers/agent-harness.js');
+  const alice = open2([relayA.address, relayB.address], undefined, { rotateAfterMs: 1, retryMs: 200 });
+  const bob = open2([relayB.address], undefined, { retryMs: 200 });
+  try {
+    const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
+    const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));
+    await syncUntil([alice, bob], () => alice.events.connected.has(a2b) && bob.events.connected.has(b2a));
+    const before = alice.agent.connection(a2b)!.receiveRelays[0];
+    await alice.agent.start();
+    await bob.agent.start();
+    bob.agent.send(b2a, text('live 1'));
+    bob.agent.kick();
+    const deadline = Date.now() + 15_000;
+    let moved = false;
+    while (Date.now() < deadline && !(moved && (alice.events.messages.get(a2b)?.length ?? 0) >= 1)) {
+      const relays = alice.agent.connection(a2b)!.receiveRelays;
+      // With a 1 ms schedule the queue keeps moving; seeing it once on the other relay is enough.
+      if (relays.length === 1 && relays[0] !== before) moved = true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(moved, 'the queue moved to the other relay');
+    bob.agent.send(b2a, text('live 2'));
+    bob.agent.kick();
+    while (Date.now() < deadline && (alice.events.messages.get(a2b)?.length ?? 0) < 2) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(alice.events.messages.get(a2b), ['live 1', 'live 2']);
+  } finally {
+    await alice.agent.close();
+    await bob.agent.close();
+    await Promise.all([relayA.stop(), relayB.stop()]);
+  }
+});
