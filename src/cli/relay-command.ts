@@ -16,6 +16,14 @@ function positiveInt(name: string): (value: string) => number {
   };
 }
 
+function nonNegativeInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number, 0 or more`);
+    return n;
+  };
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('port must be a whole number from 0 to 65535');
@@ -32,6 +40,7 @@ interface StartFlags {
   ttl: number;
   maxConnections: number;
   rate: number;
+  powBits: number;
   logLevel: LogLevel;
   json?: boolean;
 }
@@ -51,6 +60,7 @@ export function relayCommand(): Command {
     .option('--ttl <seconds>', 'seconds an undelivered message is kept', positiveInt('ttl'), DEFAULTS.messageTtlSeconds)
     .option('--max-connections <n>', 'most simultaneous client connections', positiveInt('max-connections'), DEFAULTS.maxConnections)
     .option('--rate <n>', 'commands per second per connection', positiveInt('rate'), DEFAULTS.commandRate)
+    .option('--pow-bits <n>', 'proof of work for queue creation at rest (0 = none; rises under load)', nonNegativeInt('pow-bits'), DEFAULTS.powBits)
     .addOption(new Option('--log-level <level>', 'log level (debug logs metadata such as IPs, marked metadata:true)').choices(LOG_LEVELS).default('info'))
     .option('--json', 'print the address as one JSON line')
     .action(async (flags: StartFlags) => {
@@ -65,6 +75,7 @@ export function relayCommand(): Command {
         maxConnections: flags.maxConnections,
         commandRate: flags.rate,
         commandBurst: flags.rate * 2,
+        powBits: flags.powBits,
         logLevel: flags.logLevel,
       });
       if (flags.json) process.stdout.write(JSON.stringify({ address: running.addressText }) + '\n');

@@ -9,8 +9,10 @@ export class RelayError extends Error {
     readonly code: ErrorCode,
     readonly command: CommandType,
     readonly relay: string,
+    /** With BUSY: how long the relay asks us to wait. */
+    readonly retryAfterMs?: number,
   ) {
-    super(`${command} failed on ${relay}: ${code}`);
+    super(`${command} failed on ${relay}: ${code}${retryAfterMs === undefined ? '' : ` (retry after ${retryAfterMs} ms)`}`);
   }
 }
 

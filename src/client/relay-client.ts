@@ -17,6 +17,7 @@ import { formatAddress, parseAddress, type RelayAddress } from '../protocol/addr
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
 import { decodeResponse, encodeCommand, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
+import { solvePow } from '../protocol/pow.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
 import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
@@ -229,7 +230,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         command: command.type,
         timer,
         reject,
-        resolve: (r) => (r.type === 'ERR' ? reject(new RelayError(r.code, command.type, this.addressText)) : resolve(r)),
+        resolve: (r) => (r.type === 'ERR' ? reject(new RelayError(r.code, command.type, this.addressText, r.retryAfterMs)) : resolve(r)),
       });
       this.outbox.push({ corrId: new Uint8Array(corrId), entityId, command: encoded, signingKey });
       this.scheduleFlush();
@@ -275,14 +276,25 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async createQueue(options: { subscribe?: boolean; mode?: QueueMode } = {}): Promise<RecipientQueue> {
     const auth = generateSigningKeyPair();
     const dhKeys = generateDhKeyPair();
-    const command: Command = {
+    const newCommand = (powNonce: Uint8Array): Command => ({
       type: 'NEW',
       recipientAuthKey: auth.publicKey,
       recipientDhKey: dhKeys.publicKey,
       basicAuth: Buffer.from(this.opts.password ?? ''),
       queueMode: options.mode ?? 'messaging',
-    };
-    const ids = this.expect(await this.request(EMPTY, command, auth.privateKey), 'IDS');
+      powNonce,
+    });
+    // Solve what the relay asked for at connect time; if its load has raised the price since, it answers POW.
+    let bits = this.opts.password === undefined ? (this.transport?.powBits ?? 0) : 0;
+    let answer: Response | undefined;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const binding = this.transport?.binding;
+      const nonce = bits > 0 && binding ? solvePow(binding, auth.publicKey, bits) : EMPTY;
+      answer = await this.request(EMPTY, newCommand(nonce), auth.privateKey);
+      if (answer.type !== 'POW') break;
+      bits = answer.bits;
+    }
+    const ids = this.expect(answer!, 'IDS');
     let queueKey: Uint8Array;
     try {
       queueKey = deriveQueueKey(dh(dhKeys.privateKey, ids.relayDhKey));

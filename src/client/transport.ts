@@ -20,6 +20,8 @@ export interface RelayTransport {
   /** TLS exporter value that every signed command covers. */
   readonly binding: Uint8Array;
   readonly version: number;
+  /** Proof-of-work bits the relay asked for at connect time. */
+  readonly powBits: number;
   /** Blocks that arrived together with the relay's hello. */
   readonly early: Uint8Array[];
 }
@@ -59,8 +61,11 @@ export function openTransport(address: RelayAddress, timeoutMs: number): Promise
       if (blocks.length === 0 || settled) return;
       socket.off('data', onData);
       let version: number | undefined;
+      let powBits = 0;
       try {
-        version = negotiateVersion(SUPPORTED_VERSIONS, decodeRelayHello(unpadBlock(blocks[0]!)).versions);
+        const hello = decodeRelayHello(unpadBlock(blocks[0]!));
+        version = negotiateVersion(SUPPORTED_VERSIONS, hello.versions);
+        powBits = hello.powBits;
       } catch {
         version = undefined;
       }
@@ -74,7 +79,7 @@ export function openTransport(address: RelayAddress, timeoutMs: number): Promise
       clearTimeout(timer);
       socket.off('error', onError);
       socket.off('close', onClose);
-      resolve({ socket, reader, binding, version, early: blocks.slice(1) });
+      resolve({ socket, reader, binding, version, powBits, early: blocks.slice(1) });
     };
     const onError = (e: NodeJS.ErrnoException): void => fail(new ConnectionError('UNREACHABLE', relay, e.code ?? e.message));
     const onClose = (): void => fail(new ConnectionError('UNREACHABLE', relay, 'connection closed during handshake'));

@@ -31,6 +31,8 @@ export type Command =
       readonly recipientDhKey: Uint8Array;
       readonly basicAuth: Uint8Array;
       readonly queueMode: QueueMode;
+      /** Empty, or the 8-byte proof-of-work nonce the relay asked for (protocol/pow.ts). */
+      readonly powNonce: Uint8Array;
     }
   | { readonly type: 'SUB' }
   | { readonly type: 'KEY'; readonly senderAuthKey: Uint8Array }
@@ -48,7 +50,9 @@ export type Response =
   | { readonly type: 'OK' }
   | { readonly type: 'MSG'; readonly msgId: Uint8Array; readonly encryptedBody: Uint8Array }
   | { readonly type: 'END' }
-  | { readonly type: 'ERR'; readonly code: ErrorCode }
+  | { readonly type: 'ERR'; readonly code: ErrorCode; readonly retryAfterMs?: number }
+  /** Answer to NEW without enough proof of work: solve `bits` and send NEW again. */
+  | { readonly type: 'POW'; readonly bits: number }
   | { readonly type: 'PONG' };
 
 export type ResponseType = Response['type'];
@@ -91,6 +95,7 @@ export function encodeCommand(c: Command): Uint8Array {
         .short(key(c.recipientDhKey, 'recipient DH key'))
         .short(c.basicAuth)
         .u8(QUEUE_MODES.indexOf(c.queueMode))
+        .short(c.powNonce)
         .finish();
     case 'KEY':
       return tagged('KEY ').short(key(c.senderAuthKey, 'sender auth key')).finish();
@@ -118,8 +123,13 @@ export function encodeResponse(r: Response): Uint8Array {
         .finish();
     case 'MSG':
       return tagged('MSG ').short(id(r.msgId, 'message ID')).bytes(r.encryptedBody).finish();
-    case 'ERR':
-      return tagged('ERR ').short(asciiBytes(r.code)).finish();
+    case 'ERR': {
+      const w = tagged('ERR ').short(asciiBytes(r.code));
+      if (r.retryAfterMs !== undefined) w.u16(Math.min(0xffff, Math.max(0, Math.round(r.retryAfterMs))));
+      return w.finish();
+    }
+    case 'POW':
+      return tagged('POW ').u8(r.bits).finish();
     case 'OK':
     case 'END':
     case 'PONG':
@@ -167,8 +177,10 @@ export function decodeCommand(bytes: Uint8Array): Command {
       const basicAuth = r.short('basic auth');
       const queueMode = QUEUE_MODES[r.u8('queue mode')];
       if (!queueMode) throw new ProtocolError('CMD_SYNTAX', 'unknown queue mode');
+      const powNonce = r.short('proof of work');
+      if (powNonce.length !== 0 && powNonce.length !== 8) throw new ProtocolError('CMD_SYNTAX', 'proof-of-work nonce must be empty or 8 bytes');
       r.end(tag);
-      return { type: 'NEW', recipientAuthKey, recipientDhKey, basicAuth, queueMode };
+      return { type: 'NEW', recipientAuthKey, recipientDhKey, basicAuth, queueMode, powNonce };
     }
     case 'KEY': {
       expectFields(bare, tag);
@@ -218,9 +230,16 @@ export function decodeResponse(bytes: Uint8Array): Response {
     case 'ERR': {
       expectFields(bare, tag);
       const code = asciiString(r.short('error code'));
+      const retryAfterMs = r.remaining > 0 ? r.u16('retry after') : undefined;
       r.end(tag);
       if (!isErrorCode(code)) throw new ProtocolError('CMD_SYNTAX', `unknown error code ${code}`);
-      return { type: 'ERR', code };
+      return retryAfterMs === undefined ? { type: 'ERR', code } : { type: 'ERR', code, retryAfterMs };
+    }
+    case 'POW': {
+      expectFields(bare, tag);
+      const bits = r.u8('bits');
+      r.end(tag);
+      return { type: 'POW', bits };
     }
     case 'OK':
     case 'END':

@@ -15,7 +15,7 @@ export const ERROR_CODES = [
   'QUOTA', // the queue holds its maximum of undelivered messages
   'LARGE_MSG', // message body over the maximum size
   'NO_MSG', // nothing to get, or an ACK for a message not delivered
-  'RATE', // the connection exceeded its command rate; slow down
+  'BUSY', // the relay sheds load or the connection is over a limit: retry after the hint
   'INTERNAL', // the relay failed; the command had no effect
 ] as const;
 

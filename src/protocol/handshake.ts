@@ -1,7 +1,7 @@
 /**
  * The handshake that follows the TLS handshake, one block each way:
  *
- *   relay hello:  "NJR" | minVersion u16 | maxVersion u16 | extensions rest
+ *   relay hello:  "NJR" | minVersion u16 | maxVersion u16 | powBits u8 | extensions rest
  *   client hello: "NJC" | version u16 | extensions rest
  *
  * Extensions are ignored by this version; later versions append fields
@@ -13,6 +13,8 @@ import type { VersionRange } from './version.js';
 
 export interface RelayHello {
   readonly versions: VersionRange;
+  /** Proof-of-work bits NEW needs right now (0: none); may rise, see the POW response. */
+  readonly powBits: number;
 }
 
 export interface ClientHello {
@@ -27,7 +29,7 @@ function magic(r: Reader, expected: string): void {
 }
 
 export function encodeRelayHello(h: RelayHello): Uint8Array {
-  return new Writer().bytes(asciiBytes(RELAY_MAGIC)).u16(h.versions.min).u16(h.versions.max).finish();
+  return new Writer().bytes(asciiBytes(RELAY_MAGIC)).u16(h.versions.min).u16(h.versions.max).u8(h.powBits).finish();
 }
 
 export function decodeRelayHello(bytes: Uint8Array): RelayHello {
@@ -36,7 +38,8 @@ export function decodeRelayHello(bytes: Uint8Array): RelayHello {
   const min = r.u16('min version');
   const max = r.u16('max version');
   if (min > max || min === 0) throw new ProtocolError('VERSION', `invalid version range ${min}..${max}`);
-  return { versions: { min, max } };
+  const powBits = r.remaining > 0 ? r.u8('pow bits') : 0;
+  return { versions: { min, max }, powBits };
 }
 
 export function encodeClientHello(h: ClientHello): Uint8Array {

@@ -28,6 +28,14 @@ export interface RelayConfig {
   readonly handshakeTimeoutSeconds: number;
   /** Seconds between sweeps that delete expired messages. */
   readonly expirySweepSeconds: number;
+  /** Proof-of-work bits NEW costs at rest (0: none); ignored with a password. */
+  readonly powBits: number;
+  /** Queue creations per second above which the proof of work grows. */
+  readonly powLoadThreshold: number;
+  /** Most queues one connection may subscribe to. */
+  readonly maxSubscriptionsPerConnection: number;
+  /** Commands the relay works on at once, over all connections, before it answers BUSY. */
+  readonly maxCommandsInFlight: number;
 }
 
 export const DEFAULTS = {
@@ -41,6 +49,10 @@ export const DEFAULTS = {
   commandBurst: 1000,
   handshakeTimeoutSeconds: 15,
   expirySweepSeconds: 60,
+  powBits: 10,
+  powLoadThreshold: 20,
+  maxSubscriptionsPerConnection: 20_000,
+  maxCommandsInFlight: 10_000,
 } as const satisfies Partial<RelayConfig>;
 
 export class ConfigError extends Error {
@@ -65,6 +77,10 @@ export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string 
   positive('commandBurst');
   positive('handshakeTimeoutSeconds');
   positive('expirySweepSeconds');
+  if (!Number.isInteger(c.powBits) || c.powBits < 0 || c.powBits > 28) throw new ConfigError(`powBits must be 0..28, got ${c.powBits}`);
+  positive('powLoadThreshold');
+  positive('maxSubscriptionsPerConnection');
+  positive('maxCommandsInFlight');
   if (c.password !== undefined && (c.password.length === 0 || Buffer.byteLength(c.password) > 255)) {
     throw new ConfigError('password must be 1..255 bytes');
   }

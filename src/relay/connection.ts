@@ -20,7 +20,7 @@ import {
 } from '../protocol/transmission.js';
 import { SUPPORTED_VERSIONS } from '../protocol/version.js';
 import type { RelayConfig } from './config.js';
-import type { ClientSession, Dispatcher } from './dispatcher.js';
+import { BUSY_RETRY_MS, type ClientSession, type Dispatcher } from './dispatcher.js';
 import type { RelayLogger } from './log.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -59,6 +59,8 @@ export class RelayConnection implements ClientSession {
     config: RelayConfig,
     private readonly log: RelayLogger,
     private readonly onClose: (c: RelayConnection) => void,
+    /** Commands in flight over the whole relay, shared by all connections. */
+    private readonly load: { inFlight: number; readonly max: number },
   ) {
     this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
     this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
@@ -67,7 +69,7 @@ export class RelayConnection implements ClientSession {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => this.close('socket error'));
     socket.on('close', () => this.close('closed by peer'));
-    socket.write(padBlock(encodeRelayHello({ versions: SUPPORTED_VERSIONS })));
+    socket.write(padBlock(encodeRelayHello({ versions: SUPPORTED_VERSIONS, powBits: dispatcher.pow.currentBits() })));
   }
 
   private onData(chunk: Buffer): void {
@@ -135,12 +137,17 @@ export class RelayConnection implements ClientSession {
       this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
       return;
     }
-    if (!this.bucket.take()) {
-      this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'RATE' });
+    if (!this.bucket.take() || this.load.inFlight >= this.load.max) {
+      this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS });
       return;
     }
-    const response = await this.dispatcher.handle(this, t);
-    this.respond(t.corrId, t.entityId, response);
+    this.load.inFlight++;
+    try {
+      const response = await this.dispatcher.handle(this, t);
+      this.respond(t.corrId, t.entityId, response);
+    } finally {
+      this.load.inFlight--;
+    }
   }
 
   push(entityId: Uint8Array, response: Response): void {

@@ -14,6 +14,8 @@ import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
 import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
 import type { RelayConfig } from './config.js';
 import { DuplicateIdError, type QueueRecord, type QueueStore } from './queue-store.js';
+import { PowPolicy } from './pow-policy.js';
+import { verifyPow } from '../protocol/pow.js';
 
 /** The dispatcher's view of one client connection. */
 export interface ClientSession {
@@ -22,6 +24,9 @@ export interface ClientSession {
   /** Sends an unsolicited response (MSG, END) about queue `entityId`. */
   push(entityId: Uint8Array, response: Response): void;
 }
+
+/** Retry hint sent with BUSY, in milliseconds. */
+export const BUSY_RETRY_MS = 1000;
 
 interface Subscription {
   readonly session: ClientSession;
@@ -45,12 +50,14 @@ export class Dispatcher {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly bySession = new Map<ClientSession, Set<string>>();
   private readonly passwordHash: Uint8Array | undefined;
+  readonly pow: PowPolicy;
 
   constructor(
     private readonly store: QueueStore,
     private readonly config: RelayConfig,
   ) {
     this.passwordHash = config.password === undefined ? undefined : sha256(Buffer.from(config.password));
+    this.pow = new PowPolicy(config.password === undefined ? config.powBits : 0, config.powLoadThreshold);
   }
 
   /** Number of queues with a subscriber. */
@@ -83,6 +90,11 @@ export class Dispatcher {
         if (t.entityId.length > 0) return err('CMD_PROHIBITED');
         if (!hasAuth) return err('CMD_NO_AUTH');
         if (!verify(command.recipientAuthKey, signed(), t.authenticator)) return err('AUTH');
+        if (!this.passwordHash) {
+          this.pow.recordAttempt();
+          const bits = this.pow.currentBits();
+          if (!verifyPow(session.binding, command.recipientAuthKey, command.powNonce, bits)) return { type: 'POW', bits };
+        }
         return this.createQueue(command);
       case 'recipient': {
         if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
@@ -138,9 +150,14 @@ export class Dispatcher {
     switch (c.type) {
       case 'KEY':
         return (await this.store.secureQueue(id, c.senderAuthKey)) === 'ok' ? OK : err('AUTH');
-      case 'SUB':
+      case 'SUB': {
+        const mine = this.bySession.get(session);
+        if (mine && !mine.has(hex(id)) && mine.size >= this.config.maxSubscriptionsPerConnection) {
+          return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
+        }
         this.subscribe(session, id);
         return OK;
+      }
       case 'GET': {
         const m = await this.store.peekMessage(id, this.notBefore());
         return m ? { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed } : err('NO_MSG');

@@ -95,6 +95,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   }
   const dispatcher = new Dispatcher(store, config);
   const connections = new Set<RelayConnection>();
+  const load = { inFlight: 0, max: config.maxCommandsInFlight };
 
   const server = createServer({
     key: identity.keyPem,
@@ -108,7 +109,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   server.maxConnections = config.maxConnections;
   server.on('secureConnection', (socket: TLSSocket) => {
     log.debug(metadataFields({ remote: socket.remoteAddress }), 'connection opened');
-    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c)));
+    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c), load));
   });
   // Failed TLS handshakes (wrong protocol, scanners) are routine: no log line with an address.
   server.on('tlsClientError', () => log.debug('TLS handshake failed'));

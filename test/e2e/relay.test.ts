@@ -289,13 +289,13 @@ describe('relay limits', () => {
     }
   });
 
-  test('rate: a connection over its command rate gets RATE, others are served', async () => {
+  test('rate: a connection over its command rate gets BUSY with a retry hint, others are served', async () => {
     const relay = await startRelayProcess({ args: ['--rate', '20'] });
     const flooder = await RelayClient.connect(relay.address);
     const polite = await RelayClient.connect(relay.address);
     try {
       const results = await Promise.allSettled(Array.from({ length: 200 }, () => flooder.ping()));
-      const limited = results.filter((r) => r.status === 'rejected' && rejectsWith('RATE')(r.reason)).length;
+      const limited = results.filter((r) => r.status === 'rejected' && rejectsWith('BUSY')(r.reason) && (r.reason as RelayError).retryAfterMs === 1000).length;
       const served = results.filter((r) => r.status === 'fulfilled').length;
       assert.ok(limited > 100, `expected most pings limited, got ${limited}`);
       assert.ok(served >= 20 && served <= 60, `burst of about 40 served, got ${served}`);

@@ -20,19 +20,19 @@ import { ERROR_CODES, ProtocolError } from '../../src/protocol/errors.js';
 import { arbCommand, arbMutation, arbResponse, ascii, decodesOrRejects, fromHex, hex, mutateAll } from './protocol-fixture.js';
 
 const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING'];
-const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG'];
+const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'POW', 'PONG'];
 const protocolError = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code;
 const k = (v: number): Uint8Array => new Uint8Array(PUBLIC_KEY_LENGTH).fill(v);
 const i = (v: number): Uint8Array => new Uint8Array(ID_LENGTH).fill(v);
 
 test('command layouts: tag, space, fields; bare tags for commands without fields', () => {
   assert.equal(
-    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: ascii('pw'), queueMode: 'messaging' })),
-    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '02' + hex(ascii('pw')) + '00',
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: ascii('pw'), queueMode: 'messaging', powNonce: new Uint8Array(0) })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '02' + hex(ascii('pw')) + '00' + '00',
   );
   assert.equal(
-    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(0), queueMode: 'contact' })),
-    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '00' + '01',
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(0), queueMode: 'contact', powNonce: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '00' + '01' + '08' + '0102030405060708',
   );
   assert.equal(hex(encodeCommand({ type: 'KEY', senderAuthKey: k(3) })), hex(ascii('KEY ')) + '20' + hex(k(3)));
   assert.equal(hex(encodeCommand({ type: 'ACK', msgId: i(4) })), hex(ascii('ACK ')) + '18' + hex(i(4)));
@@ -48,6 +48,8 @@ test('response layouts', () => {
   );
   assert.equal(hex(encodeResponse({ type: 'MSG', msgId: i(5), encryptedBody: Uint8Array.of(9) })), hex(ascii('MSG ')) + '18' + hex(i(5)) + '09');
   assert.equal(hex(encodeResponse({ type: 'ERR', code: 'QUOTA' })), hex(ascii('ERR ')) + '05' + hex(ascii('QUOTA')));
+  assert.equal(hex(encodeResponse({ type: 'ERR', code: 'BUSY', retryAfterMs: 1000 })), hex(ascii('ERR ')) + '04' + hex(ascii('BUSY')) + '03e8');
+  assert.equal(hex(encodeResponse({ type: 'POW', bits: 14 })), hex(ascii('POW ')) + '0e');
   for (const type of ['OK', 'END', 'PONG'] as const) assert.equal(hex(encodeResponse({ type })), hex(ascii(type)));
 });
 
@@ -79,8 +81,8 @@ test('the largest message body encodes; one byte more does not', () => {
 
 test('encoders refuse keys and IDs of the wrong length', () => {
   assert.throws(() => encodeCommand({ type: 'KEY', senderAuthKey: new Uint8Array(31) }), RangeError);
-  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: new Uint8Array(33), basicAuth: new Uint8Array(0), queueMode: 'messaging' }), RangeError);
-  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(256), queueMode: 'messaging' }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: new Uint8Array(33), basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) }), RangeError);
+  assert.throws(() => encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(256), queueMode: 'messaging', powNonce: new Uint8Array(0) }), RangeError);
   assert.throws(() => encodeCommand({ type: 'ACK', msgId: new Uint8Array(23) }), RangeError);
   assert.throws(() => encodeResponse({ type: 'IDS', recipientId: i(1), senderId: new Uint8Array(0), relayDhKey: k(1) }), RangeError);
   assert.throws(() => encodeResponse({ type: 'MSG', msgId: new Uint8Array(25), encryptedBody: new Uint8Array(0) }), RangeError);

@@ -12,16 +12,17 @@ const arbRange = fc
   .tuple(fc.integer({ min: 1, max: 0xffff }), fc.integer({ min: 1, max: 0xffff }))
   .map(([a, b]) => ({ min: Math.min(a, b), max: Math.max(a, b) }));
 
-test('layouts: "NJR" min u16 max u16 and "NJC" version u16', () => {
-  assert.equal(hex(encodeRelayHello({ versions: { min: 1, max: 2 } })), hex(ascii('NJR')) + '0001' + '0002');
+test('layouts: "NJR" min u16 max u16 powBits u8 and "NJC" version u16', () => {
+  assert.equal(hex(encodeRelayHello({ versions: { min: 1, max: 2 }, powBits: 12 })), hex(ascii('NJR')) + '0001' + '0002' + '0c');
+  assert.deepEqual(decodeRelayHello(Buffer.from(hex(ascii('NJR')) + '0001' + '0002', 'hex')), { versions: { min: 1, max: 2 }, powBits: 0 }, 'a hello without powBits asks for none');
   assert.equal(hex(encodeClientHello({ version: 258 })), hex(ascii('NJC')) + '0102');
-  assert.deepEqual(decodeRelayHello(encodeRelayHello({ versions: SUPPORTED_VERSIONS })), { versions: SUPPORTED_VERSIONS });
+  assert.deepEqual(decodeRelayHello(encodeRelayHello({ versions: SUPPORTED_VERSIONS, powBits: 0 })), { versions: SUPPORTED_VERSIONS, powBits: 0 });
 });
 
 test('hellos round-trip, also inside a padded block', () => {
   fc.assert(
-    fc.property(arbRange, fc.integer({ min: 0, max: 0xffff }), (versions, version) => {
-      assert.deepEqual(decodeRelayHello(unpadBlock(padBlock(encodeRelayHello({ versions })))), { versions });
+    fc.property(arbRange, fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 255 }), (versions, version, powBits) => {
+      assert.deepEqual(decodeRelayHello(unpadBlock(padBlock(encodeRelayHello({ versions, powBits })))), { versions, powBits });
       assert.deepEqual(decodeClientHello(unpadBlock(padBlock(encodeClientHello({ version })))), { version });
     }),
   );
@@ -30,7 +31,7 @@ test('hellos round-trip, also inside a padded block', () => {
 test('extensions after the known fields are ignored, so later versions can append fields', () => {
   fc.assert(
     fc.property(arbRange, fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ minLength: 1, maxLength: 100 }), (versions, version, ext) => {
-      assert.deepEqual(decodeRelayHello(Uint8Array.from([...encodeRelayHello({ versions }), ...ext])), { versions });
+      assert.deepEqual(decodeRelayHello(Uint8Array.from([...encodeRelayHello({ versions, powBits: 3 }), ...ext])), { versions, powBits: 3 });
       assert.deepEqual(decodeClientHello(Uint8Array.from([...encodeClientHello({ version }), ...ext])), { version });
     }),
   );
@@ -61,7 +62,7 @@ test('fuzz: random and mutated hellos decode or throw ProtocolError', () => {
   };
   fc.assert(fc.property(fc.uint8Array({ maxLength: 20 }), decodeBoth), { numRuns: 500 });
   const hello = fc.oneof(
-    arbRange.map((versions) => encodeRelayHello({ versions })),
+    arbRange.map((versions) => encodeRelayHello({ versions, powBits: 0 })),
     fc.integer({ min: 0, max: 0xffff }).map((version) => encodeClientHello({ version })),
   );
   fc.assert(

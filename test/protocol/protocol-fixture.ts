@@ -32,6 +32,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
     recipientDhKey: bytesOf(PUBLIC_KEY_LENGTH),
     basicAuth: fc.uint8Array({ maxLength: MAX_BASIC_AUTH_LENGTH }),
     queueMode: fc.constantFrom('messaging' as const, 'contact' as const),
+    powNonce: fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(8)),
   }, PLAIN),
   fc.record({ type: fc.constant('KEY' as const), senderAuthKey: bytesOf(PUBLIC_KEY_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('ACK' as const), msgId: bytesOf(ID_LENGTH) }, PLAIN),
@@ -48,6 +49,8 @@ export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
   }, PLAIN),
   fc.record({ type: fc.constant('MSG' as const), msgId: bytesOf(ID_LENGTH), encryptedBody: arbBody(2048) }, PLAIN),
   fc.record({ type: fc.constant('ERR' as const), code: fc.constantFrom(...ERROR_CODES) }, PLAIN),
+  fc.record({ type: fc.constant('ERR' as const), code: fc.constant('BUSY' as const), retryAfterMs: fc.integer({ min: 0, max: 0xffff }) }, PLAIN),
+  fc.record({ type: fc.constant('POW' as const), bits: fc.integer({ min: 0, max: 255 }) }, PLAIN),
   fc.constantFrom<Response>({ type: 'OK' }, { type: 'END' }, { type: 'PONG' }),
 );
 

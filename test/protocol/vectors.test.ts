@@ -46,7 +46,7 @@ test('docs/protocol.md prints exactly the stored vectors', () => {
 
 test('the vectors cover every command and response', () => {
   assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'NEW', 'OFF', 'PING', 'SEND', 'SUB']);
-  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'IDS', 'MSG', 'OK', 'PONG']);
+  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'MSG', 'OK', 'PONG', 'POW']);
 });
 
 test('stored keys are the public keys of the stored private keys', () => {
@@ -59,7 +59,7 @@ test('stored keys are the public keys of the stored private keys', () => {
 
 test('stored hellos decode to their versions', () => {
   const relay = unpadBlock(blockOf(stored.handshake.relayHello));
-  assert.deepEqual(decodeRelayHello(relay), { versions: stored.handshake.relayHello.value });
+  assert.deepEqual(decodeRelayHello(relay), { versions: stored.handshake.relayHello.value, powBits: 10 });
   const client = unpadBlock(blockOf(stored.handshake.clientHello));
   assert.deepEqual(decodeClientHello(client), stored.handshake.clientHello.value);
 });

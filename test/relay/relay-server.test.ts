@@ -41,7 +41,7 @@ const ping = (): Uint8Array => encodeBatch([encodeTransmission(new Uint8Array(0)
 describe('relay server in-process', () => {
   let relay: RunningRelay;
   before(async () => {
-    relay = await startRelay({ dataDir: tempDir(), port: 0, logLevel: 'silent', maxMessageLength: 100, maxConnections: 20 });
+    relay = await startRelay({ dataDir: tempDir(), port: 0, logLevel: 'silent', maxMessageLength: 100, maxConnections: 20, powBits: 0 });
   });
   after(() => relay.close());
 
@@ -78,7 +78,7 @@ describe('relay server in-process', () => {
     const a = await openTransport(relay.address, 5000);
     const b = await openTransport(relay.address, 5000);
     const keys = generateSigningKeyPair();
-    const body = encodeTransmissionBody(Uint8Array.of(1), new Uint8Array(0), encodeCommand({ type: 'NEW', recipientAuthKey: keys.publicKey, recipientDhKey: generateSigningKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging' }));
+    const body = encodeTransmissionBody(Uint8Array.of(1), new Uint8Array(0), encodeCommand({ type: 'NEW', recipientAuthKey: keys.publicKey, recipientDhKey: generateSigningKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) }));
     const signedForA = sign(keys.privateKey, signedData(a.binding, body));
     b.socket.write(encodeBatch([encodeTransmission(signedForA, body)]));
     const [onB] = await nextResponses(b);

@@ -139,7 +139,7 @@ export function computeProtocolVectors(): ProtocolVectors {
   const sealed = sealMessage(queueKey, msgId, delivered);
 
   const commands: Command[] = [
-    { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password'), queueMode: 'messaging' },
+    { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password'), queueMode: 'messaging', powNonce: Uint8Array.of(0, 0, 0, 0, 0, 0, 0x1f, 0x2e) },
     { type: 'KEY', senderAuthKey: senderAuthPublic },
     { type: 'SUB' },
     { type: 'GET' },
@@ -155,6 +155,8 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'MSG', msgId, encryptedBody: sealed },
     { type: 'END' },
     { type: 'ERR', code: 'AUTH' },
+    { type: 'ERR', code: 'BUSY', retryAfterMs: 1000 },
+    { type: 'POW', bits: 14 },
     { type: 'PONG' },
   ];
   const command = (type: Command['type']): { command: Command } => ({ command: commands.find((c) => c.type === type)! });
@@ -218,7 +220,7 @@ export function computeProtocolVectors(): ProtocolVectors {
       sessionBinding: hex(sessionBinding),
     },
     handshake: {
-      relayHello: { value: { min: 1, max: 1 }, ...blockVector(padBlock(encodeRelayHello({ versions: { min: 1, max: 1 } }))) },
+      relayHello: { value: { min: 1, max: 1 }, ...blockVector(padBlock(encodeRelayHello({ versions: { min: 1, max: 1 }, powBits: 10 }))) },
       clientHello: { value: { version: 1 }, ...blockVector(padBlock(encodeClientHello({ version: 1 }))) },
     },
     commands: commands.map((c) => ({ value: fieldsJson(c), encoding: hex(encodeCommand(c)) })),

@@ -1,0 +1,78 @@
+/** Abuse resistance without identity: proof of work for queue creation, load shedding. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RelayClient } from '../../src/client/relay-client.js';
+import { openTransport } from '../../src/client/transport.js';
+import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
+import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
+import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
+import { parseAddress } from '../../src/protocol/address.js';
+import { solvePow, verifyPow } from '../../src/protocol/pow.js';
+import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
+import { startRelayProcess } from '../helpers/relay-process.js';
+
+test('proof of work: a solution verifies only for its session and key', () => {
+  const binding = new Uint8Array(32).fill(1);
+  const key = new Uint8Array(32).fill(2);
+  const nonce = solvePow(binding, key, 12);
+  assert.ok(verifyPow(binding, key, nonce, 12));
+  // Inputs are fixed, so these outcomes are deterministic.
+  assert.ok(!verifyPow(new Uint8Array(32).fill(3), key, nonce, 12), 'not for another session');
+  assert.ok(!verifyPow(binding, new Uint8Array(32).fill(4), nonce, 12), 'not for another key');
+  assert.ok(verifyPow(binding, key, new Uint8Array(0), 0), 'zero bits needs nothing');
+  assert.ok(!verifyPow(binding, key, new Uint8Array(0), 1));
+});
+
+test('a flood of queue creations without proof of work is refused; a legitimate client gets through', async () => {
+  const relay = await startRelayProcess({ args: ['--pow-bits', '8', '--rate', '100000'] });
+  const flood = await openTransport(parseAddress(relay.address), 5000);
+  const legit = await RelayClient.connect(relay.address);
+  try {
+    assert.equal(flood.powBits, 8, 'the hello announces the price');
+    const answers: Response[] = [];
+    flood.socket.on('data', (chunk: Buffer) => {
+      for (const block of flood.reader.push(chunk)) for (const t of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(t).command));
+    });
+    const rounds = 20;
+    const perBlock = 50;
+    for (let r = 0; r < rounds; r++) {
+      const batch: Uint8Array[] = [];
+      for (let i = 0; i < perBlock; i++) {
+        const auth = generateSigningKeyPair();
+        const cmd = encodeCommand({ type: 'NEW', recipientAuthKey: auth.publicKey, recipientDhKey: generateDhKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) });
+        const body = encodeTransmissionBody(Uint8Array.of(r, i), new Uint8Array(0), cmd);
+        batch.push(encodeTransmission(sign(auth.privateKey, signedData(flood.binding, body)), body));
+      }
+      flood.socket.write(encodeBatch(batch));
+    }
+    // Meanwhile a client that does the work creates queues and uses them.
+    const q = await legit.createQueue();
+    await legit.send({ relay: q.relay, senderId: q.senderId }, new TextEncoder().encode('still served'));
+    assert.equal(new TextDecoder().decode((await legit.get(q))!.body), 'still served');
+    const deadline = Date.now() + 10_000;
+    while (answers.length < rounds * perBlock && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers.length, rounds * perBlock);
+    assert.equal(answers.filter((a) => a.type === 'IDS').length, 0, 'no queue was created without work');
+    const bits = answers.map((a) => (a.type === 'POW' ? a.bits : -1));
+    assert.ok(bits.every((b) => b >= 8), 'every refusal names the work due');
+    assert.ok(Math.max(...bits) > 8, `the price rose under the flood (max ${Math.max(...bits)} bits)`);
+    // The legitimate client pays the raised price and still gets through.
+    const q2 = await legit.createQueue();
+    assert.equal(q2.recipientId.length, 24);
+  } finally {
+    flood.socket.destroy();
+    await legit.close();
+    await relay.stop();
+  }
+});
+
+test('a relay with a password asks for no proof of work', async () => {
+  const relay = await startRelayProcess({ args: ['--password', 'pw', '--pow-bits', '20'] });
+  const t = await openTransport(parseAddress(relay.address), 5000);
+  assert.equal(t.powBits, 0);
+  t.socket.destroy();
+  const c = await RelayClient.connect(relay.address, { password: 'pw' });
+  await c.createQueue();
+  await c.close();
+  await relay.stop();
+});
