@@ -77,7 +77,8 @@ export type AgentErrorCode =
   | 'RELAY_UNREACHABLE' // could not reach a relay; nothing was lost, retry later
   | 'UNKNOWN_CONNECTION'
   | 'UNKNOWN_REQUEST'
-  | 'NOT_READY'; // the connection cannot carry messages yet
+  | 'NOT_READY' // the connection cannot carry messages yet
+  | 'TOO_LARGE'; // a message body over Agent.maxBodyLength
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

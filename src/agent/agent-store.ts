@@ -80,8 +80,12 @@ CREATE TABLE IF NOT EXISTS agent_addresses (
   rcv_queue_id INTEGER NOT NULL,
   secrets BLOB NOT NULL,
   link TEXT NOT NULL,
+  stamp_bits INTEGER NOT NULL DEFAULT 0,
+  paused INTEGER NOT NULL DEFAULT 0,
+  max_per_hour INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agent_request_log (address_id TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS agent_requests (
   id INTEGER PRIMARY KEY,
   address_id TEXT NOT NULL,
@@ -168,6 +172,10 @@ export interface AddressRow {
   rcv_queue_id: number;
   secrets: Buffer;
   link: string;
+  stamp_bits: number;
+  paused: number;
+  /** 0: no limit. */
+  max_per_hour: number;
   created_at: number;
 }
 

@@ -36,7 +36,7 @@ import {
   type ConnectionInfo,
   type RelayEntry,
 } from './agent-api.js';
-import { AgentStore, type ConnectionRow, type RcvQueueRow, type Role, type SndQueueRow } from './agent-store.js';
+import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role, type SndQueueRow } from './agent-store.js';
 import {
   decodeEnvelope,
   decodeMessage,
@@ -50,6 +50,7 @@ import {
   type QueueRef,
 } from './envelope.js';
 import { decodeLink, encodeLink } from './links.js';
+import { DEFAULT_STAMP_BITS, makeStamp, verifyStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
@@ -80,6 +81,8 @@ export class Agent {
   private running = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly subscribedClients = new Set<RelayClient>();
+  /** Relays that could not be reached during the current sync(). */
+  private readonly unreachable = new Set<string>();
 
   private constructor(
     db: Database.Database,
@@ -178,7 +181,7 @@ export class Agent {
       });
       this.insertRcv(connectionId, null, relay, queue);
     });
-    const link = encodeLink({ kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys });
+    const link = encodeLink({ kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
     return { connectionId, link };
   }
 
@@ -200,7 +203,10 @@ export class Agent {
       replyQueue: { relay: myRelay, senderId: replyQueue.senderId },
     };
     const encrypted = ratchetEncrypt(ratchet, encodeMessage(conf), shared.associatedData, { paddedLength: PADDED_JOIN });
-    const envelope = encodeEnvelope({ type: 'JOIN', joinReply: encodeJoinReply(reply), ratchet: encrypted.message });
+    const joinReply = encodeJoinReply(reply);
+    // The owner of an address drops requests without the work it asked for.
+    const stamp = makeStamp(link.senderId, joinReply, isInvitation ? 0 : link.stampBits);
+    const envelope = encodeEnvelope({ type: 'JOIN', stamp, joinReply, ratchet: encrypted.message });
     const connectionId = newId();
     this.store.tx(() => {
       this.store.insertConnection({
@@ -226,27 +232,49 @@ export class Agent {
     return { connectionId };
   }
 
-  /** A long-lived contact address on a contact-mode queue. */
-  async createAddress(): Promise<{ addressId: string; link: string }> {
+  /**
+   * A long-lived contact address on a contact-mode queue. Each request must
+   * carry `stampBits` of proof of work (published in the address); at most
+   * `maxPerHour` requests an hour reach the request list (0: no limit).
+   */
+  async createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
+    const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
     const relay = this.pickRelay();
     const queue = await this.newReceiveQueue(relay, 'contact');
     const invitation = createInvitation();
     const addressId = newId();
-    const link = encodeLink({ kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys });
+    const link = encodeLink({ kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
     this.store.tx(() => {
       const rcv = this.insertRcv(null, addressId, relay, queue);
       this.store.db
-        .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, Date.now());
+        .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, Date.now());
     });
     return { addressId, link };
   }
 
-  listAddresses(): { addressId: string; link: string }[] {
-    return (this.store.db.prepare('SELECT id, link FROM agent_addresses ORDER BY created_at').all() as { id: string; link: string }[]).map((r) => ({
+  listAddresses(): { addressId: string; link: string; paused: boolean; maxPerHour: number; stampBits: number }[] {
+    return (this.store.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[]).map((r) => ({
       addressId: r.id,
       link: r.link,
+      paused: r.paused === 1,
+      maxPerHour: r.max_per_hour,
+      stampBits: r.stamp_bits,
     }));
+  }
+
+  /** While paused, requests to the address are dropped unseen. */
+  setAddressPaused(addressId: string, paused: boolean): void {
+    if (this.store.db.prepare('UPDATE agent_addresses SET paused = ? WHERE id = ?').run(paused ? 1 : 0, addressId).changes !== 1) {
+      throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+    }
+  }
+
+  /** At most `perHour` requests an hour reach the request list (0: no limit). */
+  setAddressLimit(addressId: string, perHour: number): void {
+    if (this.store.db.prepare('UPDATE agent_addresses SET max_per_hour = ? WHERE id = ?').run(perHour, addressId).changes !== 1) {
+      throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+    }
   }
 
   /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
@@ -316,7 +344,7 @@ export class Agent {
    * transaction. Delivery happens in `sync()` or `start()`.
    */
   send(connectionId: string, body: Uint8Array): number {
-    if (body.length > MAX_BODY_LENGTH) throw new RangeError(`message body over ${MAX_BODY_LENGTH} bytes`);
+    if (body.length > MAX_BODY_LENGTH) throw new AgentError('TOO_LARGE', `message over ${MAX_BODY_LENGTH} bytes`);
     return this.store.tx(() => {
       const c = this.liveConnection(connectionId);
       const snd = this.store.currentSndQueue(connectionId);
@@ -419,7 +447,7 @@ export class Agent {
       return; // not ours, or from a future version: acknowledged and dropped
     }
     if (rcv.address_id) {
-      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.joinReply, envelope.ratchet);
+      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
       return;
     }
     const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
@@ -428,32 +456,43 @@ export class Agent {
       if (c.status === 'invited' && c.invitation_secrets) this.receiveJoin(c, rcv, envelope.joinReply, envelope.ratchet);
       return;
     }
-    if (!c.ratchet || !c.ad) return;
-    let plaintext: Uint8Array;
-    let state: RatchetState;
-    try {
-      ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(c.ratchet), envelope.ratchet, c.ad));
-    } catch (e) {
-      if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
-      throw e;
-    }
-    let message: AgentMessage;
-    try {
-      message = decodeMessage(plaintext);
-    } catch (e) {
-      if (e instanceof EnvelopeError) return;
-      throw e;
-    }
+    const ratchetMessage = envelope.ratchet;
+    // Read, step and write the ratchet in one transaction, so no other writer can interleave.
     this.store.tx(() => {
+      const fresh = this.store.connection(c.id);
+      if (!fresh?.ratchet || !fresh.ad) return;
+      let plaintext: Uint8Array;
+      let state: RatchetState;
+      try {
+        ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(fresh.ratchet), ratchetMessage, fresh.ad));
+      } catch (e) {
+        if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
+        throw e;
+      }
+      let message: AgentMessage;
+      try {
+        message = decodeMessage(plaintext);
+      } catch (e) {
+        if (e instanceof EnvelopeError) return;
+        throw e;
+      }
       this.store.updateConnection(c.id, { ratchet: Buffer.from(serializeRatchet(state)) });
       this.handleMessage(c.id, rcv, message);
       this.checkReady(c.id);
     });
   }
 
-  private receiveRequest(rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as { id: string; secrets: Buffer } | undefined;
-    if (!address) return;
+  private receiveRequest(rcv: RcvQueueRow, stamp: Uint8Array, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
+    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as AddressRow | undefined;
+    if (!address || address.paused === 1) return;
+    // One hash before anything else: requests without the work never cost the owner more.
+    if (!verifyStamp(rcv.sender_id, joinReplyBytes, stamp, address.stamp_bits)) return;
+    if (address.max_per_hour > 0) {
+      const lastHour = this.store.db
+        .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
+        .get(address.id, nowSeconds() - 3600) as { n: number };
+      if (lastHour.n >= address.max_per_hour) return;
+    }
     try {
       const secrets = decodeInvitationSecrets(address.secrets);
       const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
@@ -468,6 +507,8 @@ export class Agent {
           )
           .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
           .lastInsertRowid;
+        this.store.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(address.id, receivedAt);
+        this.store.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(receivedAt - 3600);
         this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
       });
     } catch {
@@ -700,6 +741,7 @@ export class Agent {
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
         this.store.markAttempt(row.id, why);
+        if (!(e instanceof RelayError)) this.unreachable.add(snd.relay);
         if (e instanceof RelayError && e.code === 'AUTH' && row.signed === 0 && firstUse) {
           const c = this.store.connection(connectionId);
           await this.serialFreeDelete(connectionId);
@@ -791,18 +833,23 @@ export class Agent {
   async sync(options: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     await this.serial(async () => {
-      let unreachable: string[] = [];
       for (let round = 0; round < 50 && Date.now() < deadline; round++) {
+        this.unreachable.clear();
         const received = await this.receiveAll();
-        unreachable = received.unreachable;
+        for (const r of received.unreachable) this.unreachable.add(r);
         const sent = await this.flushAll();
         if (!received.progress && !sent) break;
       }
-      if (unreachable.length > 0) throw new AgentError('RELAY_UNREACHABLE', `could not reach ${unreachable.join(', ')}; will retry`);
+      if (this.unreachable.size > 0) {
+        throw new AgentError('RELAY_UNREACHABLE', `could not reach ${[...this.unreachable].join(', ')}; nothing is lost, it will be retried`);
+      }
     });
   }
 
-  /** Long-running: subscribes to every receiving queue and delivers as messages arrive, until close(). */
+  /**
+   * Long-running mode: resolves once subscribed; from then on handlers fire
+   * as messages arrive, and pending work is retried, until close().
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;

@@ -3,7 +3,7 @@
  * ENVELOPE_LENGTH bytes, so a relay's storage never learns a size:
  *
  *   envelope = version u8 | type u8 | body
- *     JOIN    (1): joinReply (1153) | ratchetMessage   first message of a joiner
+ *     JOIN    (1): stamp (8) | joinReply (1153) | ratchetMessage   first message of a joiner
  *     RATCHET (2): ratchetMessage
  *
  * The ratchet's plaintext (padded inside the ratchet to a fixed length) is
@@ -28,6 +28,7 @@ import { ENVELOPE_OVERHEAD } from '../crypto/ratchet.js';
 import { JOIN_REPLY_LENGTH } from '../crypto/x3dh.js';
 import { Reader, Writer } from '../protocol/codec.js';
 import { MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+import { STAMP_LENGTH } from './stamp.js';
 
 export const AGENT_VERSION = 1;
 export const ENVELOPE_LENGTH = MAX_MESSAGE_LENGTH;
@@ -35,7 +36,7 @@ const ENVELOPE_HEADER = 2;
 
 /** Padded ratchet plaintext length for each envelope type, so every envelope is ENVELOPE_LENGTH. */
 export const PADDED_RATCHET = ENVELOPE_LENGTH - ENVELOPE_HEADER - ENVELOPE_OVERHEAD;
-export const PADDED_JOIN = PADDED_RATCHET - JOIN_REPLY_LENGTH;
+export const PADDED_JOIN = PADDED_RATCHET - STAMP_LENGTH - JOIN_REPLY_LENGTH;
 /** Bytes of padding prefix inside the ratchet plaintext (docs/e2e.md). */
 const PAD_PREFIX = 4;
 /** MSG framing: version, tag, seq, sentAt. */
@@ -44,7 +45,7 @@ const MSG_OVERHEAD = 2 + 8 + 8;
 export const MAX_BODY_LENGTH = PADDED_RATCHET - PAD_PREFIX - MSG_OVERHEAD;
 
 export type Envelope =
-  | { readonly type: 'JOIN'; readonly joinReply: Uint8Array; readonly ratchet: Uint8Array }
+  | { readonly type: 'JOIN'; readonly stamp: Uint8Array; readonly joinReply: Uint8Array; readonly ratchet: Uint8Array }
   | { readonly type: 'RATCHET'; readonly ratchet: Uint8Array };
 
 export class EnvelopeError extends Error {
@@ -53,7 +54,7 @@ export class EnvelopeError extends Error {
 
 export function encodeEnvelope(e: Envelope): Uint8Array {
   const w = new Writer().u8(AGENT_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
-  if (e.type === 'JOIN') w.bytes(e.joinReply);
+  if (e.type === 'JOIN') w.bytes(e.stamp).bytes(e.joinReply);
   const out = w.bytes(e.ratchet).finish();
   if (out.length !== ENVELOPE_LENGTH) throw new RangeError(`envelope is ${out.length} bytes, not ${ENVELOPE_LENGTH}`);
   return out;
@@ -62,7 +63,15 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError(`envelope of ${bytes.length} bytes`);
   if (bytes[0] !== AGENT_VERSION) throw new EnvelopeError(`agent version ${bytes[0]} not supported`);
-  if (bytes[1] === 1) return { type: 'JOIN', joinReply: bytes.subarray(2, 2 + JOIN_REPLY_LENGTH), ratchet: bytes.subarray(2 + JOIN_REPLY_LENGTH) };
+  if (bytes[1] === 1) {
+    const replyAt = 2 + STAMP_LENGTH;
+    return {
+      type: 'JOIN',
+      stamp: bytes.subarray(2, replyAt),
+      joinReply: bytes.subarray(replyAt, replyAt + JOIN_REPLY_LENGTH),
+      ratchet: bytes.subarray(replyAt + JOIN_REPLY_LENGTH),
+    };
+  }
   if (bytes[1] === 2) return { type: 'RATCHET', ratchet: bytes.subarray(2) };
   throw new EnvelopeError(`unknown envelope type ${bytes[1]}`);
 }

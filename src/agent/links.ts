@@ -5,7 +5,10 @@
  *   nightjar:address#<base64url(payload)>   long-lived contact address
  *
  *   payload = version u8 | relay short (UTF-8 relay address) | senderId short
- *             | invitationKeys long (docs/e2e.md) | extensions rest
+ *             | invitationKeys long (docs/e2e.md) | stampBits u8 | extensions rest
+ *
+ * stampBits (addresses only; 0 in invitations) is the proof of work the
+ * owner asks of each request (stamp.ts).
  *
  * The link names the queue the joiner sends its first message to and the
  * keys of the initial hybrid key agreement; nothing in it identifies the
@@ -15,6 +18,7 @@ import { decodeInvitationKeys, encodeInvitationKeys, type InvitationKeys } from 
 import { parseAddress } from '../protocol/address.js';
 import { Reader, Writer } from '../protocol/codec.js';
 import { AgentError } from './agent-api.js';
+import { MAX_POW_BITS } from '../protocol/pow.js';
 
 export const LINK_VERSION = 1;
 
@@ -26,6 +30,8 @@ export interface ConnectionLink {
   readonly relay: string;
   readonly senderId: Uint8Array;
   readonly keys: InvitationKeys;
+  /** Proof-of-work bits a request to this address must carry. */
+  readonly stampBits: number;
 }
 
 const PREFIX: Record<LinkKind, string> = { invitation: 'nightjar:invite#', address: 'nightjar:address#' };
@@ -36,6 +42,7 @@ export function encodeLink(link: ConnectionLink): string {
     .short(new TextEncoder().encode(link.relay))
     .short(link.senderId)
     .long(encodeInvitationKeys(link.keys))
+    .u8(link.stampBits)
     .finish();
   return PREFIX[link.kind] + Buffer.from(payload).toString('base64url');
 }
@@ -56,7 +63,9 @@ export function decodeLink(text: string): ConnectionLink {
     const senderId = r.short();
     if (senderId.length !== 24) throw new AgentError('BAD_LINK', 'the link is damaged (queue ID)');
     const keys = decodeInvitationKeys(r.long());
-    return { kind, relay, senderId, keys };
+    const stampBits = r.remaining > 0 ? r.u8() : 0;
+    if (stampBits > MAX_POW_BITS) throw new AgentError('BAD_LINK', `the address asks for ${stampBits} bits of work, more than ${MAX_POW_BITS}`);
+    return { kind, relay, senderId, keys, stampBits };
   } catch (e) {
     if (e instanceof AgentError) throw e;
     throw new AgentError('BAD_LINK', 'the link is damaged or incomplete');

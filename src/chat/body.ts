@@ -74,7 +74,6 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
 
 /** Removes terminal control characters (escape sequences included) and trims. */
 export function cleanName(name: string): string {
-  // eslint-disable-next-line no-control-regex
   return name.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, '').trim();
 }
 

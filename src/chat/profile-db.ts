@@ -9,8 +9,8 @@
  * into place only when complete, so a failed `init` leaves no half profile.
  */
 import Database from 'better-sqlite3-multiple-ciphers';
-import { existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ChatError } from './errors.js';
 
 export type DB = Database.Database;
@@ -48,8 +48,29 @@ function configure(db: DB): void {
   db.pragma('secure_delete = ON');
 }
 
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir spins forever on
+ * some pseudo file systems (/proc) instead of failing.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw e;
+    makeDirectory(dirname(dir));
+    mkdirSync(dir, { mode: 0o700 });
+  }
+}
+
 function isNotADatabase(e: unknown): boolean {
   return e instanceof Error && (e as Error & { code?: string }).code === 'SQLITE_NOTADB';
+}
+
+/** Throws ChatError NO_PROFILE unless `dir` holds a profile database. */
+export function requireProfile(dir: string): void {
+  if (!profileExists(dir)) throw new ChatError('NO_PROFILE', `no profile in ${dir} (create one with: nightjar init --name NAME)`);
 }
 
 /**
@@ -58,7 +79,8 @@ function isNotADatabase(e: unknown): boolean {
  */
 export function openProfileDatabase(dir: string, passphrase: string, isProfile: (db: DB) => boolean): DB {
   const path = profileDbPath(dir);
-  if (!existsSync(path)) throw new ChatError('NO_PROFILE', `no profile in ${dir} (create one with: nightjar init --name NAME)`);
+  requireProfile(dir);
+  if (passphrase === '') throw new ChatError('WRONG_PASSPHRASE', `wrong passphrase for profile ${dir}`); // profiles never have an empty one
   let db: DB;
   try {
     db = keyed(path, passphrase, false);
@@ -85,10 +107,10 @@ export function openProfileDatabase(dir: string, passphrase: string, isProfile: 
  * row, agent tables). The file appears under its real name only after
  * `setup` succeeded and the database was closed.
  */
-export function createProfileDatabase(dir: string, passphrase: string, setup: (db: DB) => void): void {
+export async function createProfileDatabase(dir: string, passphrase: string, setup: (db: DB) => Promise<void> | void): Promise<void> {
   if (passphrase.length === 0) throw new ChatError('NO_PASSPHRASE', 'the passphrase must not be empty');
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
   } catch (e) {
     throw new ChatError('BAD_PROFILE_DIR', `cannot use profile directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
@@ -103,8 +125,9 @@ export function createProfileDatabase(dir: string, passphrase: string, setup: (d
   try {
     const db = keyed(temp, passphrase, true);
     try {
+      chmodSync(temp, 0o600); // SQLite gives the -wal and -shm files the same mode
       configure(db);
-      setup(db);
+      await setup(db);
     } finally {
       db.close();
     }

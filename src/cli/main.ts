@@ -3,9 +3,21 @@
  * clear line on stderr and a non-zero exit code.
  */
 import { Command, CommanderError } from 'commander';
+import { chatCommand } from './chat-command.js';
+import { acceptCommand, addressCommand, connectCommand, inviteCommand, rejectCommand, requestsCommand } from './connect-commands.js';
+import { userMessage } from './errors.js';
+import {
+  aliasCommand,
+  contactsCommand,
+  deleteCommand,
+  disappearCommand,
+  historyCommand,
+  readCommand,
+  rotateCommand,
+  sendCommand,
+} from './message-commands.js';
+import { initCommand, relaysCommand } from './profile-commands.js';
 import { relayCommand } from './relay-command.js';
-import { RelayStartError } from '../relay/server.js';
-import { ConfigError } from '../relay/config.js';
 
 /** Exit codes: 1 for a runtime failure, 2 for bad usage. */
 const EXIT_FAILURE = 1;
@@ -23,6 +35,23 @@ export function program(): Command {
     new Command('nightjar')
       .description('Private messaging without phone numbers or user IDs')
       .version('0.1.0')
+      .addCommand(initCommand())
+      .addCommand(relaysCommand())
+      .addCommand(inviteCommand())
+      .addCommand(connectCommand())
+      .addCommand(addressCommand())
+      .addCommand(requestsCommand())
+      .addCommand(acceptCommand())
+      .addCommand(rejectCommand())
+      .addCommand(contactsCommand())
+      .addCommand(aliasCommand())
+      .addCommand(sendCommand())
+      .addCommand(readCommand())
+      .addCommand(historyCommand())
+      .addCommand(disappearCommand())
+      .addCommand(deleteCommand())
+      .addCommand(rotateCommand())
+      .addCommand(chatCommand())
       .addCommand(relayCommand()),
   );
 }
@@ -36,8 +65,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
-    const known = e instanceof RelayStartError || e instanceof ConfigError;
-    process.stderr.write(`nightjar: ${known ? (e as Error).message : `unexpected error: ${(e as Error)?.stack ?? String(e)}`}\n`);
+    const known = userMessage(e);
+    process.stderr.write(`nightjar: ${known ?? `unexpected error: ${(e as Error)?.stack ?? String(e)}`}\n`);
     process.exitCode = EXIT_FAILURE;
   }
 }

@@ -1,0 +1,286 @@
+/**
+ * The chat layer: contacts, 1:1 text history, read receipts, disappearing
+ * messages and contact requests, over the profile database and the agent.
+ *
+ *   const chat = Chat.open(db);                       // chat tables must exist
+ *   const agent = Agent.open(db, chat);               // Chat is the AgentHandlers
+ *   chat.attach(agent);
+ *   await chat.send(chat.find('bob'), 'hello');       // then agent.sync()
+ */
+import { AgentError, type AgentHandlers, type IncomingMessage, type IncomingRequest } from '../agent/agent-api.js';
+import type { ChatAgent } from './agent-port.js';
+import { encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js';
+import { contactLabel, findContact } from './contacts.js';
+import { ChatError } from './errors.js';
+import { IncomingHandlers, type ChatListener } from './incoming.js';
+import type { DB } from './profile-db.js';
+import { createChatSchema } from './schema.js';
+import { ChatStore, type Contact, type ContactOrigin, type ContactRequest, type Message } from './store.js';
+import { formatTtl } from './ttl.js';
+
+export type Clock = () => number;
+
+const systemClock: Clock = () => Math.floor(Date.now() / 1000);
+
+export class Chat implements AgentHandlers {
+  readonly store: ChatStore;
+  private readonly incoming: IncomingHandlers;
+  private agentRef: ChatAgent | undefined;
+
+  private constructor(
+    readonly db: DB,
+    private readonly now: Clock,
+  ) {
+    this.store = new ChatStore(db);
+    this.incoming = new IncomingHandlers(this.store, now);
+  }
+
+  /** Creates the chat tables and the profile row in a new profile database. */
+  static initialize(db: DB, displayName: string, now: Clock = systemClock): void {
+    const name = validName(displayName);
+    if (name === undefined) throw new ChatError('BAD_INPUT', 'the display name must be 1 to 64 printable characters');
+    db.transaction(() => createChatSchema(db, name, now()))();
+  }
+
+  static open(db: DB, now: Clock = systemClock): Chat {
+    return new Chat(db, now);
+  }
+
+  /** Connects the agent that was opened with this Chat as its handlers. */
+  attach(agent: ChatAgent): void {
+    this.agentRef = agent;
+  }
+
+  private get agent(): ChatAgent {
+    if (!this.agentRef) throw new Error('Chat.attach(agent) was not called');
+    return this.agentRef;
+  }
+
+  listen(listener: ChatListener): () => void {
+    return this.incoming.listen(listener);
+  }
+
+  // AgentHandlers: called by the agent inside its transaction
+
+  onConnected(connectionId: string, peerInfo: Uint8Array): void {
+    this.incoming.onConnected(connectionId, peerInfo);
+  }
+  onMessage(connectionId: string, message: IncomingMessage): void {
+    this.incoming.onMessage(connectionId, message);
+  }
+  onSent(connectionId: string, seq: number): void {
+    this.incoming.onSent(connectionId, seq);
+  }
+  onDelivered(connectionId: string, seq: number): void {
+    this.incoming.onDelivered(connectionId, seq);
+  }
+  onRequest(request: IncomingRequest): void {
+    this.incoming.onRequest(request);
+  }
+  onDeleted(connectionId: string): void {
+    this.incoming.onDeleted(connectionId);
+  }
+
+  // profile
+
+  displayName(): string {
+    return this.store.displayName();
+  }
+
+  private myInfo(): Uint8Array {
+    return encodePeerInfo({ name: this.store.displayName() });
+  }
+
+  // connecting
+
+  /** Makes a one-time invitation; the contact appears as pending until someone uses the link. */
+  async invite(): Promise<{ contact: Contact; link: string }> {
+    const { connectionId, link } = await this.agent.createInvitation(this.myInfo());
+    return { contact: this.pendingContact(connectionId, 'invite'), link };
+  }
+
+  /** Uses a one-time link or a contact address. */
+  async connect(link: string): Promise<Contact> {
+    const { connectionId } = await this.agent.connect(link.trim(), this.myInfo());
+    return this.pendingContact(connectionId, link.trim().startsWith('nightjar:invite') ? 'link' : 'address');
+  }
+
+  private pendingContact(connectionId: string, origin: ContactOrigin, displayName: string | null = null): Contact {
+    return this.db.transaction(() => {
+      const known = this.store.contactByConnection(connectionId);
+      if (known) {
+        if (known.displayName === null && displayName !== null) this.store.updateContact(known.id, { displayName });
+        return this.store.contact(known.id)!;
+      }
+      return this.store.addContact({ connectionId, origin, status: 'pending', displayName, createdAt: this.now() });
+    })();
+  }
+
+  async createAddress(): Promise<{ addressId: string; link: string }> {
+    return this.agent.createAddress();
+  }
+
+  addresses(): { addressId: string; link: string }[] {
+    return this.agent.listAddresses();
+  }
+
+  /** Deletes a contact address: no new requests through it; existing contacts stay. */
+  async deleteAddress(addressId: string): Promise<void> {
+    await this.agent.deleteAddress(addressId);
+    this.store.deleteRequestsOfAddress(addressId);
+  }
+
+  requests(): ContactRequest[] {
+    return this.store.requests();
+  }
+
+  private request(n: number): ContactRequest {
+    const r = Number.isSafeInteger(n) ? this.store.request(n) : undefined;
+    if (!r) throw new ChatError('UNKNOWN_REQUEST', `no contact request ${n} (see: nightjar requests)`);
+    return r;
+  }
+
+  async accept(n: number): Promise<Contact> {
+    const r = this.request(n);
+    const { connectionId } = await this.agent.acceptRequest(r.requestId, this.myInfo());
+    return this.db.transaction(() => {
+      this.store.deleteRequest(n);
+      return this.pendingContact(connectionId, 'request', r.displayName);
+    })();
+  }
+
+  reject(n: number): ContactRequest {
+    const r = this.request(n);
+    this.db.transaction(() => {
+      this.agent.rejectRequest(r.requestId);
+      this.store.deleteRequest(n);
+    })();
+    return r;
+  }
+
+  // contacts
+
+  contacts(): Contact[] {
+    return this.store.contacts();
+  }
+
+  find(ref: string): Contact {
+    return findContact(this.store.contacts(), ref);
+  }
+
+  setAlias(contact: Contact, alias: string | null): Contact {
+    if (alias !== null) {
+      const clean = validName(alias);
+      if (clean === undefined || clean.startsWith('#')) throw new ChatError('BAD_INPUT', 'an alias must be 1 to 64 printable characters and not start with #');
+      const clash = this.store.contacts().find((c) => c.id !== contact.id && (c.alias ?? '').toLowerCase() === clean.toLowerCase());
+      if (clash) throw new ChatError('BAD_INPUT', `alias "${clean}" is already used for another contact (#${clash.id})`);
+      alias = clean;
+    }
+    this.store.updateContact(contact.id, { alias });
+    return this.store.contact(contact.id)!;
+  }
+
+  /** Deletes the connection (its queues on the relays) and the whole history. */
+  async deleteContact(contact: Contact): Promise<void> {
+    try {
+      await this.agent.deleteConnection(contact.connectionId);
+    } catch (e) {
+      if (!(e instanceof AgentError && e.code === 'UNKNOWN_CONNECTION')) throw e;
+    }
+    this.db.transaction(() => this.store.deleteContact(contact.id))();
+  }
+
+  async rotate(contact: Contact, relay?: string): Promise<void> {
+    this.sendable(contact);
+    await this.agent.rotate(contact.connectionId, relay);
+  }
+
+  // messages
+
+  private sendable(contact: Contact): void {
+    const label = contactLabel(contact);
+    if (contact.status === 'left') throw new ChatError('CONTACT_NOT_READY', `${label} deleted this contact; you can read the history or delete it`);
+    const status = this.agent.connection(contact.connectionId)?.status;
+    if (status === undefined || status === 'deleted') throw new ChatError('CONTACT_NOT_READY', `the connection to ${label} no longer exists`);
+    if (status !== 'ready') throw new ChatError('CONTACT_NOT_READY', `${label} is not connected yet (${status}); try again after: nightjar read`);
+  }
+
+  /** Queues `body` with the agent; `store` runs in the same transaction with the new seq. */
+  private sendBody<T>(contact: Contact, body: ChatBody, store: (seq: number) => T): T {
+    const bytes = encodeBody(body);
+    if (bytes.length > this.agent.maxBodyLength) {
+      throw new ChatError('BAD_INPUT', `message too long: ${bytes.length} bytes encoded, at most ${this.agent.maxBodyLength}`);
+    }
+    return this.db.transaction(() => store(this.agent.send(contact.connectionId, bytes)))();
+  }
+
+  /** Stores and queues a text message; it leaves with the next agent.sync() or while agent.start() runs. */
+  send(contact: Contact, text: string): Message {
+    if (text.trim().length === 0) throw new ChatError('BAD_INPUT', 'the message is empty');
+    this.sendable(contact);
+    const now = this.now();
+    const ttl = contact.ttlSeconds ?? undefined;
+    const body: ChatBody = ttl === undefined ? { type: 'text', text } : { type: 'text', text, ttl };
+    return this.sendBody(contact, body, (seq) =>
+      this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'text', seq, text, sentAt: now, receivedAt: null, expiresAt: ttl === undefined ? null : now + ttl })!,
+    );
+  }
+
+  /** Sets (or with null turns off) the disappearing timer for both sides. */
+  setTimer(contact: Contact, ttl: number | null): Contact {
+    this.sendable(contact);
+    const now = this.now();
+    const text = ttl === null ? 'you turned disappearing messages off' : `you set disappearing messages to ${formatTtl(ttl)}`;
+    this.sendBody(contact, { type: 'timer', ttl }, (seq) => {
+      this.store.updateContact(contact.id, { ttlSeconds: ttl });
+      this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'event', seq, text, sentAt: now, receivedAt: null, expiresAt: null, readAt: now });
+    });
+    return this.store.contact(contact.id)!;
+  }
+
+  unread(contact?: Contact): Message[] {
+    return this.store.unread(contact?.id);
+  }
+
+  /**
+   * Marks incoming messages as read and queues a read receipt ("read up to
+   * seq N") to each contact concerned that can still receive one.
+   */
+  markRead(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const now = this.now();
+    this.db.transaction(() => {
+      this.store.markReadByUs(
+        messages.map((m) => m.id),
+        now,
+      );
+      const upTo = new Map<number, number>();
+      for (const m of messages) if (m.direction === 'in' && m.seq !== null) upTo.set(m.contactId, Math.max(upTo.get(m.contactId) ?? 0, m.seq));
+      for (const [contactId, seq] of upTo) {
+        const contact = this.store.contact(contactId);
+        if (!contact || contact.status !== 'ready' || seq <= contact.readSentUpTo) continue;
+        if (this.agent.connection(contact.connectionId)?.status !== 'ready') continue;
+        this.sendBody(contact, { type: 'read', upTo: seq }, () => this.store.updateContact(contactId, { readSentUpTo: seq }));
+      }
+    })();
+  }
+
+  history(contact: Contact, limit?: number): Message[] {
+    return this.store.history(contact.id, limit);
+  }
+
+  message(id: number): Message | undefined {
+    return this.store.message(id);
+  }
+
+  /** Deletes messages whose disappearing timer ran out; returns how many. */
+  deleteExpired(): number {
+    const ids = this.db.transaction(() => this.store.deleteExpired(this.now()))();
+    if (ids.length > 0) this.incoming.emit({ type: 'expired', messageIds: ids });
+    return ids.length;
+  }
+
+  nextExpiry(): number | undefined {
+    return this.store.nextExpiry();
+  }
+}

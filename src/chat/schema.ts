@@ -1,0 +1,73 @@
+/**
+ * The chat layer's tables in the profile database. The agent keeps its own
+ * `agent_*` tables (queues, ratchets, pending deliveries) in the same file;
+ * nothing here refers to them except by the opaque connection ID.
+ * Times are seconds since the epoch.
+ */
+import type { DB } from './profile-db.js';
+
+/** Version of the chat tables; stored in chat_settings as `schema_version`. */
+export const CHAT_SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS chat_profile (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  display_name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_contacts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  connection_id TEXT NOT NULL UNIQUE,
+  -- how it began: 'invite' (our one-time link), 'link' (we used theirs),
+  -- 'address' (we used their contact address), 'request' (we accepted a request)
+  origin TEXT NOT NULL,
+  -- 'pending' until the handshake finishes, 'ready', or 'left' when the contact deleted us
+  status TEXT NOT NULL,
+  display_name TEXT,
+  alias TEXT,
+  ttl_seconds INTEGER,
+  -- highest agent seq of theirs we sent a read receipt for
+  read_sent_up_to INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  contact_id INTEGER NOT NULL,
+  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+  kind TEXT NOT NULL CHECK (kind IN ('text', 'event')),
+  seq INTEGER,
+  text TEXT NOT NULL,
+  sent_at INTEGER NOT NULL,
+  received_at INTEGER,
+  relay_at INTEGER,
+  delivered_at INTEGER,
+  read_at INTEGER,
+  expires_at INTEGER,
+  UNIQUE (contact_id, direction, seq)
+);
+CREATE INDEX IF NOT EXISTS chat_messages_contact ON chat_messages (contact_id, id);
+CREATE INDEX IF NOT EXISTS chat_messages_expiry ON chat_messages (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS chat_requests (
+  n INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL UNIQUE,
+  address_id TEXT NOT NULL,
+  display_name TEXT,
+  received_at INTEGER NOT NULL,
+  shown INTEGER NOT NULL DEFAULT 0
+);
+`;
+
+export function createChatSchema(db: DB, displayName: string, now: number): void {
+  db.exec(SCHEMA);
+  db.prepare('INSERT INTO chat_profile (id, display_name, created_at) VALUES (1, ?, ?)').run(displayName, now);
+  db.prepare("INSERT INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(CHAT_SCHEMA_VERSION));
+}
+
+/** Whether an opened database holds a chat profile. */
+export function hasChatSchema(db: DB): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chat_profile'").get() !== undefined;
+}

@@ -1,0 +1,66 @@
+/** `nightjar init` and `nightjar relays add|remove|list`. */
+import { Command } from 'commander';
+import { validName } from '../chat/body.js';
+import { Chat } from '../chat/chat.js';
+import { ChatError } from '../chat/errors.js';
+import { createProfileDatabase, profileExists } from '../chat/profile-db.js';
+import { parseAddress } from '../protocol/address.js';
+import { printer } from './output.js';
+import { readPassphrase } from './passphrase.js';
+import { openAgent, profileDir, profileOptions, withSession, type ProfileFlags } from './session.js';
+
+export function initCommand(): Command {
+  return profileOptions(
+    new Command('init')
+      .description('create a profile: keys and an encrypted database (passphrase from $NIGHTJAR_PASSPHRASE or a prompt)')
+      .requiredOption('--name <name>', 'your display name, shown only to your contacts'),
+  ).action(async (flags: ProfileFlags & { name: string }) => {
+    const dir = profileDir(flags);
+    const name = validName(flags.name);
+    if (name === undefined) throw new ChatError('BAD_INPUT', 'the display name must be 1 to 64 printable characters');
+    if (profileExists(dir)) throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
+    const passphrase = await readPassphrase(dir, true);
+    await createProfileDatabase(dir, passphrase, async (db) => {
+      Chat.initialize(db, name);
+      const agent = openAgent(db, Chat.open(db)); // creates the agent's tables and keys
+      await agent.close();
+    });
+    printer(flags.json).print({ type: 'profile', profile: dir, name }, () => `Created profile "${name}" in ${dir}\nNext: nightjar relays add nightjar://...`);
+  });
+}
+
+export function relaysCommand(): Command {
+  const relays = new Command('relays').description('the relays this profile puts its queues on');
+
+  profileOptions(relays.command('add').description('add a relay').argument('<address>', 'nightjar://<fingerprint>@host:port'))
+    .option('--operator <name>', 'who runs the relay (queues are spread over operators)')
+    .action(async (address: string, flags: ProfileFlags & { operator?: string }) => {
+      parseAddress(address);
+      await withSession(flags, ({ agent }) => {
+        agent.addRelay(address.trim(), flags.operator);
+        const entry = agent.listRelays().find((r) => r.address === address.trim());
+        const operator = entry?.operator ?? flags.operator ?? '';
+        printer(flags.json).print({ type: 'relay', address: address.trim(), operator }, () => `Added relay ${address.trim()}${operator ? ` (${operator})` : ''}`);
+      });
+    });
+
+  profileOptions(relays.command('remove').description('stop using a relay for new queues').argument('<address>', 'the relay address')).action(
+    async (address: string, flags: ProfileFlags) => {
+      await withSession(flags, ({ agent }) => {
+        if (!agent.removeRelay(address.trim())) throw new ChatError('BAD_INPUT', `relay ${address.trim()} is not in the list (see: nightjar relays list)`);
+        printer(flags.json).print({ type: 'relay', address: address.trim(), removed: true }, () => `Removed relay ${address.trim()}`);
+      });
+    },
+  );
+
+  profileOptions(relays.command('list').description('list the relays')).action(async (flags: ProfileFlags) => {
+    await withSession(flags, ({ agent }) => {
+      const out = printer(flags.json);
+      const list = agent.listRelays();
+      if (list.length === 0 && !out.json) process.stdout.write('No relays yet. Add one with: nightjar relays add nightjar://...\n');
+      for (const r of list) out.print({ type: 'relay', address: r.address, operator: r.operator }, () => `${r.address}${r.operator ? `  ${r.operator}` : ''}`);
+    });
+  });
+
+  return relays;
+}

@@ -1,0 +1,61 @@
+/** Contact addresses under abuse: stamps, pause, hourly limit. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeLink, encodeLink } from '../../src/agent/links.js';
+import { makeStamp, verifyStamp } from '../../src/agent/stamp.js';
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
+import { openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
+
+let relay: RelayProcess;
+const agents: TestAgent[] = [];
+const open = (): TestAgent => {
+  const a = openAgent([relay.address]);
+  agents.push(a);
+  return a;
+};
+before(async () => {
+  relay = await startRelayProcess({ args: ['--quota', '1000'] });
+});
+after(async () => {
+  for (const a of agents) await a.agent.close();
+  await relay.stop();
+});
+
+test('a stamp is bound to its request', () => {
+  const id = new Uint8Array(24).fill(1);
+  const reply = new Uint8Array(1153).fill(2);
+  const stamp = makeStamp(id, reply, 10);
+  assert.ok(verifyStamp(id, reply, stamp, 10));
+  assert.ok(!verifyStamp(id, new Uint8Array(1153).fill(3), stamp, 10), 'not for another request (fixed inputs: deterministic)');
+});
+
+test('a flood of unstamped requests never reaches the owner; stamped ones do', async () => {
+  const owner = open();
+  const { link } = await owner.agent.createAddress({ stampBits: 12 });
+  assert.equal(decodeLink(link).stampBits, 12, 'the address publishes its difficulty');
+  // A spammer ignores the published difficulty.
+  const cheap = encodeLink({ ...decodeLink(link), stampBits: 0 });
+  const spammer = open();
+  for (let i = 0; i < 20; i++) await spammer.agent.connect(cheap, text(`spam ${i}`));
+  const honest = open();
+  await honest.agent.connect(link, text('honest'));
+  await syncUntil([owner], () => owner.events.requests.length >= 1);
+  await owner.agent.sync();
+  assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['honest']);
+});
+
+test('a paused address drops requests; an hourly limit caps them', async () => {
+  const owner = open();
+  const { addressId, link } = await owner.agent.createAddress({ stampBits: 4 });
+  owner.agent.setAddressPaused(addressId, true);
+  const p = open();
+  await p.agent.connect(link, text('while paused'));
+  await owner.agent.sync();
+  assert.equal(owner.events.requests.length, 0);
+  owner.agent.setAddressPaused(addressId, false);
+  owner.agent.setAddressLimit(addressId, 2);
+  for (let i = 0; i < 4; i++) await open().agent.connect(link, text(`req ${i}`));
+  await owner.agent.sync();
+  assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['req 0', 'req 1']);
+  assert.deepEqual(owner.agent.listAddresses().map((a) => [a.paused, a.maxPerHour, a.stampBits]), [[false, 2, 4]]);
+});

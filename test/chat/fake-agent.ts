@@ -1,0 +1,84 @@
+/** An in-memory stand-in for the agent, recording what the chat layer asks of it. */
+import { AgentError, type ConnectionInfo, type ConnectionStatus } from '../../src/agent/agent-api.js';
+import type { ChatAgent } from '../../src/chat/agent-port.js';
+
+export interface SentBody {
+  readonly connectionId: string;
+  readonly seq: number;
+  readonly body: Uint8Array;
+}
+
+export class FakeAgent implements ChatAgent {
+  maxBodyLength = 15_000;
+  readonly sent: SentBody[] = [];
+  readonly deleted: string[] = [];
+  readonly rejected: string[] = [];
+  readonly rotated: { connectionId: string; relay: string | undefined }[] = [];
+  readonly status = new Map<string, ConnectionStatus>();
+  private readonly seqs = new Map<string, number>();
+  private readonly addressList: { addressId: string; link: string }[] = [];
+  private n = 0;
+
+  private newConnection(status: ConnectionStatus): string {
+    const id = `conn-${++this.n}`;
+    this.status.set(id, status);
+    return id;
+  }
+
+  async createInvitation(_myInfo?: Uint8Array): Promise<{ connectionId: string; link: string }> {
+    return { connectionId: this.newConnection('invited'), link: `nightjar:invite#fake${this.n}` };
+  }
+
+  async connect(link: string): Promise<{ connectionId: string }> {
+    if (!link.startsWith('nightjar:')) throw new AgentError('BAD_LINK', 'not a Nightjar link');
+    return { connectionId: this.newConnection('joining') };
+  }
+
+  async createAddress(): Promise<{ addressId: string; link: string }> {
+    const a = { addressId: `addr-${++this.n}`, link: `nightjar:address#fake${this.n}` };
+    this.addressList.push(a);
+    return a;
+  }
+
+  async deleteAddress(addressId: string): Promise<void> {
+    const i = this.addressList.findIndex((a) => a.addressId === addressId);
+    if (i >= 0) this.addressList.splice(i, 1);
+  }
+
+  listAddresses(): { addressId: string; link: string }[] {
+    return [...this.addressList];
+  }
+
+  async acceptRequest(): Promise<{ connectionId: string }> {
+    return { connectionId: this.newConnection('accepting') };
+  }
+
+  rejectRequest(requestId: string): void {
+    this.rejected.push(requestId);
+  }
+
+  send(connectionId: string, body: Uint8Array): number {
+    const status = this.status.get(connectionId);
+    if (status === undefined) throw new AgentError('UNKNOWN_CONNECTION', connectionId);
+    if (status !== 'ready') throw new AgentError('NOT_READY', `${connectionId} is ${status}`);
+    const seq = (this.seqs.get(connectionId) ?? 0) + 1;
+    this.seqs.set(connectionId, seq);
+    this.sent.push({ connectionId, seq, body });
+    return seq;
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    if (!this.status.has(connectionId)) throw new AgentError('UNKNOWN_CONNECTION', connectionId);
+    this.status.set(connectionId, 'deleted');
+    this.deleted.push(connectionId);
+  }
+
+  async rotate(connectionId: string, relay?: string): Promise<void> {
+    this.rotated.push({ connectionId, relay });
+  }
+
+  connection(id: string): ConnectionInfo | undefined {
+    const status = this.status.get(id);
+    return status === undefined ? undefined : { connectionId: id, status, receiveRelays: [], pendingOutgoing: 0 };
+  }
+}

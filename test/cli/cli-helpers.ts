@@ -1,0 +1,119 @@
+/** Running `bin/nightjar` as a user would, against a profile directory. Needs `npm run build`. */
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { BIN, tempDir } from '../helpers/relay-process.js';
+
+export const PASSPHRASE = 'test passphrase, not secret';
+
+export interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly passphrase?: string | null; // null: no NIGHTJAR_PASSPHRASE at all
+  readonly env?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+}
+
+/** Runs `nightjar ...args` with NIGHTJAR_PROFILE=profile. */
+export function nj(profile: string, args: readonly string[], options: RunOptions = {}): Run {
+  const env: Record<string, string | undefined> = { ...process.env, NIGHTJAR_PROFILE: profile, NO_COLOR: '1', NIGHTJAR_SYNC_TIMEOUT_MS: '15000', ...options.env };
+  if (options.passphrase === null) delete env['NIGHTJAR_PASSPHRASE'];
+  else env['NIGHTJAR_PASSPHRASE'] = options.passphrase ?? PASSPHRASE;
+  const r = spawnSync(BIN, args, { encoding: 'utf8', env, timeout: options.timeoutMs ?? 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs and expects exit 0; returns stdout. */
+export function ok(profile: string, args: readonly string[], options?: RunOptions): string {
+  const r = nj(profile, args, options);
+  if (r.status !== 0) throw new Error(`nightjar ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Runs with --json and parses every line. */
+export function json(profile: string, args: readonly string[], options?: RunOptions): Record<string, unknown>[] {
+  return ok(profile, [...args, '--json'], options)
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** A fresh profile directory path (not created). */
+export function newProfileDir(): string {
+  return join(tempDir('nightjar-cli-'), 'profile');
+}
+
+/** Creates a profile named `name`, using `relay` if given. */
+export function newProfile(name: string, relay?: string): string {
+  const dir = newProfileDir();
+  ok(dir, ['init', '--name', name]);
+  if (relay !== undefined) ok(dir, ['relays', 'add', relay]);
+  return dir;
+}
+
+/** Asserts an error run: one line `nightjar: ...` on stderr and the exit code. */
+export function failure(r: Run, status = 1): string {
+  if (r.status !== status) throw new Error(`expected exit ${status}, got ${r.status}: ${r.stderr}${r.stdout}`);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  if (lines.length !== 1 || !lines[0]!.startsWith('nightjar: ')) throw new Error(`expected one "nightjar: ..." line on stderr, got: ${JSON.stringify(r.stderr)}`);
+  return lines[0]!;
+}
+
+export interface ChatProcess {
+  /** Resolves with the first JSON line (seen so far or later) matching `predicate`. */
+  waitFor(predicate: (o: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+  waitForError(pattern: RegExp, ms?: number): Promise<void>;
+  type(line: string): void;
+  /** Closes standard input and resolves with the exit code. */
+  end(): Promise<number | null>;
+}
+
+/** Starts a long-running `nightjar` (e.g. `chat --json`) with piped standard input. */
+export function startChat(profile: string, args: readonly string[]): ChatProcess {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), NIGHTJAR_PROFILE: profile, NIGHTJAR_PASSPHRASE: PASSPHRASE, NO_COLOR: '1' };
+  const child = spawn(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const seen: Record<string, unknown>[] = [];
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  const wake = (): void => waiters.forEach((w) => w());
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    seen.push(JSON.parse(line) as Record<string, unknown>);
+    wake();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    wake();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const until = <T>(check: () => T | undefined, what: string, ms: number): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const attempt = (): void => {
+        const found = check();
+        if (found === undefined) return;
+        clearTimeout(timer);
+        waiters.delete(attempt);
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(attempt);
+        reject(new Error(`timed out waiting for ${what}; output: ${JSON.stringify(seen)} stderr: ${stderr}`));
+      }, ms);
+      waiters.add(attempt);
+      attempt();
+    });
+  return {
+    waitFor: (predicate, ms = 20_000) => until(() => seen.find(predicate), 'a matching line', ms),
+    waitForError: async (pattern, ms = 20_000) => {
+      await until(() => (pattern.test(stderr) ? true : undefined), String(pattern), ms);
+    },
+    type: (line) => child.stdin!.write(line + '\n'),
+    end: () => {
+      child.stdin!.end();
+      return exited;
+    },
+  };
+}
