@@ -65,8 +65,20 @@ export interface ConnectionInfo {
 
 export interface RelayEntry {
   readonly address: string;
-  /** Operator name: queues are spread over operators (issue 4); free text. */
+  /** Operator name: a user's queues are spread over operators; free text. */
   readonly operator: string;
+}
+
+export interface RelayHealth extends RelayEntry {
+  /** Whether the last attempt to reach it worked (undefined: never tried). */
+  readonly reachable: boolean | undefined;
+  /** Round trip of the last successful check, in milliseconds. */
+  readonly latencyMs: number | undefined;
+  /** Milliseconds since the epoch of the last success. */
+  readonly lastOkAt: number | undefined;
+  readonly lastError: string | undefined;
+  /** How many of our receiving queues it holds. */
+  readonly queues: number;
 }
 
 export type AgentErrorCode =

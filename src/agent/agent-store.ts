@@ -16,6 +16,14 @@ CREATE TABLE IF NOT EXISTS agent_relays (
   operator TEXT NOT NULL,
   added_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agent_relay_health (
+  address TEXT PRIMARY KEY,
+  reachable INTEGER NOT NULL,
+  latency_ms INTEGER,
+  last_ok_at INTEGER,
+  last_error TEXT,
+  down_since INTEGER
+);
 CREATE TABLE IF NOT EXISTS agent_connections (
   id TEXT PRIMARY KEY,
   status TEXT NOT NULL,

@@ -35,6 +35,7 @@ import {
   type AgentHandlers,
   type ConnectionInfo,
   type RelayEntry,
+  type RelayHealth,
 } from './agent-api.js';
 import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role, type SndQueueRow } from './agent-store.js';
 import {
@@ -123,13 +124,83 @@ export class Agent {
     return this.store.db.prepare('SELECT address, operator FROM agent_relays ORDER BY added_at').all() as RelayEntry[];
   }
 
-  /** A relay for a new receiving queue: random among the list, avoiding `avoid` when another exists. */
+  /**
+   * A relay for a new receiving queue. Avoids the relays in `avoid` and
+   * their operators when it can, and otherwise prefers the operators that
+   * hold the fewest of our queues, so that no single operator sees all of a
+   * user's queues. Relays known to be down come last.
+   */
   private pickRelay(avoid: readonly string[] = []): string {
-    const relays = this.listRelays().map((r) => r.address);
+    const relays = this.listRelays();
     if (relays.length === 0) throw new AgentError('NO_RELAYS', 'no relays configured: add one with `nightjar relays add <address>`');
-    const preferred = relays.filter((r) => !avoid.includes(r));
-    const from = preferred.length > 0 ? preferred : relays;
-    return from[nodeRandomBytes(1)[0]! % from.length]!;
+    const operatorOf = (address: string): string => relays.find((r) => r.address === address)?.operator || address;
+    const avoidOps = new Set(avoid.map(operatorOf));
+    const load = new Map<string, number>();
+    for (const q of this.store.rcvQueues()) load.set(operatorOf(q.relay), (load.get(operatorOf(q.relay)) ?? 0) + 1);
+    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
+    const score = (r: RelayEntry): number =>
+      (avoid.includes(r.address) ? 1_000_000 : 0) + (avoidOps.has(operatorOf(r.address)) ? 10_000 : 0) + (down.has(r.address) ? 1000 : 0) + (load.get(operatorOf(r.address)) ?? 0);
+    const best = Math.min(...relays.map(score));
+    const from = relays.filter((r) => score(r) === best);
+    return from[nodeRandomBytes(1)[0]! % from.length]!.address;
+  }
+
+  /** Every relay in the list with what the agent last saw of it. */
+  relayHealth(): RelayHealth[] {
+    const rows = this.store.db
+      .prepare(
+        `SELECT r.address, r.operator, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
+           (SELECT COUNT(*) FROM agent_rcv_queues q WHERE q.relay = r.address) AS queues
+         FROM agent_relays r LEFT JOIN agent_relay_health h ON h.address = r.address ORDER BY r.added_at`,
+      )
+      .all() as { address: string; operator: string; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
+    return rows.map((r) => ({
+      address: r.address,
+      operator: r.operator,
+      reachable: r.reachable === null ? undefined : r.reachable === 1,
+      latencyMs: r.latency_ms ?? undefined,
+      lastOkAt: r.last_ok_at ?? undefined,
+      lastError: r.last_error ?? undefined,
+      queues: r.queues,
+    }));
+  }
+
+  /** Pings every relay in the list (and every relay holding our queues) and records the result. */
+  async checkRelays(timeoutMs = 5000): Promise<RelayHealth[]> {
+    const addresses = new Set([...this.listRelays().map((r) => r.address), ...this.store.rcvQueues().map((q) => q.relay)]);
+    await Promise.all(
+      [...addresses].map(async (address) => {
+        const started = performance.now();
+        try {
+          const client = await this.pool.get(address);
+          await Promise.race([client.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in time')), timeoutMs))]);
+          this.recordHealth(address, null, Math.round(performance.now() - started));
+        } catch (e) {
+          this.recordHealth(address, e instanceof Error ? e.message : String(e));
+        }
+      }),
+    );
+    return this.relayHealth();
+  }
+
+  /** Notes a success (error null) or a failure reaching `address`. */
+  private recordHealth(address: string, error: string | null, latencyMs?: number): void {
+    const now = Date.now();
+    if (error === null) {
+      this.store.db
+        .prepare(
+          `INSERT INTO agent_relay_health (address, reachable, latency_ms, last_ok_at, last_error, down_since) VALUES (?, 1, ?, ?, NULL, NULL)
+           ON CONFLICT(address) DO UPDATE SET reachable = 1, latency_ms = COALESCE(excluded.latency_ms, latency_ms), last_ok_at = excluded.last_ok_at, down_since = NULL`,
+        )
+        .run(address, latencyMs ?? null, now);
+    } else {
+      this.store.db
+        .prepare(
+          `INSERT INTO agent_relay_health (address, reachable, last_error, down_since) VALUES (?, 0, ?, ?)
+           ON CONFLICT(address) DO UPDATE SET reachable = 0, last_error = excluded.last_error, down_since = COALESCE(down_since, excluded.down_since)`,
+        )
+        .run(address, error, now);
+    }
   }
 
   private async newReceiveQueue(relay: string, mode: QueueMode = 'messaging'): Promise<RecipientQueue> {
@@ -741,7 +812,10 @@ export class Agent {
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
         this.store.markAttempt(row.id, why);
-        if (!(e instanceof RelayError)) this.unreachable.add(snd.relay);
+        if (!(e instanceof RelayError)) {
+          this.unreachable.add(snd.relay);
+          this.recordHealth(snd.relay, why);
+        }
         if (e instanceof RelayError && e.code === 'AUTH' && row.signed === 0 && firstUse) {
           const c = this.store.connection(connectionId);
           await this.serialFreeDelete(connectionId);
@@ -805,10 +879,12 @@ export class Agent {
       let client: RelayClient;
       try {
         client = await this.pool.get(rcv.relay);
-      } catch {
+      } catch (e) {
+        this.recordHealth(rcv.relay, (e as Error).message);
         if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
         continue;
       }
+      this.recordHealth(rcv.relay, null);
       const queue = this.recipientQueue(rcv);
       try {
         for (let m = await client.get(queue); m; m = await client.get(queue)) {

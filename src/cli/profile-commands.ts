@@ -53,14 +53,22 @@ export function relaysCommand(): Command {
     },
   );
 
-  profileOptions(relays.command('list').description('list the relays')).action(async (flags: ProfileFlags) => {
-    await withSession(flags, ({ agent }) => {
-      const out = printer(flags.json);
-      const list = agent.listRelays();
-      if (list.length === 0 && !out.json) process.stdout.write('No relays yet. Add one with: nightjar relays add nightjar://...\n');
-      for (const r of list) out.print({ type: 'relay', address: r.address, operator: r.operator }, () => `${r.address}${r.operator ? `  ${r.operator}` : ''}`);
+  profileOptions(relays.command('list').description('list the relays with their health (reachable, latency, last error)'))
+    .option('--no-check', 'show what was last seen instead of pinging each relay now')
+    .action(async (flags: ProfileFlags & { check: boolean }) => {
+      await withSession(flags, async ({ agent }) => {
+        const out = printer(flags.json);
+        const list = flags.check ? await agent.checkRelays(3000) : agent.relayHealth();
+        if (list.length === 0 && !out.json) process.stdout.write('No relays yet. Add one with: nightjar relays add nightjar://...\n');
+        for (const r of list) {
+          const state = r.reachable === undefined ? 'not checked' : r.reachable ? `reachable, ${r.latencyMs ?? '?'} ms` : `unreachable: ${r.lastError ?? 'unknown error'}`;
+          out.print(
+            { type: 'relay', address: r.address, operator: r.operator, reachable: r.reachable ?? null, latencyMs: r.latencyMs ?? null, lastError: r.lastError ?? null, queues: r.queues },
+            () => `${r.address}${r.operator ? `  [${r.operator}]` : ''}  ${state}  (${r.queues} of your queues)`,
+          );
+        }
+      });
     });
-  });
 
   return relays;
 }

@@ -154,3 +154,28 @@ test('start() rotates queues on a schedule and keeps delivering live', async () 
     await Promise.all([relayA.stop(), relayB.stop()]);
   }
 });
+
+test('relay health and operator spreading', async () => {
+  const [r1, r2] = await Promise.all([startRelayProcess(), startRelayProcess()]);
+  const { openAgent: open2 } = await import('../helpers/agent-harness.js');
+  const a = open2([]);
+  try {
+    a.agent.addRelay(r1.address, 'Operator One');
+    a.agent.addRelay(r2.address, 'Operator Two');
+    for (let i = 0; i < 4; i++) await a.agent.createInvitation(text(`x${i}`));
+    const health = await a.agent.checkRelays(2000);
+    assert.deepEqual(health.map((h) => [h.operator, h.queues, h.reachable]), [
+      ['Operator One', 2, true],
+      ['Operator Two', 2, true],
+    ], 'queues are spread evenly over the two operators');
+    assert.ok(health.every((h) => typeof h.latencyMs === 'number'));
+    await r2.stop('SIGKILL');
+    const after = await a.agent.checkRelays(2000);
+    const two = after.find((h) => h.operator === 'Operator Two')!;
+    assert.equal(two.reachable, false);
+    assert.match(two.lastError ?? '', /ECONNREFUSED|closed|reach/);
+  } finally {
+    await a.agent.close();
+    await Promise.all([r1.stop(), r2.stop()]);
+  }
+});
