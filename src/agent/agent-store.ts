@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   key_to_set BLOB,
   secured INTEGER NOT NULL DEFAULT 0,
   status TEXT NOT NULL DEFAULT 'active',
+  replaces BLOB,
+  replaces_lost INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) * 1000)
 );
 CREATE TABLE IF NOT EXISTS agent_snd_queues (
@@ -136,7 +138,10 @@ export interface RcvQueueRow {
   queue_key: Buffer;
   key_to_set: Buffer | null;
   secured: number;
-  status: 'active' | 'retiring' | 'ended';
+  status: 'active' | 'retiring' | 'ended' | 'lost';
+  /** Sender ID of the queue this one takes over from (rotation), or null. */
+  replaces: Buffer | null;
+  replaces_lost: number;
   /** Milliseconds since the epoch. */
   created_at: number;
 }
@@ -238,7 +243,7 @@ export class AgentStore {
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
-  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at'>): number {
+  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost'>): number {
     return Number(
       this.db
         .prepare(
@@ -283,6 +288,19 @@ export class AgentStore {
 
   sndQueue(id: number): SndQueueRow | undefined {
     return this.db.prepare('SELECT * FROM agent_snd_queues WHERE id = ?').get(id) as SndQueueRow | undefined;
+  }
+
+  /** Every queue we currently send each message to (more than one with redundancy). */
+  currentSndQueues(connectionId: string): SndQueueRow[] {
+    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id').all(connectionId) as SndQueueRow[];
+  }
+
+  sndQueueBySenderId(connectionId: string, senderId: Uint8Array): SndQueueRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND sender_id = ?').get(connectionId, senderId) as SndQueueRow | undefined;
+  }
+
+  deleteOutboxOf(sndQueueId: number): void {
+    this.db.prepare('DELETE FROM agent_outbox WHERE snd_queue_id = ?').run(sndQueueId);
   }
 
   currentSndQueue(connectionId: string): SndQueueRow | undefined {

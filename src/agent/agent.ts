@@ -66,6 +66,11 @@ export interface AgentOptions {
    * queue ID lives long enough to become a long-term handle.
    */
   readonly rotateAfterMs?: number;
+  /**
+   * A receiving queue whose relay has been unreachable this long is taken as
+   * lost and replaced through the remaining path (default 24 hours).
+   */
+  readonly lostAfterMs?: number;
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
 }
@@ -92,7 +97,7 @@ export class Agent {
   ) {
     this.store = new AgentStore(db);
     const trace = options.relayTrace;
-    this.pool = new RelayPool({ reconnect: true, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
+    this.pool = new RelayPool({ reconnect: true, waitForReconnect: false, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
   }
 
   /** Opens the agent on an open (keyed) profile database, creating its tables. */
@@ -418,11 +423,11 @@ export class Agent {
     if (body.length > MAX_BODY_LENGTH) throw new AgentError('TOO_LARGE', `message over ${MAX_BODY_LENGTH} bytes`);
     return this.store.tx(() => {
       const c = this.liveConnection(connectionId);
-      const snd = this.store.currentSndQueue(connectionId);
-      if (!snd) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
+      if (this.store.currentSndQueues(connectionId).length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
       const seq = c.next_seq;
       this.store.updateConnection(connectionId, { next_seq: seq + 1 });
-      this.enqueueMessage(connectionId, snd.id, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { signed: true, seq });
+      // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
+      this.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { seq });
       return seq;
     });
   }
@@ -430,9 +435,8 @@ export class Agent {
   /** Tells the contact, deletes our queues on their relays, and forgets the connection. */
   async deleteConnection(connectionId: string): Promise<void> {
     const c = this.liveConnection(connectionId);
-    const snd = this.store.currentSndQueue(connectionId);
-    if (c.status === 'ready' && snd) {
-      this.store.tx(() => this.enqueueMessage(connectionId, snd.id, { tag: 'DEL' }, { signed: true }));
+    if (c.status === 'ready' && this.store.currentSndQueues(connectionId).length > 0) {
+      this.store.tx(() => this.enqueueAll(connectionId, { tag: 'DEL' }));
       await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
     }
     await this.serial(async () => {
@@ -446,17 +450,80 @@ export class Agent {
     const c = this.liveConnection(connectionId);
     if (c.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can move to new queues');
     const current = this.store.rcvQueuesOf(connectionId);
-    if (current.some((q) => q.status === 'retiring') || current.length > 1) throw new AgentError('NOT_READY', 'a queue rotation is already under way');
+    if (current.some((q) => q.status !== 'active' || q.secured !== 1)) throw new AgentError('NOT_READY', 'a queue change is already under way');
+    if (relay !== undefined) parseAddress(relay);
+    // Each receiving queue is replaced by a new one; the contact leaves the old one with QEND.
+    for (const [i, old] of current.entries()) {
+      const target = i === 0 && relay !== undefined ? relay : this.pickRelay(current.map((q) => q.relay));
+      const queue = await this.newReceiveQueue(target);
+      this.store.tx(() => {
+        const id = this.insertRcv(connectionId, null, target, queue);
+        this.store.updateRcvQueue(id, { replaces: old.sender_id });
+        this.store.updateRcvQueue(old.id, { status: 'retiring' });
+        this.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: old.sender_id, lost: false });
+      });
+    }
+    await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
+  }
+
+  /**
+   * Adds a second receiving queue on a relay of another operator: the
+   * contact then sends every message through both, and the conversation
+   * survives either relay vanishing.
+   */
+  async addRedundantQueue(connectionId: string, relay?: string): Promise<void> {
+    const c = this.liveConnection(connectionId);
+    if (c.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can get a redundant queue');
+    const current = this.store.rcvQueuesOf(connectionId);
     const target = relay ?? this.pickRelay(current.map((q) => q.relay));
     parseAddress(target);
     const queue = await this.newReceiveQueue(target);
     this.store.tx(() => {
       this.insertRcv(connectionId, null, target, queue);
-      for (const old of current) this.store.updateRcvQueue(old.id, { status: 'retiring' });
-      const snd = this.store.currentSndQueue(connectionId)!;
-      this.enqueueMessage(connectionId, snd.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId } }, { signed: true });
+      this.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
     });
     await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
+  }
+
+  /**
+   * Replaces receiving queues whose relay has been unreachable for longer
+   * than `lostAfterMs`: a new queue elsewhere, announced through the queues
+   * we send to (which do not depend on the lost relay).
+   */
+  private async replaceLostQueues(): Promise<boolean> {
+    const lostAfter = this.options.lostAfterMs ?? 24 * 3600 * 1000;
+    const downSince = new Map(
+      (this.store.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[]).map((r) => [
+        r.address,
+        r.down_since,
+      ]),
+    );
+    let progress = false;
+    for (const c of this.store.connections()) {
+      if (c.status !== 'ready') continue;
+      const rcvs = this.store.rcvQueuesOf(c.id);
+      for (const lost of rcvs) {
+        const since = downSince.get(lost.relay);
+        if (lost.status !== 'active' || since === undefined || Date.now() - since < lostAfter) continue;
+        let target: string;
+        let queue: RecipientQueue;
+        try {
+          target = this.pickRelay(rcvs.map((q) => q.relay));
+          if (target === lost.relay) continue;
+          queue = await this.newReceiveQueue(target);
+        } catch {
+          continue;
+        }
+        this.store.tx(() => {
+          const id = this.insertRcv(c.id, null, target, queue);
+          this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
+          this.store.updateRcvQueue(lost.id, { status: 'lost' });
+          this.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
+        });
+        progress = true;
+      }
+    }
+    return progress;
   }
 
   connection(connectionId: string): ConnectionInfo | undefined {
@@ -484,6 +551,11 @@ export class Agent {
   }
 
   // ---- encryption -----------------------------------------------------------
+
+  /** Queues `m` (signed) on every queue we currently send to; must run inside a transaction. */
+  private enqueueAll(connectionId: string, m: AgentMessage, opts: { seq?: number; waitRcvQueue?: number } = {}): void {
+    for (const snd of this.store.currentSndQueues(connectionId)) this.enqueueMessage(connectionId, snd.id, m, { signed: true, ...opts });
+  }
 
   /** Ratchet-encrypts `m` and queues it; must run inside a transaction. */
   private enqueueMessage(
@@ -669,23 +741,36 @@ export class Agent {
         this.handlers.onDeleted(connectionId);
         return;
       case 'QADD': {
+        // Announced on every queue: only the first copy counts.
+        if (this.store.sndQueueBySenderId(connectionId, m.queue.senderId)) return;
         const keys = generateSigningKeyPair();
         const pending = this.newSndQueue(connectionId, m.queue, keys.privateKey, 'new', 0);
         this.enqueueMessage(connectionId, pending, { tag: 'QKEY', senderKey: keys.publicKey }, { signed: false });
         return;
       }
-      case 'QKEY':
-        // Arrives unsigned on our new queue; once secured we tell the contact to switch.
+      case 'QKEY': {
+        // Arrives unsigned on our new queue; once it is secured we tell the contact to use it.
+        if (rcv.key_to_set) return;
         this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
-        if (snd) this.enqueueMessage(connectionId, snd.id, { tag: 'QUSE' }, { signed: true, waitRcvQueue: rcv.id });
+        const use: AgentMessage = { tag: 'QUSE', newSenderId: rcv.sender_id, replaces: rcv.replaces ?? EMPTY, lost: rcv.replaces_lost === 1 };
+        this.enqueueAll(connectionId, use, { waitRcvQueue: rcv.id });
         return;
+      }
       case 'QUSE': {
-        const pending = this.store.pendingSndQueue(connectionId);
-        if (!pending || !snd) return;
-        // The old queue gets QEND as its last message, then everything goes to the new one.
-        this.enqueueMessage(connectionId, snd.id, { tag: 'QEND' }, { signed: true, afterSent: 'retire' });
-        this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
+        const pending = this.store.sndQueueBySenderId(connectionId, m.newSenderId);
+        if (!pending || pending.current === 1) return;
         this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
+        const old = m.replaces.length > 0 ? this.store.sndQueueBySenderId(connectionId, m.replaces) : undefined;
+        if (!old || old.id === pending.id) return;
+        if (m.lost) {
+          // Its relay is gone: what waits there was also sent through the other queues.
+          this.store.deleteOutboxOf(old.id);
+          this.store.deleteSndQueue(old.id);
+        } else {
+          // The old queue gets QEND as its last message, then everything goes to the new one.
+          this.store.updateSndQueue(old.id, { current: 0, status: 'retiring' });
+          this.enqueueMessage(connectionId, old.id, { tag: 'QEND' }, { signed: true, afterSent: 'retire' });
+        }
         return;
       }
       case 'QEND':
@@ -763,6 +848,14 @@ export class Agent {
     let progress = false;
     for (const rcv of this.store.rcvQueues()) {
       const deleted = rcv.connection_id !== null && this.store.connection(rcv.connection_id)?.status === 'deleted';
+      const replaced =
+        rcv.status === 'lost' &&
+        this.store.rcvQueuesOf(rcv.connection_id ?? '').some((q) => q.secured === 1 && q.replaces !== null && Buffer.from(q.replaces).equals(rcv.sender_id));
+      if (replaced) {
+        this.store.tx(() => this.store.deleteRcvQueue(rcv.id)); // its relay is gone: nothing to delete there
+        progress = true;
+        continue;
+      }
       if (rcv.status !== 'ended' && !deleted) continue;
       await this.deleteRemoteQueue(rcv);
       this.store.tx(() => this.store.deleteRcvQueue(rcv.id));
@@ -824,7 +917,9 @@ export class Agent {
             c?.role === 'requester' ? 'this contact address no longer exists' : 'this invitation link was already used',
           );
         }
-        return progress; // unreachable, over quota or not yet secured: stays queued, retried later
+        // Unreachable, over quota or not yet secured: it stays queued and holds back its lane only.
+        blocked.add(snd.id);
+        continue;
       }
       this.store.tx(() => {
         this.store.deleteOutgoing(row.id);
@@ -848,17 +943,17 @@ export class Agent {
   private queueReceipts(): void {
     for (const c of this.store.connections()) {
       if (c.status !== 'ready' || c.rcpt_pending <= c.rcpt_sent) continue;
-      const snd = this.store.currentSndQueue(c.id);
-      if (!snd) continue;
+      if (this.store.currentSndQueues(c.id).length === 0) continue;
       this.store.tx(() => {
-        this.enqueueMessage(c.id, snd.id, { tag: 'RCPT', upTo: c.rcpt_pending }, { signed: true });
+        this.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending });
         this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
       });
     }
   }
 
   private async flushAll(): Promise<boolean> {
-    let progress = await this.securePending();
+    let progress = await this.replaceLostQueues();
+    if (await this.securePending()) progress = true;
     this.queueReceipts();
     for (const id of this.store.outboxConnections()) {
       try {
@@ -876,6 +971,7 @@ export class Agent {
     let progress = false;
     const unreachable: string[] = [];
     for (const rcv of this.store.rcvQueues()) {
+      if (rcv.status === 'lost') continue;
       let client: RelayClient;
       try {
         client = await this.pool.get(rcv.relay);
@@ -884,7 +980,6 @@ export class Agent {
         if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
         continue;
       }
-      this.recordHealth(rcv.relay, null);
       const queue = this.recipientQueue(rcv);
       try {
         for (let m = await client.get(queue); m; m = await client.get(queue)) {
@@ -894,8 +989,12 @@ export class Agent {
           await client.ack(queue, m.msgId);
           progress = true;
         }
+        this.recordHealth(rcv.relay, null);
       } catch (e) {
-        if (!(e instanceof RelayError && e.code === 'AUTH')) if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
+        if (!(e instanceof RelayError)) {
+          this.recordHealth(rcv.relay, (e as Error).message);
+          if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
+        }
       }
     }
     return { progress, unreachable };
@@ -968,10 +1067,12 @@ export class Agent {
 
   private async subscribeAll(): Promise<void> {
     for (const rcv of this.store.rcvQueues()) {
+      if (rcv.status === 'lost') continue;
       let client: RelayClient;
       try {
         client = await this.pool.get(rcv.relay);
-      } catch {
+      } catch (e) {
+        this.recordHealth(rcv.relay, (e as Error).message);
         continue;
       }
       if (!this.subscribedClients.has(client)) {

@@ -16,9 +16,13 @@
  *     MSG   (3): seq u64 | sentAt u64 | body rest
  *     RCPT  (4): upTo u64                       delivery receipt
  *     DEL   (5): the peer deleted the connection
- *     QADD  (6): relay short | senderId short    rotation: send to this new queue too
+ *     QADD  (6): relay short | senderId short | replaces short | flags u8
+ *                a new queue for you to send to; `replaces` (empty: an additional,
+ *                redundant queue) names the queue it takes over from; flag bit 0:
+ *                that queue is lost (its relay is gone)
  *     QKEY  (7): senderKey short                 first, unsigned, on the new queue
- *     QUSE  (8): the new queue is secured; switch to it
+ *     QUSE  (8): newSenderId short | replaces short | flags u8
+ *                the new queue is secured: use it (and leave `replaces`)
  *     QEND  (9): last message on the old queue
  *
  * Unknown tags and trailing fields are kept for later versions: a newer
@@ -87,9 +91,9 @@ export type AgentMessage =
   | { readonly tag: 'MSG'; readonly seq: number; readonly sentAt: number; readonly body: Uint8Array }
   | { readonly tag: 'RCPT'; readonly upTo: number }
   | { readonly tag: 'DEL' }
-  | { readonly tag: 'QADD'; readonly queue: QueueRef }
+  | { readonly tag: 'QADD'; readonly queue: QueueRef; readonly replaces: Uint8Array; readonly lost: boolean }
   | { readonly tag: 'QKEY'; readonly senderKey: Uint8Array }
-  | { readonly tag: 'QUSE' }
+  | { readonly tag: 'QUSE'; readonly newSenderId: Uint8Array; readonly replaces: Uint8Array; readonly lost: boolean }
   | { readonly tag: 'QEND' }
   | { readonly tag: 'UNKNOWN'; readonly code: number };
 
@@ -112,7 +116,10 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
       w.u64(BigInt(m.upTo));
       break;
     case 'QADD':
-      w.short(utf8.encode(m.queue.relay)).short(m.queue.senderId);
+      w.short(utf8.encode(m.queue.relay)).short(m.queue.senderId).short(m.replaces).u8(m.lost ? 1 : 0);
+      break;
+    case 'QUSE':
+      w.short(m.newSenderId).short(m.replaces).u8(m.lost ? 1 : 0);
       break;
     case 'QKEY':
       w.short(m.senderKey);
@@ -148,13 +155,19 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
         return { tag, upTo: Number(r.u64()) };
       case 'QADD': {
         const relay = fromUtf8(r.short());
-        return { tag, queue: { relay, senderId: r.short() } };
+        const senderId = r.short();
+        const replaces = r.short();
+        return { tag, queue: { relay, senderId }, replaces, lost: (r.u8() & 1) === 1 };
+      }
+      case 'QUSE': {
+        const newSenderId = r.short();
+        const replaces = r.short();
+        return { tag, newSenderId, replaces, lost: (r.u8() & 1) === 1 };
       }
       case 'QKEY':
         return { tag, senderKey: r.short() };
       case 'HELLO':
       case 'DEL':
-      case 'QUSE':
       case 'QEND':
         return { tag };
       default:

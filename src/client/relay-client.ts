@@ -32,6 +32,11 @@ export interface RelayClientOptions {
   readonly connectTimeoutMs?: number;
   /** Reconnect after the connection drops (default true). */
   readonly reconnect?: boolean;
+  /**
+   * While reconnecting, hold new commands until the connection is back
+   * (default true); false fails them at once with ConnectionError CLOSED.
+   */
+  readonly waitForReconnect?: boolean;
   /** First and largest backoff delay in ms (defaults 250 and 30 000). */
   readonly backoffMs?: { readonly initial: number; readonly max: number };
   /** Sees every block after the handshake, decrypted, as it leaves or arrives (debugging and tests). */
@@ -89,6 +94,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       commandTimeoutMs: 15_000,
       connectTimeoutMs: 10_000,
       reconnect: true,
+      waitForReconnect: true,
       backoffMs: { initial: 250, max: 30_000 },
       ...options,
     };
@@ -216,6 +222,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Sends one command and resolves with the relay's answer; ERR rejects with RelayError. */
   private request(entityId: Uint8Array, command: Command, signingKey?: Uint8Array): Promise<Response> {
     if (this.closed) return Promise.reject(new ConnectionError('CLOSED', this.addressText, 'client closed'));
+    if (!this.transport && !this.opts.waitForReconnect) return Promise.reject(new ConnectionError('CLOSED', this.addressText, 'not connected (reconnecting)'));
     const corrIdNumber = this.nextCorrId++;
     const corrId = Buffer.alloc(4);
     corrId.writeUInt32BE(corrIdNumber >>> 0);

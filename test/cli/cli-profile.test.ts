@@ -66,7 +66,13 @@ test('relays add, list and remove; bad addresses are refused', () => {
   const dir = newProfile('Alice');
   const address = `nightjar://${'A'.repeat(43)}@127.0.0.1:5225`;
   assert.deepEqual(json(dir, ['relays', 'add', address, '--operator', 'Example Ltd']), [{ type: 'relay', address, operator: 'Example Ltd' }]);
-  assert.deepEqual(json(dir, ['relays', 'list']), [{ type: 'relay', address, operator: 'Example Ltd' }]);
+  // Nothing listens there: the list says so, with the error.
+  const listed = json(dir, ['relays', 'list']) as Record<string, unknown>[];
+  assert.deepEqual(
+    listed.map((r) => ({ type: r['type'], address: r['address'], operator: r['operator'], reachable: r['reachable'], queues: r['queues'] })),
+    [{ type: 'relay', address, operator: 'Example Ltd', reachable: false, queues: 0 }],
+  );
+  assert.match(String(listed[0]!['lastError']), /ECONNREFUSED/);
   assert.match(failure(nj(dir, ['relays', 'add', 'http://example.org'])), /^nightjar: invalid relay address: /);
   assert.deepEqual(json(dir, ['relays', 'remove', address]), [{ type: 'relay', address, removed: true }]);
   assert.match(failure(nj(dir, ['relays', 'remove', address])), /is not in the list/);

@@ -57,8 +57,9 @@ export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** Runs sync() on every agent until `done()` or the rounds run out. */
 export async function syncUntil(agents: TestAgent[], done: () => boolean, rounds = 30): Promise<void> {
+  const errors: string[] = [];
   for (let i = 0; i < rounds && !done(); i++) {
-    for (const a of agents) await a.agent.sync().catch(() => undefined);
+    for (const a of agents) await a.agent.sync().catch((e: Error) => errors.push(e.message));
   }
-  if (!done()) throw new Error('agents did not reach the expected state');
+  if (!done()) throw new Error(`agents did not reach the expected state (sync errors: ${[...new Set(errors)].join('; ') || 'none'})`);
 }
