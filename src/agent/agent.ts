@@ -178,7 +178,9 @@ export class Agent {
         const started = performance.now();
         try {
           const client = await this.pool.get(address);
-          await Promise.race([client.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in time')), timeoutMs))]);
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer in time')), timeoutMs)));
+          await Promise.race([client.ping(), late]).finally(() => clearTimeout(timer));
           this.recordHealth(address, null, Math.round(performance.now() - started));
         } catch (e) {
           this.recordHealth(address, e instanceof Error ? e.message : String(e));
@@ -1052,7 +1054,7 @@ export class Agent {
     const maxAge = this.options.rotateAfterMs ?? 7 * 24 * 3600 * 1000;
     if (maxAge <= 0) return;
     for (const c of this.store.connections()) {
-      if (c.status !== 'ready') continue;
+      if (c.status !== 'ready' || !this.running) continue;
       const rcvs = this.store.rcvQueuesOf(c.id);
       if (rcvs.length === 1 && rcvs[0]!.status === 'active' && Date.now() - rcvs[0]!.created_at > maxAge) {
         await this.rotate(c.id).catch(() => undefined);

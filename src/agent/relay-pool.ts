@@ -5,6 +5,7 @@ import { AgentError } from './agent-api.js';
 
 export class RelayPool {
   private readonly clients = new Map<string, Promise<RelayClient>>();
+  private closed = false;
 
   constructor(
     private readonly options: RelayClientOptions,
@@ -13,12 +14,18 @@ export class RelayPool {
 
   /** The client for `relay`; rejects with AgentError('RELAY_UNREACHABLE'). */
   get(relay: string): Promise<RelayClient> {
+    if (this.closed) return Promise.reject(new AgentError('RELAY_UNREACHABLE', 'the agent is closed'));
     let p = this.clients.get(relay);
     if (!p) {
       const trace = this.trace;
       const options: RelayClientOptions = trace ? { ...this.options, trace: (d, b) => trace(relay, d, b) } : this.options;
       p = RelayClient.connect(relay, options).then(
         (c) => {
+          if (this.closed) {
+            // Closed while connecting: nothing may outlive close().
+            void c.close();
+            throw new AgentError('RELAY_UNREACHABLE', 'the agent is closed');
+          }
           c.on('failed', () => this.clients.delete(relay));
           return c;
         },
@@ -34,6 +41,7 @@ export class RelayPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.clients.values()];
     this.clients.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close(), () => undefined)));
