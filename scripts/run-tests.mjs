@@ -5,7 +5,7 @@
 //   node scripts/run-tests.mjs protocol     (only files whose path contains "protocol")
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function collect(dir) {
   const out = [];
@@ -23,9 +23,18 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const result = spawnSync(
+// A file whose process never exits would hang CI: every test has a 2-minute
+// timeout, and the whole run a 25-minute one.
+const child = spawn(
   process.execPath,
-  ['--openssl-config=config/openssl-nightjar.cnf', '--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
+  ['--openssl-config=config/openssl-nightjar.cnf', '--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=120000', ...files],
   { stdio: 'inherit' },
 );
-process.exit(result.status ?? 1);
+const watchdog = setTimeout(() => {
+  console.error('test run exceeded 25 minutes; stopping it');
+  child.kill('SIGKILL');
+}, 25 * 60_000);
+child.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  process.exit(code ?? (signal ? 1 : 0));
+});
