@@ -1,0 +1,285 @@
+/**
+ * `npm run bench`: the relay benchmark. Everything runs on loopback; the
+ * relay and the TLS reference server are separate child processes, so the
+ * client load generated here does not share their event loop.
+ *
+ *   1. fsync latency of the file system under the relay's database (context)
+ *   2. reference: plain Node TLS 1.3, fixed 16 KiB blocks, blocks/s
+ *   3. relay: latency with no load, throughput at saturation (closed loop),
+ *      latency at a moderate load (open loop)
+ *   4. relay: RSS per idle connection and per idle subscribed queue (a relay
+ *      child that can be told to collect garbage first: bench/relay-child.mjs)
+ *   5. ratchet: Nightjar's e2e crypto against libsignal (bench/ratchet.ts)
+ *
+ * Prints a table and writes bench/results/latest.json.
+ *   --quick    shrinks every phase (a smoke test, not figures to quote;
+ *              written to bench/results/quick.json)
+ *   --profile  runs the throughput relay under V8's CPU profiler and prints
+ *              where its main thread spent the measured window (the profiler
+ *              costs a little throughput)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { BLOCK_SIZE } from '../src/protocol/block.js';
+import { measureFsync } from './disk.js';
+import { measureMemory } from './memory.js';
+import { armWatchdog, cleanup, ROOT, startGcRelayChild, startRelayChild, tempDir } from './processes.js';
+import { breakdown, findProfile, type ProfileShare } from './profile.js';
+import { MESSAGE_SIZE, PairHarness } from './relay-throughput.js';
+import { readMachineBusySeconds, round, sleep, table, withTimeout, type Summary } from './stats.js';
+import { measureTlsReference } from './tls-reference.js';
+import { runRatchetBench } from './ratchet.js';
+
+const quick = process.argv.includes('--quick');
+const profile = process.argv.includes('--profile');
+
+const CONFIG = {
+  pairs: quick ? 10 : 50,
+  /** Messages each pair keeps sent-but-undelivered in the closed loop (the queue quota is 128). */
+  window: 8,
+  warmupMs: quick ? 500 : 1500,
+  measureMs: quick ? 2000 : 8000,
+  sequentialMessages: quick ? 50 : 300,
+  moderateLoadFraction: 0.25,
+  moderateMeasureMs: quick ? 2000 : 6000,
+  memoryConnections: quick ? 100 : 500,
+  memoryQueues: quick ? 1000 : 5000,
+  memoryQueueConnections: 5,
+  tlsWarmupMs: 500,
+  tlsMeasureMs: quick ? 1500 : 3000,
+  /**
+   * Per-connection command rate given to the relays (--rate): far above what the benchmark sends,
+   * so it never limits. Both relays also run with --pow-bits 0: queue creation is not what is measured.
+   */
+  relayRate: 1_000_000,
+  /** Hard limit on the whole run. */
+  deadlineMs: 170_000,
+} as const;
+
+const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
+
+process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+armWatchdog(CONFIG.deadlineMs);
+
+function machine(): Record<string, unknown> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+  } catch {
+    // keep os.cpus()
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' (src modified)';
+  } catch {
+    // not a git checkout
+  }
+  return { nproc, cpuModel: model, node: process.version, kernel: release(), commit };
+}
+
+const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
+const int = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
+const latencyRow = (name: string, s: Summary, extra = ''): string[] => [name, int(s.count), ms(s.median), ms(s.p90), ms(s.p99), ms(s.max), extra];
+
+/** Waits (up to `maxMs`) until other processes use under 0.15 cores over a second; returns the last reading. */
+async function waitForIdleMachine(maxMs: number): Promise<number> {
+  const deadline = performance.now() + maxMs;
+  for (;;) {
+    const m0 = readMachineBusySeconds();
+    const c0 = process.cpuUsage();
+    await sleep(1000);
+    const c = process.cpuUsage(c0);
+    const busy = readMachineBusySeconds() - m0 - (c.user + c.system) / 1e6;
+    if (busy < 0.15 || performance.now() > deadline) return busy;
+    log(`machine busy (${round(busy, 2)} cores used by other processes); waiting`);
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const backgroundCpu = await waitForIdleMachine(quick ? 0 : 15_000);
+  const info = machine();
+  log(`${info['cpuModel']} × ${info['nproc']}, node ${info['node']}${quick ? ' (quick mode)' : ''}`);
+
+  // 1. fsync on the relay's file system.
+  const fsync = measureFsync(tempDir('nightjar-bench-fsync-'), quick ? 50 : 200);
+  log(`fsync: median ${ms(fsync.median)} ms`);
+
+  // 2. TLS reference.
+  const tls = [];
+  for (const [mode, connections] of [
+    ['sink', 1],
+    ['sink', CONFIG.pairs * 2],
+    ['echo', 1],
+  ] as const) {
+    log(`TLS reference: ${mode}, ${connections} connection(s)`);
+    tls.push(await withTimeout(measureTlsReference({ mode, connections, warmupMs: CONFIG.tlsWarmupMs, measureMs: CONFIG.tlsMeasureMs }), 30_000, 'TLS reference'));
+  }
+  const tlsSingle = tls[0]!;
+
+  // 3. Relay throughput and latency.
+  const profileDir = profile ? tempDir('nightjar-bench-profile-') : undefined;
+  const relay = await startRelayChild(['--rate', String(CONFIG.relayRate), '--pow-bits', '0'], profileDir ? { cpuProfileDir: profileDir } : {});
+  log(`relay pid ${relay.pid}: setting up ${CONFIG.pairs} pairs`);
+  const harness = await withTimeout(PairHarness.create(relay.address, CONFIG.pairs, relay.pid), 60_000, 'pair setup');
+  log(`sequential latency, ${CONFIG.sequentialMessages} messages`);
+  const sequential = await withTimeout(harness.sequential(CONFIG.sequentialMessages), 60_000, 'sequential latency');
+  log(`throughput: closed loop, window ${CONFIG.window} per pair, ${CONFIG.measureMs / 1000} s`);
+  const throughput = await withTimeout(harness.closedLoop({ window: CONFIG.window, warmupMs: CONFIG.warmupMs, measureMs: CONFIG.measureMs }), 60_000, 'throughput');
+  log(`  ${int(throughput.messagesPerSecond)} msg/s`);
+  const rate = Math.max(10, Math.round((throughput.messagesPerSecond * CONFIG.moderateLoadFraction) / 10) * 10);
+  log(`latency at ${rate} msg/s (open loop, Poisson arrivals)`);
+  const moderate = await withTimeout(harness.openLoop({ ratePerSecond: rate, warmupMs: 1000, measureMs: CONFIG.moderateMeasureMs }), 60_000, 'moderate-load latency');
+  await harness.close();
+  const anomalies = harness.anomalies;
+  await relay.stop();
+  let relayProfile: { sampledMs: number; shares: ProfileShare[] } | undefined;
+  if (profileDir) {
+    const file = findProfile(profileDir);
+    if (file) relayProfile = breakdown(file, throughput.monotonicWindowUs.from, throughput.monotonicWindowUs.to);
+    else log('the relay wrote no CPU profile');
+  }
+
+  // 4. Memory, on a fresh relay.
+  const memRelay = await startGcRelayChild(CONFIG.relayRate);
+  log(`memory: ${CONFIG.memoryConnections} idle connections, then ${CONFIG.memoryQueues} subscribed queues`);
+  const memory = await withTimeout(
+    measureMemory({
+      address: memRelay.address,
+      pid: memRelay.pid,
+      dataDir: memRelay.dataDir,
+      connections: CONFIG.memoryConnections,
+      queues: CONFIG.memoryQueues,
+      queueConnections: CONFIG.memoryQueueConnections,
+      collectGarbage: () => memRelay.collectGarbage(),
+    }),
+    90_000,
+    'memory',
+  );
+  await memRelay.stop();
+
+  const blocksPerMessage = throughput.blocksInPerMessage + throughput.blocksOutPerMessage;
+  const ratios = {
+    /** Relay messages/s ÷ TLS blocks/s (one connection, one direction). */
+    relayMessagesPerTlsBlock: throughput.messagesPerSecond / tlsSingle.blocksPerSecond,
+    /** The ceiling if a message cost exactly two blocks (one in, one out) and nothing else. */
+    twoBlockCeilingMessagesPerSecond: tlsSingle.blocksPerSecond / 2,
+    /** Blocks the relay actually moved per second (in + out) ÷ TLS blocks/s. */
+    relayBlocksPerTlsBlock: (throughput.messagesPerSecond * blocksPerMessage) / tlsSingle.blocksPerSecond,
+  };
+
+  const results = {
+    date: new Date().toISOString(),
+    quick,
+    profiled: profile,
+    machine: { ...info, backgroundCpuAtStart: backgroundCpu },
+    config: { ...CONFIG, messageBytes: MESSAGE_SIZE, blockBytes: BLOCK_SIZE },
+    fsyncMs: fsync,
+    tlsReference: tls,
+    relay: { sequentialLatencyMs: sequential, throughput, moderateLoad: moderate, anomalies },
+    memory,
+    ratios,
+    relayProfile,
+    runtimeSeconds: (performance.now() - started) / 1000,
+  };
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  const out = join(ROOT, 'bench', 'results', quick ? 'quick.json' : 'latest.json');
+  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+
+  const p = (s: string): void => void process.stdout.write(s + '\n');
+  p('');
+  p(`Nightjar relay benchmark — ${info['cpuModel']} × ${info['nproc']}, node ${info['node']}, commit ${info['commit']}${quick ? ' — QUICK MODE, not for quoting' : ''}`);
+  p(`${CONFIG.pairs} pairs (${throughput.connections} TLS connections), ${MESSAGE_SIZE}-byte signed messages, each acknowledged; ${BLOCK_SIZE}-byte blocks`);
+  p('');
+  p(
+    table(
+      ['throughput', 'value', 'note'],
+      [
+        ['relay, messages/s (closed loop)', int(throughput.messagesPerSecond), `window ${throughput.window}/pair, ${round(throughput.seconds, 1)} s, ${int(throughput.messages)} messages`],
+        ['TLS reference, blocks/s (1 conn, one way)', int(tlsSingle.blocksPerSecond), `${round(tlsSingle.mebibytesPerSecond)} MiB/s, ${tlsSingle.cipher}`],
+        ...tls.slice(1).map((t) => [`TLS reference, blocks/s (${t.connections} conn, ${t.mode === 'echo' ? 'echoed' : 'one way'})`, int(t.blocksPerSecond), `${round(t.mebibytesPerSecond)} MiB/s`]),
+        ['relay msg/s ÷ TLS blocks/s', round(ratios.relayMessagesPerTlsBlock, 3).toString(), `two-block ceiling would be ${int(ratios.twoBlockCeilingMessagesPerSecond)} msg/s`],
+        ['blocks per message in / out', `${round(throughput.blocksInPerMessage, 2)} / ${round(throughput.blocksOutPerMessage, 2)}`, 'batching packs several commands into one block'],
+        ['CPU cores: relay / clients / other', `${round(throughput.relayCpu, 2)} / ${round(throughput.clientCpu, 2)} / ${round(throughput.otherCpu, 2)}`, `TLS sink: server ${round(tlsSingle.serverCpu, 2)}, client ${round(tlsSingle.clientCpu, 2)}`],
+        ['CPU ms per message: relay / clients', `${round(throughput.relayCpuMsPerMessage, 3)} / ${round(throughput.clientCpuMsPerMessage, 3)}`, 'clients = sender + recipient'],
+        ['storage writes per message', throughput.storageBytesPerMessage === undefined ? '-' : `${int(throughput.storageBytesPerMessage)} B`, 'relay /proc/<pid>/io write_bytes'],
+      ],
+    ),
+  );
+  p('');
+  p(
+    table(
+      ['latency, send → delivery (ms)', 'n', 'median', 'p90', 'p99', 'max', 'load'],
+      [
+        latencyRow('no load (one at a time)', sequential, '1 message in flight'),
+        latencyRow('moderate load (open loop)', moderate.latencyMs, `${int(moderate.messagesPerSecond)} msg/s, relay CPU ${round(moderate.relayCpu, 2)}`),
+        latencyRow('saturated (closed loop)', throughput.latencyMs, `${int(throughput.messagesPerSecond)} msg/s`),
+        ['fsync of a 4 KiB append', int(fsync.count), ms(fsync.median), ms(fsync.p90), ms(fsync.p99), ms(fsync.max), 'relay data directory file system'],
+      ],
+    ),
+  );
+  p('');
+  p(
+    table(
+      ['relay memory (RSS)', 'value', 'note'],
+      [
+        ['per idle connection, RSS', `${round(memory.perConnectionKiB, 1)} KiB`, `all ${memory.connections}; second half alone: ${round(memory.perConnectionMarginalKiB, 1)} KiB`],
+        ['per idle connection, JS heap', `${round(memory.perConnectionJsKiB, 1)} KiB`, 'V8 heap used + external, after GC'],
+        ['per idle subscribed queue, RSS', `${round(memory.perQueueKiB, 2)} KiB`, `all ${memory.queues} over ${memory.queueConnections} connections; second half alone: ${round(memory.perQueueMarginalKiB, 2)} KiB`],
+        ['per idle subscribed queue, JS heap', `${round(memory.perQueueJsKiB, 2)} KiB`, 'V8 heap used + external, after GC'],
+        ['RSS: baseline → +conns → +queues', `${int(memory.baseline.rssKiB / 1024)} → ${int(memory.afterConnections.rssKiB / 1024)} → ${int(memory.afterQueues.rssKiB / 1024)} MiB`, 'VmRSS of the relay process, after GC'],
+        ['disk per queue', `${int(memory.diskBytesPerQueue)} B`, `relay.sqlite + WAL; ${int(memory.queuesCreatedPerSecond)} queues created/s (NEW + SUB)`],
+      ],
+    ),
+  );
+  if (relayProfile) {
+    p('');
+    p(
+      table(
+        ['relay main thread, throughput window', 'share'],
+        relayProfile.shares.map((x) => [x.category, `${round(x.share * 100, 1)}%`]),
+      ),
+    );
+    p(`(V8 CPU profile, ${int(relayProfile.sampledMs)} ms sampled; time in a native call counts towards its JS caller)`);
+  }
+  const busy = [...tls.map((t) => t.otherCpu), throughput.otherCpu, moderate.otherCpu];
+  if (Math.max(...busy) > 0.15) {
+    p('');
+    p(`WARNING: other processes used up to ${round(Math.max(...busy), 2)} CPU cores during the run; the figures are skewed. Rerun on an idle machine.`);
+  }
+  const problems = [
+    anomalies.duplicates ? `${anomalies.duplicates} duplicate deliveries` : '',
+    anomalies.gaps ? `${anomalies.gaps} sequence gaps` : '',
+    anomalies.undelivered ? `${anomalies.undelivered} messages undelivered at the end` : '',
+    Object.keys(anomalies.sendErrors).length ? `send errors ${JSON.stringify(anomalies.sendErrors)}` : '',
+    Object.keys(anomalies.ackErrors).length ? `ack errors ${JSON.stringify(anomalies.ackErrors)}` : '',
+  ].filter(Boolean);
+  p('');
+  p(problems.length ? `ANOMALIES: ${problems.join('; ')}` : 'No loss, duplicates, reordering or errors.');
+  p(`Results written to ${out} (${round(results.runtimeSeconds)} s).`);
+
+  // 5. Ratchet: Nightjar's e2e crypto against libsignal (bench/ratchet.ts), in
+  // this process once the relay children are gone; merged into `out` under "ratchet".
+  await runRatchetBench({ quick, resultsFile: out, log, timeLimitMs: CONFIG.deadlineMs - (performance.now() - started) - 10_000 });
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`[bench] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    cleanup();
+    process.exit(1);
+  },
+);
