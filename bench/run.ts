@@ -17,6 +17,15 @@
  *   --profile  runs the throughput relay under V8's CPU profiler and prints
  *              where its main thread spent the measured window (the profiler
  *              costs a little throughput)
+ *   --only agent,routing,pow
+ *              runs only the listed phases of 6-8 below (skips 1-5); results
+ *              are merged into the results file, other keys kept
+ *
+ * After the ratchet, three more phases, each merged into the results file
+ * under its own key:
+ *   6. agent: two agents through one relay (bench/agent.ts), "agent"
+ *   7. routing: direct vs private vs onion over 4 relays (bench/routing.ts), "routing"
+ *   8. proof of work: solvePow vs verifyPow (bench/pow.ts), "pow"
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,9 +40,24 @@ import { MESSAGE_SIZE, PairHarness } from './relay-throughput.js';
 import { readMachineBusySeconds, round, sleep, table, withTimeout, type Summary } from './stats.js';
 import { measureTlsReference } from './tls-reference.js';
 import { runRatchetBench } from './ratchet.js';
+import { runAgentBench } from './agent.js';
+import { runRoutingBench } from './routing.js';
+import { runPowBench } from './pow.js';
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
+/** Budgets (ms) of the phases after the ratchet; the watchdog deadline is extended by their sum. */
+const EXTRA_PHASES = { agent: 15_000, routing: 25_000, pow: 12_000 } as const;
+type ExtraPhase = keyof typeof EXTRA_PHASES;
+const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
+const only: ExtraPhase[] | undefined = onlyArg
+  ? (onlyArg.replace(/^--only=/, '').split(',').map((x) => x.trim()).filter(Boolean) as ExtraPhase[])
+  : undefined;
+for (const name of only ?? []) {
+  if (!(name in EXTRA_PHASES)) throw new Error(`--only: unknown phase ${name} (known: ${Object.keys(EXTRA_PHASES).join(', ')})`);
+}
+/** Slack per extra phase for relay start-up, set-up and printing. */
+const EXTRA_SLACK_MS = 5_000;
 
 const CONFIG = {
   pairs: quick ? 10 : 50,
@@ -67,7 +91,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
-armWatchdog(CONFIG.deadlineMs);
+const extraPhases: ExtraPhase[] = only ?? (Object.keys(EXTRA_PHASES) as ExtraPhase[]);
+const extraMs = extraPhases.reduce((sum, name) => sum + EXTRA_PHASES[name] + EXTRA_SLACK_MS, 0);
+/** With --only, the wait for an idle machine that main() otherwise does first (bounded). */
+const ONLY_IDLE_WAIT_MS = quick ? 0 : 15_000;
+armWatchdog((only ? ONLY_IDLE_WAIT_MS + 2000 : CONFIG.deadlineMs) + extraMs);
 
 function machine(): Record<string, unknown> {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
@@ -107,7 +135,30 @@ async function waitForIdleMachine(maxMs: number): Promise<number> {
   }
 }
 
+/** Phases 6-8: each within its budget, merged into `resultsFile`. */
+async function runExtraPhases(resultsFile: string): Promise<void> {
+  const failed: string[] = [];
+  for (const name of extraPhases) {
+    const opts = { quick, resultsFile, log, timeLimitMs: quick ? EXTRA_PHASES[name] / 3 : EXTRA_PHASES[name] };
+    const deadline = EXTRA_PHASES[name] + EXTRA_SLACK_MS - 1000;
+    const run = name === 'agent' ? runAgentBench : name === 'routing' ? runRoutingBench : runPowBench;
+    try {
+      await withTimeout(run(opts), deadline, `${name} phase`);
+    } catch (e) {
+      // One failed phase does not stop the others; the run still fails at the end.
+      log(`${name} phase failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      failed.push(name);
+    }
+  }
+  if (failed.length > 0) throw new Error(`phase(s) failed: ${failed.join(', ')}`);
+}
+
 async function main(): Promise<void> {
+  if (only) {
+    await waitForIdleMachine(ONLY_IDLE_WAIT_MS);
+    await runExtraPhases(join(ROOT, 'bench', 'results', quick ? 'quick.json' : 'latest.json'));
+    return;
+  }
   const started = performance.now();
   const backgroundCpu = await waitForIdleMachine(quick ? 0 : 15_000);
   const info = machine();
@@ -273,6 +324,10 @@ async function main(): Promise<void> {
   // 5. Ratchet: Nightjar's e2e crypto against libsignal (bench/ratchet.ts), in
   // this process once the relay children are gone; merged into `out` under "ratchet".
   await runRatchetBench({ quick, resultsFile: out, log, timeLimitMs: CONFIG.deadlineMs - (performance.now() - started) - 10_000 });
+
+  // 6-8. Agents, routing, proof of work (bench/agent.ts, bench/routing.ts, bench/pow.ts), each
+  // with its own budget on top of the deadline above; merged into `out` under "agent", "routing", "pow".
+  await runExtraPhases(out);
 }
 
 main().then(

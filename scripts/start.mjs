@@ -31,6 +31,9 @@ console.log(`relay: ${address}`);
 if (!existsSync(join(profile, 'nightjar.db'))) {
   const name = process.env.NIGHTJAR_NAME ?? userInfo().username;
   if (run('init', '--name', name) !== 0) process.exit(1);
+  // Private routing needs a second relay to forward through; until one is added, allow direct sending.
+  console.log('With only this relay, messages go directly to it; add a second relay (nightjar relays add …) for private routing.');
+  if (run('routing', 'private', '--direct-fallback') !== 0) process.exit(1);
 }
 const listed = spawnSync(bin, ['relays', 'list', '--json'], { env, encoding: 'utf8' });
 if (listed.status !== 0) {

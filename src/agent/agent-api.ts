@@ -61,6 +61,8 @@ export interface ConnectionInfo {
   readonly receiveRelays: readonly string[];
   /** Outgoing messages not yet stored by the contact's relay. */
   readonly pendingOutgoing: number;
+  /** Why the oldest of them has not gone out yet, if it was tried. */
+  readonly deliveryProblem?: string;
 }
 
 export interface RelayEntry {
@@ -90,7 +92,8 @@ export type AgentErrorCode =
   | 'UNKNOWN_CONNECTION'
   | 'UNKNOWN_REQUEST'
   | 'NOT_READY' // the connection cannot carry messages yet
-  | 'TOO_LARGE'; // a message body over Agent.maxBodyLength
+  | 'TOO_LARGE' // a message body over Agent.maxBodyLength
+  | 'NO_FORWARDER'; // private routing found no working forwarding relay: the message waits
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -15,7 +15,7 @@
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { RelayError } from '../client/errors.js';
-import type { RecipientQueue, ReceivedMessage } from '../client/queues.js';
+import type { RecipientQueue, ReceivedMessage, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
 import { generateSigningKeyPair, signingPublicKey } from '../crypto/keys.js';
 import { deserializeRatchet, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, initReceiver, initSender, type RatchetState } from '../crypto/ratchet.js';
@@ -54,6 +54,8 @@ import { decodeLink, encodeLink } from './links.js';
 import { DEFAULT_STAMP_BITS, makeStamp, verifyStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
+
+export type RoutingMode = 'direct' | 'private' | 'onion';
 
 export interface AgentOptions {
   /** Relay password for private relays, by relay address. */
@@ -538,11 +540,13 @@ export class Agent {
   }
 
   private info(c: ConnectionRow): ConnectionInfo {
+    const problem = this.store.outboxOf(c.id).find((r) => r.last_error)?.last_error;
     return {
       connectionId: c.id,
       status: c.status,
       receiveRelays: this.store.rcvQueuesOf(c.id).map((q) => q.relay),
       pendingOutgoing: this.store.pendingCount(c.id),
+      ...(problem ? { deliveryProblem: problem } : {}),
     };
   }
 
@@ -899,17 +903,18 @@ export class Agent {
         continue;
       }
       try {
-        const client = await this.pool.get(snd.relay);
-        await client.send(
+        await this.deliverEnvelope(
+          snd.relay,
           { relay: parseAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: row.signed === 1 ? new Uint8Array(snd.sender_key) : undefined },
           new Uint8Array(this.store.envelopeOf(row.id)),
         );
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
         this.store.markAttempt(row.id, why);
-        if (!(e instanceof RelayError)) {
+        if (e instanceof AgentError && e.code === 'NO_FORWARDER') this.unreachable.add(`a forwarding relay for ${snd.relay}`);
+        else if (!(e instanceof RelayError) || e.code === 'PROXY') {
           this.unreachable.add(snd.relay);
-          this.recordHealth(snd.relay, why);
+          if (this.routing().mode === 'direct') this.recordHealth(snd.relay, why);
         }
         if (e instanceof RelayError && e.code === 'AUTH' && row.signed === 0 && firstUse) {
           const c = this.store.connection(connectionId);
@@ -930,6 +935,69 @@ export class Agent {
       });
       progress = true;
     }
+  }
+
+  // ---- routing ----------------------------------------------------------------
+
+  /** How this profile reaches its contacts' relays (default: private, without direct fallback). */
+  routing(): { mode: RoutingMode; allowDirectFallback: boolean } {
+    const get = (key: string): string | undefined =>
+      (this.store.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    const mode = get('routing');
+    return { mode: mode === 'direct' || mode === 'onion' ? mode : 'private', allowDirectFallback: get('direct_fallback') === '1' };
+  }
+
+  setRouting(mode: RoutingMode, allowDirectFallback = false): void {
+    const put = this.store.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)');
+    this.store.tx(() => {
+      put.run('routing', mode);
+      put.run('direct_fallback', allowDirectFallback ? '1' : '0');
+    });
+  }
+
+  /**
+   * Forwarding relays for a message to `dest`, from our own relay list:
+   * never the destination itself, other operators first, reachable ones
+   * first. For onion routing the two hops are distinct.
+   */
+  private forwardingCandidates(dest: string): string[] {
+    const relays = this.listRelays();
+    const destOperator = relays.find((r) => r.address === dest)?.operator;
+    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
+    const rank = (r: RelayEntry): number => (destOperator && r.operator === destOperator ? 2 : 0) + (down.has(r.address) ? 1 : 0);
+    const shuffled = relays.filter((r) => r.address !== dest).sort(() => (nodeRandomBytes(1)[0]! & 1 ? 1 : -1));
+    return shuffled.sort((a, b) => rank(a) - rank(b)).map((r) => r.address);
+  }
+
+  /**
+   * Sends an envelope to a queue the way the profile's routing says: direct,
+   * or through one (private) or two (onion) forwarding relays, so that the
+   * queue's relay never sees our address. Without a working forwarding relay
+   * the message waits (AgentError NO_FORWARDER) unless direct fallback is on.
+   */
+  private async deliverEnvelope(dest: string, queue: SenderQueue, envelope: Uint8Array): Promise<void> {
+    const { mode, allowDirectFallback } = this.routing();
+    const direct = async (): Promise<void> => (await this.pool.get(dest)).send(queue, envelope);
+    if (mode === 'direct') return direct();
+    const hopsNeeded = mode === 'onion' ? 2 : 1;
+    const candidates = this.forwardingCandidates(dest);
+    let lastProblem = candidates.length < hopsNeeded ? `${mode} routing needs ${hopsNeeded} relay(s) in your list other than the destination` : '';
+    for (let i = 0; i + hopsNeeded <= candidates.length && i < 3; i++) {
+      const route = candidates.slice(i, i + hopsNeeded);
+      try {
+        const first = await this.pool.get(route[0]!);
+        await first.sendVia(route.map((r) => parseAddress(r)), queue, envelope);
+        this.recordHealth(route[0]!, null);
+        return;
+      } catch (e) {
+        // The destination's own answer (AUTH, QUOTA, ...) is final for this attempt; only hop failures try another route.
+        if (e instanceof RelayError && e.code !== 'PROXY' && e.code !== 'BUSY') throw e;
+        lastProblem = `forwarding through ${route.join(' → ')} failed: ${(e as Error).message}`;
+        if (!(e instanceof RelayError)) this.recordHealth(route[0]!, (e as Error).message);
+      }
+    }
+    if (allowDirectFallback) return direct();
+    throw new AgentError('NO_FORWARDER', `message waits: ${lastProblem}; direct fallback is off`);
   }
 
   /** Removes a connection whose first message was refused (inside the serial chain already). */

@@ -16,7 +16,7 @@ import {
   rotateCommand,
   sendCommand,
 } from './message-commands.js';
-import { initCommand, relaysCommand } from './profile-commands.js';
+import { initCommand, relaysCommand, routingCommand } from './profile-commands.js';
 import { relayCommand } from './relay-command.js';
 
 /** Exit codes: 1 for a runtime failure, 2 for bad usage. */
@@ -37,6 +37,7 @@ export function program(): Command {
       .version('0.1.0')
       .addCommand(initCommand())
       .addCommand(relaysCommand())
+      .addCommand(routingCommand())
       .addCommand(inviteCommand())
       .addCommand(connectCommand())
       .addCommand(addressCommand())

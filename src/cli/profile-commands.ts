@@ -72,3 +72,31 @@ export function relaysCommand(): Command {
 
   return relays;
 }
+
+const ROUTING_MODES = ['direct', 'private', 'onion'] as const;
+
+/** `nightjar routing [direct|private|onion] [--direct-fallback|--no-direct-fallback]`. */
+export function routingCommand(): Command {
+  return profileOptions(
+    new Command('routing')
+      .description('how messages reach your contacts’ relays: private (default, via one of your relays), onion (via two), or direct')
+      .argument('[mode]', 'direct, private or onion (omit to show the current setting)')
+      .option('--direct-fallback', 'send directly when no forwarding relay works (reveals your IP to the contact’s relay)')
+      .option('--no-direct-fallback', 'let messages wait until a forwarding relay works (default)'),
+  ).action(async (mode: string | undefined, flags: ProfileFlags & { directFallback?: boolean }) => {
+    if (mode !== undefined && !(ROUTING_MODES as readonly string[]).includes(mode)) {
+      throw new ChatError('BAD_INPUT', `routing must be one of ${ROUTING_MODES.join(', ')}`);
+    }
+    await withSession(flags, ({ agent }) => {
+      const current = agent.routing();
+      if (mode !== undefined || flags.directFallback !== undefined) {
+        agent.setRouting((mode as (typeof ROUTING_MODES)[number] | undefined) ?? current.mode, flags.directFallback ?? current.allowDirectFallback);
+      }
+      const now = agent.routing();
+      printer(flags.json).print(
+        { type: 'routing', mode: now.mode, directFallback: now.allowDirectFallback },
+        () => `routing: ${now.mode}${now.mode === 'direct' ? '' : now.allowDirectFallback ? ' (falls back to direct when no forwarding relay works)' : ' (messages wait when no forwarding relay works)'}`,
+      );
+    });
+  });
+}

@@ -1,5 +1,6 @@
 /** `nightjar relay start|address`. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULTS } from '../relay/config.js';
@@ -41,8 +42,29 @@ interface StartFlags {
   maxConnections: number;
   rate: number;
   powBits: number;
+  maxForwardSessions: number;
+  maxForwardSessionsPerConnection: number;
+  forwardPrivateAddresses?: boolean;
+  outgoingAddress?: string;
+  debugTraceFile?: string;
   logLevel: LogLevel;
   json?: boolean;
+}
+
+/**
+ * Appends every decrypted block to `path`, each as one direction byte
+ * ('i' in, 'o' out) and the 16 384-byte block: for debugging and tests only,
+ * the file holds the relay's metadata.
+ */
+function blockTraceFile(path: string): { trace: (direction: 'in' | 'out', block: Uint8Array) => void; close: () => void } {
+  const fd = openSync(path, 'a', 0o600);
+  return {
+    trace: (direction, block) => {
+      writeSync(fd, direction === 'in' ? 'i' : 'o');
+      writeSync(fd, block);
+    },
+    close: () => closeSync(fd),
+  };
 }
 
 export function relayCommand(): Command {
@@ -61,9 +83,21 @@ export function relayCommand(): Command {
     .option('--max-connections <n>', 'most simultaneous client connections', positiveInt('max-connections'), DEFAULTS.maxConnections)
     .option('--rate <n>', 'commands per second per connection', positiveInt('rate'), DEFAULTS.commandRate)
     .option('--pow-bits <n>', 'proof of work for queue creation at rest (0 = none; rises under load)', nonNegativeInt('pow-bits'), DEFAULTS.powBits)
+    .option('--max-forward-sessions <n>', 'most forwarding sessions (private routing) over all connections', positiveInt('max-forward-sessions'), DEFAULTS.maxForwardSessions)
+    .option(
+      '--max-forward-sessions-per-connection <n>',
+      'most forwarding sessions one client connection may open',
+      positiveInt('max-forward-sessions-per-connection'),
+      DEFAULTS.maxForwardSessionsPerConnection,
+    )
+    .option('--forward-private-addresses', 'let clients forward to relays on private and loopback addresses (default: only when --host is loopback)')
+    .option('--no-forward-private-addresses', 'never forward to relays on private and loopback addresses')
+    .option('--outgoing-address <ip>', 'source address for connections to other relays')
+    .addOption(new Option('--debug-trace-file <path>', 'append every decrypted block to this file (debugging only: it holds metadata)').hideHelp())
     .addOption(new Option('--log-level <level>', 'log level (debug logs metadata such as IPs, marked metadata:true)').choices(LOG_LEVELS).default('info'))
     .option('--json', 'print the address as one JSON line')
     .action(async (flags: StartFlags) => {
+      const tracer = flags.debugTraceFile === undefined ? undefined : blockTraceFile(flags.debugTraceFile);
       const running = await startRelay({
         host: flags.host,
         port: flags.port,
@@ -76,13 +110,21 @@ export function relayCommand(): Command {
         commandRate: flags.rate,
         commandBurst: flags.rate * 2,
         powBits: flags.powBits,
+        maxForwardSessions: flags.maxForwardSessions,
+        maxForwardSessionsPerConnection: flags.maxForwardSessionsPerConnection,
+        forwardToPrivateAddresses: flags.forwardPrivateAddresses,
+        outgoingAddress: flags.outgoingAddress,
         logLevel: flags.logLevel,
+        trace: tracer?.trace,
       });
       if (flags.json) process.stdout.write(JSON.stringify({ address: running.addressText }) + '\n');
       else process.stdout.write(`Nightjar relay listening on ${flags.host}:${running.address.port}\naddress: ${running.addressText}\n`);
       const stop = (): void => {
         running.close().then(
-          () => process.exit(0),
+          () => {
+            tracer?.close();
+            process.exit(0);
+          },
           () => process.exit(1),
         );
       };

@@ -16,26 +16,5 @@ export class RelayError extends Error {
   }
 }
 
-export type ConnectionErrorReason =
-  | 'FINGERPRINT' // the relay's certificate is not the pinned one: never retried
-  | 'VERSION' // no protocol version in common: never retried
-  | 'UNREACHABLE' // TCP/TLS connection failed
-  | 'CLOSED' // the connection closed with the command unanswered
-  | 'TIMEOUT'; // no answer in time
-
-/** The command did not reach the relay, or its answer did not come back. */
-export class ConnectionError extends Error {
-  override readonly name = 'ConnectionError';
-  constructor(
-    readonly reason: ConnectionErrorReason,
-    readonly relay: string,
-    detail: string,
-  ) {
-    super(`${relay}: ${detail}`);
-  }
-
-  /** Whether trying again later can help. */
-  get retryable(): boolean {
-    return this.reason !== 'FINGERPRINT' && this.reason !== 'VERSION';
-  }
-}
+// Defined beside the transport, which a forwarding relay shares with clients.
+export { ConnectionError, type ConnectionErrorReason } from '../relay/peer-transport.js';

@@ -22,6 +22,9 @@ import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedD
 import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
 import { openTransport, type RelayTransport } from './transport.js';
+import { ForwardRoutes, type RouteHop } from './forwarding.js';
+import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
+import { randomBytes } from '../crypto/random.js';
 
 export interface RelayClientOptions {
   /** Relay password for creating queues on a private relay. */
@@ -41,6 +44,8 @@ export interface RelayClientOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number };
   /** Sees every block after the handshake, decrypted, as it leaves or arrives (debugging and tests). */
   readonly trace?: (direction: 'in' | 'out', block: Uint8Array) => void;
+  /** Local IP address to connect from (default: chosen by the system). */
+  readonly localAddress?: string;
 }
 
 export interface RelayClientEvents {
@@ -84,7 +89,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly subscribed = new Map<string, RecipientQueue>();
   private closed = false;
   private reconnecting: Promise<void> | undefined;
-  private readonly opts: Required<Omit<RelayClientOptions, 'password' | 'trace'>> & Pick<RelayClientOptions, 'password' | 'trace'>;
+  /** The pending backoff sleep, so close() can end it at once. */
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private readonly opts: Required<Omit<RelayClientOptions, 'password' | 'trace' | 'localAddress'>> &
+    Pick<RelayClientOptions, 'password' | 'trace' | 'localAddress'>;
+  /** Forwarding sessions opened on this connection (private routing). */
+  private readonly routes: ForwardRoutes;
 
   private constructor(address: RelayAddress, options: RelayClientOptions) {
     super();
@@ -98,13 +109,22 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       backoffMs: { initial: 250, max: 30_000 },
       ...options,
     };
+    this.routes = new ForwardRoutes({
+      address,
+      password: options.password,
+      request: (command) => this.request(EMPTY, command),
+    });
   }
 
   /** Connects to `address` (text or parsed); rejects with ConnectionError. */
   static async connect(address: string | RelayAddress, options: RelayClientOptions = {}): Promise<RelayClient> {
     const client = new RelayClient(typeof address === 'string' ? parseAddress(address) : address, options);
-    client.attach(await openTransport(client.address, client.opts.connectTimeoutMs));
+    client.attach(await openTransport(client.address, client.opts.connectTimeoutMs, client.transportOptions()));
     return client;
+  }
+
+  private transportOptions(): { localAddress?: string } {
+    return this.opts.localAddress === undefined ? {} : { localAddress: this.opts.localAddress };
   }
 
   /** Whether the TLS session is up right now. */
@@ -126,6 +146,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private onDisconnect(t: RelayTransport): void {
     if (this.transport !== t) return;
     this.transport = undefined;
+    this.routes.clear(); // forwarding sessions live and die with the connection
     const error = new ConnectionError('CLOSED', this.addressText, 'connection closed');
     for (const [key, p] of this.pending) {
       clearTimeout(p.timer);
@@ -141,10 +162,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.reconnecting ??= (async () => {
       let delay = this.opts.backoffMs.initial;
       while (!this.closed) {
-        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        await new Promise<void>((r) => {
+          this.wake = r;
+          this.backoffTimer = setTimeout(r, delay * (0.5 + Math.random() / 2));
+        });
         if (this.closed) break;
         try {
-          const t = await openTransport(this.address, this.opts.connectTimeoutMs);
+          const t = await openTransport(this.address, this.opts.connectTimeoutMs, this.transportOptions());
           if (this.closed) {
             t.socket.destroy();
             break;
@@ -294,7 +318,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Solve what the relay asked for at connect time; if its load has raised the price since, it answers POW.
     let bits = this.opts.password === undefined ? (this.transport?.powBits ?? 0) : 0;
     let answer: Response | undefined;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    // The price rises two bits at a time, at most 12 above the base (relay/pow-policy.ts): eight
+    // attempts outlast a flood that keeps raising it while we solve.
+    for (let attempt = 0; attempt < 8; attempt++) {
       const binding = this.transport?.binding;
       const nonce = bits > 0 && binding ? solvePow(binding, auth.publicKey, bits) : EMPTY;
       answer = await this.request(EMPTY, newCommand(nonce), auth.privateKey);
@@ -375,6 +401,37 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.expect(await this.request(queue.senderId, { type: 'SEND', flags, body }, queue.senderKey), 'OK');
   }
 
+  /**
+   * Sends `body` to a queue by private routing: through this client's relay
+   * (`route[0]`, which must be this client's relay) and any further
+   * forwarding relays in `route`, to the queue's relay, which never sees
+   * this client's address. One hop is private routing, two are onion
+   * routing. Forwarding sessions are opened on first use and reused; each
+   * message is sealed with fresh ephemeral keys. Resolves once the queue's
+   * relay has the message on disk. Rejects with RelayError (the ERR of the
+   * relay that refused, e.g. AUTH or QUOTA from the destination, PROXY from a
+   * hop that cannot reach the next) or ConnectionError (FINGERPRINT when a
+   * relay's certificate or routing key does not match its address).
+   *
+   * @example
+   *   await client.sendVia([client.address], queue, body);              // private
+   *   await client.sendVia([client.address, other], queue, body);       // onion
+   */
+  async sendVia(route: readonly RouteHop[], queue: SenderQueue, body: Uint8Array, flags = 0): Promise<void> {
+    if (this.transport && this.transport.version < PRIVATE_ROUTING_VERSION) {
+      throw new ConnectionError('VERSION', this.addressText, 'relay does not speak private routing');
+    }
+    const command: Command = { type: 'SEND', flags, body };
+    const answer = await this.routes.request(route, queue.relay, { corrId: randomBytes(4), entityId: queue.senderId, command, signingKey: queue.senderKey });
+    if (answer.type !== 'OK') throw new ConnectionError('CLOSED', formatAddress(queue.relay), `unexpected ${answer.type} where OK was due`);
+  }
+
+  /** Pings the relay `dest` through `route`, as `sendVia` would reach it: checks the route end to end. */
+  async pingVia(route: readonly RouteHop[], dest: RelayAddress): Promise<void> {
+    const answer = await this.routes.request(route, dest, { corrId: randomBytes(4), entityId: EMPTY, command: { type: 'PING' } });
+    if (answer.type !== 'PONG') throw new ConnectionError('CLOSED', formatAddress(dest), `unexpected ${answer.type} where PONG was due`);
+  }
+
   async ping(): Promise<void> {
     this.expect(await this.request(EMPTY, { type: 'PING' }), 'PONG');
   }
@@ -382,6 +439,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Closes the connection for good; pending commands fail with CLOSED. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.backoffTimer);
+    this.wake?.();
     const t = this.transport;
     if (!t) return;
     await new Promise<void>((resolve) => {

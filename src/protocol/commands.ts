@@ -6,6 +6,7 @@
  */
 import { Reader, Writer, asciiBytes, asciiString } from './codec.js';
 import { ProtocolError, isErrorCode, type ErrorCode } from './errors.js';
+import { ROUTING_KEY_SIG_LENGTH } from './handshake.js';
 
 /** Length of every queue ID and message ID the relay issues. */
 export const ID_LENGTH = 24;
@@ -13,8 +14,14 @@ export const ID_LENGTH = 24;
 export const PUBLIC_KEY_LENGTH = 32;
 /** The largest message body a sender may submit (15 KiB; the rest of the block is reserved for envelopes). */
 export const MAX_MESSAGE_LENGTH = 15 * 1024;
-/** Longest relay password a NEW command carries. */
+/** Longest relay password a NEW or PRXY command carries. */
 export const MAX_BASIC_AUTH_LENGTH = 255;
+/** Length of a forwarding session ID (PRXY answers it in PKEY). */
+export const SESSION_ID_LENGTH = 24;
+/** Longest DER certificate a PKEY may carry. */
+export const MAX_CERTIFICATE_LENGTH = 2048;
+/** Longest relay address text a PRXY carries. */
+export const MAX_RELAY_ADDRESS_LENGTH = 255;
 
 /**
  * `messaging`: secured with KEY, after which only the sender's key may send;
@@ -41,7 +48,13 @@ export type Command =
   | { readonly type: 'OFF' }
   | { readonly type: 'DEL' }
   | { readonly type: 'SEND'; readonly flags: number; readonly body: Uint8Array }
-  | { readonly type: 'PING' };
+  | { readonly type: 'PING' }
+  /** Asks this relay to forward to `destRelay` (nightjar://... text); answered with PKEY. */
+  | { readonly type: 'PRXY'; readonly destRelay: string; readonly basicAuth: Uint8Array }
+  /** A request sealed to the destination of session `sessionId`; answered with PRES. */
+  | { readonly type: 'PFWD'; readonly sessionId: Uint8Array; readonly ephemeralKey: Uint8Array; readonly sealed: Uint8Array }
+  /** Relay to relay: a request sealed to this relay's routing key; answered with RRES. */
+  | { readonly type: 'RFWD'; readonly ephemeralKey: Uint8Array; readonly sealed: Uint8Array };
 
 export type CommandType = Command['type'];
 
@@ -53,12 +66,27 @@ export type Response =
   | { readonly type: 'ERR'; readonly code: ErrorCode; readonly retryAfterMs?: number }
   /** Answer to NEW without enough proof of work: solve `bits` and send NEW again. */
   | { readonly type: 'POW'; readonly bits: number }
-  | { readonly type: 'PONG' };
+  | { readonly type: 'PONG' }
+  /** Answer to PRXY: the session and the destination's certificate and certified routing key. */
+  | {
+      readonly type: 'PKEY';
+      readonly sessionId: Uint8Array;
+      readonly destCert: Uint8Array;
+      readonly routingKey: Uint8Array;
+      readonly routingKeySig: Uint8Array;
+    }
+  /** Answer to PFWD: the destination's response, sealed to the sender. */
+  | { readonly type: 'PRES'; readonly sealed: Uint8Array }
+  /** Answer to RFWD: the response, sealed under the request's response key. */
+  | { readonly type: 'RRES'; readonly sealed: Uint8Array };
 
 export type ResponseType = Response['type'];
 
-/** Which queue ID a command addresses, and whether it must be signed. */
-export type CommandParty = 'none' | 'recipient' | 'sender' | 'create';
+/**
+ * Which queue ID a command addresses, and whether it must be signed.
+ * `forward`: private-routing commands, like `none` without entity or signature.
+ */
+export type CommandParty = 'none' | 'recipient' | 'sender' | 'create' | 'forward';
 
 export function commandParty(type: CommandType): CommandParty {
   switch (type) {
@@ -68,6 +96,10 @@ export function commandParty(type: CommandType): CommandParty {
       return 'sender';
     case 'PING':
       return 'none';
+    case 'PRXY':
+    case 'PFWD':
+    case 'RFWD':
+      return 'forward';
     default:
       return 'recipient';
   }
@@ -87,6 +119,14 @@ function id(i: Uint8Array, what: string): Uint8Array {
   return i;
 }
 
+function sized(b: Uint8Array, length: number, what: string): Uint8Array {
+  if (b.length !== length) throw new RangeError(`${what} must be ${length} bytes`);
+  return b;
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function encodeCommand(c: Command): Uint8Array {
   switch (c.type) {
     case 'NEW':
@@ -104,6 +144,16 @@ export function encodeCommand(c: Command): Uint8Array {
     case 'SEND':
       if (c.body.length > MAX_MESSAGE_LENGTH) throw new RangeError(`message body too long: ${c.body.length}`);
       return tagged('SEND ').u8(c.flags).bytes(c.body).finish();
+    case 'PRXY':
+      return tagged('PRXY ').short(utf8.encode(c.destRelay)).short(c.basicAuth).finish();
+    case 'PFWD':
+      return tagged('PFWD ')
+        .short(sized(c.sessionId, SESSION_ID_LENGTH, 'session ID'))
+        .short(key(c.ephemeralKey, 'ephemeral key'))
+        .bytes(c.sealed)
+        .finish();
+    case 'RFWD':
+      return tagged('RFWD ').short(key(c.ephemeralKey, 'ephemeral key')).bytes(c.sealed).finish();
     case 'SUB':
     case 'GET':
     case 'OFF':
@@ -130,6 +180,17 @@ export function encodeResponse(r: Response): Uint8Array {
     }
     case 'POW':
       return tagged('POW ').u8(r.bits).finish();
+    case 'PKEY':
+      if (r.destCert.length > MAX_CERTIFICATE_LENGTH) throw new RangeError(`certificate longer than ${MAX_CERTIFICATE_LENGTH} bytes`);
+      return tagged('PKEY ')
+        .short(sized(r.sessionId, SESSION_ID_LENGTH, 'session ID'))
+        .long(r.destCert)
+        .short(sized(r.routingKey, PUBLIC_KEY_LENGTH, 'routing key'))
+        .short(sized(r.routingKeySig, ROUTING_KEY_SIG_LENGTH, 'routing key signature'))
+        .finish();
+    case 'PRES':
+    case 'RRES':
+      return tagged(`${r.type} `).bytes(r.sealed).finish();
     case 'OK':
     case 'END':
     case 'PONG':
@@ -199,6 +260,29 @@ export function decodeCommand(bytes: Uint8Array): Command {
       const flags = r.u8('flags');
       return { type: 'SEND', flags, body: r.rest() };
     }
+    case 'PRXY': {
+      expectFields(bare, tag);
+      let destRelay: string;
+      try {
+        destRelay = strictUtf8.decode(r.short('destination relay'));
+      } catch {
+        throw new ProtocolError('CMD_SYNTAX', 'destination relay is not UTF-8');
+      }
+      const basicAuth = r.short('basic auth');
+      r.end(tag);
+      return { type: 'PRXY', destRelay, basicAuth };
+    }
+    case 'PFWD': {
+      expectFields(bare, tag);
+      const sessionId = fixed(r, SESSION_ID_LENGTH, 'session ID');
+      const ephemeralKey = fixed(r, PUBLIC_KEY_LENGTH, 'ephemeral key');
+      return { type: 'PFWD', sessionId, ephemeralKey, sealed: r.rest() };
+    }
+    case 'RFWD': {
+      expectFields(bare, tag);
+      const ephemeralKey = fixed(r, PUBLIC_KEY_LENGTH, 'ephemeral key');
+      return { type: 'RFWD', ephemeralKey, sealed: r.rest() };
+    }
     case 'SUB':
     case 'GET':
     case 'OFF':
@@ -241,6 +325,20 @@ export function decodeResponse(bytes: Uint8Array): Response {
       r.end(tag);
       return { type: 'POW', bits };
     }
+    case 'PKEY': {
+      expectFields(bare, tag);
+      const sessionId = fixed(r, SESSION_ID_LENGTH, 'session ID');
+      const destCert = r.long('certificate');
+      if (destCert.length > MAX_CERTIFICATE_LENGTH) throw new ProtocolError('CMD_SYNTAX', `certificate longer than ${MAX_CERTIFICATE_LENGTH} bytes`);
+      const routingKey = fixed(r, PUBLIC_KEY_LENGTH, 'routing key');
+      const routingKeySig = fixed(r, ROUTING_KEY_SIG_LENGTH, 'routing key signature');
+      r.end(tag);
+      return { type: 'PKEY', sessionId, destCert, routingKey, routingKeySig };
+    }
+    case 'PRES':
+    case 'RRES':
+      expectFields(bare, tag);
+      return { type: tag, sealed: r.rest() };
     case 'OK':
     case 'END':
     case 'PONG':

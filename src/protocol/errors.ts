@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'LARGE_MSG', // message body over the maximum size
   'NO_MSG', // nothing to get, or an ACK for a message not delivered
   'BUSY', // the relay sheds load or the connection is over a limit: retry after the hint
+  'PROXY', // forwarding failed: unknown session, destination unreachable or without a valid routing key
   'INTERNAL', // the relay failed; the command had no effect
 ] as const;
 

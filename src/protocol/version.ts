@@ -6,12 +6,17 @@
  * - 1 (2026-11-25): initial protocol: fixed 16 KiB blocks, batched
  *   transmissions, Ed25519-authorised queue commands bound to the TLS
  *   exporter, per-queue re-encryption of delivered messages.
+ * - 2 (2026-11-25): private routing: the relay hello carries a routing key
+ *   certified by the relay's TLS key; PRXY, PFWD and RFWD forward sealed
+ *   commands through other relays (PKEY, PRES, RRES answer them); error
+ *   code PROXY. Version 1 connections keep working without them.
  */
 export const INITIAL_VERSION = 1;
+export const PRIVATE_ROUTING_VERSION = 2;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = INITIAL_VERSION;
+export const CURRENT_VERSION = PRIVATE_ROUTING_VERSION;
 
 export interface VersionRange {
   readonly min: number;

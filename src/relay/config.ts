@@ -1,4 +1,5 @@
 /** Relay settings, their defaults, and the limits they impose. */
+import { isIP } from 'node:net';
 import { MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
 
 export interface RelayConfig {
@@ -36,6 +37,20 @@ export interface RelayConfig {
   readonly maxSubscriptionsPerConnection: number;
   /** Commands the relay works on at once, over all connections, before it answers BUSY. */
   readonly maxCommandsInFlight: number;
+  /** Forwarding sessions (PRXY) one client connection may hold. */
+  readonly maxForwardSessionsPerConnection: number;
+  /** Forwarding sessions the relay holds over all connections. */
+  readonly maxForwardSessions: number;
+  /**
+   * Whether PRXY may reach relays on loopback, private and link-local
+   * addresses. Default: only when `host` is a loopback address (a local or
+   * test relay); a public relay must not be a door into its own network.
+   */
+  readonly forwardToPrivateAddresses?: boolean;
+  /** Source address of connections to other relays (default: chosen by the system). */
+  readonly outgoingAddress?: string;
+  /** Seconds to connect to a destination relay, and for each of its answers. */
+  readonly forwardTimeoutSeconds: number;
 }
 
 export const DEFAULTS = {
@@ -53,7 +68,16 @@ export const DEFAULTS = {
   powLoadThreshold: 20,
   maxSubscriptionsPerConnection: 20_000,
   maxCommandsInFlight: 10_000,
+  maxForwardSessionsPerConnection: 16,
+  maxForwardSessions: 1000,
+  forwardTimeoutSeconds: 10,
 } as const satisfies Partial<RelayConfig>;
+
+/** Whether forwarding may reach private addresses under `config` (see `forwardToPrivateAddresses`). */
+export function forwardsToPrivateAddresses(config: RelayConfig): boolean {
+  if (config.forwardToPrivateAddresses !== undefined) return config.forwardToPrivateAddresses;
+  return config.host === 'localhost' || config.host === '::1' || /^127\./.test(config.host);
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -81,6 +105,10 @@ export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string 
   positive('powLoadThreshold');
   positive('maxSubscriptionsPerConnection');
   positive('maxCommandsInFlight');
+  positive('maxForwardSessionsPerConnection');
+  positive('maxForwardSessions');
+  positive('forwardTimeoutSeconds');
+  if (c.outgoingAddress !== undefined && isIP(c.outgoingAddress) === 0) throw new ConfigError(`outgoingAddress must be an IP address, got ${c.outgoingAddress}`);
   if (c.password !== undefined && (c.password.length === 0 || Buffer.byteLength(c.password) > 255)) {
     throw new ConfigError('password must be 1..255 bytes');
   }

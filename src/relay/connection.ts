@@ -7,7 +7,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { BlockReader } from '../protocol/block-reader.js';
-import { decodeBatch, encodeBatch, packBatches, padBlock, unpadBlock } from '../protocol/block.js';
+import { BLOCK_SIZE, decodeBatch, encodeBatch, packBatches, padBlock, unpadBlock } from '../protocol/block.js';
 import { encodeResponse, type Response } from '../protocol/commands.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeClientHello, encodeRelayHello } from '../protocol/handshake.js';
@@ -27,23 +27,31 @@ import { TokenBucket } from './rate-limit.js';
 /** Blocks waiting to be processed before the socket stops reading (back-pressure). */
 const MAX_QUEUED_BLOCKS = 16;
 const EMPTY = new Uint8Array(0);
+/** Answers waiting to be written before the connection stops taking commands (64 blocks). */
+const MAX_BUFFERED_OUTPUT = 64 * BLOCK_SIZE;
 
 type State = 'handshake' | 'ready' | 'closed';
 
-const SEND_TAG = Buffer.from('SEND ');
+/** Commands that run concurrently with their neighbours of the same kind: SEND, and forwarding round trips. */
+const CONCURRENT_TAGS = ['SEND ', 'PFWD ', 'RFWD '].map((t) => Buffer.from(t));
 
-/** Whether a raw transmission carries SEND, judged without a full parse. */
-function isSend(t: Uint8Array): boolean {
+/** Whether a raw transmission carries SEND, PFWD or RFWD, judged without a full parse. */
+function isConcurrent(t: Uint8Array): boolean {
   try {
     const { command } = decodeTransmission(t);
-    return SEND_TAG.equals(command.subarray(0, SEND_TAG.length));
+    return CONCURRENT_TAGS.some((tag) => tag.equals(command.subarray(0, tag.length)));
   } catch {
     return false;
   }
 }
 
+/** Sees every block after the handshake, decrypted, as it arrives or leaves (debugging and tests). */
+export type BlockTrace = (direction: 'in' | 'out', block: Uint8Array) => void;
+
 export class RelayConnection implements ClientSession {
   readonly binding: Uint8Array;
+  /** Negotiated in the client hello. */
+  version = SUPPORTED_VERSIONS.max;
   private state: State = 'handshake';
   private readonly reader = new BlockReader();
   private readonly queue: Uint8Array[] = [];
@@ -61,6 +69,7 @@ export class RelayConnection implements ClientSession {
     private readonly onClose: (c: RelayConnection) => void,
     /** Commands in flight over the whole relay, shared by all connections. */
     private readonly load: { inFlight: number; readonly max: number },
+    private readonly trace?: BlockTrace,
   ) {
     this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
     this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
@@ -69,7 +78,17 @@ export class RelayConnection implements ClientSession {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => this.close('socket error'));
     socket.on('close', () => this.close('closed by peer'));
-    socket.write(padBlock(encodeRelayHello({ versions: SUPPORTED_VERSIONS, powBits: dispatcher.pow.currentBits() })));
+    const routing = dispatcher.forwarder?.routingKey;
+    socket.write(
+      padBlock(
+        encodeRelayHello({
+          versions: SUPPORTED_VERSIONS,
+          powBits: dispatcher.pow.currentBits(),
+          routingKey: routing?.publicKey ?? EMPTY,
+          routingKeySig: routing?.signature ?? EMPTY,
+        }),
+      ),
+    );
   }
 
   private onData(chunk: Buffer): void {
@@ -84,6 +103,9 @@ export class RelayConnection implements ClientSession {
     try {
       let block: Uint8Array | undefined;
       while (this.state !== 'closed' && (block = this.queue.shift())) {
+        // A client that does not read its answers stops being served (and, with reading
+        // paused once its blocks pile up, stops being read): no unbounded buffering.
+        await this.outputDrained();
         if (this.state === 'handshake') this.onHello(block);
         else await this.onBlock(block);
         if (this.queue.length <= MAX_QUEUED_BLOCKS / 2 && this.socket.isPaused()) this.socket.resume();
@@ -97,12 +119,29 @@ export class RelayConnection implements ClientSession {
     }
   }
 
+  /** Waits while more than MAX_BUFFERED_OUTPUT bytes of answers are waiting to be written. */
+  private async outputDrained(): Promise<void> {
+    while (this.state !== 'closed' && this.socket.writableLength + this.outbox.length * BLOCK_SIZE > MAX_BUFFERED_OUTPUT) {
+      if (this.outbox.length > 0 && !this.flushScheduled) this.flush();
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.once('drain', done);
+        this.socket.once('close', done);
+      });
+    }
+  }
+
   private onHello(block: Uint8Array): void {
     try {
       const hello = decodeClientHello(unpadBlock(block));
       if (hello.version < SUPPORTED_VERSIONS.min || hello.version > SUPPORTED_VERSIONS.max) {
         throw new ProtocolError('VERSION', `unsupported version ${hello.version}`);
       }
+      this.version = hello.version;
     } catch {
       this.close('bad handshake');
       return;
@@ -112,6 +151,7 @@ export class RelayConnection implements ClientSession {
   }
 
   private async onBlock(block: Uint8Array): Promise<void> {
+    this.trace?.('in', block);
     let transmissions: Uint8Array[];
     try {
       transmissions = decodeBatch(block);
@@ -120,10 +160,11 @@ export class RelayConnection implements ClientSession {
       return;
     }
     // Commands take effect in block order, except that a run of consecutive
-    // SENDs is handled together so that storage commits them in one transaction.
+    // SENDs is handled together so that storage commits them in one transaction,
+    // and forwarded requests (PFWD, RFWD) wait for their round trips together.
     for (let i = 0; i < transmissions.length; ) {
       let j = i + 1;
-      if (isSend(transmissions[i]!)) while (j < transmissions.length && isSend(transmissions[j]!)) j++;
+      if (isConcurrent(transmissions[i]!)) while (j < transmissions.length && isConcurrent(transmissions[j]!)) j++;
       await Promise.all(transmissions.slice(i, j).map((t) => this.onTransmission(t)));
       i = j;
     }
@@ -169,7 +210,11 @@ export class RelayConnection implements ClientSession {
     const out = this.outbox;
     this.outbox = [];
     this.socket.cork();
-    for (const batch of packBatches(out)) this.socket.write(encodeBatch(batch));
+    for (const batch of packBatches(out)) {
+      const block = encodeBatch(batch);
+      this.trace?.('out', block);
+      this.socket.write(block);
+    }
     this.socket.uncork();
   }
 

@@ -16,14 +16,21 @@ import type { RelayConfig } from './config.js';
 import { DuplicateIdError, type QueueRecord, type QueueStore } from './queue-store.js';
 import { PowPolicy } from './pow-policy.js';
 import { verifyPow } from '../protocol/pow.js';
+import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
+import { Forwarder, type ForwarderOptions, type ForwardingSession } from './forwarding.js';
 
-/** The dispatcher's view of one client connection. */
-export interface ClientSession {
-  /** TLS channel binding of the connection. */
+/** The dispatcher's view of one client connection, or of one forwarded request. */
+export interface ClientSession extends ForwardingSession {
+  /** TLS channel binding of the connection (for a forwarded request: its forward binding). */
   readonly binding: Uint8Array;
   /** Sends an unsolicited response (MSG, END) about queue `entityId`. */
   push(entityId: Uint8Array, response: Response): void;
+  /** The protocol version the connection negotiated (default: the current one). */
+  readonly version?: number;
 }
+
+/** What a forwarded request may carry (docs/routing.md): sending, and the next hop of an onion route. */
+const FORWARDABLE: ReadonlySet<Command['type']> = new Set(['SEND', 'PING', 'PRXY', 'PFWD']);
 
 /** Retry hint sent with BUSY, in milliseconds. */
 export const BUSY_RETRY_MS = 1000;
@@ -51,13 +58,17 @@ export class Dispatcher {
   private readonly bySession = new Map<ClientSession, Set<string>>();
   private readonly passwordHash: Uint8Array | undefined;
   readonly pow: PowPolicy;
+  /** Private routing (PRXY, PFWD, RFWD); without it those commands are CMD_UNKNOWN. */
+  readonly forwarder: Forwarder | undefined;
 
   constructor(
     private readonly store: QueueStore,
     private readonly config: RelayConfig,
+    forwarding?: Omit<ForwarderOptions, 'config' | 'execute'>,
   ) {
     this.passwordHash = config.password === undefined ? undefined : sha256(Buffer.from(config.password));
     this.pow = new PowPolicy(config.password === undefined ? config.powBits : 0, config.powLoadThreshold);
+    this.forwarder = forwarding && new Forwarder({ ...forwarding, config, execute: (s, t) => this.handle(s, t) });
   }
 
   /** Number of queues with a subscriber. */
@@ -80,11 +91,19 @@ export class Dispatcher {
     }
     const hasAuth = t.authenticator.length > 0;
     const signed = (): Uint8Array => signedData(session.binding, t.signedBody);
+    if (session.forwardedBy && !FORWARDABLE.has(command.type)) return err('CMD_PROHIBITED');
     switch (commandParty(command.type)) {
       case 'none':
         if (t.entityId.length > 0) return err('CMD_PROHIBITED');
         if (hasAuth) return err('CMD_HAS_AUTH');
         return { type: 'PONG' };
+      case 'forward':
+        // Commands of a later version are unknown on connections that negotiated an earlier one.
+        if (!this.forwarder || (session.version ?? PRIVATE_ROUTING_VERSION) < PRIVATE_ROUTING_VERSION) return err('CMD_UNKNOWN');
+        if (command.type !== 'PRXY' && command.type !== 'PFWD' && command.type !== 'RFWD') return err('INTERNAL');
+        if (t.entityId.length > 0) return err('CMD_PROHIBITED');
+        if (hasAuth) return err('CMD_HAS_AUTH');
+        return this.forwarder.handle(session, command);
       case 'create':
         if (command.type !== 'NEW') return err('INTERNAL');
         if (t.entityId.length > 0) return err('CMD_PROHIBITED');
@@ -246,8 +265,9 @@ export class Dispatcher {
     }
   }
 
-  /** Forgets every subscription of a closed connection. */
+  /** Forgets every subscription and forwarding session of a closed connection. */
   closeSession(session: ClientSession): void {
+    this.forwarder?.closeSession(session);
     const keys = this.bySession.get(session);
     if (!keys) return;
     for (const key of keys) {

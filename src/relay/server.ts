@@ -9,10 +9,12 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, type RelayAddress } from '../protocol/address.js';
 import { loadOrCreateIdentity, readIdentity } from './certificate.js';
-import { resolveConfig, type RelayConfig } from './config.js';
-import { RelayConnection } from './connection.js';
+import { forwardsToPrivateAddresses, resolveConfig, type RelayConfig } from './config.js';
+import { RelayConnection, type BlockTrace } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
 import { createRelayLogger, metadataFields, type LogLevel, type RelayLogger } from './log.js';
+import { PeerPool } from './peer-pool.js';
+import { loadOrCreateRoutingKey } from './routing-key.js';
 import type { QueueStore } from './queue-store.js';
 import { SqliteQueueStore } from './sqlite-store.js';
 
@@ -32,6 +34,8 @@ export interface RunningRelay {
   readonly store: QueueStore;
   /** Open client connections. */
   connectionCount(): number;
+  /** Open forwarding sessions (PRXY) over all connections. */
+  forwardSessionCount(): number;
   /** Deletes expired messages now (the relay also does this on a timer). */
   sweepExpired(): Promise<number>;
   close(): Promise<void>;
@@ -41,6 +45,12 @@ export interface StartOptions extends Partial<RelayConfig> {
   readonly dataDir: string;
   readonly logLevel?: LogLevel;
   readonly logger?: RelayLogger;
+  /**
+   * Sees every block after the handshake, decrypted, on client connections
+   * and on sessions with other relays (debugging and tests; the blocks hold
+   * metadata).
+   */
+  readonly trace?: BlockTrace;
 }
 
 /**
@@ -87,13 +97,22 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   const log = options.logger ?? createRelayLogger(options.logLevel ?? 'info');
   await prepareDataDir(config.dataDir);
   const identity = await loadOrCreateIdentity(config.dataDir);
+  const routingKey = await loadOrCreateRoutingKey(config.dataDir, identity);
   let store: SqliteQueueStore;
   try {
     store = new SqliteQueueStore(join(config.dataDir, DATABASE_FILE));
   } catch (e) {
     throw new RelayStartError(`cannot open relay database: ${(e as Error).message}`);
   }
-  const dispatcher = new Dispatcher(store, config);
+  const pool = new PeerPool({
+    timeoutMs: config.forwardTimeoutSeconds * 1000,
+    localAddress: config.outgoingAddress,
+    allowPrivate: forwardsToPrivateAddresses(config),
+    idleMs: 30_000,
+    log,
+    trace: options.trace,
+  });
+  const dispatcher = new Dispatcher(store, config, { routingKey, pool });
   const connections = new Set<RelayConnection>();
   const load = { inFlight: 0, max: config.maxCommandsInFlight };
 
@@ -109,7 +128,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   server.maxConnections = config.maxConnections;
   server.on('secureConnection', (socket: TLSSocket) => {
     log.debug(metadataFields({ remote: socket.remoteAddress }), 'connection opened');
-    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c), load));
+    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c), load, options.trace));
   });
   // Failed TLS handshakes (wrong protocol, scanners) are routine: no log line with an address.
   server.on('tlsClientError', () => log.debug('TLS handshake failed'));
@@ -118,6 +137,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   try {
     bound = await listen(server, config.host, config.port);
   } catch (e) {
+    dispatcher.forwarder?.close();
     await store.close();
     throw e;
   }
@@ -137,6 +157,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   if (!process.execArgv.some((a) => a.startsWith('--openssl-config')) && !process.env['OPENSSL_CONF']) {
     log.warn('TLS session tickets are on: start the relay with bin/nightjar, which loads config/openssl-nightjar.cnf');
   }
+  if (options.trace) log.warn('every decrypted block is traced: the trace holds metadata (debugging only)');
   const stats = await store.stats();
   log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
 
@@ -147,6 +168,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
     config,
     store,
     connectionCount: () => connections.size,
+    forwardSessionCount: () => dispatcher.forwarder?.sessionCount ?? 0,
     sweepExpired,
     async close() {
       if (closed) return;
@@ -154,6 +176,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
       clearInterval(sweeper);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of [...connections]) c.close('relay stopping');
+      dispatcher.forwarder?.close();
       await stopped;
       await store.close();
       log.info('relay stopped');

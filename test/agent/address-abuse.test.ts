@@ -10,6 +10,8 @@ let relay: RelayProcess;
 const agents: TestAgent[] = [];
 const open = (): TestAgent => {
   const a = openAgent([relay.address]);
+  // Everyone here shares one relay, so there is no other relay to forward through.
+  a.agent.setRouting('direct');
   agents.push(a);
   return a;
 };

@@ -101,6 +101,8 @@ describe('agent', () => {
   test('rotation moves the connection to a queue on another relay without losing messages', async () => {
     const { alice, bob, a2b, b2a } = await connectPair();
     alice.agent.addRelay(relayB.address);
+    // Alice's queue moves to B, Bob's own relay: he forwards through A to reach it.
+    bob.agent.addRelay(relayA.address);
     bob.agent.send(b2a, text('before'));
     await alice.agent.rotate(a2b, relayB.address);
     bob.agent.send(b2a, text('during'));
@@ -126,6 +128,7 @@ test('start() rotates queues on a schedule and keeps delivering live', async () 
   const { openAgent: open2 } = await import('../helpers/agent-harness.js');
   const alice = open2([relayA.address, relayB.address], undefined, { rotateAfterMs: 1, retryMs: 200 });
   const bob = open2([relayB.address], undefined, { retryMs: 200 });
+  bob.agent.addRelay(relayA.address); // a forwarding relay whichever relay Alice's queue is on
   try {
     const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
     const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));

@@ -57,7 +57,8 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
   );
 
   // a used link is refused with a clear error
-  const carol = newProfile('Carol', relay1.address);
+  // Carol's relay is not the link's, so private routing has a relay to forward through.
+  const carol = newProfile('Carol', relay2.address);
   assert.equal(failure(nj(carol, ['connect', link])), 'nightjar: this invitation link was already used; ask your contact for a new one');
   assert.deepEqual(contacts(carol), []);
 
@@ -110,6 +111,8 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
 
   // rotation onto the other relay keeps the conversation going both ways
   ok(alice, ['relays', 'add', relay2.address]);
+  // Alice's queue moves onto Bob's own relay: Bob needs another relay to forward through.
+  ok(bob, ['relays', 'add', relay1.address]);
   const [rotated] = json(alice, ['rotate', 'bobby', '--relay', relay2.address]);
   assert.equal(rotated!['rotated'], true);
   ok(bob, ['send', 'alice', 'during rotation']);

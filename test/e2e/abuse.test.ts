@@ -1,5 +1,6 @@
 /** Abuse resistance without identity: proof of work for queue creation, load shedding. */
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { openTransport } from '../../src/client/transport.js';
@@ -75,4 +76,35 @@ test('a relay with a password asks for no proof of work', async () => {
   await c.createQueue();
   await c.close();
   await relay.stop();
+});
+
+test('a client that does not read its answers cannot make the relay buffer without bound', async () => {
+  const relay = await startRelayProcess({ args: ['--rate', '100000'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  try {
+    const q = await owner.createQueue();
+    await owner.send({ relay: q.relay, senderId: q.senderId }, new Uint8Array(15 * 1024).fill(7));
+    const t = await openTransport(parseAddress(relay.address), 5000);
+    t.socket.pause(); // never reads an answer
+    const before = rss();
+    // 6000 GETs of a 15 KiB message: about 96 MB of answers if the relay buffered them all.
+    for (let b = 0; b < 40; b++) {
+      const batch: Uint8Array[] = [];
+      for (let i = 0; i < 150; i++) {
+        const body = encodeTransmissionBody(Uint8Array.of(b, i), q.recipientId, encodeCommand({ type: 'GET' }));
+        batch.push(encodeTransmission(sign(q.recipientKey, signedData(t.binding, body)), body));
+      }
+      t.socket.write(encodeBatch(batch));
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const grown = rss() - before;
+    assert.ok(grown < 40 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    // The relay still serves everyone else.
+    await owner.ping();
+    t.socket.destroy();
+  } finally {
+    await owner.close();
+    await relay.stop();
+  }
 });

@@ -19,8 +19,8 @@ import {
 import { ERROR_CODES, ProtocolError } from '../../src/protocol/errors.js';
 import { arbCommand, arbMutation, arbResponse, ascii, decodesOrRejects, fromHex, hex, mutateAll } from './protocol-fixture.js';
 
-const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING'];
-const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'POW', 'PONG'];
+const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING', 'PRXY', 'PFWD', 'RFWD'];
+const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'POW', 'PONG', 'PKEY', 'PRES', 'RRES'];
 const protocolError = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code;
 const k = (v: number): Uint8Array => new Uint8Array(PUBLIC_KEY_LENGTH).fill(v);
 const i = (v: number): Uint8Array => new Uint8Array(ID_LENGTH).fill(v);
@@ -39,6 +39,12 @@ test('command layouts: tag, space, fields; bare tags for commands without fields
   assert.equal(hex(encodeCommand({ type: 'SEND', flags: 1, body: ascii('hi') })), hex(ascii('SEND ')) + '01' + hex(ascii('hi')));
   assert.equal(hex(encodeCommand({ type: 'SEND', flags: 0, body: new Uint8Array(0) })), hex(ascii('SEND ')) + '00');
   for (const type of ['SUB', 'GET', 'OFF', 'DEL', 'PING'] as const) assert.equal(hex(encodeCommand({ type })), hex(ascii(type)));
+  assert.equal(hex(encodeCommand({ type: 'PRXY', destRelay: 'nightjar://x@é', basicAuth: ascii('pw') })), hex(ascii('PRXY ')) + '0f' + hex(ascii('nightjar://x@é')) + '02' + hex(ascii('pw')));
+  assert.equal(
+    hex(encodeCommand({ type: 'PFWD', sessionId: i(6), ephemeralKey: k(7), sealed: Uint8Array.of(1, 2) })),
+    hex(ascii('PFWD ')) + '18' + hex(i(6)) + '20' + hex(k(7)) + '0102',
+  );
+  assert.equal(hex(encodeCommand({ type: 'RFWD', ephemeralKey: k(7), sealed: Uint8Array.of(3) })), hex(ascii('RFWD ')) + '20' + hex(k(7)) + '03');
 });
 
 test('response layouts', () => {
@@ -51,6 +57,15 @@ test('response layouts', () => {
   assert.equal(hex(encodeResponse({ type: 'ERR', code: 'BUSY', retryAfterMs: 1000 })), hex(ascii('ERR ')) + '04' + hex(ascii('BUSY')) + '03e8');
   assert.equal(hex(encodeResponse({ type: 'POW', bits: 14 })), hex(ascii('POW ')) + '0e');
   for (const type of ['OK', 'END', 'PONG'] as const) assert.equal(hex(encodeResponse({ type })), hex(ascii(type)));
+  const sig = new Uint8Array(64).fill(9);
+  assert.equal(
+    hex(encodeResponse({ type: 'PKEY', sessionId: i(6), destCert: Uint8Array.of(0x30, 0x01), routingKey: k(8), routingKeySig: sig })),
+    hex(ascii('PKEY ')) + '18' + hex(i(6)) + '0002' + '3001' + '20' + hex(k(8)) + '40' + hex(sig),
+  );
+  assert.equal(hex(encodeResponse({ type: 'PRES', sealed: Uint8Array.of(4) })), hex(ascii('PRES ')) + '04');
+  assert.equal(hex(encodeResponse({ type: 'RRES', sealed: Uint8Array.of(5) })), hex(ascii('RRES ')) + '05');
+  assert.throws(() => encodeResponse({ type: 'PKEY', sessionId: i(6), destCert: new Uint8Array(2049), routingKey: k(8), routingKeySig: sig }), RangeError);
+  assert.throws(() => decodeCommand(Uint8Array.from([...ascii('PRXY '), 1, 0xff, 0])), protocolError('CMD_SYNTAX'), 'a destination that is not UTF-8');
 });
 
 test('every command round-trips', () => {
@@ -126,6 +141,9 @@ test('who sends what: the party of each command', () => {
     DEL: 'recipient',
     SEND: 'sender',
     PING: 'none',
+    PRXY: 'forward',
+    PFWD: 'forward',
+    RFWD: 'forward',
   });
 });
 

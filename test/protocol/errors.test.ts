@@ -7,7 +7,7 @@ import { decodeResponse, encodeResponse } from '../../src/protocol/commands.js';
 test('the closed set of wire error codes', () => {
   assert.deepEqual(
     [...ERROR_CODES],
-    ['BLOCK', 'VERSION', 'CMD_SYNTAX', 'CMD_UNKNOWN', 'CMD_PROHIBITED', 'CMD_NO_AUTH', 'CMD_HAS_AUTH', 'CMD_NO_ENTITY', 'AUTH', 'QUOTA', 'LARGE_MSG', 'NO_MSG', 'BUSY', 'INTERNAL'],
+    ['BLOCK', 'VERSION', 'CMD_SYNTAX', 'CMD_UNKNOWN', 'CMD_PROHIBITED', 'CMD_NO_AUTH', 'CMD_HAS_AUTH', 'CMD_NO_ENTITY', 'AUTH', 'QUOTA', 'LARGE_MSG', 'NO_MSG', 'BUSY', 'PROXY', 'INTERNAL'],
   );
   for (const code of ERROR_CODES) {
     assert.ok(isErrorCode(code));

@@ -45,7 +45,7 @@ const arbBlock = fc.oneof(
     weight: 1,
     arbitrary: fc.oneof(
       fc.integer({ min: 0, max: 0xffff }).map((version) => padBlock(encodeClientHello({ version }))),
-      fc.integer({ min: 1, max: 3 }).map((max) => padBlock(encodeRelayHello({ versions: { min: 1, max }, powBits: 0 }))),
+      fc.integer({ min: 1, max: 3 }).map((max) => padBlock(encodeRelayHello({ versions: { min: 1, max }, powBits: 0, routingKey: new Uint8Array(0), routingKeySig: new Uint8Array(0) }))),
     ),
   },
 );

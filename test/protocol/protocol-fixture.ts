@@ -6,7 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ID_LENGTH, MAX_BASIC_AUTH_LENGTH, PUBLIC_KEY_LENGTH, type Command, type Response } from '../../src/protocol/commands.js';
+import {
+  ID_LENGTH,
+  MAX_BASIC_AUTH_LENGTH,
+  MAX_CERTIFICATE_LENGTH,
+  PUBLIC_KEY_LENGTH,
+  SESSION_ID_LENGTH,
+  type Command,
+  type Response,
+} from '../../src/protocol/commands.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { MAX_CORR_ID_LENGTH } from '../../src/protocol/transmission.js';
 import { SIGNATURE_LENGTH } from '../../src/crypto/keys.js';
@@ -38,6 +46,13 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ type: fc.constant('ACK' as const), msgId: bytesOf(ID_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('SEND' as const), flags: fc.integer({ min: 0, max: 255 }), body: arbBody(2048) }, PLAIN),
   fc.constantFrom<Command>({ type: 'SUB' }, { type: 'GET' }, { type: 'OFF' }, { type: 'DEL' }, { type: 'PING' }),
+  fc.record({
+    type: fc.constant('PRXY' as const),
+    destRelay: fc.string({ unit: 'grapheme', maxLength: 80 }).filter((t) => new TextEncoder().encode(t).length <= 255),
+    basicAuth: fc.uint8Array({ maxLength: MAX_BASIC_AUTH_LENGTH }),
+  }, PLAIN),
+  fc.record({ type: fc.constant('PFWD' as const), sessionId: bytesOf(SESSION_ID_LENGTH), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
+  fc.record({ type: fc.constant('RFWD' as const), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
 );
 
 export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
@@ -52,6 +67,14 @@ export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
   fc.record({ type: fc.constant('ERR' as const), code: fc.constant('BUSY' as const), retryAfterMs: fc.integer({ min: 0, max: 0xffff }) }, PLAIN),
   fc.record({ type: fc.constant('POW' as const), bits: fc.integer({ min: 0, max: 255 }) }, PLAIN),
   fc.constantFrom<Response>({ type: 'OK' }, { type: 'END' }, { type: 'PONG' }),
+  fc.record({
+    type: fc.constant('PKEY' as const),
+    sessionId: bytesOf(SESSION_ID_LENGTH),
+    destCert: fc.uint8Array({ maxLength: MAX_CERTIFICATE_LENGTH }),
+    routingKey: bytesOf(PUBLIC_KEY_LENGTH),
+    routingKeySig: bytesOf(SIGNATURE_LENGTH),
+  }, PLAIN),
+  fc.record({ type: fc.constantFrom('PRES' as const, 'RRES' as const), sealed: arbBody(2048) }, PLAIN),
 );
 
 export interface TransmissionParts {

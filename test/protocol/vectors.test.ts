@@ -15,6 +15,7 @@ import { BLOCK_SIZE, decodeBatch, padBlock, unpadBlock } from '../../src/protoco
 import { decodeCommand, decodeResponse } from '../../src/protocol/commands.js';
 import { decodeClientHello, decodeRelayHello } from '../../src/protocol/handshake.js';
 import { deriveQueueKey, openMessage } from '../../src/protocol/queue-crypto.js';
+import { routingKeySignedData } from '../../src/protocol/forward-crypto.js';
 import { decodeTransmission, signedData } from '../../src/protocol/transmission.js';
 import { computeProtocolVectors, extractVectorsBlock, fieldsJson, renderVectorsMarkdown, type BlockVector, type ProtocolVectors } from '../vectors/protocol-vectors.js';
 import { fromHex, hex } from './protocol-fixture.js';
@@ -45,8 +46,8 @@ test('docs/protocol.md prints exactly the stored vectors', () => {
 });
 
 test('the vectors cover every command and response', () => {
-  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'NEW', 'OFF', 'PING', 'SEND', 'SUB']);
-  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'MSG', 'OK', 'PONG', 'POW']);
+  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB']);
+  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
 });
 
 test('stored keys are the public keys of the stored private keys', () => {
@@ -55,11 +56,21 @@ test('stored keys are the public keys of the stored private keys', () => {
   assert.equal(hex(signingPublicKey(fromHex(k.senderAuthPrivateKey))), k.senderAuthPublicKey);
   assert.equal(hex(dhPublicKey(fromHex(k.recipientDhPrivateKey))), k.recipientDhPublicKey);
   assert.equal(hex(dhPublicKey(fromHex(k.relayDhPrivateKey))), k.relayDhPublicKey);
+  assert.equal(hex(signingPublicKey(fromHex(k.relayIdentityPrivateKey))), k.relayIdentityPublicKey);
+  assert.equal(hex(dhPublicKey(fromHex(k.routingPrivateKey))), k.routingPublicKey);
 });
 
 test('stored hellos decode to their versions', () => {
   const relay = unpadBlock(blockOf(stored.handshake.relayHello));
-  assert.deepEqual(decodeRelayHello(relay), { versions: stored.handshake.relayHello.value, powBits: 10 });
+  const h = stored.handshake.relayHello.value;
+  assert.deepEqual(decodeRelayHello(relay), {
+    versions: { min: h.min, max: h.max },
+    powBits: h.powBits,
+    routingKey: fromHex(h.routingKey),
+    routingKeySig: fromHex(h.routingKeySig),
+  });
+  // The routing key is certified by the relay's certificate key.
+  assert.ok(verify(fromHex(stored.keys.relayIdentityPublicKey), routingKeySignedData(fromHex(h.routingKey)), fromHex(h.routingKeySig)));
   const client = unpadBlock(blockOf(stored.handshake.clientHello));
   assert.deepEqual(decodeClientHello(client), stored.handshake.clientHello.value);
 });

@@ -1,17 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CURRENT_VERSION, INITIAL_VERSION, MIN_VERSION, SUPPORTED_VERSIONS, negotiateVersion } from '../../src/protocol/version.js';
+import { CURRENT_VERSION, INITIAL_VERSION, MIN_VERSION, PRIVATE_ROUTING_VERSION, SUPPORTED_VERSIONS, negotiateVersion } from '../../src/protocol/version.js';
 
 const arbRange = fc
   .tuple(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 50 }))
   .map(([a, b]) => ({ min: Math.min(a, b), max: Math.max(a, b) }));
 
-test('version 1 is the initial and the current version', () => {
+test('version 1 is the initial version, 2 (private routing) the current one, and both are spoken', () => {
   assert.equal(INITIAL_VERSION, 1);
+  assert.equal(PRIVATE_ROUTING_VERSION, 2);
   assert.equal(MIN_VERSION, 1);
-  assert.equal(CURRENT_VERSION, 1);
-  assert.deepEqual(SUPPORTED_VERSIONS, { min: 1, max: 1 });
+  assert.equal(CURRENT_VERSION, 2);
+  assert.deepEqual(SUPPORTED_VERSIONS, { min: 1, max: 2 });
 });
 
 test('negotiation picks the highest common version, or none', () => {

@@ -7,6 +7,7 @@
  * must be regenerated on purpose (and the protocol version reconsidered).
  */
 import { dh, dhPublicKey, sign, signingPublicKey } from '../../src/crypto/keys.js';
+import { routingKeySignedData } from '../../src/protocol/forward-crypto.js';
 import { sha256 } from '../../src/crypto/kdf.js';
 import { encodeBatch, padBlock, unpadBlock } from '../../src/protocol/block.js';
 import { encodeCommand, encodeResponse, type Command, type Response } from '../../src/protocol/commands.js';
@@ -87,9 +88,15 @@ export interface ProtocolVectors {
     readonly senderId: string;
     readonly msgId: string;
     readonly sessionBinding: string;
+    readonly relayIdentityPrivateKey: string;
+    readonly relayIdentityPublicKey: string;
+    readonly routingPrivateKey: string;
+    readonly routingPublicKey: string;
   };
   readonly handshake: {
-    readonly relayHello: { readonly value: { readonly min: number; readonly max: number } } & BlockVector;
+    readonly relayHello: {
+      readonly value: { readonly min: number; readonly max: number; readonly powBits: number; readonly routingKey: string; readonly routingKeySig: string };
+    } & BlockVector;
     readonly clientHello: { readonly value: { readonly version: number } } & BlockVector;
   };
   readonly commands: readonly EncodingVector[];
@@ -131,6 +138,12 @@ export function computeProtocolVectors(): ProtocolVectors {
   const senderId = counting(24, 0xc0);
   const msgId = counting(24, 0xe0);
   const sessionBinding = counting(32, 0x00);
+  // The relay's certificate key (Ed25519) and its routing key (X25519), for the hello and PKEY.
+  const relayIdentityPrivate = filled(32, 0x55);
+  const routingPrivate = filled(32, 0x66);
+  const routingPublic = dhPublicKey(routingPrivate);
+  const routingKeySig = sign(relayIdentityPrivate, routingKeySignedData(routingPublic));
+  const sessionId = counting(24, 0x80);
 
   // The relay's re-encryption of one message.
   const dhSecret = dh(relayDhPrivate, recipientDhPublic);
@@ -148,6 +161,10 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'DEL' },
     { type: 'SEND', flags: delivered.flags, body: delivered.body },
     { type: 'PING' },
+    { type: 'PRXY', destRelay: `nightjar://${Buffer.from(counting(32, 0x10)).toString('base64url')}@relay.example:5225`, basicAuth: EMPTY },
+    // sealed: a placeholder; real sealed requests are fixed-size (docs/routing.md, test/vectors/routing.json).
+    { type: 'PFWD', sessionId, ephemeralKey: recipientDhPublic, sealed: counting(8, 0xf0) },
+    { type: 'RFWD', ephemeralKey: recipientDhPublic, sealed: counting(8, 0xf0) },
   ];
   const responses: Response[] = [
     { type: 'IDS', recipientId, senderId, relayDhKey: relayDhPublic },
@@ -158,6 +175,10 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'ERR', code: 'BUSY', retryAfterMs: 1000 },
     { type: 'POW', bits: 14 },
     { type: 'PONG' },
+    // destCert: a placeholder; PKEY carries the destination's DER certificate (at most 2048 bytes).
+    { type: 'PKEY', sessionId, destCert: counting(8, 0x30), routingKey: routingPublic, routingKeySig },
+    { type: 'PRES', sealed: counting(8, 0xe8) },
+    { type: 'RRES', sealed: counting(8, 0xe8) },
   ];
   const command = (type: Command['type']): { command: Command } => ({ command: commands.find((c) => c.type === type)! });
   const response = (type: Response['type']): { response: Response } => ({ response: responses.find((r) => r.type === type)! });
@@ -203,7 +224,7 @@ export function computeProtocolVectors(): ProtocolVectors {
 
   return {
     description:
-      'Nightjar relay protocol v1 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
+      'Nightjar relay protocol v2 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
     version: SUPPORTED_VERSIONS.max,
     keys: {
       recipientAuthPrivateKey: hex(recipientAuthPrivate),
@@ -218,9 +239,16 @@ export function computeProtocolVectors(): ProtocolVectors {
       senderId: hex(senderId),
       msgId: hex(msgId),
       sessionBinding: hex(sessionBinding),
+      relayIdentityPrivateKey: hex(relayIdentityPrivate),
+      relayIdentityPublicKey: hex(signingPublicKey(relayIdentityPrivate)),
+      routingPrivateKey: hex(routingPrivate),
+      routingPublicKey: hex(routingPublic),
     },
     handshake: {
-      relayHello: { value: { min: 1, max: 1 }, ...blockVector(padBlock(encodeRelayHello({ versions: { min: 1, max: 1 }, powBits: 10 }))) },
+      relayHello: {
+        value: { ...SUPPORTED_VERSIONS, powBits: 10, routingKey: hex(routingPublic), routingKeySig: hex(routingKeySig) },
+        ...blockVector(padBlock(encodeRelayHello({ versions: SUPPORTED_VERSIONS, powBits: 10, routingKey: routingPublic, routingKeySig }))),
+      },
       clientHello: { value: { version: 1 }, ...blockVector(padBlock(encodeClientHello({ version: 1 }))) },
     },
     commands: commands.map((c) => ({ value: fieldsJson(c), encoding: hex(encodeCommand(c)) })),
@@ -279,6 +307,9 @@ export function renderVectorsMarkdown(v: ProtocolVectors): string {
 
   table('Handshake');
   row('relay hello versions', `${v.handshake.relayHello.value.min}..${v.handshake.relayHello.value.max}`);
+  row('relay hello powBits', v.handshake.relayHello.value.powBits);
+  row('relay hello routingKey', v.handshake.relayHello.value.routingKey);
+  row('relay hello routingKeySig (by relayIdentityPrivateKey)', v.handshake.relayHello.value.routingKeySig);
   block('relay hello', v.handshake.relayHello);
   row('client hello version', v.handshake.clientHello.value.version);
   block('client hello', v.handshake.clientHello);
