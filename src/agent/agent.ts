@@ -912,11 +912,11 @@ export class Agent {
         const why = e instanceof Error ? e.message : String(e);
         this.store.markAttempt(row.id, why);
         if (e instanceof AgentError && e.code === 'NO_FORWARDER') this.unreachable.add(`a forwarding relay for ${snd.relay}`);
-        else if (!(e instanceof RelayError) || e.code === 'PROXY') {
+        else if (!(e instanceof RelayError) || e.command !== 'SEND') {
           this.unreachable.add(snd.relay);
           if (this.routing().mode === 'direct') this.recordHealth(snd.relay, why);
         }
-        if (e instanceof RelayError && e.code === 'AUTH' && row.signed === 0 && firstUse) {
+        if (e instanceof RelayError && e.code === 'AUTH' && e.command === 'SEND' && row.signed === 0 && firstUse) {
           const c = this.store.connection(connectionId);
           await this.serialFreeDelete(connectionId);
           throw new AgentError(
@@ -990,8 +990,9 @@ export class Agent {
         this.recordHealth(route[0]!, null);
         return;
       } catch (e) {
-        // The destination's own answer (AUTH, QUOTA, ...) is final for this attempt; only hop failures try another route.
-        if (e instanceof RelayError && e.code !== 'PROXY' && e.code !== 'BUSY') throw e;
+        // The destination's own answer to SEND (AUTH, QUOTA, ...) is final for this attempt;
+        // a hop's failure (PROXY, BUSY, or AUTH on PFWD: a refused sealed layer) tries another route.
+        if (e instanceof RelayError && e.command === 'SEND') throw e;
         lastProblem = `forwarding through ${route.join(' → ')} failed: ${(e as Error).message}`;
         if (!(e instanceof RelayError)) this.recordHealth(route[0]!, (e as Error).message);
       }
