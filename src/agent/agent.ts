@@ -53,9 +53,10 @@ import {
 import { decodeLink, encodeLink } from './links.js';
 import { DEFAULT_STAMP_BITS, makeStamp, verifyStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
+import { RelayDirectory, type RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
-export type RoutingMode = 'direct' | 'private' | 'onion';
+export type { RoutingMode };
 
 export interface AgentOptions {
   /** Relay password for private relays, by relay address. */
@@ -85,6 +86,7 @@ export class Agent {
   readonly maxBodyLength = MAX_BODY_LENGTH;
   private readonly store: AgentStore;
   private readonly pool: RelayPool;
+  private readonly relays: RelayDirectory;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -98,6 +100,7 @@ export class Agent {
     private readonly options: AgentOptions,
   ) {
     this.store = new AgentStore(db);
+    this.relays = new RelayDirectory(this.store);
     const trace = options.relayTrace;
     this.pool = new RelayPool({ reconnect: true, waitForReconnect: false, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
   }
@@ -117,59 +120,36 @@ export class Agent {
   // ---- relays -------------------------------------------------------------
 
   addRelay(address: string, operator = ''): void {
-    parseAddress(address);
-    this.store.db
-      .prepare('INSERT INTO agent_relays (address, operator, added_at) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET operator = excluded.operator')
-      .run(address, operator, Date.now());
+    this.relays.addRelay(address, operator);
   }
 
   removeRelay(address: string): boolean {
-    return this.store.db.prepare('DELETE FROM agent_relays WHERE address = ?').run(address).changes === 1;
+    return this.relays.removeRelay(address);
   }
 
   listRelays(): RelayEntry[] {
-    return this.store.db.prepare('SELECT address, operator FROM agent_relays ORDER BY added_at').all() as RelayEntry[];
+    return this.relays.listRelays();
   }
 
-  /**
-   * A relay for a new receiving queue. Avoids the relays in `avoid` and
-   * their operators when it can, and otherwise prefers the operators that
-   * hold the fewest of our queues, so that no single operator sees all of a
-   * user's queues. Relays known to be down come last.
-   */
-  private pickRelay(avoid: readonly string[] = []): string {
-    const relays = this.listRelays();
-    if (relays.length === 0) throw new AgentError('NO_RELAYS', 'no relays configured: add one with `nightjar relays add <address>`');
-    const operatorOf = (address: string): string => relays.find((r) => r.address === address)?.operator || address;
-    const avoidOps = new Set(avoid.map(operatorOf));
-    const load = new Map<string, number>();
-    for (const q of this.store.rcvQueues()) load.set(operatorOf(q.relay), (load.get(operatorOf(q.relay)) ?? 0) + 1);
-    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
-    const score = (r: RelayEntry): number =>
-      (avoid.includes(r.address) ? 1_000_000 : 0) + (avoidOps.has(operatorOf(r.address)) ? 10_000 : 0) + (down.has(r.address) ? 1000 : 0) + (load.get(operatorOf(r.address)) ?? 0);
-    const best = Math.min(...relays.map(score));
-    const from = relays.filter((r) => score(r) === best);
-    return from[nodeRandomBytes(1)[0]! % from.length]!.address;
-  }
-
-  /** Every relay in the list with what the agent last saw of it. */
   relayHealth(): RelayHealth[] {
-    const rows = this.store.db
-      .prepare(
-        `SELECT r.address, r.operator, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
-           (SELECT COUNT(*) FROM agent_rcv_queues q WHERE q.relay = r.address) AS queues
-         FROM agent_relays r LEFT JOIN agent_relay_health h ON h.address = r.address ORDER BY r.added_at`,
-      )
-      .all() as { address: string; operator: string; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
-    return rows.map((r) => ({
-      address: r.address,
-      operator: r.operator,
-      reachable: r.reachable === null ? undefined : r.reachable === 1,
-      latencyMs: r.latency_ms ?? undefined,
-      lastOkAt: r.last_ok_at ?? undefined,
-      lastError: r.last_error ?? undefined,
-      queues: r.queues,
-    }));
+    return this.relays.relayHealth();
+  }
+
+  /** How this profile reaches its contacts' relays (default: private, without direct fallback). */
+  routing(): { mode: RoutingMode; allowDirectFallback: boolean } {
+    return this.relays.routing();
+  }
+
+  setRouting(mode: RoutingMode, allowDirectFallback = false): void {
+    this.relays.setRouting(mode, allowDirectFallback);
+  }
+
+  private pickRelay(avoid: readonly string[] = []): string {
+    return this.relays.pickRelay(avoid);
+  }
+
+  private recordHealth(address: string, error: string | null, latencyMs?: number): void {
+    this.relays.recordHealth(address, error, latencyMs);
   }
 
   /** Pings every relay in the list (and every relay holding our queues) and records the result. */
@@ -190,26 +170,6 @@ export class Agent {
       }),
     );
     return this.relayHealth();
-  }
-
-  /** Notes a success (error null) or a failure reaching `address`. */
-  private recordHealth(address: string, error: string | null, latencyMs?: number): void {
-    const now = Date.now();
-    if (error === null) {
-      this.store.db
-        .prepare(
-          `INSERT INTO agent_relay_health (address, reachable, latency_ms, last_ok_at, last_error, down_since) VALUES (?, 1, ?, ?, NULL, NULL)
-           ON CONFLICT(address) DO UPDATE SET reachable = 1, latency_ms = COALESCE(excluded.latency_ms, latency_ms), last_ok_at = excluded.last_ok_at, down_since = NULL`,
-        )
-        .run(address, latencyMs ?? null, now);
-    } else {
-      this.store.db
-        .prepare(
-          `INSERT INTO agent_relay_health (address, reachable, last_error, down_since) VALUES (?, 0, ?, ?)
-           ON CONFLICT(address) DO UPDATE SET reachable = 0, last_error = excluded.last_error, down_since = COALESCE(down_since, excluded.down_since)`,
-        )
-        .run(address, error, now);
-    }
   }
 
   private async newReceiveQueue(relay: string, mode: QueueMode = 'messaging'): Promise<RecipientQueue> {
@@ -939,36 +899,6 @@ export class Agent {
 
   // ---- routing ----------------------------------------------------------------
 
-  /** How this profile reaches its contacts' relays (default: private, without direct fallback). */
-  routing(): { mode: RoutingMode; allowDirectFallback: boolean } {
-    const get = (key: string): string | undefined =>
-      (this.store.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
-    const mode = get('routing');
-    return { mode: mode === 'direct' || mode === 'onion' ? mode : 'private', allowDirectFallback: get('direct_fallback') === '1' };
-  }
-
-  setRouting(mode: RoutingMode, allowDirectFallback = false): void {
-    const put = this.store.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)');
-    this.store.tx(() => {
-      put.run('routing', mode);
-      put.run('direct_fallback', allowDirectFallback ? '1' : '0');
-    });
-  }
-
-  /**
-   * Forwarding relays for a message to `dest`, from our own relay list:
-   * never the destination itself, other operators first, reachable ones
-   * first. For onion routing the two hops are distinct.
-   */
-  private forwardingCandidates(dest: string): string[] {
-    const relays = this.listRelays();
-    const destOperator = relays.find((r) => r.address === dest)?.operator;
-    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
-    const rank = (r: RelayEntry): number => (destOperator && r.operator === destOperator ? 2 : 0) + (down.has(r.address) ? 1 : 0);
-    const shuffled = relays.filter((r) => r.address !== dest).sort(() => (nodeRandomBytes(1)[0]! & 1 ? 1 : -1));
-    return shuffled.sort((a, b) => rank(a) - rank(b)).map((r) => r.address);
-  }
-
   /**
    * Sends an envelope to a queue the way the profile's routing says: direct,
    * or through one (private) or two (onion) forwarding relays, so that the
@@ -980,7 +910,7 @@ export class Agent {
     const direct = async (): Promise<void> => (await this.pool.get(dest)).send(queue, envelope);
     if (mode === 'direct') return direct();
     const hopsNeeded = mode === 'onion' ? 2 : 1;
-    const candidates = this.forwardingCandidates(dest);
+    const candidates = this.relays.forwardingCandidates(dest);
     let lastProblem = candidates.length < hopsNeeded ? `${mode} routing needs ${hopsNeeded} relay(s) in your list other than the destination` : '';
     for (let i = 0; i + hopsNeeded <= candidates.length && i < 3; i++) {
       const route = candidates.slice(i, i + hopsNeeded);

@@ -1,0 +1,121 @@
+/**
+ * The profile's relay list and what the agent knows of each relay: the
+ * operators, health (reachable, latency, last error), the choice of relay
+ * for a new queue, the routing setting and the choice of forwarding relays.
+ * Database only: no network here.
+ */
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { parseAddress } from '../protocol/address.js';
+import { AgentError, type RelayEntry, type RelayHealth } from './agent-api.js';
+import type { AgentStore } from './agent-store.js';
+
+export type RoutingMode = 'direct' | 'private' | 'onion';
+
+export class RelayDirectory {
+  constructor(private readonly store: AgentStore) {}
+  addRelay(address: string, operator = ''): void {
+    parseAddress(address);
+    this.store.db
+      .prepare('INSERT INTO agent_relays (address, operator, added_at) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET operator = excluded.operator')
+      .run(address, operator, Date.now());
+  }
+
+  removeRelay(address: string): boolean {
+    return this.store.db.prepare('DELETE FROM agent_relays WHERE address = ?').run(address).changes === 1;
+  }
+
+  listRelays(): RelayEntry[] {
+    return this.store.db.prepare('SELECT address, operator FROM agent_relays ORDER BY added_at').all() as RelayEntry[];
+  }
+
+  /**
+   * A relay for a new receiving queue. Avoids the relays in `avoid` and
+   * their operators when it can, and otherwise prefers the operators that
+   * hold the fewest of our queues, so that no single operator sees all of a
+   * user's queues. Relays known to be down come last.
+   */
+  pickRelay(avoid: readonly string[] = []): string {
+    const relays = this.listRelays();
+    if (relays.length === 0) throw new AgentError('NO_RELAYS', 'no relays configured: add one with `nightjar relays add <address>`');
+    const operatorOf = (address: string): string => relays.find((r) => r.address === address)?.operator || address;
+    const avoidOps = new Set(avoid.map(operatorOf));
+    const load = new Map<string, number>();
+    for (const q of this.store.rcvQueues()) load.set(operatorOf(q.relay), (load.get(operatorOf(q.relay)) ?? 0) + 1);
+    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
+    const score = (r: RelayEntry): number =>
+      (avoid.includes(r.address) ? 1_000_000 : 0) + (avoidOps.has(operatorOf(r.address)) ? 10_000 : 0) + (down.has(r.address) ? 1000 : 0) + (load.get(operatorOf(r.address)) ?? 0);
+    const best = Math.min(...relays.map(score));
+    const from = relays.filter((r) => score(r) === best);
+    return from[nodeRandomBytes(1)[0]! % from.length]!.address;
+  }
+
+  /** Every relay in the list with what the agent last saw of it. */
+  relayHealth(): RelayHealth[] {
+    const rows = this.store.db
+      .prepare(
+        `SELECT r.address, r.operator, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
+           (SELECT COUNT(*) FROM agent_rcv_queues q WHERE q.relay = r.address) AS queues
+         FROM agent_relays r LEFT JOIN agent_relay_health h ON h.address = r.address ORDER BY r.added_at`,
+      )
+      .all() as { address: string; operator: string; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
+    return rows.map((r) => ({
+      address: r.address,
+      operator: r.operator,
+      reachable: r.reachable === null ? undefined : r.reachable === 1,
+      latencyMs: r.latency_ms ?? undefined,
+      lastOkAt: r.last_ok_at ?? undefined,
+      lastError: r.last_error ?? undefined,
+      queues: r.queues,
+    }));
+  }
+
+  /** Notes a success (error null) or a failure reaching `address`. */
+  recordHealth(address: string, error: string | null, latencyMs?: number): void {
+    const now = Date.now();
+    if (error === null) {
+      this.store.db
+        .prepare(
+          `INSERT INTO agent_relay_health (address, reachable, latency_ms, last_ok_at, last_error, down_since) VALUES (?, 1, ?, ?, NULL, NULL)
+           ON CONFLICT(address) DO UPDATE SET reachable = 1, latency_ms = COALESCE(excluded.latency_ms, latency_ms), last_ok_at = excluded.last_ok_at, down_since = NULL`,
+        )
+        .run(address, latencyMs ?? null, now);
+    } else {
+      this.store.db
+        .prepare(
+          `INSERT INTO agent_relay_health (address, reachable, last_error, down_since) VALUES (?, 0, ?, ?)
+           ON CONFLICT(address) DO UPDATE SET reachable = 0, last_error = excluded.last_error, down_since = COALESCE(down_since, excluded.down_since)`,
+        )
+        .run(address, error, now);
+    }
+  }
+
+  /** How this profile reaches its contacts' relays (default: private, without direct fallback). */
+  routing(): { mode: RoutingMode; allowDirectFallback: boolean } {
+    const get = (key: string): string | undefined =>
+      (this.store.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    const mode = get('routing');
+    return { mode: mode === 'direct' || mode === 'onion' ? mode : 'private', allowDirectFallback: get('direct_fallback') === '1' };
+  }
+
+  setRouting(mode: RoutingMode, allowDirectFallback = false): void {
+    const put = this.store.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)');
+    this.store.tx(() => {
+      put.run('routing', mode);
+      put.run('direct_fallback', allowDirectFallback ? '1' : '0');
+    });
+  }
+
+  /**
+   * Forwarding relays for a message to `dest`, from our own relay list:
+   * never the destination itself, other operators first, reachable ones
+   * first. For onion routing the two hops are distinct.
+   */
+  forwardingCandidates(dest: string): string[] {
+    const relays = this.listRelays();
+    const destOperator = relays.find((r) => r.address === dest)?.operator;
+    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
+    const rank = (r: RelayEntry): number => (destOperator && r.operator === destOperator ? 2 : 0) + (down.has(r.address) ? 1 : 0);
+    const shuffled = relays.filter((r) => r.address !== dest).sort(() => (nodeRandomBytes(1)[0]! & 1 ? 1 : -1));
+    return shuffled.sort((a, b) => rank(a) - rank(b)).map((r) => r.address);
+  }
+}
