@@ -15,45 +15,22 @@
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { RelayError } from '../client/errors.js';
-import type { RecipientQueue, ReceivedMessage, SenderQueue } from '../client/queues.js';
+import type { RecipientQueue, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
 import { generateSigningKeyPair, signingPublicKey } from '../crypto/keys.js';
-import { deserializeRatchet, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, initReceiver, initSender, type RatchetState } from '../crypto/ratchet.js';
-import {
-  acceptJoin,
-  createInvitation,
-  decodeInvitationSecrets,
-  decodeJoinReply,
-  encodeInvitationSecrets,
-  encodeJoinReply,
-  joinInvitation,
-} from '../crypto/x3dh.js';
+import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.js';
+import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
 import { parseAddress } from '../protocol/address.js';
 import type { QueueMode } from '../protocol/commands.js';
-import {
-  AgentError,
-  type AgentHandlers,
-  type ConnectionInfo,
-  type RelayEntry,
-  type RelayHealth,
-} from './agent-api.js';
-import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role, type SndQueueRow } from './agent-store.js';
-import {
-  decodeEnvelope,
-  decodeMessage,
-  encodeEnvelope,
-  encodeMessage,
-  EnvelopeError,
-  MAX_BODY_LENGTH,
-  PADDED_JOIN,
-  PADDED_RATCHET,
-  type AgentMessage,
-  type QueueRef,
-} from './envelope.js';
+import { AgentError, type AgentHandlers, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
+import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
+import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
 import { decodeLink, encodeLink } from './links.js';
-import { DEFAULT_STAMP_BITS, makeStamp, verifyStamp } from './stamp.js';
+import { DEFAULT_STAMP_BITS, makeStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
 import { RelayDirectory, type RoutingMode } from './relays.js';
+import { Outbox } from './outbox.js';
+import { Receiver } from './incoming.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -87,6 +64,8 @@ export class Agent {
   private readonly store: AgentStore;
   private readonly pool: RelayPool;
   private readonly relays: RelayDirectory;
+  private readonly outbox: Outbox;
+  private readonly receiver: Receiver;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -101,6 +80,8 @@ export class Agent {
   ) {
     this.store = new AgentStore(db);
     this.relays = new RelayDirectory(this.store);
+    this.outbox = new Outbox(this.store);
+    this.receiver = new Receiver(this.store, handlers, this.outbox);
     const trace = options.relayTrace;
     this.pool = new RelayPool({ reconnect: true, waitForReconnect: false, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
   }
@@ -365,7 +346,7 @@ export class Agent {
         current: 1,
       });
       const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
-      this.enqueueMessage(connectionId, snd, conf, { signed: false });
+      this.outbox.enqueue(connectionId, snd, conf, { signed: false });
       this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(req.id);
     });
     await this.serial(() => this.flushConnection(connectionId));
@@ -391,7 +372,7 @@ export class Agent {
       const seq = c.next_seq;
       this.store.updateConnection(connectionId, { next_seq: seq + 1 });
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
-      this.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { seq });
+      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { seq });
       return seq;
     });
   }
@@ -400,7 +381,7 @@ export class Agent {
   async deleteConnection(connectionId: string): Promise<void> {
     const c = this.liveConnection(connectionId);
     if (c.status === 'ready' && this.store.currentSndQueues(connectionId).length > 0) {
-      this.store.tx(() => this.enqueueAll(connectionId, { tag: 'DEL' }));
+      this.store.tx(() => this.outbox.enqueueAll(connectionId, { tag: 'DEL' }));
       await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
     }
     await this.serial(async () => {
@@ -424,7 +405,7 @@ export class Agent {
         const id = this.insertRcv(connectionId, null, target, queue);
         this.store.updateRcvQueue(id, { replaces: old.sender_id });
         this.store.updateRcvQueue(old.id, { status: 'retiring' });
-        this.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: old.sender_id, lost: false });
+        this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: old.sender_id, lost: false });
       });
     }
     await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
@@ -444,7 +425,7 @@ export class Agent {
     const queue = await this.newReceiveQueue(target);
     this.store.tx(() => {
       this.insertRcv(connectionId, null, target, queue);
-      this.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
+      this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
     });
     await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
   }
@@ -482,7 +463,7 @@ export class Agent {
           const id = this.insertRcv(c.id, null, target, queue);
           this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
           this.store.updateRcvQueue(lost.id, { status: 'lost' });
-          this.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
+          this.outbox.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
         });
         progress = true;
       }
@@ -516,277 +497,6 @@ export class Agent {
     return c;
   }
 
-  // ---- encryption -----------------------------------------------------------
-
-  /** Queues `m` (signed) on every queue we currently send to; must run inside a transaction. */
-  private enqueueAll(connectionId: string, m: AgentMessage, opts: { seq?: number; waitRcvQueue?: number } = {}): void {
-    for (const snd of this.store.currentSndQueues(connectionId)) this.enqueueMessage(connectionId, snd.id, m, { signed: true, ...opts });
-  }
-
-  /** Ratchet-encrypts `m` and queues it; must run inside a transaction. */
-  private enqueueMessage(
-    connectionId: string,
-    sndQueueId: number,
-    m: AgentMessage,
-    opts: { signed: boolean; seq?: number; waitRcvQueue?: number; afterSent?: string },
-  ): void {
-    const c = this.liveConnection(connectionId);
-    if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
-    const { state, message } = ratchetEncrypt(deserializeRatchet(c.ratchet), encodeMessage(m), c.ad, { paddedLength: PADDED_RATCHET });
-    this.store.updateConnection(connectionId, { ratchet: Buffer.from(serializeRatchet(state)) });
-    this.store.enqueue({
-      connection_id: connectionId,
-      snd_queue_id: sndQueueId,
-      seq: opts.seq ?? null,
-      envelope: Buffer.from(encodeEnvelope({ type: 'RATCHET', ratchet: message })),
-      signed: opts.signed ? 1 : 0,
-      wait_rcv_queue: opts.waitRcvQueue ?? null,
-      after_sent: opts.afterSent ?? null,
-    });
-  }
-
-  // ---- receiving ------------------------------------------------------------
-
-  /** Handles one message from a receiving queue; resolves once its effects are committed. */
-  private processIncoming(rcv: RcvQueueRow, received: ReceivedMessage): void {
-    let envelope;
-    try {
-      envelope = decodeEnvelope(received.body);
-    } catch {
-      return; // not ours, or from a future version: acknowledged and dropped
-    }
-    if (rcv.address_id) {
-      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
-      return;
-    }
-    const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
-    if (!c || c.status === 'deleted') return;
-    if (envelope.type === 'JOIN') {
-      if (c.status === 'invited' && c.invitation_secrets) this.receiveJoin(c, rcv, envelope.joinReply, envelope.ratchet);
-      return;
-    }
-    const ratchetMessage = envelope.ratchet;
-    // Read, step and write the ratchet in one transaction, so no other writer can interleave.
-    this.store.tx(() => {
-      const fresh = this.store.connection(c.id);
-      if (!fresh?.ratchet || !fresh.ad) return;
-      let plaintext: Uint8Array;
-      let state: RatchetState;
-      try {
-        ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(fresh.ratchet), ratchetMessage, fresh.ad));
-      } catch (e) {
-        if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
-        throw e;
-      }
-      let message: AgentMessage;
-      try {
-        message = decodeMessage(plaintext);
-      } catch (e) {
-        if (e instanceof EnvelopeError) return;
-        throw e;
-      }
-      this.store.updateConnection(c.id, { ratchet: Buffer.from(serializeRatchet(state)) });
-      this.handleMessage(c.id, rcv, message);
-      this.checkReady(c.id);
-    });
-  }
-
-  private receiveRequest(rcv: RcvQueueRow, stamp: Uint8Array, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as AddressRow | undefined;
-    if (!address || address.paused === 1) return;
-    // One hash before anything else: requests without the work never cost the owner more.
-    if (!verifyStamp(rcv.sender_id, joinReplyBytes, stamp, address.stamp_bits)) return;
-    if (address.max_per_hour > 0) {
-      const lastHour = this.store.db
-        .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
-        .get(address.id, nowSeconds() - 3600) as { n: number };
-      if (lastHour.n >= address.max_per_hour) return;
-    }
-    try {
-      const secrets = decodeInvitationSecrets(address.secrets);
-      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
-      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-      const m = decodeMessage(plaintext);
-      if (m.tag !== 'CONF' || !m.replyQueue) return;
-      const receivedAt = nowSeconds();
-      this.store.tx(() => {
-        const id = this.store.db
-          .prepare(
-            'INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-          )
-          .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
-          .lastInsertRowid;
-        this.store.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(address.id, receivedAt);
-        this.store.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(receivedAt - 3600);
-        this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
-      });
-    } catch {
-      return; // a request that does not decrypt never reaches the owner
-    }
-  }
-
-  private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    let state: RatchetState;
-    let m: AgentMessage;
-    let ad: Uint8Array;
-    try {
-      const secrets = decodeInvitationSecrets(c.invitation_secrets!);
-      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
-      const out = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-      state = out.state;
-      ad = shared.associatedData;
-      m = decodeMessage(out.plaintext);
-    } catch {
-      return;
-    }
-    if (m.tag !== 'CONF' || !m.replyQueue || !m.senderKey) return;
-    const conf = m;
-    this.store.tx(() => {
-      this.store.updateConnection(c.id, {
-        status: 'accepting',
-        ratchet: Buffer.from(serializeRatchet(state)),
-        ad: Buffer.from(ad),
-        peer_info: Buffer.from(conf.info),
-        invitation_secrets: null, // the link is spent
-      });
-      this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(conf.senderKey!) });
-      const keys = generateSigningKeyPair();
-      const snd = this.store.insertSndQueue({
-        connection_id: c.id,
-        relay: conf.replyQueue!.relay,
-        sender_id: Buffer.from(conf.replyQueue!.senderId),
-        sender_key: Buffer.from(keys.privateKey),
-        status: 'new',
-        current: 1,
-      });
-      // Sent only after our KEY: it tells the joiner that its queue to us is secured.
-      this.enqueueMessage(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
-    });
-  }
-
-  /** Applies one decrypted agent message; runs inside the receive transaction. */
-  private handleMessage(connectionId: string, rcv: RcvQueueRow, m: AgentMessage): void {
-    const snd = this.store.currentSndQueue(connectionId);
-    switch (m.tag) {
-      case 'CONF': {
-        if (m.senderKey) this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
-        if (m.info.length > 0) this.store.updateConnection(connectionId, { peer_info: Buffer.from(m.info) });
-        if (m.replyQueue) {
-          // The acceptor of our request names fresh queues: the contact address carries nothing more.
-          const keys = generateSigningKeyPair();
-          if (snd) this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
-          const next = this.newSndQueue(connectionId, m.replyQueue, keys.privateKey, 'new', 1);
-          if (snd) {
-            this.store.retargetOutbox(connectionId, snd.id, next);
-            this.store.deleteSndQueue(snd.id);
-          }
-          this.enqueueMessage(connectionId, next, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: EMPTY, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
-        } else if (m.secured && snd) {
-          // The contact secured the queue we send to; we answer HELLO once ours is secured too.
-          this.store.updateSndQueue(snd.id, { status: 'active' });
-          this.enqueueMessage(connectionId, snd.id, { tag: 'HELLO' }, { signed: true, waitRcvQueue: rcv.id });
-        }
-        return;
-      }
-      case 'HELLO':
-        if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
-        return;
-      case 'MSG':
-        this.receiveMsg(connectionId, m.seq, m.sentAt, m.body);
-        return;
-      case 'RCPT': {
-        const c = this.store.connection(connectionId)!;
-        if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
-          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) this.handlers.onDelivered(connectionId, s);
-          this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
-        }
-        return;
-      }
-      case 'DEL':
-        this.store.updateConnection(connectionId, { status: 'deleted' });
-        this.handlers.onDeleted(connectionId);
-        return;
-      case 'QADD': {
-        // Announced on every queue: only the first copy counts.
-        if (this.store.sndQueueBySenderId(connectionId, m.queue.senderId)) return;
-        const keys = generateSigningKeyPair();
-        const pending = this.newSndQueue(connectionId, m.queue, keys.privateKey, 'new', 0);
-        this.enqueueMessage(connectionId, pending, { tag: 'QKEY', senderKey: keys.publicKey }, { signed: false });
-        return;
-      }
-      case 'QKEY': {
-        // Arrives unsigned on our new queue; once it is secured we tell the contact to use it.
-        if (rcv.key_to_set) return;
-        this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
-        const use: AgentMessage = { tag: 'QUSE', newSenderId: rcv.sender_id, replaces: rcv.replaces ?? EMPTY, lost: rcv.replaces_lost === 1 };
-        this.enqueueAll(connectionId, use, { waitRcvQueue: rcv.id });
-        return;
-      }
-      case 'QUSE': {
-        const pending = this.store.sndQueueBySenderId(connectionId, m.newSenderId);
-        if (!pending || pending.current === 1) return;
-        this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
-        const old = m.replaces.length > 0 ? this.store.sndQueueBySenderId(connectionId, m.replaces) : undefined;
-        if (!old || old.id === pending.id) return;
-        if (m.lost) {
-          // Its relay is gone: what waits there was also sent through the other queues.
-          this.store.deleteOutboxOf(old.id);
-          this.store.deleteSndQueue(old.id);
-        } else {
-          // The old queue gets QEND as its last message, then everything goes to the new one.
-          this.store.updateSndQueue(old.id, { current: 0, status: 'retiring' });
-          this.enqueueMessage(connectionId, old.id, { tag: 'QEND' }, { signed: true, afterSent: 'retire' });
-        }
-        return;
-      }
-      case 'QEND':
-        if (rcv.status === 'retiring') this.store.updateRcvQueue(rcv.id, { status: 'ended' });
-        return;
-      case 'UNKNOWN':
-        return;
-    }
-  }
-
-  private newSndQueue(connectionId: string, q: QueueRef, senderKey: Uint8Array, status: SndQueueRow['status'], current: number): number {
-    return this.store.insertSndQueue({
-      connection_id: connectionId,
-      relay: q.relay,
-      sender_id: Buffer.from(q.senderId),
-      sender_key: Buffer.from(senderKey),
-      status,
-      current,
-    });
-  }
-
-  /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
-  private receiveMsg(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    const c = this.store.connection(connectionId)!;
-    if (seq <= c.recv_floor || this.store.isBuffered(connectionId, seq)) return;
-    if (seq > c.recv_floor + 1) {
-      this.store.bufferMessage(connectionId, seq, sentAt, body);
-      return;
-    }
-    let floor = seq;
-    this.handlers.onMessage(connectionId, { seq, sentAt, body });
-    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
-      floor += 1;
-      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
-    }
-    this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor });
-  }
-
-  /** A connection is ready when our queue is secured and the contact confirmed theirs. */
-  private checkReady(connectionId: string): void {
-    const c = this.store.connection(connectionId);
-    if (!c || c.status === 'ready' || c.status === 'deleted' || c.status === 'invited') return;
-    const snd = this.store.currentSndQueue(connectionId);
-    const rcvs = this.store.rcvQueuesOf(connectionId);
-    if (snd?.status === 'active' && rcvs.length > 0 && rcvs.every((q) => q.secured === 1)) {
-      this.store.updateConnection(connectionId, { status: 'ready' });
-      this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY));
-    }
-  }
-
   // ---- network steps --------------------------------------------------------
 
   /** KEY for every receiving queue that has a sender key to set. */
@@ -802,7 +512,7 @@ export class Agent {
       }
       this.store.tx(() => {
         this.store.updateRcvQueue(rcv.id, { secured: 1 });
-        if (rcv.connection_id) this.checkReady(rcv.connection_id);
+        if (rcv.connection_id) this.receiver.checkReady(rcv.connection_id);
       });
       progress = true;
     }
@@ -946,7 +656,7 @@ export class Agent {
       if (c.status !== 'ready' || c.rcpt_pending <= c.rcpt_sent) continue;
       if (this.store.currentSndQueues(c.id).length === 0) continue;
       this.store.tx(() => {
-        this.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending });
+        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending });
         this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
       });
     }
@@ -986,7 +696,7 @@ export class Agent {
         for (let m = await client.get(queue); m; m = await client.get(queue)) {
           const fresh = this.store.rcvQueue(rcv.id);
           if (!fresh) break;
-          this.processIncoming(fresh, m);
+          this.receiver.process(fresh, m);
           await client.ack(queue, m.msgId);
           progress = true;
         }
@@ -1081,7 +791,7 @@ export class Agent {
         client.on('message', (queue, m) => {
           void this.serial(async () => {
             const row = this.store.rcvQueues().find((r) => Buffer.from(r.recipient_id).equals(queue.recipientId));
-            if (row) this.processIncoming(row, m);
+            if (row) this.receiver.process(row, m);
             await client.ack(queue, m.msgId).catch(() => undefined);
             await this.flushAll();
           });

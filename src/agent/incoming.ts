@@ -1,0 +1,266 @@
+/**
+ * What the agent does with each message that arrives on one of its queues:
+ * decrypt (ratchet), apply (handshake, delivery, receipts, queue changes) and
+ * hand user messages to the chat layer, all in one transaction with the new
+ * ratchet state (docs/agent.md §5).
+ */
+import { generateSigningKeyPair } from '../crypto/keys.js';
+import { deserializeRatchet, initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
+import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
+import type { ReceivedMessage } from '../client/queues.js';
+import type { AgentHandlers } from './agent-api.js';
+import type { AddressRow, AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
+import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
+import type { Outbox } from './outbox.js';
+import { verifyStamp } from './stamp.js';
+
+const EMPTY = new Uint8Array(0);
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export class Receiver {
+  constructor(
+    private readonly store: AgentStore,
+    private readonly handlers: AgentHandlers,
+    private readonly outbox: Outbox,
+  ) {}
+
+  /** Handles one message from a receiving queue; resolves once its effects are committed. */
+  process(rcv: RcvQueueRow, received: ReceivedMessage): void {
+    let envelope;
+    try {
+      envelope = decodeEnvelope(received.body);
+    } catch {
+      return; // not ours, or from a future version: acknowledged and dropped
+    }
+    if (rcv.address_id) {
+      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
+      return;
+    }
+    const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
+    if (!c || c.status === 'deleted') return;
+    if (envelope.type === 'JOIN') {
+      if (c.status === 'invited' && c.invitation_secrets) this.receiveJoin(c, rcv, envelope.joinReply, envelope.ratchet);
+      return;
+    }
+    const ratchetMessage = envelope.ratchet;
+    // Read, step and write the ratchet in one transaction, so no other writer can interleave.
+    this.store.tx(() => {
+      const fresh = this.store.connection(c.id);
+      if (!fresh?.ratchet || !fresh.ad) return;
+      let plaintext: Uint8Array;
+      let state: RatchetState;
+      try {
+        ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(fresh.ratchet), ratchetMessage, fresh.ad));
+      } catch (e) {
+        if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
+        throw e;
+      }
+      let message: AgentMessage;
+      try {
+        message = decodeMessage(plaintext);
+      } catch (e) {
+        if (e instanceof EnvelopeError) return;
+        throw e;
+      }
+      this.store.updateConnection(c.id, { ratchet: Buffer.from(serializeRatchet(state)) });
+      this.handleMessage(c.id, rcv, message);
+      this.checkReady(c.id);
+    });
+  }
+
+  private receiveRequest(rcv: RcvQueueRow, stamp: Uint8Array, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
+    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as AddressRow | undefined;
+    if (!address || address.paused === 1) return;
+    // One hash before anything else: requests without the work never cost the owner more.
+    if (!verifyStamp(rcv.sender_id, joinReplyBytes, stamp, address.stamp_bits)) return;
+    if (address.max_per_hour > 0) {
+      const lastHour = this.store.db
+        .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
+        .get(address.id, nowSeconds() - 3600) as { n: number };
+      if (lastHour.n >= address.max_per_hour) return;
+    }
+    try {
+      const secrets = decodeInvitationSecrets(address.secrets);
+      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
+      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+      const m = decodeMessage(plaintext);
+      if (m.tag !== 'CONF' || !m.replyQueue) return;
+      const receivedAt = nowSeconds();
+      this.store.tx(() => {
+        const id = this.store.db
+          .prepare(
+            'INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
+          .lastInsertRowid;
+        this.store.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(address.id, receivedAt);
+        this.store.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(receivedAt - 3600);
+        this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
+      });
+    } catch {
+      return; // a request that does not decrypt never reaches the owner
+    }
+  }
+
+  private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
+    let state: RatchetState;
+    let m: AgentMessage;
+    let ad: Uint8Array;
+    try {
+      const secrets = decodeInvitationSecrets(c.invitation_secrets!);
+      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
+      const out = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+      state = out.state;
+      ad = shared.associatedData;
+      m = decodeMessage(out.plaintext);
+    } catch {
+      return;
+    }
+    if (m.tag !== 'CONF' || !m.replyQueue || !m.senderKey) return;
+    const conf = m;
+    this.store.tx(() => {
+      this.store.updateConnection(c.id, {
+        status: 'accepting',
+        ratchet: Buffer.from(serializeRatchet(state)),
+        ad: Buffer.from(ad),
+        peer_info: Buffer.from(conf.info),
+        invitation_secrets: null, // the link is spent
+      });
+      this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(conf.senderKey!) });
+      const keys = generateSigningKeyPair();
+      const snd = this.store.insertSndQueue({
+        connection_id: c.id,
+        relay: conf.replyQueue!.relay,
+        sender_id: Buffer.from(conf.replyQueue!.senderId),
+        sender_key: Buffer.from(keys.privateKey),
+        status: 'new',
+        current: 1,
+      });
+      // Sent only after our KEY: it tells the joiner that its queue to us is secured.
+      this.outbox.enqueue(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
+    });
+  }
+
+  /** Applies one decrypted agent message; runs inside the receive transaction. */
+  private handleMessage(connectionId: string, rcv: RcvQueueRow, m: AgentMessage): void {
+    const snd = this.store.currentSndQueue(connectionId);
+    switch (m.tag) {
+      case 'CONF': {
+        if (m.senderKey) this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
+        if (m.info.length > 0) this.store.updateConnection(connectionId, { peer_info: Buffer.from(m.info) });
+        if (m.replyQueue) {
+          // The acceptor of our request names fresh queues: the contact address carries nothing more.
+          const keys = generateSigningKeyPair();
+          if (snd) this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
+          const next = this.newSndQueue(connectionId, m.replyQueue, keys.privateKey, 'new', 1);
+          if (snd) {
+            this.store.retargetOutbox(connectionId, snd.id, next);
+            this.store.deleteSndQueue(snd.id);
+          }
+          this.outbox.enqueue(connectionId, next, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: EMPTY, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
+        } else if (m.secured && snd) {
+          // The contact secured the queue we send to; we answer HELLO once ours is secured too.
+          this.store.updateSndQueue(snd.id, { status: 'active' });
+          this.outbox.enqueue(connectionId, snd.id, { tag: 'HELLO' }, { signed: true, waitRcvQueue: rcv.id });
+        }
+        return;
+      }
+      case 'HELLO':
+        if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
+        return;
+      case 'MSG':
+        this.receiveMsg(connectionId, m.seq, m.sentAt, m.body);
+        return;
+      case 'RCPT': {
+        const c = this.store.connection(connectionId)!;
+        if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
+          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) this.handlers.onDelivered(connectionId, s);
+          this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
+        }
+        return;
+      }
+      case 'DEL':
+        this.store.updateConnection(connectionId, { status: 'deleted' });
+        this.handlers.onDeleted(connectionId);
+        return;
+      case 'QADD': {
+        // Announced on every queue: only the first copy counts.
+        if (this.store.sndQueueBySenderId(connectionId, m.queue.senderId)) return;
+        const keys = generateSigningKeyPair();
+        const pending = this.newSndQueue(connectionId, m.queue, keys.privateKey, 'new', 0);
+        this.outbox.enqueue(connectionId, pending, { tag: 'QKEY', senderKey: keys.publicKey }, { signed: false });
+        return;
+      }
+      case 'QKEY': {
+        // Arrives unsigned on our new queue; once it is secured we tell the contact to use it.
+        if (rcv.key_to_set) return;
+        this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
+        const use: AgentMessage = { tag: 'QUSE', newSenderId: rcv.sender_id, replaces: rcv.replaces ?? EMPTY, lost: rcv.replaces_lost === 1 };
+        this.outbox.enqueueAll(connectionId, use, { waitRcvQueue: rcv.id });
+        return;
+      }
+      case 'QUSE': {
+        const pending = this.store.sndQueueBySenderId(connectionId, m.newSenderId);
+        if (!pending || pending.current === 1) return;
+        this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
+        const old = m.replaces.length > 0 ? this.store.sndQueueBySenderId(connectionId, m.replaces) : undefined;
+        if (!old || old.id === pending.id) return;
+        if (m.lost) {
+          // Its relay is gone: what waits there was also sent through the other queues.
+          this.store.deleteOutboxOf(old.id);
+          this.store.deleteSndQueue(old.id);
+        } else {
+          // The old queue gets QEND as its last message, then everything goes to the new one.
+          this.store.updateSndQueue(old.id, { current: 0, status: 'retiring' });
+          this.outbox.enqueue(connectionId, old.id, { tag: 'QEND' }, { signed: true, afterSent: 'retire' });
+        }
+        return;
+      }
+      case 'QEND':
+        if (rcv.status === 'retiring') this.store.updateRcvQueue(rcv.id, { status: 'ended' });
+        return;
+      case 'UNKNOWN':
+        return;
+    }
+  }
+
+  private newSndQueue(connectionId: string, q: QueueRef, senderKey: Uint8Array, status: SndQueueRow['status'], current: number): number {
+    return this.store.insertSndQueue({
+      connection_id: connectionId,
+      relay: q.relay,
+      sender_id: Buffer.from(q.senderId),
+      sender_key: Buffer.from(senderKey),
+      status,
+      current,
+    });
+  }
+
+  /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
+  private receiveMsg(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
+    const c = this.store.connection(connectionId)!;
+    if (seq <= c.recv_floor || this.store.isBuffered(connectionId, seq)) return;
+    if (seq > c.recv_floor + 1) {
+      this.store.bufferMessage(connectionId, seq, sentAt, body);
+      return;
+    }
+    let floor = seq;
+    this.handlers.onMessage(connectionId, { seq, sentAt, body });
+    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
+      floor += 1;
+      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
+    }
+    this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor });
+  }
+
+  /** A connection is ready when our queue is secured and the contact confirmed theirs. */
+  checkReady(connectionId: string): void {
+    const c = this.store.connection(connectionId);
+    if (!c || c.status === 'ready' || c.status === 'deleted' || c.status === 'invited') return;
+    const snd = this.store.currentSndQueue(connectionId);
+    const rcvs = this.store.rcvQueuesOf(connectionId);
+    if (snd?.status === 'active' && rcvs.length > 0 && rcvs.every((q) => q.secured === 1)) {
+      this.store.updateConnection(connectionId, { status: 'ready' });
+      this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY));
+    }
+  }
+}
