@@ -1,5 +1,6 @@
-/** Making contacts: `invite`, `connect`, `address create|show|delete`, `requests`, `accept`, `reject`. */
+/** Making contacts: `invite`, `connect`, `address create|show|delete|pause|resume|limit`, `requests`, `accept`, `reject`. */
 import { Command, InvalidArgumentError } from 'commander';
+import type { Agent } from '../agent/agent.js';
 import { contactLabel } from '../chat/contacts.js';
 import { CliError } from './errors.js';
 import { contactJson, printer, requestJson, requestText, safe, style } from './output.js';
@@ -100,7 +101,36 @@ export function addressCommand(): Command {
     });
   });
 
+  profileOptions(address.command('pause').description('drop requests to your address unseen until you resume it')).action(async (flags: ProfileFlags) => {
+    await setAddress(flags, (agent, id) => agent.setAddressPaused(id, true));
+  });
+  profileOptions(address.command('resume').description('accept requests to your address again')).action(async (flags: ProfileFlags) => {
+    await setAddress(flags, (agent, id) => agent.setAddressPaused(id, false));
+  });
+  profileOptions(address.command('limit').description('let at most N requests an hour reach your request list (0: no limit)').argument('<n>', 'requests per hour'))
+    .action(async (n: string, flags: ProfileFlags) => {
+      const perHour = Number(n);
+      if (!Number.isInteger(perHour) || perHour < 0) throw new CliError('the limit must be a whole number, 0 or more');
+      await setAddress(flags, (agent, id) => agent.setAddressLimit(id, perHour));
+    });
+
   return address;
+}
+
+/** Applies `change` to every contact address of the profile and prints the resulting settings. */
+async function setAddress(flags: ProfileFlags, change: (agent: Agent, addressId: string) => void): Promise<void> {
+  await withSession(flags, ({ agent }) => {
+    const list = agent.listAddresses();
+    if (list.length === 0) throw new CliError('you have no contact address (create one with: nightjar address create)');
+    const out = printer(flags.json);
+    for (const a of list) change(agent, a.addressId);
+    for (const a of agent.listAddresses()) {
+      out.print(
+        { type: 'address', addressId: a.addressId, paused: a.paused, maxPerHour: a.maxPerHour, stampBits: a.stampBits },
+        () => `Contact address ${a.paused ? 'paused' : 'open'}; ${a.maxPerHour > 0 ? `at most ${a.maxPerHour} requests an hour` : 'no hourly limit'}; requests need ${a.stampBits} bits of proof of work`,
+      );
+    }
+  });
 }
 
 export function requestsCommand(): Command {

@@ -13,6 +13,7 @@ import {
   disappearCommand,
   historyCommand,
   readCommand,
+  redundantCommand,
   rotateCommand,
   sendCommand,
 } from './message-commands.js';
@@ -52,6 +53,7 @@ export function program(): Command {
       .addCommand(disappearCommand())
       .addCommand(deleteCommand())
       .addCommand(rotateCommand())
+      .addCommand(redundantCommand())
       .addCommand(chatCommand())
       .addCommand(relayCommand()),
   );

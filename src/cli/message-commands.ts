@@ -134,6 +134,24 @@ export function deleteCommand(): Command {
   );
 }
 
+export function redundantCommand(): Command {
+  return profileOptions(
+    new Command('redundant')
+      .description("add a second receiving queue for a contact on a relay of another operator, so the conversation survives either relay vanishing")
+      .argument('<contact>', 'alias, name or #id'),
+  )
+    .option('--relay <address>', 'put the extra queue on this relay')
+    .action(async (ref: string, flags: ProfileFlags & { relay?: string }) => {
+      await withSession(flags, async (session) => {
+        const contact = session.chat.find(ref);
+        await session.agent.addRedundantQueue(contact.connectionId, flags.relay);
+        await deliver(session, 'the new queue is saved and will be announced with the next command');
+        const relays = session.agent.connection(contact.connectionId)?.receiveRelays ?? [];
+        printer(flags.json).print({ ...contactJson(contact), receiveRelays: relays }, () => `${safe(contactLabel(contact))} now reaches you through ${relays.join(' and ')}`);
+      });
+    });
+}
+
 export function rotateCommand(): Command {
   return profileOptions(new Command('rotate').description("move a contact's connection to new queues").argument('<contact>', 'alias, name or #id'))
     .option('--relay <address>', 'put the new receiving queue on this relay')

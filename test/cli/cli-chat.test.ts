@@ -252,3 +252,33 @@ test('chat --json: incoming messages arrive live, typed lines are sent, end of i
     assert.equal(await session.end(), 0);
   }
 });
+
+test('abuse and network settings from the command line: address pause/limit, redundant queues, routing', () => {
+  const alice = newProfile('Alice', relay1.address);
+  const bob = newProfile('Bob', relay2.address);
+  json(alice, ['address', 'create', '--no-qr']);
+  assert.deepEqual(
+    json(alice, ['address', 'limit', '3']).map((a) => [a['paused'], a['maxPerHour']]),
+    [[false, 3]],
+  );
+  assert.deepEqual(json(alice, ['address', 'pause']).map((a) => a['paused']), [true]);
+  assert.deepEqual(json(alice, ['address', 'resume']).map((a) => a['paused']), [false]);
+  assert.match(failure(nj(alice, ['address', 'limit', 'many']), 1), /whole number/);
+
+  assert.deepEqual(json(alice, ['routing']), [{ type: 'routing', mode: 'private', directFallback: false }]);
+  assert.deepEqual(json(alice, ['routing', 'onion']), [{ type: 'routing', mode: 'onion', directFallback: false }]);
+  ok(alice, ['routing', 'private']);
+
+  const [invitation] = json(alice, ['invite', '--no-qr']);
+  json(bob, ['connect', String(invitation!['link'])]);
+  handshake([alice, 'Bob'], [bob, 'Alice']);
+  // A second receiving queue on the other relay: Bob then sends through both, through his own relay.
+  ok(alice, ['relays', 'add', relay2.address]);
+  ok(bob, ['relays', 'add', relay1.address]);
+  const [extra] = json(alice, ['redundant', 'Bob']);
+  assert.deepEqual([...(extra!['receiveRelays'] as string[])].sort(), [relay1.address, relay2.address].sort());
+  ok(bob, ['read']);
+  ok(alice, ['read']);
+  ok(bob, ['send', 'alice', 'through both']);
+  assert.deepEqual(texts(json(alice, ['read'])), ['through both'], 'delivered once, though sent twice');
+});
