@@ -17,7 +17,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { RelayError } from '../client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
-import { generateSigningKeyPair, signingPublicKey } from '../crypto/keys.js';
+import { generateSigningKeyPair } from '../crypto/keys.js';
 import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.js';
 import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
 import { parseAddress } from '../protocol/address.js';
@@ -808,11 +808,6 @@ export class Agent {
     await this.chain.catch(() => undefined);
     await this.pool.close();
   }
-}
-
-/** The signing public key that matches a stored sender key (for diagnostics and tests). */
-export function senderPublicKey(privateKey: Uint8Array): Uint8Array {
-  return signingPublicKey(privateKey);
 }
 
 export type { Role };
