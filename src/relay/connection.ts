@@ -58,6 +58,8 @@ export class RelayConnection implements ClientSession {
   private processing = false;
   private outbox: Uint8Array[] = [];
   private flushScheduled = false;
+  /** Pushes waiting for the socket to drain (see ClientSession.congested). */
+  private readonly drainWaiters: (() => void)[] = [];
   private readonly bucket: TokenBucket;
   private readonly handshakeTimer: NodeJS.Timeout;
 
@@ -193,6 +195,19 @@ export class RelayConnection implements ClientSession {
 
   push(entityId: Uint8Array, response: Response): void {
     this.respond(EMPTY, entityId, response);
+  }
+
+  congested(): boolean {
+    return this.socket.writableLength + this.outbox.length * BLOCK_SIZE > MAX_BUFFERED_OUTPUT;
+  }
+
+  whenDrained(callback: () => void): void {
+    this.drainWaiters.push(callback);
+    if (this.drainWaiters.length === 1) {
+      this.socket.once('drain', () => {
+        for (const cb of this.drainWaiters.splice(0)) cb();
+      });
+    }
   }
 
   private respond(corrId: Uint8Array, entityId: Uint8Array, response: Response): void {

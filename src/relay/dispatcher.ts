@@ -27,6 +27,14 @@ export interface ClientSession extends ForwardingSession {
   push(entityId: Uint8Array, response: Response): void;
   /** The protocol version the connection negotiated (default: the current one). */
   readonly version?: number;
+  /**
+   * Whether the connection already has a full buffer of answers its client
+   * has not read; `whenDrained` calls back once it has room again. Pushes
+   * wait for room, so a client that does not read cannot make the relay
+   * buffer one message per subscribed queue.
+   */
+  congested?(): boolean;
+  whenDrained?(callback: () => void): void;
 }
 
 /** What a forwarded request may carry (docs/routing.md): sending, and the next hop of an onion route. */
@@ -42,6 +50,8 @@ interface Subscription {
   inFlight: Uint8Array | null;
   busy: boolean;
   again: boolean;
+  /** Waiting for the connection to drain before the next push. */
+  waiting: boolean;
 }
 
 const err = (code: ErrorCode): Response => ({ type: 'ERR', code });
@@ -227,7 +237,7 @@ export class Dispatcher {
       previous.session.push(recipientId, { type: 'END' });
     }
     // A new SUB (even a repeated one) redelivers the oldest unacknowledged message.
-    const sub: Subscription = { session, recipientId, inFlight: null, busy: false, again: false };
+    const sub: Subscription = { session, recipientId, inFlight: null, busy: false, again: false, waiting: false };
     this.subscriptions.set(key, sub);
     let keys = this.bySession.get(session);
     if (!keys) this.bySession.set(session, (keys = new Set()));
@@ -254,6 +264,16 @@ export class Dispatcher {
       do {
         sub.again = false;
         if (sub.inFlight || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
+        if (sub.session.congested?.()) {
+          if (!sub.waiting && sub.session.whenDrained) {
+            sub.waiting = true;
+            sub.session.whenDrained(() => {
+              sub.waiting = false;
+              void this.deliver(sub);
+            });
+          }
+          return;
+        }
         const m = await this.store.peekMessage(sub.recipientId, this.notBefore());
         if (m && !sub.inFlight && this.subscriptions.get(hex(sub.recipientId)) === sub) {
           sub.inFlight = m.msgId;

@@ -108,3 +108,40 @@ test('a client that does not read its answers cannot make the relay buffer witho
     await relay.stop();
   }
 });
+
+test('a subscriber that does not read cannot make the relay buffer a message per queue', async () => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000', '--pow-bits', '0'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  try {
+    // 3000 queues, each holding a 15 KiB message: about 48 MB of pushes if the relay buffered them all.
+    const queues = [];
+    for (let i = 0; i < 30; i++) queues.push(...(await Promise.all(Array.from({ length: 100 }, () => owner.createQueue()))));
+    const t = await openTransport(parseAddress(relay.address), 5000);
+    t.socket.pause(); // subscribes to everything, never reads
+    for (let i = 0; i < queues.length; i += 100) {
+      const batch = queues.slice(i, i + 100).map((q, j) => {
+        const b = encodeTransmissionBody(Uint8Array.of(i >> 8, i & 255, j), q.recipientId, encodeCommand({ type: 'SUB' }));
+        return encodeTransmission(sign(q.recipientKey, signedData(t.binding, b)), b);
+      });
+      t.socket.write(encodeBatch(batch));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rss();
+    // Messages arrive from elsewhere while the subscriber still reads nothing.
+    const body = new Uint8Array(15 * 1024).fill(9);
+    for (let i = 0; i < queues.length; i += 100) {
+      await Promise.all(queues.slice(i, i + 100).map((q) => owner.send({ relay: q.relay, senderId: q.senderId }, body)));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const grown = rss() - before;
+    // Storing 48 MB of messages costs the relay some memory by itself (about 40 MiB seen);
+    // buffering every push as well came to about 100 MiB before pushes waited for room.
+    assert.ok(grown < 64 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    await owner.ping();
+    t.socket.destroy();
+  } finally {
+    await owner.close();
+    await relay.stop();
+  }
+});
