@@ -10,28 +10,19 @@
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import { chmodSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { ChatError } from './errors.js';
+import { profileDbPath, requireProfile } from './profile-paths.js';
+import { newProfileKey, sqlcipherKey, writeProfileMeta, type ProfileKey, type ScryptParams } from './profile-key.js';
 
 export type DB = Database.Database;
 
-/** File name of the database inside a profile directory. */
-export const PROFILE_DB_FILE = 'nightjar.db';
-
-export function profileDbPath(dir: string): string {
-  return join(dir, PROFILE_DB_FILE);
-}
-
-export function profileExists(dir: string): boolean {
-  return existsSync(profileDbPath(dir));
-}
-
-function keyed(path: string, passphrase: string, create: boolean): DB {
+function keyed(path: string, key: ProfileKey, create: boolean): DB {
   const db = new Database(path, { fileMustExist: !create });
   try {
     db.pragma("cipher='sqlcipher'");
     db.pragma('legacy=4');
-    db.key(Buffer.from(passphrase, 'utf8'));
+    db.key(sqlcipherKey(key));
     return db;
   } catch (e) {
     db.close();
@@ -68,22 +59,17 @@ function isNotADatabase(e: unknown): boolean {
   return e instanceof Error && (e as Error & { code?: string }).code === 'SQLITE_NOTADB';
 }
 
-/** Throws ChatError NO_PROFILE unless `dir` holds a profile database. */
-export function requireProfile(dir: string): void {
-  if (!profileExists(dir)) throw new ChatError('NO_PROFILE', `no profile in ${dir} (create one with: nightjar init --name NAME)`);
-}
-
 /**
  * Opens an existing profile. Throws ChatError NO_PROFILE, WRONG_PASSPHRASE
  * or NOT_A_PROFILE; `isProfile` tells whether the schema is Nightjar's.
  */
-export function openProfileDatabase(dir: string, passphrase: string, isProfile: (db: DB) => boolean): DB {
+export function openProfileDatabase(dir: string, key: ProfileKey, isProfile: (db: DB) => boolean): DB {
   const path = profileDbPath(dir);
   requireProfile(dir);
-  if (passphrase === '') throw new ChatError('WRONG_PASSPHRASE', `wrong passphrase for profile ${dir}`); // profiles never have an empty one
+  if (key.kind === 'passphrase' && key.passphrase === '') throw new ChatError('WRONG_PASSPHRASE', `wrong passphrase for profile ${dir}`); // profiles never have an empty one
   let db: DB;
   try {
-    db = keyed(path, passphrase, false);
+    db = keyed(path, key, false);
   } catch (e) {
     throw new ChatError('BAD_PROFILE_DIR', `cannot open profile ${dir}: ${(e as Error).message}`);
   }
@@ -103,11 +89,13 @@ export function openProfileDatabase(dir: string, passphrase: string, isProfile: 
 }
 
 /**
- * Creates a new profile database and runs `setup` on it (schema, profile
- * row, agent tables). The file appears under its real name only after
- * `setup` succeeded and the database was closed.
+ * Creates a new profile database, keyed from `passphrase` (profile-key.ts),
+ * and runs `setup` on it (schema, profile row, agent tables). The file
+ * appears under its real name only after `setup` succeeded and the
+ * database was closed; `profile.json` (the key derivation's settings) just
+ * before it.
  */
-export async function createProfileDatabase(dir: string, passphrase: string, setup: (db: DB) => Promise<void> | void): Promise<void> {
+export async function createProfileDatabase(dir: string, passphrase: string, setup: (db: DB) => Promise<void> | void, params?: ScryptParams): Promise<void> {
   if (passphrase.length === 0) throw new ChatError('NO_PASSPHRASE', 'the passphrase must not be empty');
   try {
     makeDirectory(dir);
@@ -122,8 +110,9 @@ export async function createProfileDatabase(dir: string, passphrase: string, set
     for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(temp + suffix, { force: true });
   };
   removeTemp();
+  const fresh = await newProfileKey(passphrase, params);
   try {
-    const db = keyed(temp, passphrase, true);
+    const db = keyed(temp, fresh.key, true);
     try {
       chmodSync(temp, 0o600); // SQLite gives the -wal and -shm files the same mode
       configure(db);
@@ -131,6 +120,7 @@ export async function createProfileDatabase(dir: string, passphrase: string, set
     } finally {
       db.close();
     }
+    writeProfileMeta(dir, fresh.params);
     linkSync(temp, path); // fails if another init won the race
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);

@@ -1,0 +1,137 @@
+/**
+ * The key that unlocks a profile database, derived from the passphrase.
+ *
+ * Format 1 profiles (every profile `init` makes now) derive a raw 256-bit
+ * SQLCipher key with scrypt, a memory-hard KDF, and hand it to SQLCipher as
+ * `x'<key hex>'`, so SQLCipher runs no KDF of its own:
+ *
+ *   key = scrypt(passphrase as UTF-8, salt, N, r, p, 32 bytes)
+ *
+ * `salt` is the 16-byte salt SQLCipher keeps in the clear at the start of
+ * the database file (set at creation through the 96-hex-digit raw key form
+ * `x'<key><salt>'`), and N, r, p come from `profile.json` beside it:
+ *
+ *   {"format":1,"kdf":{"name":"scrypt","N":32768,"r":8,"p":1}}
+ *
+ * scrypt at N=2^15, r=8 (32 MiB per guess) costs an attacker with GPUs or
+ * custom hardware several times more per guess than SQLCipher's default
+ * PBKDF2-HMAC-SHA512 with 256 000 iterations, and costs us less CPU time; it
+ * runs on libuv's thread pool, so the CLI loads its modules meanwhile.
+ *
+ * A profile without `profile.json` predates format 1: its passphrase goes
+ * to SQLCipher as before (SQLCipher 4's own PBKDF2), and it keeps working.
+ */
+import { randomBytes, scrypt } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChatError } from './errors.js';
+import { profileDbPath } from './profile-paths.js';
+
+export const PROFILE_META_FILE = 'profile.json';
+export const PROFILE_FORMAT = 1;
+const SALT_LENGTH = 16;
+const KEY_LENGTH = 32;
+
+export interface ScryptParams {
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
+
+/** What opens a profile database: a raw key (format 1) or the passphrase itself (older profiles). */
+export type ProfileKey =
+  | { readonly kind: 'raw'; readonly key: Uint8Array; readonly salt?: Uint8Array }
+  | { readonly kind: 'passphrase'; readonly passphrase: string };
+
+/** The string SQLCipher takes as its key: raw keys in the `x'…'` form, with the salt when creating. */
+export function sqlcipherKey(key: ProfileKey): Buffer {
+  if (key.kind === 'passphrase') return Buffer.from(key.passphrase, 'utf8');
+  const hex = Buffer.from(key.key).toString('hex') + (key.salt ? Buffer.from(key.salt).toString('hex') : '');
+  return Buffer.from(`x'${hex}'`, 'ascii');
+}
+
+function deriveScrypt(passphrase: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const maxmem = 128 * params.N * params.r * params.p + 32 * 1024 * 1024;
+    scrypt(Buffer.from(passphrase, 'utf8'), salt, KEY_LENGTH, { N: params.N, r: params.r, p: params.p, maxmem }, (err, key) =>
+      err ? reject(err) : resolve(new Uint8Array(key)),
+    );
+  });
+}
+
+function validParams(value: unknown): ScryptParams | undefined {
+  const kdf = value as { name?: unknown; N?: unknown; r?: unknown; p?: unknown } | null;
+  if (!kdf || kdf.name !== 'scrypt') return undefined;
+  const { N, r, p } = kdf;
+  const int = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 1 && (x as number) <= max;
+  if (!int(N, 2 ** 24) || (N & (N - 1)) !== 0 || N < 2 || !int(r, 64) || !int(p, 16)) return undefined;
+  return { N, r, p };
+}
+
+/** The KDF settings of the profile in `dir`, or undefined for a profile older than format 1. */
+export function readProfileMeta(dir: string): ScryptParams | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, PROFILE_META_FILE), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ChatError('BAD_PROFILE_DIR', `cannot read ${join(dir, PROFILE_META_FILE)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let meta: { format?: unknown; kdf?: unknown };
+  try {
+    meta = JSON.parse(text) as { format?: unknown; kdf?: unknown };
+  } catch {
+    throw new ChatError('BAD_PROFILE_DIR', `${join(dir, PROFILE_META_FILE)} is damaged (not JSON)`);
+  }
+  if (meta.format !== PROFILE_FORMAT) throw new ChatError('BAD_PROFILE_DIR', `${join(dir, PROFILE_META_FILE)} has format ${String(meta.format)}; this Nightjar reads format ${PROFILE_FORMAT}`);
+  const params = validParams(meta.kdf);
+  if (!params) throw new ChatError('BAD_PROFILE_DIR', `${join(dir, PROFILE_META_FILE)} names an unknown or unsafe key derivation`);
+  return params;
+}
+
+/** Writes `profile.json` (atomically: a reader never sees half a file). */
+export function writeProfileMeta(dir: string, params: ScryptParams): void {
+  const path = join(dir, PROFILE_META_FILE);
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, JSON.stringify({ format: PROFILE_FORMAT, kdf: { name: 'scrypt', ...params } }) + '\n', { mode: 0o600 });
+    renameSync(temp, path);
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+function fileSalt(dbPath: string): Uint8Array {
+  const salt = Buffer.alloc(SALT_LENGTH);
+  let fd: number;
+  try {
+    fd = openSync(dbPath, 'r');
+  } catch (e) {
+    throw new ChatError('BAD_PROFILE_DIR', `cannot open ${dbPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    if (readSync(fd, salt, 0, SALT_LENGTH, 0) !== SALT_LENGTH) throw new ChatError('NOT_A_PROFILE', `${dbPath} is not a Nightjar profile`);
+  } finally {
+    closeSync(fd);
+  }
+  return new Uint8Array(salt);
+}
+
+/**
+ * The key for the existing profile database in `dir`. Takes
+ * about 150 ms (scrypt) off the main thread; a wrong passphrase is only
+ * detected when the database is opened with the key.
+ */
+export async function unlockKey(dir: string, passphrase: string): Promise<ProfileKey> {
+  const params = readProfileMeta(dir);
+  if (!params) return { kind: 'passphrase', passphrase };
+  return { kind: 'raw', key: await deriveScrypt(passphrase, fileSalt(profileDbPath(dir)), params) };
+}
+
+/** A key for a new profile: fresh salt, default parameters; the salt goes into the new file. */
+export async function newProfileKey(passphrase: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<{ key: ProfileKey; params: ScryptParams }> {
+  const salt = new Uint8Array(randomBytes(SALT_LENGTH));
+  return { key: { kind: 'raw', key: await deriveScrypt(passphrase, salt, params), salt }, params };
+}
