@@ -36,6 +36,8 @@ export interface IncomingRequest {
 export interface AgentHandlers {
   /** The connection's handshake finished; both sides may now send. */
   onConnected(connectionId: string, peerInfo: Uint8Array): void;
+  /** The contact's info arrived during the handshake, before it finished (optional). */
+  onPeerInfo?(connectionId: string, peerInfo: Uint8Array): void;
   onMessage(connectionId: string, message: IncomingMessage): void;
   /** The contact's relay stored outgoing message `seq`. */
   onSent(connectionId: string, seq: number): void;
@@ -69,6 +71,8 @@ export interface RelayEntry {
   readonly address: string;
   /** Operator name: a user's queues are spread over operators; free text. */
   readonly operator: string;
+  /** Whether we hold a password for it (a private relay). */
+  readonly hasPassword: boolean;
 }
 
 export interface RelayHealth extends RelayEntry {
@@ -93,7 +97,11 @@ export type AgentErrorCode =
   | 'UNKNOWN_REQUEST'
   | 'NOT_READY' // the connection cannot carry messages yet
   | 'TOO_LARGE' // a message body over Agent.maxBodyLength
-  | 'NO_FORWARDER'; // private routing found no working forwarding relay: the message waits
+  | 'NO_FORWARDER' // private routing found no working forwarding relay: the message waits
+  | 'RELAY_PASSWORD' // a private relay refused to create a queue: no password, or a wrong one
+  | 'OWN_LINK' // the link is one of our own invitations or addresses
+  | 'WRONG_RELAY' // the relay at an address's host and port is not the one its fingerprint names
+  | 'NO_OTHER_OPERATOR'; // a redundant queue needs a relay of an operator the connection does not use yet
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

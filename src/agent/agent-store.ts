@@ -7,14 +7,17 @@ import type Database from 'better-sqlite3-multiple-ciphers';
 
 type DB = Database.Database;
 
-const SCHEMA_VERSION = 1;
+/** Version history: 1 first release; 2 (2026-11-27) relay passwords (`agent_relays.password`). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agent_relays (
   address TEXT PRIMARY KEY,
   operator TEXT NOT NULL,
-  added_at INTEGER NOT NULL
+  added_at INTEGER NOT NULL,
+  -- for private relays: the password NEW and PRXY carry
+  password TEXT
 );
 CREATE TABLE IF NOT EXISTS agent_relay_health (
   address TEXT PRIMARY KEY,
@@ -193,12 +196,23 @@ export interface AddressRow {
 }
 
 /** Creates or upgrades the agent's tables. */
+/** What takes a database at version N-1 to version N. */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT',
+};
+
+/** Creates or upgrades the agent's tables; writes nothing when they are current. */
 export function migrateAgentSchema(db: DB): void {
-  db.exec(SCHEMA);
-  const row = db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string } | undefined;
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_meta'").get() !== undefined;
+  const row = hasMeta ? (db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string } | undefined) : undefined;
   const version = row ? Number(row.value) : 0;
+  if (version === SCHEMA_VERSION) return;
   if (version > SCHEMA_VERSION) throw new Error(`agent database schema ${version} is newer than this Nightjar; upgrade it`);
-  db.prepare("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+  db.transaction(() => {
+    if (version === 0) db.exec(SCHEMA);
+    else for (let v = version + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    db.prepare("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+  })();
 }
 
 /** Typed queries over the agent tables. */

@@ -17,6 +17,7 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { RelayError } from '../client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
+import type { RouteHop } from '../client/forwarding.js';
 import { generateSigningKeyPair } from '../crypto/keys.js';
 import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.js';
 import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
@@ -36,8 +37,10 @@ import type Database from 'better-sqlite3-multiple-ciphers';
 export type { RoutingMode };
 
 export interface AgentOptions {
-  /** Relay password for private relays, by relay address. */
-  readonly relayPasswords?: Readonly<Record<string, string>>;
+  /** Milliseconds to connect to a relay and finish the handshake (default 5000). */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds before an unanswered relay command fails (default 10 000). */
+  readonly commandTimeoutMs?: number;
   /** Milliseconds between retries of pending work in `start()` mode (default 2000). */
   readonly retryMs?: number;
   /**
@@ -82,8 +85,11 @@ export class Agent {
     this.relays = new RelayDirectory(this.store);
     this.outbox = new Outbox(this.store);
     this.receiver = new Receiver(this.store, handlers, this.outbox);
-    const trace = options.relayTrace;
-    this.pool = new RelayPool({ reconnect: true, waitForReconnect: false, commandTimeoutMs: 10_000, connectTimeoutMs: 5000 }, trace);
+    this.pool = new RelayPool(
+      { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
+      (relay) => this.relays.passwordOf(relay),
+      options.relayTrace,
+    );
   }
 
   /** Opens the agent on an open (keyed) profile database, creating its tables. */
@@ -100,8 +106,25 @@ export class Agent {
 
   // ---- relays -------------------------------------------------------------
 
-  addRelay(address: string, operator = ''): void {
-    this.relays.addRelay(address, operator);
+  /** Adds or updates a relay; an operator or password left undefined keeps the one on record (null removes a password). */
+  addRelay(address: string, operator?: string, password?: string | null): void {
+    this.relays.addRelay(address, operator, password);
+    if (password !== undefined) this.pool.forget(address);
+  }
+
+  /** The password on record for a private relay. */
+  relayPassword(address: string): string | undefined {
+    return this.relays.passwordOf(address);
+  }
+
+  /** Notes a success (error null, with its round trip) or a failure reaching `address`. */
+  recordRelayHealth(address: string, error: string | null, latencyMs?: number): void {
+    this.relays.recordHealth(address, error, latencyMs);
+  }
+
+  /** Relays of how many distinct operators the list holds. */
+  operatorCount(): number {
+    return this.relays.operatorCount();
   }
 
   removeRelay(address: string): boolean {
@@ -158,6 +181,14 @@ export class Agent {
     try {
       return await client.createQueue({ mode });
     } catch (e) {
+      if (e instanceof RelayError && e.code === 'AUTH') {
+        throw new AgentError(
+          'RELAY_PASSWORD',
+          this.relays.passwordOf(relay) === undefined
+            ? `relay ${relay} is private: it creates queues only with its password (add it with: nightjar relays add ${relay} --password-file FILE)`
+            : `relay ${relay} refused the password on record (set the right one with: nightjar relays add ${relay} --password-file FILE)`,
+        );
+      }
       throw new AgentError('RELAY_UNREACHABLE', `could not create a queue on ${relay}: ${(e as Error).message}`);
     }
   }
@@ -209,6 +240,13 @@ export class Agent {
   /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
   async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
     const link = decodeLink(linkText);
+    const own = this.store.rcvQueues().find((q) => q.relay === link.relay && Buffer.from(q.sender_id).equals(link.senderId));
+    if (own) {
+      throw new AgentError(
+        'OWN_LINK',
+        own.address_id !== null ? 'this is your own contact address: share it with others, they use it to reach you' : 'this is your own invitation: give it to the person you want to talk to',
+      );
+    }
     const myRelay = this.pickRelay([link.relay]);
     const replyQueue = await this.newReceiveQueue(myRelay);
     const { reply, shared } = joinInvitation(link.keys);
@@ -419,9 +457,18 @@ export class Agent {
   async addRedundantQueue(connectionId: string, relay?: string): Promise<void> {
     const c = this.liveConnection(connectionId);
     if (c.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can get a redundant queue');
-    const current = this.store.rcvQueuesOf(connectionId);
-    const target = relay ?? this.pickRelay(current.map((q) => q.relay));
-    parseAddress(target);
+    const used = this.store.rcvQueuesOf(connectionId).map((q) => q.relay);
+    if (relay !== undefined) {
+      parseAddress(relay);
+      if (used.includes(relay)) throw new AgentError('NO_OTHER_OPERATOR', `this contact already reaches you through ${relay}; a redundant queue needs another relay`);
+    }
+    const target = relay ?? this.relays.otherOperatorRelay(used);
+    if (target === undefined) {
+      throw new AgentError(
+        'NO_OTHER_OPERATOR',
+        'no relay of another operator in your list: a second queue with the same operator would fail together with the first (add one with: nightjar relays add ADDRESS --operator NAME)',
+      );
+    }
     const queue = await this.newReceiveQueue(target);
     this.store.tx(() => {
       this.insertRcv(connectionId, null, target, queue);
@@ -626,7 +673,7 @@ export class Agent {
       const route = candidates.slice(i, i + hopsNeeded);
       try {
         const first = await this.pool.get(route[0]!);
-        await first.sendVia(route.map((r) => parseAddress(r)), queue, envelope);
+        await first.sendVia(route.map((r) => this.hop(r)), queue, envelope);
         this.recordHealth(route[0]!, null);
         return;
       } catch (e) {
@@ -639,6 +686,12 @@ export class Agent {
     }
     if (allowDirectFallback) return direct();
     throw new AgentError('NO_FORWARDER', `message waits: ${lastProblem}; direct fallback is off`);
+  }
+
+  /** A relay of a forwarding route, with its password when it is a private relay. */
+  private hop(address: string): RouteHop {
+    const password = this.relays.passwordOf(address);
+    return password === undefined ? parseAddress(address) : { ...parseAddress(address), password };
   }
 
   /** Removes a connection whose first message was refused (inside the serial chain already). */
@@ -721,7 +774,8 @@ export class Agent {
     await this.serial(async () => {
       for (let round = 0; round < 50 && Date.now() < deadline; round++) {
         this.unreachable.clear();
-        const received = await this.receiveAll();
+        // While start() runs, subscriptions push every message: fetching with GET as well would race them.
+        const received = this.running ? { progress: false, unreachable: [] } : await this.receiveAll();
         for (const r of received.unreachable) this.unreachable.add(r);
         const sent = await this.flushAll();
         if (!received.progress && !sent) break;
@@ -769,6 +823,23 @@ export class Agent {
         await this.rotate(c.id).catch(() => undefined);
       }
     }
+  }
+
+  /** Whether start() is in effect (messages are pushed as they arrive). */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Connections whose handshake moved forward in this process (we answered
+   * a JOIN or CONF) and now wait for the contact's next step: a command
+   * that just did that can wait a moment for it to finish.
+   */
+  handshakesInProgress(): string[] {
+    return [...this.receiver.advanced].filter((id) => {
+      const status = this.store.connection(id)?.status;
+      return status !== undefined && status !== 'ready' && status !== 'deleted';
+    });
   }
 
   /** Kicks pending deliveries now (after send() in start() mode). */

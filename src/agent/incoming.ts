@@ -18,6 +18,9 @@ const EMPTY = new Uint8Array(0);
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export class Receiver {
+  /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
+  readonly advanced = new Set<string>();
+
   constructor(
     private readonly store: AgentStore,
     private readonly handlers: AgentHandlers,
@@ -118,7 +121,9 @@ export class Receiver {
     }
     if (m.tag !== 'CONF' || !m.replyQueue || !m.senderKey) return;
     const conf = m;
+    this.advanced.add(c.id);
     this.store.tx(() => {
+      this.handlers.onPeerInfo?.(c.id, conf.info);
       this.store.updateConnection(c.id, {
         status: 'accepting',
         ratchet: Buffer.from(serializeRatchet(state)),
@@ -146,8 +151,12 @@ export class Receiver {
     const snd = this.store.currentSndQueue(connectionId);
     switch (m.tag) {
       case 'CONF': {
+        this.advanced.add(connectionId);
         if (m.senderKey) this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
-        if (m.info.length > 0) this.store.updateConnection(connectionId, { peer_info: Buffer.from(m.info) });
+        if (m.info.length > 0) {
+          this.store.updateConnection(connectionId, { peer_info: Buffer.from(m.info) });
+          this.handlers.onPeerInfo?.(connectionId, m.info);
+        }
         if (m.replyQueue) {
           // The acceptor of our request names fresh queues: the contact address carries nothing more.
           const keys = generateSigningKeyPair();

@@ -34,6 +34,8 @@ export interface ConnectionLink {
   readonly stampBits: number;
 }
 
+const DAMAGED = 'this Nightjar link is damaged or incomplete; copy it again or ask for a new one';
+
 const PREFIX: Record<LinkKind, string> = { invitation: 'nightjar:invite#', address: 'nightjar:address#' };
 
 export function encodeLink(link: ConnectionLink): string {
@@ -51,13 +53,15 @@ export function encodeLink(link: ConnectionLink): string {
 export function decodeLink(text: string): ConnectionLink {
   const trimmed = text.trim();
   const kind = (Object.keys(PREFIX) as LinkKind[]).find((k) => trimmed.startsWith(PREFIX[k]));
-  if (!kind) throw new AgentError('BAD_LINK', 'not a Nightjar link (expected nightjar:invite#… or nightjar:address#…)');
+  if (!kind) throw new AgentError('BAD_LINK', 'this is not a Nightjar link (they start with nightjar:invite# or nightjar:address#)');
   const body = trimmed.slice(PREFIX[kind].length);
-  if (!/^[A-Za-z0-9_-]+$/.test(body)) throw new AgentError('BAD_LINK', 'the link is damaged (characters outside base64url)');
+  if (!/^[A-Za-z0-9_-]+$/.test(body)) throw new AgentError('BAD_LINK', DAMAGED);
   try {
     const r = new Reader(new Uint8Array(Buffer.from(body, 'base64url')));
     const version = r.u8();
-    if (version !== LINK_VERSION) throw new AgentError('BAD_LINK', `link version ${version} is not supported; update Nightjar`);
+    // Only a small version number can be a newer format; anything else is a damaged or made-up link.
+    if (version > LINK_VERSION && version < 16) throw new AgentError('BAD_LINK', 'this link was made by a newer version of Nightjar; update Nightjar to use it');
+    if (version !== LINK_VERSION) throw new AgentError('BAD_LINK', DAMAGED);
     const relay = new TextDecoder('utf-8', { fatal: true }).decode(r.short());
     parseAddress(relay);
     const senderId = r.short();
@@ -68,6 +72,6 @@ export function decodeLink(text: string): ConnectionLink {
     return { kind, relay, senderId, keys, stampBits };
   } catch (e) {
     if (e instanceof AgentError) throw e;
-    throw new AgentError('BAD_LINK', 'the link is damaged or incomplete');
+    throw new AgentError('BAD_LINK', DAMAGED);
   }
 }

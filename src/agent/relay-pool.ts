@@ -9,6 +9,8 @@ export class RelayPool {
 
   constructor(
     private readonly options: RelayClientOptions,
+    /** The password of a private relay, looked up when a connection opens. */
+    private readonly passwordOf: (relay: string) => string | undefined = () => undefined,
     private readonly trace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void,
   ) {}
 
@@ -18,7 +20,12 @@ export class RelayPool {
     let p = this.clients.get(relay);
     if (!p) {
       const trace = this.trace;
-      const options: RelayClientOptions = trace ? { ...this.options, trace: (d, b) => trace(relay, d, b) } : this.options;
+      const password = this.passwordOf(relay);
+      const options: RelayClientOptions = {
+        ...this.options,
+        ...(password === undefined ? {} : { password }),
+        ...(trace ? { trace: (d: 'in' | 'out', b: Uint8Array) => trace(relay, d, b) } : {}),
+      };
       p = RelayClient.connect(relay, options).then(
         (c) => {
           if (this.closed) {
@@ -38,6 +45,13 @@ export class RelayPool {
       this.clients.set(relay, p);
     }
     return p;
+  }
+
+  /** Drops the client for `relay` (its password changed): the next get() connects anew. */
+  forget(relay: string): void {
+    const p = this.clients.get(relay);
+    this.clients.delete(relay);
+    void p?.then((c) => c.close(), () => undefined);
   }
 
   async close(): Promise<void> {

@@ -11,13 +11,47 @@ import type { AgentStore } from './agent-store.js';
 
 export type RoutingMode = 'direct' | 'private' | 'onion';
 
+/**
+ * What a relay list allows for one routing mode, for a message to a queue on
+ * one of the listed relays (the usual case: contacts pick from their own
+ * lists, which often overlap ours): `impossible` (too few relays besides
+ * the destination), `fragile` (works, but one relay down stops messages to
+ * another) or `robust` (survives any one relay going down).
+ */
+export type RouteStrength = 'impossible' | 'fragile' | 'robust';
+
+/** Relays a list needs for `mode` to work at all, and to survive one relay going down. */
+export const RELAYS_NEEDED: Readonly<Record<RoutingMode, { works: number; robust: number }>> = {
+  direct: { works: 1, robust: 1 },
+  private: { works: 2, robust: 3 },
+  onion: { works: 3, robust: 4 },
+};
+
+export function routeStrength(mode: RoutingMode, relays: number): RouteStrength {
+  const need = RELAYS_NEEDED[mode];
+  return relays >= need.robust ? 'robust' : relays >= need.works ? 'fragile' : 'impossible';
+}
+
 export class RelayDirectory {
   constructor(private readonly store: AgentStore) {}
-  addRelay(address: string, operator = ''): void {
+  /**
+   * Adds a relay, or updates one already listed: an operator or password
+   * left undefined keeps what was there (a password of null removes it).
+   */
+  addRelay(address: string, operator?: string, password?: string | null): void {
     parseAddress(address);
     this.store.db
-      .prepare('INSERT INTO agent_relays (address, operator, added_at) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET operator = excluded.operator')
-      .run(address, operator, Date.now());
+      .prepare(
+        `INSERT INTO agent_relays (address, operator, added_at, password) VALUES (@address, COALESCE(@operator, ''), @now, @password)
+         ON CONFLICT(address) DO UPDATE SET operator = COALESCE(@operator, operator),
+           password = CASE WHEN @keepPassword THEN password ELSE @password END`,
+      )
+      .run({ address, operator: operator ?? null, now: Date.now(), password: password ?? null, keepPassword: password === undefined ? 1 : 0 });
+  }
+
+  /** The password a private relay wants, if we have one. */
+  passwordOf(address: string): string | undefined {
+    return (this.store.db.prepare('SELECT password FROM agent_relays WHERE address = ?').get(address) as { password: string | null } | undefined)?.password ?? undefined;
   }
 
   removeRelay(address: string): boolean {
@@ -25,7 +59,36 @@ export class RelayDirectory {
   }
 
   listRelays(): RelayEntry[] {
-    return this.store.db.prepare('SELECT address, operator FROM agent_relays ORDER BY added_at').all() as RelayEntry[];
+    return (this.store.db.prepare('SELECT address, operator, password IS NOT NULL AS hasPassword FROM agent_relays ORDER BY added_at').all() as {
+      address: string;
+      operator: string;
+      hasPassword: number;
+    }[]).map((r) => ({ address: r.address, operator: r.operator, hasPassword: r.hasPassword === 1 }));
+  }
+
+  /** The operator a relay counts under: its label, or the relay itself when it has none. */
+  private operatorOf(relays: readonly RelayEntry[], address: string): string {
+    return relays.find((r) => r.address === address)?.operator || address;
+  }
+
+  /** How many distinct operators the list has. */
+  operatorCount(): number {
+    const relays = this.listRelays();
+    return new Set(relays.map((r) => this.operatorOf(relays, r.address))).size;
+  }
+
+  /**
+   * A relay of an operator none of `used` belongs to (for a redundant
+   * queue), preferring reachable ones; undefined when the list has none.
+   */
+  otherOperatorRelay(used: readonly string[]): string | undefined {
+    const relays = this.listRelays();
+    const usedOps = new Set(used.map((a) => this.operatorOf(relays, a)));
+    const down = new Set(this.relayHealth().filter((h) => h.reachable === false).map((h) => h.address));
+    const fresh = relays.filter((r) => !usedOps.has(this.operatorOf(relays, r.address)));
+    const pool = fresh.filter((r) => !down.has(r.address));
+    const from = pool.length > 0 ? pool : fresh;
+    return from.length === 0 ? undefined : from[nodeRandomBytes(1)[0]! % from.length]!.address;
   }
 
   /**
@@ -37,7 +100,7 @@ export class RelayDirectory {
   pickRelay(avoid: readonly string[] = []): string {
     const relays = this.listRelays();
     if (relays.length === 0) throw new AgentError('NO_RELAYS', 'no relays configured: add one with `nightjar relays add <address>`');
-    const operatorOf = (address: string): string => relays.find((r) => r.address === address)?.operator || address;
+    const operatorOf = (address: string): string => this.operatorOf(relays, address);
     const avoidOps = new Set(avoid.map(operatorOf));
     const load = new Map<string, number>();
     for (const q of this.store.rcvQueues()) load.set(operatorOf(q.relay), (load.get(operatorOf(q.relay)) ?? 0) + 1);
@@ -53,14 +116,15 @@ export class RelayDirectory {
   relayHealth(): RelayHealth[] {
     const rows = this.store.db
       .prepare(
-        `SELECT r.address, r.operator, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
+        `SELECT r.address, r.operator, r.password IS NOT NULL AS hasPassword, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
            (SELECT COUNT(*) FROM agent_rcv_queues q WHERE q.relay = r.address) AS queues
          FROM agent_relays r LEFT JOIN agent_relay_health h ON h.address = r.address ORDER BY r.added_at`,
       )
-      .all() as { address: string; operator: string; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
+      .all() as { address: string; operator: string; hasPassword: number; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
     return rows.map((r) => ({
       address: r.address,
       operator: r.operator,
+      hasPassword: r.hasPassword === 1,
       reachable: r.reachable === null ? undefined : r.reachable === 1,
       latencyMs: r.latency_ms ?? undefined,
       lastOkAt: r.last_ok_at ?? undefined,
