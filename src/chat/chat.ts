@@ -14,13 +14,21 @@ import { contactLabel, findContact } from './contacts.js';
 import { ChatError } from './errors.js';
 import { IncomingHandlers, type ChatListener } from './incoming.js';
 import type { DB } from './profile-db.js';
-import { createChatSchema } from './schema.js';
+import { createChatSchema, migrateChatSchema } from './schema.js';
 import { ChatStore, type Contact, type ContactOrigin, type ContactRequest, type Message } from './store.js';
 import { formatTtl } from './ttl.js';
 
 export type Clock = () => number;
 
 const systemClock: Clock = () => Math.floor(Date.now() / 1000);
+
+/** How long a one-time invitation nobody used stays valid, unless the invite says otherwise: 7 days. */
+export const DEFAULT_INVITATION_SECONDS = 7 * 24 * 3600;
+
+/** Whether a contact is one of our one-time invitations that nobody has used yet. */
+export function isUnusedInvitation(c: Contact): boolean {
+  return c.origin === 'invite' && c.status === 'pending' && c.displayName === null;
+}
 
 export class Chat implements AgentHandlers {
   readonly store: ChatStore;
@@ -43,6 +51,7 @@ export class Chat implements AgentHandlers {
   }
 
   static open(db: DB, now: Clock = systemClock): Chat {
+    migrateChatSchema(db);
     return new Chat(db, now);
   }
 
@@ -64,6 +73,9 @@ export class Chat implements AgentHandlers {
 
   onConnected(connectionId: string, peerInfo: Uint8Array): void {
     this.incoming.onConnected(connectionId, peerInfo);
+  }
+  onPeerInfo(connectionId: string, peerInfo: Uint8Array): void {
+    this.incoming.onPeerInfo(connectionId, peerInfo);
   }
   onMessage(connectionId: string, message: IncomingMessage): void {
     this.incoming.onMessage(connectionId, message);
@@ -93,10 +105,23 @@ export class Chat implements AgentHandlers {
 
   // connecting
 
-  /** Makes a one-time invitation; the contact appears as pending until someone uses the link. */
-  async invite(): Promise<{ contact: Contact; link: string }> {
+  /**
+   * Makes a one-time invitation; the contact appears as pending until
+   * someone uses the link, and is withdrawn after `validSeconds` if nobody did.
+   */
+  async invite(validSeconds = DEFAULT_INVITATION_SECONDS): Promise<{ contact: Contact; link: string }> {
     const { connectionId, link } = await this.agent.createInvitation(this.myInfo());
-    return { contact: this.pendingContact(connectionId, 'invite'), link };
+    const contact = this.pendingContact(connectionId, 'invite');
+    this.store.updateContact(contact.id, { expiresAt: this.now() + validSeconds });
+    return { contact: this.store.contact(contact.id)!, link };
+  }
+
+  /** Withdraws our one-time invitations that nobody used before they expired (deletes their queues); returns how many. */
+  async expireInvitations(): Promise<number> {
+    const now = this.now();
+    const expired = this.store.contacts().filter((c) => isUnusedInvitation(c) && c.expiresAt !== null && c.expiresAt <= now);
+    for (const c of expired) await this.deleteContact(c);
+    return expired.length;
   }
 
   /** Uses a one-time link or a contact address. */
@@ -160,8 +185,10 @@ export class Chat implements AgentHandlers {
 
   // contacts
 
-  contacts(): Contact[] {
-    return this.store.contacts();
+  /** Contacts, without our unused one-time invitations unless `all`. */
+  contacts(options: { all?: boolean } = {}): Contact[] {
+    const list = this.store.contacts();
+    return options.all ? list : list.filter((c) => !isUnusedInvitation(c));
   }
 
   find(ref: string): Contact {
@@ -197,12 +224,24 @@ export class Chat implements AgentHandlers {
 
   // messages
 
+  /**
+   * Whether messages can be queued for the contact: once connected, and
+   * already while the handshake finishes once we know who is on the other
+   * side (the agent holds them until the contact's queue is secured).
+   */
   private sendable(contact: Contact): void {
     const label = contactLabel(contact);
     if (contact.status === 'left') throw new ChatError('CONTACT_NOT_READY', `${label} deleted this contact; you can read the history or delete it`);
     const status = this.agent.connection(contact.connectionId)?.status;
     if (status === undefined || status === 'deleted') throw new ChatError('CONTACT_NOT_READY', `the connection to ${label} no longer exists`);
-    if (status !== 'ready') throw new ChatError('CONTACT_NOT_READY', `${label} is not connected yet (${status}); try again after: nightjar read`);
+    if (status === 'ready' || ((status === 'accepting' || status === 'joining') && contact.displayName !== null)) return;
+    if (isUnusedInvitation(contact)) throw new ChatError('CONTACT_NOT_READY', `nobody has used this invitation (#${contact.id}) yet`);
+    throw new ChatError('CONTACT_NOT_READY', `${label} has not answered yet; you can send once they have (see: nightjar contacts)`);
+  }
+
+  /** Whether the handshake with the contact has finished (messages to it leave at once). */
+  isConnected(contact: Contact): boolean {
+    return this.agent.connection(contact.connectionId)?.status === 'ready';
   }
 
   /** Queues `body` with the agent; `store` runs in the same transaction with the new seq. */

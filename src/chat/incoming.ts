@@ -75,6 +75,15 @@ export class IncomingHandlers implements AgentHandlers {
     this.emit({ type: 'contact', contactId: contact.id });
   }
 
+  /** The contact's name, learnt during the handshake: shown (and usable in commands) before it finishes. */
+  onPeerInfo(connectionId: string, peerInfo: Uint8Array): void {
+    const contact = this.store.contactByConnection(connectionId);
+    const name = decodePeerInfo(peerInfo)?.name;
+    if (!contact || name === undefined || contact.displayName === name) return;
+    this.store.updateContact(contact.id, { displayName: name, expiresAt: null });
+    this.emit({ type: 'contact', contactId: contact.id });
+  }
+
   onMessage(connectionId: string, message: IncomingMessage): void {
     const contact = this.contactFor(connectionId, 'link');
     const now = this.now();

@@ -6,8 +6,17 @@
  */
 import type { DB } from './profile-db.js';
 
-/** Version of the chat tables; stored in chat_settings as `schema_version`. */
-export const CHAT_SCHEMA_VERSION = 1;
+/**
+ * Version of the chat tables; stored in chat_settings as `schema_version`.
+ * History: 1 first release; 2 (2026-11-27) `chat_contacts.expires_at`
+ * (unused one-time invitations expire).
+ */
+export const CHAT_SCHEMA_VERSION = 2;
+
+/** What takes the tables from version N-1 to N. */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  2: 'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER',
+};
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS chat_profile (
@@ -32,7 +41,9 @@ CREATE TABLE IF NOT EXISTS chat_contacts (
   ttl_seconds INTEGER,
   -- highest agent seq of theirs we sent a read receipt for
   read_sent_up_to INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  -- our one-time invitations: when it is withdrawn if nobody used it
+  expires_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS chat_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,6 +76,18 @@ export function createChatSchema(db: DB, displayName: string, now: number): void
   db.exec(SCHEMA);
   db.prepare('INSERT INTO chat_profile (id, display_name, created_at) VALUES (1, ?, ?)').run(displayName, now);
   db.prepare("INSERT INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(CHAT_SCHEMA_VERSION));
+}
+
+/** Upgrades the chat tables of an existing profile; writes nothing when they are current. */
+export function migrateChatSchema(db: DB): void {
+  const row = db.prepare("SELECT value FROM chat_settings WHERE key = 'schema_version'").get() as { value: string } | undefined;
+  const version = row ? Number(row.value) : 1;
+  if (version === CHAT_SCHEMA_VERSION) return;
+  if (version > CHAT_SCHEMA_VERSION) throw new Error(`chat database schema ${version} is newer than this Nightjar; upgrade it`);
+  db.transaction(() => {
+    for (let v = version + 1; v <= CHAT_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    db.prepare("INSERT OR REPLACE INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(CHAT_SCHEMA_VERSION));
+  })();
 }
 
 /** Whether an opened database holds a chat profile. */

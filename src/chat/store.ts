@@ -18,6 +18,8 @@ export interface Contact {
   readonly ttlSeconds: number | null;
   readonly readSentUpTo: number;
   readonly createdAt: number;
+  /** Our unused one-time invitation is withdrawn at this time (seconds), if nobody uses it. */
+  readonly expiresAt: number | null;
 }
 
 /** Outgoing: queued → sent (the contact's relay stored it) → delivered → read. Incoming: new → read. */
@@ -59,6 +61,7 @@ interface ContactRowDb {
   ttl_seconds: number | null;
   read_sent_up_to: number;
   created_at: number;
+  expires_at: number | null;
 }
 
 interface MessageRowDb {
@@ -96,6 +99,7 @@ function toContact(r: ContactRowDb): Contact {
     ttlSeconds: r.ttl_seconds,
     readSentUpTo: r.read_sent_up_to,
     createdAt: r.created_at,
+    expiresAt: r.expires_at,
   };
 }
 
@@ -164,10 +168,10 @@ export class ChatStore {
 
   // contacts
 
-  addContact(c: { connectionId: string; origin: ContactOrigin; status: ContactStatus; displayName: string | null; createdAt: number }): Contact {
+  addContact(c: { connectionId: string; origin: ContactOrigin; status: ContactStatus; displayName: string | null; createdAt: number; expiresAt?: number | null }): Contact {
     const id = this.db
-      .prepare('INSERT INTO chat_contacts (connection_id, origin, status, display_name, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(c.connectionId, c.origin, c.status, c.displayName, c.createdAt).lastInsertRowid;
+      .prepare('INSERT INTO chat_contacts (connection_id, origin, status, display_name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(c.connectionId, c.origin, c.status, c.displayName, c.createdAt, c.expiresAt ?? null).lastInsertRowid;
     return this.contact(Number(id))!;
   }
 
@@ -185,10 +189,13 @@ export class ChatStore {
     return (this.db.prepare('SELECT * FROM chat_contacts ORDER BY id').all() as ContactRowDb[]).map(toContact);
   }
 
-  updateContact(id: number, change: { status?: ContactStatus; displayName?: string | null; alias?: string | null; ttlSeconds?: number | null; readSentUpTo?: number }): void {
+  updateContact(
+    id: number,
+    change: { status?: ContactStatus; displayName?: string | null; alias?: string | null; ttlSeconds?: number | null; readSentUpTo?: number; expiresAt?: number | null },
+  ): void {
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
-    const column = { status: 'status', displayName: 'display_name', alias: 'alias', ttlSeconds: 'ttl_seconds', readSentUpTo: 'read_sent_up_to' } as const;
+    const column = { status: 'status', displayName: 'display_name', alias: 'alias', ttlSeconds: 'ttl_seconds', readSentUpTo: 'read_sent_up_to', expiresAt: 'expires_at' } as const;
     for (const key of Object.keys(column) as (keyof typeof column)[]) {
       const value = change[key];
       if (value === undefined) continue;
