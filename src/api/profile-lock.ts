@@ -1,13 +1,14 @@
 /**
  * One process at a time per profile. Two agents on one database would both
  * fetch from the same queues and could step a ratchet from the same old
- * state, so every command holds `DIR/lock` (its PID inside) while the
- * profile is open. A short command waits a little for a busy profile; a
- * lock whose process is gone is taken over.
+ * state, so the process that has the profile open (a node: `nightjar chat`,
+ * or a command run in-process) holds `DIR/lock` (its PID inside) and
+ * serves every other command on the profile over its local socket. A lock
+ * whose process is gone is taken over.
  */
-import { openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliError } from './errors.js';
+import { ApiError } from './errors.js';
 
 export const LOCK_FILE = 'lock';
 
@@ -30,10 +31,11 @@ function alive(pid: number): boolean {
 }
 
 function tryLock(path: string): boolean {
+  // Written aside and linked into place, so nobody ever reads a lock file without its PID.
+  const temp = `${path}.${process.pid}`;
   try {
-    const fd = openSync(path, 'wx', 0o600);
-    writeSync(fd, String(process.pid));
-    closeSync(fd);
+    writeFileSync(temp, String(process.pid), { mode: 0o600 });
+    linkSync(temp, path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -41,23 +43,37 @@ function tryLock(path: string): boolean {
     if (pid !== undefined && pid !== process.pid && alive(pid)) return false;
     rmSync(path, { force: true }); // left by a process that died
     return false;
+  } finally {
+    rmSync(temp, { force: true });
   }
+}
+
+/** Takes the profile lock if it is free now; returns the release function, or undefined when another process holds it. */
+export function tryLockProfile(dir: string): (() => void) | undefined {
+  const path = join(dir, LOCK_FILE);
+  if (!tryLock(path) && !tryLock(path)) return undefined; // the second try follows a stale lock's removal
+  return () => {
+    if (holder(path) === process.pid) rmSync(path, { force: true });
+  };
+}
+
+/** The PID in the profile's lock file, if any. */
+export function lockHolder(dir: string): number | undefined {
+  return holder(join(dir, LOCK_FILE));
 }
 
 /** Takes the profile lock, waiting up to `waitMs`; returns the release function. */
 export async function lockProfile(dir: string, waitMs: number): Promise<() => void> {
-  const path = join(dir, LOCK_FILE);
   const deadline = Date.now() + waitMs;
   for (;;) {
-    if (tryLock(path)) {
-      return () => {
-        if (holder(path) === process.pid) rmSync(path, { force: true });
-      };
-    }
-    if (Date.now() >= deadline) {
-      const pid = holder(path);
-      throw new CliError(`profile ${dir} is in use by another nightjar process${pid === undefined ? '' : ` (pid ${pid})`}; close it (e.g. nightjar chat) and try again`);
-    }
+    const release = tryLockProfile(dir);
+    if (release) return release;
+    if (Date.now() >= deadline) throw busyError(dir);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+export function busyError(dir: string): ApiError {
+  const pid = lockHolder(dir);
+  return new ApiError('PROFILE_BUSY', `profile ${dir} is in use by another nightjar process${pid === undefined ? '' : ` (pid ${pid})`} that does not answer; close it and try again`);
 }

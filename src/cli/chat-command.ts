@@ -8,10 +8,13 @@ import { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { contactLabel } from '../chat/contacts.js';
 import { parseTtl } from '../chat/ttl.js';
+import type { Session } from '../api/session.js';
+import { contactView, requestView } from '../api/views.js';
 import { ChatView } from './chat-view.js';
+import { qrLines } from './qr.js';
 import { userMessage } from './errors.js';
-import { contactJson, contactText, requestJson, requestText, safe, style } from './output.js';
-import { openSession, profileOptions, type ProfileFlags, type Session } from './session.js';
+import { contactText, requestText, safe, style } from './output.js';
+import { openNodeHere, profileOptions, type ProfileFlags } from './profile-access.js';
 
 const HELP = [
   'Type a message and press Enter to send it to the current contact.',
@@ -47,7 +50,7 @@ const COMMANDS: Record<string, Handler> = {
   to: (view, session, arg) => {
     view.current = session.chat.find(arg);
     view.setPrompt();
-    view.show(contactJson(view.current), () => style.bold(`— ${contactText(view.current!)}`));
+    view.show(contactView(view.current), () => style.bold(`— ${contactText(contactView(view.current!))}`));
     showHistory(view, session, 20);
   },
   contacts: (view, session) => {
@@ -55,25 +58,42 @@ const COMMANDS: Record<string, Handler> = {
     for (const m of session.chat.unread()) unread.set(m.contactId, (unread.get(m.contactId) ?? 0) + 1);
     const list = session.chat.contacts();
     if (list.length === 0) view.info('No contacts yet: /invite makes a link to give someone.');
-    for (const c of list) view.show(contactJson(c, unread.get(c.id) ?? 0), () => contactText(c, unread.get(c.id) ?? 0));
+    for (const c of list) {
+      const shown = contactView(c, unread.get(c.id) ?? 0);
+      view.show(shown, () => contactText(shown));
+    }
   },
   history: (view, session, arg) => showHistory(view, session, arg === '' ? 20 : Math.max(1, Number.parseInt(arg, 10) || 20)),
   invite: async (view, session) => {
     const { contact, link } = await session.chat.invite();
-    view.show({ type: 'invitation', contactId: contact.id, link }, () => `One-time invitation (works once):\n${link}`);
+    const relay = session.agent.connection(contact.connectionId)?.receiveRelays[0] ?? '';
+    const local = /@(localhost|127\.[0-9.]+|\[::1\]):/.test(relay);
+    view.show({ type: 'invitation', contactId: contact.id, link }, () =>
+      [
+        ...qrLines(link, { json: false }),
+        'One-time invitation (works once, for 7 days): give it to one person, who runs: nightjar connect \'<link>\'',
+        link,
+        ...(local ? [style.yellow('Note: it is on a relay only this machine can reach; for someone elsewhere, add a public relay first (nightjar relays add …).')] : []),
+      ].join('\n'),
+    );
   },
   connect: async (view, session, arg) => {
     const c = await session.chat.connect(arg);
-    view.show(contactJson(c), () => `Connecting (contact #${c.id}); it completes when the other side is online.`);
+    session.agent.kick();
+    view.show(contactView(c), () => `Connecting (contact #${c.id}); it completes as soon as the other side answers.`);
   },
   requests: (view, session) => {
     const list = session.chat.requests();
     if (list.length === 0) view.info('No contact requests.');
-    for (const r of list) view.show(requestJson(r), () => requestText(r).replace(/nightjar (accept|reject)/g, '/$1'));
+    for (const r of list) {
+      const shown = requestView(r);
+      view.show(shown, () => requestText(shown).replace(/nightjar (accept|reject)/g, '/$1'));
+    }
   },
   accept: async (view, session, arg) => {
     const c = await session.chat.accept(Number(arg));
-    view.show(contactJson(c), () => `Accepted ${safe(contactLabel(c))} (contact #${c.id}); connecting…`);
+    session.agent.kick();
+    view.show(contactView(c), () => `Accepted ${safe(contactLabel(c))} (contact #${c.id}); connecting…`);
   },
   reject: (view, session, arg) => {
     const r = session.chat.reject(Number(arg));
@@ -109,6 +129,7 @@ async function handleLine(view: ChatView, session: Session, line: string): Promi
 }
 
 export async function runChat(session: Session, ref: string | undefined, json: boolean): Promise<void> {
+  await session.loadAgent();
   const ready = session.chat.contacts().filter((c) => c.status === 'ready');
   const first = ref !== undefined ? session.chat.find(ref) : ready.length === 1 ? ready[0] : undefined;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: !json && process.stdin.isTTY === true });
@@ -150,18 +171,18 @@ export async function runChat(session: Session, ref: string | undefined, json: b
   clearInterval(sweep);
   unlisten();
   if (!json) process.stdout.write('\n');
-  await session.close(); // stops agent.start()
+  await session.agent.close(); // stops agent.start()
   await running;
 }
 
 export function chatCommand(): Command {
   return profileOptions(new Command('chat').description('interactive chat with live incoming messages').argument('[contact]', 'contact to talk to first')).action(
     async (ref: string | undefined, flags: ProfileFlags) => {
-      const session = await openSession(flags);
+      const node = await openNodeHere(flags);
       try {
-        await runChat(session, ref, flags.json === true);
+        await runChat(node.session, ref, flags.json === true);
       } finally {
-        await session.close();
+        await node.close();
       }
     },
   );

@@ -8,7 +8,8 @@ import type { Chat } from '../chat/chat.js';
 import { contactLabel } from '../chat/contacts.js';
 import type { ChatEvent } from '../chat/incoming.js';
 import type { Contact, Message } from '../chat/store.js';
-import { contactJson, marks, messageJson, messageText, requestJson, safe, style, type Json } from './output.js';
+import { contactView, messageView, requestView } from '../api/views.js';
+import { marks, messageText, safe, style, type Json } from './output.js';
 
 /** Terminal rows `text` takes (ANSI colours ignored, wide characters counted as one). */
 function rowsOf(text: string, columns: number): number {
@@ -84,21 +85,21 @@ export class ChatView {
 
   /** Prints a message; messages from other contacts than the current one are named on event lines too. */
   message(m: Message): void {
-    const label = this.label(m.contactId);
-    this.show(messageJson(m, label), () => messageText(m, label, this.current?.id !== m.contactId), m.id);
+    const view = messageView(m, this.label(m.contactId));
+    this.show(view, () => messageText(view, this.current?.id !== m.contactId), m.id);
   }
 
   /** New marks on one of our messages: redrawn in place if it is the last line, else a short status line. */
   private status(m: Message): void {
-    const label = this.label(m.contactId);
-    if (this.json) return this.show(messageJson(m, label), () => '');
+    const view = messageView(m, this.label(m.contactId));
+    if (this.json) return this.show(view, () => '');
     if (this.live && this.last?.messageId === m.id) {
-      const line = messageText(m, label);
+      const line = messageText(view);
       process.stdout.write(`\r\u001b[K\u001b[${this.last.rows}A\r\u001b[J${line}\n`);
       this.last = { messageId: m.id, rows: rowsOf(line, this.columns) };
       this.rl.prompt(true);
     } else if (this.current?.id === m.contactId && m.status !== 'sent') {
-      this.info(`  ${marks(m)} ${style.dim(shorten(m.text))}`);
+      this.info(`  ${marks(view)} ${style.dim(shorten(m.text))}`);
     }
   }
 
@@ -131,12 +132,12 @@ export class ChatView {
           this.current = c;
           this.setPrompt();
         }
-        if (c && this.json) this.show(contactJson(c), () => '');
+        if (c && this.json) this.show(contactView(c), () => '');
         return;
       }
       case 'request': {
         const r = this.chat.store.request(event.n);
-        if (r) this.show(requestJson(r), () => style.yellow(`Contact request ${r.n} from ${safe(r.displayName ?? '(no name)')}: /accept ${r.n} or /reject ${r.n}`));
+        if (r) this.show(requestView(r), () => style.yellow(`Contact request ${r.n} from ${safe(r.displayName ?? '(no name)')}: /accept ${r.n} or /reject ${r.n}`));
         return;
       }
       case 'expired':

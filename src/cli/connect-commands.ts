@@ -1,12 +1,11 @@
 /** Making contacts: `invite`, `connect`, `address create|show|delete|pause|resume|limit`, `requests`, `accept`, `reject`. */
 import { Command, InvalidArgumentError } from 'commander';
-import type { Agent } from '../agent/agent.js';
-import { contactLabel } from '../chat/contacts.js';
-import { CliError } from './errors.js';
-import { contactJson, printer, requestJson, requestText, safe, style } from './output.js';
-import { terminalQr } from './qr.js';
-import { deliver } from './delivery.js';
-import { profileOptions, withSession, type ProfileFlags } from './session.js';
+import { parseTtl } from '../chat/ttl.js';
+import { formatTtl } from '../chat/ttl.js';
+import type { ContactView } from '../api/views.js';
+import { ApiError } from '../api/errors.js';
+import { printer, requestText, safe, style } from './output.js';
+import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';
 
 function requestNumber(value: string): number {
   const n = Number(value);
@@ -14,53 +13,61 @@ function requestNumber(value: string): number {
   return n;
 }
 
-const colour = (): boolean => process.stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '';
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 24 * 3600) throw new InvalidArgumentError('seconds from 0 to 86400');
+  return n;
+}
 
-/** The QR code lines to print before a link (none with --json or --no-qr, a note if the terminal is too narrow). */
-function qrLines(link: string, flags: { json?: boolean; qr?: boolean }): string[] {
-  if (flags.json || flags.qr === false) return [];
-  const qr = terminalQr(link, colour());
-  const width = qr.indexOf('\n');
-  const columns = process.stdout.isTTY ? process.stdout.columns : undefined;
-  if (columns !== undefined && width > columns) return [style.dim(`(widen the terminal to ${width} columns to see the QR code)`)];
-  return [qr, ''];
+/** What a person should know about an invitation made on a relay only this machine can reach. */
+function localRelayWarning(relay: string): string[] {
+  const host = /@\[?([^\]@]+?)\]?:\d+$/.exec(relay)?.[1] ?? '';
+  const local = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return local
+    ? [style.yellow(`Note: this invitation is on a relay at ${host}, which only this machine can reach; someone on another machine needs you to add a public relay first (nightjar relays add …).`)]
+    : [];
 }
 
 export function inviteCommand(): Command {
   return profileOptions(new Command('invite').description('make a one-time invitation link (and QR code) for one person'))
     .option('--no-qr', 'print only the link')
-    .action(async (flags: ProfileFlags & { qr?: boolean }) => {
-      await withSession(flags, async ({ chat }) => {
-        const { contact, link } = await chat.invite();
-        printer(flags.json).print({ type: 'invitation', contactId: contact.id, link }, () =>
-          [
-            ...qrLines(link, flags),
-            'One-time invitation: give this link to one person (it works once):',
-            link,
-            style.dim(`They run: nightjar connect '<link>'; then you run: nightjar read`),
-          ].join('\n'),
-        );
-      });
+    .option('--expires <time>', 'withdraw it if nobody used it by then: seconds, or 10m, 12h, 7d', '7d')
+    .action(async (flags: ProfileFlags & { qr?: boolean; expires: string }) => {
+      const validSeconds = parseTtl(flags.expires);
+      if (validSeconds === null) throw new InvalidArgumentError('--expires needs a time');
+      const invitation = await callProfile(flags, 'invite', { validSeconds });
+      const { qrLines } = await import('./qr.js');
+      printer(flags.json).print(invitation, () =>
+        [
+          ...qrLines(invitation.link, flags),
+          `One-time invitation: give this link to one person (it works once, for ${formatTtl(validSeconds)}):`,
+          invitation.link,
+          ...localRelayWarning(invitation.relay),
+          style.dim(`They run: nightjar connect '<link>'; you see them with: nightjar read`),
+        ].join('\n'),
+      );
     });
+}
+
+function connectedText(c: ContactView, connected: boolean, viaAddress: boolean): string {
+  const name = safe(c.name);
+  if (connected) return `Connected to ${name}. Send with: nightjar send ${c.alias ?? c.displayName ?? `#${c.id}`} <text>`;
+  if (viaAddress) return `Contact request sent (contact #${c.id}); you are connected once they accept it (check with: nightjar read)`;
+  if (c.displayName !== null) return `${name} answered; the connection finishes the next time both of you are online (keep nightjar chat open, or run any command later)`;
+  return `Joined the invitation (contact #${c.id}), but its maker's Nightjar has not answered yet: the connection completes when they are online and either of you runs a command (or keeps nightjar chat open)`;
 }
 
 export function connectCommand(): Command {
   return profileOptions(
     new Command('connect').description('connect with a one-time link or a contact address').argument('<link>', 'nightjar:invite#… or nightjar:address#…'),
-  ).action(async (link: string, flags: ProfileFlags) => {
-    await withSession(flags, async (session) => {
-      const contact = await session.chat.connect(link);
-      await deliver(session, 'the connection request is saved and will be sent by the next command');
-      const now = session.chat.store.contact(contact.id) ?? contact;
-      printer(flags.json).print(contactJson(now), () =>
-        now.status === 'ready'
-          ? `Connected to ${safe(contactLabel(now))}`
-          : now.origin === 'address'
-            ? `Contact request sent (contact #${now.id}); you are connected once they accept it (check with: nightjar read)`
-            : `Joined the invitation (contact #${now.id}); the connection completes when the other side runs nightjar read or chat`,
-      );
+  )
+    .option('--wait <seconds>', 'wait this long for the other side to answer', seconds, 60)
+    .option('--no-wait', 'return as soon as the request is with the relay')
+    .action(async (link: string, flags: ProfileFlags & { wait: number | false }) => {
+      const waitMs = flags.wait === false ? 0 : flags.wait * 1000;
+      const { contact, connected, viaAddress } = await callProfile(flags, 'connect', { link, waitMs }, 'the connection request is saved; it completes when the other side is online');
+      printer(flags.json).print({ ...contact, connected }, () => connectedText(contact, connected, viaAddress));
     });
-  });
 }
 
 export function addressCommand(): Command {
@@ -69,103 +76,83 @@ export function addressCommand(): Command {
   profileOptions(address.command('create').description('create your contact address'))
     .option('--no-qr', 'print only the link')
     .action(async (flags: ProfileFlags & { qr?: boolean }) => {
-      await withSession(flags, async ({ chat }) => {
-        if (chat.addresses().length > 0) throw new CliError('you already have a contact address (see: nightjar address show)');
-        const { addressId, link } = await chat.createAddress();
-        printer(flags.json).print({ type: 'address', addressId, link }, () =>
-          [...qrLines(link, flags), 'Your contact address (share it; see requests with: nightjar requests):', link].join('\n'),
-        );
-      });
+      const a = await callProfile(flags, 'address.create', {});
+      const { qrLines } = await import('./qr.js');
+      printer(flags.json).print(a, () => [...qrLines(a.link, flags), 'Your contact address (share it; see requests with: nightjar requests):', a.link].join('\n'));
     });
 
   profileOptions(address.command('show').description('print your contact address'))
     .option('--no-qr', 'print only the link')
     .action(async (flags: ProfileFlags & { qr?: boolean }) => {
-      await withSession(flags, ({ chat }) => {
-        const list = chat.addresses();
-        if (list.length === 0) throw new CliError('you have no contact address (create one with: nightjar address create)');
-        const out = printer(flags.json);
-        for (const a of list) out.print({ type: 'address', addressId: a.addressId, link: a.link }, () => [...qrLines(a.link, flags), a.link].join('\n'));
-      });
+      const { addresses } = await callProfile(flags, 'address.show', {});
+      if (addresses.length === 0) throw new ApiError('BAD_REQUEST', 'you have no contact address (create one with: nightjar address create)');
+      const out = printer(flags.json);
+      const { qrLines } = await import('./qr.js');
+      for (const a of addresses) out.print(a, () => [...qrLines(a.link, flags), a.link].join('\n'));
     });
 
   profileOptions(address.command('delete').description('delete your contact address (existing contacts stay)')).action(async (flags: ProfileFlags) => {
-    await withSession(flags, async ({ chat }) => {
-      const list = chat.addresses();
-      if (list.length === 0) throw new CliError('you have no contact address');
-      const out = printer(flags.json);
-      for (const a of list) {
-        await chat.deleteAddress(a.addressId);
-        out.print({ type: 'address', addressId: a.addressId, deleted: true }, () => 'Contact address deleted; nobody can send new requests through it');
-      }
-    });
+    const { deleted } = await callProfile(flags, 'address.delete', {});
+    const out = printer(flags.json);
+    for (const addressId of deleted) out.print({ type: 'address', addressId, deleted: true }, () => 'Contact address deleted; nobody can send new requests through it');
   });
 
-  profileOptions(address.command('pause').description('drop requests to your address unseen until you resume it')).action(async (flags: ProfileFlags) => {
-    await setAddress(flags, (agent, id) => agent.setAddressPaused(id, true));
-  });
-  profileOptions(address.command('resume').description('accept requests to your address again')).action(async (flags: ProfileFlags) => {
-    await setAddress(flags, (agent, id) => agent.setAddressPaused(id, false));
-  });
-  profileOptions(address.command('limit').description('let at most N requests an hour reach your request list (0: no limit)').argument('<n>', 'requests per hour'))
-    .action(async (n: string, flags: ProfileFlags) => {
+  const settings = async (flags: ProfileFlags, change: { paused?: boolean; maxPerHour?: number }): Promise<void> => {
+    const { addresses } = await callProfile(flags, 'address.set', change);
+    const out = printer(flags.json);
+    for (const a of addresses) {
+      out.print(
+        a,
+        () => `Contact address ${a.paused ? 'paused' : 'open'}; ${a.maxPerHour > 0 ? `at most ${a.maxPerHour} requests an hour` : 'no hourly limit'}; requests need ${a.stampBits} bits of proof of work`,
+      );
+    }
+  };
+  profileOptions(address.command('pause').description('drop requests to your address unseen until you resume it')).action((flags: ProfileFlags) => settings(flags, { paused: true }));
+  profileOptions(address.command('resume').description('accept requests to your address again')).action((flags: ProfileFlags) => settings(flags, { paused: false }));
+  profileOptions(address.command('limit').description('let at most N requests an hour reach your request list (0: no limit)').argument('<n>', 'requests per hour')).action(
+    (n: string, flags: ProfileFlags) => {
       const perHour = Number(n);
-      if (!Number.isInteger(perHour) || perHour < 0) throw new CliError('the limit must be a whole number, 0 or more');
-      await setAddress(flags, (agent, id) => agent.setAddressLimit(id, perHour));
-    });
+      if (!Number.isInteger(perHour) || perHour < 0) throw new ApiError('BAD_INPUT', 'the limit must be a whole number, 0 or more');
+      return settings(flags, { maxPerHour: perHour });
+    },
+  );
 
   return address;
 }
 
-/** Applies `change` to every contact address of the profile and prints the resulting settings. */
-async function setAddress(flags: ProfileFlags, change: (agent: Agent, addressId: string) => void): Promise<void> {
-  await withSession(flags, ({ agent }) => {
-    const list = agent.listAddresses();
-    if (list.length === 0) throw new CliError('you have no contact address (create one with: nightjar address create)');
+export function requestsCommand(): Command {
+  return profileOptions(new Command('requests').description('list contact requests that came through your address')).action(async (flags: ProfileFlags) => {
+    const { requests, unreachable } = await callProfile(flags, 'requests', {});
     const out = printer(flags.json);
-    for (const a of list) change(agent, a.addressId);
-    for (const a of agent.listAddresses()) {
-      out.print(
-        { type: 'address', addressId: a.addressId, paused: a.paused, maxPerHour: a.maxPerHour, stampBits: a.stampBits },
-        () => `Contact address ${a.paused ? 'paused' : 'open'}; ${a.maxPerHour > 0 ? `at most ${a.maxPerHour} requests an hour` : 'no hourly limit'}; requests need ${a.stampBits} bits of proof of work`,
-      );
+    if (requests.length === 0 && unreachable === null) out.note('No contact requests.');
+    for (const r of requests) out.print(r, () => requestText(r));
+    if (unreachable !== null) {
+      process.stderr.write(`nightjar: ${unreachable}\n`);
+      process.exitCode = 1;
     }
   });
 }
 
-export function requestsCommand(): Command {
-  return profileOptions(new Command('requests').description('list contact requests that came through your address')).action(async (flags: ProfileFlags) => {
-    await withSession(flags, async (session) => {
-      await deliver(session);
-      const out = printer(flags.json);
-      const list = session.chat.requests();
-      if (list.length === 0 && !out.json) process.stdout.write('No contact requests.\n');
-      for (const r of list) out.print(requestJson(r), () => requestText(r));
-      session.chat.store.markRequestsShown(list.map((r) => r.n));
-    });
-  });
-}
-
 export function acceptCommand(): Command {
-  return profileOptions(new Command('accept').description('accept contact request N').argument('<n>', 'request number (see: nightjar requests)', requestNumber)).action(
-    async (n: number, flags: ProfileFlags) => {
-      await withSession(flags, async (session) => {
-        const contact = await session.chat.accept(n);
-        await deliver(session, 'the acceptance is saved and will be sent by the next command');
-        const now = session.chat.store.contact(contact.id) ?? contact;
-        printer(flags.json).print({ ...contactJson(now), request: n }, () => `Accepted ${safe(contactLabel(now))} (contact #${now.id})`);
-      });
-    },
-  );
+  return profileOptions(new Command('accept').description('accept contact request N').argument('<n>', 'request number (see: nightjar requests)', requestNumber))
+    .option('--wait <seconds>', 'wait this long for the requester to answer', seconds, 30)
+    .option('--no-wait', 'return as soon as the acceptance is with the relay')
+    .action(async (n: number, flags: ProfileFlags & { wait: number | false }) => {
+      const waitMs = flags.wait === false ? 0 : flags.wait * 1000;
+      const { contact, connected, request } = await callProfile(flags, 'accept', { n, waitMs }, 'the acceptance is saved; the connection completes when the requester is online');
+      printer(flags.json).print({ ...contact, request, connected }, () =>
+        connected
+          ? `Accepted ${safe(contact.name)} (contact #${contact.id}); connected`
+          : `Accepted ${safe(contact.name)} (contact #${contact.id}); the connection finishes when their Nightjar is online (keep nightjar chat open, or run any command later)`,
+      );
+    });
 }
 
 export function rejectCommand(): Command {
   return profileOptions(new Command('reject').description('reject contact request N').argument('<n>', 'request number (see: nightjar requests)', requestNumber)).action(
     async (n: number, flags: ProfileFlags) => {
-      await withSession(flags, ({ chat }) => {
-        const r = chat.reject(n);
-        printer(flags.json).print({ ...requestJson(r), rejected: true }, () => `Rejected request ${n}${r.displayName ? ` from ${safe(r.displayName)}` : ''}`);
-      });
+      const r = await callProfile(flags, 'reject', { n });
+      printer(flags.json).print(r, () => `Rejected request ${n}${r.name ? ` from ${safe(r.name)}` : ''}`);
     },
   );
 }

@@ -1,11 +1,13 @@
 /**
  * The `nightjar` command. Every failure the user can cause ends in one
- * clear line on stderr and a non-zero exit code.
+ * clear line on stderr and a non-zero exit code. Only the command
+ * definitions load here; what a command needs (the database, the agent,
+ * the relay) loads when it runs.
  */
 import { Command, CommanderError } from 'commander';
 import { chatCommand } from './chat-command.js';
 import { acceptCommand, addressCommand, connectCommand, inviteCommand, rejectCommand, requestsCommand } from './connect-commands.js';
-import { userMessage } from './errors.js';
+import { exitCodeOf, userMessage } from './errors.js';
 import {
   aliasCommand,
   contactsCommand,
@@ -19,9 +21,10 @@ import {
 } from './message-commands.js';
 import { initCommand, relaysCommand, routingCommand } from './profile-commands.js';
 import { relayCommand } from './relay-command.js';
+import { startCommand } from './start-command.js';
+import { VERSION } from './version.js';
 
-/** Exit codes: 1 for a runtime failure, 2 for bad usage. */
-const EXIT_FAILURE = 1;
+/** Exit code for bad usage (runtime failures are 1, Ctrl-C 130). */
 const EXIT_USAGE = 2;
 
 /** Throw instead of exiting, and print usage errors as one line, on every subcommand. */
@@ -35,7 +38,8 @@ export function program(): Command {
   return applySettings(
     new Command('nightjar')
       .description('Private messaging without phone numbers or user IDs')
-      .version('0.1.0')
+      .version(VERSION)
+      .addCommand(startCommand())
       .addCommand(initCommand())
       .addCommand(relaysCommand())
       .addCommand(routingCommand())
@@ -70,6 +74,6 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
     const known = userMessage(e);
     process.stderr.write(`nightjar: ${known ?? `unexpected error: ${(e as Error)?.stack ?? String(e)}`}\n`);
-    process.exitCode = EXIT_FAILURE;
+    process.exitCode = exitCodeOf(e);
   }
 }

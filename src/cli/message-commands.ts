@@ -1,12 +1,10 @@
-/** Contacts and messages: `contacts`, `alias`, `send`, `read`, `history`, `disappear`, `delete`, `rotate`. */
+/** Contacts and messages: `contacts`, `alias`, `send`, `read`, `history`, `disappear`, `delete`, `rotate`, `redundant`. */
 import { Command, InvalidArgumentError } from 'commander';
-import { contactLabel } from '../chat/contacts.js';
-import type { Contact } from '../chat/store.js';
-import { formatTtl, parseTtl } from '../chat/ttl.js';
-import { CliError } from './errors.js';
-import { deliver, deliverQuietly } from './delivery.js';
-import { contactJson, contactText, messageJson, messageText, printer, requestJson, requestText, safe } from './output.js';
-import { profileOptions, withSession, type ProfileFlags } from './session.js';
+import { parseTtl } from '../chat/ttl.js';
+import { formatTtl } from '../chat/ttl.js';
+import type { ContactView } from '../api/views.js';
+import { contactText, messageText, printer, requestText, safe } from './output.js';
+import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -15,16 +13,14 @@ function positive(value: string): number {
 }
 
 export function contactsCommand(): Command {
-  return profileOptions(new Command('contacts').description('list your contacts')).action(async (flags: ProfileFlags) => {
-    await withSession(flags, ({ chat }) => {
+  return profileOptions(new Command('contacts').description('list your contacts'))
+    .option('--all', 'also list your one-time invitations nobody has used yet')
+    .action(async (flags: ProfileFlags & { all?: boolean }) => {
+      const { contacts } = await callProfile(flags, 'contacts', { all: flags.all === true });
       const out = printer(flags.json);
-      const contacts = chat.contacts();
-      if (contacts.length === 0 && !out.json) process.stdout.write('No contacts yet. Make an invitation with: nightjar invite\n');
-      const unread = new Map<number, number>();
-      for (const m of chat.unread()) unread.set(m.contactId, (unread.get(m.contactId) ?? 0) + 1);
-      for (const c of contacts) out.print(contactJson(c, unread.get(c.id) ?? 0), () => contactText(c, unread.get(c.id) ?? 0));
+      if (contacts.length === 0) out.note(flags.all ? 'No contacts yet. Make an invitation with: nightjar invite' : 'No contacts yet. Make an invitation with: nightjar invite (unused ones: nightjar contacts --all)');
+      for (const c of contacts) out.print(c, () => contactText(c));
     });
-  });
 }
 
 export function aliasCommand(): Command {
@@ -33,10 +29,8 @@ export function aliasCommand(): Command {
   )
     .option('--remove', 'remove the alias instead (pass any placeholder as <alias>)')
     .action(async (ref: string, alias: string, flags: ProfileFlags & { remove?: boolean }) => {
-      await withSession(flags, ({ chat }) => {
-        const contact = chat.setAlias(chat.find(ref), flags.remove ? null : alias);
-        printer(flags.json).print(contactJson(contact), () => (flags.remove ? `Removed the alias of #${contact.id}` : `#${contact.id} is now "${safe(contactLabel(contact))}"`));
-      });
+      const c = await callProfile(flags, 'alias', { contact: ref, alias: flags.remove ? null : alias });
+      printer(flags.json).print(c, () => (flags.remove ? `Removed the alias of #${c.id}` : `#${c.id} is now "${safe(c.name)}"`));
     });
 }
 
@@ -44,15 +38,10 @@ export function sendCommand(): Command {
   return profileOptions(
     new Command('send').description('send a message; returns once the relay has stored it').argument('<contact>', 'alias, name or #id').argument('<text...>', 'the message'),
   ).action(async (ref: string, words: string[], flags: ProfileFlags) => {
-    await withSession(flags, async (session) => {
-      const { chat } = session;
-      const contact = chat.find(ref);
-      const queued = chat.send(contact, words.join(' '));
-      await deliver(session, 'the message is saved and will be sent by the next command');
-      const m = chat.message(queued.id) ?? queued;
-      if (m.status === 'queued') throw new CliError('the relay has not confirmed the message yet; it is saved and will be sent by the next command');
-      printer(flags.json).print(messageJson(m, contactLabel(contact)), () => messageText(m, contactLabel(contact)));
-    });
+    const { message, note } = await callProfile(flags, 'send', { contact: ref, text: words.join(' ') }, 'the message is saved and will be sent by the next command');
+    const out = printer(flags.json);
+    out.print(message, () => messageText(message));
+    if (note !== null) out.note(note);
   });
 }
 
@@ -60,30 +49,17 @@ export function readCommand(): Command {
   return profileOptions(
     new Command('read').description('fetch waiting messages and print the new ones (marks them read)').argument('[contact]', 'only this contact (alias, name or #id)'),
   ).action(async (ref: string | undefined, flags: ProfileFlags) => {
-    await withSession(flags, async (session) => {
-      const { chat } = session;
-      const only = ref === undefined ? undefined : chat.find(ref);
-      // a relay that cannot be reached does not hide what the others delivered: print, then report it
-      let unreachable: CliError | undefined;
-      await deliver(session).catch((e: unknown) => {
-        if (!(e instanceof CliError)) throw e;
-        unreachable = e;
-      });
-      const out = printer(flags.json);
-      const labels = new Map<number, string>(chat.contacts().map((c) => [c.id, contactLabel(c)]));
-      const messages = chat.unread(only === undefined ? undefined : (chat.store.contact(only.id) ?? only));
-      for (const m of messages) {
-        const label = labels.get(m.contactId) ?? `#${m.contactId}`;
-        out.print(messageJson(m, label), () => messageText(m, label, only === undefined));
-      }
-      const requests = chat.requests().filter((r) => !r.shown);
-      for (const r of requests) out.print(requestJson(r), () => requestText(r));
-      chat.store.markRequestsShown(requests.map((r) => r.n));
-      if (messages.length === 0 && requests.length === 0 && !out.json && !unreachable) process.stdout.write('No new messages.\n');
-      chat.markRead(messages);
-      if (messages.length > 0 && unreachable === undefined) await deliverQuietly(session); // read receipts
-      if (unreachable) throw unreachable;
-    });
+    const { messages, requests, waiting, unreachable } = await callProfile(flags, 'read', ref === undefined ? {} : { contact: ref });
+    const out = printer(flags.json);
+    for (const m of messages) out.print(m, () => messageText(m, ref === undefined));
+    for (const r of requests) out.print(r, () => requestText(r));
+    for (const c of waiting) out.note(`${safe(c.name)} is connecting: it finishes when both of you are online (keep nightjar chat open, or run any command later)`);
+    if (messages.length === 0 && requests.length === 0 && unreachable === null) out.note('No new messages.');
+    // A relay that could not be reached does not hide what the others delivered: printed first, reported after.
+    if (unreachable !== null) {
+      process.stderr.write(`nightjar: ${unreachable}\n`);
+      process.exitCode = 1;
+    }
   });
 }
 
@@ -91,19 +67,17 @@ export function historyCommand(): Command {
   return profileOptions(new Command('history').description('show the conversation with a contact').argument('<contact>', 'alias, name or #id'))
     .option('--limit <n>', 'only the last N messages', positive)
     .action(async (ref: string, flags: ProfileFlags & { limit?: number }) => {
-      await withSession(flags, ({ chat }) => {
-        const contact = chat.find(ref);
-        const out = printer(flags.json);
-        const label = contactLabel(contact);
-        const messages = chat.history(contact, flags.limit);
-        if (messages.length === 0 && !out.json) process.stdout.write(`No messages with ${safe(label)}.\n`);
-        for (const m of messages) out.print(messageJson(m, label), () => messageText(m, label));
-      });
+      const { contact, messages } = await callProfile(flags, 'history', { contact: ref, limit: flags.limit ?? null });
+      const out = printer(flags.json);
+      if (messages.length === 0) out.note(`No messages with ${safe(contact.name)}.`);
+      for (const m of messages) out.print(m, () => messageText(m));
     });
 }
 
-function timerText(c: Contact): string {
-  return c.ttlSeconds === null ? `Disappearing messages with ${safe(contactLabel(c))} are off` : `Messages with ${safe(contactLabel(c))} now disappear ${formatTtl(c.ttlSeconds)} after they are sent`;
+function timerText(c: ContactView): string {
+  return c.disappearSeconds === null
+    ? `Disappearing messages with ${safe(c.name)} are off`
+    : `Messages with ${safe(c.name)} now disappear ${formatTtl(c.disappearSeconds)} after they are sent`;
 }
 
 export function disappearCommand(): Command {
@@ -113,23 +87,17 @@ export function disappearCommand(): Command {
       .argument('<contact>', 'alias, name or #id')
       .argument('<time>', 'seconds (or 10m, 1h, 7d), or off'),
   ).action(async (ref: string, time: string, flags: ProfileFlags) => {
-    const ttl = parseTtl(time);
-    await withSession(flags, async (session) => {
-      const contact = session.chat.setTimer(session.chat.find(ref), ttl);
-      await deliver(session, 'the change is saved and will be sent by the next command');
-      printer(flags.json).print(contactJson(contact), () => timerText(contact));
-    });
+    const seconds = parseTtl(time);
+    const c = await callProfile(flags, 'disappear', { contact: ref, seconds }, 'the change is saved and will be sent by the next command');
+    printer(flags.json).print(c, () => timerText(c));
   });
 }
 
 export function deleteCommand(): Command {
   return profileOptions(new Command('delete').description('delete a contact, its queues on the relays and the whole history').argument('<contact>', 'alias, name or #id')).action(
     async (ref: string, flags: ProfileFlags) => {
-      await withSession(flags, async ({ chat }) => {
-        const contact = chat.find(ref);
-        await chat.deleteContact(contact);
-        printer(flags.json).print({ ...contactJson(contact), deleted: true }, () => `Deleted ${safe(contactLabel(contact))} and the conversation`);
-      });
+      const c = await callProfile(flags, 'delete', { contact: ref });
+      printer(flags.json).print(c, () => `Deleted ${safe(c.name)} and the conversation`);
     },
   );
 }
@@ -137,18 +105,13 @@ export function deleteCommand(): Command {
 export function redundantCommand(): Command {
   return profileOptions(
     new Command('redundant')
-      .description("add a second receiving queue for a contact on a relay of another operator, so the conversation survives either relay vanishing")
+      .description('add a second receiving queue for a contact on a relay of another operator, so the conversation survives either relay vanishing')
       .argument('<contact>', 'alias, name or #id'),
   )
     .option('--relay <address>', 'put the extra queue on this relay')
     .action(async (ref: string, flags: ProfileFlags & { relay?: string }) => {
-      await withSession(flags, async (session) => {
-        const contact = session.chat.find(ref);
-        await session.agent.addRedundantQueue(contact.connectionId, flags.relay);
-        await deliver(session, 'the new queue is saved and will be announced with the next command');
-        const relays = session.agent.connection(contact.connectionId)?.receiveRelays ?? [];
-        printer(flags.json).print({ ...contactJson(contact), receiveRelays: relays }, () => `${safe(contactLabel(contact))} now reaches you through ${relays.join(' and ')}`);
-      });
+      const { contact, receiveRelays } = await callProfile(flags, 'redundant', { contact: ref, relay: flags.relay ?? null }, 'the new queue is saved and will be announced by the next command');
+      printer(flags.json).print({ ...contact, receiveRelays }, () => `${safe(contact.name)} now reaches you through ${receiveRelays.join(' and ')}`);
     });
 }
 
@@ -156,12 +119,10 @@ export function rotateCommand(): Command {
   return profileOptions(new Command('rotate').description("move a contact's connection to new queues").argument('<contact>', 'alias, name or #id'))
     .option('--relay <address>', 'put the new receiving queue on this relay')
     .action(async (ref: string, flags: ProfileFlags & { relay?: string }) => {
-      await withSession(flags, async (session) => {
-        const contact = session.chat.find(ref);
-        await session.chat.rotate(contact, flags.relay);
-        await deliver(session, 'the rotation is saved and will continue with the next command');
-        const relays = session.agent.connection(contact.connectionId)?.receiveRelays ?? [];
-        printer(flags.json).print({ ...contactJson(contact), rotated: true, receiveRelays: relays }, () => `Rotating the queues of ${safe(contactLabel(contact))}${relays.length ? `; receiving on ${relays.join(', ')}` : ''}`);
-      });
+      const { contact, receiveRelays } = await callProfile(flags, 'rotate', { contact: ref, relay: flags.relay ?? null }, 'the rotation is saved and continues with the next command');
+      printer(flags.json).print(
+        { ...contact, rotated: true, receiveRelays },
+        () => `Rotating the queues of ${safe(contact.name)}${receiveRelays.length ? `; receiving on ${receiveRelays.join(', ')}` : ''}`,
+      );
     });
 }

@@ -1,13 +1,28 @@
-/** `nightjar init` and `nightjar relays add|remove|list`. */
+/** `nightjar init`, `nightjar relays add|remove|list` and `nightjar routing`. */
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import type { RoutingView } from '../api/operations.js';
+import { ApiError } from '../api/errors.js';
 import { validName } from '../chat/body.js';
-import { Chat } from '../chat/chat.js';
 import { ChatError } from '../chat/errors.js';
-import { createProfileDatabase, profileExists } from '../chat/profile-db.js';
+import { profileExists } from '../chat/profile-paths.js';
 import { parseAddress } from '../protocol/address.js';
-import { printer } from './output.js';
-import { readPassphrase } from './passphrase.js';
-import { openAgent, profileDir, profileOptions, withSession, type ProfileFlags } from './session.js';
+import { printer, style } from './output.js';
+import { canAsk, newPassphrase } from './passphrase.js';
+import { callProfile, profileDir, profileOptions, type ProfileFlags } from './profile-access.js';
+
+/** Creates the profile in `dir` (keys and the encrypted database); the passphrase given, else from the environment or asked twice. */
+export async function createProfile(dir: string, name: string, passphrase?: string): Promise<void> {
+  const clean = validName(name);
+  if (clean === undefined) throw new ChatError('BAD_INPUT', 'the display name must be 1 to 64 printable characters');
+  if (profileExists(dir)) throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
+  passphrase ??= await newPassphrase(dir);
+  const [{ createProfileDatabase }, { Chat }, { Agent }] = await Promise.all([import('../chat/profile-db.js'), import('../chat/chat.js'), import('../agent/agent.js')]);
+  await createProfileDatabase(dir, passphrase, async (db) => {
+    Chat.initialize(db, clean);
+    await Agent.open(db, Chat.open(db)).close(); // creates the agent's tables and keys
+  });
+}
 
 export function initCommand(): Command {
   return profileOptions(
@@ -16,64 +31,80 @@ export function initCommand(): Command {
       .requiredOption('--name <name>', 'your display name, shown only to your contacts'),
   ).action(async (flags: ProfileFlags & { name: string }) => {
     const dir = profileDir(flags);
-    const name = validName(flags.name);
-    if (name === undefined) throw new ChatError('BAD_INPUT', 'the display name must be 1 to 64 printable characters');
-    if (profileExists(dir)) throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
-    const passphrase = await readPassphrase(dir, true);
-    await createProfileDatabase(dir, passphrase, async (db) => {
-      Chat.initialize(db, name);
-      const agent = openAgent(db, Chat.open(db)); // creates the agent's tables and keys
-      await agent.close();
-    });
-    printer(flags.json).print({ type: 'profile', profile: dir, name }, () => `Created profile "${name}" in ${dir}\nNext: nightjar relays add nightjar://...`);
+    await createProfile(dir, flags.name);
+    printer(flags.json).print({ type: 'profile', profile: dir, name: flags.name.trim() }, () => `Created profile "${flags.name.trim()}" in ${dir}\nNext: nightjar relays add nightjar://...`);
   });
+}
+
+/** Lines explaining what the relay list allows (nothing when all is well). */
+function routingNote(r: RoutingView): string[] {
+  return r.note === null ? [] : [style.yellow(`Note: ${r.note}.`)];
+}
+
+function relayPassword(flags: { passwordFile?: string; password?: boolean }, address: string): Promise<string | null | undefined> | string | null | undefined {
+  if (flags.passwordFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.passwordFile, 'utf8');
+    } catch (e) {
+      throw new ApiError('BAD_INPUT', `cannot read ${flags.passwordFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    const password = text.replace(/\r?\n$/, '');
+    if (password === '') throw new ApiError('BAD_INPUT', `${flags.passwordFile} is empty`);
+    return password;
+  }
+  if (flags.password === true) {
+    if (!canAsk()) throw new ApiError('BAD_INPUT', '--password asks at the terminal; without one, use --password-file FILE');
+    return import('./passphrase.js').then(({ askHidden }) => askHidden(`Password for ${address}: `));
+  }
+  if (flags.password === false) return null; // --no-password: forget the one on record
+  return undefined;
 }
 
 export function relaysCommand(): Command {
   const relays = new Command('relays').description('the relays this profile puts its queues on');
 
-  profileOptions(relays.command('add').description('add a relay').argument('<address>', 'nightjar://<fingerprint>@host:port'))
-    .option('--operator <name>', 'who runs the relay (queues are spread over operators)')
-    .action(async (address: string, flags: ProfileFlags & { operator?: string }) => {
+  profileOptions(relays.command('add').description('check a relay and add it to the list (or update its operator or password)').argument('<address>', 'nightjar://<fingerprint>@host:port'))
+    .option('--operator <name>', 'who runs the relay (queues are spread over operators); kept when not given')
+    .option('--password-file <file>', 'the password of a private relay, read from this file')
+    .option('--password', 'ask for the password of a private relay')
+    .option('--no-password', 'forget the password on record')
+    .option('--offline', 'add it without checking that it answers and is the relay the address names')
+    .action(async (address: string, flags: ProfileFlags & { operator?: string; passwordFile?: string; password?: boolean; offline?: boolean }) => {
       parseAddress(address);
-      await withSession(flags, ({ agent }) => {
-        agent.addRelay(address.trim(), flags.operator);
-        const entry = agent.listRelays().find((r) => r.address === address.trim());
-        const operator = entry?.operator ?? flags.operator ?? '';
-        printer(flags.json).print({ type: 'relay', address: address.trim(), operator }, () => `Added relay ${address.trim()}${operator ? ` (${operator})` : ''}`);
-      });
+      const password = await relayPassword(flags, address.trim());
+      // password: a string sets it, null forgets it, left out keeps the one on record
+      const { relay, checked, routing } = await callProfile(flags, 'relays.add', { address: address.trim(), operator: flags.operator ?? null, password, offline: flags.offline === true });
+      printer(flags.json).print({ ...relay, checked, routing }, () =>
+        [
+          `${relay['added'] ? 'Added' : 'Updated'} relay ${relay.address}${relay.operator ? ` (${relay.operator})` : ''}${checked ? `: it answers (${relay.latencyMs ?? '?'} ms) and is the relay the address names` : ' without checking it (--offline)'}`,
+          ...routingNote(routing),
+        ].join('\n'),
+      );
     });
 
   profileOptions(relays.command('remove').description('stop using a relay for new queues').argument('<address>', 'the relay address')).action(
     async (address: string, flags: ProfileFlags) => {
-      await withSession(flags, ({ agent }) => {
-        if (!agent.removeRelay(address.trim())) throw new ChatError('BAD_INPUT', `relay ${address.trim()} is not in the list (see: nightjar relays list)`);
-        printer(flags.json).print({ type: 'relay', address: address.trim(), removed: true }, () => `Removed relay ${address.trim()}`);
-      });
+      const { routing } = await callProfile(flags, 'relays.remove', { address: address.trim() });
+      printer(flags.json).print({ type: 'relay', address: address.trim(), removed: true, routing }, () => [`Removed relay ${address.trim()}`, ...routingNote(routing)].join('\n'));
     },
   );
 
-  profileOptions(relays.command('list').description('list the relays with their health (reachable, latency, last error)'))
+  profileOptions(relays.command('list').description('list the relays with their health (reachable, latency, last error) and what routing they allow'))
     .option('--no-check', 'show what was last seen instead of pinging each relay now')
     .action(async (flags: ProfileFlags & { check: boolean }) => {
-      await withSession(flags, async ({ agent }) => {
-        const out = printer(flags.json);
-        const list = flags.check ? await agent.checkRelays(3000) : agent.relayHealth();
-        if (list.length === 0 && !out.json) process.stdout.write('No relays yet. Add one with: nightjar relays add nightjar://...\n');
-        for (const r of list) {
-          const state = r.reachable === undefined ? 'not checked' : r.reachable ? `reachable, ${r.latencyMs ?? '?'} ms` : `unreachable: ${r.lastError ?? 'unknown error'}`;
-          out.print(
-            { type: 'relay', address: r.address, operator: r.operator, reachable: r.reachable ?? null, latencyMs: r.latencyMs ?? null, lastError: r.lastError ?? null, queues: r.queues },
-            () => `${r.address}${r.operator ? `  [${r.operator}]` : ''}  ${state}  (${r.queues} of your queues)`,
-          );
-        }
-      });
+      const { relays: list, routing } = await callProfile(flags, 'relays.list', { check: flags.check });
+      const out = printer(flags.json);
+      if (list.length === 0) out.note('No relays yet. Add one with: nightjar relays add nightjar://...');
+      for (const r of list) {
+        const state = r.reachable === null ? 'not checked' : r.reachable ? `reachable, ${r.latencyMs ?? '?'} ms` : `unreachable: ${r.lastError ?? 'unknown error'}`;
+        out.print(r, () => `${r.address}${r.operator ? `  [${r.operator}]` : ''}${r.password ? '  (password)' : ''}  ${state}  (${r.queues} of your queues)`);
+      }
+      out.print(routing, () => [`${routing.mode} routing: ${routing.strength === 'robust' ? 'works, and survives one relay going down' : routing.strength === 'fragile' ? 'works' : 'not possible with this list'}`, ...routingNote(routing)].join('\n'));
     });
 
   return relays;
 }
-
-const ROUTING_MODES = ['direct', 'private', 'onion'] as const;
 
 /** `nightjar routing [direct|private|onion] [--direct-fallback|--no-direct-fallback]`. */
 export function routingCommand(): Command {
@@ -84,19 +115,12 @@ export function routingCommand(): Command {
       .option('--direct-fallback', 'send directly when no forwarding relay works (reveals your IP to the contact’s relay)')
       .option('--no-direct-fallback', 'let messages wait until a forwarding relay works (default)'),
   ).action(async (mode: string | undefined, flags: ProfileFlags & { directFallback?: boolean }) => {
-    if (mode !== undefined && !(ROUTING_MODES as readonly string[]).includes(mode)) {
-      throw new ChatError('BAD_INPUT', `routing must be one of ${ROUTING_MODES.join(', ')}`);
-    }
-    await withSession(flags, ({ agent }) => {
-      const current = agent.routing();
-      if (mode !== undefined || flags.directFallback !== undefined) {
-        agent.setRouting((mode as (typeof ROUTING_MODES)[number] | undefined) ?? current.mode, flags.directFallback ?? current.allowDirectFallback);
-      }
-      const now = agent.routing();
-      printer(flags.json).print(
-        { type: 'routing', mode: now.mode, directFallback: now.allowDirectFallback },
-        () => `routing: ${now.mode}${now.mode === 'direct' ? '' : now.allowDirectFallback ? ' (falls back to direct when no forwarding relay works)' : ' (messages wait when no forwarding relay works)'}`,
-      );
-    });
+    const now = await callProfile(flags, 'routing', { mode: mode ?? null, directFallback: flags.directFallback ?? null });
+    printer(flags.json).print(now, () =>
+      [
+        `routing: ${now.mode}${now.mode === 'direct' ? '' : now.directFallback ? ' (falls back to direct when no forwarding relay works)' : ' (messages wait when no forwarding relay works)'}`,
+        ...routingNote(now),
+      ].join('\n'),
+    );
   });
 }

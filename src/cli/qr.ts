@@ -5,6 +5,7 @@
  * light text on a dark background, like most terminals.
  */
 import { encode } from 'uqr';
+import { style } from './output.js';
 
 export function terminalQr(text: string, colour: boolean): string {
   const { data } = encode(text, { ecc: 'L', border: 2 });
@@ -22,3 +23,20 @@ export function terminalQr(text: string, colour: boolean): string {
   }
   return lines.join('\n');
 }
+
+const colour = (): boolean => process.stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '';
+
+/** The QR code lines to print before a link (none with --json or --no-qr, a note if the terminal is too small). */
+export function qrLines(link: string, flags: { json?: boolean; qr?: boolean }): string[] {
+  if (flags.json || flags.qr === false) return [];
+  const qr = terminalQr(link, colour());
+  const width = qr.indexOf('\n');
+  const height = qr.split('\n').length;
+  const columns = process.stdout.isTTY ? process.stdout.columns : undefined;
+  const rows = process.stdout.isTTY ? process.stdout.rows : undefined;
+  if ((columns !== undefined && width > columns) || (rows !== undefined && height > rows)) {
+    return [style.dim(`(enlarge the terminal to ${width}×${height} to see the QR code)`)];
+  }
+  return [qr, ''];
+}
+

@@ -3,9 +3,20 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULTS } from '../relay/config.js';
-import { LOG_LEVELS, type LogLevel } from '../relay/log.js';
-import { relayAddressOf, startRelay } from '../relay/server.js';
+import { ConfigError, DEFAULTS } from '../relay/config.js';
+import { LOG_LEVELS, type LogLevel } from '../relay/log-levels.js';
+import { CliError } from './errors.js';
+
+/** The relay's own start-up errors, as the one-line CLI error. */
+async function asCliError<T>(work: () => Promise<T>): Promise<T> {
+  const { RelayStartError } = await import('../relay/server.js');
+  try {
+    return await work();
+  } catch (e) {
+    if (e instanceof RelayStartError || e instanceof ConfigError) throw new CliError(e.message);
+    throw e;
+  }
+}
 
 export const DEFAULT_RELAY_DIR = join(homedir(), '.nightjar', 'relay');
 
@@ -98,7 +109,8 @@ export function relayCommand(): Command {
     .option('--json', 'print the address as one JSON line')
     .action(async (flags: StartFlags) => {
       const tracer = flags.debugTraceFile === undefined ? undefined : blockTraceFile(flags.debugTraceFile);
-      const running = await startRelay({
+      const { startRelay } = await import('../relay/server.js');
+      const running = await asCliError(() => startRelay({
         host: flags.host,
         port: flags.port,
         publicHost: flags.publicHost,
@@ -116,7 +128,7 @@ export function relayCommand(): Command {
         outgoingAddress: flags.outgoingAddress,
         logLevel: flags.logLevel,
         trace: tracer?.trace,
-      });
+      }));
       if (flags.json) process.stdout.write(JSON.stringify({ address: running.addressText }) + '\n');
       else process.stdout.write(`Nightjar relay listening on ${flags.host}:${running.address.port}\naddress: ${running.addressText}\n`);
       const stop = (): void => {
@@ -138,7 +150,8 @@ export function relayCommand(): Command {
     .option('--data-dir <dir>', 'the relay data directory', process.env['NIGHTJAR_RELAY_DIR'] ?? DEFAULT_RELAY_DIR)
     .option('--json', 'print as one JSON line')
     .action(async (flags: { dataDir: string; json?: boolean }) => {
-      const address = await relayAddressOf(flags.dataDir);
+      const { relayAddressOf } = await import('../relay/server.js');
+      const address = await asCliError(() => relayAddressOf(flags.dataDir));
       process.stdout.write(flags.json ? JSON.stringify({ address }) + '\n' : address + '\n');
     });
 

@@ -1,4 +1,10 @@
 /** Process entry point of the `nightjar` command (see bin/nightjar). */
-import { main } from './main.js';
-
-await main(process.argv.slice(2));
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  // Answered before the command definitions load: scripts call this to probe for nightjar.
+  const { VERSION } = await import('./version.js');
+  process.stdout.write(VERSION + '\n');
+} else {
+  const { main } = await import('./main.js');
+  await main(args);
+}

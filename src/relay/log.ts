@@ -5,9 +5,9 @@
  * an operator who turns debug on knows what the log now holds.
  */
 import { pino, type Logger } from 'pino';
+import type { LogLevel } from './log-levels.js';
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'silent';
-export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'silent'];
+export { LOG_LEVELS, type LogLevel } from './log-levels.js';
 
 export type RelayLogger = Logger;
 

@@ -1,0 +1,55 @@
+/**
+ * Errors of the node's API: a stable `code` and one line for a person. The
+ * agent's and the chat layer's typed errors map onto it one to one; the
+ * API adds its own codes for what only it can see. Anything else is a bug
+ * and stays an ordinary Error.
+ */
+import { AgentError } from '../agent/agent-api.js';
+import { ChatError } from '../chat/errors.js';
+import { AddressError } from '../protocol/address.js';
+
+export type ApiErrorCode =
+  | AgentError['code']
+  | ChatError['code']
+  | 'BAD_ADDRESS' // not a relay address
+  | 'BAD_REQUEST' // a request the API cannot parse, or an unknown operation
+  | 'RELAY_PASSWORD' // the relay wants a password we do not have, or refused ours
+  | 'NOT_ENOUGH_RELAYS' // the routing mode asked for needs more relays than the list has
+  | 'PROFILE_BUSY' // another process holds the profile and does not answer on its socket
+  | 'INTERRUPTED'; // the caller went away (Ctrl-C) while the operation waited
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message.replace(/\s*\n\s*/g, ' '));
+  }
+}
+
+function agentMessage(e: AgentError): string {
+  switch (e.code) {
+    case 'BAD_LINK':
+      return e.message;
+    case 'LINK_USED':
+      return 'this invitation link was already used; ask your contact for a new one';
+    case 'ADDRESS_GONE':
+      return `this contact address no longer exists (${e.message})`;
+    case 'NO_RELAYS':
+      return 'no relays configured; add one with: nightjar relays add nightjar://...';
+    case 'RELAY_UNREACHABLE':
+      return `relay unreachable: ${e.message}; nothing was lost, try again later`;
+    default:
+      return e.message;
+  }
+}
+
+/** The API error for an error a user can cause, or undefined for a bug. */
+export function toApiError(e: unknown): ApiError | undefined {
+  if (e instanceof ApiError) return e;
+  if (e instanceof AgentError) return new ApiError(e.code, agentMessage(e));
+  if (e instanceof ChatError) return new ApiError(e.code, e.message);
+  if (e instanceof AddressError) return new ApiError('BAD_ADDRESS', `invalid relay address: ${e.message}`);
+  return undefined;
+}

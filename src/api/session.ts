@@ -1,0 +1,66 @@
+/**
+ * An open profile: the encrypted database, the chat layer and, loaded
+ * when an operation first needs it, the agent over them. Expired
+ * disappearing messages are deleted right after opening. Only the process
+ * holding the profile lock (profile-lock.ts) opens one.
+ */
+import type { Agent, AgentOptions } from '../agent/agent.js';
+import { Chat } from '../chat/chat.js';
+import { openProfileDatabase, type DB } from '../chat/profile-db.js';
+import type { ProfileKey } from '../chat/profile-key.js';
+import { hasChatSchema } from '../chat/schema.js';
+
+export interface Session {
+  readonly dir: string;
+  readonly db: DB;
+  readonly chat: Chat;
+  /** The agent; only after loadAgent() (operations that need it get it loaded first). */
+  readonly agent: Agent;
+  /** Loads and opens the agent (its module graph is most of the start-up cost), once. */
+  loadAgent(): Promise<Agent>;
+  close(): Promise<void>;
+}
+
+/** Opens the profile in `dir` with `key`; throws ChatError WRONG_PASSPHRASE (and others) with the file unchanged. */
+export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOptions = {}): Session {
+  const db = openProfileDatabase(dir, key, hasChatSchema);
+  let chat: Chat;
+  try {
+    chat = Chat.open(db);
+    chat.deleteExpired();
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  let agent: Agent | undefined;
+  let loading: Promise<Agent> | undefined;
+  let closed = false;
+  return {
+    dir,
+    db,
+    chat,
+    get agent(): Agent {
+      if (!agent) throw new Error('the agent is not loaded: call loadAgent() first');
+      return agent;
+    },
+    loadAgent() {
+      loading ??= import('../agent/agent.js').then(({ Agent }) => {
+        if (closed) throw new Error('the session is closed');
+        agent = Agent.open(db, chat, agentOptions);
+        chat.attach(agent);
+        return agent;
+      });
+      return loading;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await loading?.catch(() => undefined);
+        await agent?.close();
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
