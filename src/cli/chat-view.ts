@@ -9,6 +9,7 @@ import { contactLabel } from '../chat/contacts.js';
 import type { ChatEvent } from '../chat/incoming.js';
 import type { Contact, Message } from '../chat/store.js';
 import { contactView, messageView, requestView } from '../api/views.js';
+import { withCommandName } from './command-name.js';
 import { marks, messageText, safe, style, type Json } from './output.js';
 
 /** Terminal rows `text` takes (ANSI colours ignored, wide characters counted as one). */
@@ -46,7 +47,7 @@ export class ChatView {
       if (object) process.stdout.write(JSON.stringify(object) + '\n');
       return;
     }
-    const line = text();
+    const line = withCommandName(text());
     if (!this.live) {
       process.stdout.write(line + '\n');
       return;

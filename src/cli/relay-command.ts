@@ -58,6 +58,7 @@ interface StartFlags {
   forwardPrivateAddresses?: boolean;
   outgoingAddress?: string;
   debugTraceFile?: string;
+  statsInterval: number;
   logLevel: LogLevel;
   json?: boolean;
 }
@@ -104,6 +105,7 @@ export function relayCommand(): Command {
     .option('--forward-private-addresses', 'let clients forward to relays on private and loopback addresses (default: only when --host is loopback)')
     .option('--no-forward-private-addresses', 'never forward to relays on private and loopback addresses')
     .option('--outgoing-address <ip>', 'source address for connections to other relays')
+    .option('--stats-interval <seconds>', 'seconds between log lines of aggregate counts (no IDs, no addresses)', positiveInt('stats-interval'), DEFAULTS.statsIntervalSeconds)
     .addOption(new Option('--debug-trace-file <path>', 'append every decrypted block to this file (debugging only: it holds metadata)').hideHelp())
     .addOption(new Option('--log-level <level>', 'log level (debug logs metadata such as IPs, marked metadata:true)').choices(LOG_LEVELS).default('info'))
     .option('--json', 'print the address as one JSON line')
@@ -126,11 +128,18 @@ export function relayCommand(): Command {
         maxForwardSessionsPerConnection: flags.maxForwardSessionsPerConnection,
         forwardToPrivateAddresses: flags.forwardPrivateAddresses,
         outgoingAddress: flags.outgoingAddress,
+        statsIntervalSeconds: flags.statsInterval,
         logLevel: flags.logLevel,
         trace: tracer?.trace,
       }));
       if (flags.json) process.stdout.write(JSON.stringify({ address: running.addressText }) + '\n');
-      else process.stdout.write(`Nightjar relay listening on ${flags.host}:${running.address.port}\naddress: ${running.addressText}\n`);
+      else {
+        const wildcard = flags.publicHost === undefined && ['0.0.0.0', '::', '[::]'].includes(flags.host);
+        process.stdout.write(
+          `Nightjar relay listening on ${flags.host}:${running.address.port}\naddress: ${running.addressText}\n` +
+            (wildcard ? `warning: ${flags.host} is not an address anyone can dial; restart with --public-host <the relay's public name or IP> so the address works elsewhere\n` : ''),
+        );
+      }
       const stop = (): void => {
         running.close().then(
           () => {

@@ -51,6 +51,8 @@ export interface RelayConfig {
   readonly outgoingAddress?: string;
   /** Seconds to connect to a destination relay, and for each of its answers. */
   readonly forwardTimeoutSeconds: number;
+  /** Seconds between the log lines of aggregate counts (`relay stats`). */
+  readonly statsIntervalSeconds: number;
 }
 
 export const DEFAULTS = {
@@ -71,6 +73,7 @@ export const DEFAULTS = {
   maxForwardSessionsPerConnection: 16,
   maxForwardSessions: 1000,
   forwardTimeoutSeconds: 10,
+  statsIntervalSeconds: 60,
 } as const satisfies Partial<RelayConfig>;
 
 /** Whether forwarding may reach private addresses under `config` (see `forwardToPrivateAddresses`). */
@@ -108,6 +111,7 @@ export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string 
   positive('maxForwardSessionsPerConnection');
   positive('maxForwardSessions');
   positive('forwardTimeoutSeconds');
+  positive('statsIntervalSeconds');
   if (c.outgoingAddress !== undefined && isIP(c.outgoingAddress) === 0) throw new ConfigError(`outgoingAddress must be an IP address, got ${c.outgoingAddress}`);
   if (c.password !== undefined && (c.password.length === 0 || Buffer.byteLength(c.password) > 255)) {
     throw new ConfigError('password must be 1..255 bytes');

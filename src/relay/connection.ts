@@ -23,6 +23,7 @@ import type { RelayConfig } from './config.js';
 import { BUSY_RETRY_MS, type ClientSession, type Dispatcher } from './dispatcher.js';
 import type { RelayLogger } from './log.js';
 import { TokenBucket } from './rate-limit.js';
+import type { RelayCounters } from './stats.js';
 
 /** Blocks waiting to be processed before the socket stops reading (back-pressure). */
 const MAX_QUEUED_BLOCKS = 16;
@@ -34,6 +35,8 @@ type State = 'handshake' | 'ready' | 'closed';
 
 /** Commands that run concurrently with their neighbours of the same kind: SEND, and forwarding round trips. */
 const CONCURRENT_TAGS = ['SEND ', 'PFWD ', 'RFWD '].map((t) => Buffer.from(t));
+
+const SEND_TAG = Buffer.from('SEND ');
 
 /** Whether a raw transmission carries SEND, PFWD or RFWD, judged without a full parse. */
 function isConcurrent(t: Uint8Array): boolean {
@@ -72,7 +75,10 @@ export class RelayConnection implements ClientSession {
     /** Commands in flight over the whole relay, shared by all connections. */
     private readonly load: { inFlight: number; readonly max: number },
     private readonly trace?: BlockTrace,
+    /** Aggregate counts for the operator's stats line (stats.ts). */
+    private readonly counters?: RelayCounters,
   ) {
+    if (counters) counters.connectionsOpened++;
     this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
     this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
     this.handshakeTimer = setTimeout(() => this.close('handshake timeout'), config.handshakeTimeoutSeconds * 1000);
@@ -187,6 +193,10 @@ export class RelayConnection implements ClientSession {
     this.load.inFlight++;
     try {
       const response = await this.dispatcher.handle(this, t);
+      if (this.counters) {
+        this.counters.commands++;
+        if (response.type === 'OK' && SEND_TAG.equals(t.command.subarray(0, SEND_TAG.length))) this.counters.messagesIn++;
+      }
       this.respond(t.corrId, t.entityId, response);
     } finally {
       this.load.inFlight--;
@@ -212,6 +222,8 @@ export class RelayConnection implements ClientSession {
 
   private respond(corrId: Uint8Array, entityId: Uint8Array, response: Response): void {
     if (this.state === 'closed') return;
+    if (response.type === 'MSG' && this.counters) this.counters.messagesOut++;
+    else if (response.type === 'ERR') this.counters?.error(response.code);
     this.outbox.push(encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(response))));
     if (!this.flushScheduled) {
       this.flushScheduled = true;

@@ -13,7 +13,12 @@ export type RelayLogger = Logger;
 
 /** A JSON-lines logger on stderr (stdout is kept for the relay's address). */
 export function createRelayLogger(level: LogLevel): RelayLogger {
-  return pino({ level, base: { component: 'relay' } }, pino.destination(2));
+  // ISO-8601 times: readable in a terminal and in journald, sortable, unambiguous about the zone (UTC).
+  // Level names rather than pino's numbers, for the same reason.
+  return pino(
+    { level, base: { component: 'relay' }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    pino.destination(2),
+  );
 }
 
 /** For debug lines that contain metadata: marks them so they can be filtered out. */

@@ -17,8 +17,14 @@ import { PeerPool } from './peer-pool.js';
 import { loadOrCreateRoutingKey } from './routing-key.js';
 import type { QueueStore } from './queue-store.js';
 import { SqliteQueueStore } from './sqlite-store.js';
+import { RelayCounters } from './stats.js';
 
 export const DATABASE_FILE = 'relay.sqlite';
+
+/** Whether `host` listens on every interface, so it names no address a client could dial. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '';
+}
 /** Remembers the last public host and port, so `nightjar relay address` can print the address later. */
 export const ENDPOINT_FILE = 'relay.json';
 
@@ -115,6 +121,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   const dispatcher = new Dispatcher(store, config, { routingKey, pool });
   const connections = new Set<RelayConnection>();
   const load = { inFlight: 0, max: config.maxCommandsInFlight };
+  const counters = new RelayCounters();
 
   const server = createServer({
     key: identity.keyPem,
@@ -128,7 +135,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   server.maxConnections = config.maxConnections;
   server.on('secureConnection', (socket: TLSSocket) => {
     log.debug(metadataFields({ remote: socket.remoteAddress }), 'connection opened');
-    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c), load, options.trace));
+    connections.add(new RelayConnection(socket, dispatcher, config, log, (c) => connections.delete(c), load, options.trace, counters));
   });
   // Failed TLS handshakes (wrong protocol, scanners) are routine: no log line with an address.
   server.on('tlsClientError', () => log.debug('TLS handshake failed'));
@@ -158,6 +165,19 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
     log.warn('TLS session tickets are on: start the relay with bin/nightjar, which loads config/openssl-nightjar.cnf');
   }
   if (options.trace) log.warn('every decrypted block is traced: the trace holds metadata (debugging only)');
+  if (config.publicHost === undefined && isWildcard(config.host)) {
+    log.warn(
+      `listening on all interfaces (${config.host}) without --public-host: the printed address names ${config.host}, which clients elsewhere cannot dial; give the relay's public name or IP with --public-host`,
+    );
+  }
+  // Once a minute, aggregate counts for the operator: how busy, how full, what went wrong; no IDs, no addresses.
+  const statsTimer = setInterval(() => {
+    store.stats().then(
+      (s) => log.info({ connections: connections.size, queues: s.queues, messagesStored: s.messages, ...counters.take() }, 'relay stats'),
+      (e: unknown) => log.error({ err: String(e) }, 'relay stats failed'),
+    );
+  }, config.statsIntervalSeconds * 1000);
+  statsTimer.unref();
   const stats = await store.stats();
   log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
 
@@ -174,6 +194,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
       if (closed) return;
       closed = true;
       clearInterval(sweeper);
+      clearInterval(statsTimer);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of [...connections]) c.close('relay stopping');
       dispatcher.forwarder?.close();
