@@ -159,7 +159,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   }
   if (options.trace) log.warn('every decrypted block is traced: the trace holds metadata (debugging only)');
   const stats = await store.stats();
-  log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
+  log.info({ queues: stats.queues, messages: stats.messages, links: stats.links, port: bound.port }, 'relay started');
 
   let closed = false;
   return {
