@@ -23,7 +23,8 @@ import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
 import { openTransport, type RelayTransport } from './transport.js';
 import { ForwardRoutes, type RouteHop } from './forwarding.js';
-import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
+import { checkLinkData, checkLinkId, requiringLinkData } from './link-data.js';
+import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
 import { randomBytes } from '../crypto/random.js';
 
 export interface RelayClientOptions {
@@ -418,12 +419,76 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    *   await client.sendVia([client.address, other], queue, body);       // onion
    */
   async sendVia(route: readonly RouteHop[], queue: SenderQueue, body: Uint8Array, flags = 0): Promise<void> {
-    if (this.transport && this.transport.version < PRIVATE_ROUTING_VERSION) {
-      throw new ConnectionError('VERSION', this.addressText, 'relay does not speak private routing');
-    }
+    this.requireVersion(PRIVATE_ROUTING_VERSION, 'private routing');
     const command: Command = { type: 'SEND', flags, body };
     const answer = await this.routes.request(route, queue.relay, { corrId: randomBytes(4), entityId: queue.senderId, command, signingKey: queue.senderKey });
     if (answer.type !== 'OK') throw new ConnectionError('CLOSED', formatAddress(queue.relay), `unexpected ${answer.type} where OK was due`);
+  }
+
+  /** ConnectionError VERSION when the current connection negotiated a version before `version`. */
+  private requireVersion(version: number, feature: string): void {
+    if (this.transport && this.transport.version < version) {
+      throw new ConnectionError('VERSION', this.addressText, `relay does not speak ${feature} (protocol version ${version})`);
+    }
+  }
+
+  /**
+   * Stores `data` on the queue's relay under `linkId` (docs/protocol.md
+   * §9.14), replacing the queue's previous link data and link ID. Resolves
+   * once the relay has it on disk. On a messaging queue the relay deletes it
+   * when the queue is secured; on a contact queue it stays until the queue
+   * is deleted. Rejects with RangeError for a link ID that is not 24 bytes
+   * or data that is not 1..MAX_LINK_DATA_LENGTH bytes, ConnectionError
+   * VERSION when the relay speaks no version 3, and RelayError AUTH when the
+   * queue is gone or secured, or another queue holds `linkId`.
+   *
+   * @example
+   *   await client.setLinkData(queue, linkId, sealedInvitation);
+   */
+  async setLinkData(queue: RecipientQueue, linkId: Uint8Array, data: Uint8Array): Promise<void> {
+    checkLinkId(linkId);
+    checkLinkData(data);
+    this.requireVersion(LINK_DATA_VERSION, 'link data');
+    const answer = await requiringLinkData(() => this.request(queue.recipientId, { type: 'LSET', linkId, linkData: data }, queue.recipientKey));
+    this.expect(answer, 'OK');
+  }
+
+  /**
+   * The link data stored under `linkId` on this client's relay, fetched
+   * directly (the relay sees this client's address; `getLinkDataVia` hides
+   * it). Rejects with RelayError AUTH when there is none (never set, spent,
+   * deleted, or its queue suspended) and ConnectionError VERSION when the
+   * relay speaks no version 3.
+   *
+   * @example
+   *   const sealed = await client.getLinkData(linkId);
+   */
+  async getLinkData(linkId: Uint8Array): Promise<Uint8Array> {
+    checkLinkId(linkId);
+    this.requireVersion(LINK_DATA_VERSION, 'link data');
+    const answer = await requiringLinkData(() => this.request(linkId, { type: 'LGET' }));
+    // A copy, not a view that would keep the whole received block alive.
+    return new Uint8Array(this.expect(answer, 'LNK').linkData);
+  }
+
+  /**
+   * The link data stored under `linkId` on relay `dest`, fetched by private
+   * routing through `route` as `sendVia` sends (`route[0]` is this client's
+   * relay): `dest` never sees this client's address. Rejects as `sendVia`
+   * does, with RelayError AUTH from `dest` when there is no such link, and
+   * ConnectionError VERSION when this client's relay cannot forward or
+   * `dest` speaks no version 3.
+   *
+   * @example
+   *   const sealed = await client.getLinkDataVia([client.address], linkRelay, linkId);
+   */
+  async getLinkDataVia(route: readonly RouteHop[], dest: RelayAddress, linkId: Uint8Array): Promise<Uint8Array> {
+    checkLinkId(linkId);
+    this.requireVersion(PRIVATE_ROUTING_VERSION, 'private routing');
+    const command: Command = { type: 'LGET' };
+    const answer = await requiringLinkData(() => this.routes.request(route, dest, { corrId: randomBytes(4), entityId: linkId, command }));
+    if (answer.type !== 'LNK') throw new ConnectionError('CLOSED', formatAddress(dest), `unexpected ${answer.type} where LNK was due`);
+    return new Uint8Array(answer.linkData);
   }
 
   /** Pings the relay `dest` through `route`, as `sendVia` would reach it: checks the route end to end. */

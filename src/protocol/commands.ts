@@ -7,6 +7,7 @@
 import { Reader, Writer, asciiBytes, asciiString } from './codec.js';
 import { ProtocolError, isErrorCode, type ErrorCode } from './errors.js';
 import { ROUTING_KEY_SIG_LENGTH } from './handshake.js';
+import { INITIAL_VERSION, LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION } from './version.js';
 
 /** Length of every queue ID and message ID the relay issues. */
 export const ID_LENGTH = 24;
@@ -22,6 +23,20 @@ export const SESSION_ID_LENGTH = 24;
 export const MAX_CERTIFICATE_LENGTH = 2048;
 /** Longest relay address text a PRXY carries. */
 export const MAX_RELAY_ADDRESS_LENGTH = 255;
+/**
+ * Length of a link ID (LSET, and the entityId of LGET). The agent derives it
+ * from the link key; it travels as an entityId, so it has an ID's length.
+ */
+export const LINK_ID_LENGTH = ID_LENGTH;
+/**
+ * The largest link data LSET stores and LNK returns (2 KiB). The bound is
+ * private routing's exit layer: an LNK answer with its transmission fields
+ * takes 57 bytes more than its data, and an exit response holds 2 560
+ * (docs/routing.md, "Fixed sizes"), so at most 2 503 bytes would fit; 2 KiB
+ * leaves room, and holds an invitation (about 1 400 bytes) with its padding
+ * and AEAD overhead.
+ */
+export const MAX_LINK_DATA_LENGTH = 2048;
 
 /**
  * `messaging`: secured with KEY, after which only the sender's key may send;
@@ -54,7 +69,11 @@ export type Command =
   /** A request sealed to the destination of session `sessionId`; answered with PRES. */
   | { readonly type: 'PFWD'; readonly sessionId: Uint8Array; readonly ephemeralKey: Uint8Array; readonly sealed: Uint8Array }
   /** Relay to relay: a request sealed to this relay's routing key; answered with RRES. */
-  | { readonly type: 'RFWD'; readonly ephemeralKey: Uint8Array; readonly sealed: Uint8Array };
+  | { readonly type: 'RFWD'; readonly ephemeralKey: Uint8Array; readonly sealed: Uint8Array }
+  /** Sets or replaces the queue's link data, stored under `linkId` (opaque to the relay); answered with OK. */
+  | { readonly type: 'LSET'; readonly linkId: Uint8Array; readonly linkData: Uint8Array }
+  /** Fetches the link data stored under the entityId (a link ID); answered with LNK. */
+  | { readonly type: 'LGET' };
 
 export type CommandType = Command['type'];
 
@@ -78,12 +97,15 @@ export type Response =
   /** Answer to PFWD: the destination's response, sealed to the sender. */
   | { readonly type: 'PRES'; readonly sealed: Uint8Array }
   /** Answer to RFWD: the response, sealed under the request's response key. */
-  | { readonly type: 'RRES'; readonly sealed: Uint8Array };
+  | { readonly type: 'RRES'; readonly sealed: Uint8Array }
+  /** Answer to LGET: the link data, as LSET stored it. */
+  | { readonly type: 'LNK'; readonly linkData: Uint8Array };
 
 export type ResponseType = Response['type'];
 
 /**
  * Which queue ID a command addresses, and whether it must be signed.
+ * `sender`: addressed by an ID handed out of band (SEND: the senderId; LGET: a link ID).
  * `forward`: private-routing commands, like `none` without entity or signature.
  */
 export type CommandParty = 'none' | 'recipient' | 'sender' | 'create' | 'forward';
@@ -93,6 +115,7 @@ export function commandParty(type: CommandType): CommandParty {
     case 'NEW':
       return 'create';
     case 'SEND':
+    case 'LGET':
       return 'sender';
     case 'PING':
       return 'none';
@@ -102,6 +125,24 @@ export function commandParty(type: CommandType): CommandParty {
       return 'forward';
     default:
       return 'recipient';
+  }
+}
+
+/**
+ * The protocol version that introduced a command: a connection that
+ * negotiated an earlier one must not send it (the relay answers CMD_UNKNOWN).
+ */
+export function commandVersion(type: CommandType): number {
+  switch (type) {
+    case 'PRXY':
+    case 'PFWD':
+    case 'RFWD':
+      return PRIVATE_ROUTING_VERSION;
+    case 'LSET':
+    case 'LGET':
+      return LINK_DATA_VERSION;
+    default:
+      return INITIAL_VERSION;
   }
 }
 
@@ -121,6 +162,17 @@ function id(i: Uint8Array, what: string): Uint8Array {
 
 function sized(b: Uint8Array, length: number, what: string): Uint8Array {
   if (b.length !== length) throw new RangeError(`${what} must be ${length} bytes`);
+  return b;
+}
+
+/**
+ * Link data must not be empty. Its maximum (MAX_LINK_DATA_LENGTH) is not the
+ * encoding's: the relay refuses longer data with LARGE_MSG after
+ * authorisation, as it refuses a long SEND, and every value the decoder
+ * accepts must encode back.
+ */
+function linkData(b: Uint8Array): Uint8Array {
+  if (b.length === 0) throw new RangeError('link data must not be empty');
   return b;
 }
 
@@ -154,11 +206,14 @@ export function encodeCommand(c: Command): Uint8Array {
         .finish();
     case 'RFWD':
       return tagged('RFWD ').short(key(c.ephemeralKey, 'ephemeral key')).bytes(c.sealed).finish();
+    case 'LSET':
+      return tagged('LSET ').short(sized(c.linkId, LINK_ID_LENGTH, 'link ID')).bytes(linkData(c.linkData)).finish();
     case 'SUB':
     case 'GET':
     case 'OFF':
     case 'DEL':
     case 'PING':
+    case 'LGET':
       return asciiBytes(c.type);
   }
 }
@@ -191,6 +246,8 @@ export function encodeResponse(r: Response): Uint8Array {
     case 'PRES':
     case 'RRES':
       return tagged(`${r.type} `).bytes(r.sealed).finish();
+    case 'LNK':
+      return tagged('LNK ').bytes(linkData(r.linkData)).finish();
     case 'OK':
     case 'END':
     case 'PONG':
@@ -217,6 +274,11 @@ function splitTag(bytes: Uint8Array): { tag: string; fields: Reader; bare: boole
 function fixed(r: Reader, length: number, what: string): Uint8Array {
   const b = r.short(what);
   if (b.length !== length) throw new ProtocolError('CMD_SYNTAX', `${what} must be ${length} bytes, got ${b.length}`);
+  return b;
+}
+
+function nonEmpty(b: Uint8Array, what: string): Uint8Array {
+  if (b.length === 0) throw new ProtocolError('CMD_SYNTAX', `empty ${what}`);
   return b;
 }
 
@@ -283,11 +345,18 @@ export function decodeCommand(bytes: Uint8Array): Command {
       const ephemeralKey = fixed(r, PUBLIC_KEY_LENGTH, 'ephemeral key');
       return { type: 'RFWD', ephemeralKey, sealed: r.rest() };
     }
+    case 'LSET': {
+      expectFields(bare, tag);
+      const linkId = fixed(r, LINK_ID_LENGTH, 'link ID');
+      // Over MAX_LINK_DATA_LENGTH is the relay's LARGE_MSG, after authorisation (like SEND).
+      return { type: 'LSET', linkId, linkData: nonEmpty(r.rest(), 'link data') };
+    }
     case 'SUB':
     case 'GET':
     case 'OFF':
     case 'DEL':
     case 'PING':
+    case 'LGET':
       expectBare(bare, tag);
       return { type: tag };
     default:
@@ -339,6 +408,9 @@ export function decodeResponse(bytes: Uint8Array): Response {
     case 'RRES':
       expectFields(bare, tag);
       return { type: tag, sealed: r.rest() };
+    case 'LNK':
+      expectFields(bare, tag);
+      return { type: 'LNK', linkData: nonEmpty(r.rest(), 'link data') };
     case 'OK':
     case 'END':
     case 'PONG':

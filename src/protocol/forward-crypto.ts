@@ -9,7 +9,7 @@
  *   response    = ChaCha20-Poly1305(responseKey, nonce = 0, long(transmission) ‖ zeros)
  *
  * Plaintexts are padded to a fixed length per layer class: `exit` layers
- * carry SEND, PING or PRXY, `relay` layers carry a PFWD (one more hop).
+ * carry SEND, LGET, PING or PRXY, `relay` layers carry a PFWD (one more hop).
  * Keys are single-use, so the zero nonce never repeats under one key.
  */
 import { X509Certificate, timingSafeEqual, verify as nodeVerify } from 'node:crypto';
@@ -30,7 +30,7 @@ export const FORWARD_MAX_AGE_SECONDS = 300;
 /** A request stamped more than this far in the future is refused. */
 export const FORWARD_MAX_SKEW_SECONDS = 60;
 
-/** `exit`: the layer holds SEND, PING or PRXY; `relay`: it holds a PFWD for the next hop. */
+/** `exit`: the layer holds SEND, LGET, PING or PRXY; `relay`: it holds a PFWD for the next hop. */
 export type ForwardLayer = 'exit' | 'relay';
 
 /**
@@ -41,7 +41,10 @@ export type ForwardLayer = 'exit' | 'relay';
  * (16 379). Arithmetic in docs/routing.md, "Fixed sizes".
  */
 export const FORWARD_REQUEST_LENGTH: Readonly<Record<ForwardLayer, number>> = { exit: 15_616, relay: 15_872 };
-/** Fixed plaintext lengths of sealed responses (a PKEY with a 2 KiB certificate fits an exit layer). */
+/**
+ * Fixed plaintext lengths of sealed responses (a PKEY with a 2 KiB certificate,
+ * or an LNK with MAX_LINK_DATA_LENGTH of link data, fits an exit layer).
+ */
 export const FORWARD_RESPONSE_LENGTH: Readonly<Record<ForwardLayer, number>> = { exit: 2_560, relay: 2_816 };
 
 /** Length of a sealed request of each class: plaintext plus the AEAD tag. */

@@ -10,13 +10,18 @@
  *   certified by the relay's TLS key; PRXY, PFWD and RFWD forward sealed
  *   commands through other relays (PKEY, PRES, RRES answer them); error
  *   code PROXY. Version 1 connections keep working without them.
+ * - 3 (2026-11-27): link data for short links: LSET stores a queue's link
+ *   data under a link ID, LGET (directly or through private routing) fetches
+ *   it, answered with LNK. Version 1 and 2 connections keep working without
+ *   them.
  */
 export const INITIAL_VERSION = 1;
 export const PRIVATE_ROUTING_VERSION = 2;
+export const LINK_DATA_VERSION = 3;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = PRIVATE_ROUTING_VERSION;
+export const CURRENT_VERSION = LINK_DATA_VERSION;
 
 export interface VersionRange {
   readonly min: number;

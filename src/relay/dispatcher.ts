@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { dh, generateDhKeyPair, generateSigningKeyPair, verify } from '../crypto/keys.js';
 import { randomBytes } from '../crypto/random.js';
 import { sha256 } from '../crypto/kdf.js';
-import { commandParty, decodeCommand, ID_LENGTH, type Command, type Response } from '../protocol/commands.js';
+import { commandParty, commandVersion, decodeCommand, ID_LENGTH, MAX_LINK_DATA_LENGTH, type Command, type Response } from '../protocol/commands.js';
 import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
 import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
 import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
@@ -16,7 +16,7 @@ import type { RelayConfig } from './config.js';
 import { DuplicateIdError, type QueueRecord, type QueueStore } from './queue-store.js';
 import { PowPolicy } from './pow-policy.js';
 import { verifyPow } from '../protocol/pow.js';
-import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
+import { CURRENT_VERSION } from '../protocol/version.js';
 import { Forwarder, type ForwarderOptions, type ForwardingSession } from './forwarding.js';
 
 /** The dispatcher's view of one client connection, or of one forwarded request. */
@@ -37,8 +37,11 @@ export interface ClientSession extends ForwardingSession {
   whenDrained?(callback: () => void): void;
 }
 
-/** What a forwarded request may carry (docs/routing.md): sending, and the next hop of an onion route. */
-const FORWARDABLE: ReadonlySet<Command['type']> = new Set(['SEND', 'PING', 'PRXY', 'PFWD']);
+/**
+ * What a forwarded request may carry (docs/routing.md): what a sender does
+ * (sending, fetching link data), and the next hop of an onion route.
+ */
+const FORWARDABLE: ReadonlySet<Command['type']> = new Set(['SEND', 'LGET', 'PING', 'PRXY', 'PFWD']);
 
 /** Retry hint sent with BUSY, in milliseconds. */
 export const BUSY_RETRY_MS = 1000;
@@ -101,6 +104,9 @@ export class Dispatcher {
     }
     const hasAuth = t.authenticator.length > 0;
     const signed = (): Uint8Array => signedData(session.binding, t.signedBody);
+    // Commands of a later version are unknown on connections that negotiated an earlier one.
+    // A forwarded request has no negotiation: the sender asks for what this relay speaks.
+    if ((session.version ?? CURRENT_VERSION) < commandVersion(command.type)) return err('CMD_UNKNOWN');
     if (session.forwardedBy && !FORWARDABLE.has(command.type)) return err('CMD_PROHIBITED');
     switch (commandParty(command.type)) {
       case 'none':
@@ -108,8 +114,7 @@ export class Dispatcher {
         if (hasAuth) return err('CMD_HAS_AUTH');
         return { type: 'PONG' };
       case 'forward':
-        // Commands of a later version are unknown on connections that negotiated an earlier one.
-        if (!this.forwarder || (session.version ?? PRIVATE_ROUTING_VERSION) < PRIVATE_ROUTING_VERSION) return err('CMD_UNKNOWN');
+        if (!this.forwarder) return err('CMD_UNKNOWN');
         if (command.type !== 'PRXY' && command.type !== 'PFWD' && command.type !== 'RFWD') return err('INTERNAL');
         if (t.entityId.length > 0) return err('CMD_PROHIBITED');
         if (hasAuth) return err('CMD_HAS_AUTH');
@@ -134,6 +139,7 @@ export class Dispatcher {
         return this.recipientCommand(session, queue, command);
       }
       case 'sender': {
+        if (command.type === 'LGET') return this.linkGet(t.entityId, hasAuth);
         if (command.type !== 'SEND') return err('INTERNAL');
         if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
         const queue = await this.store.bySenderId(t.entityId);
@@ -207,9 +213,31 @@ export class Dispatcher {
         await this.store.deleteQueue(id);
         this.unsubscribe(hex(id));
         return OK;
+      case 'LSET': {
+        if (c.linkData.length > MAX_LINK_DATA_LENGTH) return err('LARGE_MSG');
+        // A link ID held by another queue is AUTH: that link is not this key's to change.
+        const result = await this.store.setLinkData(id, c.linkId, c.linkData);
+        return result === 'ok' ? OK : err('AUTH');
+      }
       default:
         return err('INTERNAL');
     }
+  }
+
+  /**
+   * LGET: anyone holding a link ID may read its data; nothing is signed.
+   * Unknown, suspended and spent links all answer AUTH after the same one
+   * indexed lookup, with no signature to verify on either path. A found link
+   * costs a row read more; that is not padded out, because unlike a recipient
+   * command's AUTH the answer itself tells whoever holds a link ID whether it
+   * exists (docs/protocol.md §9.14).
+   */
+  private async linkGet(linkId: Uint8Array, hasAuth: boolean): Promise<Response> {
+    if (linkId.length === 0) return err('CMD_NO_ENTITY');
+    if (hasAuth) return err('CMD_HAS_AUTH');
+    const link = await this.store.linkByLinkId(linkId);
+    if (!link || link.status !== 'active') return err('AUTH');
+    return { type: 'LNK', linkData: link.linkData };
   }
 
   private async send(queue: QueueRecord, c: Extract<Command, { type: 'SEND' }>): Promise<Response> {

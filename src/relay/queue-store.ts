@@ -41,6 +41,14 @@ export interface StoredMessage {
 
 export type AddMessageResult = 'ok' | 'quota' | 'auth';
 export type SecureResult = 'ok' | 'auth';
+/** 'duplicate': another queue holds the link ID; 'auth': no such queue, or a messaging queue already secured. */
+export type SetLinkResult = 'ok' | 'auth' | 'duplicate';
+
+/** The link data stored under a link ID, and the state of its queue. */
+export interface StoredLink {
+  readonly linkData: Uint8Array;
+  readonly status: QueueStatus;
+}
 
 export interface AddMessageOptions {
   /** Most undelivered messages the queue may hold. */
@@ -60,11 +68,22 @@ export interface QueueStore {
   createQueue(q: NewQueue): Promise<void>;
   byRecipientId(recipientId: Uint8Array): Promise<QueueRecord | undefined>;
   bySenderId(senderId: Uint8Array): Promise<QueueRecord | undefined>;
-  /** Sets the sender key; repeating it with the same key is OK, another key (or a contact queue) is 'auth'. */
+  /**
+   * Sets the sender key; repeating it with the same key is OK, another key (or a contact queue) is 'auth'.
+   * Securing deletes the queue's link data in the same commit: a one-time invitation is spent.
+   */
   secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult>;
   suspendQueue(recipientId: Uint8Array): Promise<boolean>;
-  /** Deletes the queue and all its messages. */
+  /** Deletes the queue, all its messages and its link data. */
   deleteQueue(recipientId: Uint8Array): Promise<boolean>;
+  /**
+   * Sets or replaces the queue's one link (its ID and data); durable when it
+   * resolves 'ok'. A secured messaging queue takes none ('auth'): its
+   * invitation is spent.
+   */
+  setLinkData(recipientId: Uint8Array, linkId: Uint8Array, linkData: Uint8Array): Promise<SetLinkResult>;
+  /** The link data stored under `linkId`, or undefined. */
+  linkByLinkId(linkId: Uint8Array): Promise<StoredLink | undefined>;
   /** Appends a message to an active queue; durable when it resolves 'ok'. */
   addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult>;
   /** The oldest message not created before `notBefore`. */
@@ -73,7 +92,7 @@ export interface QueueStore {
   ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean>;
   /** Deletes every message created before `notBefore`; returns how many. */
   deleteExpired(notBefore: number): Promise<number>;
-  /** Counts for the operator: queues and stored messages. */
-  stats(): Promise<{ queues: number; messages: number }>;
+  /** Counts for the operator: queues, stored messages and stored links. */
+  stats(): Promise<{ queues: number; messages: number; links: number }>;
   close(): Promise<void>;
 }

@@ -179,7 +179,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   }, config.statsIntervalSeconds * 1000);
   statsTimer.unref();
   const stats = await store.stats();
-  log.info({ queues: stats.queues, messages: stats.messages, port: bound.port }, 'relay started');
+  log.info({ queues: stats.queues, messages: stats.messages, links: stats.links, port: bound.port }, 'relay started');
 
   let closed = false;
   return {

@@ -7,8 +7,12 @@
  * messages, and every caller's promise resolves only after that commit.
  *
  * Deletion: secure_delete overwrites removed rows, and `checkpoint()`
- * truncates the WAL, so acknowledged and expired messages leave no copy on
- * disk.
+ * truncates the WAL, so acknowledged and expired messages, and deleted
+ * link data, leave no copy on disk.
+ *
+ * Schema: `user_version` records the schema a database has; opening an older
+ * one applies the migrations after it in one transaction, so relay databases
+ * already on disk are upgraded in place.
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import {
@@ -20,15 +24,16 @@ import {
   type QueueStatus,
   type QueueStore,
   type SecureResult,
+  type SetLinkResult,
+  type StoredLink,
   type StoredMessage,
 } from './queue-store.js';
 
 type DB = Database.Database;
 type Statement = Database.Statement;
 
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
+/** Schema version 1: queues and messages, as the first relay wrote them. */
+const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS queues (
   recipient_id BLOB PRIMARY KEY,
   sender_id BLOB NOT NULL UNIQUE,
@@ -50,6 +55,24 @@ CREATE INDEX IF NOT EXISTS messages_by_queue ON messages(recipient_id, seq);
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_at);
 `;
 
+/**
+ * `MIGRATIONS[i]` takes a database from schema version i + 1 to i + 2.
+ * Append only: databases of every earlier version exist on operators' disks.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 2: link data (protocol version 3), at most one link per queue. Its own table, so that
+  // deleting a link deletes a row (overwritten by secure_delete) rather than rewriting the queue's.
+  `
+  CREATE TABLE links (
+    recipient_id BLOB PRIMARY KEY REFERENCES queues(recipient_id) ON DELETE CASCADE,
+    link_id BLOB NOT NULL UNIQUE,
+    link_data BLOB NOT NULL
+  );
+  `,
+];
+
+const SCHEMA_VERSION = 1 + MIGRATIONS.length;
+
 interface QueueRow {
   recipient_id: Buffer;
   sender_id: Buffer;
@@ -59,6 +82,11 @@ interface QueueRow {
   status: number;
   unsecured_sent: number;
   mode: number;
+}
+
+interface LinkRow {
+  link_data: Buffer;
+  status: number;
 }
 
 interface MessageRow {
@@ -108,12 +136,7 @@ export class SqliteQueueStore implements QueueStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('secure_delete = ON');
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new Error(`relay database schema ${version} is newer than this relay (${SCHEMA_VERSION}); upgrade the relay`);
-    }
-    this.db.exec(SCHEMA);
-    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.migrate();
     const s = (sql: string): Statement => this.db.prepare(sql);
     this.q = {
       insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, ?)'),
@@ -123,6 +146,12 @@ export class SqliteQueueStore implements QueueStore {
       suspend: s('UPDATE queues SET status = 1 WHERE recipient_id = ?'),
       deleteQueue: s('DELETE FROM queues WHERE recipient_id = ?'),
       deleteQueueMessages: s('DELETE FROM messages WHERE recipient_id = ?'),
+      deleteLink: s('DELETE FROM links WHERE recipient_id = ?'),
+      linkOwner: s('SELECT recipient_id FROM links WHERE link_id = ?'),
+      upsertLink: s(
+        'INSERT INTO links (recipient_id, link_id, link_data) VALUES (?, ?, ?) ON CONFLICT (recipient_id) DO UPDATE SET link_id = excluded.link_id, link_data = excluded.link_data',
+      ),
+      byLink: s('SELECT links.link_data, queues.status FROM links JOIN queues USING (recipient_id) WHERE links.link_id = ?'),
       countMessages: s('SELECT COUNT(*) AS n FROM messages WHERE recipient_id = ? AND created_at >= ?'),
       markUnsecured: s('UPDATE queues SET unsecured_sent = 1 WHERE recipient_id = ?'),
       insertMessage: s('INSERT INTO messages (recipient_id, msg_id, sealed, created_at) VALUES (?, ?, ?, ?)'),
@@ -131,7 +160,23 @@ export class SqliteQueueStore implements QueueStore {
       deleteExpired: s('DELETE FROM messages WHERE created_at < ?'),
       countQueues: s('SELECT COUNT(*) AS n FROM queues'),
       countAll: s('SELECT COUNT(*) AS n FROM messages'),
+      countLinks: s('SELECT COUNT(*) AS n FROM links'),
     };
+  }
+
+  /** Brings the database to SCHEMA_VERSION: the base schema when new, then each migration after its version. */
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`relay database schema ${version} is newer than this relay (${SCHEMA_VERSION}); upgrade the relay`);
+    }
+    if (version === SCHEMA_VERSION) return;
+    this.db.transaction(() => {
+      // A new database (user_version 0) starts from the base schema.
+      if (version === 0) this.db.exec(SCHEMA_V1);
+      for (const sql of MIGRATIONS.slice(Math.max(version, 1) - 1)) this.db.exec(sql);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
   }
 
   async createQueue(q: NewQueue): Promise<void> {
@@ -154,7 +199,13 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   async secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult> {
-    if (this.q.setSenderKey!.run(senderKey, recipientId).changes === 1) return 'ok';
+    // The key and the end of the invitation's link data commit together.
+    const secured = this.db.transaction(() => {
+      if (this.q.setSenderKey!.run(senderKey, recipientId).changes !== 1) return false;
+      this.q.deleteLink!.run(recipientId);
+      return true;
+    })();
+    if (secured) return 'ok';
     const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
     return row?.sender_key && Buffer.from(senderKey).equals(row.sender_key) ? 'ok' : 'auth';
   }
@@ -166,8 +217,25 @@ export class SqliteQueueStore implements QueueStore {
   async deleteQueue(recipientId: Uint8Array): Promise<boolean> {
     return this.db.transaction(() => {
       this.q.deleteQueueMessages!.run(recipientId);
+      this.q.deleteLink!.run(recipientId);
       return this.q.deleteQueue!.run(recipientId).changes === 1;
     })();
+  }
+
+  async setLinkData(recipientId: Uint8Array, linkId: Uint8Array, linkData: Uint8Array): Promise<SetLinkResult> {
+    return this.db.transaction((): SetLinkResult => {
+      const queue = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
+      if (!queue || (queue.mode === 0 && queue.sender_key !== null)) return 'auth';
+      const owner = this.q.linkOwner!.get(linkId) as { recipient_id: Buffer } | undefined;
+      if (owner && !owner.recipient_id.equals(recipientId)) return 'duplicate';
+      this.q.upsertLink!.run(recipientId, linkId, linkData);
+      return 'ok';
+    })();
+  }
+
+  async linkByLinkId(linkId: Uint8Array): Promise<StoredLink | undefined> {
+    const row = this.q.byLink!.get(linkId) as LinkRow | undefined;
+    return row && { linkData: new Uint8Array(row.link_data), status: STATUS[row.status] ?? 'suspended' };
   }
 
   addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult> {
@@ -223,10 +291,11 @@ export class SqliteQueueStore implements QueueStore {
     return this.q.deleteExpired!.run(notBefore).changes;
   }
 
-  async stats(): Promise<{ queues: number; messages: number }> {
+  async stats(): Promise<{ queues: number; messages: number; links: number }> {
     const queues = (this.q.countQueues!.get() as { n: number }).n;
     const messages = (this.q.countAll!.get() as { n: number }).n;
-    return { queues, messages };
+    const links = (this.q.countLinks!.get() as { n: number }).n;
+    return { queues, messages, links };
   }
 
   /** Moves the WAL into the database and truncates it, so deleted data leaves the disk. */

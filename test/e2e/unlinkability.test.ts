@@ -55,13 +55,18 @@ test('no ID or ciphertext is shared between the two sides of a relay, and every 
   const inbox = new Inbox(recipient);
   recipient.on('message', (q, m) => void recipient.ack(q, m.msgId));
 
-  // The queue is created and secured beforehand (its IDS answer necessarily names both IDs to
-  // the recipient); the captured recipient session only subscribes and receives.
+  // The queue is created beforehand (its IDS answer necessarily names both IDs to the recipient);
+  // the captured recipient session sets the queue's link data, which the sender fetches by its
+  // link ID, then secures the queue, subscribes and receives.
   const setup = await RelayClient.connect(relay.address);
   const queue = await setup.createQueue();
-  const keys = generateSigningKeyPair();
-  await setup.secureQueue(queue, keys.publicKey);
   await setup.close();
+  const linkId = randomBytes(24);
+  const linkData = randomBytes(2048);
+  await recipient.setLinkData(queue, linkId, linkData);
+  assert.deepEqual(await sender.getLinkData(linkId), linkData);
+  const keys = generateSigningKeyPair();
+  await recipient.secureQueue(queue, keys.publicKey);
   await recipient.subscribe(queue);
   const bodies = Array.from({ length: 20 }, (_, i) => randomBytes(100 + i * 500));
   for (const body of bodies) await sender.send({ relay: queue.relay, senderId: queue.senderId, senderKey: keys.privateKey }, body);
@@ -81,6 +86,8 @@ test('no ID or ciphertext is shared between the two sides of a relay, and every 
   assert.ok(receivedSide.includes(Buffer.from(queue.recipientId)), 'the capture works: recipient blocks carry the recipient ID');
   assert.ok(!receivedSide.includes(Buffer.from(queue.senderId)), 'sender ID never reaches the recipient side');
   assert.ok(!sentSide.includes(Buffer.from(queue.recipientId)), 'recipient ID never reaches the sender side');
+  assert.ok(sentSide.includes(Buffer.from(linkId)), 'the capture works: the sender fetched by the link ID');
+  assert.ok(!receivedSide.includes(Buffer.from(linkId)), 'the link ID never reaches the recipient side');
   const receivedIndex = windowsOf(receivedSide);
   const sentIndex = windowsOf(sentSide);
   for (const [i, body] of [...bodies, resting].entries()) {

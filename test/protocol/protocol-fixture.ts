@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   ID_LENGTH,
+  LINK_ID_LENGTH,
   MAX_BASIC_AUTH_LENGTH,
   MAX_CERTIFICATE_LENGTH,
+  MAX_LINK_DATA_LENGTH,
   PUBLIC_KEY_LENGTH,
   SESSION_ID_LENGTH,
   type Command,
@@ -33,6 +35,13 @@ export const bytesOf = (n: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ 
 export const arbBody = (max: number): fc.Arbitrary<Uint8Array> =>
   fc.oneof({ weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: max }) });
 
+/** Link data: 1 byte up to MAX_LINK_DATA_LENGTH, mostly short, sometimes the largest. */
+export const arbLinkData: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 4, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: MAX_LINK_DATA_LENGTH }) },
+  { weight: 1, arbitrary: bytesOf(MAX_LINK_DATA_LENGTH) },
+);
+
 export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({
     type: fc.constant('NEW' as const),
@@ -45,7 +54,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ type: fc.constant('KEY' as const), senderAuthKey: bytesOf(PUBLIC_KEY_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('ACK' as const), msgId: bytesOf(ID_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('SEND' as const), flags: fc.integer({ min: 0, max: 255 }), body: arbBody(2048) }, PLAIN),
-  fc.constantFrom<Command>({ type: 'SUB' }, { type: 'GET' }, { type: 'OFF' }, { type: 'DEL' }, { type: 'PING' }),
+  fc.constantFrom<Command>({ type: 'SUB' }, { type: 'GET' }, { type: 'OFF' }, { type: 'DEL' }, { type: 'PING' }, { type: 'LGET' }),
   fc.record({
     type: fc.constant('PRXY' as const),
     destRelay: fc.string({ unit: 'grapheme', maxLength: 80 }).filter((t) => new TextEncoder().encode(t).length <= 255),
@@ -53,6 +62,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   }, PLAIN),
   fc.record({ type: fc.constant('PFWD' as const), sessionId: bytesOf(SESSION_ID_LENGTH), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
   fc.record({ type: fc.constant('RFWD' as const), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
+  fc.record({ type: fc.constant('LSET' as const), linkId: bytesOf(LINK_ID_LENGTH), linkData: arbLinkData }, PLAIN),
 );
 
 export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
@@ -75,6 +85,7 @@ export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
     routingKeySig: bytesOf(SIGNATURE_LENGTH),
   }, PLAIN),
   fc.record({ type: fc.constantFrom('PRES' as const, 'RRES' as const), sealed: arbBody(2048) }, PLAIN),
+  fc.record({ type: fc.constant('LNK' as const), linkData: arbLinkData }, PLAIN),
 );
 
 export interface TransmissionParts {

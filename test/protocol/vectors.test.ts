@@ -46,8 +46,8 @@ test('docs/protocol.md prints exactly the stored vectors', () => {
 });
 
 test('the vectors cover every command and response', () => {
-  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB']);
-  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
+  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'LGET', 'LSET', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB']);
+  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'LNK', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
 });
 
 test('stored keys are the public keys of the stored private keys', () => {
@@ -99,7 +99,7 @@ test('stored transmissions parse, and each signature verifies over sessionBindin
     assert.equal(hex(t.corrId), v.corrId);
     assert.equal(hex(t.entityId), v.entityId);
     assert.equal(hex(t.signedBody), v.body);
-    const decoded = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG'].includes(v.command.type) ? decodeResponse(t.command) : decodeCommand(t.command);
+    const decoded = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG', 'LNK'].includes(v.command.type) ? decodeResponse(t.command) : decodeCommand(t.command);
     assert.deepEqual(fieldsJson(decoded), v.command);
     if (v.signingPublicKey) {
       assert.equal(v.signedData, hex(signedData(binding, t.signedBody)));
@@ -109,6 +109,21 @@ test('stored transmissions parse, and each signature verifies over sessionBindin
       assert.equal(v.authenticator, '');
     }
   }
+});
+
+test('the link vectors: LSET is signed by the queue\'s recipient key, LGET is unsigned and names the link ID, LNK returns the data', () => {
+  const byName = (prefix: string) => stored.transmissions.find((t) => t.name.startsWith(prefix))!;
+  const lset = byName('LSET');
+  assert.equal(lset.entityId, stored.keys.recipientId);
+  assert.equal(lset.signingPublicKey, stored.keys.recipientAuthPublicKey);
+  assert.equal(lset.command['linkId'], stored.keys.linkId);
+  const lget = byName('LGET');
+  assert.equal(lget.entityId, stored.keys.linkId);
+  assert.equal(lget.authenticator, '');
+  const lnk = byName('LNK');
+  assert.equal(lnk.entityId, stored.keys.linkId);
+  assert.equal(lnk.corrId, lget.corrId);
+  assert.equal(lnk.command['linkData'], lset.command['linkData']);
 });
 
 test('stored batch blocks hold the stored transmissions in order', () => {

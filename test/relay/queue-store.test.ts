@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { randomBytes } from '../../src/crypto/random.js';
 import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
 import { DuplicateIdError, type QueueStore, type StoredMessage } from '../../src/relay/queue-store.js';
@@ -40,6 +41,8 @@ const newQueue = () => ({
   queueKey: randomBytes(32),
   mode: 'messaging' as const,
 });
+const linkId = (): Uint8Array => randomBytes(24);
+const linkData = (n = 300): Uint8Array => randomBytes(n);
 const message = (createdAt = Date.now()): StoredMessage => ({ msgId: randomBytes(24), sealed: randomBytes(200), createdAt });
 const opts = { quota: 10, unsecured: false, notBefore: 0 };
 
@@ -93,7 +96,7 @@ for (const backend of backends) {
       const results = await Promise.all(Array.from({ length: 15 }, () => store.addMessage(q.recipientId, message(), opts)));
       assert.equal(results.filter((r) => r === 'ok').length, 10);
       assert.equal(results.filter((r) => r === 'quota').length, 5);
-      assert.deepEqual(await store.stats(), { queues: 1, messages: 10 });
+      assert.deepEqual(await store.stats(), { queues: 1, messages: 10, links: 0 });
       await store.close();
     });
 
@@ -128,7 +131,7 @@ for (const backend of backends) {
       assert.equal(await store.deleteQueue(q.recipientId), true);
       assert.equal(await store.byRecipientId(q.recipientId), undefined);
       assert.equal(await store.addMessage(q.recipientId, message(), opts), 'auth');
-      assert.deepEqual(await store.stats(), { queues: 0, messages: 0 });
+      assert.deepEqual(await store.stats(), { queues: 0, messages: 0, links: 0 });
       await store.close();
     });
 
@@ -166,16 +169,167 @@ for (const backend of backends) {
       await store.close();
     });
 
+    test('link data: set, get by link ID, replace; an unknown link ID finds nothing', async () => {
+      const { store } = backend.open();
+      const q = newQueue();
+      await store.createQueue(q);
+      const id = linkId();
+      const first = linkData();
+      assert.equal(await store.linkByLinkId(id), undefined, 'nothing before LSET');
+      assert.equal(await store.setLinkData(q.recipientId, id, first), 'ok');
+      assert.deepEqual(await store.linkByLinkId(id), { linkData: first, status: 'active' });
+      assert.equal(await store.linkByLinkId(linkId()), undefined, 'an unknown link ID');
+      assert.equal(await store.linkByLinkId(q.recipientId), undefined, 'queue IDs are not link IDs');
+      // Replacing the data under the same ID, then moving the queue's link to another ID.
+      const second = linkData(40);
+      assert.equal(await store.setLinkData(q.recipientId, id, second), 'ok');
+      assert.deepEqual((await store.linkByLinkId(id))?.linkData, second);
+      const moved = linkId();
+      assert.equal(await store.setLinkData(q.recipientId, moved, first), 'ok');
+      assert.equal(await store.linkByLinkId(id), undefined, 'a queue has one link: the old ID is gone');
+      assert.deepEqual((await store.linkByLinkId(moved))?.linkData, first);
+      assert.equal((await store.stats()).links, 1);
+      await store.close();
+    });
+
+    test('link data: a link ID held by another queue is refused and changes nothing', async () => {
+      const { store } = backend.open();
+      const a = newQueue();
+      const b = newQueue();
+      await store.createQueue(a);
+      await store.createQueue(b);
+      const id = linkId();
+      const data = linkData();
+      assert.equal(await store.setLinkData(a.recipientId, id, data), 'ok');
+      assert.equal(await store.setLinkData(b.recipientId, id, linkData()), 'duplicate');
+      assert.deepEqual((await store.linkByLinkId(id))?.linkData, data);
+      assert.equal(await store.setLinkData(randomBytes(24), linkId(), linkData()), 'auth', 'no such queue');
+      await store.close();
+    });
+
+    test('link data goes with its queue (DEL), and with KEY on a messaging queue; a contact queue keeps it', async () => {
+      const { store } = backend.open();
+      const deleted = newQueue();
+      const messaging = newQueue();
+      const contact = { ...newQueue(), mode: 'contact' as const };
+      const suspended = newQueue();
+      const ids = [linkId(), linkId(), linkId(), linkId()] as const;
+      for (const [i, q] of [deleted, messaging, contact, suspended].entries()) {
+        await store.createQueue(q);
+        assert.equal(await store.setLinkData(q.recipientId, ids[i]!, linkData()), 'ok');
+      }
+      assert.equal(await store.deleteQueue(deleted.recipientId), true);
+      assert.equal(await store.linkByLinkId(ids[0]), undefined, 'deleted with its queue');
+
+      const key = randomBytes(32);
+      assert.equal(await store.secureQueue(messaging.recipientId, key), 'ok');
+      assert.equal(await store.linkByLinkId(ids[1]), undefined, 'a secured messaging queue has no link data');
+      assert.equal(await store.setLinkData(messaging.recipientId, ids[1], linkData()), 'auth', 'and takes none afterwards');
+      assert.equal(await store.secureQueue(messaging.recipientId, key), 'ok', 'KEY stays idempotent');
+
+      assert.equal(await store.secureQueue(contact.recipientId, randomBytes(32)), 'auth');
+      assert.ok(await store.linkByLinkId(ids[2]), 'a refused KEY deletes nothing');
+
+      assert.equal(await store.suspendQueue(suspended.recipientId), true);
+      assert.equal((await store.linkByLinkId(ids[3]))?.status, 'suspended', 'the store reports the queue\'s state');
+      assert.equal((await store.stats()).links, 2);
+      await store.close();
+    });
+
+    test('replaced and deleted link data leaves no trace on disk', async () => {
+      const { store, files, checkpoint } = backend.open();
+      const [replaced, secured, deleted, kept] = [newQueue(), newQueue(), newQueue(), { ...newQueue(), mode: 'contact' as const }];
+      const old = linkData(1500);
+      const data = { secured: linkData(1500), deleted: linkData(1500), kept: linkData(1500) };
+      for (const q of [replaced, secured, deleted, kept]) await store.createQueue(q);
+      await store.setLinkData(replaced.recipientId, linkId(), old);
+      await store.setLinkData(secured.recipientId, linkId(), data.secured);
+      await store.setLinkData(deleted.recipientId, linkId(), data.deleted);
+      await store.setLinkData(kept.recipientId, linkId(), data.kept);
+      checkpoint();
+      const before = files();
+      for (const d of [old, data.secured, data.deleted, data.kept]) assert.ok(before.includes(Buffer.from(d)), 'the disk check can see link data');
+      await store.setLinkData(replaced.recipientId, linkId(), linkData(10));
+      await store.secureQueue(secured.recipientId, randomBytes(32));
+      await store.deleteQueue(deleted.recipientId);
+      checkpoint();
+      const after = files();
+      assert.ok(!after.includes(Buffer.from(old)), 'replaced link data is gone from disk');
+      assert.ok(!after.includes(Buffer.from(data.secured)), 'link data of a secured queue is gone from disk');
+      assert.ok(!after.includes(Buffer.from(data.deleted)), 'link data of a deleted queue is gone from disk');
+      assert.ok(after.includes(Buffer.from(data.kept)));
+      await store.close();
+    });
+
     test('everything survives closing and reopening', async () => {
       const { store, reopen } = backend.open();
       const q = newQueue();
       await store.createQueue(q);
       const m = message();
       await store.addMessage(q.recipientId, m, opts);
+      const id = linkId();
+      const data = linkData();
+      await store.setLinkData(q.recipientId, id, data);
       await store.close();
       const again = reopen();
       assert.deepEqual(await again.peekMessage(q.recipientId, 0), m);
+      assert.deepEqual(await again.linkByLinkId(id), { linkData: data, status: 'active' });
       await again.close();
     });
   });
 }
+
+describe('SQLite relay database upgrades', () => {
+  // The schema as the first relay release wrote it (user_version 1): such databases are on operators' disks.
+  const VERSION_1 = `
+    CREATE TABLE queues (
+      recipient_id BLOB PRIMARY KEY, sender_id BLOB NOT NULL UNIQUE, recipient_key BLOB NOT NULL, queue_key BLOB NOT NULL,
+      sender_key BLOB, status INTEGER NOT NULL DEFAULT 0, unsecured_sent INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      recipient_id BLOB NOT NULL REFERENCES queues(recipient_id) ON DELETE CASCADE,
+      msg_id BLOB NOT NULL, sealed BLOB NOT NULL, created_at INTEGER NOT NULL
+    );
+    CREATE INDEX messages_by_queue ON messages(recipient_id, seq);
+    CREATE INDEX messages_by_age ON messages(created_at);
+    PRAGMA user_version = 1;
+  `;
+
+  test('a version 1 database is upgraded in place: its queues and messages stay, links work', async () => {
+    const path = join(tempDir('nightjar-store-'), 'relay.sqlite');
+    const q = newQueue();
+    const m = message();
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(VERSION_1);
+    old.prepare('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, 0)').run(q.recipientId, q.senderId, q.recipientKey, q.queueKey);
+    old.prepare('INSERT INTO messages (recipient_id, msg_id, sealed, created_at) VALUES (?, ?, ?, ?)').run(q.recipientId, m.msgId, m.sealed, m.createdAt);
+    old.close();
+
+    const store = new SqliteQueueStore(path);
+    assert.deepEqual((await store.byRecipientId(q.recipientId))?.senderId, q.senderId);
+    assert.deepEqual(await store.peekMessage(q.recipientId, 0), m);
+    const id = linkId();
+    const data = linkData();
+    assert.equal(await store.setLinkData(q.recipientId, id, data), 'ok');
+    assert.deepEqual((await store.linkByLinkId(id))?.linkData, data);
+    assert.deepEqual(await store.stats(), { queues: 1, messages: 1, links: 1 });
+    await store.close();
+
+    const check = new Database(path, { readonly: true });
+    assert.equal(check.pragma('user_version', { simple: true }), 2, 'the upgrade is recorded');
+    check.close();
+    const again = new SqliteQueueStore(path);
+    assert.deepEqual((await again.linkByLinkId(id))?.linkData, data, 'reopening an upgraded database changes nothing');
+    await again.close();
+  });
+
+  test('a database from a newer relay is refused', () => {
+    const path = join(tempDir('nightjar-store-'), 'relay.sqlite');
+    const future = new Database(path);
+    future.pragma('user_version = 99');
+    future.close();
+    assert.throws(() => new SqliteQueueStore(path), /newer than this relay/);
+  });
+});

@@ -26,6 +26,8 @@ import {
   type ForwardKeys,
 } from '../../src/protocol/forward-crypto.js';
 import { MAX_TRANSMISSION_LENGTH } from '../../src/protocol/block.js';
+import { encodeResponse, LINK_ID_LENGTH, MAX_LINK_DATA_LENGTH } from '../../src/protocol/commands.js';
+import { encodeTransmission, encodeTransmissionBody, MAX_CORR_ID_LENGTH } from '../../src/protocol/transmission.js';
 import { seal } from '../../src/crypto/aead.js';
 import { generateIdentity } from '../../src/relay/certificate.js';
 import { ReplayCache, REPLAY_WINDOW_MS } from '../../src/relay/replay-cache.js';
@@ -82,6 +84,19 @@ test('fixed sizes: the largest SEND fits an exit layer, whose PFWD fits a relay 
   const { sender } = keyPairFor();
   assert.throws(() => sealRequest(sender, 'exit', 0, new Uint8Array(FORWARD_REQUEST_LENGTH.exit - 9)), RangeError);
   sealRequest(sender, 'exit', 0, new Uint8Array(FORWARD_REQUEST_LENGTH.exit - 10));
+});
+
+test('fixed sizes: the largest LNK answers a forwarded LGET in an exit layer; link data could not be much larger', () => {
+  const { relay, sender } = keyPairFor();
+  const lnk = (n: number): Uint8Array =>
+    encodeTransmission(new Uint8Array(0), encodeTransmissionBody(new Uint8Array(MAX_CORR_ID_LENGTH), new Uint8Array(LINK_ID_LENGTH), encodeResponse({ type: 'LNK', linkData: new Uint8Array(n).fill(1) })));
+  const largest = lnk(MAX_LINK_DATA_LENGTH);
+  assert.equal(largest.length, 2103, 'docs/routing.md, "Fixed sizes"');
+  assert.deepEqual(openResponse(sender, 'exit', sealResponse(relay, 'exit', largest)), largest);
+  // The room left: 2 503 bytes of data would still fit, 2 504 would not.
+  const room = FORWARD_RESPONSE_LENGTH.exit - 2 - (largest.length - MAX_LINK_DATA_LENGTH);
+  assert.equal(room, 2503);
+  assert.throws(() => sealResponse(relay, 'exit', new Uint8Array(largest.length - MAX_LINK_DATA_LENGTH + room + 1)), RangeError);
 });
 
 test('a request opens only with its own keys, unchanged and of a fixed length', () => {

@@ -151,7 +151,7 @@ describe('private routing between in-process relays', () => {
     assert.deepEqual(inbox.all.map((m) => str(m.message.body)), ['once', 'changed'], 'the replayed, stale, future and changed requests stored nothing');
   });
 
-  test('only SEND, PING, PRXY and PFWD may be forwarded; a relay layer must hold a PFWD', async () => {
+  test('only SEND, LGET, PING, PRXY and PFWD may be forwarded; a relay layer must hold a PFWD', async () => {
     const forwarder = await RawSession.open(d.address);
     closers.push(() => forwarder.close());
     const inner = (command: Command) => ({ corrId: randomBytes(4), entityId: new Uint8Array(0), command });
@@ -165,13 +165,16 @@ describe('private routing between in-process relays', () => {
       }
     };
     const queueCommand = (command: Command) => ({ corrId: randomBytes(4), entityId: randomBytes(24), command, signingKey: randomBytes(32) });
-    for (const command of [{ type: 'SUB' }, { type: 'GET' }, { type: 'DEL' }, { type: 'OFF' }, { type: 'ACK', msgId: randomBytes(24) }] as Command[]) {
+    const lset: Command = { type: 'LSET', linkId: randomBytes(24), linkData: Uint8Array.of(1) };
+    for (const command of [{ type: 'SUB' }, { type: 'GET' }, { type: 'DEL' }, { type: 'OFF' }, { type: 'ACK', msgId: randomBytes(24) }, lset] as Command[]) {
       assert.equal(await answerOf(sealedFor(forwarder.transport, d.address, queueCommand(command))), 'CMD_PROHIBITED', command.type);
     }
     const newQueue: Command = { type: 'NEW', recipientAuthKey: randomBytes(32), recipientDhKey: randomBytes(32), basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) };
     assert.equal(await answerOf(sealedFor(forwarder.transport, d.address, inner(newQueue))), 'CMD_PROHIBITED');
     assert.equal(await answerOf(sealedFor(forwarder.transport, d.address, inner({ type: 'RFWD', ephemeralKey: randomBytes(32), sealed: new Uint8Array(0) }))), 'CMD_PROHIBITED');
     assert.deepEqual(await answerOf(sealedFor(forwarder.transport, d.address, inner({ type: 'PING' }))), { type: 'PONG' });
+    const lget = { corrId: randomBytes(4), entityId: randomBytes(24), command: { type: 'LGET' } as Command };
+    assert.equal(await answerOf(sealedFor(forwarder.transport, d.address, lget)), 'AUTH', 'LGET is executed: an unknown link ID');
     // A PFWD in an exit layer is malformed (CMD_SYNTAX); so is a PING in a relay layer.
     assert.equal(await answerOf(sealedFor(forwarder.transport, d.address, inner({ type: 'PFWD', sessionId: randomBytes(24), ephemeralKey: randomBytes(32), sealed: new Uint8Array(0) }))), 'CMD_SYNTAX');
     const eph = generateDhKeyPair();

@@ -94,6 +94,7 @@ export interface ProtocolVectors {
     readonly relayIdentityPublicKey: string;
     readonly routingPrivateKey: string;
     readonly routingPublicKey: string;
+    readonly linkId: string;
   };
   readonly handshake: {
     readonly relayHello: {
@@ -146,6 +147,9 @@ export function computeProtocolVectors(): ProtocolVectors {
   const routingPublic = dhPublicKey(routingPrivate);
   const routingKeySig = sign(relayIdentityPrivate, routingKeySignedData(routingPublic));
   const sessionId = counting(24, 0x80);
+  // Link data is opaque to the relay (the agent encrypts and pads it); a short placeholder.
+  const linkId = counting(24, 0x60);
+  const linkData = utf8.encode('opaque link data');
 
   // The relay's re-encryption of one message.
   const dhSecret = dh(relayDhPrivate, recipientDhPublic);
@@ -167,6 +171,8 @@ export function computeProtocolVectors(): ProtocolVectors {
     // sealed: a placeholder; real sealed requests are fixed-size (docs/routing.md, test/vectors/routing.json).
     { type: 'PFWD', sessionId, ephemeralKey: recipientDhPublic, sealed: counting(8, 0xf0) },
     { type: 'RFWD', ephemeralKey: recipientDhPublic, sealed: counting(8, 0xf0) },
+    { type: 'LSET', linkId, linkData },
+    { type: 'LGET' },
   ];
   const responses: Response[] = [
     { type: 'IDS', recipientId, senderId, relayDhKey: relayDhPublic },
@@ -181,6 +187,7 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'PKEY', sessionId, destCert: counting(8, 0x30), routingKey: routingPublic, routingKeySig },
     { type: 'PRES', sealed: counting(8, 0xe8) },
     { type: 'RRES', sealed: counting(8, 0xe8) },
+    { type: 'LNK', linkData },
   ];
   const command = (type: Command['type']): { command: Command } => ({ command: commands.find((c) => c.type === type)! });
   const response = (type: Response['type']): { response: Response } => ({ response: responses.find((r) => r.type === type)! });
@@ -217,6 +224,13 @@ export function computeProtocolVectors(): ProtocolVectors {
     transmission('SEND (signed by the sender key)', corr(3), senderId, command('SEND'), senderAuthPrivate),
     transmission('PING (unsigned)', corr(4), EMPTY, command('PING')),
   ];
+  // Link data (version 3): set by the recipient, fetched by anyone holding the link ID.
+  const links = [
+    transmission('LSET (signed by the recipient key)', corr(5), recipientId, command('LSET'), recipientAuthPrivate),
+    transmission('OK (answer to LSET)', corr(5), recipientId, response('OK')),
+    transmission('LGET (unsigned, the link ID as entityId)', corr(6), linkId, command('LGET')),
+    transmission('LNK (answer to LGET)', corr(6), linkId, response('LNK')),
+  ];
   const received = [
     transmission('IDS (answer to NEW)', corr(1), EMPTY, response('IDS')),
     transmission('OK (answer to KEY)', corr(2), recipientId, response('OK')),
@@ -226,7 +240,7 @@ export function computeProtocolVectors(): ProtocolVectors {
 
   return {
     description:
-      'Nightjar relay protocol v2 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
+      'Nightjar relay protocol v3 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
     version: SUPPORTED_VERSIONS.max,
     keys: {
       recipientAuthPrivateKey: hex(recipientAuthPrivate),
@@ -245,6 +259,7 @@ export function computeProtocolVectors(): ProtocolVectors {
       relayIdentityPublicKey: hex(signingPublicKey(relayIdentityPrivate)),
       routingPrivateKey: hex(routingPrivate),
       routingPublicKey: hex(routingPublic),
+      linkId: hex(linkId),
     },
     handshake: {
       relayHello: {
@@ -264,7 +279,7 @@ export function computeProtocolVectors(): ProtocolVectors {
       body: hex(delivered.body),
       sealed: hex(sealed),
     },
-    transmissions: [...sent, ...received].map(strip),
+    transmissions: [...sent, ...received, ...links].map(strip),
     batches: [
       { name: 'client block', transmissions: sent.map((t) => t.name), ...blockVector(encodeBatch(sent.map((t) => t.bytes))) },
       { name: 'relay block', transmissions: received.map((t) => t.name), ...blockVector(encodeBatch(received.map((t) => t.bytes))) },
@@ -290,7 +305,7 @@ export function renderVectorsMarkdown(v: ProtocolVectors): string {
     const shown = value === '' ? '(empty)' : `\`${value}\``;
     lines.push(`| ${name} | ${shown}${note ? ` ("${note}")` : ''} |`);
   };
-  const TEXT_FIELDS = new Set(['basicAuth', 'body']);
+  const TEXT_FIELDS = new Set(['basicAuth', 'body', 'linkData']);
   const fields = (prefix: string, f: FieldsJson): void => {
     for (const [name, value] of Object.entries(f)) {
       if (name !== 'type') row(`${prefix}.${name}`, value, TEXT_FIELDS.has(name) && typeof value === 'string' ? asText(value) : undefined);

@@ -1,0 +1,89 @@
+/**
+ * A stand-in for a relay that speaks protocol versions 1..2 only, over real
+ * pinned TLS with a certified routing key, so a version 3 client (directly,
+ * or through a real forwarding relay) can meet one. It answers PING, and
+ * every command of a later version, directly or sealed in an RFWD, with
+ * CMD_UNKNOWN, as a version 2 relay that cannot decode it does; it stores
+ * nothing, so other commands get INTERNAL.
+ */
+import { createServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { dh, generateDhKeyPair } from '../../src/crypto/keys.js';
+import type { RelayAddress } from '../../src/protocol/address.js';
+import { BlockReader } from '../../src/protocol/block-reader.js';
+import { decodeBatch, encodeBatch, padBlock } from '../../src/protocol/block.js';
+import { commandVersion, decodeCommand, encodeResponse, type Response } from '../../src/protocol/commands.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { deriveForwardKeys, openRequest, sealResponse } from '../../src/protocol/forward-crypto.js';
+import { encodeRelayHello } from '../../src/protocol/handshake.js';
+import { decodeTransmission, encodeTransmission, encodeTransmissionBody } from '../../src/protocol/transmission.js';
+import { PRIVATE_ROUTING_VERSION } from '../../src/protocol/version.js';
+import { generateIdentity } from '../../src/relay/certificate.js';
+import { certifyRoutingKey } from '../../src/relay/routing-key.js';
+
+const EMPTY = new Uint8Array(0);
+
+export interface Version2Relay {
+  readonly address: RelayAddress;
+  close(): Promise<void>;
+}
+
+export async function startVersion2Relay(host = '127.0.0.1'): Promise<Version2Relay> {
+  const identity = await generateIdentity();
+  const routing = generateDhKeyPair();
+  const routingKeySig = certifyRoutingKey(identity.keyPem, routing.publicKey);
+  const transmission = (corrId: Uint8Array, entityId: Uint8Array, r: Response): Uint8Array =>
+    encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(r)));
+
+  const answer = (command: Uint8Array): Response => {
+    let c;
+    try {
+      c = decodeCommand(command);
+    } catch (e) {
+      if (e instanceof ProtocolError) return { type: 'ERR', code: e.code };
+      throw e;
+    }
+    if (commandVersion(c.type) > PRIVATE_ROUTING_VERSION) return { type: 'ERR', code: 'CMD_UNKNOWN' };
+    if (c.type === 'PING') return { type: 'PONG' };
+    if (c.type !== 'RFWD') return { type: 'ERR', code: 'INTERNAL' };
+    const keys = deriveForwardKeys(dh(routing.privateKey, c.ephemeralKey), c.ephemeralKey, routing.publicKey);
+    const opened = openRequest(keys, c.sealed);
+    const inner = decodeTransmission(opened.transmission);
+    return { type: 'RRES', sealed: sealResponse(keys, opened.layer, transmission(inner.corrId, inner.entityId, answer(inner.command))) };
+  };
+
+  const server = createServer({ key: identity.keyPem, cert: identity.certPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, (socket: TLSSocket) => {
+    socket.on('error', () => undefined);
+    socket.write(padBlock(encodeRelayHello({ versions: { min: 1, max: PRIVATE_ROUTING_VERSION }, powBits: 0, routingKey: routing.publicKey, routingKeySig })));
+    const reader = new BlockReader();
+    let helloSeen = false;
+    socket.on('data', (chunk: Buffer) => {
+      for (const block of reader.push(chunk)) {
+        if (!helloSeen) {
+          helloSeen = true; // the client's hello: any version in 1..2 will do here
+          continue;
+        }
+        const answers = decodeBatch(block).map((bytes) => {
+          const t = decodeTransmission(bytes);
+          return transmission(t.corrId, t.entityId, answer(t.command));
+        });
+        socket.write(encodeBatch(answers));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  const sockets = new Set<TLSSocket>();
+  server.on('secureConnection', (s: TLSSocket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  return {
+    address: { fingerprint: identity.fingerprint, host, port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
