@@ -7,7 +7,11 @@ import type Database from 'better-sqlite3-multiple-ciphers';
 
 type DB = Database.Database;
 
-/** Version history: 1 first release; 2 (2026-11-27) relay passwords (`agent_relays.password`). */
+/**
+ * Version history: 1 first release; 2 (2026-11-27) relay passwords
+ * (`agent_relays.password`) and the link ID of a queue's short link
+ * (`agent_rcv_queues.link_id`).
+ */
 const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
@@ -57,7 +61,9 @@ CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   status TEXT NOT NULL DEFAULT 'active',
   replaces BLOB,
   replaces_lost INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) * 1000)
+  created_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) * 1000),
+  -- the ID under which the relay keeps this queue's short link data, if it has one
+  link_id BLOB
 );
 CREATE TABLE IF NOT EXISTS agent_snd_queues (
   id INTEGER PRIMARY KEY,
@@ -147,6 +153,7 @@ export interface RcvQueueRow {
   replaces_lost: number;
   /** Milliseconds since the epoch. */
   created_at: number;
+  link_id: Buffer | null;
 }
 
 export interface SndQueueRow {
@@ -198,7 +205,7 @@ export interface AddressRow {
 /** Creates or upgrades the agent's tables. */
 /** What takes a database at version N-1 to version N. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
-  2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT',
+  2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
 };
 
 /** Creates or upgrades the agent's tables; writes nothing when they are current. */
@@ -257,14 +264,14 @@ export class AgentStore {
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
-  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost'>): number {
+  insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost' | 'link_id'> & { link_id?: Buffer | null }): number {
     return Number(
       this.db
         .prepare(
-          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key)
-           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key)`,
+          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id)
+           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id)`,
         )
-        .run(q).lastInsertRowid,
+        .run({ link_id: null, ...q }).lastInsertRowid,
     );
   }
 

@@ -14,7 +14,7 @@
  *   so the contact receives them in order.
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
-import { RelayError } from '../client/errors.js';
+import { ConnectionError, RelayError } from '../client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { RouteHop } from '../client/forwarding.js';
@@ -26,7 +26,8 @@ import type { QueueMode } from '../protocol/commands.js';
 import { AgentError, type AgentHandlers, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
 import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
-import { decodeLink, encodeLink } from './links.js';
+import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from './links.js';
+import { linkIdOf, newLinkKey, openLinkData, sealLinkData } from './link-data.js';
 import { DEFAULT_STAMP_BITS, makeStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
 import { RelayDirectory, type RoutingMode } from './relays.js';
@@ -203,8 +204,9 @@ export class Agent {
     };
   }
 
-  private insertRcv(connectionId: string | null, addressId: string | null, relay: string, q: RecipientQueue): number {
+  private insertRcv(connectionId: string | null, addressId: string | null, relay: string, q: RecipientQueue, linkId: Uint8Array | null = null): number {
     return this.store.insertRcvQueue({
+      link_id: linkId === null ? null : Buffer.from(linkId),
       connection_id: connectionId,
       address_id: addressId,
       relay,
@@ -223,6 +225,7 @@ export class Agent {
     const queue = await this.newReceiveQueue(relay);
     const invitation = createInvitation();
     const connectionId = newId();
+    const { link, linkId } = await this.publishLink(relay, queue, { kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
     this.store.tx(() => {
       this.store.insertConnection({
         id: connectionId,
@@ -231,22 +234,15 @@ export class Agent {
         my_info: Buffer.from(myInfo),
         invitation_secrets: Buffer.from(encodeInvitationSecrets(invitation.secrets)),
       });
-      this.insertRcv(connectionId, null, relay, queue);
+      this.insertRcv(connectionId, null, relay, queue, linkId);
     });
-    const link = encodeLink({ kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
     return { connectionId, link };
   }
 
   /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
   async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
-    const link = decodeLink(linkText);
-    const own = this.store.rcvQueues().find((q) => q.relay === link.relay && Buffer.from(q.sender_id).equals(link.senderId));
-    if (own) {
-      throw new AgentError(
-        'OWN_LINK',
-        own.address_id !== null ? 'this is your own contact address: share it with others, they use it to reach you' : 'this is your own invitation: give it to the person you want to talk to',
-      );
-    }
+    const link = await this.resolveLink(linkText);
+    this.refuseOwnLink(link);
     const myRelay = this.pickRelay([link.relay]);
     const replyQueue = await this.newReceiveQueue(myRelay);
     const { reply, shared } = joinInvitation(link.keys);
@@ -302,9 +298,9 @@ export class Agent {
     const queue = await this.newReceiveQueue(relay, 'contact');
     const invitation = createInvitation();
     const addressId = newId();
-    const link = encodeLink({ kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
+    const { link, linkId } = await this.publishLink(relay, queue, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
     this.store.tx(() => {
-      const rcv = this.insertRcv(null, addressId, relay, queue);
+      const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
       this.store.db
         .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, Date.now());
@@ -657,15 +653,22 @@ export class Agent {
   // ---- routing ----------------------------------------------------------------
 
   /**
-   * Sends an envelope to a queue the way the profile's routing says: direct,
-   * or through one (private) or two (onion) forwarding relays, so that the
-   * queue's relay never sees our address. Without a working forwarding relay
-   * the message waits (AgentError NO_FORWARDER) unless direct fallback is on.
+   * Runs a request for relay `dest` the way the profile's routing says:
+   * directly, or through one (private) or two (onion) forwarding relays,
+   * so that `dest` never sees our address. `final` is the command whose
+   * answer from `dest` itself ends the attempt (its refusal is not a hop's
+   * failure). Without a working forwarding relay the request waits
+   * (AgentError NO_FORWARDER) unless direct fallback is on.
    */
-  private async deliverEnvelope(dest: string, queue: SenderQueue, envelope: Uint8Array): Promise<void> {
+  private async routed<T>(
+    dest: string,
+    final: RelayError['command'],
+    direct: (client: RelayClient) => Promise<T>,
+    via: (first: RelayClient, route: RouteHop[]) => Promise<T>,
+  ): Promise<T> {
     const { mode, allowDirectFallback } = this.routing();
-    const direct = async (): Promise<void> => (await this.pool.get(dest)).send(queue, envelope);
-    if (mode === 'direct') return direct();
+    const directly = async (): Promise<T> => direct(await this.pool.get(dest));
+    if (mode === 'direct') return directly();
     const hopsNeeded = mode === 'onion' ? 2 : 1;
     const candidates = this.relays.forwardingCandidates(dest);
     let lastProblem = candidates.length < hopsNeeded ? `${mode} routing needs ${hopsNeeded} relay(s) in your list other than the destination` : '';
@@ -673,19 +676,98 @@ export class Agent {
       const route = candidates.slice(i, i + hopsNeeded);
       try {
         const first = await this.pool.get(route[0]!);
-        await first.sendVia(route.map((r) => this.hop(r)), queue, envelope);
+        const result = await via(first, route.map((r) => this.hop(r)));
         this.recordHealth(route[0]!, null);
-        return;
+        return result;
       } catch (e) {
-        // The destination's own answer to SEND (AUTH, QUOTA, ...) is final for this attempt;
+        // The destination's own answer (AUTH, QUOTA, ...) is final for this attempt;
         // a hop's failure (PROXY, BUSY, or AUTH on PFWD: a refused sealed layer) tries another route.
-        if (e instanceof RelayError && e.command === 'SEND') throw e;
+        if (e instanceof RelayError && e.command === final) throw e;
         lastProblem = `forwarding through ${route.join(' → ')} failed: ${(e as Error).message}`;
         if (!(e instanceof RelayError)) this.recordHealth(route[0]!, (e as Error).message);
       }
     }
-    if (allowDirectFallback) return direct();
+    if (allowDirectFallback) return directly();
     throw new AgentError('NO_FORWARDER', `message waits: ${lastProblem}; direct fallback is off`);
+  }
+
+  /** Sends an envelope to a queue, routed as the profile says (see routed). */
+  private deliverEnvelope(dest: string, queue: SenderQueue, envelope: Uint8Array): Promise<void> {
+    return this.routed(
+      dest,
+      'SEND',
+      (client) => client.send(queue, envelope),
+      (first, route) => first.sendVia(route, queue, envelope),
+    );
+  }
+
+  // ---- short links ----------------------------------------------------------
+
+  /**
+   * The link to share for a new queue: a short one, whose full form the
+   * relay keeps encrypted (link-data.ts), or the full one if the relay is
+   * too old to keep link data.
+   */
+  private async publishLink(relay: string, queue: RecipientQueue, full: ConnectionLink): Promise<{ link: string; linkId: Uint8Array | null }> {
+    const linkKey = newLinkKey();
+    const linkId = linkIdOf(linkKey);
+    const client = await this.pool.get(relay);
+    try {
+      await client.setLinkData(queue, linkId, sealLinkData(linkKey, encodeLinkPayload(full)));
+    } catch (e) {
+      if (e instanceof ConnectionError && e.reason === 'VERSION') return { link: encodeLink(full), linkId: null };
+      throw new AgentError('RELAY_UNREACHABLE', `could not store the link on ${relay}: ${(e as Error).message}`);
+    }
+    return { link: encodeShortLink({ kind: full.kind, relay, linkKey }), linkId };
+  }
+
+  /** Refuses one of our own links (OWN_LINK): a short one by its link ID, before anything is fetched; a full one by its queue. */
+  private refuseOwnLink(link: { relay: string; linkId?: Uint8Array; senderId?: Uint8Array }): void {
+    const own = this.store
+      .rcvQueues()
+      .find(
+        (q) =>
+          q.relay === link.relay &&
+          ((link.linkId !== undefined && q.link_id !== null && Buffer.from(q.link_id).equals(link.linkId)) ||
+            (link.senderId !== undefined && Buffer.from(q.sender_id).equals(link.senderId))),
+      );
+    if (own) {
+      throw new AgentError(
+        'OWN_LINK',
+        own.address_id !== null ? 'this is your own contact address: share it with others, they use it to reach you' : 'this is your own invitation: give it to the person you want to talk to',
+      );
+    }
+  }
+
+  /** The full form of a link: a short one is fetched from its relay (routed like a message, so the relay does not see our address). */
+  private async resolveLink(text: string): Promise<ConnectionLink> {
+    const link = decodeAnyLink(text);
+    if (link.form === 'full') {
+      this.refuseOwnLink(link);
+      return link;
+    }
+    const linkId = linkIdOf(link.linkKey);
+    this.refuseOwnLink({ relay: link.relay, linkId });
+    let data: Uint8Array;
+    try {
+      data = await this.routed(
+        link.relay,
+        'LGET',
+        (client) => client.getLinkData(linkId),
+        (first, route) => first.getLinkDataVia(route, parseAddress(link.relay), linkId),
+      );
+    } catch (e) {
+      if (e instanceof RelayError && e.code === 'AUTH') {
+        throw link.kind === 'invitation'
+          ? new AgentError('LINK_USED', 'this invitation was already used or withdrawn')
+          : new AgentError('ADDRESS_GONE', 'this contact address no longer exists');
+      }
+      if (e instanceof AgentError) throw e;
+      throw new AgentError('RELAY_UNREACHABLE', `could not fetch the link from ${link.relay}: ${(e as Error).message}`);
+    }
+    const full = decodeLinkPayload(link.kind, openLinkData(link.linkKey, data));
+    if (full.relay !== link.relay) throw new AgentError('BAD_LINK', 'the link names one relay and its data another; ask for a new link');
+    return full;
   }
 
   /** A relay of a forwarding route, with its password when it is a private relay. */

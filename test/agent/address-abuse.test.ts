@@ -1,10 +1,10 @@
 /** Contact addresses under abuse: stamps, pause, hourly limit. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeLink, encodeLink } from '../../src/agent/links.js';
+import { encodeLink } from '../../src/agent/links.js';
 import { makeStamp, verifyStamp } from '../../src/agent/stamp.js';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
-import { openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
+import { fullLink, openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
 
 let relay: RelayProcess;
 const agents: TestAgent[] = [];
@@ -34,9 +34,10 @@ test('a stamp is bound to its request', () => {
 test('a flood of unstamped requests never reaches the owner; stamped ones do', async () => {
   const owner = open();
   const { link } = await owner.agent.createAddress({ stampBits: 12 });
-  assert.equal(decodeLink(link).stampBits, 12, 'the address publishes its difficulty');
+  const full = await fullLink(link);
+  assert.equal(full.stampBits, 12, 'the address publishes its difficulty');
   // A spammer ignores the published difficulty.
-  const cheap = encodeLink({ ...decodeLink(link), stampBits: 0 });
+  const cheap = encodeLink({ ...full, stampBits: 0 });
   const spammer = open();
   for (let i = 0; i < 20; i++) await spammer.agent.connect(cheap, text(`spam ${i}`));
   const honest = open();

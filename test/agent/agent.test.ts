@@ -63,6 +63,16 @@ describe('agent', () => {
     assert.deepEqual(carol.agent.connections(), []);
   });
 
+  test('links are short (the relay keeps the rest); our own link is refused with OWN_LINK and changes nothing', async () => {
+    const alice = open(relayA);
+    const { link } = await alice.agent.createInvitation(text('Alice'));
+    const { link: address } = await alice.agent.createAddress();
+    assert.ok(link.length < 140 && address.length < 140, `${link.length} and ${address.length} characters`);
+    const before = alice.agent.connections().length;
+    for (const own of [link, address]) await assert.rejects(alice.agent.connect(own, text('Alice')), (e: unknown) => e instanceof AgentError && e.code === 'OWN_LINK');
+    assert.equal(alice.agent.connections().length, before);
+  });
+
   test('a damaged link is BAD_LINK', async () => {
     const carol = open(relayB);
     await assert.rejects(carol.agent.connect('nightjar:invite#AAAA', text('C')), (e: unknown) => e instanceof AgentError && e.code === 'BAD_LINK');

@@ -2,18 +2,21 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
-import { openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
+import { fullLink, openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
+import { AgentError } from '../../src/agent/agent-api.js';
+import { encodeLink } from '../../src/agent/links.js';
 
 let a: RelayProcess;
 let b: RelayProcess;
 let c: RelayProcess;
+let d: RelayProcess;
 const agents: TestAgent[] = [];
 before(async () => {
-  [a, b, c] = await Promise.all([startRelayProcess(), startRelayProcess(), startRelayProcess()]);
+  [a, b, c, d] = await Promise.all([startRelayProcess(), startRelayProcess(), startRelayProcess(), startRelayProcess()]);
 });
 after(async () => {
   for (const x of agents) await x.agent.close();
-  await Promise.all([a.stop(), b.stop(), c.stop()]);
+  await Promise.all([a.stop(), b.stop(), c.stop(), d.stop()]);
 });
 
 function tracedAgent(relays: string[]): { agent: TestAgent; contacted: Set<string> } {
@@ -25,18 +28,21 @@ function tracedAgent(relays: string[]): { agent: TestAgent; contacted: Set<strin
 
 for (const mode of ['private', 'onion'] as const) {
   test(`${mode} routing: each side reaches the other's relay only through its own relays`, async () => {
-    // Alice's queue goes on A and Bob's on B; for onion routing both then add C as a second hop.
+    // Alice's queue goes on A; for onion routing both then add C and D, so that wherever Bob's
+    // queue lands (B, C or D) each side has two relays besides the other's to route through.
     const alice = tracedAgent([a.address]);
     const bob = tracedAgent([b.address]);
     alice.agent.agent.setRouting(mode);
     bob.agent.agent.setRouting(mode);
     const { connectionId: a2b, link } = await alice.agent.agent.createInvitation(text('Alice'));
-    const { connectionId: b2a } = await bob.agent.agent.connect(link, text('Bob'));
     if (mode === 'onion') {
-      alice.agent.agent.addRelay(c.address);
-      bob.agent.agent.addRelay(c.address);
+      for (const extra of [c.address, d.address]) {
+        alice.agent.agent.addRelay(extra);
+        bob.agent.agent.addRelay(extra);
+      }
     }
-    // Alice's queue is on A (or C); Bob never talks to the relay that holds Alice's queue, and vice versa.
+    const { connectionId: b2a } = await bob.agent.agent.connect(link, text('Bob'));
+    // Bob never talks to the relay that holds Alice's queue, and vice versa.
     await syncUntil([alice.agent, bob.agent], () => alice.agent.events.connected.has(a2b) && bob.agent.events.connected.has(b2a));
     for (let i = 0; i < 5; i++) {
       alice.agent.agent.send(a2b, text(`a${i}`));
@@ -56,7 +62,14 @@ test('without a forwarding relay a message waits, saying why, until direct fallb
   const carol = tracedAgent([a.address]); // her only relay is the destination itself
   alice.agent.agent.setRouting('private', true); // Alice's answers go to Carol's queue, also on A
   const { connectionId: a2c, link } = await alice.agent.agent.createInvitation(text('Alice'));
-  const { connectionId: c2a } = await carol.agent.agent.connect(link, text('Carol'));
+  // The short link cannot even be fetched without revealing Carol's address to A: refused, saying why.
+  await assert.rejects(
+    carol.agent.agent.connect(link, text('Carol')),
+    (e: unknown) => e instanceof AgentError && e.code === 'NO_FORWARDER' && /private routing needs 1 relay/.test(e.message),
+  );
+  assert.deepEqual(carol.agent.agent.connections(), []);
+  // With the full link (given some other way), the join itself waits.
+  const { connectionId: c2a } = await carol.agent.agent.connect(encodeLink(await fullLink(link)), text('Carol'));
   await carol.agent.agent.sync().catch(() => undefined);
   const waiting = carol.agent.agent.connection(c2a)!;
   assert.equal(waiting.pendingOutgoing, 1, 'the join waits');

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import type { AgentHandlers, IncomingRequest } from '../../src/agent/agent-api.js';
 import { tempDir } from './relay-process.js';
+import { RelayClient } from '../../src/client/relay-client.js';
+import { linkIdOf, openLinkData } from '../../src/agent/link-data.js';
+import { decodeAnyLink, decodeLink, decodeLinkPayload, type ConnectionLink } from '../../src/agent/links.js';
 
 export interface Recorder extends AgentHandlers {
   readonly connected: Map<string, string>;
@@ -62,4 +65,16 @@ export async function syncUntil(agents: TestAgent[], done: () => boolean, rounds
     for (const a of agents) await a.agent.sync().catch((e: Error) => errors.push(e.message));
   }
   if (!done()) throw new Error(`agents did not reach the expected state (sync errors: ${[...new Set(errors)].join('; ') || 'none'})`);
+}
+
+/** The full form of a link (a short one fetched from its relay directly), for tests that take links apart. */
+export async function fullLink(link: string): Promise<ConnectionLink> {
+  const any = decodeAnyLink(link);
+  if (any.form === 'full') return decodeLink(link);
+  const client = await RelayClient.connect(any.relay);
+  try {
+    return decodeLinkPayload(any.kind, openLinkData(any.linkKey, await client.getLinkData(linkIdOf(any.linkKey))));
+  } finally {
+    await client.close();
+  }
 }
