@@ -169,6 +169,7 @@ export async function serveLocalSocket(dir: string, handler: OperationHandler, d
 /** A connection to a running node. */
 export class NodeConnection {
   private nextId = 1;
+  private closing = false;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (text: string | null) => void }>();
 
   private constructor(
@@ -178,7 +179,10 @@ export class NodeConnection {
   ) {
     onLines(socket, (value) => this.onFrame(value as ApiFrame));
     socket.on('close', () => {
-      for (const w of this.waiting.values()) w.reject(new ApiError('PROFILE_BUSY', 'the nightjar process holding the profile went away mid-request; run the command again'));
+      const error = this.closing
+        ? new ApiError('INTERRUPTED', 'the request was abandoned')
+        : new ApiError('PROFILE_BUSY', 'the nightjar process holding the profile went away mid-request; run the command again');
+      for (const w of this.waiting.values()) w.reject(error);
       this.waiting.clear();
     });
   }
@@ -241,7 +245,9 @@ export class NodeConnection {
     });
   }
 
+  /** Closes the connection; requests still waiting reject with INTERRUPTED (the node stops waiting for them). */
   close(): void {
+    this.closing = true;
     this.socket.end();
   }
 }
