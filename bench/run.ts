@@ -17,8 +17,8 @@
  *   --profile  runs the throughput relay under V8's CPU profiler and prints
  *              where its main thread spent the measured window (the profiler
  *              costs a little throughput)
- *   --only agent,routing,pow
- *              runs only the listed phases of 6-8 below (skips 1-5); results
+ *   --only agent,routing,pow,cli
+ *              runs only the listed phases of 6-9 below (skips 1-5); results
  *              are merged into the results file, other keys kept
  *
  * After the ratchet, three more phases, each merged into the results file
@@ -26,6 +26,9 @@
  *   6. agent: two agents through one relay (bench/agent.ts), "agent"
  *   7. routing: direct vs private vs onion over 4 relays (bench/routing.ts), "routing"
  *   8. proof of work: solvePow vs verifyPow (bench/pow.ts), "pow"
+ *   9. CLI start-up: whole `nightjar` processes vs `node -e 0` (bench/cli.ts), "cli"
+ *
+ * Headline figures also go to bench/results/summary.json (bench/summary.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,11 +46,13 @@ import { runRatchetBench } from './ratchet.js';
 import { runAgentBench } from './agent.js';
 import { runRoutingBench } from './routing.js';
 import { runPowBench } from './pow.js';
+import { runCliBench } from './cli.js';
+import { mergeSummary } from './summary.js';
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
 /** Budgets (ms) of the phases after the ratchet; the watchdog deadline is extended by their sum. */
-const EXTRA_PHASES = { agent: 15_000, routing: 25_000, pow: 12_000 } as const;
+const EXTRA_PHASES = { agent: 15_000, routing: 25_000, pow: 12_000, cli: 30_000 } as const;
 type ExtraPhase = keyof typeof EXTRA_PHASES;
 const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
 const only: ExtraPhase[] | undefined = onlyArg
@@ -141,7 +146,7 @@ async function runExtraPhases(resultsFile: string): Promise<void> {
   for (const name of extraPhases) {
     const opts = { quick, resultsFile, log, timeLimitMs: quick ? EXTRA_PHASES[name] / 3 : EXTRA_PHASES[name] };
     const deadline = EXTRA_PHASES[name] + EXTRA_SLACK_MS - 1000;
-    const run = name === 'agent' ? runAgentBench : name === 'routing' ? runRoutingBench : runPowBench;
+    const run = { agent: runAgentBench, routing: runRoutingBench, pow: runPowBench, cli: runCliBench }[name];
     try {
       await withTimeout(run(opts), deadline, `${name} phase`);
     } catch (e) {
@@ -248,6 +253,15 @@ async function main(): Promise<void> {
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const out = join(ROOT, 'bench', 'results', quick ? 'quick.json' : 'latest.json');
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  mergeSummary(out, {
+    relayMsgPerSec: round(throughput.messagesPerSecond),
+    relayVsTwoBlockCeiling: round(throughput.messagesPerSecond / ratios.twoBlockCeilingMessagesPerSecond, 4),
+    relayLatencyP50Ms: round(sequential.median, 2),
+    relayLatencyP99Ms: round(sequential.p99, 2),
+    relayKiBPerIdleConnection: round(memory.perConnectionKiB, 1),
+    relayKiBPerIdleQueue: round(memory.perQueueKiB, 2),
+    tlsBlocksPerSec: round(tlsSingle.blocksPerSecond),
+  });
 
   const p = (s: string): void => void process.stdout.write(s + '\n');
   p('');
