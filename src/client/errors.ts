@@ -16,5 +16,6 @@ export class RelayError extends Error {
   }
 }
 
-// Defined beside the transport, which a forwarding relay shares with clients.
-export { ConnectionError, type ConnectionErrorReason } from '../relay/peer-transport.js';
+// The transport's (src/transport/), which a forwarding relay shares with clients; part of the
+// client's error set because every client method may raise it.
+export { ConnectionError, type ConnectionErrorReason } from '../transport/errors.js';

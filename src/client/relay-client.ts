@@ -21,7 +21,7 @@ import { solvePow } from '../protocol/pow.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
 import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
-import { openTransport, type RelayTransport } from './transport.js';
+import { openTransport, type RelayTransport } from '../transport/session.js';
 import { ForwardRoutes, type RouteHop } from './forwarding.js';
 import { checkLinkData, checkLinkId, requiringLinkData } from './link-data.js';
 import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION } from '../protocol/version.js';

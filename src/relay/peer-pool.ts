@@ -15,7 +15,7 @@ import { checkRoutingKey } from '../protocol/forward-crypto.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody } from '../protocol/transmission.js';
 import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
 import { metadataFields, type RelayLogger } from './log.js';
-import { openTransport, type RelayTransport } from './peer-transport.js';
+import { openTransport, type RelayTransport } from '../transport/session.js';
 
 /** A destination could not be reached, did not answer, or has no valid routing key (ERR PROXY). */
 export class PeerError extends Error {

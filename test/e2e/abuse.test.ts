@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
-import { openTransport } from '../../src/client/transport.js';
+import { openTransport } from '../../src/transport/session.js';
 import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
 import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';

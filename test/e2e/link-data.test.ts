@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { ConnectionError, RelayError } from '../../src/client/errors.js';
-import { openTransport, type RelayTransport } from '../../src/client/transport.js';
+import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import { formatAddress, parseAddress } from '../../src/protocol/address.js';

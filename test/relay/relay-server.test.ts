@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { RelayError } from '../../src/client/errors.js';
-import { openTransport, type RelayTransport } from '../../src/client/transport.js';
+import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import { BLOCK_SIZE, decodeBatch, encodeBatch, padBlock } from '../../src/protocol/block.js';

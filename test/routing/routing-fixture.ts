@@ -2,7 +2,7 @@
  * Shared pieces of the routing tests: a raw session on which a test plays a
  * forwarding relay (sending RFWD itself), and a queue set up for senders.
  */
-import { openTransport, type RelayTransport } from '../../src/client/transport.js';
+import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import type { RecipientQueue, SenderQueue } from '../../src/client/queues.js';
 import { sealRoute, type InnerRequest, type SealedRoute } from '../../src/client/forwarding.js';

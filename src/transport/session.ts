@@ -1,9 +1,10 @@
 /**
  * Opens one pinned TLS 1.3 connection to a relay and completes the Nightjar
  * handshake. Nothing is written to the socket before the relay's
- * certificate has been checked against the address's fingerprint. Used by
- * clients (re-exported from src/client/transport.ts) and by a relay that
- * forwards to another relay (src/relay/peer-pool.ts).
+ * certificate has been checked against the address's fingerprint. Shared by
+ * clients (src/client/relay-client.ts) and by a relay that forwards to
+ * another relay (src/relay/peer-pool.ts); it belongs to neither, and imports
+ * only protocol and crypto.
  */
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
@@ -14,30 +15,7 @@ import { padBlock, unpadBlock } from '../protocol/block.js';
 import { decodeRelayHello, encodeClientHello, type RelayHello } from '../protocol/handshake.js';
 import { CHANNEL_BINDING_LABEL, SESSION_BINDING_LENGTH } from '../protocol/transmission.js';
 import { negotiateVersion, SUPPORTED_VERSIONS } from '../protocol/version.js';
-
-export type ConnectionErrorReason =
-  | 'FINGERPRINT' // the relay's certificate (or its routing key) is not the pinned one: never retried
-  | 'VERSION' // no protocol version in common, or none with the feature asked for: never retried
-  | 'UNREACHABLE' // TCP/TLS connection failed
-  | 'CLOSED' // the connection closed with the command unanswered, or the answer was unusable
-  | 'TIMEOUT'; // no answer in time
-
-/** The command did not reach the relay, or its answer did not come back. */
-export class ConnectionError extends Error {
-  override readonly name = 'ConnectionError';
-  constructor(
-    readonly reason: ConnectionErrorReason,
-    readonly relay: string,
-    detail: string,
-  ) {
-    super(`${relay}: ${detail}`);
-  }
-
-  /** Whether trying again later can help. */
-  get retryable(): boolean {
-    return this.reason !== 'FINGERPRINT' && this.reason !== 'VERSION';
-  }
-}
+import { ConnectionError } from './errors.js';
 
 export interface RelayTransport {
   readonly socket: TLSSocket;
