@@ -184,14 +184,17 @@ test('disappearing messages vanish on both sides; deleting a contact is seen by 
   await ok(bob, ['connect', link]);
   await handshake([alice, 'Bob'], [bob, 'Alice']);
 
-  const [timer] = await json(alice, ['disappear', 'bob', '2']);
-  assert.equal(timer!['disappearSeconds'], 2);
+  // The timer runs from Alice's send: long enough for Bob's `read` to come first even on a
+  // loaded machine (2 s was not: a message that arrives after its time is deleted at once).
+  const [timer] = await json(alice, ['disappear', 'bob', '10']);
+  assert.equal(timer!['disappearSeconds'], 10);
   await ok(alice, ['send', 'bob', 'this will vanish']);
+  const expired = Date.now() + 11_000; // the send stamped it before it returned; times are whole seconds
   const got = await json(bob, ['read']);
   assert.deepEqual(texts(got), ['this will vanish']);
-  assert.ok(got.some((m) => m['kind'] === 'event' && /set disappearing messages to 2s/.test(String(m['text']))));
-  assert.equal((await contacts(bob))[0]!['disappearSeconds'], 2);
-  await new Promise((r) => setTimeout(r, 3000));
+  assert.ok(got.some((m) => m['kind'] === 'event' && /set disappearing messages to 10s/.test(String(m['text']))));
+  assert.equal((await contacts(bob))[0]!['disappearSeconds'], 10);
+  await new Promise((r) => setTimeout(r, expired - Date.now()));
   assert.deepEqual(texts(await json(bob, ['history', 'alice'])), []);
   assert.deepEqual(texts(await json(alice, ['history', 'bob'])), []);
   await ok(alice, ['disappear', 'bob', 'off']);
