@@ -1,3 +1,4 @@
+// test-file-timeout: 480
 /**
  * Two (and three) people, each with a profile on a different relay, using
  * nothing but `nightjar` commands: one-time invitation, contact address,
