@@ -286,7 +286,7 @@ function runFile(file, index, limitS) {
     else if (stopped) failure = stopped;
     else if (ended.code !== 0) failure = ended.sig ? `killed by ${ended.sig}` : `exit code ${ended.code}`;
     else if (counts.failed + counts.cancelled > 0) failure = 'tests failed';
-    return { name, limitS, seconds, counts, failure, timedOut: stopped !== undefined, output: Buffer.concat(output).toString('utf8') };
+    return { name, limitS, seconds, counts, failure, killed: stopped !== undefined, output: Buffer.concat(output).toString('utf8') };
   })();
 }
 
@@ -322,11 +322,12 @@ async function sweep() {
 function summary(results, notRun, seconds) {
   const sum = (key) => results.reduce((n, r) => n + r.counts[key], 0);
   const failedFiles = results.filter((r) => r.failure !== undefined);
-  const timedOut = results.filter((r) => r.timedOut).length;
+  const timedOut = results.filter((r) => r.killed && r.failure.startsWith('timed out')).length;
+  const stopped = results.filter((r) => r.killed).length - timedOut; // by the run limit or a signal
   const tests = ['passed', 'failed', 'cancelled', 'skipped', 'todo'].reduce((n, k) => n + sum(k), 0);
   const lines = ['', '──────── summary ────────'];
   lines.push(
-    `files: ${results.length + notRun.length}: ${results.length - failedFiles.length} passed, ${failedFiles.length} failed (${timedOut} timed out)` +
+    `files: ${results.length + notRun.length}: ${results.length - failedFiles.length} passed, ${failedFiles.length} failed (${timedOut} timed out${stopped > 0 ? `, ${stopped} stopped` : ''})` +
       (notRun.length > 0 ? `, ${notRun.length} not run` : ''),
   );
   lines.push(`tests: ${tests}: ${sum('passed')} passed, ${sum('failed')} failed, ${sum('cancelled')} cancelled, ${sum('skipped')} skipped, ${sum('todo')} todo`);
@@ -366,7 +367,7 @@ async function main() {
       queue.push({ file, limitS: limitOf(file) });
     } catch (e) {
       const counts = readCounts('');
-      results.push({ name: relative(ROOT, file), limitS: 0, seconds: 0, counts, failure: e.message, timedOut: false, output: '' });
+      results.push({ name: relative(ROOT, file), limitS: 0, seconds: 0, counts, failure: e.message, killed: false, output: '' });
     }
   }
   queue.sort((a, b) => b.limitS - a.limitS || a.file.localeCompare(b.file)); // the longest may start first
