@@ -5,9 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { spawnTracked } from '../helpers/processes.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
 import { openAgent, syncUntil, text } from '../helpers/agent-harness.js';
 
@@ -42,7 +42,7 @@ test('100 messages each way, relay restart and agent kill: exactly once, in orde
 
   // Alice's agent process is killed in the middle of sending the last quarter.
   await alice.agent.close();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'helpers', 'agent-sender.ts'), alice.path, a2b, String((3 * N) / 4), String(N / 4)], {
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'helpers', 'agent-sender.ts'), alice.path, a2b, String((3 * N) / 4), String(N / 4)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });

@@ -1,3 +1,4 @@
+// test-file-timeout: 480
 /**
  * Two (and three) people, each with a profile on a different relay, using
  * nothing but `nightjar` commands: one-time invitation, contact address,
@@ -22,63 +23,71 @@ after(async () => {
   await Promise.all([relay1?.stop(), relay2?.stop()]);
 });
 
-function contacts(profile: string): Row[] {
+function contacts(profile: string): Promise<Row[]> {
   return json(profile, ['contacts']);
 }
 
+/** True if every profile has a ready contact named as given. */
+async function allReady(sides: [profile: string, peerName: string][]): Promise<boolean> {
+  for (const [profile, name] of sides) if (!(await contacts(profile)).some((c) => c['name'] === name && c['status'] === 'ready')) return false;
+  return true;
+}
+
 /** Runs `read` on each side in turn until each has a ready contact named as given (the handshake takes a few trips). */
-function handshake(...sides: [profile: string, peerName: string][]): void {
+async function handshake(...sides: [profile: string, peerName: string][]): Promise<void> {
   for (let round = 0; round < 6; round++) {
-    for (const [profile] of sides) ok(profile, ['read']);
-    if (sides.every(([profile, name]) => contacts(profile).some((c) => c['name'] === name && c['status'] === 'ready'))) return;
+    for (const [profile] of sides) await ok(profile, ['read']);
+    if (await allReady(sides)) return;
   }
-  throw new Error(`handshake did not complete: ${JSON.stringify(sides.map(([p]) => contacts(p)))}`);
+  const seen: Row[][] = [];
+  for (const [profile] of sides) seen.push(await contacts(profile));
+  throw new Error(`handshake did not complete: ${JSON.stringify(seen)}`);
 }
 
 const texts = (rows: Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
 
-test('one-time invitation: connect, exchange messages, delivered and read marks', () => {
-  const alice = newProfile('Alice', relay1.address);
-  const bob = newProfile('Bob', relay2.address);
+test('one-time invitation: connect, exchange messages, delivered and read marks', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
 
-  const invite = ok(alice, ['invite']); // text mode: a QR code and the link
+  const invite = await ok(alice, ['invite']); // text mode: a QR code and the link
   assert.match(invite, /▀|▄|█/);
-  const [invitation] = json(alice, ['invite', '--no-qr']);
+  const [invitation] = await json(alice, ['invite', '--no-qr']);
   assert.equal(invitation!['type'], 'invitation');
   const link = String(invitation!['link']);
   assert.match(link, /^nightjar:invite#/);
 
-  const [joined] = json(bob, ['connect', link]);
+  const [joined] = await json(bob, ['connect', link]);
   assert.equal(joined!['type'], 'contact');
-  handshake([alice, 'Bob'], [bob, 'Alice']);
+  await handshake([alice, 'Bob'], [bob, 'Alice']);
   assert.deepEqual(
-    contacts(bob).map((c) => [c['name'], c['status']]),
+    (await contacts(bob)).map((c) => [c['name'], c['status']]),
     [['Alice', 'ready']],
   );
 
   // a used link is refused with a clear error
   // Carol's relay is not the link's, so private routing has a relay to forward through.
-  const carol = newProfile('Carol', relay2.address);
-  assert.equal(failure(nj(carol, ['connect', link])), 'nightjar: this invitation link was already used; ask your contact for a new one');
-  assert.deepEqual(contacts(carol), []);
+  const carol = await newProfile('Carol', relay2.address);
+  assert.equal(failure(await nj(carol, ['connect', link])), 'nightjar: this invitation link was already used; ask your contact for a new one');
+  assert.deepEqual(await contacts(carol), []);
 
-  const [sent] = json(alice, ['send', 'Bob', 'hello', 'Bob']);
+  const [sent] = await json(alice, ['send', 'Bob', 'hello', 'Bob']);
   assert.equal(sent!['text'], 'hello Bob');
   assert.equal(sent!['status'], 'sent'); // `send` returns once the relay stored it
-  ok(alice, ['send', 'bo', 'how are you?']); // unique prefix
-  ok(bob, ['send', 'alice', 'hi Alice']);
+  await ok(alice, ['send', 'bo', 'how are you?']); // unique prefix
+  await ok(bob, ['send', 'alice', 'hi Alice']);
 
-  const bobReads = json(bob, ['read']);
+  const bobReads = await json(bob, ['read']);
   assert.deepEqual(texts(bobReads), ['hello Bob', 'how are you?']);
   assert.ok(bobReads.every((m) => m['contact'] === 'Alice' && m['direction'] === 'in'));
-  assert.deepEqual(texts(json(bob, ['read'])), []); // read marks them read
-  assert.match(ok(bob, ['read']), /No new messages/);
+  assert.deepEqual(texts(await json(bob, ['read'])), []); // read marks them read
+  assert.match(await ok(bob, ['read']), /No new messages/);
 
-  const aliceReads = json(alice, ['read', 'bob']);
+  const aliceReads = await json(alice, ['read', 'bob']);
   assert.deepEqual(texts(aliceReads), ['hi Alice']);
-  ok(bob, ['read']); // picks up Alice's read receipt
+  await ok(bob, ['read']); // picks up Alice's read receipt
 
-  const aliceHistory = json(alice, ['history', 'bob']).filter((m) => m['kind'] === 'text');
+  const aliceHistory = (await json(alice, ['history', 'bob'])).filter((m) => m['kind'] === 'text');
   assert.deepEqual(
     aliceHistory.map((m) => [m['direction'], m['text'], m['status']]),
     [
@@ -87,7 +96,7 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
       ['in', 'hi Alice', 'read'],
     ],
   );
-  const bobHistory = json(bob, ['history', 'alice']).filter((m) => m['kind'] === 'text');
+  const bobHistory = (await json(bob, ['history', 'alice'])).filter((m) => m['kind'] === 'text');
   assert.deepEqual(
     bobHistory.map((m) => [m['direction'], m['text'], m['status']]),
     [
@@ -96,49 +105,49 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
       ['in', 'how are you?', 'read'],
     ],
   );
-  assert.match(ok(alice, ['history', 'bob']), /you: hello Bob ✓✓ read/);
+  assert.match(await ok(alice, ['history', 'bob']), /you: hello Bob ✓✓ read/);
 
   // aliases are local
-  ok(alice, ['alias', 'bob', 'Bobby']);
-  const renamed = contacts(alice).find((c) => c['displayName'] === 'Bob')!;
+  await ok(alice, ['alias', 'bob', 'Bobby']);
+  const renamed = (await contacts(alice)).find((c) => c['displayName'] === 'Bob')!;
   assert.equal(renamed['name'], 'Bobby');
   assert.equal(renamed['alias'], 'Bobby');
-  assert.equal(json(alice, ['history', 'bobby']).length, aliceHistory.length + 1); // + the "connected" event
+  assert.equal((await json(alice, ['history', 'bobby'])).length, aliceHistory.length + 1); // + the "connected" event
   // the first, unused invitation is a pending contact that can be deleted
-  const unused = contacts(alice).find((c) => c['status'] === 'pending')!;
-  ok(alice, ['delete', `#${String(unused['id'])}`]);
-  assert.equal(contacts(alice).length, 1);
+  const unused = (await contacts(alice)).find((c) => c['status'] === 'pending')!;
+  await ok(alice, ['delete', `#${String(unused['id'])}`]);
+  assert.equal((await contacts(alice)).length, 1);
 
   // rotation onto the other relay keeps the conversation going both ways
-  ok(alice, ['relays', 'add', relay2.address]);
+  await ok(alice, ['relays', 'add', relay2.address]);
   // Alice's queue moves onto Bob's own relay: Bob needs another relay to forward through.
-  ok(bob, ['relays', 'add', relay1.address]);
-  const [rotated] = json(alice, ['rotate', 'bobby', '--relay', relay2.address]);
+  await ok(bob, ['relays', 'add', relay1.address]);
+  const [rotated] = await json(alice, ['rotate', 'bobby', '--relay', relay2.address]);
   assert.equal(rotated!['rotated'], true);
-  ok(bob, ['send', 'alice', 'during rotation']);
-  assert.deepEqual(texts(json(alice, ['read'])), ['during rotation']);
-  ok(bob, ['read']);
-  ok(alice, ['read']);
-  ok(bob, ['send', 'alice', 'after rotation']);
-  ok(alice, ['send', 'bobby', 'me too']);
-  assert.deepEqual(texts(json(alice, ['read'])), ['after rotation']);
-  assert.deepEqual(texts(json(bob, ['read'])), ['me too']);
+  await ok(bob, ['send', 'alice', 'during rotation']);
+  assert.deepEqual(texts(await json(alice, ['read'])), ['during rotation']);
+  await ok(bob, ['read']);
+  await ok(alice, ['read']);
+  await ok(bob, ['send', 'alice', 'after rotation']);
+  await ok(alice, ['send', 'bobby', 'me too']);
+  assert.deepEqual(texts(await json(alice, ['read'])), ['after rotation']);
+  assert.deepEqual(texts(await json(bob, ['read'])), ['me too']);
 });
 
-test('contact address: request, accept, talk; deleting the address keeps the contact', () => {
-  const alice = newProfile('Alice', relay1.address);
-  const dave = newProfile('Dave', relay2.address);
-  const erin = newProfile('Erin', relay2.address);
+test('contact address: request, accept, talk; deleting the address keeps the contact', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const dave = await newProfile('Dave', relay2.address);
+  const erin = await newProfile('Erin', relay2.address);
 
-  const [address] = json(alice, ['address', 'create']);
+  const [address] = await json(alice, ['address', 'create']);
   const link = String(address!['link']);
   assert.match(link, /^nightjar:address#/);
-  assert.deepEqual(json(alice, ['address', 'show']), [address]);
-  assert.match(failure(nj(alice, ['address', 'create'])), /already have a contact address/);
+  assert.deepEqual(await json(alice, ['address', 'show']), [address]);
+  assert.match(failure(await nj(alice, ['address', 'create'])), /already have a contact address/);
 
-  ok(dave, ['connect', link]);
-  ok(erin, ['connect', link]);
-  const requests = json(alice, ['requests']);
+  await ok(dave, ['connect', link]);
+  await ok(erin, ['connect', link]);
+  const requests = await json(alice, ['requests']);
   assert.deepEqual(
     requests.map((r) => [r['type'], r['n'], r['name']]).sort(),
     [
@@ -148,104 +157,107 @@ test('contact address: request, accept, talk; deleting the address keeps the con
   );
   const daveN = requests.find((r) => r['name'] === 'Dave')!['n'] as number;
   const erinN = requests.find((r) => r['name'] === 'Erin')!['n'] as number;
-  const [accepted] = json(alice, ['accept', String(daveN)]);
+  const [accepted] = await json(alice, ['accept', String(daveN)]);
   assert.equal(accepted!['name'], 'Dave');
-  assert.deepEqual(json(alice, ['reject', String(erinN)])[0]!['rejected'], true);
-  assert.deepEqual(json(alice, ['requests']), []);
+  assert.deepEqual((await json(alice, ['reject', String(erinN)]))[0]!['rejected'], true);
+  assert.deepEqual(await json(alice, ['requests']), []);
 
-  handshake([alice, 'Dave'], [dave, 'Alice']);
-  ok(dave, ['send', 'alice', 'found you through your address']);
-  assert.deepEqual(texts(json(alice, ['read'])), ['found you through your address']);
-  ok(alice, ['send', 'dave', 'welcome']);
-  assert.deepEqual(texts(json(dave, ['read'])), ['welcome']);
+  await handshake([alice, 'Dave'], [dave, 'Alice']);
+  await ok(dave, ['send', 'alice', 'found you through your address']);
+  assert.deepEqual(texts(await json(alice, ['read'])), ['found you through your address']);
+  await ok(alice, ['send', 'dave', 'welcome']);
+  assert.deepEqual(texts(await json(dave, ['read'])), ['welcome']);
   assert.deepEqual(
-    contacts(erin).map((c) => c['status']),
+    (await contacts(erin)).map((c) => c['status']),
     ['pending'],
   );
 
-  assert.equal(json(alice, ['address', 'delete'])[0]!['deleted'], true);
-  assert.match(failure(nj(alice, ['address', 'show'])), /no contact address/);
-  ok(alice, ['send', 'dave', 'still here']);
-  assert.deepEqual(texts(json(dave, ['read'])), ['still here']);
+  assert.equal((await json(alice, ['address', 'delete']))[0]!['deleted'], true);
+  assert.match(failure(await nj(alice, ['address', 'show'])), /no contact address/);
+  await ok(alice, ['send', 'dave', 'still here']);
+  assert.deepEqual(texts(await json(dave, ['read'])), ['still here']);
 });
 
 test('disappearing messages vanish on both sides; deleting a contact is seen by the other side', async () => {
-  const alice = newProfile('Alice', relay1.address);
-  const bob = newProfile('Bob', relay2.address);
-  const link = String(json(alice, ['invite'])[0]!['link']);
-  ok(bob, ['connect', link]);
-  handshake([alice, 'Bob'], [bob, 'Alice']);
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  const link = String((await json(alice, ['invite']))[0]!['link']);
+  await ok(bob, ['connect', link]);
+  await handshake([alice, 'Bob'], [bob, 'Alice']);
 
-  const [timer] = json(alice, ['disappear', 'bob', '2']);
-  assert.equal(timer!['disappearSeconds'], 2);
-  ok(alice, ['send', 'bob', 'this will vanish']);
-  const got = json(bob, ['read']);
+  // The timer runs from Alice's send: long enough for Bob's `read` to come first even on a
+  // loaded machine (2 s was not: a message that arrives after its time is deleted at once).
+  const [timer] = await json(alice, ['disappear', 'bob', '10']);
+  assert.equal(timer!['disappearSeconds'], 10);
+  await ok(alice, ['send', 'bob', 'this will vanish']);
+  const expired = Date.now() + 11_000; // the send stamped it before it returned; times are whole seconds
+  const got = await json(bob, ['read']);
   assert.deepEqual(texts(got), ['this will vanish']);
-  assert.ok(got.some((m) => m['kind'] === 'event' && /set disappearing messages to 2s/.test(String(m['text']))));
-  assert.equal(contacts(bob)[0]!['disappearSeconds'], 2);
-  await new Promise((r) => setTimeout(r, 3000));
-  assert.deepEqual(texts(json(bob, ['history', 'alice'])), []);
-  assert.deepEqual(texts(json(alice, ['history', 'bob'])), []);
-  ok(alice, ['disappear', 'bob', 'off']);
-  ok(alice, ['send', 'bob', 'this stays']);
-  assert.deepEqual(texts(json(bob, ['read'])), ['this stays']);
+  assert.ok(got.some((m) => m['kind'] === 'event' && /set disappearing messages to 10s/.test(String(m['text']))));
+  assert.equal((await contacts(bob))[0]!['disappearSeconds'], 10);
+  await new Promise((r) => setTimeout(r, expired - Date.now()));
+  assert.deepEqual(texts(await json(bob, ['history', 'alice'])), []);
+  assert.deepEqual(texts(await json(alice, ['history', 'bob'])), []);
+  await ok(alice, ['disappear', 'bob', 'off']);
+  await ok(alice, ['send', 'bob', 'this stays']);
+  assert.deepEqual(texts(await json(bob, ['read'])), ['this stays']);
 
-  const [deleted] = json(bob, ['delete', 'alice']);
+  const [deleted] = await json(bob, ['delete', 'alice']);
   assert.equal(deleted!['deleted'], true);
-  assert.deepEqual(contacts(bob), []);
-  const news = json(alice, ['read']);
+  assert.deepEqual(await contacts(bob), []);
+  const news = await json(alice, ['read']);
   assert.ok(news.some((m) => m['kind'] === 'event' && m['text'] === 'Bob deleted this contact'), JSON.stringify(news));
-  assert.match(failure(nj(alice, ['send', 'bob', 'hello?'])), /Bob deleted this contact/);
+  assert.match(failure(await nj(alice, ['send', 'bob', 'hello?'])), /Bob deleted this contact/);
 });
 
 test('a relay outage loses nothing: send fails clearly, and the message goes once the relay is back', async () => {
   const relayA = await startRelayProcess();
   let relayB = await startRelayProcess();
   try {
-    const alice = newProfile('Alice', relayA.address);
-    const bob = newProfile('Bob', relayB.address);
-    ok(bob, ['connect', String(json(alice, ['invite'])[0]!['link'])]);
-    handshake([alice, 'Bob'], [bob, 'Alice']);
+    const alice = await newProfile('Alice', relayA.address);
+    const bob = await newProfile('Bob', relayB.address);
+    await ok(bob, ['connect', String((await json(alice, ['invite']))[0]!['link'])]);
+    await handshake([alice, 'Bob'], [bob, 'Alice']);
 
     await relayB.stop(); // Bob's receiving queue is on relay B
-    const line = failure(nj(alice, ['send', 'bob', 'sent during the outage'], { env: { NIGHTJAR_SYNC_TIMEOUT_MS: '3000' } }));
+    const line = failure(await nj(alice, ['send', 'bob', 'sent during the outage'], { env: { NIGHTJAR_SYNC_TIMEOUT_MS: '3000' } }));
     assert.match(line, /^nightjar: .*(relay unreachable|not confirmed).*saved and will be sent by the next command$/);
-    const queued = json(alice, ['history', 'bob']).filter((m) => m['kind'] === 'text');
+    const queued = (await json(alice, ['history', 'bob'])).filter((m) => m['kind'] === 'text');
     assert.deepEqual(
       queued.map((m) => [m['text'], m['status']]),
       [['sent during the outage', 'queued']],
     );
 
-    const bobOffline = failure(nj(bob, ['read'], { env: { NIGHTJAR_SYNC_TIMEOUT_MS: '3000' } }));
+    const bobOffline = failure(await nj(bob, ['read'], { env: { NIGHTJAR_SYNC_TIMEOUT_MS: '3000' } }));
     assert.match(bobOffline, /^nightjar: relay unreachable \(.*\); nothing was lost; try again later$/);
 
     relayB = await startRelayProcess({ dataDir: relayB.dataDir, port: relayB.port });
-    ok(alice, ['read']); // any command delivers what is pending
-    assert.deepEqual(texts(json(bob, ['read'])), ['sent during the outage']);
-    ok(alice, ['read']);
-    assert.equal(json(alice, ['history', 'bob']).find((m) => m['text'] === 'sent during the outage')!['status'], 'read');
+    await ok(alice, ['read']); // any command delivers what is pending
+    assert.deepEqual(texts(await json(bob, ['read'])), ['sent during the outage']);
+    await ok(alice, ['read']);
+    assert.equal((await json(alice, ['history', 'bob'])).find((m) => m['text'] === 'sent during the outage')!['status'], 'read');
   } finally {
     await Promise.all([relayA.stop(), relayB.stop()]);
   }
 });
 
 test('chat --json: incoming messages arrive live, typed lines are sent, end of input quits', async () => {
-  const alice = newProfile('Alice', relay1.address);
-  const bob = newProfile('Bob', relay2.address);
-  ok(bob, ['connect', String(json(alice, ['invite'])[0]!['link'])]);
-  handshake([alice, 'Bob'], [bob, 'Alice']);
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  await ok(bob, ['connect', String((await json(alice, ['invite']))[0]!['link'])]);
+  await handshake([alice, 'Bob'], [bob, 'Alice']);
 
   const session = startChat(bob, ['chat', 'alice', '--json']);
   try {
     await session.waitFor((o) => o['type'] === 'contact' && o['name'] === 'Alice'); // /to alice on start
-    ok(alice, ['send', 'bob', 'are you there?']);
+    await ok(alice, ['send', 'bob', 'are you there?']);
     await session.waitFor((o) => o['type'] === 'message' && o['text'] === 'are you there?');
     session.type('yes, live');
     await session.waitFor((o) => o['type'] === 'message' && o['text'] === 'yes, live' && o['status'] === 'sent');
-    assert.deepEqual(texts(json(alice, ['read'])), ['yes, live']);
+    assert.deepEqual(texts(await json(alice, ['read'])), ['yes, live']);
     await session.waitFor((o) => o['text'] === 'yes, live' && o['status'] === 'read');
     // the message shown live was marked read, and its receipt reached Alice
-    assert.equal(json(alice, ['history', 'bob']).find((m) => m['text'] === 'are you there?')!['status'], 'read');
+    assert.equal((await json(alice, ['history', 'bob'])).find((m) => m['text'] === 'are you there?')!['status'], 'read');
     session.type('/nonsense');
     await session.waitForError(/unknown command \/nonsense/);
   } finally {
@@ -253,32 +265,32 @@ test('chat --json: incoming messages arrive live, typed lines are sent, end of i
   }
 });
 
-test('abuse and network settings from the command line: address pause/limit, redundant queues, routing', () => {
-  const alice = newProfile('Alice', relay1.address);
-  const bob = newProfile('Bob', relay2.address);
-  json(alice, ['address', 'create', '--no-qr']);
+test('abuse and network settings from the command line: address pause/limit, redundant queues, routing', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  await json(alice, ['address', 'create', '--no-qr']);
   assert.deepEqual(
-    json(alice, ['address', 'limit', '3']).map((a) => [a['paused'], a['maxPerHour']]),
+    (await json(alice, ['address', 'limit', '3'])).map((a) => [a['paused'], a['maxPerHour']]),
     [[false, 3]],
   );
-  assert.deepEqual(json(alice, ['address', 'pause']).map((a) => a['paused']), [true]);
-  assert.deepEqual(json(alice, ['address', 'resume']).map((a) => a['paused']), [false]);
-  assert.match(failure(nj(alice, ['address', 'limit', 'many']), 1), /whole number/);
+  assert.deepEqual((await json(alice, ['address', 'pause'])).map((a) => a['paused']), [true]);
+  assert.deepEqual((await json(alice, ['address', 'resume'])).map((a) => a['paused']), [false]);
+  assert.match(failure(await nj(alice, ['address', 'limit', 'many']), 1), /whole number/);
 
-  assert.deepEqual(json(alice, ['routing']), [{ type: 'routing', mode: 'private', directFallback: false }]);
-  assert.deepEqual(json(alice, ['routing', 'onion']), [{ type: 'routing', mode: 'onion', directFallback: false }]);
-  ok(alice, ['routing', 'private']);
+  assert.deepEqual(await json(alice, ['routing']), [{ type: 'routing', mode: 'private', directFallback: false }]);
+  assert.deepEqual(await json(alice, ['routing', 'onion']), [{ type: 'routing', mode: 'onion', directFallback: false }]);
+  await ok(alice, ['routing', 'private']);
 
-  const [invitation] = json(alice, ['invite', '--no-qr']);
-  json(bob, ['connect', String(invitation!['link'])]);
-  handshake([alice, 'Bob'], [bob, 'Alice']);
+  const [invitation] = await json(alice, ['invite', '--no-qr']);
+  await json(bob, ['connect', String(invitation!['link'])]);
+  await handshake([alice, 'Bob'], [bob, 'Alice']);
   // A second receiving queue on the other relay: Bob then sends through both, through his own relay.
-  ok(alice, ['relays', 'add', relay2.address]);
-  ok(bob, ['relays', 'add', relay1.address]);
-  const [extra] = json(alice, ['redundant', 'Bob']);
+  await ok(alice, ['relays', 'add', relay2.address]);
+  await ok(bob, ['relays', 'add', relay1.address]);
+  const [extra] = await json(alice, ['redundant', 'Bob']);
   assert.deepEqual([...(extra!['receiveRelays'] as string[])].sort(), [relay1.address, relay2.address].sort());
-  ok(bob, ['read']);
-  ok(alice, ['read']);
-  ok(bob, ['send', 'alice', 'through both']);
-  assert.deepEqual(texts(json(alice, ['read'])), ['through both'], 'delivered once, though sent twice');
+  await ok(bob, ['read']);
+  await ok(alice, ['read']);
+  await ok(bob, ['send', 'alice', 'through both']);
+  assert.deepEqual(texts(await json(alice, ['read'])), ['through both'], 'delivered once, though sent twice');
 });

@@ -1,7 +1,7 @@
 /** Running `bin/nightjar` as a user would, against a profile directory. Needs `npm run build`. */
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { runChild, spawnTracked } from '../helpers/processes.js';
 import { BIN, tempDir } from '../helpers/relay-process.js';
 
 export const PASSPHRASE = 'test passphrase, not secret';
@@ -15,28 +15,29 @@ export interface Run {
 export interface RunOptions {
   readonly passphrase?: string | null; // null: no NIGHTJAR_PASSPHRASE at all
   readonly env?: Readonly<Record<string, string>>;
+  /** The command is killed, and the call rejects, after this long (default 60 s). */
   readonly timeoutMs?: number;
 }
 
-/** Runs `nightjar ...args` with NIGHTJAR_PROFILE=profile. */
-export function nj(profile: string, args: readonly string[], options: RunOptions = {}): Run {
+/** Runs `nightjar ...args` with NIGHTJAR_PROFILE=profile, without blocking the event loop. */
+export async function nj(profile: string, args: readonly string[], options: RunOptions = {}): Promise<Run> {
   const env: Record<string, string | undefined> = { ...process.env, NIGHTJAR_PROFILE: profile, NO_COLOR: '1', NIGHTJAR_SYNC_TIMEOUT_MS: '15000', ...options.env };
   if (options.passphrase === null) delete env['NIGHTJAR_PASSPHRASE'];
   else env['NIGHTJAR_PASSPHRASE'] = options.passphrase ?? PASSPHRASE;
-  const r = spawnSync(BIN, args, { encoding: 'utf8', env, timeout: options.timeoutMs ?? 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = await runChild(BIN, args, { env, timeoutMs: options.timeoutMs ?? 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs and expects exit 0; returns stdout. */
-export function ok(profile: string, args: readonly string[], options?: RunOptions): string {
-  const r = nj(profile, args, options);
+export async function ok(profile: string, args: readonly string[], options?: RunOptions): Promise<string> {
+  const r = await nj(profile, args, options);
   if (r.status !== 0) throw new Error(`nightjar ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
   return r.stdout;
 }
 
 /** Runs with --json and parses every line. */
-export function json(profile: string, args: readonly string[], options?: RunOptions): Record<string, unknown>[] {
-  return ok(profile, [...args, '--json'], options)
+export async function json(profile: string, args: readonly string[], options?: RunOptions): Promise<Record<string, unknown>[]> {
+  return (await ok(profile, [...args, '--json'], options))
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -48,10 +49,10 @@ export function newProfileDir(): string {
 }
 
 /** Creates a profile named `name`, using `relay` if given. */
-export function newProfile(name: string, relay?: string): string {
+export async function newProfile(name: string, relay?: string): Promise<string> {
   const dir = newProfileDir();
-  ok(dir, ['init', '--name', name]);
-  if (relay !== undefined) ok(dir, ['relays', 'add', relay]);
+  await ok(dir, ['init', '--name', name]);
+  if (relay !== undefined) await ok(dir, ['relays', 'add', relay]);
   return dir;
 }
 
@@ -75,7 +76,7 @@ export interface ChatProcess {
 /** Starts a long-running `nightjar` (e.g. `chat --json`) with piped standard input. */
 export function startChat(profile: string, args: readonly string[]): ChatProcess {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), NIGHTJAR_PROFILE: profile, NIGHTJAR_PASSPHRASE: PASSPHRASE, NO_COLOR: '1' };
-  const child = spawn(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnTracked(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const seen: Record<string, unknown>[] = [];
   let stderr = '';
   const waiters = new Set<() => void>();

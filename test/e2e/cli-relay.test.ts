@@ -1,42 +1,41 @@
 /** `nightjar relay start|address` as a user runs them: output and one-line errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { runChild, type Finished } from '../helpers/processes.js';
 import { BIN, startRelayProcess, tempDir } from '../helpers/relay-process.js';
 
-function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(BIN, args, { encoding: 'utf8', timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function run(...args: string[]): Promise<Finished> {
+  return runChild(BIN, args, { timeoutMs: 20_000 });
 }
 
 test('start prints the address; address prints it again from the data directory', async () => {
   const relay = await startRelayProcess();
   assert.match(relay.address, /^nightjar:\/\/[A-Za-z0-9_-]{43}@127\.0\.0\.1:\d+$/);
-  const plain = run('relay', 'address', '--data-dir', relay.dataDir);
+  const plain = await run('relay', 'address', '--data-dir', relay.dataDir);
   assert.equal(plain.status, 0);
   assert.equal(plain.stdout.trim(), relay.address);
-  const json = run('relay', 'address', '--data-dir', relay.dataDir, '--json');
+  const json = await run('relay', 'address', '--data-dir', relay.dataDir, '--json');
   assert.deepEqual(JSON.parse(json.stdout), { address: relay.address });
 
-  const clash = run('relay', 'start', '--port', String(relay.port), '--data-dir', tempDir());
+  const clash = await run('relay', 'start', '--port', String(relay.port), '--data-dir', tempDir());
   assert.equal(clash.status, 1);
   assert.match(clash.stderr, /^nightjar: listening on 127\.0\.0\.1:\d+ is already in use\n$/);
   await relay.stop();
 });
 
-test('errors are one clear line and a non-zero exit', () => {
-  const badPort = run('relay', 'start', '--port', 'x');
+test('errors are one clear line and a non-zero exit', async () => {
+  const badPort = await run('relay', 'start', '--port', 'x');
   assert.equal(badPort.status, 2);
   assert.equal(badPort.stderr.trim().split('\n').length, 1);
   assert.match(badPort.stderr, /port must be a whole number/);
 
-  const unknown = run('relay', 'start', '--frobnicate');
+  const unknown = await run('relay', 'start', '--frobnicate');
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /unknown option '--frobnicate'/);
 
-  const none = run('relay', 'address', '--data-dir', join(tempDir(), 'nothing-here'));
+  const none = await run('relay', 'address', '--data-dir', join(tempDir(), 'nothing-here'));
   assert.equal(none.status, 1);
   assert.match(none.stderr, /^nightjar: no relay in .*\n$/);
 
@@ -44,11 +43,11 @@ test('errors are one clear line and a non-zero exit', () => {
     const locked = join(tempDir(), 'locked');
     mkdirSync(locked);
     chmodSync(locked, 0o000);
-    const r = run('relay', 'start', '--port', '0', '--data-dir', locked);
+    const r = await run('relay', 'start', '--port', '0', '--data-dir', locked);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cannot use data directory/);
   }
-  const notDir = run('relay', 'start', '--port', '0', '--data-dir', '/proc/version/relay');
+  const notDir = await run('relay', 'start', '--port', '0', '--data-dir', '/proc/version/relay');
   assert.equal(notDir.status, 1);
   assert.match(notDir.stderr, /^nightjar: cannot use data directory \/proc\/version\/relay: \w+\n$/);
 });

@@ -6,7 +6,10 @@
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import { Agent } from '../../src/agent/agent.js';
+import { watchParent } from '../../src/cli/parent-watch.js';
 import { recorder } from './agent-harness.js';
+
+watchParent(process.env); // started by a test through ./processes.ts: stop if the test is gone
 
 const [dbPath, connectionId, from, count] = process.argv.slice(2);
 const db = new Database(dbPath!);

@@ -1,13 +1,15 @@
 /**
- * Runs a real relay as a child process (`bin/nightjar.js relay start`),
+ * Runs a real relay as a child process (`bin/nightjar relay start`),
  * the way an operator would, for end-to-end tests. Needs `npm run build`.
+ * The relay is registered in ./processes.ts: it dies with the test process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseAddress } from '../../src/protocol/address.js';
+import { spawnTracked } from './processes.js';
 
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'nightjar');
 
@@ -29,7 +31,7 @@ export function tempDir(prefix = 'nightjar-test-'): string {
 export async function startRelayProcess(options: { dataDir?: string; port?: number; args?: string[] } = {}): Promise<RelayProcess> {
   const dataDir = options.dataDir ?? tempDir('nightjar-relay-');
   const args = [BIN, 'relay', 'start', '--json', '--port', String(options.port ?? 0), '--data-dir', dataDir, ...(options.args ?? [])];
-  const child = spawn(BIN, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(BIN, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
