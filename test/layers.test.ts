@@ -19,7 +19,8 @@ const RANK: Readonly<Record<string, number>> = {
   client: 3,
   agent: 4,
   chat: 5,
-  cli: 6,
+  api: 6,
+  cli: 7,
 };
 
 function files(dir: string): string[] {

@@ -56,8 +56,15 @@ export async function deliverReporting(ctx: OpContext, saved?: string): Promise<
   }
 }
 
-/** How long a command waits for a handshake it moved forward (the contact is usually online then): 10 s. */
-export const HANDSHAKE_WAIT_MS = 10_000;
+/**
+ * How long a command waits for a handshake it moved forward (the contact is
+ * usually online then): 10 s; NIGHTJAR_HANDSHAKE_WAIT_MS overrides (tests).
+ */
+export function handshakeWaitMs(): number {
+  const text = process.env['NIGHTJAR_HANDSHAKE_WAIT_MS'];
+  const ms = Number(text);
+  return text !== undefined && text !== '' && Number.isFinite(ms) && ms >= 0 ? ms : 10_000;
+}
 
 /**
  * Waits until the connections in `ids` are ready, at most `timeoutMs` or

@@ -8,7 +8,7 @@ import { RELAYS_NEEDED, routeStrength, type RouteStrength, type RoutingMode } fr
 import { contactLabel } from '../chat/contacts.js';
 import type { Contact } from '../chat/store.js';
 import { parseAddress } from '../protocol/address.js';
-import { awaitConnections, deliver, deliverReporting, HANDSHAKE_WAIT_MS, type OpContext } from './delivery.js';
+import { awaitConnections, deliver, deliverReporting, handshakeWaitMs, type OpContext } from './delivery.js';
 import { ApiError } from './errors.js';
 import { contactView, isoTime, messageView, requestView, type ContactView, type MessageView, type RequestView } from './views.js';
 
@@ -139,7 +139,7 @@ async function settleConnection(ctx: OpContext, contact: Contact, waitMs: number
 /** After a sync: wait briefly for the handshakes that sync moved forward, so the contact is connected when the command returns. */
 async function finishHandshakes(ctx: OpContext): Promise<void> {
   const ids = ctx.session.agent.handshakesInProgress();
-  if (ids.length > 0) await awaitConnections(ctx, ids, HANDSHAKE_WAIT_MS);
+  if (ids.length > 0) await awaitConnections(ctx, ids, handshakeWaitMs());
 }
 
 // ---- the operations ------------------------------------------------------------
@@ -274,7 +274,7 @@ async function addressCreate(ctx: OpContext): Promise<{ type: 'address'; address
 }
 
 async function addressShow(ctx: OpContext): Promise<{ addresses: { type: 'address'; addressId: string; link: string }[] }> {
-  return { addresses: ctx.session.chat.addresses().map((a) => ({ type: 'address', ...a })) };
+  return { addresses: ctx.session.chat.addresses().map((a) => ({ type: 'address', addressId: a.addressId, link: a.link })) };
 }
 
 function needAddresses(ctx: OpContext): { addressId: string }[] {

@@ -293,3 +293,39 @@ test('rotate asks the agent, only for contacts that can carry messages', async (
   const { contact } = await chat.invite();
   await assert.rejects(chat.rotate(contact), code('CONTACT_NOT_READY'));
 });
+
+test('an unused invitation is withdrawn when it expires, and stays out of contacts unless asked for', async () => {
+  const { chat, agent, clock } = setup();
+  const { contact } = await chat.invite(60);
+  assert.equal(contact.expiresAt, clock.now() + 60);
+  assert.deepEqual(chat.contacts(), []);
+  assert.deepEqual(chat.contacts({ all: true }).map((c) => c.id), [contact.id]);
+  clock.tick(59);
+  assert.equal(await chat.expireInvitations(), 0);
+  clock.tick(2);
+  assert.equal(await chat.expireInvitations(), 1);
+  assert.deepEqual(chat.contacts({ all: true }), []);
+  assert.deepEqual(agent.deleted, [contact.connectionId], 'its queue is deleted through the agent');
+  // the default is 7 days
+  const { contact: week } = await chat.invite();
+  assert.equal(week.expiresAt, clock.now() + 7 * 24 * 3600);
+});
+
+test('a name that arrives during the handshake shows the contact, lets messages be queued, and stops the invitation expiring', async () => {
+  const { chat, agent, clock } = setup();
+  const { contact } = await chat.invite(60);
+  agent.status.set(contact.connectionId, 'accepting'); // Bob's join arrived; the handshake is not finished
+  chat.onPeerInfo(contact.connectionId, encodePeerInfo({ name: 'Bob' }));
+  const bob = chat.find('bob');
+  assert.deepEqual([bob.status, bob.displayName, bob.expiresAt], ['pending', 'Bob', null]);
+  assert.deepEqual(chat.contacts().map((c) => c.displayName), ['Bob'], 'listed without --all');
+  assert.equal(chat.isConnected(bob), false);
+  const m = chat.send(bob, 'written early');
+  assert.equal(m.status, 'queued');
+  assert.equal(agent.sent.length, 1);
+  clock.tick(3600);
+  assert.equal(await chat.expireInvitations(), 0, 'someone used it: it does not expire');
+  // A contact whose side has not answered at all cannot be written to.
+  const { contact: unused } = await chat.invite();
+  assert.throws(() => chat.send(unused, 'hello?'), code('CONTACT_NOT_READY'));
+});

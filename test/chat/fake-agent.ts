@@ -60,7 +60,8 @@ export class FakeAgent implements ChatAgent {
   send(connectionId: string, body: Uint8Array): number {
     const status = this.status.get(connectionId);
     if (status === undefined) throw new AgentError('UNKNOWN_CONNECTION', connectionId);
-    if (status !== 'ready') throw new AgentError('NOT_READY', `${connectionId} is ${status}`);
+    // Like the agent: a handshake under way can queue messages (they leave once it is done).
+    if (status !== 'ready' && status !== 'accepting' && status !== 'joining') throw new AgentError('NOT_READY', `${connectionId} is ${status}`);
     const seq = (this.seqs.get(connectionId) ?? 0) + 1;
     this.seqs.set(connectionId, seq);
     this.sent.push({ connectionId, seq, body });

@@ -27,21 +27,31 @@ function contacts(profile: string): Promise<Row[]> {
   return json(profile, ['contacts']);
 }
 
-/** True if every profile has a ready contact named as given. */
-async function allReady(sides: [profile: string, peerName: string][]): Promise<boolean> {
-  for (const [profile, name] of sides) if (!(await contacts(profile)).some((c) => c['name'] === name && c['status'] === 'ready')) return false;
-  return true;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const isConnectedEvent = (m: Row): boolean => m['kind'] === 'event' && m['text'] === 'connected';
+
+/**
+ * Runs `read` on `profile` until it shows the contact connected: what a
+ * person does who waits for someone to answer. Each read that receives the
+ * other side's handshake message waits for the last step itself; more than
+ * one read is only needed while the other side's process is still starting.
+ */
+async function readUntilConnected(profile: string): Promise<Row[]> {
+  for (let i = 0; i < 40; i++) {
+    const got = await json(profile, ['read']);
+    if (got.some(isConnectedEvent)) return got;
+    await sleep(100);
+  }
+  throw new Error(`${profile} never saw the contact connected: ${JSON.stringify(await contacts(profile))}`);
 }
 
-/** Runs `read` on each side in turn until each has a ready contact named as given (the handshake takes a few trips). */
-async function handshake(...sides: [profile: string, peerName: string][]): Promise<void> {
-  for (let round = 0; round < 6; round++) {
-    for (const [profile] of sides) await ok(profile, ['read']);
-    if (await allReady(sides)) return;
-  }
-  const seen: Row[][] = [];
-  for (const [profile] of sides) seen.push(await contacts(profile));
-  throw new Error(`handshake did not complete: ${JSON.stringify(seen)}`);
+/** The whole one-time invitation flow as a person does it: invite, connect (which waits), the inviter reads. */
+async function connect(inviter: string, joiner: string): Promise<void> {
+  const link = String((await json(inviter, ['invite', '--no-qr']))[0]!['link']);
+  const joining = json(joiner, ['connect', link]);
+  await readUntilConnected(inviter);
+  const [joined] = await joining;
+  assert.equal(joined!['connected'], true, JSON.stringify(joined));
 }
 
 const texts = (rows: Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
@@ -57,12 +67,20 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
   const link = String(invitation!['link']);
   assert.match(link, /^nightjar:invite#/);
 
-  const [joined] = await json(bob, ['connect', link]);
-  assert.equal(joined!['type'], 'contact');
-  await handshake([alice, 'Bob'], [bob, 'Alice']);
+  // No extra steps: Bob's connect waits for Alice's side; Alice's read answers it; both are connected.
+  const joining = json(bob, ['connect', link]);
+  const aliceSaw = await readUntilConnected(alice);
+  assert.ok(aliceSaw.some((m) => isConnectedEvent(m) && m['contact'] === 'Bob'), JSON.stringify(aliceSaw));
+  const [joined] = await joining;
+  assert.deepEqual([joined!['type'], joined!['name'], joined!['status'], joined!['connected']], ['contact', 'Alice', 'ready', true]);
   assert.deepEqual(
     (await contacts(bob)).map((c) => [c['name'], c['status']]),
     [['Alice', 'ready']],
+  );
+  assert.deepEqual(
+    (await contacts(alice)).map((c) => [c['name'], c['status']]),
+    [['Bob', 'ready']],
+    'the first, unused invitation stays out of the list',
   );
 
   // a used link is refused with a clear error
@@ -113,10 +131,11 @@ test('one-time invitation: connect, exchange messages, delivered and read marks'
   assert.equal(renamed['name'], 'Bobby');
   assert.equal(renamed['alias'], 'Bobby');
   assert.equal((await json(alice, ['history', 'bobby'])).length, aliceHistory.length + 1); // + the "connected" event
-  // the first, unused invitation is a pending contact that can be deleted
-  const unused = (await contacts(alice)).find((c) => c['status'] === 'pending')!;
+  // the first, unused invitation is a pending contact, listed with --all, that can be deleted
+  const unused = (await json(alice, ['contacts', '--all'])).find((c) => c['status'] === 'pending')!;
+  assert.equal(unused['origin'], 'invite');
   await ok(alice, ['delete', `#${String(unused['id'])}`]);
-  assert.equal((await contacts(alice)).length, 1);
+  assert.equal((await json(alice, ['contacts', '--all'])).length, 1);
 
   // rotation onto the other relay keeps the conversation going both ways
   await ok(alice, ['relays', 'add', relay2.address]);
@@ -157,12 +176,15 @@ test('contact address: request, accept, talk; deleting the address keeps the con
   );
   const daveN = requests.find((r) => r['name'] === 'Dave')!['n'] as number;
   const erinN = requests.find((r) => r['name'] === 'Erin')!['n'] as number;
-  const [accepted] = await json(alice, ['accept', String(daveN)]);
-  assert.equal(accepted!['name'], 'Dave');
+  // Alice's accept waits for Dave's side; Dave's first read answers it, and he can write at once.
+  const accepting = json(alice, ['accept', String(daveN)]);
+  const daveSaw = await readUntilConnected(dave);
+  assert.ok(daveSaw.some((m) => isConnectedEvent(m) && m['contact'] === 'Alice'), JSON.stringify(daveSaw));
+  const [accepted] = await accepting;
+  assert.deepEqual([accepted!['name'], accepted!['connected']], ['Dave', true]);
   assert.deepEqual((await json(alice, ['reject', String(erinN)]))[0]!['rejected'], true);
   assert.deepEqual(await json(alice, ['requests']), []);
 
-  await handshake([alice, 'Dave'], [dave, 'Alice']);
   await ok(dave, ['send', 'alice', 'found you through your address']);
   assert.deepEqual(texts(await json(alice, ['read'])), ['found you through your address']);
   await ok(alice, ['send', 'dave', 'welcome']);
@@ -181,9 +203,7 @@ test('contact address: request, accept, talk; deleting the address keeps the con
 test('disappearing messages vanish on both sides; deleting a contact is seen by the other side', async () => {
   const alice = await newProfile('Alice', relay1.address);
   const bob = await newProfile('Bob', relay2.address);
-  const link = String((await json(alice, ['invite']))[0]!['link']);
-  await ok(bob, ['connect', link]);
-  await handshake([alice, 'Bob'], [bob, 'Alice']);
+  await connect(alice, bob);
 
   // The timer runs from Alice's send: long enough for Bob's `read` to come first even on a
   // loaded machine (2 s was not: a message that arrives after its time is deleted at once).
@@ -216,8 +236,7 @@ test('a relay outage loses nothing: send fails clearly, and the message goes onc
   try {
     const alice = await newProfile('Alice', relayA.address);
     const bob = await newProfile('Bob', relayB.address);
-    await ok(bob, ['connect', String((await json(alice, ['invite']))[0]!['link'])]);
-    await handshake([alice, 'Bob'], [bob, 'Alice']);
+    await connect(alice, bob);
 
     await relayB.stop(); // Bob's receiving queue is on relay B
     const line = failure(await nj(alice, ['send', 'bob', 'sent during the outage'], { env: { NIGHTJAR_SYNC_TIMEOUT_MS: '3000' } }));
@@ -244,8 +263,7 @@ test('a relay outage loses nothing: send fails clearly, and the message goes onc
 test('chat --json: incoming messages arrive live, typed lines are sent, end of input quits', async () => {
   const alice = await newProfile('Alice', relay1.address);
   const bob = await newProfile('Bob', relay2.address);
-  await ok(bob, ['connect', String((await json(alice, ['invite']))[0]!['link'])]);
-  await handshake([alice, 'Bob'], [bob, 'Alice']);
+  await connect(alice, bob);
 
   const session = startChat(bob, ['chat', 'alice', '--json']);
   try {
@@ -277,20 +295,48 @@ test('abuse and network settings from the command line: address pause/limit, red
   assert.deepEqual((await json(alice, ['address', 'resume'])).map((a) => a['paused']), [false]);
   assert.match(failure(await nj(alice, ['address', 'limit', 'many']), 1), /whole number/);
 
-  assert.deepEqual(await json(alice, ['routing']), [{ type: 'routing', mode: 'private', directFallback: false }]);
-  assert.deepEqual(await json(alice, ['routing', 'onion']), [{ type: 'routing', mode: 'onion', directFallback: false }]);
-  await ok(alice, ['routing', 'private']);
+  const routingOf = async (args: string[]): Promise<unknown[]> => {
+    const [r] = await json(alice, ['routing', ...args]);
+    return [r!['type'], r!['mode'], r!['directFallback'], r!['relays'], r!['strength']];
+  };
+  assert.deepEqual(await routingOf([]), ['routing', 'private', false, 1, 'impossible']);
+  // Onion routing cannot carry a single message with one relay: refused, saying what it needs.
+  assert.match(failure(await nj(alice, ['routing', 'onion'])), /^nightjar: onion routing needs at least 3 relays in your list .*you have 1/);
+  assert.deepEqual(await routingOf(['--direct-fallback']), ['routing', 'private', true, 1, 'impossible']);
+  await ok(alice, ['routing', 'private', '--no-direct-fallback']);
 
-  const [invitation] = await json(alice, ['invite', '--no-qr']);
-  await json(bob, ['connect', String(invitation!['link'])]);
-  await handshake([alice, 'Bob'], [bob, 'Alice']);
+  await connect(alice, bob);
   // A second receiving queue on the other relay: Bob then sends through both, through his own relay.
-  await ok(alice, ['relays', 'add', relay2.address]);
+  const [added] = await json(alice, ['relays', 'add', relay2.address]);
+  assert.deepEqual([added!['checked'], (added!['routing'] as Row)['strength']], [true, 'fragile']);
+  assert.match(String((added!['routing'] as Row)['note']), /one of them going down stops messages/);
   await ok(bob, ['relays', 'add', relay1.address]);
   const [extra] = await json(alice, ['redundant', 'Bob']);
   assert.deepEqual([...(extra!['receiveRelays'] as string[])].sort(), [relay1.address, relay2.address].sort());
+  // A third queue would share an operator with one of the two: refused.
+  assert.match(failure(await nj(alice, ['redundant', 'Bob'])), /^nightjar: no relay of another operator in your list/);
   await ok(bob, ['read']);
   await ok(alice, ['read']);
   await ok(bob, ['send', 'alice', 'through both']);
   assert.deepEqual(texts(await json(alice, ['read'])), ['through both'], 'delivered once, though sent twice');
+});
+
+test('an inviter who is offline: connect says what happens next; one command on each side later finishes it', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  const link = String((await json(alice, ['invite', '--no-qr']))[0]!['link']);
+  const waited = await nj(bob, ['connect', link, '--wait', '1']);
+  assert.equal(waited.status, 0, waited.stderr);
+  assert.match(waited.stdout, /Joined the invitation .* the connection completes when they are online/);
+  // Alice comes online later: her read takes Bob's join, answers, and waits briefly for Bob (offline now).
+  const quick = { env: { NIGHTJAR_HANDSHAKE_WAIT_MS: '500' } };
+  assert.match(await ok(alice, ['read'], quick), /Bob is connecting/);
+  assert.deepEqual((await contacts(alice)).map((c) => [c['name'], c['status']]), [['Bob', 'pending']], 'named before the handshake ends');
+  // Alice can already write; it leaves once the connection is complete.
+  const [queued] = await json(alice, ['send', 'bob', 'written early'], quick);
+  assert.equal(queued!['status'], 'queued');
+  // Bob's next command finishes his side, and Alice's next one hers.
+  assert.ok((await json(bob, ['read'], quick)).some(isConnectedEvent));
+  assert.ok((await json(alice, ['read'], quick)).some(isConnectedEvent));
+  assert.deepEqual(texts(await json(bob, ['read'])), ['written early']);
 });

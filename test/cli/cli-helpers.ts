@@ -21,7 +21,8 @@ export interface RunOptions {
 
 /** Runs `nightjar ...args` with NIGHTJAR_PROFILE=profile, without blocking the event loop. */
 export async function nj(profile: string, args: readonly string[], options: RunOptions = {}): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, NIGHTJAR_PROFILE: profile, NO_COLOR: '1', NIGHTJAR_SYNC_TIMEOUT_MS: '15000', ...options.env };
+  // NIGHTJAR_COMMAND: hints then read as they do for someone with nightjar on the PATH.
+  const env: Record<string, string | undefined> = { ...process.env, NIGHTJAR_PROFILE: profile, NO_COLOR: '1', NIGHTJAR_SYNC_TIMEOUT_MS: '15000', NIGHTJAR_COMMAND: 'nightjar', ...options.env };
   if (options.passphrase === null) delete env['NIGHTJAR_PASSPHRASE'];
   else env['NIGHTJAR_PASSPHRASE'] = options.passphrase ?? PASSPHRASE;
   const r = await runChild(BIN, args, { env, timeoutMs: options.timeoutMs ?? 60_000 });
@@ -75,7 +76,7 @@ export interface ChatProcess {
 
 /** Starts a long-running `nightjar` (e.g. `chat --json`) with piped standard input. */
 export function startChat(profile: string, args: readonly string[]): ChatProcess {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NIGHTJAR_PROFILE: profile, NIGHTJAR_PASSPHRASE: PASSPHRASE, NO_COLOR: '1' };
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), NIGHTJAR_PROFILE: profile, NIGHTJAR_PASSPHRASE: PASSPHRASE, NO_COLOR: '1', NIGHTJAR_COMMAND: 'nightjar' };
   const child = spawnTracked(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const seen: Record<string, unknown>[] = [];
   let stderr = '';
