@@ -32,8 +32,9 @@ export function qrLines(link: string, flags: { json?: boolean; qr?: boolean }): 
   const qr = terminalQr(link, colour());
   const width = qr.indexOf('\n');
   const height = qr.split('\n').length;
-  const columns = process.stdout.isTTY ? process.stdout.columns : undefined;
-  const rows = process.stdout.isTTY ? process.stdout.rows : undefined;
+  // A terminal that does not report its size (0) is taken as large enough.
+  const columns = process.stdout.isTTY ? process.stdout.columns || undefined : undefined;
+  const rows = process.stdout.isTTY ? process.stdout.rows || undefined : undefined;
   if ((columns !== undefined && width > columns) || (rows !== undefined && height > rows)) {
     return [style.dim(`(enlarge the terminal to ${width}×${height} to see the QR code)`)];
   }

@@ -8,7 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
-import { failure, json, newProfile, nj, ok, startChat } from './cli-helpers.js';
+import { spawnTracked } from '../helpers/processes.js';
+import { BIN } from '../helpers/relay-process.js';
+import { failure, json, newProfile, nj, ok, PASSPHRASE, startChat } from './cli-helpers.js';
 
 type Row = Record<string, unknown>;
 
@@ -339,4 +341,32 @@ test('an inviter who is offline: connect says what happens next; one command on 
   assert.ok((await json(bob, ['read'], quick)).some(isConnectedEvent));
   assert.ok((await json(alice, ['read'], quick)).some(isConnectedEvent));
   assert.deepEqual(texts(await json(bob, ['read'])), ['written early']);
+});
+
+test('Ctrl-C while connect waits: it stops waiting and says what was kept; meanwhile its node serves other commands', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  const link = String((await json(alice, ['invite', '--no-qr']))[0]!['link']);
+  const env = { ...process.env, NIGHTJAR_PROFILE: bob, NIGHTJAR_PASSPHRASE: PASSPHRASE, NIGHTJAR_COMMAND: 'nightjar', NO_COLOR: '1' };
+  const connecting = spawnTracked(BIN, ['connect', link], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  connecting.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  connecting.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => connecting.once('exit', (code) => resolve(code)));
+  // While it waits, the waiting process answers for the profile: the join is saved, the contact pending.
+  let pending: Row[] = [];
+  for (let i = 0; i < 100 && pending.length === 0; i++) {
+    await sleep(100);
+    const r = await nj(bob, ['contacts', '--all', '--json'], { passphrase: null });
+    if (r.status === 0) pending = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+  }
+  assert.deepEqual(pending.map((c) => [c['origin'], c['status']]), [['link', 'pending']]);
+  connecting.kill('SIGINT');
+  assert.equal(await exited, 0, out);
+  assert.match(out, /Joined the invitation \(contact #1\), but its maker's Nightjar has not answered yet: the connection completes when they are online/);
+  // Nothing was lost: Alice answers later and each side finishes with its next command.
+  const quick = { env: { NIGHTJAR_HANDSHAKE_WAIT_MS: '500' } };
+  assert.match(await ok(alice, ['read'], quick), /Bob is connecting/);
+  assert.ok((await json(bob, ['read'], quick)).some(isConnectedEvent));
+  assert.ok((await json(alice, ['read'], quick)).some(isConnectedEvent));
 });
