@@ -13,7 +13,7 @@ import { contactView, requestView } from '../api/views.js';
 import { ChatView } from './chat-view.js';
 import { qrLines } from './qr.js';
 import { userMessage } from './errors.js';
-import { contactText, requestText, safe, style } from './output.js';
+import { contactText, localRelayWarning, requestText, safe, style } from './output.js';
 import { openNodeHere, profileOptions, type ProfileFlags } from './profile-access.js';
 
 const HELP = [
@@ -67,13 +67,12 @@ const COMMANDS: Record<string, Handler> = {
   invite: async (view, session) => {
     const { contact, link } = await session.chat.invite();
     const relay = session.agent.connection(contact.connectionId)?.receiveRelays[0] ?? '';
-    const local = /@(localhost|127\.[0-9.]+|\[::1\]):/.test(relay);
     view.show({ type: 'invitation', contactId: contact.id, link }, () =>
       [
         ...qrLines(link, { json: false }),
         'One-time invitation (works once, for 7 days): give it to one person, who runs: nightjar connect \'<link>\'',
         link,
-        ...(local ? [style.yellow('Note: it is on a relay only this machine can reach; for someone elsewhere, add a public relay first (nightjar relays add …).')] : []),
+        ...localRelayWarning(relay),
       ].join('\n'),
     );
   },

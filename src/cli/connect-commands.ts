@@ -1,10 +1,9 @@
 /** Making contacts: `invite`, `connect`, `address create|show|delete|pause|resume|limit`, `requests`, `accept`, `reject`. */
 import { Command, InvalidArgumentError } from 'commander';
-import { parseTtl } from '../chat/ttl.js';
-import { formatTtl } from '../chat/ttl.js';
+import { formatTtl, parseTtl } from '../chat/ttl.js';
 import type { ContactView } from '../api/views.js';
 import { ApiError } from '../api/errors.js';
-import { printer, requestText, safe, style } from './output.js';
+import { localRelayWarning, printer, requestText, safe, style } from './output.js';
 import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';
 
 function requestNumber(value: string): number {
@@ -17,15 +16,6 @@ function seconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || n > 24 * 3600) throw new InvalidArgumentError('seconds from 0 to 86400');
   return n;
-}
-
-/** What a person should know about an invitation made on a relay only this machine can reach. */
-function localRelayWarning(relay: string): string[] {
-  const host = /@\[?([^\]@]+?)\]?:\d+$/.exec(relay)?.[1] ?? '';
-  const local = host === 'localhost' || host === '::1' || /^127\./.test(host);
-  return local
-    ? [style.yellow(`Note: this invitation is on a relay at ${host}, which only this machine can reach; someone on another machine needs you to add a public relay first (nightjar relays add …).`)]
-    : [];
 }
 
 export function inviteCommand(): Command {

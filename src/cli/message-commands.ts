@@ -1,7 +1,6 @@
 /** Contacts and messages: `contacts`, `alias`, `send`, `read`, `history`, `disappear`, `delete`, `rotate`, `redundant`. */
 import { Command, InvalidArgumentError } from 'commander';
-import { parseTtl } from '../chat/ttl.js';
-import { formatTtl } from '../chat/ttl.js';
+import { formatTtl, parseTtl } from '../chat/ttl.js';
 import type { ContactView } from '../api/views.js';
 import { contactText, messageText, printer, requestText, safe } from './output.js';
 import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';

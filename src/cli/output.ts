@@ -116,3 +116,12 @@ export function messageText(m: MessageView, labelEvents = false): string {
 export function requestText(r: RequestView): string {
   return `${style.bold(String(r.n))}  ${safe(r.name ?? '(no name)')} ${style.dim(`wants to connect, ${shortTime(r.receivedAt)} — nightjar accept ${r.n} | nightjar reject ${r.n}`)}`;
 }
+
+/** What a person should know about an invitation made on a relay only this machine can reach (nothing otherwise). */
+export function localRelayWarning(relay: string): string[] {
+  const host = /@\[?([^\]@]+?)\]?:\d+$/.exec(relay)?.[1] ?? '';
+  const local = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return local
+    ? [style.yellow(`Note: this invitation is on a relay at ${host}, which only this machine can reach; someone on another machine needs you to add a public relay first (nightjar relays add …).`)]
+    : [];
+}

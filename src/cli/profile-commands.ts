@@ -8,7 +8,7 @@ import { ChatError } from '../chat/errors.js';
 import { profileExists } from '../chat/profile-paths.js';
 import { parseAddress } from '../protocol/address.js';
 import { printer, style } from './output.js';
-import { canAsk, newPassphrase } from './passphrase.js';
+import { askHidden, canAsk, newPassphrase } from './passphrase.js';
 import { callProfile, profileDir, profileOptions, type ProfileFlags } from './profile-access.js';
 
 /** Creates the profile in `dir` (keys and the encrypted database); the passphrase given, else from the environment or asked twice. */
@@ -55,7 +55,7 @@ function relayPassword(flags: { passwordFile?: string; password?: boolean }, add
   }
   if (flags.password === true) {
     if (!canAsk()) throw new ApiError('BAD_INPUT', '--password asks at the terminal; without one, use --password-file FILE');
-    return import('./passphrase.js').then(({ askHidden }) => askHidden(`Password for ${address}: `));
+    return askHidden(`Password for ${address}: `);
   }
   if (flags.password === false) return null; // --no-password: forget the one on record
   return undefined;
