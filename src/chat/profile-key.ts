@@ -11,12 +11,16 @@
  * the database file (set at creation through the 96-hex-digit raw key form
  * `x'<key><salt>'`), and N, r, p come from `profile.json` beside it:
  *
- *   {"format":1,"kdf":{"name":"scrypt","N":32768,"r":8,"p":1}}
+ *   {"format":1,"kdf":{"name":"scrypt","N":16384,"r":8,"p":1}}
  *
- * scrypt at N=2^15, r=8 (32 MiB per guess) costs an attacker with GPUs or
- * custom hardware several times more per guess than SQLCipher's default
- * PBKDF2-HMAC-SHA512 with 256 000 iterations, and costs us less CPU time; it
- * runs on libuv's thread pool, so the CLI loads its modules meanwhile.
+ * scrypt at N=2^14, r=8 needs 16 MiB of fast memory per guess: on GPUs a
+ * guess costs about what one of SQLCipher's default PBKDF2-HMAC-SHA512
+ * (256 000 iterations) costs, on custom hardware far more (PBKDF2 needs no
+ * memory), and it costs us well under half the CPU time (about 85 ms here
+ * against about 210 ms). It runs on libuv's thread pool, started as early as
+ * the passphrase is known (a command with NIGHTJAR_PASSPHRASE starts it
+ * before it loads its modules), so it mostly overlaps other start-up work.
+ * The parameters live in profile.json: a later version can raise them.
  *
  * A profile without `profile.json` predates format 1: its passphrase goes
  * to SQLCipher as before (SQLCipher 4's own PBKDF2), and it keeps working.
@@ -38,7 +42,7 @@ export interface ScryptParams {
   readonly p: number;
 }
 
-export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
+export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 14, r: 8, p: 1 };
 
 /** What opens a profile database: a raw key (format 1) or the passphrase itself (older profiles). */
 export type ProfileKey =
@@ -119,15 +123,38 @@ function fileSalt(dbPath: string): Uint8Array {
   return new Uint8Array(salt);
 }
 
+/** Derivations started in this process, by profile and passphrase: each is computed once. */
+const derived = new Map<string, Promise<ProfileKey>>();
+
 /**
- * The key for the existing profile database in `dir`. Takes
- * about 150 ms (scrypt) off the main thread; a wrong passphrase is only
- * detected when the database is opened with the key.
+ * The key for the existing profile database in `dir`. Takes about 85 ms
+ * (scrypt) off the main thread, once per process for the same passphrase
+ * (startKeyDerivation may have begun it already); a wrong passphrase is
+ * only detected when the database is opened with the key.
  */
-export async function unlockKey(dir: string, passphrase: string): Promise<ProfileKey> {
-  const params = readProfileMeta(dir);
-  if (!params) return { kind: 'passphrase', passphrase };
-  return { kind: 'raw', key: await deriveScrypt(passphrase, fileSalt(profileDbPath(dir)), params) };
+export function unlockKey(dir: string, passphrase: string): Promise<ProfileKey> {
+  const id = `${dir}\u0000${passphrase}`;
+  let key = derived.get(id);
+  if (!key) {
+    key = (async (): Promise<ProfileKey> => {
+      const params = readProfileMeta(dir);
+      if (!params) return { kind: 'passphrase', passphrase };
+      return { kind: 'raw', key: await deriveScrypt(passphrase, fileSalt(profileDbPath(dir)), params) };
+    })();
+    // A failed derivation (a damaged profile.json) is not remembered: the next call says why again.
+    key.catch(() => derived.delete(id));
+    derived.set(id, key);
+  }
+  return key;
+}
+
+/**
+ * Begins deriving the key for `dir` in the background, when it is certain to
+ * be needed: the caller knows the passphrase and that no node has the
+ * profile open. Errors surface when unlockKey is called for it.
+ */
+export function startKeyDerivation(dir: string, passphrase: string): void {
+  unlockKey(dir, passphrase).catch(() => undefined);
 }
 
 /** A key for a new profile: fresh salt, default parameters; the salt goes into the new file. */

@@ -11,8 +11,6 @@
  * cryptography load when an in-process node is needed.
  */
 import type { Command } from 'commander';
-import { homedir } from 'node:os';
-import { resolve } from 'node:path';
 import { ApiError } from '../api/errors.js';
 import { NodeConnection } from '../api/local-socket.js';
 import type { ProfileNode } from '../api/node.js';
@@ -21,9 +19,8 @@ import { busyError, tryLockProfile } from '../api/profile-lock.js';
 import { unlockKey } from '../chat/profile-key.js';
 import { requireProfile } from '../chat/profile-paths.js';
 import { withPassphrase } from './passphrase.js';
+import { resolveProfileDir } from './profile-dir.js';
 import { progress } from './progress.js';
-
-export const DEFAULT_PROFILE_DIR = resolve(homedir(), '.nightjar', 'profile');
 
 export interface ProfileFlags {
   readonly profile?: string;
@@ -38,8 +35,7 @@ export function profileOptions(cmd: Command): Command {
 }
 
 export function profileDir(flags: ProfileFlags): string {
-  const env = process.env['NIGHTJAR_PROFILE'];
-  return resolve(flags.profile ?? (env !== undefined && env !== '' ? env : DEFAULT_PROFILE_DIR));
+  return resolveProfileDir(flags.profile);
 }
 
 /**

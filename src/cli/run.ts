@@ -8,6 +8,9 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(VERSION + '\n');
 } else {
   watchParent(process.env);
+  // The slowest step of a command on a profile, begun before everything else loads.
+  const { prefetchProfileKey } = await import('./key-prefetch.js');
+  prefetchProfileKey(args, process.env);
   const { main } = await import('./main.js');
   await main(args);
 }
