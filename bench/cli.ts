@@ -16,6 +16,7 @@
  * Run alone:  npm run bench -- --only cli
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { mergeResults } from './agent.js';
 import { ROOT, tempDir } from './processes.js';
@@ -61,14 +62,11 @@ export async function runCliBench(options: CliBenchOptions): Promise<void> {
   const chat = spawn(BIN, ['chat', '--json'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const viaNode: number[] = [];
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('nightjar chat did not start')), 20_000);
-      chat.stdout!.once('data', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      chat.once('exit', (code) => reject(new Error(`nightjar chat exited ${code}`)));
-    });
+    // It serves the profile once its socket is there.
+    for (let waited = 0; !existsSync(join(dir, 'node.sock')); waited += 50) {
+      if (waited > 20_000 || chat.exitCode !== null) throw new Error('nightjar chat did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const noPassphrase = { ...env, NIGHTJAR_PASSPHRASE: '' };
     timeRun(BIN, ['contacts'], noPassphrase);
     const viaDeadline = performance.now() + options.timeLimitMs * 0.25;
