@@ -48,9 +48,63 @@ export const style = {
   cyan: sgr('36'),
 };
 
-/** Removes control characters except newline and tab, so contacts cannot drive the terminal. */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** One line of text from a contact (a name): control characters removed, line breaks and tabs made spaces. */
 export function safe(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
+  return text.replace(/[\n\t]/g, ' ').replace(CONTROL, '');
+}
+
+/**
+ * What starts every further line of a contact's message: it lines up under
+ * the text and no line of Nightjar's own starts like it, so a message cannot
+ * pass off a line of its own as ours (say, "14:05 Alice: …").
+ */
+export const CONTINUATION = '      ┊ ';
+
+/** Splits `line` into pieces of at most `width` characters (by code point), at spaces where it can. */
+function wrap(line: string, width: number): string[] {
+  const chars = [...line];
+  if (width <= 0 || chars.length <= width) return [line];
+  const out: string[] = [];
+  let start = 0;
+  while (chars.length - start > width) {
+    let cut = start + width;
+    const space = chars.lastIndexOf(' ', cut);
+    if (space > start) cut = space + 1;
+    out.push(chars.slice(start, cut).join(''));
+    start = cut;
+  }
+  out.push(chars.slice(start).join(''));
+  return out;
+}
+
+/**
+ * A contact's message text for the terminal: control characters removed,
+ * tabs made spaces, and every line after the first, whether the text broke
+ * it or the terminal would wrap it (`columns`), starting with CONTINUATION.
+ * `firstWidth` is how much of the first line the prefix (time, name) takes.
+ */
+export function safeBlock(text: string, firstWidth: number, columns = terminalColumns()): string {
+  const lines = text.replace(/\t/g, '    ').replace(CONTROL, '').split('\n');
+  const pieces: string[] = [];
+  for (const line of lines) {
+    const first = pieces.length === 0;
+    // Without a terminal nothing wraps; on a very narrow one, lines still take 20 characters at least.
+    const width = columns === undefined ? 0 : Math.max(20, columns - (first ? firstWidth : CONTINUATION.length));
+    pieces.push(...wrap(line, width));
+  }
+  return pieces.map((piece, i) => (i === 0 ? piece : style.dim(CONTINUATION) + piece)).join('\n');
+}
+
+/** The terminal's width when output goes to one (wrapping matters only there). */
+function terminalColumns(): number | undefined {
+  return process.stdout.isTTY ? process.stdout.columns || undefined : undefined;
+}
+
+/** Width of text as the terminal shows it: escape sequences take none. */
+function visibleLength(text: string): number {
+  return [...text.replace(/\u001b\[[0-9;]*m/g, '')].length;
 }
 
 /** `14:03` today, `2025-11-24 14:03` otherwise (local time). */
@@ -110,7 +164,8 @@ export function messageText(m: MessageView, labelEvents = false): string {
   if (m.kind === 'event') return `${when} ${style.dim(`— ${labelEvents ? `${safe(m.contact)}: ` : ''}${safe(m.text)}`)}`;
   const who = m.direction === 'out' ? style.green('you') : style.cyan(safe(m.contact));
   const mark = marks(m);
-  return `${when} ${who}: ${safe(m.text)}${mark ? ' ' + mark : ''}${timer}`;
+  const prefix = `${when} ${who}: `;
+  return `${prefix}${safeBlock(m.text, visibleLength(prefix))}${mark ? ' ' + mark : ''}${timer}`;
 }
 
 export function requestText(r: RequestView): string {
