@@ -6,6 +6,18 @@ import { ApiError } from '../api/errors.js';
 import { localRelayWarning, printer, requestText, safe, style } from './output.js';
 import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';
 
+/** The first line of standard input (a link given with `-`). */
+async function readLine(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  const line = text.split('\n')[0]!.trim();
+  if (line === '') throw new ApiError('BAD_INPUT', 'no link on standard input');
+  return line;
+}
+
 function requestNumber(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('a request number from: nightjar requests');
@@ -49,11 +61,14 @@ function connectedText(c: ContactView, connected: boolean, viaAddress: boolean):
 
 export function connectCommand(): Command {
   return profileOptions(
-    new Command('connect').description('connect with a one-time link or a contact address').argument('<link>', 'nightjar:invite#… or nightjar:address#…'),
+    new Command('connect')
+      .description('connect with a one-time link or a contact address')
+      .argument('<link>', "nightjar:invite#… or nightjar:address#…, or - to read it from standard input (so it does not show in ps)"),
   )
     .option('--wait <seconds>', 'wait this long for the other side to answer', seconds, 60)
     .option('--no-wait', 'return as soon as the request is with the relay')
-    .action(async (link: string, flags: ProfileFlags & { wait: number | false }) => {
+    .action(async (linkArg: string, flags: ProfileFlags & { wait: number | false }) => {
+      const link = linkArg === '-' ? await readLine() : linkArg;
       const waitMs = flags.wait === false ? 0 : flags.wait * 1000;
       const { contact, connected, viaAddress } = await callProfile(flags, 'connect', { link, waitMs }, 'the connection request is saved; it completes when the other side is online');
       printer(flags.json).print({ ...contact, connected }, () => connectedText(contact, connected, viaAddress));

@@ -19,18 +19,21 @@ import { busyError, tryLockProfile } from '../api/profile-lock.js';
 import { unlockKey } from '../chat/profile-key.js';
 import { requireProfile } from '../chat/profile-paths.js';
 import { withPassphrase } from './passphrase.js';
+import { readSecretFile } from './secret-file.js';
 import { resolveProfileDir } from './profile-dir.js';
 import { progress } from './progress.js';
 
 export interface ProfileFlags {
   readonly profile?: string;
   readonly json?: boolean;
+  readonly passphraseFile?: string;
 }
 
 /** Adds the options every profile command takes. */
 export function profileOptions(cmd: Command): Command {
   return cmd
     .option('--profile <dir>', 'profile directory (default: $NIGHTJAR_PROFILE or ~/.nightjar/profile)')
+    .option('--passphrase-file <file>', "read the profile's passphrase from this file (else $NIGHTJAR_PASSPHRASE, else a prompt)")
     .option('--json', 'print one JSON object per line');
 }
 
@@ -73,6 +76,7 @@ export async function accessProfile(flags: ProfileFlags, passphrase?: string): P
   requireProfile(dir);
   const remote = await NodeConnection.connect(dir);
   if (remote) return { remote };
+  passphrase ??= flags.passphraseFile === undefined ? undefined : readSecretFile(flags.passphraseFile);
   return withPassphrase(dir, passphrase, async (passphrase) => {
     const [key, { ProfileNode }] = await Promise.all([unlockKey(dir, passphrase), import('../api/node.js')]);
     const access = await connectOrLock(dir);

@@ -1,6 +1,5 @@
 /** `nightjar init`, `nightjar relays add|remove|list` and `nightjar routing`. */
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import type { RoutingView } from '../api/operations.js';
 import { ApiError } from '../api/errors.js';
 import { validName } from '../chat/body.js';
@@ -8,6 +7,7 @@ import { ChatError } from '../chat/errors.js';
 import { profileExists } from '../chat/profile-paths.js';
 import { parseAddress } from '../protocol/address.js';
 import { printer, style } from './output.js';
+import { readSecretFile } from './secret-file.js';
 import { askHidden, canAsk, newPassphrase } from './passphrase.js';
 import { callProfile, profileDir, profileOptions, type ProfileFlags } from './profile-access.js';
 
@@ -31,7 +31,7 @@ export function initCommand(): Command {
       .requiredOption('--name <name>', 'your display name, shown only to your contacts'),
   ).action(async (flags: ProfileFlags & { name: string }) => {
     const dir = profileDir(flags);
-    await createProfile(dir, flags.name);
+    await createProfile(dir, flags.name, flags.passphraseFile === undefined ? undefined : readSecretFile(flags.passphraseFile));
     printer(flags.json).print({ type: 'profile', profile: dir, name: flags.name.trim() }, () => `Created profile "${flags.name.trim()}" in ${dir}\nNext: nightjar relays add nightjar://...`);
   });
 }
@@ -42,17 +42,7 @@ function routingNote(r: RoutingView): string[] {
 }
 
 function relayPassword(flags: { passwordFile?: string; password?: boolean }, address: string): Promise<string | null | undefined> | string | null | undefined {
-  if (flags.passwordFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(flags.passwordFile, 'utf8');
-    } catch (e) {
-      throw new ApiError('BAD_INPUT', `cannot read ${flags.passwordFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-    }
-    const password = text.replace(/\r?\n$/, '');
-    if (password === '') throw new ApiError('BAD_INPUT', `${flags.passwordFile} is empty`);
-    return password;
-  }
+  if (flags.passwordFile !== undefined) return readSecretFile(flags.passwordFile);
   if (flags.password === true) {
     if (!canAsk()) throw new ApiError('BAD_INPUT', '--password asks at the terminal; without one, use --password-file FILE');
     return askHidden(`Password for ${address}: `);

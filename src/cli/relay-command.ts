@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ConfigError, DEFAULTS } from '../relay/config.js';
 import { LOG_LEVELS, type LogLevel } from '../relay/log-levels.js';
 import { CliError } from './errors.js';
+import { readSecretFile } from './secret-file.js';
 
 /** The relay's own start-up errors, as the one-line CLI error. */
 async function asCliError<T>(work: () => Promise<T>): Promise<T> {
@@ -48,6 +49,7 @@ interface StartFlags {
   publicHost?: string;
   dataDir: string;
   password?: string;
+  passwordFile?: string;
   quota: number;
   ttl: number;
   maxConnections: number;
@@ -89,7 +91,8 @@ export function relayCommand(): Command {
     .option('--port <port>', 'TCP port (0 picks a free one)', port, DEFAULTS.port)
     .option('--public-host <host>', 'host name to put in the address (default: --host)')
     .option('--data-dir <dir>', 'directory for the key, certificate and database', process.env['NIGHTJAR_RELAY_DIR'] ?? DEFAULT_RELAY_DIR)
-    .option('--password <password>', 'require this password to create queues (private relay)', process.env['NIGHTJAR_RELAY_PASSWORD'])
+    .option('--password-file <file>', 'require the password in this file to create queues (private relay; also $NIGHTJAR_RELAY_PASSWORD)')
+    .option('--password <password>', 'the same, given on the command line (visible to other users in ps: prefer --password-file)')
     .option('--quota <n>', 'most undelivered messages per queue', positiveInt('quota'), DEFAULTS.queueQuota)
     .option('--ttl <seconds>', 'seconds an undelivered message is kept', positiveInt('ttl'), DEFAULTS.messageTtlSeconds)
     .option('--max-connections <n>', 'most simultaneous client connections', positiveInt('max-connections'), DEFAULTS.maxConnections)
@@ -117,7 +120,8 @@ export function relayCommand(): Command {
         port: flags.port,
         publicHost: flags.publicHost,
         dataDir: flags.dataDir,
-        password: flags.password,
+        // Never a commander default: --help would print it.
+        password: flags.passwordFile !== undefined ? readSecretFile(flags.passwordFile) : (flags.password ?? (process.env['NIGHTJAR_RELAY_PASSWORD'] || undefined)),
         queueQuota: flags.quota,
         messageTtlSeconds: flags.ttl,
         maxConnections: flags.maxConnections,

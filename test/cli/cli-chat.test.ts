@@ -47,10 +47,14 @@ async function readUntilConnected(profile: string): Promise<Row[]> {
   throw new Error(`${profile} never saw the contact connected: ${JSON.stringify(await contacts(profile))}`);
 }
 
-/** The whole one-time invitation flow as a person does it: invite, connect (which waits), the inviter reads. */
+/**
+ * The whole one-time invitation flow as a person does it: invite, connect
+ * (which waits; the link on standard input, where ps cannot see it), the
+ * inviter reads.
+ */
 async function connect(inviter: string, joiner: string): Promise<void> {
   const link = String((await json(inviter, ['invite', '--no-qr']))[0]!['link']);
-  const joining = json(joiner, ['connect', link]);
+  const joining = json(joiner, ['connect', '-'], { input: link + '\n' });
   await readUntilConnected(inviter);
   const [joined] = await joining;
   assert.equal(joined!['connected'], true, JSON.stringify(joined));

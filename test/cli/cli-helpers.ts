@@ -17,6 +17,8 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The command is killed, and the call rejects, after this long (default 60 s). */
   readonly timeoutMs?: number;
+  /** Given on standard input. */
+  readonly input?: string;
 }
 
 /** Runs `nightjar ...args` with NIGHTJAR_PROFILE=profile, without blocking the event loop. */
@@ -25,7 +27,7 @@ export async function nj(profile: string, args: readonly string[], options: RunO
   const env: Record<string, string | undefined> = { ...process.env, NIGHTJAR_PROFILE: profile, NO_COLOR: '1', NIGHTJAR_SYNC_TIMEOUT_MS: '15000', NIGHTJAR_COMMAND: 'nightjar', ...options.env };
   if (options.passphrase === null) delete env['NIGHTJAR_PASSPHRASE'];
   else env['NIGHTJAR_PASSPHRASE'] = options.passphrase ?? PASSPHRASE;
-  const r = await runChild(BIN, args, { env, timeoutMs: options.timeoutMs ?? 60_000 });
+  const r = await runChild(BIN, args, { env, timeoutMs: options.timeoutMs ?? 60_000, ...(options.input === undefined ? {} : { input: options.input }) });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -142,3 +142,18 @@ test('hints name the command the way it was run', async () => {
   const viaNpx = failure(await nj(dir, ['contacts'], { env: { NIGHTJAR_COMMAND: '/x/node_modules/.bin/nightjar', npm_command: 'exec' } }));
   assert.match(viaNpx, /\(create one with: npx nightjar init --name NAME\)$/);
 });
+
+test('secrets need not be on the command line: --passphrase-file, and help never shows a password from the environment', async () => {
+  const dir = newProfileDir();
+  const file = join(dir + '-secret');
+  writeFileSync(file, 'from a file\n', { mode: 0o600 });
+  await ok(dir, ['init', '--name', 'Alice', '--passphrase-file', file], { passphrase: null });
+  assert.deepEqual(await json(dir, ['contacts', '--passphrase-file', file], { passphrase: null }), []);
+  // The file's final line break ends the passphrase; it is not part of it.
+  assert.deepEqual(await json(dir, ['contacts'], { passphrase: 'from a file' }), []);
+  assert.equal(failure(await nj(dir, ['contacts'], { passphrase: 'from a file\n' })), `nightjar: wrong passphrase for profile ${dir}`);
+  assert.match(failure(await nj(dir, ['contacts', '--passphrase-file', join(dir, 'missing')], { passphrase: null })), /^nightjar: cannot read .*missing: ENOENT$/);
+  const help = await ok(dir, ['relay', 'start', '--help'], { env: { NIGHTJAR_RELAY_PASSWORD: 'do not print me' } });
+  assert.match(help, /--password-file/);
+  assert.doesNotMatch(help, /do not print me/);
+});

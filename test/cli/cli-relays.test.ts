@@ -32,7 +32,10 @@ async function hungRelay(fingerprintFrom: string): Promise<{ server: Server; add
 }
 
 before(async () => {
-  [open, other, locked] = await Promise.all([startRelayProcess(), startRelayProcess(), startRelayProcess({ args: ['--password', 'open sesame'] })]);
+  // The private relay's operator keeps its password off the command line too.
+  const passwordFile = join(tempDir('nightjar-relay-pw-'), 'password');
+  writeFileSync(passwordFile, 'open sesame\n', { mode: 0o600 });
+  [open, other, locked] = await Promise.all([startRelayProcess(), startRelayProcess(), startRelayProcess({ args: ['--password-file', passwordFile] })]);
   hung = await hungRelay(open.address);
 });
 after(async () => {

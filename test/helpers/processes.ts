@@ -73,11 +73,14 @@ export interface RunChildOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Kill the child and reject after this long (default 60 s). */
   readonly timeoutMs?: number;
+  /** Written to the child's standard input, which is then closed (default: standard input closed at once). */
+  readonly input?: string;
 }
 
 /**
  * Runs `command args` to its end without blocking the event loop (unlike
- * spawnSync, timers keep firing meanwhile). Standard input is closed. If the
+ * spawnSync, timers keep firing meanwhile). Standard input is closed (after
+ * `input`, if given). If the
  * child runs longer than `timeoutMs` it is killed and the promise rejects
  * with an error carrying everything it printed.
  */
@@ -85,7 +88,8 @@ export function runChild(command: string, args: readonly string[], options: RunC
   const timeoutMs = options.timeoutMs ?? 60_000;
   const what = [basename(command), ...args].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawnTracked(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(command, args, { env: options.env ?? process.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
