@@ -657,8 +657,11 @@ export class Agent {
    * directly, or through one (private) or two (onion) forwarding relays,
    * so that `dest` never sees our address. `final` is the command whose
    * answer from `dest` itself ends the attempt (its refusal is not a hop's
-   * failure). Without a working forwarding relay the request waits
-   * (AgentError NO_FORWARDER) unless direct fallback is on.
+   * failure). When forwarding fails the request waits (AgentError
+   * NO_FORWARDER): never a direct connection because of an error, since a
+   * hop or the destination (which the contact chose) can cause any error.
+   * Direct fallback, when the user allowed it, applies only when the list
+   * holds no forwarding relay at all.
    */
   private async routed<T>(
     dest: string,
@@ -687,8 +690,11 @@ export class Agent {
         if (!(e instanceof RelayError)) this.recordHealth(route[0]!, (e as Error).message);
       }
     }
-    if (allowDirectFallback) return directly();
-    throw new AgentError('NO_FORWARDER', `message waits: ${lastProblem}; direct fallback is off`);
+    if (allowDirectFallback && candidates.length < hopsNeeded) return directly();
+    throw new AgentError(
+      'NO_FORWARDER',
+      `message waits: ${lastProblem}${candidates.length < hopsNeeded ? '; direct fallback is off' : ' (never sent directly after a forwarding error, which the destination could cause)'}`,
+    );
   }
 
   /** Sends an envelope to a queue, routed as the profile says (see routed). */

@@ -306,7 +306,7 @@ async function addressSet(ctx: OpContext, p: Params): Promise<{ addresses: { typ
 /** Seconds `relays add` gives a relay to answer the check. */
 const RELAY_CHECK_MS = 5000;
 
-async function relaysAdd(ctx: OpContext, p: Params): Promise<{ relay: RelayView; checked: boolean; routing: RoutingView }> {
+async function relaysAdd(ctx: OpContext, p: Params): Promise<{ relay: RelayView; checked: boolean; fallbackOff: boolean; routing: RoutingView }> {
   const { agent } = ctx.session;
   const address = str(p, 'address').trim();
   parseAddress(address);
@@ -330,7 +330,11 @@ async function relaysAdd(ctx: OpContext, p: Params): Promise<{ relay: RelayView;
     agent.addRelay(address, operator, password);
   }
   const relay = relayViews(ctx).find((r) => r.address === address)!;
-  return { relay: { ...relay, added: listed === undefined }, checked: !offline, routing: routingView(ctx) };
+  // Direct fallback was for a list with nothing to forward through; once it has, it goes.
+  const { mode, allowDirectFallback } = agent.routing();
+  const fallbackOff = allowDirectFallback && mode !== 'direct' && routeStrength(mode, agent.listRelays().length) !== 'impossible';
+  if (fallbackOff) agent.setRouting(mode, false);
+  return { relay: { ...relay, added: listed === undefined }, checked: !offline, fallbackOff, routing: routingView(ctx) };
 }
 
 async function relaysRemove(ctx: OpContext, p: Params): Promise<{ address: string; removed: true; routing: RoutingView }> {

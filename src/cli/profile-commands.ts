@@ -64,10 +64,11 @@ export function relaysCommand(): Command {
       parseAddress(address);
       const password = await relayPassword(flags, address.trim());
       // password: a string sets it, null forgets it, left out keeps the one on record
-      const { relay, checked, routing } = await callProfile(flags, 'relays.add', { address: address.trim(), operator: flags.operator ?? null, password, offline: flags.offline === true });
-      printer(flags.json).print({ ...relay, checked, routing }, () =>
+      const { relay, checked, fallbackOff, routing } = await callProfile(flags, 'relays.add', { address: address.trim(), operator: flags.operator ?? null, password, offline: flags.offline === true });
+      printer(flags.json).print({ ...relay, checked, fallbackOff, routing }, () =>
         [
           `${relay['added'] ? 'Added' : 'Updated'} relay ${relay.address}${relay.operator ? ` (${relay.operator})` : ''}${checked ? `: it answers (${relay.latencyMs ?? '?'} ms) and is the relay the address names` : ' without checking it (--offline)'}`,
+          ...(fallbackOff ? [`Direct fallback is now off: your relays can forward ${routing.mode === 'onion' ? 'onion-routed' : 'private'} messages, so none goes directly to a contact's relay.`] : []),
           ...routingNote(routing),
         ].join('\n'),
       );

@@ -1,9 +1,11 @@
 /**
- * `nightjar start` (what `npm start` runs): a relay on this machine and the
- * interactive chat on it, in one go. The first run asks for a name and a
- * passphrase (twice) and creates the profile with the local relay in its
- * list; later runs ask for the passphrase once. The relay runs as a child
- * process with its log in its data directory, and stops when the chat ends.
+ * `nightjar start` (what `npm start` runs): two relays on this machine and
+ * the interactive chat on them, in one go. Two, so that private routing
+ * works from the start without ever sending directly (each relay forwards
+ * for the other). The first run asks for a name and a passphrase (twice)
+ * and creates the profile with both relays in its list; later runs ask for
+ * the passphrase once. The relays run as child processes with their logs in
+ * their data directories, and stop when the chat ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -65,11 +67,12 @@ export function startCommand(): Command {
     .action(async (flags: ProfileFlags & { relayDir: string; port: number; name?: string }) => {
       const dir = profileDir(flags);
       const out = printer(flags.json);
-      const relay = await startLocalRelay(flags.relayDir, flags.port);
-      const stopRelay = (): void => void relay.stop();
-      process.once('exit', () => relay.process.kill('SIGTERM'));
+      const relays: LocalRelay[] = [];
+      process.once('exit', () => relays.forEach((r) => r.process.kill('SIGTERM')));
       try {
-        out.note(`Local relay: ${relay.address}`);
+        relays.push(await startLocalRelay(flags.relayDir, flags.port));
+        relays.push(await startLocalRelay(`${flags.relayDir}-2`, flags.port === 0 ? 0 : flags.port + 1));
+        for (const r of relays) out.note(`Local relay: ${r.address}`);
         const fresh = !profileExists(dir);
         let passphrase: string | undefined;
         if (fresh) {
@@ -83,18 +86,17 @@ export function startCommand(): Command {
         const node = await openNodeHere(flags, passphrase);
         try {
           await node.session.loadAgent();
-          const listed = node.session.agent.listRelays().some((r) => r.address === relay.address);
-          if (!listed) {
-            await node.call('relays.add', { address: relay.address, operator: 'this machine', offline: true }, { progress: () => undefined, signal: new AbortController().signal });
+          const ctx = { progress: () => undefined, signal: new AbortController().signal };
+          for (const r of relays) {
+            if (!node.session.agent.listRelays().some((listed) => listed.address === r.address)) {
+              await node.call('relays.add', { address: r.address, operator: 'this machine', offline: true }, ctx);
+            }
           }
-          if (fresh) {
-            // Private routing needs a second relay to forward through; until there is one, messages go directly.
-            node.session.agent.setRouting('private', true);
-          }
+          const hosts = relays.map((r) => r.address.replace(/^.*@/, '')).join(' and ');
           out.note(
             style.yellow(
-              `The local relay (${relay.address.replace(/^.*@/, '')}) is reachable only from this machine, and only while this chat is open. ` +
-                'To talk with people elsewhere, add a public relay: nightjar relays add nightjar://…@host:port (and a second one for private routing).',
+              `The local relays (${hosts}) are reachable only from this machine, and only while this chat is open. ` +
+                'To talk with people elsewhere, add public relays: nightjar relays add nightjar://…@host:port (two or more, run by different operators).',
             ),
           );
           out.note('In the chat, /invite makes a link for someone to connect with; /help lists the commands.');
@@ -104,8 +106,7 @@ export function startCommand(): Command {
           await node.close();
         }
       } finally {
-        stopRelay();
-        await relay.stop();
+        await Promise.all(relays.map((r) => r.stop()));
       }
     });
 }

@@ -79,3 +79,32 @@ test('without a forwarding relay a message waits, saying why, until direct fallb
   carol.agent.agent.setRouting('private', true);
   await syncUntil([alice.agent, carol.agent], () => alice.agent.events.connected.has(a2c) && carol.agent.events.connected.has(c2a));
 });
+
+test('a destination that forwarders cannot reach never sees the sender, with or without direct fallback allowed', async () => {
+  // F refuses to forward to loopback relays (as a public relay does), so every route to D fails at the hop.
+  const refusing = await startRelayProcess({ args: ['--no-forward-private-addresses'] });
+  try {
+    for (const fallback of [false, true]) {
+      // Alice's queue goes on C (her only relay then); Bob's on D, which he also forwards through... to C.
+      const alice = tracedAgent([c.address]);
+      const bob = tracedAgent([d.address]);
+      const { connectionId: b2a, link } = await bob.agent.agent.createInvitation(text('Bob'));
+      const { connectionId: a2b } = await alice.agent.agent.connect(link, text('Alice'));
+      await syncUntil([alice.agent, bob.agent], () => alice.agent.events.connected.has(a2b) && bob.agent.events.connected.has(b2a));
+      assert.ok(!alice.contacted.has(d.address), 'connecting went through C');
+      // Now Alice's only way to D is the refusing relay; she allows direct fallback in the second round.
+      alice.agent.agent.removeRelay(c.address);
+      alice.agent.agent.addRelay(refusing.address);
+      alice.agent.agent.setRouting('private', fallback);
+      alice.agent.agent.send(a2b, text('hello'));
+      await alice.agent.agent.sync().catch(() => undefined);
+      const waiting = alice.agent.agent.connection(a2b)!;
+      assert.equal(waiting.pendingOutgoing, 1, 'the message waits');
+      assert.match(waiting.deliveryProblem ?? '', /never sent directly after a forwarding error/);
+      assert.ok(!alice.contacted.has(d.address), `Alice never connected to D (fallback ${fallback})`);
+      assert.ok(alice.contacted.has(refusing.address));
+    }
+  } finally {
+    await refusing.stop();
+  }
+});

@@ -309,12 +309,12 @@ test('abuse and network settings from the command line: address pause/limit, red
   // Onion routing cannot carry a single message with one relay: refused, saying what it needs.
   assert.match(failure(await nj(alice, ['routing', 'onion'])), /^nightjar: onion routing needs at least 3 relays in your list .*you have 1/);
   assert.deepEqual(await routingOf(['--direct-fallback']), ['routing', 'private', true, 1, 'impossible']);
-  await ok(alice, ['routing', 'private', '--no-direct-fallback']);
 
   await connect(alice, bob);
   // A second receiving queue on the other relay: Bob then sends through both, through his own relay.
+  // With something to forward through, the direct fallback goes.
   const [added] = await json(alice, ['relays', 'add', relay2.address]);
-  assert.deepEqual([added!['checked'], (added!['routing'] as Row)['strength']], [true, 'fragile']);
+  assert.deepEqual([added!['checked'], added!['fallbackOff'], (added!['routing'] as Row)['strength'], (added!['routing'] as Row)['directFallback']], [true, true, 'fragile', false]);
   assert.match(String((added!['routing'] as Row)['note']), /one of them going down stops messages/);
   await ok(bob, ['relays', 'add', relay1.address]);
   const [extra] = await json(alice, ['redundant', 'Bob']);

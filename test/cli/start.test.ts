@@ -107,12 +107,16 @@ test('first run: name, passphrase twice (again after a mismatch), the chat on th
   assert.ok(qr.length >= 20 && qr.length <= 23, `the QR code takes ${qr.length} rows`);
   assert.ok(qr.every((l) => [...l].length <= 80), 'and at most 80 columns');
   await first.expect(/only this machine can reach/);
-  const port = (JSON.parse(readFileSync(join(relayDir, 'relay.json'), 'utf8')) as { port: number }).port;
-  assert.equal(await portIsClosed(port), false, 'the local relay runs while the chat is open');
+  const ports = [relayDir, `${relayDir}-2`].map((d) => (JSON.parse(readFileSync(join(d, 'relay.json'), 'utf8')) as { port: number }).port);
+  for (const port of ports) assert.equal(await portIsClosed(port), false, 'both local relays run while the chat is open');
   first.type('/quit');
   assert.equal(await first.exited(), 0, first.output());
-  assert.equal(await portIsClosed(port), true, 'and stops with it');
+  for (const port of ports) assert.equal(await portIsClosed(port), true, 'and stop with it');
   assert.doesNotMatch(first.output(), /Next: nightjar relays add/);
+  // Two relays, each forwarding for the other: private routing works, and nothing is ever sent directly.
+  const routing = spawnSync(BIN, ['routing', '--json', '--profile', profile], { env: { ...env, NIGHTJAR_PASSPHRASE: 'correct horse' }, encoding: 'utf8' });
+  const shown = JSON.parse(routing.stdout) as { mode: string; directFallback: boolean; relays: number; strength: string };
+  assert.deepEqual([shown.mode, shown.directFallback, shown.relays, shown.strength], ['private', false, 2, 'fragile']);
 
   // Later runs: the passphrase once, again after a wrong one; no name.
   const second = terminal(['start', '--profile', profile, '--relay-dir', relayDir, '--port', '0'], env);
