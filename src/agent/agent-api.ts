@@ -34,8 +34,11 @@ export interface IncomingRequest {
  * that database, and must not throw for ordinary input.
  */
 export interface AgentHandlers {
-  /** The connection's handshake finished; both sides may now send. */
-  onConnected(connectionId: string, peerInfo: Uint8Array): void;
+  /**
+   * The connection's handshake finished; both sides may now send.
+   * `securityCode` is what both people compare to rule out a man in the middle (security-code.ts).
+   */
+  onConnected(connectionId: string, peerInfo: Uint8Array, securityCode?: string): void;
   /** The contact's info arrived during the handshake, before it finished (optional). */
   onPeerInfo?(connectionId: string, peerInfo: Uint8Array): void;
   onMessage(connectionId: string, message: IncomingMessage): void;

@@ -28,6 +28,7 @@ import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type
 import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
 import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from './links.js';
 import { linkIdOf, newLinkKey, openLinkData, sealLinkData } from './link-data.js';
+import { securityCode } from './security-code.js';
 import { DEFAULT_STAMP_BITS, makeStamp } from './stamp.js';
 import { RelayPool } from './relay-pool.js';
 import { RelayDirectory, type RoutingMode } from './relays.js';
@@ -512,6 +513,12 @@ export class Agent {
       }
     }
     return progress;
+  }
+
+  /** The security code of a connection whose key agreement is done (security-code.ts), else undefined. */
+  securityCode(connectionId: string): string | undefined {
+    const ad = this.store.connection(connectionId)?.ad;
+    return ad ? securityCode(new Uint8Array(ad)) : undefined;
   }
 
   connection(connectionId: string): ConnectionInfo | undefined {

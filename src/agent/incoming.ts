@@ -13,6 +13,7 @@ import type { AddressRow, AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } 
 import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
 import type { Outbox } from './outbox.js';
 import { verifyStamp } from './stamp.js';
+import { securityCode } from './security-code.js';
 
 const EMPTY = new Uint8Array(0);
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
@@ -269,7 +270,7 @@ export class Receiver {
     const rcvs = this.store.rcvQueuesOf(connectionId);
     if (snd?.status === 'active' && rcvs.length > 0 && rcvs.every((q) => q.secured === 1)) {
       this.store.updateConnection(connectionId, { status: 'ready' });
-      this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY));
+      this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY), c.ad ? securityCode(new Uint8Array(c.ad)) : undefined);
     }
   }
 }

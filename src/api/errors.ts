@@ -15,6 +15,7 @@ export type ApiErrorCode =
   | 'BAD_REQUEST' // a request the API cannot parse, or an unknown operation
   | 'RELAY_PASSWORD' // the relay wants a password we do not have, or refused ours
   | 'NOT_ENOUGH_RELAYS' // the routing mode asked for needs more relays than the list has
+  | 'CODE_MISMATCH' // the security code typed in is not this connection's: someone may be in the middle
   | 'PROFILE_BUSY' // another process holds the profile and does not answer on its socket
   | 'INTERRUPTED'; // the caller went away (Ctrl-C) while the operation waited
 

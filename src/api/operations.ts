@@ -5,6 +5,7 @@
  * views in views.ts; errors a user can cause are ApiError.
  */
 import { RELAYS_NEEDED, routeStrength, type RouteStrength, type RoutingMode } from '../agent/relays.js';
+import { normalizeSecurityCode } from '../agent/security-code.js';
 import { contactLabel } from '../chat/contacts.js';
 import type { Contact } from '../chat/store.js';
 import { parseAddress } from '../protocol/address.js';
@@ -152,6 +153,26 @@ async function contacts(ctx: OpContext, p: Params): Promise<{ contacts: ContactV
 async function alias(ctx: OpContext, p: Params): Promise<ContactView> {
   const value = p['alias'] === null ? null : str(p, 'alias');
   return contactView(ctx.session.chat.setAlias(contactOf(ctx, p), value));
+}
+
+async function verify(ctx: OpContext, p: Params): Promise<{ contact: ContactView; code: string | null }> {
+  const { chat } = ctx.session;
+  let contact = chat.refreshSecurityCode(contactOf(ctx, p));
+  const typed = optStr(p, 'code');
+  if (optBool(p, 'clear') === true) contact = chat.setVerified(contact, false);
+  else if (typed !== undefined) {
+    const code = normalizeSecurityCode(typed);
+    if (code === undefined) throw new ApiError('BAD_INPUT', 'a security code is 60 digits (12 groups of 5)');
+    if (contact.securityCode === null) throw new ApiError('CONTACT_NOT_READY', `${contactLabel(contact)} is not connected yet: there is no security code to compare`);
+    if (code !== contact.securityCode) {
+      throw new ApiError(
+        'CODE_MISMATCH',
+        `that is not the security code of your connection with ${contactLabel(contact)}: if you typed it right, someone may be in the middle; nothing was marked (get a new invitation to ${contactLabel(contact)} in person)`,
+      );
+    }
+    contact = chat.setVerified(contact, true);
+  } else if (optBool(p, 'confirm') === true) contact = chat.setVerified(contact, true);
+  return { contact: contactView(contact), code: contact.securityCode };
 }
 
 async function send(ctx: OpContext, p: Params): Promise<{ message: MessageView; note: string | null }> {
@@ -387,6 +408,7 @@ type Operation = (ctx: OpContext, params: Params) => Promise<unknown>;
 const OPERATIONS = {
   contacts,
   alias,
+  verify,
   send,
   read,
   history,

@@ -48,6 +48,7 @@ export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOpt
         if (closed) throw new Error('the session is closed');
         agent = Agent.open(db, chat, agentOptions);
         chat.attach(agent);
+        chat.refreshSecurityCodes();
         return agent;
       });
       return loading;

@@ -20,6 +20,10 @@ export interface ContactView {
   readonly origin: ContactOrigin;
   readonly disappearSeconds: number | null;
   readonly unread?: number;
+  /** The user compared the security code with the contact's and confirmed it. */
+  readonly verified: boolean;
+  /** The contact was verified, but the security code is not the one confirmed any more: compare again. */
+  readonly keysChanged: boolean;
   readonly createdAt: string | null;
   readonly [key: string]: unknown;
 }
@@ -68,6 +72,8 @@ export function contactView(c: Contact, unread?: number): ContactView {
     origin: c.origin,
     disappearSeconds: c.ttlSeconds,
     ...(unread === undefined ? {} : { unread }),
+    verified: c.verifiedCode !== null && c.verifiedCode === c.securityCode,
+    keysChanged: c.verifiedCode !== null && c.verifiedCode !== c.securityCode,
     createdAt: isoTime(c.createdAt),
   };
 }

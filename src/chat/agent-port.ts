@@ -18,4 +18,6 @@ export interface ChatAgent {
   deleteConnection(connectionId: string): Promise<void>;
   rotate(connectionId: string, relay?: string): Promise<void>;
   connection(id: string): ConnectionInfo | undefined;
+  /** The connection's security code, once its key agreement is done. */
+  securityCode(connectionId: string): string | undefined;
 }

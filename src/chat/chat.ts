@@ -71,8 +71,8 @@ export class Chat implements AgentHandlers {
 
   // AgentHandlers: called by the agent inside its transaction
 
-  onConnected(connectionId: string, peerInfo: Uint8Array): void {
-    this.incoming.onConnected(connectionId, peerInfo);
+  onConnected(connectionId: string, peerInfo: Uint8Array, securityCode?: string): void {
+    this.incoming.onConnected(connectionId, peerInfo, securityCode);
   }
   onPeerInfo(connectionId: string, peerInfo: Uint8Array): void {
     this.incoming.onPeerInfo(connectionId, peerInfo);
@@ -237,6 +237,31 @@ export class Chat implements AgentHandlers {
     if (status === 'ready' || ((status === 'accepting' || status === 'joining') && contact.displayName !== null)) return;
     if (isUnusedInvitation(contact)) throw new ChatError('CONTACT_NOT_READY', `nobody has used this invitation (#${contact.id}) yet`);
     throw new ChatError('CONTACT_NOT_READY', `${label} has not answered yet; you can send once they have (see: nightjar contacts)`);
+  }
+
+  /**
+   * What the user knows of a contact's keys: its current security code (once
+   * the key agreement is done), whether they confirmed it, and whether the
+   * code changed since they did (then they must compare again).
+   */
+  /** The contact with its security code as the agent has it now (recorded, so that listing contacts needs no agent). */
+  refreshSecurityCode(contact: Contact): Contact {
+    const code = this.agent.securityCode(contact.connectionId) ?? null;
+    if (code !== contact.securityCode) this.store.updateContact(contact.id, { securityCode: code });
+    return this.store.contact(contact.id)!;
+  }
+
+  /** Records every connected contact's security code as the agent has it now (any change shows as "keys changed" where it was verified). */
+  refreshSecurityCodes(): void {
+    for (const c of this.store.contacts()) if (c.status === 'ready') this.refreshSecurityCode(c);
+  }
+
+  /** Marks the contact verified with its current code, or not verified any more. Returns the contact. */
+  setVerified(contact: Contact, verified: boolean): Contact {
+    const now = this.refreshSecurityCode(contact);
+    if (verified && now.securityCode === null) throw new ChatError('CONTACT_NOT_READY', `${contactLabel(contact)} is not connected yet: there is no security code to compare`);
+    this.store.updateContact(contact.id, { verifiedCode: verified ? now.securityCode : null });
+    return this.store.contact(contact.id)!;
   }
 
   /** Whether the handshake with the contact has finished (messages to it leave at once). */

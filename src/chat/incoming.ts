@@ -66,9 +66,10 @@ export class IncomingHandlers implements AgentHandlers {
     if (m) this.emit({ type: 'message', messageId: m.id });
   }
 
-  onConnected(connectionId: string, peerInfo: Uint8Array): void {
+  onConnected(connectionId: string, peerInfo: Uint8Array, securityCode?: string): void {
     const contact = this.contactFor(connectionId, 'link');
     const name = decodePeerInfo(peerInfo)?.name ?? contact.displayName ?? 'unnamed contact';
+    if (securityCode !== undefined && securityCode !== contact.securityCode) this.store.updateContact(contact.id, { securityCode });
     if (contact.status === 'ready' && contact.displayName === name) return;
     this.store.updateContact(contact.id, { status: 'ready', displayName: name });
     this.addEvent(this.store.contact(contact.id)!, 'connected', true);

@@ -9,13 +9,15 @@ import type { DB } from './profile-db.js';
 /**
  * Version of the chat tables; stored in chat_settings as `schema_version`.
  * History: 1 first release; 2 (2026-11-27) `chat_contacts.expires_at`
- * (unused one-time invitations expire).
+ * (unused one-time invitations expire), `chat_contacts.security_code` and
+ * `verified_code` (the connection's security code, and the one the user
+ * confirmed).
  */
 export const CHAT_SCHEMA_VERSION = 2;
 
 /** What takes the tables from version N-1 to N. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
-  2: 'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER',
+  2: 'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER; ALTER TABLE chat_contacts ADD COLUMN security_code TEXT; ALTER TABLE chat_contacts ADD COLUMN verified_code TEXT',
 };
 
 const SCHEMA = `
@@ -43,7 +45,10 @@ CREATE TABLE IF NOT EXISTS chat_contacts (
   read_sent_up_to INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   -- our one-time invitations: when it is withdrawn if nobody used it
-  expires_at INTEGER
+  expires_at INTEGER,
+  -- the connection's security code (from the agent), and the one the user compared and confirmed
+  security_code TEXT,
+  verified_code TEXT
 );
 CREATE TABLE IF NOT EXISTS chat_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

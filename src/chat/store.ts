@@ -20,6 +20,10 @@ export interface Contact {
   readonly createdAt: number;
   /** Our unused one-time invitation is withdrawn at this time (seconds), if nobody uses it. */
   readonly expiresAt: number | null;
+  /** The connection's security code, once its key agreement is done. */
+  readonly securityCode: string | null;
+  /** The security code the user compared and confirmed, if they did. */
+  readonly verifiedCode: string | null;
 }
 
 /** Outgoing: queued → sent (the contact's relay stored it) → delivered → read. Incoming: new → read. */
@@ -62,6 +66,8 @@ interface ContactRowDb {
   read_sent_up_to: number;
   created_at: number;
   expires_at: number | null;
+  security_code: string | null;
+  verified_code: string | null;
 }
 
 interface MessageRowDb {
@@ -100,6 +106,8 @@ function toContact(r: ContactRowDb): Contact {
     readSentUpTo: r.read_sent_up_to,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
+    securityCode: r.security_code,
+    verifiedCode: r.verified_code,
   };
 }
 
@@ -191,11 +199,29 @@ export class ChatStore {
 
   updateContact(
     id: number,
-    change: { status?: ContactStatus; displayName?: string | null; alias?: string | null; ttlSeconds?: number | null; readSentUpTo?: number; expiresAt?: number | null },
+    change: {
+      status?: ContactStatus;
+      displayName?: string | null;
+      alias?: string | null;
+      ttlSeconds?: number | null;
+      readSentUpTo?: number;
+      expiresAt?: number | null;
+      securityCode?: string | null;
+      verifiedCode?: string | null;
+    },
   ): void {
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
-    const column = { status: 'status', displayName: 'display_name', alias: 'alias', ttlSeconds: 'ttl_seconds', readSentUpTo: 'read_sent_up_to', expiresAt: 'expires_at' } as const;
+    const column = {
+      status: 'status',
+      displayName: 'display_name',
+      alias: 'alias',
+      ttlSeconds: 'ttl_seconds',
+      readSentUpTo: 'read_sent_up_to',
+      expiresAt: 'expires_at',
+      securityCode: 'security_code',
+      verifiedCode: 'verified_code',
+    } as const;
     for (const key of Object.keys(column) as (keyof typeof column)[]) {
       const value = change[key];
       if (value === undefined) continue;

@@ -12,8 +12,10 @@ import type { Session } from '../api/session.js';
 import { contactView, requestView } from '../api/views.js';
 import { ChatView } from './chat-view.js';
 import { qrLines } from './qr.js';
+import { codeLines } from './message-commands.js';
+import { normalizeSecurityCode } from '../agent/security-code.js';
 import { userMessage } from './errors.js';
-import { contactText, localRelayWarning, requestText, safe, style } from './output.js';
+import { contactText, keysChangedWarning, localRelayWarning, requestText, safe, style } from './output.js';
 import { openNodeHere, profileOptions, type ProfileFlags } from './profile-access.js';
 
 const HELP = [
@@ -25,6 +27,7 @@ const HELP = [
   '/connect <link>    use an invitation link or contact address',
   '/requests          list contact requests;  /accept N  /reject N',
   '/alias <alias>     set a local name for the current contact',
+  '/verify [yes|clear|<code>]  show the security code to compare with the contact; mark it verified',
   '/disappear <t|off> disappearing-messages timer for the current contact',
   '/quit              leave (Ctrl-D works too)',
 ];
@@ -50,7 +53,9 @@ const COMMANDS: Record<string, Handler> = {
   to: (view, session, arg) => {
     view.current = session.chat.find(arg);
     view.setPrompt();
-    view.show(contactView(view.current), () => style.bold(`— ${contactText(contactView(view.current!))}`));
+    const shown = contactView(view.current);
+    view.show(shown, () => style.bold(`— ${contactText(shown)}`));
+    if (shown.keysChanged) view.show(undefined, () => keysChangedWarning(shown));
     showHistory(view, session, 20);
   },
   contacts: (view, session) => {
@@ -101,6 +106,25 @@ const COMMANDS: Record<string, Handler> = {
   alias: (view, session, arg) => {
     view.current = session.chat.setAlias(needContact(view), arg);
     view.setPrompt();
+  },
+  verify: (view, session, arg) => {
+    let c = session.chat.refreshSecurityCode(needContact(view));
+    const code = c.securityCode;
+    if (code === null) return view.info(`${safe(contactLabel(c))} is not connected yet: there is no security code to compare.`);
+    if (arg === 'yes') c = session.chat.setVerified(c, true);
+    else if (arg === 'clear') c = session.chat.setVerified(c, false);
+    else if (arg !== '') {
+      const typed = normalizeSecurityCode(arg);
+      if (typed !== code) return view.error(typed === undefined ? 'a security code is 60 digits' : 'that is not the security code of this connection: someone may be in the middle; nothing was marked');
+      c = session.chat.setVerified(c, true);
+    }
+    view.current = c;
+    const shown = contactView(c);
+    view.show({ ...shown, code }, () =>
+      arg === ''
+        ? [`Security code with ${safe(contactLabel(c))}${shown.verified ? ' (verified)' : ''}:`, ...codeLines(code), 'Compare it with theirs; if it is the same: /verify yes'].join('\n')
+        : `${safe(contactLabel(c))} is ${shown.verified ? 'verified' : 'not verified'}.`,
+    );
   },
   disappear: (view, session, arg) => {
     view.current = session.chat.setTimer(needContact(view), parseTtl(arg));

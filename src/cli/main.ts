@@ -18,6 +18,7 @@ import {
   redundantCommand,
   rotateCommand,
   sendCommand,
+  verifyCommand,
 } from './message-commands.js';
 import { initCommand, relaysCommand, routingCommand } from './profile-commands.js';
 import { relayCommand } from './relay-command.js';
@@ -51,6 +52,7 @@ export function program(): Command {
       .addCommand(rejectCommand())
       .addCommand(contactsCommand())
       .addCommand(aliasCommand())
+      .addCommand(verifyCommand())
       .addCommand(sendCommand())
       .addCommand(readCommand())
       .addCommand(historyCommand())

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { formatTtl, parseTtl } from '../chat/ttl.js';
 import type { ContactView } from '../api/views.js';
-import { contactText, messageText, printer, requestText, safe } from './output.js';
+import { contactText, keysChangedWarning, messageText, printer, requestText, safe } from './output.js';
 import { callProfile, profileOptions, type ProfileFlags } from './profile-access.js';
 
 function positive(value: string): number {
@@ -19,6 +19,47 @@ export function contactsCommand(): Command {
       const out = printer(flags.json);
       if (contacts.length === 0) out.note(flags.all ? 'No contacts yet. Make an invitation with: nightjar invite' : 'No contacts yet. Make an invitation with: nightjar invite (unused ones: nightjar contacts --all)');
       for (const c of contacts) out.print(c, () => contactText(c));
+    });
+}
+
+/** The code in three lines of four groups, for comparing aloud or side by side. */
+export function codeLines(code: string): string[] {
+  const groups = code.split(' ');
+  return [0, 4, 8].map((i) => '  ' + groups.slice(i, i + 4).join('  '));
+}
+
+export function verifyCommand(): Command {
+  return profileOptions(
+    new Command('verify')
+      .description("compare your security code with a contact's, to be sure nobody is in the middle; then mark the contact verified")
+      .argument('<contact>', 'alias, name or #id'),
+  )
+    .option('--yes', 'the codes are the same: mark the contact verified')
+    .option('--code <digits>', 'the code the contact sees (60 digits): compared here, and marked verified if it is the same')
+    .option('--clear', 'mark the contact not verified')
+    .option('--no-qr', 'print only the digits')
+    .action(async (ref: string, flags: ProfileFlags & { yes?: boolean; code?: string; clear?: boolean; qr?: boolean }) => {
+      const params = { contact: ref, confirm: flags.yes === true, clear: flags.clear === true, ...(flags.code === undefined ? {} : { code: flags.code }) };
+      const { contact, code } = await callProfile(flags, 'verify', params);
+      const name = safe(contact.name);
+      const out = printer(flags.json);
+      if (code === null) {
+        out.print({ ...contact, code }, () => `${name} is not connected yet: there is no security code to compare.`);
+        return;
+      }
+      const { qrLines } = await import('./qr.js');
+      out.print({ ...contact, code }, () => {
+        if (flags.clear) return `${name} is marked not verified.`;
+        if (flags.yes || flags.code !== undefined) return `${name} is verified: the security code is the same on both sides.${flags.code !== undefined ? ' (compared here)' : ''}`;
+        return [
+          `Security code with ${name}${contact.verified ? ' (verified)' : ''}:`,
+          ...codeLines(code),
+          '',
+          ...qrLines(`nightjar:verify#${code.replace(/ /g, '')}`, flags),
+          `Compare it with the code ${name} sees (they run: nightjar verify <your name>), in person or on a call you trust.`,
+          `If it is the same: nightjar verify ${contact.alias ?? contact.displayName ?? `#${contact.id}`} --yes  (or type theirs: --code '…')`,
+        ].join('\n');
+      });
     });
 }
 
@@ -68,6 +109,7 @@ export function historyCommand(): Command {
     .action(async (ref: string, flags: ProfileFlags & { limit?: number }) => {
       const { contact, messages } = await callProfile(flags, 'history', { contact: ref, limit: flags.limit ?? null });
       const out = printer(flags.json);
+      if (contact.keysChanged) out.note(keysChangedWarning(contact));
       if (messages.length === 0) out.note(`No messages with ${safe(contact.name)}.`);
       for (const m of messages) out.print(m, () => messageText(m));
     });

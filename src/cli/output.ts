@@ -137,7 +137,16 @@ export function contactText(c: ContactView): string {
   const state = c.status === 'ready' ? '' : c.status === 'pending' ? style.yellow(pendingText(c)) : style.red(' has deleted this contact');
   const timer = c.disappearSeconds === null ? '' : style.magenta(` ⏱ ${formatTtl(c.disappearSeconds)}`);
   const news = (c.unread ?? 0) > 0 ? style.green(` ${c.unread} new`) : '';
-  return `${style.dim(`#${c.id}`)} ${name}${also}${state}${timer}${news}`;
+  const trust = c.keysChanged ? style.red(' ⚠ security code changed: verify again') : c.verified ? style.green(' ✓ verified') : '';
+  return `${style.dim(`#${c.id}`)} ${name}${also}${state}${trust}${timer}${news}`;
+}
+
+/** The warning for a verified contact whose security code is not the one confirmed any more. */
+export function keysChangedWarning(c: ContactView): string {
+  const name = safe(c.name);
+  return style.red(
+    `⚠ The security code with ${name} changed since you verified it. Compare it again before trusting this conversation: nightjar verify ${c.alias ?? c.displayName ?? `#${c.id}`}`,
+  );
 }
 
 function pendingText(c: ContactView): string {

@@ -78,6 +78,13 @@ export class FakeAgent implements ChatAgent {
     this.rotated.push({ connectionId, relay });
   }
 
+  /** Codes the test sets per connection. */
+  readonly codes = new Map<string, string>();
+
+  securityCode(connectionId: string): string | undefined {
+    return this.codes.get(connectionId);
+  }
+
   connection(id: string): ConnectionInfo | undefined {
     const status = this.status.get(id);
     return status === undefined ? undefined : { connectionId: id, status, receiveRelays: [], pendingOutgoing: 0 };

@@ -374,3 +374,40 @@ test('Ctrl-C while connect waits: it stops waiting and says what was kept; meanw
   assert.ok((await json(bob, ['read'], quick)).some(isConnectedEvent));
   assert.ok((await json(alice, ['read'], quick)).some(isConnectedEvent));
 });
+
+test('verify: both sides see the same security code; a matching code marks the contact verified, a wrong one does not; a changed code is flagged', async () => {
+  const alice = await newProfile('Alice', relay1.address);
+  const bob = await newProfile('Bob', relay2.address);
+  await connect(alice, bob);
+  const [atAlice] = await json(alice, ['verify', 'bob']);
+  const [atBob] = await json(bob, ['verify', 'alice']);
+  assert.match(String(atAlice!['code']), /^(\d{5} ){11}\d{5}$/);
+  assert.equal(atAlice!['code'], atBob!['code'], 'the same code on both sides');
+  assert.equal(atAlice!['verified'], false);
+  assert.match(await ok(alice, ['verify', 'bob', '--no-qr']), /Compare it with the code Bob sees/);
+
+  const wrong = String(atBob!['code']).replace(/^\d/, (d) => String((Number(d) + 1) % 10));
+  assert.match(failure(await nj(alice, ['verify', 'bob', '--code', wrong])), /^nightjar: that is not the security code of your connection with Bob: .*someone may be in the middle; nothing was marked/);
+  assert.equal((await contacts(alice))[0]!['verified'], false);
+  const [marked] = await json(alice, ['verify', 'bob', '--code', String(atBob!['code']).replace(/ /g, '')]);
+  assert.equal(marked!['verified'], true);
+  assert.deepEqual([(await contacts(alice))[0]!['verified'], (await contacts(alice))[0]!['keysChanged']], [true, false]);
+  assert.match(await ok(alice, ['contacts']), /Bob ✓ verified/);
+  await ok(bob, ['verify', 'alice', '--yes']);
+  assert.equal((await contacts(bob))[0]!['verified'], true);
+
+  // Should the connection's keys ever change (here: its stored transcript, changed behind Nightjar's back), the mark no longer holds.
+  const { openProfileDatabase } = await import('../../src/chat/profile-db.js');
+  const { unlockKey } = await import('../../src/chat/profile-key.js');
+  const { hasChatSchema } = await import('../../src/chat/schema.js');
+  const db = openProfileDatabase(alice, await unlockKey(alice, PASSPHRASE), hasChatSchema);
+  db.prepare('UPDATE agent_connections SET ad = ?').run(Buffer.alloc(32, 7));
+  db.close();
+  await ok(alice, ['read']); // any command that loads the agent looks at the code again
+  const [changed] = await contacts(alice);
+  assert.deepEqual([changed!['verified'], changed!['keysChanged']], [false, true]);
+  assert.match(await ok(alice, ['contacts']), /security code changed: verify again/);
+  assert.match(await ok(alice, ['history', 'bob']), /The security code with Bob changed since you verified it/);
+  await ok(alice, ['verify', 'bob', '--clear']);
+  assert.deepEqual(((await contacts(alice))[0]!['keysChanged']), false);
+});
