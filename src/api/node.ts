@@ -5,6 +5,7 @@
  * that nothing waits for the profile lock while a chat is open.
  */
 import type { AgentOptions } from '../agent/agent.js';
+import { eraseOldVersions } from '../chat/profile-db.js';
 import type { ProfileKey } from '../chat/profile-key.js';
 import type { OpContext } from './delivery.js';
 import { toApiError } from './errors.js';
@@ -12,14 +13,21 @@ import { serveLocalSocket, type LocalServer } from './local-socket.js';
 import { runOperation } from './operations.js';
 import { openSession, type Session } from './session.js';
 
+/** How often a node empties the database's write-ahead log of old page versions (old ratchet states, deleted rows). */
+export const ERASE_INTERVAL_MS = 60_000;
+
 export class ProfileNode {
   private closing: Promise<void> | undefined;
+  private readonly eraser: NodeJS.Timeout;
 
   private constructor(
     readonly session: Session,
     private readonly server: LocalServer,
     private readonly release: () => void,
-  ) {}
+  ) {
+    this.eraser = setInterval(() => eraseOldVersions(session.db), ERASE_INTERVAL_MS);
+    this.eraser.unref();
+  }
 
   /**
    * Opens the profile in `dir` (the caller holds its lock; `release` gives
@@ -47,6 +55,7 @@ export class ProfileNode {
   /** Stops serving (finishing requests under way), closes the profile and releases the lock. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.eraser);
       try {
         await this.server.close();
       } finally {

@@ -6,7 +6,7 @@
  */
 import type { Agent, AgentOptions } from '../agent/agent.js';
 import { Chat } from '../chat/chat.js';
-import { openProfileDatabase, type DB } from '../chat/profile-db.js';
+import { eraseOldVersions, openProfileDatabase, type DB } from '../chat/profile-db.js';
 import type { ProfileKey } from '../chat/profile-key.js';
 import { hasChatSchema } from '../chat/schema.js';
 
@@ -60,6 +60,7 @@ export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOpt
         await loading?.catch(() => undefined);
         await agent?.close();
       } finally {
+        eraseOldVersions(db); // no old ratchet state or deleted row stays behind in the log
         db.close();
       }
     },

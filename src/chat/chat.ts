@@ -13,7 +13,7 @@ import { encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js'
 import { contactLabel, findContact } from './contacts.js';
 import { ChatError } from './errors.js';
 import { IncomingHandlers, type ChatListener } from './incoming.js';
-import type { DB } from './profile-db.js';
+import { eraseOldVersions, type DB } from './profile-db.js';
 import { createChatSchema, migrateChatSchema } from './schema.js';
 import { ChatStore, type Contact, type ContactOrigin, type ContactRequest, type Message } from './store.js';
 import { formatTtl } from './ttl.js';
@@ -215,6 +215,7 @@ export class Chat implements AgentHandlers {
       if (!(e instanceof AgentError && e.code === 'UNKNOWN_CONNECTION')) throw e;
     }
     this.db.transaction(() => this.store.deleteContact(contact.id))();
+    eraseOldVersions(this.db); // the history's old page versions leave the log too
   }
 
   async rotate(contact: Contact, relay?: string): Promise<void> {
@@ -340,6 +341,7 @@ export class Chat implements AgentHandlers {
   /** Deletes messages whose disappearing timer ran out; returns how many. */
   deleteExpired(): number {
     const ids = this.db.transaction(() => this.store.deleteExpired(this.now()))();
+    if (ids.length > 0) eraseOldVersions(this.db);
     if (ids.length > 0) this.incoming.emit({ type: 'expired', messageIds: ids });
     return ids.length;
   }

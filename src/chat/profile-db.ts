@@ -30,13 +30,23 @@ function keyed(path: string, key: ProfileKey, create: boolean): DB {
   }
 }
 
-/** Durability and hygiene settings, applied only once the key is known good. */
-function configure(db: DB): void {
+/** Durability and hygiene settings, applied only once the key is known good (exported for tests that need a profile's settings on a plain file). */
+export function configureProfileDatabase(db: DB): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   // removed rows (disappearing messages, deleted contacts) are overwritten
   db.pragma('secure_delete = ON');
+}
+
+/**
+ * Moves everything in the write-ahead log into the database and empties the
+ * log file. With WAL, secure_delete overwrites a deleted row only in the
+ * page's newest version; older versions (the message before it disappeared,
+ * an old ratchet state) stay in `nightjar.db-wal` until this runs.
+ */
+export function eraseOldVersions(db: DB): void {
+  db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
 /**
@@ -84,7 +94,7 @@ export function openProfileDatabase(dir: string, key: ProfileKey, isProfile: (db
     db.close();
     throw new ChatError('NOT_A_PROFILE', `${path} is not a Nightjar profile`);
   }
-  configure(db);
+  configureProfileDatabase(db);
   return db;
 }
 
@@ -115,7 +125,7 @@ export async function createProfileDatabase(dir: string, passphrase: string, set
     const db = keyed(temp, fresh.key, true);
     try {
       chmodSync(temp, 0o600); // SQLite gives the -wal and -shm files the same mode
-      configure(db);
+      configureProfileDatabase(db);
       await setup(db);
     } finally {
       db.close();
