@@ -10,6 +10,14 @@
  * end-to-end encrypted inside the connection handshake.
  */
 
+/**
+ * Milliseconds since the epoch. The agent reads time only through its
+ * clock (AgentOptions.clock), so tests move time instead of waiting.
+ */
+export type Clock = () => number;
+
+export const systemClock: Clock = () => Date.now();
+
 /** A message handed to the chat layer. */
 export interface IncomingMessage {
   /** Sender's sequence number on this connection, from 1, strictly increasing. */

@@ -4,6 +4,7 @@
  * short transactions by agent.ts; reads return plain rows.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
+import { systemClock, type Clock } from './agent-api.js';
 
 type DB = Database.Database;
 
@@ -224,7 +225,11 @@ export function migrateAgentSchema(db: DB): void {
 
 /** Typed queries over the agent tables. */
 export class AgentStore {
-  constructor(readonly db: DB) {
+  constructor(
+    readonly db: DB,
+    /** Stamps `created_at` of new rows. */
+    private readonly clock: Clock = systemClock,
+  ) {
     migrateAgentSchema(db);
   }
 
@@ -248,7 +253,7 @@ export class AgentStore {
   }
 
   insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
-    const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: Date.now(), ...row };
+    const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: this.clock(), ...row };
     this.db
       .prepare(
         `INSERT INTO agent_connections (id, status, role, my_info, peer_info, ratchet, ad, invitation_secrets, created_at)
@@ -268,10 +273,10 @@ export class AgentStore {
     return Number(
       this.db
         .prepare(
-          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id)
-           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id)`,
+          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id, created_at)
+           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id, @created_at)`,
         )
-        .run({ link_id: null, ...q }).lastInsertRowid,
+        .run({ link_id: null, created_at: this.clock(), ...q }).lastInsertRowid,
     );
   }
 

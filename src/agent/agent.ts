@@ -23,7 +23,7 @@ import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.
 import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
 import { parseAddress } from '../protocol/address.js';
 import type { QueueMode } from '../protocol/commands.js';
-import { AgentError, type AgentHandlers, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
+import { AgentError, systemClock, type AgentHandlers, type Clock, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
 import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
 import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from './links.js';
@@ -57,10 +57,15 @@ export interface AgentOptions {
   readonly lostAfterMs?: number;
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
+  /**
+   * Time for everything the agent decides by age (lost relays, rotation,
+   * gaps, address keys); default the system clock. Network time-outs stay
+   * on real time.
+   */
+  readonly clock?: Clock;
 }
 
 const EMPTY = new Uint8Array(0);
-const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 const newId = (): string => nodeRandomBytes(8).toString('hex');
 
 export class Agent {
@@ -70,6 +75,7 @@ export class Agent {
   private readonly relays: RelayDirectory;
   private readonly outbox: Outbox;
   private readonly receiver: Receiver;
+  private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -82,10 +88,11 @@ export class Agent {
     private readonly handlers: AgentHandlers,
     private readonly options: AgentOptions,
   ) {
-    this.store = new AgentStore(db);
-    this.relays = new RelayDirectory(this.store);
+    this.clock = options.clock ?? systemClock;
+    this.store = new AgentStore(db, this.clock);
+    this.relays = new RelayDirectory(this.store, this.clock);
     this.outbox = new Outbox(this.store);
-    this.receiver = new Receiver(this.store, handlers, this.outbox);
+    this.receiver = new Receiver(this.store, handlers, this.outbox, this.clock);
     this.pool = new RelayPool(
       { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (relay) => this.relays.passwordOf(relay),
@@ -303,7 +310,7 @@ export class Agent {
       const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
       this.store.db
         .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, Date.now());
+        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, this.clock());
     });
     return { addressId, link };
   }
@@ -406,7 +413,7 @@ export class Agent {
       const seq = c.next_seq;
       this.store.updateConnection(connectionId, { next_seq: seq + 1 });
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
-      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { seq });
+      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: Math.floor(this.clock() / 1000), body }, { seq });
       return seq;
     });
   }
@@ -492,7 +499,7 @@ export class Agent {
       const rcvs = this.store.rcvQueuesOf(c.id);
       for (const lost of rcvs) {
         const since = downSince.get(lost.relay);
-        if (lost.status !== 'active' || since === undefined || Date.now() - since < lostAfter) continue;
+        if (lost.status !== 'active' || since === undefined || this.clock() - since < lostAfter) continue;
         let target: string;
         let queue: RecipientQueue;
         try {
@@ -901,7 +908,7 @@ export class Agent {
     for (const c of this.store.connections()) {
       if (c.status !== 'ready' || !this.running) continue;
       const rcvs = this.store.rcvQueuesOf(c.id);
-      if (rcvs.length === 1 && rcvs[0]!.status === 'active' && Date.now() - rcvs[0]!.created_at > maxAge) {
+      if (rcvs.length === 1 && rcvs[0]!.status === 'active' && this.clock() - rcvs[0]!.created_at > maxAge) {
         await this.rotate(c.id).catch(() => undefined);
       }
     }

@@ -8,14 +8,13 @@ import { generateSigningKeyPair } from '../crypto/keys.js';
 import { deserializeRatchet, initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
-import type { AgentHandlers } from './agent-api.js';
+import type { AgentHandlers, Clock } from './agent-api.js';
 import type { AddressRow, AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
 import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
 import type { Outbox } from './outbox.js';
 import { verifyStamp } from './stamp.js';
 
 const EMPTY = new Uint8Array(0);
-const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export class Receiver {
   /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
@@ -25,7 +24,12 @@ export class Receiver {
     private readonly store: AgentStore,
     private readonly handlers: AgentHandlers,
     private readonly outbox: Outbox,
+    private readonly clock: Clock,
   ) {}
+
+  private nowSeconds(): number {
+    return Math.floor(this.clock() / 1000);
+  }
 
   /** Handles one message from a receiving queue; resolves once its effects are committed. */
   process(rcv: RcvQueueRow, received: ReceivedMessage): void {
@@ -79,7 +83,7 @@ export class Receiver {
     if (address.max_per_hour > 0) {
       const lastHour = this.store.db
         .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
-        .get(address.id, nowSeconds() - 3600) as { n: number };
+        .get(address.id, this.nowSeconds() - 3600) as { n: number };
       if (lastHour.n >= address.max_per_hour) return;
     }
     try {
@@ -88,7 +92,7 @@ export class Receiver {
       const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
       const m = decodeMessage(plaintext);
       if (m.tag !== 'CONF' || !m.replyQueue) return;
-      const receivedAt = nowSeconds();
+      const receivedAt = this.nowSeconds();
       this.store.tx(() => {
         const id = this.store.db
           .prepare(
