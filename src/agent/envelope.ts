@@ -11,19 +11,27 @@
  *
  *   message = version u8 | tag u8 | fields
  *     CONF  (1): flags u8 (bit 0: "I secured the queue you send to")
- *                | senderKey short | info long | replyRelay short | replySenderId short
+ *                | senderKey short (0 or 32) | info long | replyRelay short | replySenderId short (24)
  *     HELLO (2): "I secured the queue you send to"
  *     MSG   (3): seq u64 | sentAt u64 | body rest
  *     RCPT  (4): upTo u64                       delivery receipt
  *     DEL   (5): the peer deleted the connection
- *     QADD  (6): relay short | senderId short | replaces short | flags u8
+ *     QADD  (6): relay short | senderId short (24) | replaces short (0 or 24) | flags u8
  *                a new queue for you to send to; `replaces` (empty: an additional,
  *                redundant queue) names the queue it takes over from; flag bit 0:
  *                that queue is lost (its relay is gone)
- *     QKEY  (7): senderKey short                 first, unsigned, on the new queue
- *     QUSE  (8): newSenderId short | replaces short | flags u8
+ *     QKEY  (7): senderKey short (32)            first, unsigned, on the new queue
+ *     QUSE  (8): newSenderId short (24) | replaces short (0 or 24) | flags u8
  *                the new queue is secured: use it (and leave `replaces`)
  *     QEND  (9): last message on the old queue
+ *
+ * Every field a contact sends is checked here, once, before anything uses
+ * it (docs/agent.md §3.1): numbers must fit a JavaScript safe integer
+ * (2^53 - 1) and their range (seq from 1), keys and IDs their exact
+ * lengths, relay addresses must parse. A failing message is
+ * EnvelopeError OUT_OF_RANGE or MALFORMED; the receiver acknowledges and
+ * drops it. Only `sentAt` is clamped instead (to 2^53 - 1 here, to the
+ * receiver's clock on arrival): a wrong clock should not lose a message.
  *
  * Unknown tags and trailing fields are kept for later versions: a newer
  * peer's message decodes as `UNKNOWN` and is acknowledged, not fatal.
@@ -31,7 +39,9 @@
 import { ENVELOPE_OVERHEAD } from '../crypto/ratchet.js';
 import { JOIN_REPLY_LENGTH } from '../crypto/x3dh.js';
 import { Reader, Writer } from '../protocol/codec.js';
-import { MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+import { parseAddress } from '../protocol/address.js';
+import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+import { KEY_LENGTH } from '../crypto/keys.js';
 import { STAMP_LENGTH } from './stamp.js';
 
 export const AGENT_VERSION = 1;
@@ -52,9 +62,25 @@ export type Envelope =
   | { readonly type: 'JOIN'; readonly stamp: Uint8Array; readonly joinReply: Uint8Array; readonly ratchet: Uint8Array }
   | { readonly type: 'RATCHET'; readonly ratchet: Uint8Array };
 
+export type EnvelopeErrorCode =
+  | 'BAD_LENGTH' // an envelope that is not ENVELOPE_LENGTH bytes
+  | 'VERSION' // an envelope or message version this agent does not read
+  | 'UNKNOWN_TYPE' // an envelope type other than JOIN and RATCHET
+  | 'MALFORMED' // truncated, or a field that does not parse (a relay address, UTF-8)
+  | 'OUT_OF_RANGE'; // a number, key or ID outside what its field allows
+
 export class EnvelopeError extends Error {
   override readonly name = 'EnvelopeError';
+  constructor(
+    readonly code: EnvelopeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
+
+/** The largest number any u64 field may carry: JavaScript's safe integers. */
+export const MAX_U64_FIELD = Number.MAX_SAFE_INTEGER;
 
 export function encodeEnvelope(e: Envelope): Uint8Array {
   const w = new Writer().u8(AGENT_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
@@ -65,8 +91,8 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError(`envelope of ${bytes.length} bytes`);
-  if (bytes[0] !== AGENT_VERSION) throw new EnvelopeError(`agent version ${bytes[0]} not supported`);
+  if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError('BAD_LENGTH', `envelope of ${bytes.length} bytes`);
+  if (bytes[0] !== AGENT_VERSION) throw new EnvelopeError('VERSION', `agent version ${bytes[0]} not supported`);
   if (bytes[1] === 1) {
     const replyAt = 2 + STAMP_LENGTH;
     return {
@@ -77,7 +103,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     };
   }
   if (bytes[1] === 2) return { type: 'RATCHET', ratchet: bytes.subarray(2) };
-  throw new EnvelopeError(`unknown envelope type ${bytes[1]}`);
+  throw new EnvelopeError('UNKNOWN_TYPE', `unknown envelope type ${bytes[1]}`);
 }
 
 export interface QueueRef {
@@ -99,7 +125,45 @@ export type AgentMessage =
 
 const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND'] as const;
 const utf8 = new TextEncoder();
-const fromUtf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function outOfRange(what: string): EnvelopeError {
+  return new EnvelopeError('OUT_OF_RANGE', `${what} out of range`);
+}
+
+/** A u64 that must be a safe integer of at least `min`. */
+function count(r: Reader, what: string, min: number): number {
+  const v = r.u64(what);
+  if (v > BigInt(MAX_U64_FIELD) || v < BigInt(min)) throw outOfRange(what);
+  return Number(v);
+}
+
+/** A short field of exactly `length` bytes (or empty, when `orEmpty`). */
+function sized(r: Reader, what: string, length: number, orEmpty = false): Uint8Array {
+  const b = r.short(what);
+  if (b.length !== length && !(orEmpty && b.length === 0)) throw outOfRange(`${what} of ${b.length} bytes`);
+  return b;
+}
+
+/** A relay address; empty only when `orEmpty`. */
+function relayText(r: Reader, what: string, orEmpty = false): string {
+  const bytes = r.short(what);
+  if (bytes.length === 0 && orEmpty) return '';
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+    parseAddress(text);
+  } catch {
+    throw new EnvelopeError('MALFORMED', `${what} is not a relay address`);
+  }
+  return text;
+}
+
+/** The u64 to write for a number field; a RangeError for values no receiver would take. */
+function u64Of(n: number, min: number, what: string): bigint {
+  if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`${what} out of range: ${n}`);
+  return BigInt(n);
+}
 
 export function encodeMessage(m: AgentMessage): Uint8Array {
   if (m.tag === 'UNKNOWN') throw new RangeError('cannot encode UNKNOWN');
@@ -110,10 +174,10 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
       w.short(utf8.encode(m.replyQueue?.relay ?? '')).short(m.replyQueue?.senderId ?? new Uint8Array(0));
       break;
     case 'MSG':
-      w.u64(BigInt(m.seq)).u64(BigInt(m.sentAt)).bytes(m.body);
+      w.u64(u64Of(m.seq, 1, 'seq')).u64(u64Of(m.sentAt, 0, 'sentAt')).bytes(m.body);
       break;
     case 'RCPT':
-      w.u64(BigInt(m.upTo));
+      w.u64(u64Of(m.upTo, 0, 'upTo'));
       break;
     case 'QADD':
       w.short(utf8.encode(m.queue.relay)).short(m.queue.senderId).short(m.replaces).u8(m.lost ? 1 : 0);
@@ -130,42 +194,45 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
   return w.finish();
 }
 
+/** Decodes and range-checks an agent message; anything else is EnvelopeError (never another error). */
 export function decodeMessage(bytes: Uint8Array): AgentMessage {
   try {
     const r = new Reader(bytes);
     const version = r.u8();
-    if (version < AGENT_VERSION) throw new EnvelopeError(`agent message version ${version}`);
+    if (version < AGENT_VERSION) throw new EnvelopeError('VERSION', `agent message version ${version}`);
     const code = r.u8();
     const tag = TAGS[code - 1];
     switch (tag) {
       case 'CONF': {
         const secured = (r.u8() & 1) === 1;
-        const key = r.short();
+        const key = sized(r, 'sender key', KEY_LENGTH, true);
         const info = r.long();
-        const relay = fromUtf8(r.short());
-        const senderId = r.short();
+        const relay = relayText(r, 'reply relay', true);
+        const senderId = relay ? sized(r, 'reply sender ID', ID_LENGTH) : r.short();
         return { tag, secured, senderKey: key.length ? key : null, info, replyQueue: relay ? { relay, senderId } : null };
       }
       case 'MSG': {
-        const seq = Number(r.u64());
-        const sentAt = Number(r.u64());
+        const seq = count(r, 'seq', 1);
+        // Clamped, not refused: a sender's broken clock should not cost the message.
+        const rawSentAt = r.u64('sentAt');
+        const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
         return { tag, seq, sentAt, body: r.rest() };
       }
       case 'RCPT':
-        return { tag, upTo: Number(r.u64()) };
+        return { tag, upTo: count(r, 'upTo', 0) };
       case 'QADD': {
-        const relay = fromUtf8(r.short());
-        const senderId = r.short();
-        const replaces = r.short();
+        const relay = relayText(r, 'queue relay');
+        const senderId = sized(r, 'sender ID', ID_LENGTH);
+        const replaces = sized(r, 'replaced sender ID', ID_LENGTH, true);
         return { tag, queue: { relay, senderId }, replaces, lost: (r.u8() & 1) === 1 };
       }
       case 'QUSE': {
-        const newSenderId = r.short();
-        const replaces = r.short();
+        const newSenderId = sized(r, 'sender ID', ID_LENGTH);
+        const replaces = sized(r, 'replaced sender ID', ID_LENGTH, true);
         return { tag, newSenderId, replaces, lost: (r.u8() & 1) === 1 };
       }
       case 'QKEY':
-        return { tag, senderKey: r.short() };
+        return { tag, senderKey: sized(r, 'sender key', KEY_LENGTH) };
       case 'HELLO':
       case 'DEL':
       case 'QEND':
@@ -175,6 +242,6 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
     }
   } catch (e) {
     if (e instanceof EnvelopeError) throw e;
-    throw new EnvelopeError(`malformed agent message: ${(e as Error).message}`);
+    throw new EnvelopeError('MALFORMED', `malformed agent message: ${(e as Error).message}`);
   }
 }

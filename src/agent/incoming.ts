@@ -16,6 +16,14 @@ import { verifyStamp } from './stamp.js';
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A MSG this far or further above the receive floor is dropped: only a
+ * broken or hostile sender gets there (an honest one would need a million
+ * messages lost in a row), and taking it would make the gap behind it
+ * absurd (docs/agent.md §5).
+ */
+export const MAX_SEQ_AHEAD = 1_000_000;
+
 export class Receiver {
   /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
   readonly advanced = new Set<string>();
@@ -249,9 +257,11 @@ export class Receiver {
   }
 
   /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
-  private receiveMsg(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
+  private receiveMsg(connectionId: string, seq: number, claimedSentAt: number, body: Uint8Array): void {
     const c = this.store.connection(connectionId)!;
-    if (seq <= c.recv_floor || this.store.isBuffered(connectionId, seq)) return;
+    if (seq <= c.recv_floor || seq >= c.recv_floor + MAX_SEQ_AHEAD || this.store.isBuffered(connectionId, seq)) return;
+    // The sender's clock is not ours to trust: a message was never sent after it arrived.
+    const sentAt = Math.min(claimedSentAt, this.nowSeconds());
     if (seq > c.recv_floor + 1) {
       this.store.bufferMessage(connectionId, seq, sentAt, body);
       return;

@@ -88,11 +88,13 @@ export class IncomingHandlers implements AgentHandlers {
     const contact = this.contactFor(connectionId, 'link');
     const now = this.now();
     const body = decodeBody(message.body);
-    const base = { contactId: contact.id, direction: 'in', seq: message.seq, sentAt: message.sentAt, receivedAt: now } as const;
+    // The agent clamps it already; a time from a contact is still never trusted to be a sane number here.
+    const sentAt = Number.isSafeInteger(message.sentAt) && message.sentAt >= 0 ? Math.min(message.sentAt, now) : now;
+    const base = { contactId: contact.id, direction: 'in', seq: message.seq, sentAt, receivedAt: now } as const;
     let stored;
     switch (body.type) {
       case 'text': {
-        const expiresAt = body.ttl === undefined ? null : Math.min(message.sentAt, now) + body.ttl;
+        const expiresAt = body.ttl === undefined ? null : sentAt + body.ttl;
         stored = this.store.addMessage({ ...base, kind: 'text', text: body.text, expiresAt });
         break;
       }
