@@ -11,9 +11,10 @@ type DB = Database.Database;
 /**
  * Version history: 1 first release; 2 (2026-11-27) relay passwords
  * (`agent_relays.password`) and the link ID of a queue's short link
- * (`agent_rcv_queues.link_id`).
+ * (`agent_rcv_queues.link_id`); 3 (2026-11-28) contact requests already
+ * seen (`agent_request_seen`).
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +107,12 @@ CREATE TABLE IF NOT EXISTS agent_addresses (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agent_request_log (address_id TEXT NOT NULL, at INTEGER NOT NULL);
+-- every request an address decrypted, by SHA-256 of its join reply: a repeat is dropped
+CREATE TABLE IF NOT EXISTS agent_request_seen (
+  address_id TEXT NOT NULL,
+  hash BLOB NOT NULL,
+  PRIMARY KEY (address_id, hash)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_requests (
   id INTEGER PRIMARY KEY,
   address_id TEXT NOT NULL,
@@ -207,6 +214,9 @@ export interface AddressRow {
 /** What takes a database at version N-1 to version N. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
   2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
+  3: `
+CREATE TABLE agent_request_seen (address_id TEXT NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (address_id, hash)) WITHOUT ROWID;
+`,
 };
 
 /** Creates or upgrades the agent's tables; writes nothing when they are current. */
@@ -404,5 +414,47 @@ export class AgentStore {
       | undefined;
     if (row) this.db.prepare('DELETE FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').run(connectionId, seq);
     return row;
+  }
+
+  // ---- contact addresses and their requests ----------------------------------
+
+  address(id: string): AddressRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(id) as AddressRow | undefined;
+  }
+
+  requestSeen(addressId: string, hash: Uint8Array): boolean {
+    return this.db.prepare('SELECT 1 FROM agent_request_seen WHERE address_id = ? AND hash = ?').get(addressId, hash) !== undefined;
+  }
+
+  markRequestSeen(addressId: string, hash: Uint8Array): void {
+    this.db.prepare('INSERT OR IGNORE INTO agent_request_seen (address_id, hash) VALUES (?, ?)').run(addressId, hash);
+  }
+
+  /** How many requests reached the address's list since `since` (seconds). */
+  requestsSince(addressId: string, since: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?').get(addressId, since) as { n: number }).n;
+  }
+
+  /** Notes a request at `at` for the hourly limit, forgetting entries from before `forgetBefore`. */
+  logRequest(addressId: string, at: number, forgetBefore: number): void {
+    this.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(addressId, at);
+    this.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(forgetBefore);
+  }
+
+  insertRequest(r: Omit<RequestRow, 'id'>): number {
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at)
+           VALUES (@address_id, @ratchet, @ad, @peer_info, @reply_relay, @reply_sender_id, @received_at)`,
+        )
+        .run(r).lastInsertRowid,
+    );
+  }
+
+  /** Forgets an address and everything kept for it (its queue row is the caller's). */
+  deleteAddressRows(addressId: string): void {
+    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen']) this.db.prepare(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
+    this.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
   }
 }

@@ -33,6 +33,7 @@ import { RelayPool } from './relay-pool.js';
 import { RelayDirectory, type RoutingMode } from './relays.js';
 import { Outbox } from './outbox.js';
 import { Receiver } from './incoming.js';
+import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -297,7 +298,8 @@ export class Agent {
   /**
    * A long-lived contact address on a contact-mode queue. Each request must
    * carry `stampBits` of proof of work (published in the address); at most
-   * `maxPerHour` requests an hour reach the request list (0: no limit).
+   * `maxPerHour` requests an hour reach the request list (default
+   * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
    */
   async createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
     const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
@@ -310,7 +312,7 @@ export class Agent {
       const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
       this.store.db
         .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, this.clock());
+        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, this.clock());
     });
     return { addressId, link };
   }
@@ -351,8 +353,7 @@ export class Agent {
       });
     }
     this.store.tx(() => {
-      this.store.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
-      this.store.db.prepare('DELETE FROM agent_requests WHERE address_id = ?').run(addressId);
+      this.store.deleteAddressRows(addressId);
       if (rcv) this.store.deleteRcvQueue(rcv.id);
     });
   }

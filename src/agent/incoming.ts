@@ -9,10 +9,10 @@ import { deserializeRatchet, initReceiver, ratchetDecrypt, RatchetError, seriali
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
-import type { AddressRow, AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
+import type { AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
 import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
 import type { Outbox } from './outbox.js';
-import { verifyStamp } from './stamp.js';
+import { RequestReceiver } from './requests.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -27,13 +27,16 @@ export const MAX_SEQ_AHEAD = 1_000_000;
 export class Receiver {
   /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
   readonly advanced = new Set<string>();
+  private readonly requests: RequestReceiver;
 
   constructor(
     private readonly store: AgentStore,
     private readonly handlers: AgentHandlers,
     private readonly outbox: Outbox,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.requests = new RequestReceiver(store, handlers, clock);
+  }
 
   private nowSeconds(): number {
     return Math.floor(this.clock() / 1000);
@@ -48,7 +51,7 @@ export class Receiver {
       return; // not ours, or from a future version: acknowledged and dropped
     }
     if (rcv.address_id) {
-      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
+      if (envelope.type === 'JOIN') this.requests.receive(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
       return;
     }
     const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
@@ -81,40 +84,6 @@ export class Receiver {
       this.handleMessage(c.id, rcv, message);
       this.checkReady(c.id);
     });
-  }
-
-  private receiveRequest(rcv: RcvQueueRow, stamp: Uint8Array, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as AddressRow | undefined;
-    if (!address || address.paused === 1) return;
-    // One hash before anything else: requests without the work never cost the owner more.
-    if (!verifyStamp(rcv.sender_id, joinReplyBytes, stamp, address.stamp_bits)) return;
-    if (address.max_per_hour > 0) {
-      const lastHour = this.store.db
-        .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
-        .get(address.id, this.nowSeconds() - 3600) as { n: number };
-      if (lastHour.n >= address.max_per_hour) return;
-    }
-    try {
-      const secrets = decodeInvitationSecrets(address.secrets);
-      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
-      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-      const m = decodeMessage(plaintext);
-      if (m.tag !== 'CONF' || !m.replyQueue) return;
-      const receivedAt = this.nowSeconds();
-      this.store.tx(() => {
-        const id = this.store.db
-          .prepare(
-            'INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-          )
-          .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
-          .lastInsertRowid;
-        this.store.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(address.id, receivedAt);
-        this.store.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(receivedAt - 3600);
-        this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
-      });
-    } catch {
-      return; // a request that does not decrypt never reaches the owner
-    }
   }
 
   private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
