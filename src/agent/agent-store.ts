@@ -12,7 +12,8 @@ type DB = Database.Database;
  * Version history: 1 first release; 2 (2026-11-27) relay passwords
  * (`agent_relays.password`) and the link ID of a queue's short link
  * (`agent_rcv_queues.link_id`); 3 (2026-11-28) contact requests already
- * seen (`agent_request_seen`).
+ * seen (`agent_request_seen`), address keys that rotate
+ * (`agent_address_keys`, taking over `agent_addresses.secrets`).
  */
 const SCHEMA_VERSION = 3;
 
@@ -99,7 +100,6 @@ CREATE TABLE IF NOT EXISTS agent_recv_buffer (
 CREATE TABLE IF NOT EXISTS agent_addresses (
   id TEXT PRIMARY KEY,
   rcv_queue_id INTEGER NOT NULL,
-  secrets BLOB NOT NULL,
   link TEXT NOT NULL,
   stamp_bits INTEGER NOT NULL DEFAULT 0,
   paused INTEGER NOT NULL DEFAULT 0,
@@ -107,10 +107,24 @@ CREATE TABLE IF NOT EXISTS agent_addresses (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agent_request_log (address_id TEXT NOT NULL, at INTEGER NOT NULL);
--- every request an address decrypted, by SHA-256 of its join reply: a repeat is dropped
+-- the key-agreement secrets of an address: the current one, one not yet published, and
+-- replaced ones (still accepted until retired_at + the grace period); times in milliseconds
+CREATE TABLE IF NOT EXISTS agent_address_keys (
+  id INTEGER PRIMARY KEY,
+  address_id TEXT NOT NULL,
+  secrets BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  -- when the relay started handing out its public half (the link data); null: not yet
+  published_at INTEGER,
+  -- when a newer key was published
+  retired_at INTEGER
+);
+-- every request an address decrypted, by SHA-256 of its join reply: a repeat is dropped;
+-- kept as long as the key that decrypted it (key_id): after that, a replay does not decrypt
 CREATE TABLE IF NOT EXISTS agent_request_seen (
   address_id TEXT NOT NULL,
   hash BLOB NOT NULL,
+  key_id INTEGER,
   PRIMARY KEY (address_id, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_requests (
@@ -201,7 +215,7 @@ export interface RequestRow {
 export interface AddressRow {
   id: string;
   rcv_queue_id: number;
-  secrets: Buffer;
+  /** The link as shared: a short one lets the keys rotate (the relay's link data changes, the link does not). */
   link: string;
   stamp_bits: number;
   paused: number;
@@ -210,12 +224,28 @@ export interface AddressRow {
   created_at: number;
 }
 
-/** Creates or upgrades the agent's tables. */
+export interface AddressKeyRow {
+  id: number;
+  address_id: string;
+  /** encodeInvitationSecrets (docs/e2e.md §2.1). */
+  secrets: Buffer;
+  /** Milliseconds since the epoch, like the two below. */
+  created_at: number;
+  published_at: number | null;
+  retired_at: number | null;
+}
+
 /** What takes a database at version N-1 to version N. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
   2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
   3: `
-CREATE TABLE agent_request_seen (address_id TEXT NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (address_id, hash)) WITHOUT ROWID;
+CREATE TABLE agent_request_seen (address_id TEXT NOT NULL, hash BLOB NOT NULL, key_id INTEGER, PRIMARY KEY (address_id, hash)) WITHOUT ROWID;
+CREATE TABLE agent_address_keys (
+  id INTEGER PRIMARY KEY, address_id TEXT NOT NULL, secrets BLOB NOT NULL,
+  created_at INTEGER NOT NULL, published_at INTEGER, retired_at INTEGER
+);
+INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) SELECT id, secrets, created_at, created_at FROM agent_addresses;
+ALTER TABLE agent_addresses DROP COLUMN secrets;
 `,
 };
 
@@ -422,12 +452,64 @@ export class AgentStore {
     return this.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(id) as AddressRow | undefined;
   }
 
+  addresses(): AddressRow[] {
+    return this.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[];
+  }
+
+  /** A new address with its first key, already published (the link carries it). */
+  insertAddress(a: Omit<AddressRow, 'paused'>, secrets: Uint8Array): void {
+    this.db
+      .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, link, stamp_bits, max_per_hour, created_at) VALUES (@id, @rcv_queue_id, @link, @stamp_bits, @max_per_hour, @created_at)')
+      .run(a);
+    this.insertAddressKey(a.id, secrets, a.created_at, a.created_at);
+  }
+
+  /** Changes an address's settings; false when there is no such address. */
+  updateAddress(id: string, fields: Partial<Pick<AddressRow, 'paused' | 'max_per_hour'>>): boolean {
+    const keys = Object.keys(fields);
+    return this.db.prepare(`UPDATE agent_addresses SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id }).changes === 1;
+  }
+
+  /** The address's keys in the order to try them: the current one, one being published, then replaced ones, newest first. */
+  addressKeys(addressId: string): AddressKeyRow[] {
+    return this.db
+      .prepare(
+        `SELECT * FROM agent_address_keys WHERE address_id = ?
+         ORDER BY CASE WHEN published_at IS NOT NULL AND retired_at IS NULL THEN 0 WHEN published_at IS NULL THEN 1 ELSE 2 END, id DESC`,
+      )
+      .all(addressId) as AddressKeyRow[];
+  }
+
+  insertAddressKey(addressId: string, secrets: Uint8Array, createdAt: number, publishedAt: number | null = null): number {
+    return Number(
+      this.db
+        .prepare('INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) VALUES (?, ?, ?, ?)')
+        .run(addressId, secrets, createdAt, publishedAt).lastInsertRowid,
+    );
+  }
+
+  /** The relay hands out `keyId` from `at` on: it becomes current, and the one before starts its grace period. */
+  publishAddressKey(addressId: string, keyId: number, at: number): void {
+    this.db.prepare('UPDATE agent_address_keys SET retired_at = ? WHERE address_id = ? AND id != ? AND published_at IS NOT NULL AND retired_at IS NULL').run(at, addressId, keyId);
+    this.db.prepare('UPDATE agent_address_keys SET published_at = ? WHERE id = ?').run(at, keyId);
+  }
+
+  /** Deletes keys replaced at or before `before`, and the request hashes only they could open; returns how many keys. */
+  deleteRetiredAddressKeys(before: number): number {
+    const ids = this.db.prepare('SELECT id FROM agent_address_keys WHERE retired_at IS NOT NULL AND retired_at <= ?').pluck().all(before) as number[];
+    for (const id of ids) {
+      this.db.prepare('DELETE FROM agent_request_seen WHERE key_id = ?').run(id);
+      this.db.prepare('DELETE FROM agent_address_keys WHERE id = ?').run(id);
+    }
+    return ids.length;
+  }
+
   requestSeen(addressId: string, hash: Uint8Array): boolean {
     return this.db.prepare('SELECT 1 FROM agent_request_seen WHERE address_id = ? AND hash = ?').get(addressId, hash) !== undefined;
   }
 
-  markRequestSeen(addressId: string, hash: Uint8Array): void {
-    this.db.prepare('INSERT OR IGNORE INTO agent_request_seen (address_id, hash) VALUES (?, ?)').run(addressId, hash);
+  markRequestSeen(addressId: string, hash: Uint8Array, keyId: number | null): void {
+    this.db.prepare('INSERT OR IGNORE INTO agent_request_seen (address_id, hash, key_id) VALUES (?, ?, ?)').run(addressId, hash, keyId);
   }
 
   /** How many requests reached the address's list since `since` (seconds). */
@@ -454,7 +536,7 @@ export class AgentStore {
 
   /** Forgets an address and everything kept for it (its queue row is the caller's). */
   deleteAddressRows(addressId: string): void {
-    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen']) this.db.prepare(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
+    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen', 'agent_address_keys']) this.db.prepare(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
     this.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
   }
 }

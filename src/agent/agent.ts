@@ -24,7 +24,7 @@ import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitat
 import { parseAddress } from '../protocol/address.js';
 import type { QueueMode } from '../protocol/commands.js';
 import { AgentError, systemClock, type AgentHandlers, type Clock, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
-import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
+import { AgentStore, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
 import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from './links.js';
 import { linkIdOf, newLinkKey, openLinkData, sealLinkData } from './link-data.js';
@@ -34,6 +34,7 @@ import { RelayDirectory, type RoutingMode } from './relays.js';
 import { Outbox } from './outbox.js';
 import { Receiver } from './incoming.js';
 import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
+import { AddressKeys } from './address-keys.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -59,6 +60,13 @@ export interface AgentOptions {
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
   /**
+   * How often a contact address gets new keys (milliseconds; default
+   * 7 days; 0 turns it off) and how long a replaced key still opens
+   * requests (default 14 days); docs/agent.md §4.1.
+   */
+  readonly addressKeyRotateMs?: number;
+  readonly addressKeyGraceMs?: number;
+  /**
    * Time for everything the agent decides by age (lost relays, rotation,
    * gaps, address keys); default the system clock. Network time-outs stay
    * on real time.
@@ -76,6 +84,7 @@ export class Agent {
   private readonly relays: RelayDirectory;
   private readonly outbox: Outbox;
   private readonly receiver: Receiver;
+  private readonly addressKeys: AddressKeys;
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -98,6 +107,13 @@ export class Agent {
       { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (relay) => this.relays.passwordOf(relay),
       options.relayTrace,
+    );
+    this.addressKeys = new AddressKeys(
+      this.store,
+      this.clock,
+      async (rcv, linkId, data) => (await this.pool.get(rcv.relay)).setLinkData(this.recipientQueue(rcv), linkId, data),
+      options.addressKeyRotateMs,
+      options.addressKeyGraceMs,
     );
   }
 
@@ -310,15 +326,16 @@ export class Agent {
     const { link, linkId } = await this.publishLink(relay, queue, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
     this.store.tx(() => {
       const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
-      this.store.db
-        .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, this.clock());
+      this.store.insertAddress(
+        { id: addressId, rcv_queue_id: rcv, link, stamp_bits: stampBits, max_per_hour: options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, created_at: this.clock() },
+        encodeInvitationSecrets(invitation.secrets),
+      );
     });
     return { addressId, link };
   }
 
   listAddresses(): { addressId: string; link: string; paused: boolean; maxPerHour: number; stampBits: number }[] {
-    return (this.store.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[]).map((r) => ({
+    return this.store.addresses().map((r) => ({
       addressId: r.id,
       link: r.link,
       paused: r.paused === 1,
@@ -329,21 +346,21 @@ export class Agent {
 
   /** While paused, requests to the address are dropped unseen. */
   setAddressPaused(addressId: string, paused: boolean): void {
-    if (this.store.db.prepare('UPDATE agent_addresses SET paused = ? WHERE id = ?').run(paused ? 1 : 0, addressId).changes !== 1) {
+    if (!this.store.updateAddress(addressId, { paused: paused ? 1 : 0 })) {
       throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     }
   }
 
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
   setAddressLimit(addressId: string, perHour: number): void {
-    if (this.store.db.prepare('UPDATE agent_addresses SET max_per_hour = ? WHERE id = ?').run(perHour, addressId).changes !== 1) {
+    if (!this.store.updateAddress(addressId, { max_per_hour: perHour })) {
       throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     }
   }
 
   /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
   async deleteAddress(addressId: string): Promise<void> {
-    const row = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(addressId) as { rcv_queue_id: number } | undefined;
+    const row = this.store.address(addressId);
     if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     const rcv = this.store.rcvQueue(row.rcv_queue_id);
     if (rcv) {
@@ -807,6 +824,7 @@ export class Agent {
 
   private async flushAll(): Promise<boolean> {
     let progress = await this.replaceLostQueues();
+    if (await this.addressKeys.rotateDue()) progress = true;
     if (await this.securePending()) progress = true;
     this.queueReceipts();
     for (const id of this.store.outboxConnections()) {

@@ -10,7 +10,10 @@
  *      replaying one the owner already rejected) is dropped, so a stamp is
  *      good once;
  *   4. the hourly limit;
- *   5. decryption with the address's keys; only then is it recorded as seen.
+ *   5. decryption with the address's keys (the current one first, then one
+ *      being published, then replaced ones still in their grace period:
+ *      address-keys.ts); only then is it recorded as seen, under the key
+ *      that opened it.
  */
 import { createHash } from 'node:crypto';
 import { initReceiver, ratchetDecrypt, RatchetError, serializeRatchet } from '../crypto/ratchet.js';
@@ -50,17 +53,8 @@ export class RequestReceiver {
     if (this.store.requestSeen(address.id, hash)) return;
     const now = Math.floor(this.clock() / 1000);
     if (address.max_per_hour > 0 && this.store.requestsSince(address.id, now - HOUR_SECONDS) >= address.max_per_hour) return;
-    const secrets = decodeInvitationSecrets(address.secrets);
-    let opened;
-    try {
-      const shared = acceptJoin(secrets, decodeJoinReply(joinReply));
-      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-      opened = { state, ad: shared.associatedData, m: decodeMessage(plaintext) };
-    } catch (e) {
-      // A request that does not decrypt never reaches the owner.
-      if (e instanceof KeyAgreementError || e instanceof RatchetError || e instanceof EnvelopeError) return;
-      throw e;
-    }
+    const opened = this.open(address.id, joinReply, ratchetMessage);
+    if (!opened) return; // a request that does not decrypt never reaches the owner
     const { m } = opened;
     if (m.tag !== 'CONF' || !m.replyQueue) return;
     const replyQueue = m.replyQueue;
@@ -74,9 +68,26 @@ export class RequestReceiver {
         reply_sender_id: Buffer.from(replyQueue.senderId),
         received_at: now,
       });
-      this.store.markRequestSeen(address.id, hash);
+      this.store.markRequestSeen(address.id, hash, opened.keyId);
       this.store.logRequest(address.id, now, now - HOUR_SECONDS);
       this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt: now });
     });
+  }
+
+  /** The request decrypted with the first of the address's keys that opens it, or undefined. */
+  private open(addressId: string, joinReply: Uint8Array, ratchetMessage: Uint8Array) {
+    for (const key of this.store.addressKeys(addressId)) {
+      const secrets = decodeInvitationSecrets(key.secrets);
+      try {
+        const shared = acceptJoin(secrets, decodeJoinReply(joinReply));
+        const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+        return { keyId: key.id, state, ad: shared.associatedData, m: decodeMessage(plaintext) };
+      } catch (e) {
+        // Made with another of the keys, or with none of them: try the next.
+        if (e instanceof KeyAgreementError || e instanceof RatchetError || e instanceof EnvelopeError) continue;
+        throw e;
+      }
+    }
+    return undefined;
   }
 }

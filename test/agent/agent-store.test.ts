@@ -20,8 +20,14 @@ test('version 2 tables upgrade to the current version in one transaction; openin
   const store = new AgentStore(db);
   assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '3');
   assert.equal(store.address('a1')?.stamp_bits, 16, 'the address is kept');
+  assert.equal('secrets' in store.address('a1')!, false, 'its secrets moved out of agent_addresses');
+  assert.deepEqual(
+    store.addressKeys('a1').map((k) => [k.secrets, k.published_at, k.retired_at]),
+    [[Buffer.from([1, 2]), 5, null]],
+    'into its first key, current since the address was made',
+  );
   assert.equal(store.requestSeen('a1', new Uint8Array(32)), false);
-  store.markRequestSeen('a1', new Uint8Array(32));
+  store.markRequestSeen('a1', new Uint8Array(32), null);
   assert.equal(store.requestSeen('a1', new Uint8Array(32)), true);
   const before = db.prepare("SELECT sql FROM sqlite_master ORDER BY name").all();
   new AgentStore(db);
