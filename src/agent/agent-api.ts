@@ -27,6 +27,12 @@ export interface IncomingMessage {
   readonly sentAt: number;
 }
 
+/** Messages of a contact that never arrived and were given up on: seqs `fromSeq` to `toSeq`, both included. */
+export interface LostMessages {
+  readonly fromSeq: number;
+  readonly toSeq: number;
+}
+
 export interface IncomingRequest {
   readonly requestId: string;
   readonly addressId: string;
@@ -47,6 +53,12 @@ export interface AgentHandlers {
   /** The contact's info arrived during the handshake, before it finished (optional). */
   onPeerInfo?(connectionId: string, peerInfo: Uint8Array): void;
   onMessage(connectionId: string, message: IncomingMessage): void;
+  /**
+   * Messages of the contact were lost on the way and given up on (the
+   * sender could not resend them in time, docs/agent.md §5.1); called in
+   * order, before the messages that follow them.
+   */
+  onMessagesLost(connectionId: string, lost: LostMessages): void;
   /** The contact's relay stored outgoing message `seq`. */
   onSent(connectionId: string, seq: number): void;
   /** The contact's agent received outgoing message `seq` (delivery receipt). */

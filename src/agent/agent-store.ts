@@ -13,7 +13,11 @@ type DB = Database.Database;
  * (`agent_relays.password`) and the link ID of a queue's short link
  * (`agent_rcv_queues.link_id`); 3 (2026-11-28) contact requests already
  * seen (`agent_request_seen`), address keys that rotate
- * (`agent_address_keys`, taking over `agent_addresses.secrets`).
+ * (`agent_address_keys`, taking over `agent_addresses.secrets`), and what
+ * closes gaps: sent messages kept for resending (`agent_sent_log`), when
+ * each held-back message arrived (`agent_recv_buffer.received_at`), resend
+ * requests made (`agent_connections.gap_asks`, `gap_asked_at`) and the
+ * first seq each send queue carried (`agent_snd_queues.first_seq`).
  */
 const SCHEMA_VERSION = 3;
 
@@ -48,7 +52,10 @@ CREATE TABLE IF NOT EXISTS agent_connections (
   rcpt_pending INTEGER NOT NULL DEFAULT 0,
   rcpt_sent INTEGER NOT NULL DEFAULT 0,
   delivered_upto INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  -- resend requests (RSND) made for the current gap, and when the last one was (ms)
+  gap_asks INTEGER NOT NULL DEFAULT 0,
+  gap_asked_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   id INTEGER PRIMARY KEY,
@@ -75,7 +82,9 @@ CREATE TABLE IF NOT EXISTS agent_snd_queues (
   sender_id BLOB NOT NULL,
   sender_key BLOB NOT NULL,
   status TEXT NOT NULL,
-  current INTEGER NOT NULL DEFAULT 1
+  current INTEGER NOT NULL DEFAULT 1,
+  -- every MSG from this seq on went (also) through this queue; null: not known
+  first_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS agent_outbox (
   id INTEGER PRIMARY KEY,
@@ -95,8 +104,19 @@ CREATE TABLE IF NOT EXISTS agent_recv_buffer (
   seq INTEGER NOT NULL,
   sent_at INTEGER NOT NULL,
   body BLOB NOT NULL,
+  -- when it arrived (ms): the gap below it has been known since the earliest of these
+  received_at INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (connection_id, seq)
 );
+-- MSGs we sent, kept until the contact's receipt covers them (or RESEND_KEEP_MS / _COUNT),
+-- so that one the contact never got can be encrypted again and resent (resend.ts)
+CREATE TABLE IF NOT EXISTS agent_sent_log (
+  connection_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sent_at INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (connection_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_addresses (
   id TEXT PRIMARY KEY,
   rcv_queue_id INTEGER NOT NULL,
@@ -156,6 +176,8 @@ export interface ConnectionRow {
   rcpt_sent: number;
   delivered_upto: number;
   created_at: number;
+  gap_asks: number;
+  gap_asked_at: number | null;
 }
 
 export interface RcvQueueRow {
@@ -186,6 +208,8 @@ export interface SndQueueRow {
   sender_key: Buffer;
   status: 'new' | 'active' | 'retiring';
   current: number;
+  /** Every MSG from this seq on was (also) queued on this queue; null: not known. */
+  first_seq: number | null;
 }
 
 export interface OutboxRow {
@@ -246,6 +270,15 @@ CREATE TABLE agent_address_keys (
 );
 INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) SELECT id, secrets, created_at, created_at FROM agent_addresses;
 ALTER TABLE agent_addresses DROP COLUMN secrets;
+ALTER TABLE agent_recv_buffer ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+UPDATE agent_recv_buffer SET received_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+ALTER TABLE agent_connections ADD COLUMN gap_asks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_connections ADD COLUMN gap_asked_at INTEGER;
+ALTER TABLE agent_snd_queues ADD COLUMN first_seq INTEGER;
+CREATE TABLE agent_sent_log (
+  connection_id TEXT NOT NULL, seq INTEGER NOT NULL, sent_at INTEGER NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (connection_id, seq)
+) WITHOUT ROWID;
 `,
 };
 
@@ -303,7 +336,7 @@ export class AgentStore {
   }
 
   deleteConnectionRows(id: string): void {
-    for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_snd_queues', 'agent_rcv_queues']) {
+    for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_sent_log', 'agent_snd_queues', 'agent_rcv_queues']) {
       this.db.prepare(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
     }
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
@@ -345,8 +378,8 @@ export class AgentStore {
     return Number(
       this.db
         .prepare(
-          `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current)
-           VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current)`,
+          `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current, first_seq)
+           VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current, @first_seq)`,
         )
         .run(q).lastInsertRowid,
     );
@@ -430,8 +463,63 @@ export class AgentStore {
     this.db.prepare('DELETE FROM agent_outbox WHERE id = ?').run(id);
   }
 
-  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    this.db.prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at) VALUES (?, ?, ?, ?, ?)')
+      .run(connectionId, seq, sentAt, body, receivedAt);
+  }
+
+  /** Connections holding messages back behind a gap. */
+  connectionsWithGaps(): string[] {
+    return this.db.prepare('SELECT DISTINCT connection_id FROM agent_recv_buffer').pluck().all() as string[];
+  }
+
+  /** The lowest held-back seq and when the earliest held-back message arrived (ms): the gap below has been known since then. */
+  bufferState(connectionId: string): { first: number; since: number } | undefined {
+    const row = this.db.prepare('SELECT MIN(seq) AS first, MIN(received_at) AS since FROM agent_recv_buffer WHERE connection_id = ?').get(connectionId) as
+      | { first: number | null; since: number | null }
+      | undefined;
+    return row?.first == null ? undefined : { first: row.first, since: row.since! };
+  }
+
+  /** The held-back seqs, lowest first (at most `limit`). */
+  bufferedSeqs(connectionId: string, limit: number): number[] {
+    return this.db.prepare('SELECT seq FROM agent_recv_buffer WHERE connection_id = ? ORDER BY seq LIMIT ?').pluck().all(connectionId, limit) as number[];
+  }
+
+  // ---- sent messages kept for resending (resend.ts) --------------------------
+
+  logSent(connectionId: string, seq: number, sentAt: number, body: Uint8Array, keepFrom: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq < ?').run(connectionId, keepFrom);
+  }
+
+  sentBetween(connectionId: string, from: number, to: number): { seq: number; sent_at: number; body: Buffer }[] {
+    return this.db.prepare('SELECT seq, sent_at, body FROM agent_sent_log WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').all(connectionId, from, to) as {
+      seq: number;
+      sent_at: number;
+      body: Buffer;
+    }[];
+  }
+
+  /** Forgets sent messages up to `upTo` (the contact has them, or gave up on them). */
+  forgetSentUpTo(connectionId: string, upTo: number): void {
+    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq <= ?').run(connectionId, upTo);
+  }
+
+  /** Forgets sent messages sent at or before `at` (seconds); returns how many. */
+  forgetSentUntil(at: number): number {
+    return this.db.prepare('DELETE FROM agent_sent_log WHERE sent_at <= ?').run(at).changes;
+  }
+
+  /** Seqs between `from` and `to` that still wait in the outbox (they are on their way). */
+  queuedSeqsBetween(connectionId: string, from: number, to: number): number[] {
+    return this.db.prepare('SELECT DISTINCT seq FROM agent_outbox WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').pluck().all(connectionId, from, to) as number[];
+  }
+
+  /** Moves one queued message to another send queue's lane. */
+  moveOutgoing(id: number, toSndQueue: number): void {
+    this.db.prepare('UPDATE agent_outbox SET snd_queue_id = ? WHERE id = ?').run(toSndQueue, id);
   }
 
   isBuffered(connectionId: string, seq: number): boolean {

@@ -35,6 +35,8 @@ import { Outbox } from './outbox.js';
 import { Receiver } from './incoming.js';
 import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
 import { AddressKeys } from './address-keys.js';
+import { Sequencer } from './gaps.js';
+import { Resender } from './resend.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -60,6 +62,13 @@ export interface AgentOptions {
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
   /**
+   * A gap in a contact's messages this old is asked for again (RSND;
+   * default 1 minute), and one this old is given up on and reported
+   * (default 24 hours); docs/agent.md §5.1.
+   */
+  readonly resendAfterMs?: number;
+  readonly gapSkipMs?: number;
+  /**
    * How often a contact address gets new keys (milliseconds; default
    * 7 days; 0 turns it off) and how long a replaced key still opens
    * requests (default 14 days); docs/agent.md §4.1.
@@ -84,6 +93,8 @@ export class Agent {
   private readonly relays: RelayDirectory;
   private readonly outbox: Outbox;
   private readonly receiver: Receiver;
+  private readonly sequencer: Sequencer;
+  private readonly resender: Resender;
   private readonly addressKeys: AddressKeys;
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
@@ -102,7 +113,9 @@ export class Agent {
     this.store = new AgentStore(db, this.clock);
     this.relays = new RelayDirectory(this.store, this.clock);
     this.outbox = new Outbox(this.store);
-    this.receiver = new Receiver(this.store, handlers, this.outbox, this.clock);
+    this.sequencer = new Sequencer(this.store, handlers, this.outbox, this.clock, options.resendAfterMs, options.gapSkipMs);
+    this.resender = new Resender(this.store, this.outbox, this.clock);
+    this.receiver = new Receiver(this.store, handlers, this.outbox, this.clock, this.sequencer, this.resender);
     this.pool = new RelayPool(
       { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (relay) => this.relays.passwordOf(relay),
@@ -304,6 +317,7 @@ export class Agent {
         sender_key: Buffer.from(senderKeys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       this.store.enqueue({ connection_id: connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
     });
@@ -403,6 +417,7 @@ export class Agent {
         sender_key: Buffer.from(senderKeys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
       this.outbox.enqueue(connectionId, snd, conf, { signed: false });
@@ -429,9 +444,12 @@ export class Agent {
       const c = this.liveConnection(connectionId);
       if (this.store.currentSndQueues(connectionId).length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
       const seq = c.next_seq;
+      const sentAt = Math.floor(this.clock() / 1000);
       this.store.updateConnection(connectionId, { next_seq: seq + 1 });
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
-      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: Math.floor(this.clock() / 1000), body }, { seq });
+      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt, body }, { seq });
+      // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
+      this.resender.remember(connectionId, seq, sentAt, body);
       return seq;
     });
   }
@@ -816,7 +834,7 @@ export class Agent {
       if (c.status !== 'ready' || c.rcpt_pending <= c.rcpt_sent) continue;
       if (this.store.currentSndQueues(c.id).length === 0) continue;
       this.store.tx(() => {
-        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending });
+        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending, skipped: [] });
         this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
       });
     }
@@ -826,6 +844,8 @@ export class Agent {
     let progress = await this.replaceLostQueues();
     if (await this.addressKeys.rotateDue()) progress = true;
     if (await this.securePending()) progress = true;
+    if (this.sequencer.tick()) progress = true;
+    this.store.tx(() => this.resender.forgetOld());
     this.queueReceipts();
     for (const id of this.store.outboxConnections()) {
       try {

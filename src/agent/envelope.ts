@@ -24,6 +24,13 @@
  *     QUSE  (8): newSenderId short (24) | replaces short (0 or 24) | flags u8
  *                the new queue is secured: use it (and leave `replaces`)
  *     QEND  (9): last message on the old queue
+ *     RSND (10): ranges       please send these seqs again (they never arrived)
+ *     LOST (11): ranges       I cannot send these again: stop waiting for them
+ *   RCPT may carry, after upTo, `ranges`: seqs up to upTo that never arrived
+ *   and were skipped (version 2; a version 1 RCPT ends after upTo)
+ *
+ *   ranges = count u8 (at most MAX_RANGES) | count × (from u64 | to u64)
+ *            inclusive, from ≥ 1, ascending, not overlapping
  *
  * Every field a contact sends is checked here, once, before anything uses
  * it (docs/agent.md §3.1): numbers must fit a JavaScript safe integer
@@ -44,7 +51,17 @@ import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
 import { KEY_LENGTH } from '../crypto/keys.js';
 import { STAMP_LENGTH } from './stamp.js';
 
-export const AGENT_VERSION = 1;
+/** Byte 0 of every envelope. History: 1 (2025-11) JOIN and RATCHET. */
+export const ENVELOPE_VERSION = 1;
+/**
+ * Byte 0 of every agent message; messages of every version from 1 decode
+ * (unknown tags as UNKNOWN, unknown trailing fields ignored). History:
+ * 1 (2025-11) CONF to QEND; 2 (2026-11-28) RSND, LOST and the skipped
+ * ranges of RCPT (gaps, docs/agent.md §5.1).
+ */
+export const AGENT_VERSION = 2;
+/** Most ranges one RSND, LOST or RCPT carries. */
+export const MAX_RANGES = 32;
 export const ENVELOPE_LENGTH = MAX_MESSAGE_LENGTH;
 const ENVELOPE_HEADER = 2;
 
@@ -83,7 +100,7 @@ export class EnvelopeError extends Error {
 export const MAX_U64_FIELD = Number.MAX_SAFE_INTEGER;
 
 export function encodeEnvelope(e: Envelope): Uint8Array {
-  const w = new Writer().u8(AGENT_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
+  const w = new Writer().u8(ENVELOPE_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
   if (e.type === 'JOIN') w.bytes(e.stamp).bytes(e.joinReply);
   const out = w.bytes(e.ratchet).finish();
   if (out.length !== ENVELOPE_LENGTH) throw new RangeError(`envelope is ${out.length} bytes, not ${ENVELOPE_LENGTH}`);
@@ -92,7 +109,7 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError('BAD_LENGTH', `envelope of ${bytes.length} bytes`);
-  if (bytes[0] !== AGENT_VERSION) throw new EnvelopeError('VERSION', `agent version ${bytes[0]} not supported`);
+  if (bytes[0] !== ENVELOPE_VERSION) throw new EnvelopeError('VERSION', `envelope version ${bytes[0]} not supported`);
   if (bytes[1] === 1) {
     const replyAt = 2 + STAMP_LENGTH;
     return {
@@ -111,11 +128,20 @@ export interface QueueRef {
   readonly senderId: Uint8Array;
 }
 
+/** Sequence numbers `from` to `to`, both included. */
+export interface SeqRange {
+  readonly from: number;
+  readonly to: number;
+}
+
 export type AgentMessage =
   | { readonly tag: 'CONF'; readonly secured: boolean; readonly senderKey: Uint8Array | null; readonly info: Uint8Array; readonly replyQueue: QueueRef | null }
   | { readonly tag: 'HELLO' }
   | { readonly tag: 'MSG'; readonly seq: number; readonly sentAt: number; readonly body: Uint8Array }
-  | { readonly tag: 'RCPT'; readonly upTo: number }
+  /** Everything up to `upTo` arrived, except the `skipped` ranges (given up on, docs/agent.md §5.1). */
+  | { readonly tag: 'RCPT'; readonly upTo: number; readonly skipped: readonly SeqRange[] }
+  | { readonly tag: 'RSND'; readonly ranges: readonly SeqRange[] }
+  | { readonly tag: 'LOST'; readonly ranges: readonly SeqRange[] }
   | { readonly tag: 'DEL' }
   | { readonly tag: 'QADD'; readonly queue: QueueRef; readonly replaces: Uint8Array; readonly lost: boolean }
   | { readonly tag: 'QKEY'; readonly senderKey: Uint8Array }
@@ -123,7 +149,7 @@ export type AgentMessage =
   | { readonly tag: 'QEND' }
   | { readonly tag: 'UNKNOWN'; readonly code: number };
 
-const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND'] as const;
+const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND', 'RSND', 'LOST'] as const;
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -159,6 +185,30 @@ function relayText(r: Reader, what: string, orEmpty = false): string {
   return text;
 }
 
+/** Ranges as the wire has them; OUT_OF_RANGE unless ascending, apart, within 1 … `max`, at most MAX_RANGES. */
+function readRanges(r: Reader, what: string, max = MAX_U64_FIELD): SeqRange[] {
+  const n = r.u8(what);
+  if (n > MAX_RANGES) throw outOfRange(`${n} ${what}`);
+  const out: SeqRange[] = [];
+  for (let i = 0; i < n; i++) {
+    const from = count(r, what, (out.at(-1)?.to ?? 0) + 1);
+    const to = count(r, what, from);
+    if (to > max) throw outOfRange(what);
+    out.push({ from, to });
+  }
+  return out;
+}
+
+function writeRanges(w: Writer, ranges: readonly SeqRange[]): void {
+  if (ranges.length > MAX_RANGES) throw new RangeError(`${ranges.length} ranges, at most ${MAX_RANGES}`);
+  w.u8(ranges.length);
+  let last = 0;
+  for (const { from, to } of ranges) {
+    w.u64(u64Of(from, last + 1, 'range start')).u64(u64Of(to, from, 'range end'));
+    last = to;
+  }
+}
+
 /** The u64 to write for a number field; a RangeError for values no receiver would take. */
 function u64Of(n: number, min: number, what: string): bigint {
   if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`${what} out of range: ${n}`);
@@ -178,6 +228,15 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
       break;
     case 'RCPT':
       w.u64(u64Of(m.upTo, 0, 'upTo'));
+      // Without skipped ranges it is the version 1 RCPT, byte for byte.
+      if (m.skipped.length > 0) {
+        if (m.skipped.at(-1)!.to > m.upTo) throw new RangeError('a skipped range beyond upTo');
+        writeRanges(w, m.skipped);
+      }
+      break;
+    case 'RSND':
+    case 'LOST':
+      writeRanges(w, m.ranges);
       break;
     case 'QADD':
       w.short(utf8.encode(m.queue.relay)).short(m.queue.senderId).short(m.replaces).u8(m.lost ? 1 : 0);
@@ -199,7 +258,7 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
   try {
     const r = new Reader(bytes);
     const version = r.u8();
-    if (version < AGENT_VERSION) throw new EnvelopeError('VERSION', `agent message version ${version}`);
+    if (version < 1) throw new EnvelopeError('VERSION', `agent message version ${version}`);
     const code = r.u8();
     const tag = TAGS[code - 1];
     switch (tag) {
@@ -218,8 +277,13 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
         const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
         return { tag, seq, sentAt, body: r.rest() };
       }
-      case 'RCPT':
-        return { tag, upTo: count(r, 'upTo', 0) };
+      case 'RCPT': {
+        const upTo = count(r, 'upTo', 0);
+        return { tag, upTo, skipped: r.remaining > 0 ? readRanges(r, 'skipped range', upTo) : [] };
+      }
+      case 'RSND':
+      case 'LOST':
+        return { tag, ranges: readRanges(r, 'range') };
       case 'QADD': {
         const relay = relayText(r, 'queue relay');
         const senderId = sized(r, 'sender ID', ID_LENGTH);

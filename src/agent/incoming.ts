@@ -10,19 +10,13 @@ import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/
 import type { ReceivedMessage } from '../client/queues.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
 import type { AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
-import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
+import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef, type SeqRange } from './envelope.js';
 import type { Outbox } from './outbox.js';
+import type { Sequencer } from './gaps.js';
+import type { Resender } from './resend.js';
 import { RequestReceiver } from './requests.js';
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * A MSG this far or further above the receive floor is dropped: only a
- * broken or hostile sender gets there (an honest one would need a million
- * messages lost in a row), and taking it would make the gap behind it
- * absurd (docs/agent.md §5).
- */
-export const MAX_SEQ_AHEAD = 1_000_000;
 
 export class Receiver {
   /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
@@ -34,6 +28,8 @@ export class Receiver {
     private readonly handlers: AgentHandlers,
     private readonly outbox: Outbox,
     private readonly clock: Clock,
+    private readonly sequencer: Sequencer,
+    private readonly resender: Resender,
   ) {
     this.requests = new RequestReceiver(store, handlers, clock);
   }
@@ -121,6 +117,7 @@ export class Receiver {
         sender_key: Buffer.from(keys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       // Sent only after our KEY: it tells the joiner that its queue to us is secured.
       this.outbox.enqueue(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
@@ -159,16 +156,25 @@ export class Receiver {
         if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
         return;
       case 'MSG':
-        this.receiveMsg(connectionId, m.seq, m.sentAt, m.body);
+        // The sender's clock is not ours to trust: a message was never sent after it arrived.
+        this.sequencer.receive(connectionId, m.seq, Math.min(m.sentAt, this.nowSeconds()), m.body);
         return;
       case 'RCPT': {
         const c = this.store.connection(connectionId)!;
         if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
-          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) this.handlers.onDelivered(connectionId, s);
+          // What the contact gave up on (§5.1) was never delivered, whatever upTo says.
+          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) if (!within(s, m.skipped)) this.handlers.onDelivered(connectionId, s);
           this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
         }
+        this.resender.delivered(connectionId, Math.min(m.upTo, c.next_seq - 1));
         return;
       }
+      case 'RSND':
+        this.resender.answer(connectionId, m.ranges);
+        return;
+      case 'LOST':
+        this.sequencer.lost(connectionId, m.ranges);
+        return;
       case 'DEL':
         this.store.updateConnection(connectionId, { status: 'deleted' });
         this.handlers.onDeleted(connectionId);
@@ -187,17 +193,23 @@ export class Receiver {
         this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
         const use: AgentMessage = { tag: 'QUSE', newSenderId: rcv.sender_id, replaces: rcv.replaces ?? EMPTY, lost: rcv.replaces_lost === 1 };
         this.outbox.enqueueAll(connectionId, use, { waitRcvQueue: rcv.id });
+        if (rcv.replaces_lost === 1) {
+          // Whatever the lost relay held for us is gone, and nothing may come after it to show
+          // the gap: ask for everything above our floor that has not arrived (§5.1).
+          this.outbox.enqueueAll(connectionId, { tag: 'RSND', ranges: this.sequencer.missing(connectionId, true) }, { waitRcvQueue: rcv.id });
+        }
         return;
       }
       case 'QUSE': {
         const pending = this.store.sndQueueBySenderId(connectionId, m.newSenderId);
         if (!pending || pending.current === 1) return;
-        this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
+        // Every MSG from now on is queued on it too (resend.ts tells redundant copies by this).
+        this.store.updateSndQueue(pending.id, { current: 1, status: 'active', first_seq: this.store.connection(connectionId)!.next_seq });
         const old = m.replaces.length > 0 ? this.store.sndQueueBySenderId(connectionId, m.replaces) : undefined;
         if (!old || old.id === pending.id) return;
         if (m.lost) {
-          // Its relay is gone: what waits there was also sent through the other queues.
-          this.store.deleteOutboxOf(old.id);
+          // Its relay is gone: what waited for it goes through the new queue instead.
+          this.resender.moveLostLane(connectionId, old.id, pending.id);
           this.store.deleteSndQueue(old.id);
         } else {
           // The old queue gets QEND as its last message, then everything goes to the new one.
@@ -222,26 +234,9 @@ export class Receiver {
       sender_key: Buffer.from(senderKey),
       status,
       current,
+      // A queue current from the handshake on carries every MSG; one added later is set at QUSE.
+      first_seq: current === 1 ? 1 : null,
     });
-  }
-
-  /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
-  private receiveMsg(connectionId: string, seq: number, claimedSentAt: number, body: Uint8Array): void {
-    const c = this.store.connection(connectionId)!;
-    if (seq <= c.recv_floor || seq >= c.recv_floor + MAX_SEQ_AHEAD || this.store.isBuffered(connectionId, seq)) return;
-    // The sender's clock is not ours to trust: a message was never sent after it arrived.
-    const sentAt = Math.min(claimedSentAt, this.nowSeconds());
-    if (seq > c.recv_floor + 1) {
-      this.store.bufferMessage(connectionId, seq, sentAt, body);
-      return;
-    }
-    let floor = seq;
-    this.handlers.onMessage(connectionId, { seq, sentAt, body });
-    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
-      floor += 1;
-      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
-    }
-    this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor });
   }
 
   /** A connection is ready when our queue is secured and the contact confirmed theirs. */
@@ -255,4 +250,8 @@ export class Receiver {
       this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY));
     }
   }
+}
+
+function within(seq: number, ranges: readonly SeqRange[]): boolean {
+  return ranges.some((r) => r.from <= seq && seq <= r.to);
 }

@@ -6,7 +6,7 @@
  * transaction ended (a microtask later), and re-read rows from the database,
  * so a rolled-back change is never shown.
  */
-import type { AgentHandlers, IncomingMessage, IncomingRequest } from '../agent/agent-api.js';
+import type { AgentHandlers, IncomingMessage, IncomingRequest, LostMessages } from '../agent/agent-api.js';
 import { decodeBody, decodePeerInfo } from './body.js';
 import { contactLabel } from './contacts.js';
 import { formatTtl } from './ttl.js';
@@ -116,6 +116,14 @@ export class IncomingHandlers implements AgentHandlers {
         break;
     }
     if (stored) this.emit({ type: 'message', messageId: stored.id });
+  }
+
+  /** Messages of the contact that never arrived: the user sees how many, where they would have been. */
+  onMessagesLost(connectionId: string, lost: LostMessages): void {
+    const contact = this.store.contactByConnection(connectionId);
+    if (!contact) return;
+    const n = lost.toSeq - lost.fromSeq + 1;
+    this.addEvent(contact, `${n} ${n === 1 ? 'message' : 'messages'} could not be delivered`, true);
   }
 
   onSent(connectionId: string, seq: number): void {

@@ -12,6 +12,8 @@ function version2(): Database.Database {
   const db = new Database(':memory:');
   db.exec(V2);
   db.prepare("INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, created_at) VALUES ('a1', 1, x'0102', 'nightjar:address#x', 16, 5)").run();
+  // A message held back behind a gap by a version that never closed gaps.
+  db.prepare("INSERT INTO agent_recv_buffer (connection_id, seq, sent_at, body) VALUES ('c1', 3, 7, x'00')").run();
   return db;
 }
 
@@ -26,6 +28,8 @@ test('version 2 tables upgrade to the current version in one transaction; openin
     [[Buffer.from([1, 2]), 5, null]],
     'into its first key, current since the address was made',
   );
+  const held = store.bufferState('c1');
+  assert.ok(held && held.first === 3 && Math.abs(held.since - Date.now()) < 60_000, 'a gap left by an older version counts from the upgrade');
   assert.equal(store.requestSeen('a1', new Uint8Array(32)), false);
   store.markRequestSeen('a1', new Uint8Array(32), null);
   assert.equal(store.requestSeen('a1', new Uint8Array(32)), true);

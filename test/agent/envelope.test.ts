@@ -15,9 +15,11 @@ import {
   encodeMessage,
   ENVELOPE_LENGTH,
   EnvelopeError,
+  MAX_RANGES,
   MAX_U64_FIELD,
   type AgentMessage,
   type EnvelopeErrorCode,
+  type SeqRange,
 } from '../../src/agent/envelope.js';
 import { formatAddress, parseAddress } from '../../src/protocol/address.js';
 import { Writer } from '../../src/protocol/codec.js';
@@ -30,6 +32,16 @@ const arbRelay = fc
   .map(formatAddress);
 const arbQueue = fc.record({ relay: arbRelay, senderId: bytesOf(24) }, PLAIN);
 const arbReplaces = fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(24));
+/** Ascending, apart, within 1 … max. */
+const arbRanges = (max: number): fc.Arbitrary<SeqRange[]> =>
+  max < 1
+    ? fc.constant([])
+    : fc.tuple(fc.uniqueArray(fc.integer({ min: 1, max }), { maxLength: 2 * MAX_RANGES }), fc.boolean()).map(([points, single]) => {
+        const sorted = [...points].sort((a, b) => a - b);
+        const out: SeqRange[] = [];
+        for (let i = 0; i + 1 < sorted.length; i += 2) out.push({ from: sorted[i]!, to: single ? sorted[i]! : sorted[i + 1]! });
+        return out;
+      });
 const arbSeq = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(MAX_U64_FIELD), fc.integer({ min: 1, max: MAX_U64_FIELD }));
 
 const arbMessage: fc.Arbitrary<AgentMessage> = fc.oneof(
@@ -44,7 +56,9 @@ const arbMessage: fc.Arbitrary<AgentMessage> = fc.oneof(
     PLAIN,
   ),
   fc.record({ tag: fc.constant('MSG' as const), seq: arbSeq, sentAt: fc.integer({ min: 0, max: MAX_U64_FIELD }), body: fc.uint8Array({ maxLength: 300 }) }, PLAIN),
-  fc.record({ tag: fc.constant('RCPT' as const), upTo: fc.integer({ min: 0, max: MAX_U64_FIELD }) }, PLAIN),
+  fc.integer({ min: 0, max: MAX_U64_FIELD }).chain((upTo) => fc.record({ tag: fc.constant('RCPT' as const), upTo: fc.constant(upTo), skipped: arbRanges(upTo) }, PLAIN)),
+  fc.record({ tag: fc.constant('RSND' as const), ranges: arbRanges(MAX_U64_FIELD) }, PLAIN),
+  fc.record({ tag: fc.constant('LOST' as const), ranges: arbRanges(MAX_U64_FIELD) }, PLAIN),
   fc.record({ tag: fc.constant('QADD' as const), queue: arbQueue, replaces: arbReplaces, lost: fc.boolean() }, PLAIN),
   fc.record({ tag: fc.constant('QKEY' as const), senderKey: bytesOf(32) }, PLAIN),
   fc.record({ tag: fc.constant('QUSE' as const), newSenderId: bytesOf(24), replaces: arbReplaces, lost: fc.boolean() }, PLAIN),
@@ -52,6 +66,15 @@ const arbMessage: fc.Arbitrary<AgentMessage> = fc.oneof(
 );
 
 const safe = (n: number, min: number): boolean => Number.isSafeInteger(n) && n >= min;
+
+function assertRanges(ranges: readonly SeqRange[], max = MAX_U64_FIELD): void {
+  assert.ok(ranges.length <= MAX_RANGES);
+  let last = 0;
+  for (const r of ranges) {
+    assert.ok(safe(r.from, last + 1) && safe(r.to, r.from) && r.to <= max, JSON.stringify(ranges));
+    last = r.to;
+  }
+}
 
 /** What every decoded message guarantees to the code that uses it. */
 function assertChecked(m: AgentMessage): void {
@@ -68,6 +91,11 @@ function assertChecked(m: AgentMessage): void {
       return;
     case 'RCPT':
       assert.ok(safe(m.upTo, 0));
+      assertRanges(m.skipped, m.upTo);
+      return;
+    case 'RSND':
+    case 'LOST':
+      assertRanges(m.ranges);
       return;
     case 'QADD':
       parseAddress(m.queue.relay);
@@ -125,9 +153,18 @@ test('hostile lengths and addresses: keys, IDs and relays of the wrong shape are
     ['QADD with a 3-byte replaced ID', v((w) => w.u8(6).short(relay).short(new Uint8Array(24)).short(new Uint8Array(3)).u8(0)), 'OUT_OF_RANGE'],
     ['QUSE with an empty sender ID', v((w) => w.u8(8).short(new Uint8Array(0)).short(new Uint8Array(0)).u8(0)), 'OUT_OF_RANGE'],
     ['MSG cut short', v((w) => w.u8(3).u64(1n)), 'MALFORMED'],
+    ['RSND with 33 ranges', v((w) => w.u8(10).u8(33)), 'OUT_OF_RANGE'],
+    ['RSND with a range ending before it starts', v((w) => w.u8(10).u8(1).u64(5n).u64(4n)), 'OUT_OF_RANGE'],
+    ['LOST with ranges that overlap', v((w) => w.u8(11).u8(2).u64(1n).u64(5n).u64(5n).u64(6n)), 'OUT_OF_RANGE'],
+    ['LOST from seq 0', v((w) => w.u8(11).u8(1).u64(0n).u64(1n)), 'OUT_OF_RANGE'],
+    ['RSND up to 2^64 - 1', v((w) => w.u8(10).u8(1).u64(1n).u64(2n ** 64n - 1n)), 'OUT_OF_RANGE'],
+    ['RCPT skipping beyond upTo', v((w) => w.u8(4).u64(5n).u8(1).u64(4n).u64(6n)), 'OUT_OF_RANGE'],
     ['version 0', new Uint8Array([0, 2]), 'VERSION'],
   ];
   for (const [what, bytes, code] of cases) assert.throws(() => decodeMessage(bytes), rejected(code), what);
+  // A version 1 receipt (no ranges) reads as skipping nothing; a version 1 peer reads ours the same way.
+  assert.deepEqual(decodeMessage(rawRcpt(7n)), { tag: 'RCPT', upTo: 7, skipped: [] });
+  assert.deepEqual(encodeMessage({ tag: 'RCPT', upTo: 7, skipped: [] }).subarray(1), rawRcpt(7n).subarray(1));
   // Unknown tags and trailing fields stay readable for newer peers.
   assert.deepEqual(decodeMessage(new Uint8Array([1, 200, 1, 2, 3])), { tag: 'UNKNOWN', code: 200 });
   assert.deepEqual(decodeMessage(new Uint8Array([9, 2, 0xaa])), { tag: 'HELLO' });

@@ -176,6 +176,28 @@ test('a time from a contact that is no sane number is stored as the time it arri
   for (const m of texts) assert.ok(!Number.isNaN(new Date(m.sentAt * 1000).getTime()));
 });
 
+test('messages the agent gave up on show as one event line where they were missing', async () => {
+  const { chat, agent } = setup();
+  const bob = await readyContact(chat, agent, 'Bob');
+  chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'one' }));
+  chat.onMessagesLost(bob.connectionId, { fromSeq: 2, toSeq: 2 });
+  chat.onMessage(bob.connectionId, incoming(3, { type: 'text', text: 'three' }));
+  chat.onMessagesLost(bob.connectionId, { fromSeq: 4, toSeq: 6 });
+  chat.onMessage(bob.connectionId, incoming(7, { type: 'text', text: 'seven' }));
+  assert.deepEqual(
+    chat.unread(bob).map((m) => [m.kind, m.text]),
+    [
+      ['event', 'connected'],
+      ['text', 'one'],
+      ['event', '1 message could not be delivered'],
+      ['text', 'three'],
+      ['event', '3 messages could not be delivered'],
+      ['text', 'seven'],
+    ],
+  );
+  chat.onMessagesLost('no such connection', { fromSeq: 1, toSeq: 1 }); // nothing to show it on: ignored
+});
+
 test('contacts are found by #id, alias, display name or unique prefix', async () => {
   const { chat, agent } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
