@@ -77,13 +77,13 @@ export class RequestReceiver {
   /** The request decrypted with the first of the address's keys that opens it, or undefined. */
   private open(addressId: string, joinReply: Uint8Array, ratchetMessage: Uint8Array) {
     for (const key of this.store.addressKeys(addressId)) {
-      const secrets = decodeInvitationSecrets(key.secrets);
       try {
+        const secrets = decodeInvitationSecrets(key.secrets);
         const shared = acceptJoin(secrets, decodeJoinReply(joinReply));
         const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
         return { keyId: key.id, state, ad: shared.associatedData, m: decodeMessage(plaintext) };
       } catch (e) {
-        // Made with another of the keys, or with none of them: try the next.
+        // Made with another of the keys, or with none of them (or this key's bytes are damaged): try the next.
         if (e instanceof KeyAgreementError || e instanceof RatchetError || e instanceof EnvelopeError) continue;
         throw e;
       }
