@@ -342,6 +342,17 @@ export class AgentStore {
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
+  /** Removes the connection's own row (after deleteConnectionRows): nothing of it is left. */
+  deleteConnection(id: string): void {
+    this.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(id);
+  }
+
+  /** Relays known to be unreachable, with the time (ms) since when. */
+  relaysDownSince(): Map<string, number> {
+    const rows = this.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[];
+    return new Map(rows.map((r) => [r.address, r.down_since]));
+  }
+
   insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost' | 'link_id'> & { link_id?: Buffer | null }): number {
     return Number(
       this.db
@@ -609,6 +620,15 @@ export class AgentStore {
   logRequest(addressId: string, at: number, forgetBefore: number): void {
     this.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(addressId, at);
     this.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(forgetBefore);
+  }
+
+  request(id: number): RequestRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(id) as RequestRow | undefined;
+  }
+
+  /** Forgets a request (accepted or rejected); false when there was none. */
+  deleteRequest(id: number): boolean {
+    return this.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(id).changes === 1;
   }
 
   insertRequest(r: Omit<RequestRow, 'id'>): number {

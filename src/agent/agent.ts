@@ -37,6 +37,7 @@ import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
 import { AddressKeys } from './address-keys.js';
 import { Sequencer } from './gaps.js';
 import { Resender } from './resend.js';
+import { LostQueues } from './lost-queues.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -96,6 +97,7 @@ export class Agent {
   private readonly sequencer: Sequencer;
   private readonly resender: Resender;
   private readonly addressKeys: AddressKeys;
+  private readonly lostQueues: LostQueues;
   private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -127,6 +129,17 @@ export class Agent {
       async (rcv, linkId, data) => (await this.pool.get(rcv.relay)).setLinkData(this.recipientQueue(rcv), linkId, data),
       options.addressKeyRotateMs,
       options.addressKeyGraceMs,
+    );
+    this.lostQueues = new LostQueues(
+      this.store,
+      this.outbox,
+      this.clock,
+      {
+        pickRelay: (avoid) => this.pickRelay(avoid),
+        newReceiveQueue: (relay) => this.newReceiveQueue(relay),
+        insertRcv: (connectionId, relay, queue) => this.insertRcv(connectionId, null, relay, queue),
+      },
+      options.lostAfterMs,
     );
   }
 
@@ -391,9 +404,7 @@ export class Agent {
 
   /** Accepts a contact request: a new connection on fresh queues. */
   async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
-    const req = this.store.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(Number(requestId)) as
-      | import('./agent-store.js').RequestRow
-      | undefined;
+    const req = this.store.request(Number(requestId));
     if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     const relay = this.pickRelay([req.reply_relay]);
     const queue = await this.newReceiveQueue(relay);
@@ -421,14 +432,14 @@ export class Agent {
       });
       const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
       this.outbox.enqueue(connectionId, snd, conf, { signed: false });
-      this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(req.id);
+      this.store.deleteRequest(req.id);
     });
     await this.serial(() => this.flushConnection(connectionId));
     return { connectionId };
   }
 
   rejectRequest(requestId: string): void {
-    if (this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(Number(requestId)).changes !== 1) {
+    if (!this.store.deleteRequest(Number(requestId))) {
       throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     }
   }
@@ -514,47 +525,6 @@ export class Agent {
       this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
     });
     await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
-  }
-
-  /**
-   * Replaces receiving queues whose relay has been unreachable for longer
-   * than `lostAfterMs`: a new queue elsewhere, announced through the queues
-   * we send to (which do not depend on the lost relay).
-   */
-  private async replaceLostQueues(): Promise<boolean> {
-    const lostAfter = this.options.lostAfterMs ?? 24 * 3600 * 1000;
-    const downSince = new Map(
-      (this.store.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[]).map((r) => [
-        r.address,
-        r.down_since,
-      ]),
-    );
-    let progress = false;
-    for (const c of this.store.connections()) {
-      if (c.status !== 'ready') continue;
-      const rcvs = this.store.rcvQueuesOf(c.id);
-      for (const lost of rcvs) {
-        const since = downSince.get(lost.relay);
-        if (lost.status !== 'active' || since === undefined || this.clock() - since < lostAfter) continue;
-        let target: string;
-        let queue: RecipientQueue;
-        try {
-          target = this.pickRelay(rcvs.map((q) => q.relay));
-          if (target === lost.relay) continue;
-          queue = await this.newReceiveQueue(target);
-        } catch {
-          continue;
-        }
-        this.store.tx(() => {
-          const id = this.insertRcv(c.id, null, target, queue);
-          this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
-          this.store.updateRcvQueue(lost.id, { status: 'lost' });
-          this.outbox.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
-        });
-        progress = true;
-      }
-    }
-    return progress;
   }
 
   connection(connectionId: string): ConnectionInfo | undefined {
@@ -824,7 +794,7 @@ export class Agent {
     for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.deleteRemoteQueue(rcv);
     this.store.tx(() => {
       this.store.deleteConnectionRows(connectionId);
-      this.store.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(connectionId);
+      this.store.deleteConnection(connectionId);
     });
   }
 
@@ -841,7 +811,7 @@ export class Agent {
   }
 
   private async flushAll(): Promise<boolean> {
-    let progress = await this.replaceLostQueues();
+    let progress = await this.lostQueues.replace();
     if (await this.addressKeys.rotateDue()) progress = true;
     if (await this.securePending()) progress = true;
     if (this.sequencer.tick()) progress = true;
