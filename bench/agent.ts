@@ -58,6 +58,7 @@ export class BenchAgent {
         this.arrivals.set(tagOf(m.body), performance.now());
         this.wake();
       },
+      onMessagesLost: () => undefined,
       onSent: () => undefined,
       onDelivered: (_id, seq) => {
         this.delivered = Math.max(this.delivered, seq);

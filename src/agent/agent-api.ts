@@ -10,6 +10,14 @@
  * end-to-end encrypted inside the connection handshake.
  */
 
+/**
+ * Milliseconds since the epoch. The agent reads time only through its
+ * clock (AgentOptions.clock), so tests move time instead of waiting.
+ */
+export type Clock = () => number;
+
+export const systemClock: Clock = () => Date.now();
+
 /** A message handed to the chat layer. */
 export interface IncomingMessage {
   /** Sender's sequence number on this connection, from 1, strictly increasing. */
@@ -17,6 +25,12 @@ export interface IncomingMessage {
   readonly body: Uint8Array;
   /** Seconds since the epoch when the contact's agent sent it. */
   readonly sentAt: number;
+}
+
+/** Messages of a contact that never arrived and were given up on: seqs `fromSeq` to `toSeq`, both included. */
+export interface LostMessages {
+  readonly fromSeq: number;
+  readonly toSeq: number;
 }
 
 export interface IncomingRequest {
@@ -42,6 +56,12 @@ export interface AgentHandlers {
   /** The contact's info arrived during the handshake, before it finished (optional). */
   onPeerInfo?(connectionId: string, peerInfo: Uint8Array): void;
   onMessage(connectionId: string, message: IncomingMessage): void;
+  /**
+   * Messages of the contact were lost on the way and given up on (the
+   * sender could not resend them in time, docs/agent.md §5.1); called in
+   * order, before the messages that follow them.
+   */
+  onMessagesLost(connectionId: string, lost: LostMessages): void;
   /** The contact's relay stored outgoing message `seq`. */
   onSent(connectionId: string, seq: number): void;
   /** The contact's agent received outgoing message `seq` (delivery receipt). */

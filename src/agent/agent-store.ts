@@ -4,15 +4,22 @@
  * short transactions by agent.ts; reads return plain rows.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
+import { systemClock, type Clock } from './agent-api.js';
 
 type DB = Database.Database;
 
 /**
  * Version history: 1 first release; 2 (2026-11-27) relay passwords
  * (`agent_relays.password`) and the link ID of a queue's short link
- * (`agent_rcv_queues.link_id`).
+ * (`agent_rcv_queues.link_id`); 3 (2026-11-28) contact requests already
+ * seen (`agent_request_seen`), address keys that rotate
+ * (`agent_address_keys`, taking over `agent_addresses.secrets`), and what
+ * closes gaps: sent messages kept for resending (`agent_sent_log`), when
+ * each held-back message arrived (`agent_recv_buffer.received_at`), resend
+ * requests made (`agent_connections.gap_asks`, `gap_asked_at`) and the
+ * first seq each send queue carried (`agent_snd_queues.first_seq`).
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +52,10 @@ CREATE TABLE IF NOT EXISTS agent_connections (
   rcpt_pending INTEGER NOT NULL DEFAULT 0,
   rcpt_sent INTEGER NOT NULL DEFAULT 0,
   delivered_upto INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  -- resend requests (RSND) made for the current gap, and when the last one was (ms)
+  gap_asks INTEGER NOT NULL DEFAULT 0,
+  gap_asked_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   id INTEGER PRIMARY KEY,
@@ -72,7 +82,9 @@ CREATE TABLE IF NOT EXISTS agent_snd_queues (
   sender_id BLOB NOT NULL,
   sender_key BLOB NOT NULL,
   status TEXT NOT NULL,
-  current INTEGER NOT NULL DEFAULT 1
+  current INTEGER NOT NULL DEFAULT 1,
+  -- every MSG from this seq on went (also) through this queue; null: not known
+  first_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS agent_outbox (
   id INTEGER PRIMARY KEY,
@@ -92,12 +104,22 @@ CREATE TABLE IF NOT EXISTS agent_recv_buffer (
   seq INTEGER NOT NULL,
   sent_at INTEGER NOT NULL,
   body BLOB NOT NULL,
+  -- when it arrived (ms): the gap below it has been known since the earliest of these
+  received_at INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (connection_id, seq)
 );
+-- MSGs we sent, kept until the contact's receipt covers them (or RESEND_KEEP_MS / _COUNT),
+-- so that one the contact never got can be encrypted again and resent (resend.ts)
+CREATE TABLE IF NOT EXISTS agent_sent_log (
+  connection_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sent_at INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (connection_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_addresses (
   id TEXT PRIMARY KEY,
   rcv_queue_id INTEGER NOT NULL,
-  secrets BLOB NOT NULL,
   link TEXT NOT NULL,
   stamp_bits INTEGER NOT NULL DEFAULT 0,
   paused INTEGER NOT NULL DEFAULT 0,
@@ -105,6 +127,26 @@ CREATE TABLE IF NOT EXISTS agent_addresses (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agent_request_log (address_id TEXT NOT NULL, at INTEGER NOT NULL);
+-- the key-agreement secrets of an address: the current one, one not yet published, and
+-- replaced ones (still accepted until retired_at + the grace period); times in milliseconds
+CREATE TABLE IF NOT EXISTS agent_address_keys (
+  id INTEGER PRIMARY KEY,
+  address_id TEXT NOT NULL,
+  secrets BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  -- when the relay started handing out its public half (the link data); null: not yet
+  published_at INTEGER,
+  -- when a newer key was published
+  retired_at INTEGER
+);
+-- every request an address decrypted, by SHA-256 of its join reply: a repeat is dropped;
+-- kept as long as the key that decrypted it (key_id): after that, a replay does not decrypt
+CREATE TABLE IF NOT EXISTS agent_request_seen (
+  address_id TEXT NOT NULL,
+  hash BLOB NOT NULL,
+  key_id INTEGER,
+  PRIMARY KEY (address_id, hash)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_requests (
   id INTEGER PRIMARY KEY,
   address_id TEXT NOT NULL,
@@ -134,6 +176,8 @@ export interface ConnectionRow {
   rcpt_sent: number;
   delivered_upto: number;
   created_at: number;
+  gap_asks: number;
+  gap_asked_at: number | null;
 }
 
 export interface RcvQueueRow {
@@ -164,6 +208,8 @@ export interface SndQueueRow {
   sender_key: Buffer;
   status: 'new' | 'active' | 'retiring';
   current: number;
+  /** Every MSG from this seq on was (also) queued on this queue; null: not known. */
+  first_seq: number | null;
 }
 
 export interface OutboxRow {
@@ -193,7 +239,7 @@ export interface RequestRow {
 export interface AddressRow {
   id: string;
   rcv_queue_id: number;
-  secrets: Buffer;
+  /** The link as shared: a short one lets the keys rotate (the relay's link data changes, the link does not). */
   link: string;
   stamp_bits: number;
   paused: number;
@@ -202,10 +248,38 @@ export interface AddressRow {
   created_at: number;
 }
 
-/** Creates or upgrades the agent's tables. */
+export interface AddressKeyRow {
+  id: number;
+  address_id: string;
+  /** encodeInvitationSecrets (docs/e2e.md §2.1). */
+  secrets: Buffer;
+  /** Milliseconds since the epoch, like the two below. */
+  created_at: number;
+  published_at: number | null;
+  retired_at: number | null;
+}
+
 /** What takes a database at version N-1 to version N. */
 const MIGRATIONS: Readonly<Record<number, string>> = {
   2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
+  3: `
+CREATE TABLE agent_request_seen (address_id TEXT NOT NULL, hash BLOB NOT NULL, key_id INTEGER, PRIMARY KEY (address_id, hash)) WITHOUT ROWID;
+CREATE TABLE agent_address_keys (
+  id INTEGER PRIMARY KEY, address_id TEXT NOT NULL, secrets BLOB NOT NULL,
+  created_at INTEGER NOT NULL, published_at INTEGER, retired_at INTEGER
+);
+INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) SELECT id, secrets, created_at, created_at FROM agent_addresses;
+ALTER TABLE agent_addresses DROP COLUMN secrets;
+ALTER TABLE agent_recv_buffer ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+UPDATE agent_recv_buffer SET received_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+ALTER TABLE agent_connections ADD COLUMN gap_asks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_connections ADD COLUMN gap_asked_at INTEGER;
+ALTER TABLE agent_snd_queues ADD COLUMN first_seq INTEGER;
+CREATE TABLE agent_sent_log (
+  connection_id TEXT NOT NULL, seq INTEGER NOT NULL, sent_at INTEGER NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (connection_id, seq)
+) WITHOUT ROWID;
+`,
 };
 
 /** Creates or upgrades the agent's tables; writes nothing when they are current. */
@@ -224,7 +298,11 @@ export function migrateAgentSchema(db: DB): void {
 
 /** Typed queries over the agent tables. */
 export class AgentStore {
-  constructor(readonly db: DB) {
+  constructor(
+    readonly db: DB,
+    /** Stamps `created_at` of new rows. */
+    private readonly clock: Clock = systemClock,
+  ) {
     migrateAgentSchema(db);
   }
 
@@ -248,7 +326,7 @@ export class AgentStore {
   }
 
   insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
-    const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: Date.now(), ...row };
+    const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: this.clock(), ...row };
     this.db
       .prepare(
         `INSERT INTO agent_connections (id, status, role, my_info, peer_info, ratchet, ad, invitation_secrets, created_at)
@@ -258,20 +336,31 @@ export class AgentStore {
   }
 
   deleteConnectionRows(id: string): void {
-    for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_snd_queues', 'agent_rcv_queues']) {
+    for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_sent_log', 'agent_snd_queues', 'agent_rcv_queues']) {
       this.db.prepare(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
     }
     this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
+  }
+
+  /** Removes the connection's own row (after deleteConnectionRows): nothing of it is left. */
+  deleteConnection(id: string): void {
+    this.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(id);
+  }
+
+  /** Relays known to be unreachable, with the time (ms) since when. */
+  relaysDownSince(): Map<string, number> {
+    const rows = this.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[];
+    return new Map(rows.map((r) => [r.address, r.down_since]));
   }
 
   insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost' | 'link_id'> & { link_id?: Buffer | null }): number {
     return Number(
       this.db
         .prepare(
-          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id)
-           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id)`,
+          `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id, created_at)
+           VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id, @created_at)`,
         )
-        .run({ link_id: null, ...q }).lastInsertRowid,
+        .run({ link_id: null, created_at: this.clock(), ...q }).lastInsertRowid,
     );
   }
 
@@ -300,8 +389,8 @@ export class AgentStore {
     return Number(
       this.db
         .prepare(
-          `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current)
-           VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current)`,
+          `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current, first_seq)
+           VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current, @first_seq)`,
         )
         .run(q).lastInsertRowid,
     );
@@ -385,8 +474,63 @@ export class AgentStore {
     this.db.prepare('DELETE FROM agent_outbox WHERE id = ?').run(id);
   }
 
-  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    this.db.prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at) VALUES (?, ?, ?, ?, ?)')
+      .run(connectionId, seq, sentAt, body, receivedAt);
+  }
+
+  /** Connections holding messages back behind a gap. */
+  connectionsWithGaps(): string[] {
+    return this.db.prepare('SELECT DISTINCT connection_id FROM agent_recv_buffer').pluck().all() as string[];
+  }
+
+  /** The lowest held-back seq and when the earliest held-back message arrived (ms): the gap below has been known since then. */
+  bufferState(connectionId: string): { first: number; since: number } | undefined {
+    const row = this.db.prepare('SELECT MIN(seq) AS first, MIN(received_at) AS since FROM agent_recv_buffer WHERE connection_id = ?').get(connectionId) as
+      | { first: number | null; since: number | null }
+      | undefined;
+    return row?.first == null ? undefined : { first: row.first, since: row.since! };
+  }
+
+  /** The held-back seqs, lowest first (at most `limit`). */
+  bufferedSeqs(connectionId: string, limit: number): number[] {
+    return this.db.prepare('SELECT seq FROM agent_recv_buffer WHERE connection_id = ? ORDER BY seq LIMIT ?').pluck().all(connectionId, limit) as number[];
+  }
+
+  // ---- sent messages kept for resending (resend.ts) --------------------------
+
+  logSent(connectionId: string, seq: number, sentAt: number, body: Uint8Array, keepFrom: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq < ?').run(connectionId, keepFrom);
+  }
+
+  sentBetween(connectionId: string, from: number, to: number): { seq: number; sent_at: number; body: Buffer }[] {
+    return this.db.prepare('SELECT seq, sent_at, body FROM agent_sent_log WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').all(connectionId, from, to) as {
+      seq: number;
+      sent_at: number;
+      body: Buffer;
+    }[];
+  }
+
+  /** Forgets sent messages up to `upTo` (the contact has them, or gave up on them). */
+  forgetSentUpTo(connectionId: string, upTo: number): void {
+    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq <= ?').run(connectionId, upTo);
+  }
+
+  /** Forgets sent messages sent at or before `at` (seconds); returns how many. */
+  forgetSentUntil(at: number): number {
+    return this.db.prepare('DELETE FROM agent_sent_log WHERE sent_at <= ?').run(at).changes;
+  }
+
+  /** Seqs between `from` and `to` that still wait in the outbox (they are on their way). */
+  queuedSeqsBetween(connectionId: string, from: number, to: number): number[] {
+    return this.db.prepare('SELECT DISTINCT seq FROM agent_outbox WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').pluck().all(connectionId, from, to) as number[];
+  }
+
+  /** Moves one queued message to another send queue's lane. */
+  moveOutgoing(id: number, toSndQueue: number): void {
+    this.db.prepare('UPDATE agent_outbox SET snd_queue_id = ? WHERE id = ?').run(toSndQueue, id);
   }
 
   isBuffered(connectionId: string, seq: number): boolean {
@@ -399,5 +543,108 @@ export class AgentStore {
       | undefined;
     if (row) this.db.prepare('DELETE FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').run(connectionId, seq);
     return row;
+  }
+
+  // ---- contact addresses and their requests ----------------------------------
+
+  address(id: string): AddressRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(id) as AddressRow | undefined;
+  }
+
+  addresses(): AddressRow[] {
+    return this.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[];
+  }
+
+  /** A new address with its first key, already published (the link carries it). */
+  insertAddress(a: Omit<AddressRow, 'paused'>, secrets: Uint8Array): void {
+    this.db
+      .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, link, stamp_bits, max_per_hour, created_at) VALUES (@id, @rcv_queue_id, @link, @stamp_bits, @max_per_hour, @created_at)')
+      .run(a);
+    this.insertAddressKey(a.id, secrets, a.created_at, a.created_at);
+  }
+
+  /** Changes an address's settings; false when there is no such address. */
+  updateAddress(id: string, fields: Partial<Pick<AddressRow, 'paused' | 'max_per_hour'>>): boolean {
+    const keys = Object.keys(fields);
+    return this.db.prepare(`UPDATE agent_addresses SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id }).changes === 1;
+  }
+
+  /** The address's keys in the order to try them: the current one, one being published, then replaced ones, newest first. */
+  addressKeys(addressId: string): AddressKeyRow[] {
+    return this.db
+      .prepare(
+        `SELECT * FROM agent_address_keys WHERE address_id = ?
+         ORDER BY CASE WHEN published_at IS NOT NULL AND retired_at IS NULL THEN 0 WHEN published_at IS NULL THEN 1 ELSE 2 END, id DESC`,
+      )
+      .all(addressId) as AddressKeyRow[];
+  }
+
+  insertAddressKey(addressId: string, secrets: Uint8Array, createdAt: number, publishedAt: number | null = null): number {
+    return Number(
+      this.db
+        .prepare('INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) VALUES (?, ?, ?, ?)')
+        .run(addressId, secrets, createdAt, publishedAt).lastInsertRowid,
+    );
+  }
+
+  /** The relay hands out `keyId` from `at` on: it becomes current, and the one before starts its grace period. */
+  publishAddressKey(addressId: string, keyId: number, at: number): void {
+    this.db.prepare('UPDATE agent_address_keys SET retired_at = ? WHERE address_id = ? AND id != ? AND published_at IS NOT NULL AND retired_at IS NULL').run(at, addressId, keyId);
+    this.db.prepare('UPDATE agent_address_keys SET published_at = ? WHERE id = ?').run(at, keyId);
+  }
+
+  /** Deletes keys replaced at or before `before`, and the request hashes only they could open; returns how many keys. */
+  deleteRetiredAddressKeys(before: number): number {
+    const ids = this.db.prepare('SELECT id FROM agent_address_keys WHERE retired_at IS NOT NULL AND retired_at <= ?').pluck().all(before) as number[];
+    for (const id of ids) {
+      this.db.prepare('DELETE FROM agent_request_seen WHERE key_id = ?').run(id);
+      this.db.prepare('DELETE FROM agent_address_keys WHERE id = ?').run(id);
+    }
+    return ids.length;
+  }
+
+  requestSeen(addressId: string, hash: Uint8Array): boolean {
+    return this.db.prepare('SELECT 1 FROM agent_request_seen WHERE address_id = ? AND hash = ?').get(addressId, hash) !== undefined;
+  }
+
+  markRequestSeen(addressId: string, hash: Uint8Array, keyId: number | null): void {
+    this.db.prepare('INSERT OR IGNORE INTO agent_request_seen (address_id, hash, key_id) VALUES (?, ?, ?)').run(addressId, hash, keyId);
+  }
+
+  /** How many requests reached the address's list since `since` (seconds). */
+  requestsSince(addressId: string, since: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?').get(addressId, since) as { n: number }).n;
+  }
+
+  /** Notes a request at `at` for the hourly limit, forgetting entries from before `forgetBefore`. */
+  logRequest(addressId: string, at: number, forgetBefore: number): void {
+    this.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(addressId, at);
+    this.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(forgetBefore);
+  }
+
+  request(id: number): RequestRow | undefined {
+    return this.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(id) as RequestRow | undefined;
+  }
+
+  /** Forgets a request (accepted or rejected); false when there was none. */
+  deleteRequest(id: number): boolean {
+    return this.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(id).changes === 1;
+  }
+
+  insertRequest(r: Omit<RequestRow, 'id'>): number {
+    return Number(
+      this.db
+        .prepare(
+          `INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at)
+           VALUES (@address_id, @ratchet, @ad, @peer_info, @reply_relay, @reply_sender_id, @received_at)`,
+        )
+        .run(r).lastInsertRowid,
+    );
+  }
+
+  /** Forgets an address and everything kept for it (its queue row is the caller's). */
+  deleteAddressRows(addressId: string): void {
+    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen', 'agent_address_keys']) this.db.prepare(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
+    this.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
   }
 }

@@ -23,8 +23,8 @@ import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.
 import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
 import { parseAddress } from '../protocol/address.js';
 import type { QueueMode } from '../protocol/commands.js';
-import { AgentError, type AgentHandlers, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
-import { AgentStore, type AddressRow, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
+import { AgentError, systemClock, type AgentHandlers, type Clock, type ConnectionInfo, type RelayEntry, type RelayHealth } from './agent-api.js';
+import { AgentStore, type ConnectionRow, type RcvQueueRow, type Role } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, MAX_BODY_LENGTH, PADDED_JOIN, type AgentMessage } from './envelope.js';
 import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from './links.js';
 import { linkIdOf, newLinkKey, openLinkData, sealLinkData } from './link-data.js';
@@ -34,6 +34,11 @@ import { RelayPool } from './relay-pool.js';
 import { RelayDirectory, type RoutingMode } from './relays.js';
 import { Outbox } from './outbox.js';
 import { Receiver } from './incoming.js';
+import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
+import { AddressKeys } from './address-keys.js';
+import { Sequencer } from './gaps.js';
+import { Resender } from './resend.js';
+import { LostQueues } from './lost-queues.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode };
@@ -58,10 +63,29 @@ export interface AgentOptions {
   readonly lostAfterMs?: number;
   /** Sees every decrypted block to and from each relay (debugging and tests). */
   readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
+  /**
+   * A gap in a contact's messages this old is asked for again (RSND;
+   * default 1 minute), and one this old is given up on and reported
+   * (default 24 hours); docs/agent.md §5.1.
+   */
+  readonly resendAfterMs?: number;
+  readonly gapSkipMs?: number;
+  /**
+   * How often a contact address gets new keys (milliseconds; default
+   * 7 days; 0 turns it off) and how long a replaced key still opens
+   * requests (default 14 days); docs/agent.md §4.1.
+   */
+  readonly addressKeyRotateMs?: number;
+  readonly addressKeyGraceMs?: number;
+  /**
+   * Time for everything the agent decides by age (lost relays, rotation,
+   * gaps, address keys); default the system clock. Network time-outs stay
+   * on real time.
+   */
+  readonly clock?: Clock;
 }
 
 const EMPTY = new Uint8Array(0);
-const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 const newId = (): string => nodeRandomBytes(8).toString('hex');
 
 export class Agent {
@@ -71,6 +95,11 @@ export class Agent {
   private readonly relays: RelayDirectory;
   private readonly outbox: Outbox;
   private readonly receiver: Receiver;
+  private readonly sequencer: Sequencer;
+  private readonly resender: Resender;
+  private readonly addressKeys: AddressKeys;
+  private readonly lostQueues: LostQueues;
+  private readonly clock: Clock;
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -83,14 +112,35 @@ export class Agent {
     private readonly handlers: AgentHandlers,
     private readonly options: AgentOptions,
   ) {
-    this.store = new AgentStore(db);
-    this.relays = new RelayDirectory(this.store);
+    this.clock = options.clock ?? systemClock;
+    this.store = new AgentStore(db, this.clock);
+    this.relays = new RelayDirectory(this.store, this.clock);
     this.outbox = new Outbox(this.store);
-    this.receiver = new Receiver(this.store, handlers, this.outbox);
+    this.sequencer = new Sequencer(this.store, handlers, this.outbox, this.clock, options.resendAfterMs, options.gapSkipMs);
+    this.resender = new Resender(this.store, this.outbox, this.clock);
+    this.receiver = new Receiver(this.store, handlers, this.outbox, this.clock, this.sequencer, this.resender);
     this.pool = new RelayPool(
       { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
       (relay) => this.relays.passwordOf(relay),
       options.relayTrace,
+    );
+    this.addressKeys = new AddressKeys(
+      this.store,
+      this.clock,
+      async (rcv, linkId, data) => (await this.pool.get(rcv.relay)).setLinkData(this.recipientQueue(rcv), linkId, data),
+      options.addressKeyRotateMs,
+      options.addressKeyGraceMs,
+    );
+    this.lostQueues = new LostQueues(
+      this.store,
+      this.outbox,
+      this.clock,
+      {
+        pickRelay: (avoid) => this.pickRelay(avoid),
+        newReceiveQueue: (relay) => this.newReceiveQueue(relay),
+        insertRcv: (connectionId, relay, queue) => this.insertRcv(connectionId, null, relay, queue),
+      },
+      options.lostAfterMs,
     );
   }
 
@@ -281,6 +331,7 @@ export class Agent {
         sender_key: Buffer.from(senderKeys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       this.store.enqueue({ connection_id: connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
     });
@@ -291,7 +342,8 @@ export class Agent {
   /**
    * A long-lived contact address on a contact-mode queue. Each request must
    * carry `stampBits` of proof of work (published in the address); at most
-   * `maxPerHour` requests an hour reach the request list (0: no limit).
+   * `maxPerHour` requests an hour reach the request list (default
+   * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
    */
   async createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
     const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
@@ -302,15 +354,16 @@ export class Agent {
     const { link, linkId } = await this.publishLink(relay, queue, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
     this.store.tx(() => {
       const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
-      this.store.db
-        .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, secrets, link, stamp_bits, max_per_hour, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(addressId, rcv, Buffer.from(encodeInvitationSecrets(invitation.secrets)), link, stampBits, options.maxPerHour ?? 0, Date.now());
+      this.store.insertAddress(
+        { id: addressId, rcv_queue_id: rcv, link, stamp_bits: stampBits, max_per_hour: options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, created_at: this.clock() },
+        encodeInvitationSecrets(invitation.secrets),
+      );
     });
     return { addressId, link };
   }
 
   listAddresses(): { addressId: string; link: string; paused: boolean; maxPerHour: number; stampBits: number }[] {
-    return (this.store.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[]).map((r) => ({
+    return this.store.addresses().map((r) => ({
       addressId: r.id,
       link: r.link,
       paused: r.paused === 1,
@@ -321,21 +374,21 @@ export class Agent {
 
   /** While paused, requests to the address are dropped unseen. */
   setAddressPaused(addressId: string, paused: boolean): void {
-    if (this.store.db.prepare('UPDATE agent_addresses SET paused = ? WHERE id = ?').run(paused ? 1 : 0, addressId).changes !== 1) {
+    if (!this.store.updateAddress(addressId, { paused: paused ? 1 : 0 })) {
       throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     }
   }
 
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
   setAddressLimit(addressId: string, perHour: number): void {
-    if (this.store.db.prepare('UPDATE agent_addresses SET max_per_hour = ? WHERE id = ?').run(perHour, addressId).changes !== 1) {
+    if (!this.store.updateAddress(addressId, { max_per_hour: perHour })) {
       throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     }
   }
 
   /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
   async deleteAddress(addressId: string): Promise<void> {
-    const row = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(addressId) as { rcv_queue_id: number } | undefined;
+    const row = this.store.address(addressId);
     if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     const rcv = this.store.rcvQueue(row.rcv_queue_id);
     if (rcv) {
@@ -345,17 +398,14 @@ export class Agent {
       });
     }
     this.store.tx(() => {
-      this.store.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
-      this.store.db.prepare('DELETE FROM agent_requests WHERE address_id = ?').run(addressId);
+      this.store.deleteAddressRows(addressId);
       if (rcv) this.store.deleteRcvQueue(rcv.id);
     });
   }
 
   /** Accepts a contact request: a new connection on fresh queues. */
   async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
-    const req = this.store.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(Number(requestId)) as
-      | import('./agent-store.js').RequestRow
-      | undefined;
+    const req = this.store.request(Number(requestId));
     if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     const relay = this.pickRelay([req.reply_relay]);
     const queue = await this.newReceiveQueue(relay);
@@ -379,17 +429,18 @@ export class Agent {
         sender_key: Buffer.from(senderKeys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
       this.outbox.enqueue(connectionId, snd, conf, { signed: false });
-      this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(req.id);
+      this.store.deleteRequest(req.id);
     });
     await this.serial(() => this.flushConnection(connectionId));
     return { connectionId };
   }
 
   rejectRequest(requestId: string): void {
-    if (this.store.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(Number(requestId)).changes !== 1) {
+    if (!this.store.deleteRequest(Number(requestId))) {
       throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     }
   }
@@ -405,9 +456,12 @@ export class Agent {
       const c = this.liveConnection(connectionId);
       if (this.store.currentSndQueues(connectionId).length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
       const seq = c.next_seq;
+      const sentAt = Math.floor(this.clock() / 1000);
       this.store.updateConnection(connectionId, { next_seq: seq + 1 });
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
-      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt: nowSeconds(), body }, { seq });
+      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt, body }, { seq });
+      // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
+      this.resender.remember(connectionId, seq, sentAt, body);
       return seq;
     });
   }
@@ -472,47 +526,6 @@ export class Agent {
       this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
     });
     await this.serial(() => this.flushConnection(connectionId)).catch(() => undefined);
-  }
-
-  /**
-   * Replaces receiving queues whose relay has been unreachable for longer
-   * than `lostAfterMs`: a new queue elsewhere, announced through the queues
-   * we send to (which do not depend on the lost relay).
-   */
-  private async replaceLostQueues(): Promise<boolean> {
-    const lostAfter = this.options.lostAfterMs ?? 24 * 3600 * 1000;
-    const downSince = new Map(
-      (this.store.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[]).map((r) => [
-        r.address,
-        r.down_since,
-      ]),
-    );
-    let progress = false;
-    for (const c of this.store.connections()) {
-      if (c.status !== 'ready') continue;
-      const rcvs = this.store.rcvQueuesOf(c.id);
-      for (const lost of rcvs) {
-        const since = downSince.get(lost.relay);
-        if (lost.status !== 'active' || since === undefined || Date.now() - since < lostAfter) continue;
-        let target: string;
-        let queue: RecipientQueue;
-        try {
-          target = this.pickRelay(rcvs.map((q) => q.relay));
-          if (target === lost.relay) continue;
-          queue = await this.newReceiveQueue(target);
-        } catch {
-          continue;
-        }
-        this.store.tx(() => {
-          const id = this.insertRcv(c.id, null, target, queue);
-          this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
-          this.store.updateRcvQueue(lost.id, { status: 'lost' });
-          this.outbox.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
-        });
-        progress = true;
-      }
-    }
-    return progress;
   }
 
   /** The security code of a connection whose key agreement is done (security-code.ts), else undefined. */
@@ -794,7 +807,7 @@ export class Agent {
     for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.deleteRemoteQueue(rcv);
     this.store.tx(() => {
       this.store.deleteConnectionRows(connectionId);
-      this.store.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(connectionId);
+      this.store.deleteConnection(connectionId);
     });
   }
 
@@ -804,15 +817,18 @@ export class Agent {
       if (c.status !== 'ready' || c.rcpt_pending <= c.rcpt_sent) continue;
       if (this.store.currentSndQueues(c.id).length === 0) continue;
       this.store.tx(() => {
-        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending });
+        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending, skipped: [] });
         this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
       });
     }
   }
 
   private async flushAll(): Promise<boolean> {
-    let progress = await this.replaceLostQueues();
+    let progress = await this.lostQueues.replace();
+    if (await this.addressKeys.rotateDue()) progress = true;
     if (await this.securePending()) progress = true;
+    if (this.sequencer.tick()) progress = true;
+    this.store.tx(() => this.resender.forgetOld());
     this.queueReceipts();
     for (const id of this.store.outboxConnections()) {
       try {
@@ -914,7 +930,7 @@ export class Agent {
     for (const c of this.store.connections()) {
       if (c.status !== 'ready' || !this.running) continue;
       const rcvs = this.store.rcvQueuesOf(c.id);
-      if (rcvs.length === 1 && rcvs[0]!.status === 'active' && Date.now() - rcvs[0]!.created_at > maxAge) {
+      if (rcvs.length === 1 && rcvs[0]!.status === 'active' && this.clock() - rcvs[0]!.created_at > maxAge) {
         await this.rotate(c.id).catch(() => undefined);
       }
     }

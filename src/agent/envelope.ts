@@ -11,19 +11,34 @@
  *
  *   message = version u8 | tag u8 | fields
  *     CONF  (1): flags u8 (bit 0: "I secured the queue you send to")
- *                | senderKey short | info long | replyRelay short | replySenderId short
+ *                | senderKey short (0 or 32) | info long | replyRelay short | replySenderId short (24)
  *     HELLO (2): "I secured the queue you send to"
  *     MSG   (3): seq u64 | sentAt u64 | body rest
  *     RCPT  (4): upTo u64                       delivery receipt
  *     DEL   (5): the peer deleted the connection
- *     QADD  (6): relay short | senderId short | replaces short | flags u8
+ *     QADD  (6): relay short | senderId short (24) | replaces short (0 or 24) | flags u8
  *                a new queue for you to send to; `replaces` (empty: an additional,
  *                redundant queue) names the queue it takes over from; flag bit 0:
  *                that queue is lost (its relay is gone)
- *     QKEY  (7): senderKey short                 first, unsigned, on the new queue
- *     QUSE  (8): newSenderId short | replaces short | flags u8
+ *     QKEY  (7): senderKey short (32)            first, unsigned, on the new queue
+ *     QUSE  (8): newSenderId short (24) | replaces short (0 or 24) | flags u8
  *                the new queue is secured: use it (and leave `replaces`)
  *     QEND  (9): last message on the old queue
+ *     RSND (10): ranges       please send these seqs again (they never arrived)
+ *     LOST (11): ranges       I cannot send these again: stop waiting for them
+ *   RCPT may carry, after upTo, `ranges`: seqs up to upTo that never arrived
+ *   and were skipped (version 2; a version 1 RCPT ends after upTo)
+ *
+ *   ranges = count u8 (at most MAX_RANGES) | count × (from u64 | to u64)
+ *            inclusive, from ≥ 1, ascending, not overlapping
+ *
+ * Every field a contact sends is checked here, once, before anything uses
+ * it (docs/agent.md §3.1): numbers must fit a JavaScript safe integer
+ * (2^53 - 1) and their range (seq from 1), keys and IDs their exact
+ * lengths, relay addresses must parse. A failing message is
+ * EnvelopeError OUT_OF_RANGE or MALFORMED; the receiver acknowledges and
+ * drops it. Only `sentAt` is clamped instead (to 2^53 - 1 here, to the
+ * receiver's clock on arrival): a wrong clock should not lose a message.
  *
  * Unknown tags and trailing fields are kept for later versions: a newer
  * peer's message decodes as `UNKNOWN` and is acknowledged, not fatal.
@@ -31,10 +46,22 @@
 import { ENVELOPE_OVERHEAD } from '../crypto/ratchet.js';
 import { JOIN_REPLY_LENGTH } from '../crypto/x3dh.js';
 import { Reader, Writer } from '../protocol/codec.js';
-import { MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+import { parseAddress } from '../protocol/address.js';
+import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
+import { KEY_LENGTH } from '../crypto/keys.js';
 import { STAMP_LENGTH } from './stamp.js';
 
-export const AGENT_VERSION = 1;
+/** Byte 0 of every envelope. History: 1 (2025-11) JOIN and RATCHET. */
+export const ENVELOPE_VERSION = 1;
+/**
+ * Byte 0 of every agent message; messages of every version from 1 decode
+ * (unknown tags as UNKNOWN, unknown trailing fields ignored). History:
+ * 1 (2025-11) CONF to QEND; 2 (2026-11-28) RSND, LOST and the skipped
+ * ranges of RCPT (gaps, docs/agent.md §5.1).
+ */
+export const AGENT_VERSION = 2;
+/** Most ranges one RSND, LOST or RCPT carries. */
+export const MAX_RANGES = 32;
 export const ENVELOPE_LENGTH = MAX_MESSAGE_LENGTH;
 const ENVELOPE_HEADER = 2;
 
@@ -52,12 +79,28 @@ export type Envelope =
   | { readonly type: 'JOIN'; readonly stamp: Uint8Array; readonly joinReply: Uint8Array; readonly ratchet: Uint8Array }
   | { readonly type: 'RATCHET'; readonly ratchet: Uint8Array };
 
+export type EnvelopeErrorCode =
+  | 'BAD_LENGTH' // an envelope that is not ENVELOPE_LENGTH bytes
+  | 'VERSION' // an envelope or message version this agent does not read
+  | 'UNKNOWN_TYPE' // an envelope type other than JOIN and RATCHET
+  | 'MALFORMED' // truncated, or a field that does not parse (a relay address, UTF-8)
+  | 'OUT_OF_RANGE'; // a number, key or ID outside what its field allows
+
 export class EnvelopeError extends Error {
   override readonly name = 'EnvelopeError';
+  constructor(
+    readonly code: EnvelopeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
+/** The largest number any u64 field may carry: JavaScript's safe integers. */
+export const MAX_U64_FIELD = Number.MAX_SAFE_INTEGER;
+
 export function encodeEnvelope(e: Envelope): Uint8Array {
-  const w = new Writer().u8(AGENT_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
+  const w = new Writer().u8(ENVELOPE_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
   if (e.type === 'JOIN') w.bytes(e.stamp).bytes(e.joinReply);
   const out = w.bytes(e.ratchet).finish();
   if (out.length !== ENVELOPE_LENGTH) throw new RangeError(`envelope is ${out.length} bytes, not ${ENVELOPE_LENGTH}`);
@@ -65,8 +108,8 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError(`envelope of ${bytes.length} bytes`);
-  if (bytes[0] !== AGENT_VERSION) throw new EnvelopeError(`agent version ${bytes[0]} not supported`);
+  if (bytes.length !== ENVELOPE_LENGTH) throw new EnvelopeError('BAD_LENGTH', `envelope of ${bytes.length} bytes`);
+  if (bytes[0] !== ENVELOPE_VERSION) throw new EnvelopeError('VERSION', `envelope version ${bytes[0]} not supported`);
   if (bytes[1] === 1) {
     const replyAt = 2 + STAMP_LENGTH;
     return {
@@ -77,7 +120,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     };
   }
   if (bytes[1] === 2) return { type: 'RATCHET', ratchet: bytes.subarray(2) };
-  throw new EnvelopeError(`unknown envelope type ${bytes[1]}`);
+  throw new EnvelopeError('UNKNOWN_TYPE', `unknown envelope type ${bytes[1]}`);
 }
 
 export interface QueueRef {
@@ -85,11 +128,20 @@ export interface QueueRef {
   readonly senderId: Uint8Array;
 }
 
+/** Sequence numbers `from` to `to`, both included. */
+export interface SeqRange {
+  readonly from: number;
+  readonly to: number;
+}
+
 export type AgentMessage =
   | { readonly tag: 'CONF'; readonly secured: boolean; readonly senderKey: Uint8Array | null; readonly info: Uint8Array; readonly replyQueue: QueueRef | null }
   | { readonly tag: 'HELLO' }
   | { readonly tag: 'MSG'; readonly seq: number; readonly sentAt: number; readonly body: Uint8Array }
-  | { readonly tag: 'RCPT'; readonly upTo: number }
+  /** Everything up to `upTo` arrived, except the `skipped` ranges (given up on, docs/agent.md §5.1). */
+  | { readonly tag: 'RCPT'; readonly upTo: number; readonly skipped: readonly SeqRange[] }
+  | { readonly tag: 'RSND'; readonly ranges: readonly SeqRange[] }
+  | { readonly tag: 'LOST'; readonly ranges: readonly SeqRange[] }
   | { readonly tag: 'DEL' }
   | { readonly tag: 'QADD'; readonly queue: QueueRef; readonly replaces: Uint8Array; readonly lost: boolean }
   | { readonly tag: 'QKEY'; readonly senderKey: Uint8Array }
@@ -97,9 +149,71 @@ export type AgentMessage =
   | { readonly tag: 'QEND' }
   | { readonly tag: 'UNKNOWN'; readonly code: number };
 
-const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND'] as const;
+const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND', 'RSND', 'LOST'] as const;
 const utf8 = new TextEncoder();
-const fromUtf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function outOfRange(what: string): EnvelopeError {
+  return new EnvelopeError('OUT_OF_RANGE', `${what} out of range`);
+}
+
+/** A u64 that must be a safe integer of at least `min`. */
+function count(r: Reader, what: string, min: number): number {
+  const v = r.u64(what);
+  if (v > BigInt(MAX_U64_FIELD) || v < BigInt(min)) throw outOfRange(what);
+  return Number(v);
+}
+
+/** A short field of exactly `length` bytes (or empty, when `orEmpty`). */
+function sized(r: Reader, what: string, length: number, orEmpty = false): Uint8Array {
+  const b = r.short(what);
+  if (b.length !== length && !(orEmpty && b.length === 0)) throw outOfRange(`${what} of ${b.length} bytes`);
+  return b;
+}
+
+/** A relay address; empty only when `orEmpty`. */
+function relayText(r: Reader, what: string, orEmpty = false): string {
+  const bytes = r.short(what);
+  if (bytes.length === 0 && orEmpty) return '';
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+    parseAddress(text);
+  } catch {
+    throw new EnvelopeError('MALFORMED', `${what} is not a relay address`);
+  }
+  return text;
+}
+
+/** Ranges as the wire has them; OUT_OF_RANGE unless ascending, apart, within 1 … `max`, at most MAX_RANGES. */
+function readRanges(r: Reader, what: string, max = MAX_U64_FIELD): SeqRange[] {
+  const n = r.u8(what);
+  if (n > MAX_RANGES) throw outOfRange(`${n} ${what}`);
+  const out: SeqRange[] = [];
+  for (let i = 0; i < n; i++) {
+    const from = count(r, what, (out.at(-1)?.to ?? 0) + 1);
+    const to = count(r, what, from);
+    if (to > max) throw outOfRange(what);
+    out.push({ from, to });
+  }
+  return out;
+}
+
+function writeRanges(w: Writer, ranges: readonly SeqRange[]): void {
+  if (ranges.length > MAX_RANGES) throw new RangeError(`${ranges.length} ranges, at most ${MAX_RANGES}`);
+  w.u8(ranges.length);
+  let last = 0;
+  for (const { from, to } of ranges) {
+    w.u64(u64Of(from, last + 1, 'range start')).u64(u64Of(to, from, 'range end'));
+    last = to;
+  }
+}
+
+/** The u64 to write for a number field; a RangeError for values no receiver would take. */
+function u64Of(n: number, min: number, what: string): bigint {
+  if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`${what} out of range: ${n}`);
+  return BigInt(n);
+}
 
 export function encodeMessage(m: AgentMessage): Uint8Array {
   if (m.tag === 'UNKNOWN') throw new RangeError('cannot encode UNKNOWN');
@@ -110,10 +224,19 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
       w.short(utf8.encode(m.replyQueue?.relay ?? '')).short(m.replyQueue?.senderId ?? new Uint8Array(0));
       break;
     case 'MSG':
-      w.u64(BigInt(m.seq)).u64(BigInt(m.sentAt)).bytes(m.body);
+      w.u64(u64Of(m.seq, 1, 'seq')).u64(u64Of(m.sentAt, 0, 'sentAt')).bytes(m.body);
       break;
     case 'RCPT':
-      w.u64(BigInt(m.upTo));
+      w.u64(u64Of(m.upTo, 0, 'upTo'));
+      // Without skipped ranges it is the version 1 RCPT, byte for byte.
+      if (m.skipped.length > 0) {
+        if (m.skipped.at(-1)!.to > m.upTo) throw new RangeError('a skipped range beyond upTo');
+        writeRanges(w, m.skipped);
+      }
+      break;
+    case 'RSND':
+    case 'LOST':
+      writeRanges(w, m.ranges);
       break;
     case 'QADD':
       w.short(utf8.encode(m.queue.relay)).short(m.queue.senderId).short(m.replaces).u8(m.lost ? 1 : 0);
@@ -130,42 +253,50 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
   return w.finish();
 }
 
+/** Decodes and range-checks an agent message; anything else is EnvelopeError (never another error). */
 export function decodeMessage(bytes: Uint8Array): AgentMessage {
   try {
     const r = new Reader(bytes);
     const version = r.u8();
-    if (version < AGENT_VERSION) throw new EnvelopeError(`agent message version ${version}`);
+    if (version < 1) throw new EnvelopeError('VERSION', `agent message version ${version}`);
     const code = r.u8();
     const tag = TAGS[code - 1];
     switch (tag) {
       case 'CONF': {
         const secured = (r.u8() & 1) === 1;
-        const key = r.short();
+        const key = sized(r, 'sender key', KEY_LENGTH, true);
         const info = r.long();
-        const relay = fromUtf8(r.short());
-        const senderId = r.short();
+        const relay = relayText(r, 'reply relay', true);
+        const senderId = relay ? sized(r, 'reply sender ID', ID_LENGTH) : r.short();
         return { tag, secured, senderKey: key.length ? key : null, info, replyQueue: relay ? { relay, senderId } : null };
       }
       case 'MSG': {
-        const seq = Number(r.u64());
-        const sentAt = Number(r.u64());
+        const seq = count(r, 'seq', 1);
+        // Clamped, not refused: a sender's broken clock should not cost the message.
+        const rawSentAt = r.u64('sentAt');
+        const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
         return { tag, seq, sentAt, body: r.rest() };
       }
-      case 'RCPT':
-        return { tag, upTo: Number(r.u64()) };
+      case 'RCPT': {
+        const upTo = count(r, 'upTo', 0);
+        return { tag, upTo, skipped: r.remaining > 0 ? readRanges(r, 'skipped range', upTo) : [] };
+      }
+      case 'RSND':
+      case 'LOST':
+        return { tag, ranges: readRanges(r, 'range') };
       case 'QADD': {
-        const relay = fromUtf8(r.short());
-        const senderId = r.short();
-        const replaces = r.short();
+        const relay = relayText(r, 'queue relay');
+        const senderId = sized(r, 'sender ID', ID_LENGTH);
+        const replaces = sized(r, 'replaced sender ID', ID_LENGTH, true);
         return { tag, queue: { relay, senderId }, replaces, lost: (r.u8() & 1) === 1 };
       }
       case 'QUSE': {
-        const newSenderId = r.short();
-        const replaces = r.short();
+        const newSenderId = sized(r, 'sender ID', ID_LENGTH);
+        const replaces = sized(r, 'replaced sender ID', ID_LENGTH, true);
         return { tag, newSenderId, replaces, lost: (r.u8() & 1) === 1 };
       }
       case 'QKEY':
-        return { tag, senderKey: r.short() };
+        return { tag, senderKey: sized(r, 'sender key', KEY_LENGTH) };
       case 'HELLO':
       case 'DEL':
       case 'QEND':
@@ -175,6 +306,6 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
     }
   } catch (e) {
     if (e instanceof EnvelopeError) throw e;
-    throw new EnvelopeError(`malformed agent message: ${(e as Error).message}`);
+    throw new EnvelopeError('MALFORMED', `malformed agent message: ${(e as Error).message}`);
   }
 }

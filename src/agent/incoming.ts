@@ -8,25 +8,36 @@ import { generateSigningKeyPair } from '../crypto/keys.js';
 import { deserializeRatchet, initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
-import type { AgentHandlers } from './agent-api.js';
-import type { AddressRow, AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
-import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef } from './envelope.js';
+import type { AgentHandlers, Clock } from './agent-api.js';
+import type { AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
+import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef, type SeqRange } from './envelope.js';
 import type { Outbox } from './outbox.js';
-import { verifyStamp } from './stamp.js';
+import type { Sequencer } from './gaps.js';
+import type { Resender } from './resend.js';
+import { RequestReceiver } from './requests.js';
 import { securityCode } from './security-code.js';
 
 const EMPTY = new Uint8Array(0);
-const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 export class Receiver {
   /** Connections whose handshake a received JOIN or CONF moved forward since the agent opened. */
   readonly advanced = new Set<string>();
+  private readonly requests: RequestReceiver;
 
   constructor(
     private readonly store: AgentStore,
     private readonly handlers: AgentHandlers,
     private readonly outbox: Outbox,
-  ) {}
+    private readonly clock: Clock,
+    private readonly sequencer: Sequencer,
+    private readonly resender: Resender,
+  ) {
+    this.requests = new RequestReceiver(store, handlers, clock);
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.clock() / 1000);
+  }
 
   /** Handles one message from a receiving queue; resolves once its effects are committed. */
   process(rcv: RcvQueueRow, received: ReceivedMessage): void {
@@ -37,7 +48,7 @@ export class Receiver {
       return; // not ours, or from a future version: acknowledged and dropped
     }
     if (rcv.address_id) {
-      if (envelope.type === 'JOIN') this.receiveRequest(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
+      if (envelope.type === 'JOIN') this.requests.receive(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
       return;
     }
     const c = rcv.connection_id ? this.store.connection(rcv.connection_id) : undefined;
@@ -70,40 +81,6 @@ export class Receiver {
       this.handleMessage(c.id, rcv, message);
       this.checkReady(c.id);
     });
-  }
-
-  private receiveRequest(rcv: RcvQueueRow, stamp: Uint8Array, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    const address = this.store.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(rcv.address_id) as AddressRow | undefined;
-    if (!address || address.paused === 1) return;
-    // One hash before anything else: requests without the work never cost the owner more.
-    if (!verifyStamp(rcv.sender_id, joinReplyBytes, stamp, address.stamp_bits)) return;
-    if (address.max_per_hour > 0) {
-      const lastHour = this.store.db
-        .prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?')
-        .get(address.id, nowSeconds() - 3600) as { n: number };
-      if (lastHour.n >= address.max_per_hour) return;
-    }
-    try {
-      const secrets = decodeInvitationSecrets(address.secrets);
-      const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
-      const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-      const m = decodeMessage(plaintext);
-      if (m.tag !== 'CONF' || !m.replyQueue) return;
-      const receivedAt = nowSeconds();
-      this.store.tx(() => {
-        const id = this.store.db
-          .prepare(
-            'INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-          )
-          .run(address.id, Buffer.from(serializeRatchet(state)), Buffer.from(shared.associatedData), Buffer.from(m.info), m.replyQueue!.relay, Buffer.from(m.replyQueue!.senderId), receivedAt)
-          .lastInsertRowid;
-        this.store.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(address.id, receivedAt);
-        this.store.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(receivedAt - 3600);
-        this.handlers.onRequest({ requestId: String(id), addressId: address.id, peerInfo: m.info, receivedAt });
-      });
-    } catch {
-      return; // a request that does not decrypt never reaches the owner
-    }
   }
 
   private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
@@ -141,6 +118,7 @@ export class Receiver {
         sender_key: Buffer.from(keys.privateKey),
         status: 'new',
         current: 1,
+        first_seq: 1,
       });
       // Sent only after our KEY: it tells the joiner that its queue to us is secured.
       this.outbox.enqueue(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
@@ -179,16 +157,25 @@ export class Receiver {
         if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
         return;
       case 'MSG':
-        this.receiveMsg(connectionId, m.seq, m.sentAt, m.body);
+        // The sender's clock is not ours to trust: a message was never sent after it arrived.
+        this.sequencer.receive(connectionId, m.seq, Math.min(m.sentAt, this.nowSeconds()), m.body);
         return;
       case 'RCPT': {
         const c = this.store.connection(connectionId)!;
         if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
-          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) this.handlers.onDelivered(connectionId, s);
+          // What the contact gave up on (§5.1) was never delivered, whatever upTo says.
+          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) if (!within(s, m.skipped)) this.handlers.onDelivered(connectionId, s);
           this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
         }
+        this.resender.delivered(connectionId, Math.min(m.upTo, c.next_seq - 1));
         return;
       }
+      case 'RSND':
+        this.resender.answer(connectionId, m.ranges);
+        return;
+      case 'LOST':
+        this.sequencer.lost(connectionId, m.ranges);
+        return;
       case 'DEL':
         this.store.updateConnection(connectionId, { status: 'deleted' });
         this.handlers.onDeleted(connectionId);
@@ -207,17 +194,23 @@ export class Receiver {
         this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
         const use: AgentMessage = { tag: 'QUSE', newSenderId: rcv.sender_id, replaces: rcv.replaces ?? EMPTY, lost: rcv.replaces_lost === 1 };
         this.outbox.enqueueAll(connectionId, use, { waitRcvQueue: rcv.id });
+        if (rcv.replaces_lost === 1) {
+          // Whatever the lost relay held for us is gone, and nothing may come after it to show
+          // the gap: ask for everything above our floor that has not arrived (§5.1).
+          this.outbox.enqueueAll(connectionId, { tag: 'RSND', ranges: this.sequencer.missing(connectionId, true) }, { waitRcvQueue: rcv.id });
+        }
         return;
       }
       case 'QUSE': {
         const pending = this.store.sndQueueBySenderId(connectionId, m.newSenderId);
         if (!pending || pending.current === 1) return;
-        this.store.updateSndQueue(pending.id, { current: 1, status: 'active' });
+        // Every MSG from now on is queued on it too (resend.ts tells redundant copies by this).
+        this.store.updateSndQueue(pending.id, { current: 1, status: 'active', first_seq: this.store.connection(connectionId)!.next_seq });
         const old = m.replaces.length > 0 ? this.store.sndQueueBySenderId(connectionId, m.replaces) : undefined;
         if (!old || old.id === pending.id) return;
         if (m.lost) {
-          // Its relay is gone: what waits there was also sent through the other queues.
-          this.store.deleteOutboxOf(old.id);
+          // Its relay is gone: what waited for it goes through the new queue instead.
+          this.resender.moveLostLane(connectionId, old.id, pending.id);
           this.store.deleteSndQueue(old.id);
         } else {
           // The old queue gets QEND as its last message, then everything goes to the new one.
@@ -242,24 +235,9 @@ export class Receiver {
       sender_key: Buffer.from(senderKey),
       status,
       current,
+      // A queue current from the handshake on carries every MSG; one added later is set at QUSE.
+      first_seq: current === 1 ? 1 : null,
     });
-  }
-
-  /** In-order, exactly-once hand-over of MSG bodies to the chat layer. */
-  private receiveMsg(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    const c = this.store.connection(connectionId)!;
-    if (seq <= c.recv_floor || this.store.isBuffered(connectionId, seq)) return;
-    if (seq > c.recv_floor + 1) {
-      this.store.bufferMessage(connectionId, seq, sentAt, body);
-      return;
-    }
-    let floor = seq;
-    this.handlers.onMessage(connectionId, { seq, sentAt, body });
-    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
-      floor += 1;
-      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
-    }
-    this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor });
   }
 
   /** A connection is ready when our queue is secured and the contact confirmed theirs. */
@@ -273,4 +251,8 @@ export class Receiver {
       this.handlers.onConnected(connectionId, new Uint8Array(c.peer_info ?? EMPTY), c.ad ? securityCode(new Uint8Array(c.ad)) : undefined);
     }
   }
+}
+
+function within(seq: number, ranges: readonly SeqRange[]): boolean {
+  return ranges.some((r) => r.from <= seq && seq <= r.to);
 }

@@ -6,7 +6,7 @@
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { parseAddress } from '../protocol/address.js';
-import { AgentError, type RelayEntry, type RelayHealth } from './agent-api.js';
+import { AgentError, type Clock, type RelayEntry, type RelayHealth } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
 
 export type RoutingMode = 'direct' | 'private' | 'onion';
@@ -33,7 +33,10 @@ export function routeStrength(mode: RoutingMode, relays: number): RouteStrength 
 }
 
 export class RelayDirectory {
-  constructor(private readonly store: AgentStore) {}
+  constructor(
+    private readonly store: AgentStore,
+    private readonly clock: Clock,
+  ) {}
   /**
    * Adds a relay, or updates one already listed: an operator or password
    * left undefined keeps what was there (a password of null removes it).
@@ -46,7 +49,7 @@ export class RelayDirectory {
          ON CONFLICT(address) DO UPDATE SET operator = COALESCE(@operator, operator),
            password = CASE WHEN @keepPassword THEN password ELSE @password END`,
       )
-      .run({ address, operator: operator ?? null, now: Date.now(), password: password ?? null, keepPassword: password === undefined ? 1 : 0 });
+      .run({ address, operator: operator ?? null, now: this.clock(), password: password ?? null, keepPassword: password === undefined ? 1 : 0 });
   }
 
   /** The password a private relay wants, if we have one. */
@@ -135,7 +138,7 @@ export class RelayDirectory {
 
   /** Notes a success (error null) or a failure reaching `address`. */
   recordHealth(address: string, error: string | null, latencyMs?: number): void {
-    const now = Date.now();
+    const now = this.clock();
     if (error === null) {
       this.store.db
         .prepare(

@@ -58,8 +58,15 @@ export interface RequestView {
 export function isoTime(seconds: number): string;
 export function isoTime(seconds: number | null): string | null;
 export function isoTime(seconds: number | null): string | null {
-  return seconds === null ? null : new Date(seconds * 1000).toISOString();
+  if (seconds === null) return null;
+  // Some stored times came from contacts: one that no Date can hold (kept by a version
+  // before the agent checked them) shows at the limit instead of failing the whole listing.
+  const s = Number.isFinite(seconds) ? Math.max(-MAX_DATE_SECONDS, Math.min(MAX_DATE_SECONDS, seconds)) : 0;
+  return new Date(s * 1000).toISOString();
 }
+
+/** The furthest time from the epoch a Date holds, in seconds (100 000 000 days). */
+const MAX_DATE_SECONDS = 8.64e12;
 
 export function contactView(c: Contact, unread?: number): ContactView {
   return {

@@ -7,7 +7,7 @@
  *   chat.attach(agent);
  *   await chat.send(chat.find('bob'), 'hello');       // then agent.sync()
  */
-import { AgentError, type AgentHandlers, type IncomingMessage, type IncomingRequest } from '../agent/agent-api.js';
+import { AgentError, type AgentHandlers, type IncomingMessage, type IncomingRequest, type LostMessages } from '../agent/agent-api.js';
 import type { ChatAgent } from './agent-port.js';
 import { encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js';
 import { contactLabel, findContact } from './contacts.js';
@@ -79,6 +79,9 @@ export class Chat implements AgentHandlers {
   }
   onMessage(connectionId: string, message: IncomingMessage): void {
     this.incoming.onMessage(connectionId, message);
+  }
+  onMessagesLost(connectionId: string, lost: LostMessages): void {
+    this.incoming.onMessagesLost(connectionId, lost);
   }
   onSent(connectionId: string, seq: number): void {
     this.incoming.onSent(connectionId, seq);

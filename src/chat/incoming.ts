@@ -6,7 +6,7 @@
  * transaction ended (a microtask later), and re-read rows from the database,
  * so a rolled-back change is never shown.
  */
-import type { AgentHandlers, IncomingMessage, IncomingRequest } from '../agent/agent-api.js';
+import type { AgentHandlers, IncomingMessage, IncomingRequest, LostMessages } from '../agent/agent-api.js';
 import { decodeBody, decodePeerInfo } from './body.js';
 import { contactLabel } from './contacts.js';
 import { formatTtl } from './ttl.js';
@@ -89,11 +89,13 @@ export class IncomingHandlers implements AgentHandlers {
     const contact = this.contactFor(connectionId, 'link');
     const now = this.now();
     const body = decodeBody(message.body);
-    const base = { contactId: contact.id, direction: 'in', seq: message.seq, sentAt: message.sentAt, receivedAt: now } as const;
+    // The agent clamps it already; a time from a contact is still never trusted to be a sane number here.
+    const sentAt = Number.isSafeInteger(message.sentAt) && message.sentAt >= 0 ? Math.min(message.sentAt, now) : now;
+    const base = { contactId: contact.id, direction: 'in', seq: message.seq, sentAt, receivedAt: now } as const;
     let stored;
     switch (body.type) {
       case 'text': {
-        const expiresAt = body.ttl === undefined ? null : Math.min(message.sentAt, now) + body.ttl;
+        const expiresAt = body.ttl === undefined ? null : sentAt + body.ttl;
         stored = this.store.addMessage({ ...base, kind: 'text', text: body.text, expiresAt });
         break;
       }
@@ -115,6 +117,14 @@ export class IncomingHandlers implements AgentHandlers {
         break;
     }
     if (stored) this.emit({ type: 'message', messageId: stored.id });
+  }
+
+  /** Messages of the contact that never arrived: the user sees how many, where they would have been. */
+  onMessagesLost(connectionId: string, lost: LostMessages): void {
+    const contact = this.store.contactByConnection(connectionId);
+    if (!contact) return;
+    const n = lost.toSeq - lost.fromSeq + 1;
+    this.addEvent(contact, `${n} ${n === 1 ? 'message' : 'messages'} could not be delivered`, true);
   }
 
   onSent(connectionId: string, seq: number): void {

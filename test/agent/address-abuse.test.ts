@@ -1,8 +1,11 @@
-/** Contact addresses under abuse: stamps, pause, hourly limit. */
+/** Contact addresses under abuse: stamps, pause, hourly limit, replayed requests. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeLink } from '../../src/agent/links.js';
+import { DEFAULT_REQUESTS_PER_HOUR } from '../../src/agent/requests.js';
 import { makeStamp, verifyStamp } from '../../src/agent/stamp.js';
+import { RelayClient } from '../../src/client/relay-client.js';
+import { parseAddress } from '../../src/protocol/address.js';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
 import { fullLink, openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
 
@@ -61,4 +64,39 @@ test('a paused address drops requests; an hourly limit caps them', async () => {
   await owner.agent.sync();
   assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['req 0', 'req 1']);
   assert.deepEqual(owner.agent.listAddresses().map((a) => [a.paused, a.maxPerHour, a.stampBits]), [[false, 2, 4]]);
+});
+
+test('a new address has an hourly limit; 0 still means none', async () => {
+  const owner = open();
+  const { addressId } = await owner.agent.createAddress({ stampBits: 4 });
+  assert.ok(DEFAULT_REQUESTS_PER_HOUR > 0);
+  assert.equal(owner.agent.listAddresses()[0]!.maxPerHour, DEFAULT_REQUESTS_PER_HOUR);
+  owner.agent.setAddressLimit(addressId, 0);
+  assert.equal(owner.agent.listAddresses()[0]!.maxPerHour, 0);
+});
+
+test('one request delivered many times is one request; a rejected one sent again does not come back', async () => {
+  const owner = open();
+  const { link } = await owner.agent.createAddress({ stampBits: 8 });
+  const full = await fullLink(link);
+  // The requester's JOIN waits in its outbox (private routing, no relay to forward through):
+  // we take its exact bytes and deliver them ourselves, as a relay replaying it would.
+  const requester = openAgent([relay.address]);
+  agents.push(requester);
+  await requester.agent.connect(encodeLink(full), text('once'));
+  const { envelope } = requester.db.prepare('SELECT envelope FROM agent_outbox').get() as { envelope: Buffer };
+  const client = await RelayClient.connect(relay.address);
+  const queue = { relay: parseAddress(full.relay), senderId: full.senderId };
+  try {
+    for (let i = 0; i < 5; i++) await client.send(queue, new Uint8Array(envelope));
+    await owner.agent.sync();
+    assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['once'], 'five deliveries, one request');
+    owner.agent.rejectRequest(owner.events.requests[0]!.requestId);
+    for (let i = 0; i < 3; i++) await client.send(queue, new Uint8Array(envelope));
+    await owner.agent.sync();
+    assert.equal(owner.events.requests.length, 1, 'the rejected request stays rejected');
+    assert.equal((owner.db.prepare('SELECT COUNT(*) AS n FROM agent_requests').get() as { n: number }).n, 0);
+  } finally {
+    await client.close();
+  }
 });

@@ -1,6 +1,7 @@
 /** The chat body format (docs/chat.md): encoding, tolerant decoding, names, timers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { cleanName, decodeBody, decodePeerInfo, encodeBody, encodePeerInfo, MAX_TTL_SECONDS, validName } from '../../src/chat/body.js';
 import { ChatError } from '../../src/chat/errors.js';
 import { formatTtl, parseTtl } from '../../src/chat/ttl.js';
@@ -79,4 +80,33 @@ test('timers parse from what people type and print back', () => {
   assert.equal(formatTtl(90), '1m 30s');
   assert.equal(formatTtl(86400), '1d');
   assert.equal(formatTtl(3 * 86400 + 3600), '3d 1h');
+});
+
+test('fuzz: any bytes and any JSON decode to a checked body or "unknown", never an exception', () => {
+  const arbJson = fc.oneof(
+    fc.json(),
+    fc.record({ v: fc.oneof(fc.constant(1), fc.anything()), type: fc.constantFrom('text', 'read', 'timer', 'x'), text: fc.anything(), ttl: fc.anything(), upTo: fc.anything() }).map((o) => JSON.stringify(o)),
+  );
+  fc.assert(
+    fc.property(fc.oneof(arbJson.map(utf8), fc.uint8Array({ maxLength: 200 })), (bytes) => {
+      const b = decodeBody(bytes);
+      switch (b.type) {
+        case 'text':
+          assert.equal(typeof b.text, 'string');
+          assert.ok(b.ttl === undefined || (Number.isInteger(b.ttl) && b.ttl >= 1 && b.ttl <= MAX_TTL_SECONDS));
+          break;
+        case 'read':
+          assert.ok(Number.isSafeInteger(b.upTo) && b.upTo >= 1);
+          break;
+        case 'timer':
+          assert.ok(b.ttl === null || (Number.isInteger(b.ttl) && b.ttl >= 1 && b.ttl <= MAX_TTL_SECONDS));
+          break;
+        default:
+          assert.equal(b.type, 'unknown');
+      }
+      const p = decodePeerInfo(bytes);
+      assert.ok(p === undefined || (p.name.length >= 1 && p.name.length <= 64));
+    }),
+    { numRuns: 2000 },
+  );
 });

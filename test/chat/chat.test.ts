@@ -166,6 +166,38 @@ test('timer changes from the contact update the contact and show as events', asy
   assert.equal(chat.unread(bob).at(-1)!.text, 'a message this version of Nightjar cannot show');
 });
 
+test('a time from a contact that is no sane number is stored as the time it arrived; history still converts', async () => {
+  const { chat, agent, clock } = setup();
+  const bob = await readyContact(chat, agent, 'Bob');
+  const hostile = [2 ** 64 - 1, Number.MAX_SAFE_INTEGER, 2 ** 40, -5, Number.NaN, 1.5];
+  hostile.forEach((sentAt, i) => chat.onMessage(bob.connectionId, { seq: i + 1, body: encodeBody({ type: 'text', text: `m${i}`, ttl: 60 }), sentAt }));
+  const texts = chat.history(bob).filter((m) => m.kind === 'text');
+  assert.deepEqual(texts.map((m) => [m.sentAt, m.expiresAt]), hostile.map(() => [clock.now(), clock.now() + 60]));
+  for (const m of texts) assert.ok(!Number.isNaN(new Date(m.sentAt * 1000).getTime()));
+});
+
+test('messages the agent gave up on show as one event line where they were missing', async () => {
+  const { chat, agent } = setup();
+  const bob = await readyContact(chat, agent, 'Bob');
+  chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'one' }));
+  chat.onMessagesLost(bob.connectionId, { fromSeq: 2, toSeq: 2 });
+  chat.onMessage(bob.connectionId, incoming(3, { type: 'text', text: 'three' }));
+  chat.onMessagesLost(bob.connectionId, { fromSeq: 4, toSeq: 6 });
+  chat.onMessage(bob.connectionId, incoming(7, { type: 'text', text: 'seven' }));
+  assert.deepEqual(
+    chat.unread(bob).map((m) => [m.kind, m.text]),
+    [
+      ['event', 'connected'],
+      ['text', 'one'],
+      ['event', '1 message could not be delivered'],
+      ['text', 'three'],
+      ['event', '3 messages could not be delivered'],
+      ['text', 'seven'],
+    ],
+  );
+  chat.onMessagesLost('no such connection', { fromSeq: 1, toSeq: 1 }); // nothing to show it on: ignored
+});
+
 test('contacts are found by #id, alias, display name or unique prefix', async () => {
   const { chat, agent } = setup();
   const bob = await readyContact(chat, agent, 'Bob');

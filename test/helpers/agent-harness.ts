@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3-multiple-ciphers';
 import { join } from 'node:path';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
-import type { AgentHandlers, IncomingRequest } from '../../src/agent/agent-api.js';
+import type { AgentHandlers, IncomingRequest, LostMessages } from '../../src/agent/agent-api.js';
 import { tempDir } from './relay-process.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { linkIdOf, openLinkData } from '../../src/agent/link-data.js';
@@ -10,7 +10,9 @@ import { decodeAnyLink, decodeLink, decodeLinkPayload, type ConnectionLink } fro
 
 export interface Recorder extends AgentHandlers {
   readonly connected: Map<string, string>;
+  /** Bodies as text, in the order the chat layer got them; lost ones as "(N lost)" where they were. */
   readonly messages: Map<string, string[]>;
+  readonly lost: Map<string, LostMessages[]>;
   readonly sent: Map<string, number[]>;
   readonly delivered: Map<string, number[]>;
   readonly requests: IncomingRequest[];
@@ -24,12 +26,17 @@ export function recorder(): Recorder {
   const r: Recorder = {
     connected: new Map(),
     messages: new Map(),
+    lost: new Map(),
     sent: new Map(),
     delivered: new Map(),
     requests: [],
     deleted: [],
     onConnected: (id, info) => void r.connected.set(id, dec(info)),
     onMessage: (id, m) => push(r.messages, id, dec(m.body)),
+    onMessagesLost: (id, lost) => {
+      push(r.lost, id, lost);
+      push(r.messages, id, `(${lost.toSeq - lost.fromSeq + 1} lost)`);
+    },
     onSent: (id, seq) => push(r.sent, id, seq),
     onDelivered: (id, seq) => push(r.delivered, id, seq),
     onRequest: (req) => void r.requests.push(req),

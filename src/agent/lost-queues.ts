@@ -1,0 +1,64 @@
+/**
+ * Receiving queues whose relay is gone (docs/agent.md §7): one whose relay
+ * has been unreachable for `lostAfterMs` is replaced by a new queue on
+ * another relay, announced with QADD{lost} through the queues we send to,
+ * which do not depend on the lost relay. The contact then moves what
+ * waited for the lost queue to the new one (resend.ts), and we ask for
+ * what the lost relay held (gaps.ts).
+ */
+import type { RecipientQueue } from '../client/queues.js';
+import type { Clock } from './agent-api.js';
+import type { AgentStore } from './agent-store.js';
+import type { Outbox } from './outbox.js';
+
+/** Default time a relay must be unreachable before its queues count as lost. */
+export const LOST_AFTER_MS = 24 * 3600 * 1000;
+
+/** What replacing a queue needs from the agent: a relay to put it on, the queue, and its row. */
+export interface QueueMaker {
+  pickRelay(avoid: readonly string[]): string;
+  newReceiveQueue(relay: string): Promise<RecipientQueue>;
+  /** Stores the new queue for the connection (inside a transaction); returns its row ID. */
+  insertRcv(connectionId: string, relay: string, queue: RecipientQueue): number;
+}
+
+export class LostQueues {
+  constructor(
+    private readonly store: AgentStore,
+    private readonly outbox: Outbox,
+    private readonly clock: Clock,
+    private readonly maker: QueueMaker,
+    private readonly lostAfterMs = LOST_AFTER_MS,
+  ) {}
+
+  /** Replaces every active receiving queue of a ready connection whose relay is lost; returns whether any was. */
+  async replace(): Promise<boolean> {
+    const downSince = this.store.relaysDownSince();
+    let progress = false;
+    for (const c of this.store.connections()) {
+      if (c.status !== 'ready') continue;
+      const rcvs = this.store.rcvQueuesOf(c.id);
+      for (const lost of rcvs) {
+        const since = downSince.get(lost.relay);
+        if (lost.status !== 'active' || since === undefined || this.clock() - since < this.lostAfterMs) continue;
+        let target: string;
+        let queue: RecipientQueue;
+        try {
+          target = this.maker.pickRelay(rcvs.map((q) => q.relay));
+          if (target === lost.relay) continue;
+          queue = await this.maker.newReceiveQueue(target);
+        } catch {
+          continue; // no other relay, or it cannot be reached now: the next round tries again
+        }
+        this.store.tx(() => {
+          const id = this.maker.insertRcv(c.id, target, queue);
+          this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
+          this.store.updateRcvQueue(lost.id, { status: 'lost' });
+          this.outbox.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
+        });
+        progress = true;
+      }
+    }
+    return progress;
+  }
+}
