@@ -53,6 +53,13 @@ export interface AgentHandlers {
    * `securityCode` is what both people compare to rule out a man in the middle (security-code.ts).
    */
   onConnected(connectionId: string, peerInfo: Uint8Array, securityCode?: string): void;
+  /**
+   * When a message body must be gone, as the layer that reads it knows
+   * (a disappearing timer): seconds since the epoch, or undefined to keep
+   * it. The agent holds bodies itself for a while (held back behind a gap,
+   * kept for resending) and erases them then (optional).
+   */
+  expiryOf?(body: Uint8Array, sentAt: number): number | undefined;
   /** The contact's info arrived during the handshake, before it finished (optional). */
   onPeerInfo?(connectionId: string, peerInfo: Uint8Array): void;
   onMessage(connectionId: string, message: IncomingMessage): void;

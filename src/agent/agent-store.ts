@@ -106,6 +106,8 @@ CREATE TABLE IF NOT EXISTS agent_recv_buffer (
   body BLOB NOT NULL,
   -- when it arrived (ms): the gap below it has been known since the earliest of these
   received_at INTEGER NOT NULL DEFAULT 0,
+  -- when its disappearing timer runs out (seconds): then the body goes, the seq stays (received)
+  expires_at INTEGER,
   PRIMARY KEY (connection_id, seq)
 );
 -- MSGs we sent, kept until the contact's receipt covers them (or RESEND_KEEP_MS / _COUNT),
@@ -115,6 +117,8 @@ CREATE TABLE IF NOT EXISTS agent_sent_log (
   seq INTEGER NOT NULL,
   sent_at INTEGER NOT NULL,
   body BLOB NOT NULL,
+  -- when its disappearing timer runs out (seconds): it is not kept past that
+  expires_at INTEGER,
   PRIMARY KEY (connection_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_addresses (
@@ -271,12 +275,13 @@ CREATE TABLE agent_address_keys (
 INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) SELECT id, secrets, created_at, created_at FROM agent_addresses;
 ALTER TABLE agent_addresses DROP COLUMN secrets;
 ALTER TABLE agent_recv_buffer ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_recv_buffer ADD COLUMN expires_at INTEGER;
 UPDATE agent_recv_buffer SET received_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 ALTER TABLE agent_connections ADD COLUMN gap_asks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agent_connections ADD COLUMN gap_asked_at INTEGER;
 ALTER TABLE agent_snd_queues ADD COLUMN first_seq INTEGER;
 CREATE TABLE agent_sent_log (
-  connection_id TEXT NOT NULL, seq INTEGER NOT NULL, sent_at INTEGER NOT NULL, body BLOB NOT NULL,
+  connection_id TEXT NOT NULL, seq INTEGER NOT NULL, sent_at INTEGER NOT NULL, body BLOB NOT NULL, expires_at INTEGER,
   PRIMARY KEY (connection_id, seq)
 ) WITHOUT ROWID;
 `,
@@ -474,10 +479,21 @@ export class AgentStore {
     this.db.prepare('DELETE FROM agent_outbox WHERE id = ?').run(id);
   }
 
-  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number): void {
+  bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number, expiresAt: number | null = null): void {
     this.db
-      .prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at) VALUES (?, ?, ?, ?, ?)')
-      .run(connectionId, seq, sentAt, body, receivedAt);
+      .prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(connectionId, seq, sentAt, body, receivedAt, expiresAt);
+  }
+
+  /**
+   * Bodies whose disappearing timer ran out by `now` (seconds) are erased:
+   * held-back ones keep their row (the seq counts as received, so no gap
+   * opens) with an empty body; kept sent ones go. Returns how many.
+   */
+  eraseExpiredBodies(now: number): number {
+    const held = this.db.prepare("UPDATE agent_recv_buffer SET body = x'', expires_at = NULL WHERE expires_at <= ?").run(now).changes;
+    const kept = this.db.prepare('DELETE FROM agent_sent_log WHERE expires_at <= ?').run(now).changes;
+    return held + kept;
   }
 
   /** Connections holding messages back behind a gap. */
@@ -500,8 +516,8 @@ export class AgentStore {
 
   // ---- sent messages kept for resending (resend.ts) --------------------------
 
-  logSent(connectionId: string, seq: number, sentAt: number, body: Uint8Array, keepFrom: number): void {
-    this.db.prepare('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body) VALUES (?, ?, ?, ?)').run(connectionId, seq, sentAt, body);
+  logSent(connectionId: string, seq: number, sentAt: number, body: Uint8Array, keepFrom: number, expiresAt: number | null = null): void {
+    this.db.prepare('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body, expires_at) VALUES (?, ?, ?, ?, ?)').run(connectionId, seq, sentAt, body, expiresAt);
     this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq < ?').run(connectionId, keepFrom);
   }
 

@@ -117,7 +117,7 @@ export class Agent {
     this.relays = new RelayDirectory(this.store, this.clock);
     this.outbox = new Outbox(this.store);
     this.sequencer = new Sequencer(this.store, handlers, this.outbox, this.clock, options.resendAfterMs, options.gapSkipMs);
-    this.resender = new Resender(this.store, this.outbox, this.clock);
+    this.resender = new Resender(this.store, this.outbox, this.clock, (body, sentAt) => handlers.expiryOf?.(body, sentAt));
     this.receiver = new Receiver(this.store, handlers, this.outbox, this.clock, this.sequencer, this.resender);
     this.pool = new RelayPool(
       { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },

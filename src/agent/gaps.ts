@@ -55,7 +55,7 @@ export class Sequencer {
     const c = this.store.connection(connectionId)!;
     if (seq <= c.recv_floor || seq >= c.recv_floor + MAX_SEQ_AHEAD || this.store.isBuffered(connectionId, seq)) return;
     if (seq > c.recv_floor + 1) {
-      this.store.bufferMessage(connectionId, seq, sentAt, body, this.clock());
+      this.store.bufferMessage(connectionId, seq, sentAt, body, this.clock(), this.handlers.expiryOf?.(body, sentAt) ?? null);
       return;
     }
     this.handlers.onMessage(connectionId, { seq, sentAt, body });
@@ -133,7 +133,8 @@ export class Sequencer {
   private advance(connectionId: string, floor: number): number {
     for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
       floor += 1;
-      this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
+      // An empty body disappeared while it waited (eraseExpiredBodies): received, nothing to show.
+      if (next.body.length > 0) this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
     }
     const gapClosed = this.store.bufferState(connectionId) === undefined;
     this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor, ...(gapClosed ? { gap_asks: 0, gap_asked_at: null } : {}) });

@@ -29,11 +29,13 @@ export class Resender {
     private readonly store: AgentStore,
     private readonly outbox: Outbox,
     private readonly clock: Clock,
+    /** When a body must be gone (its disappearing timer), as AgentHandlers.expiryOf says. */
+    private readonly expiryOf: (body: Uint8Array, sentAt: number) => number | undefined = () => undefined,
   ) {}
 
-  /** Keeps a MSG we are sending, for as long as it may have to be sent again. */
+  /** Keeps a MSG we are sending, for as long as it may have to be sent again (and no longer than its disappearing timer). */
   remember(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    this.store.logSent(connectionId, seq, sentAt, body, seq - RESEND_KEEP_COUNT + 1);
+    this.store.logSent(connectionId, seq, sentAt, body, seq - RESEND_KEEP_COUNT + 1, this.expiryOf(body, sentAt) ?? null);
   }
 
   /** A receipt covers everything up to `upTo` (received, or given up on): nothing there will be asked for. */
@@ -41,9 +43,10 @@ export class Resender {
     this.store.forgetSentUpTo(connectionId, upTo);
   }
 
-  /** Forgets what was sent RESEND_KEEP_MS ago or earlier. */
+  /** Forgets what was sent RESEND_KEEP_MS ago or earlier, and erases every held body whose disappearing timer ran out. */
   forgetOld(): void {
     this.store.forgetSentUntil(Math.floor((this.clock() - RESEND_KEEP_MS) / 1000));
+    this.store.eraseExpiredBodies(Math.floor(this.clock() / 1000));
   }
 
   /**

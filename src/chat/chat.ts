@@ -9,7 +9,7 @@
  */
 import { AgentError, type AgentHandlers, type IncomingMessage, type IncomingRequest, type LostMessages } from '../agent/agent-api.js';
 import type { ChatAgent } from './agent-port.js';
-import { encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js';
+import { decodeBody, encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js';
 import { contactLabel, findContact } from './contacts.js';
 import { ChatError } from './errors.js';
 import { IncomingHandlers, type ChatListener } from './incoming.js';
@@ -73,6 +73,11 @@ export class Chat implements AgentHandlers {
 
   onConnected(connectionId: string, peerInfo: Uint8Array, securityCode?: string): void {
     this.incoming.onConnected(connectionId, peerInfo, securityCode);
+  }
+  /** A body's disappearing timer, for the copies the agent holds itself (held back, kept for resending). */
+  expiryOf(body: Uint8Array, sentAt: number): number | undefined {
+    const decoded = decodeBody(body);
+    return decoded.type === 'text' && decoded.ttl !== undefined ? Math.min(sentAt, this.now()) + decoded.ttl : undefined;
   }
   onPeerInfo(connectionId: string, peerInfo: Uint8Array): void {
     this.incoming.onPeerInfo(connectionId, peerInfo);
