@@ -97,6 +97,9 @@ export interface ConnectionInfo {
   readonly deliveryProblem?: string;
 }
 
+/** One TLS session per relay for all of a user's queues, or sessions per connection (docs/routing.md §8.2). */
+export type TransportIsolation = 'relay' | 'connection';
+
 export interface RelayEntry {
   readonly address: string;
   /** Operator name: a user's queues are spread over operators; free text. */

@@ -311,6 +311,15 @@ export class AgentStore {
     migrateAgentSchema(db);
   }
 
+  /** A profile-wide agent setting (`agent_meta`), or undefined. */
+  meta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)').run(key, value);
+  }
+
   tx<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }

@@ -18,6 +18,7 @@ import { ConnectionError, RelayError } from '../client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { RouteHop } from '../client/forwarding.js';
+import type { TransportIsolation } from './agent-api.js';
 import { generateSigningKeyPair } from '../crypto/keys.js';
 import { ratchetEncrypt, serializeRatchet, initSender } from '../crypto/ratchet.js';
 import { createInvitation, encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
@@ -127,7 +128,7 @@ export class Agent {
     this.addressKeys = new AddressKeys(
       this.store,
       this.clock,
-      async (rcv, linkId, data) => (await this.pool.get(rcv.relay)).setLinkData(this.recipientQueue(rcv), linkId, data),
+      async (rcv, linkId, data) => (await this.queueClient(rcv)).setLinkData(this.recipientQueue(rcv), linkId, data),
       options.addressKeyRotateMs,
       options.addressKeyGraceMs,
     );
@@ -137,7 +138,7 @@ export class Agent {
       this.clock,
       {
         pickRelay: (avoid) => this.pickRelay(avoid),
-        newReceiveQueue: (relay) => this.newReceiveQueue(relay),
+        newReceiveQueue: (relay, owner) => this.newReceiveQueue(relay, 'messaging', owner),
         insertRcv: (connectionId, relay, queue) => this.insertRcv(connectionId, null, relay, queue),
       },
       options.lostAfterMs,
@@ -228,8 +229,37 @@ export class Agent {
     return this.relayHealth();
   }
 
-  private async newReceiveQueue(relay: string, mode: QueueMode = 'messaging'): Promise<RecipientQueue> {
-    const client = await this.pool.get(relay);
+  /**
+   * Transport isolation (docs/routing.md §8.2): 'relay' (default) keeps one
+   * TLS session per relay for all receiving queues; 'connection' gives each
+   * connection (and the contact address) sessions of its own, so a relay
+   * cannot link a user's queues by the session they share. Forwarding
+   * sessions to the first hop are per connection either way.
+   */
+  transportIsolation(): TransportIsolation {
+    return this.store.meta('isolation') === 'connection' ? 'connection' : 'relay';
+  }
+
+  setTransportIsolation(isolation: TransportIsolation): void {
+    this.store.setMeta('isolation', isolation);
+  }
+
+  /** How many TLS sessions this agent holds to `relay` (diagnostics, tests). */
+  sessionsTo(relay: string): number {
+    return this.pool.sessionCount(relay);
+  }
+
+  /** The session a queue's owner (a connection ID, or `address:ID`) uses for `relay`: its own with connection isolation. */
+  private ownedClient(relay: string, owner: string): Promise<RelayClient> {
+    return this.pool.get(relay, this.transportIsolation() === 'connection' ? owner : undefined);
+  }
+
+  private queueClient(rcv: RcvQueueRow): Promise<RelayClient> {
+    return this.ownedClient(rcv.relay, rcv.connection_id ?? `address:${rcv.address_id}`);
+  }
+
+  private async newReceiveQueue(relay: string, mode: QueueMode, owner: string): Promise<RecipientQueue> {
+    const client = await this.ownedClient(relay, owner);
     try {
       return await client.createQueue({ mode });
     } catch (e) {
@@ -273,10 +303,10 @@ export class Agent {
   /** A one-time invitation link; the connection completes when someone uses it. */
   async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
     const relay = this.pickRelay();
-    const queue = await this.newReceiveQueue(relay);
-    const invitation = createInvitation();
     const connectionId = newId();
-    const { link, linkId } = await this.publishLink(relay, queue, { kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
+    const queue = await this.newReceiveQueue(relay, 'messaging', connectionId);
+    const invitation = createInvitation();
+    const { link, linkId } = await this.publishLink(relay, queue, connectionId, { kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
     this.store.tx(() => {
       this.store.insertConnection({
         id: connectionId,
@@ -295,7 +325,8 @@ export class Agent {
     const link = await this.resolveLink(linkText);
     this.refuseOwnLink(link);
     const myRelay = this.pickRelay([link.relay]);
-    const replyQueue = await this.newReceiveQueue(myRelay);
+    const connectionId = newId();
+    const replyQueue = await this.newReceiveQueue(myRelay, 'messaging', connectionId);
     const { reply, shared } = joinInvitation(link.keys);
     const ratchet = initSender(shared, link.keys);
     const senderKeys = generateSigningKeyPair();
@@ -313,7 +344,6 @@ export class Agent {
     // The owner of an address drops requests without the work it asked for.
     const stamp = makeStamp(link.senderId, joinReply, isInvitation ? 0 : link.stampBits);
     const envelope = encodeEnvelope({ type: 'JOIN', stamp, joinReply, ratchet: encrypted.message });
-    const connectionId = newId();
     this.store.tx(() => {
       this.store.insertConnection({
         id: connectionId,
@@ -348,10 +378,10 @@ export class Agent {
   async createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
     const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
     const relay = this.pickRelay();
-    const queue = await this.newReceiveQueue(relay, 'contact');
-    const invitation = createInvitation();
     const addressId = newId();
-    const { link, linkId } = await this.publishLink(relay, queue, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
+    const queue = await this.newReceiveQueue(relay, 'contact', `address:${addressId}`);
+    const invitation = createInvitation();
+    const { link, linkId } = await this.publishLink(relay, queue, `address:${addressId}`, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
     this.store.tx(() => {
       const rcv = this.insertRcv(null, addressId, relay, queue, linkId);
       this.store.insertAddress(
@@ -392,7 +422,7 @@ export class Agent {
     if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     const rcv = this.store.rcvQueue(row.rcv_queue_id);
     if (rcv) {
-      const client = await this.pool.get(rcv.relay);
+      const client = await this.queueClient(rcv);
       await client.deleteQueue(this.recipientQueue(rcv)).catch((e: unknown) => {
         if (!(e instanceof RelayError && e.code === 'AUTH')) throw new AgentError('RELAY_UNREACHABLE', `could not delete the address queue: ${(e as Error).message}`);
       });
@@ -408,9 +438,9 @@ export class Agent {
     const req = this.store.request(Number(requestId));
     if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     const relay = this.pickRelay([req.reply_relay]);
-    const queue = await this.newReceiveQueue(relay);
-    const senderKeys = generateSigningKeyPair();
     const connectionId = newId();
+    const queue = await this.newReceiveQueue(relay, 'messaging', connectionId);
+    const senderKeys = generateSigningKeyPair();
     this.store.tx(() => {
       this.store.insertConnection({
         id: connectionId,
@@ -489,7 +519,7 @@ export class Agent {
     // Each receiving queue is replaced by a new one; the contact leaves the old one with QEND.
     for (const [i, old] of current.entries()) {
       const target = i === 0 && relay !== undefined ? relay : this.pickRelay(current.map((q) => q.relay));
-      const queue = await this.newReceiveQueue(target);
+      const queue = await this.newReceiveQueue(target, 'messaging', connectionId);
       this.store.tx(() => {
         const id = this.insertRcv(connectionId, null, target, queue);
         this.store.updateRcvQueue(id, { replaces: old.sender_id });
@@ -520,7 +550,7 @@ export class Agent {
         'no relay of another operator in your list: a second queue with the same operator would fail together with the first (add one with: nightjar relays add ADDRESS --operator NAME)',
       );
     }
-    const queue = await this.newReceiveQueue(target);
+    const queue = await this.newReceiveQueue(target, 'messaging', connectionId);
     this.store.tx(() => {
       this.insertRcv(connectionId, null, target, queue);
       this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
@@ -568,7 +598,7 @@ export class Agent {
     for (const rcv of this.store.rcvQueues()) {
       if (!rcv.key_to_set || rcv.secured === 1) continue;
       try {
-        const client = await this.pool.get(rcv.relay);
+        const client = await this.queueClient(rcv);
         await client.secureQueue(this.recipientQueue(rcv), new Uint8Array(rcv.key_to_set));
       } catch {
         continue;
@@ -605,7 +635,7 @@ export class Agent {
 
   private async deleteRemoteQueue(rcv: RcvQueueRow): Promise<void> {
     try {
-      const client = await this.pool.get(rcv.relay);
+      const client = await this.queueClient(rcv);
       client.forget(this.recipientQueue(rcv));
       await client.deleteQueue(this.recipientQueue(rcv));
     } catch {
@@ -637,6 +667,7 @@ export class Agent {
       }
       try {
         await this.deliverEnvelope(
+          connectionId,
           snd.relay,
           { relay: parseAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: row.signed === 1 ? new Uint8Array(snd.sender_key) : undefined },
           new Uint8Array(this.store.envelopeOf(row.id)),
@@ -686,11 +717,13 @@ export class Agent {
   private async routed<T>(
     dest: string,
     final: RelayError['command'],
+    /** Whose request this is (a connection ID, or a one-off for a link): its sessions are its own (transport isolation). */
+    owner: string,
     direct: (client: RelayClient) => Promise<T>,
     via: (first: RelayClient, route: RouteHop[]) => Promise<T>,
   ): Promise<T> {
     const { mode, allowDirectFallback } = this.routing();
-    const directly = async (): Promise<T> => direct(await this.pool.get(dest));
+    const directly = async (): Promise<T> => direct(await this.ownedClient(dest, owner));
     if (mode === 'direct') return directly();
     const hopsNeeded = mode === 'onion' ? 2 : 1;
     const candidates = this.relays.forwardingCandidates(dest);
@@ -698,7 +731,8 @@ export class Agent {
     for (let i = 0; i + hopsNeeded <= candidates.length && i < 3; i++) {
       const route = candidates.slice(i, i + hopsNeeded);
       try {
-        const first = await this.pool.get(route[0]!);
+        // Per owner always: the forwarding relay cannot tell from a shared session which destinations are one user's.
+        const first = await this.pool.get(route[0]!, owner);
         const result = await via(first, route.map((r) => this.hop(r)));
         this.recordHealth(route[0]!, null);
         return result;
@@ -718,10 +752,11 @@ export class Agent {
   }
 
   /** Sends an envelope to a queue, routed as the profile says (see routed). */
-  private deliverEnvelope(dest: string, queue: SenderQueue, envelope: Uint8Array): Promise<void> {
+  private deliverEnvelope(connectionId: string, dest: string, queue: SenderQueue, envelope: Uint8Array): Promise<void> {
     return this.routed(
       dest,
       'SEND',
+      connectionId,
       (client) => client.send(queue, envelope),
       (first, route) => first.sendVia(route, queue, envelope),
     );
@@ -734,10 +769,10 @@ export class Agent {
    * relay keeps encrypted (link-data.ts), or the full one if the relay is
    * too old to keep link data.
    */
-  private async publishLink(relay: string, queue: RecipientQueue, full: ConnectionLink): Promise<{ link: string; linkId: Uint8Array | null }> {
+  private async publishLink(relay: string, queue: RecipientQueue, owner: string, full: ConnectionLink): Promise<{ link: string; linkId: Uint8Array | null }> {
     const linkKey = newLinkKey();
     const linkId = linkIdOf(linkKey);
-    const client = await this.pool.get(relay);
+    const client = await this.ownedClient(relay, owner);
     try {
       await client.setLinkData(queue, linkId, sealLinkData(linkKey, encodeLinkPayload(full)));
     } catch (e) {
@@ -779,6 +814,7 @@ export class Agent {
       data = await this.routed(
         link.relay,
         'LGET',
+        `fetch:${newId()}`, // a session of its own: fetching a link is linked to nothing else
         (client) => client.getLinkData(linkId),
         (first, route) => first.getLinkDataVia(route, parseAddress(link.relay), linkId),
       );
@@ -849,7 +885,7 @@ export class Agent {
       if (rcv.status === 'lost') continue;
       let client: RelayClient;
       try {
-        client = await this.pool.get(rcv.relay);
+        client = await this.queueClient(rcv);
       } catch (e) {
         this.recordHealth(rcv.relay, (e as Error).message);
         if (!unreachable.includes(rcv.relay)) unreachable.push(rcv.relay);
@@ -963,7 +999,7 @@ export class Agent {
       if (rcv.status === 'lost') continue;
       let client: RelayClient;
       try {
-        client = await this.pool.get(rcv.relay);
+        client = await this.queueClient(rcv);
       } catch (e) {
         this.recordHealth(rcv.relay, (e as Error).message);
         continue;

@@ -17,7 +17,8 @@ export const LOST_AFTER_MS = 24 * 3600 * 1000;
 /** What replacing a queue needs from the agent: a relay to put it on, the queue, and its row. */
 export interface QueueMaker {
   pickRelay(avoid: readonly string[]): string;
-  newReceiveQueue(relay: string): Promise<RecipientQueue>;
+  /** A new receiving queue on `relay` for connection `owner`. */
+  newReceiveQueue(relay: string, owner: string): Promise<RecipientQueue>;
   /** Stores the new queue for the connection (inside a transaction); returns its row ID. */
   insertRcv(connectionId: string, relay: string, queue: RecipientQueue): number;
 }
@@ -46,7 +47,7 @@ export class LostQueues {
         try {
           target = this.maker.pickRelay(rcvs.map((q) => q.relay));
           if (target === lost.relay) continue;
-          queue = await this.maker.newReceiveQueue(target);
+          queue = await this.maker.newReceiveQueue(target, c.id);
         } catch {
           continue; // no other relay, or it cannot be reached now: the next round tries again
         }

@@ -158,17 +158,15 @@ export class RelayDirectory {
 
   /** How this profile reaches its contacts' relays (default: private, without direct fallback). */
   routing(): { mode: RoutingMode; allowDirectFallback: boolean } {
-    const get = (key: string): string | undefined =>
-      (this.store.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    const get = (key: string): string | undefined => this.store.meta(key);
     const mode = get('routing');
     return { mode: mode === 'direct' || mode === 'onion' ? mode : 'private', allowDirectFallback: get('direct_fallback') === '1' };
   }
 
   setRouting(mode: RoutingMode, allowDirectFallback = false): void {
-    const put = this.store.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)');
     this.store.tx(() => {
-      put.run('routing', mode);
-      put.run('direct_fallback', allowDirectFallback ? '1' : '0');
+      this.store.setMeta('routing', mode);
+      this.store.setMeta('direct_fallback', allowDirectFallback ? '1' : '0');
     });
   }
 

@@ -4,6 +4,7 @@
  * JSON parameters, checks them, and returns a JSON result built from the
  * views in views.ts; errors a user can cause are ApiError.
  */
+import type { TransportIsolation } from '../agent/agent-api.js';
 import { RELAYS_NEEDED, routeStrength, type RouteStrength, type RoutingMode } from '../agent/relays.js';
 import { normalizeSecurityCode } from '../agent/security-code.js';
 import { contactLabel } from '../chat/contacts.js';
@@ -90,6 +91,8 @@ export interface RoutingView {
   readonly type: 'routing';
   readonly mode: RoutingMode;
   readonly directFallback: boolean;
+  /** Transport isolation: 'relay' (one session per relay) or 'connection' (sessions per connection). */
+  readonly isolation: TransportIsolation;
   readonly relays: number;
   readonly operators: number;
   /** What the relay list allows for the mode (agent/relays.ts). */
@@ -114,7 +117,7 @@ function routingView(ctx: OpContext): RoutingView {
   } else if (mode !== 'direct' && operators < 2) {
     note = `all your relays are run by one operator, who could then see both ends of a route; add a relay of another operator (relays add … --operator NAME)`;
   }
-  return { type: 'routing', mode, directFallback: allowDirectFallback, relays, operators, strength, note };
+  return { type: 'routing', mode, directFallback: allowDirectFallback, isolation: agent.transportIsolation(), relays, operators, strength, note };
 }
 
 function relayViews(ctx: OpContext, health = ctx.session.agent.relayHealth()): RelayView[] {
@@ -383,6 +386,11 @@ async function routing(ctx: OpContext, p: Params): Promise<RoutingView> {
   const { agent } = ctx.session;
   const mode = optStr(p, 'mode');
   const directFallback = optBool(p, 'directFallback');
+  const isolation = optStr(p, 'isolation');
+  if (isolation !== undefined) {
+    if (isolation !== 'relay' && isolation !== 'connection') throw new ApiError('BAD_INPUT', 'isolation must be relay or connection');
+    agent.setTransportIsolation(isolation);
+  }
   if (mode !== undefined && !(ROUTING_MODES as readonly string[]).includes(mode)) throw new ApiError('BAD_INPUT', `routing must be one of ${ROUTING_MODES.join(', ')}`);
   if (mode !== undefined || directFallback !== undefined) {
     const current = agent.routing();

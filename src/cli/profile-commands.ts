@@ -104,12 +104,14 @@ export function routingCommand(): Command {
       .description('how messages reach your contacts’ relays: private (default, via one of your relays), onion (via two), or direct')
       .argument('[mode]', 'direct, private or onion (omit to show the current setting)')
       .option('--direct-fallback', 'send directly when no forwarding relay works (reveals your IP to the contact’s relay)')
-      .option('--no-direct-fallback', 'let messages wait until a forwarding relay works (default)'),
-  ).action(async (mode: string | undefined, flags: ProfileFlags & { directFallback?: boolean }) => {
-    const now = await callProfile(flags, 'routing', { mode: mode ?? null, directFallback: flags.directFallback ?? null });
+      .option('--no-direct-fallback', 'let messages wait until a forwarding relay works (default)')
+      .option('--isolation <mode>', 'relay: one TLS session per relay for your queues (default); connection: sessions per contact, so a relay cannot link your queues by their session'),
+  ).action(async (mode: string | undefined, flags: ProfileFlags & { directFallback?: boolean; isolation?: string }) => {
+    const now = await callProfile(flags, 'routing', { mode: mode ?? null, directFallback: flags.directFallback ?? null, isolation: flags.isolation ?? null });
     printer(flags.json).print(now, () =>
       [
-        `routing: ${now.mode}${now.mode === 'direct' ? '' : now.directFallback ? ' (falls back to direct when no forwarding relay works)' : ' (messages wait when no forwarding relay works)'}`,
+        `routing: ${now.mode}${now.mode === 'direct' ? '' : now.directFallback ? ' (sends directly while your list has no relay to forward through)' : ' (messages wait when no forwarding relay works)'}`,
+        `transport isolation: ${now.isolation === 'connection' ? 'a TLS session per contact' : 'one TLS session per relay (forwarding: per contact)'}`,
         ...routingNote(now),
       ].join('\n'),
     );

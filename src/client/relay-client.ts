@@ -133,6 +133,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.transport !== undefined;
   }
 
+  /** How many queues this session is subscribed to (pushes would stop if it closed). */
+  get subscriptionCount(): number {
+    return this.subscribed.size;
+  }
+
   private attach(t: RelayTransport): void {
     this.transport = t;
     t.socket.on('data', (chunk: Buffer) => {
