@@ -24,14 +24,19 @@ export function terminalQr(text: string, colour: boolean): string {
   return lines.join('\n');
 }
 
+/** Columns and rows a printed QR code takes on the screen (its colour codes take none). */
+export function qrSize(qr: string): { width: number; height: number } {
+  const lines = qr.split('\n');
+  return { width: [...lines[0]!.replace(/\u001b\[[0-9;]*m/g, '')].length, height: lines.length };
+}
+
 const colour = (): boolean => process.stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '';
 
 /** The QR code lines to print before a link (none with --json or --no-qr, a note if the terminal is too small). */
 export function qrLines(link: string, flags: { json?: boolean; qr?: boolean }): string[] {
   if (flags.json || flags.qr === false) return [];
   const qr = terminalQr(link, colour());
-  const width = qr.indexOf('\n');
-  const height = qr.split('\n').length;
+  const { width, height } = qrSize(qr);
   // A terminal that does not report its size (0) is taken as large enough.
   const columns = process.stdout.isTTY ? process.stdout.columns || undefined : undefined;
   const rows = process.stdout.isTTY ? process.stdout.rows || undefined : undefined;

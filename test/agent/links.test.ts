@@ -12,7 +12,7 @@ import { LINK_DATA_LENGTH, linkIdOf, openLinkData, sealLinkData } from '../../sr
 import { decodeAnyLink, decodeLinkPayload, encodeLink, encodeLinkPayload, encodeShortLink, type ConnectionLink } from '../../src/agent/links.js';
 import { createInvitation } from '../../src/crypto/x3dh.js';
 import { formatAddress } from '../../src/protocol/address.js';
-import { terminalQr } from '../../src/cli/qr.js';
+import { qrSize, terminalQr } from '../../src/cli/qr.js';
 
 const relay = formatAddress({ fingerprint: new Uint8Array(32).fill(7), host: 'relay.example.org', port: 5225 });
 const full: ConnectionLink = { kind: 'invitation', relay, senderId: new Uint8Array(24).fill(3), keys: createInvitation().keys, stampBits: 0 };
@@ -81,4 +81,10 @@ test('garbage, damaged and future links each say what they are', () => {
     assert.throws(() => decodeAnyLink(text), badLink(/damaged or incomplete/), text);
   }
   assert.throws(() => decodeAnyLink(`nightjar:invite#${Buffer.from([3, 1, 2, 3]).toString('base64url')}`), badLink(/newer version of Nightjar/));
+});
+
+test('the QR code takes the same screen size in colour as without: the colour codes take no room', () => {
+  const text = encodeShortLink({ kind: 'invitation', relay, linkKey });
+  assert.deepEqual(qrSize(terminalQr(text, true)), qrSize(terminalQr(text, false)));
+  assert.ok(qrSize(terminalQr(text, true)).width <= 45);
 });
