@@ -42,9 +42,10 @@ export interface RelayConfig {
   /** Forwarding sessions the relay holds over all connections. */
   readonly maxForwardSessions: number;
   /**
-   * Whether PRXY may reach relays on loopback, private and link-local
-   * addresses. Default: only when `host` is a loopback address (a local or
-   * test relay); a public relay must not be a door into its own network.
+   * Whether PRXY may reach relays on loopback, private, link-local and
+   * other special-purpose addresses (special-addresses.ts). Default: only
+   * when `host` is a loopback address (a local or test relay); a public
+   * relay must not be a door into its own network.
    */
   readonly forwardToPrivateAddresses?: boolean;
   /** Source address of connections to other relays (default: chosen by the system). */
