@@ -125,8 +125,10 @@ export class Dispatcher {
         if (!hasAuth) return err('CMD_NO_AUTH');
         if (!verify(command.recipientAuthKey, signed(), t.authenticator)) return err('AUTH');
         if (!this.passwordHash) {
-          this.pow.recordAttempt();
+          // Priced on arrival; counted toward the load only with valid work at the base price, so
+          // NEWs without work cannot raise the price for everyone (docs/protocol.md §9.3).
           const bits = this.pow.currentBits();
+          if (verifyPow(session.binding, command.recipientAuthKey, command.powNonce, this.pow.baseBits)) this.pow.recordAttempt();
           if (!verifyPow(session.binding, command.recipientAuthKey, command.powNonce, bits)) return { type: 'POW', bits };
         }
         return this.createQueue(command);

@@ -3,12 +3,14 @@ import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
+import { PowError } from '../../src/client/errors.js';
 import { openTransport } from '../../src/transport/session.js';
 import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
 import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
 import { parseAddress } from '../../src/protocol/address.js';
-import { solvePow, verifyPow } from '../../src/protocol/pow.js';
+import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
+import { INLINE_ATTEMPTS, solvePowOffThread } from '../../src/client/pow-solver.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
 
@@ -24,45 +26,120 @@ test('proof of work: a solution verifies only for its session and key', () => {
   assert.ok(!verifyPow(binding, key, new Uint8Array(0), 1));
 });
 
-test('a flood of queue creations without proof of work is refused; a legitimate client gets through', async () => {
+test('the client\'s solver: a nonce found by its worker thread verifies; an abort stops the worker', async () => {
+  // Fixed inputs for which none of the first INLINE_ATTEMPTS nonces has 16 bits, so the worker finds it.
+  const binding = new Uint8Array(32).fill(1);
+  const key = new Uint8Array(32).fill(2);
+  assert.equal(searchPow(binding, key, 16, 0n, INLINE_ATTEMPTS), undefined);
+  const nonce = await solvePowOffThread(binding, key, 16, { maxBits: 28, deadline: performance.now() + 60_000, relay: 'test' });
+  assert.ok(verifyPow(binding, key, nonce, 16));
+  assert.equal(nonce.length, 8);
+  const abort = new AbortController();
+  const stopped = solvePowOffThread(binding, key, 28, { maxBits: 28, deadline: performance.now() + 60_000, relay: 'test', signal: abort.signal });
+  setTimeout(() => abort.abort(new Error('stop')), 100);
+  await assert.rejects(stopped, /stop/);
+  await assert.rejects(solvePowOffThread(binding, key, 29, { maxBits: 40, deadline: performance.now() + 60_000, relay: 'test' }), (e: unknown) => e instanceof PowError && e.reason === 'TOO_HARD', 'never above the protocol maximum');
+});
+
+/** Signed NEWs for `t`'s session, each with the nonce `nonceFor(key)` returns. */
+function newBatch(t: { binding: Uint8Array }, round: number, count: number, nonceFor: (key: Uint8Array) => Uint8Array): Uint8Array {
+  const batch: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const auth = generateSigningKeyPair();
+    const cmd = encodeCommand({ type: 'NEW', recipientAuthKey: auth.publicKey, recipientDhKey: generateDhKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: nonceFor(auth.publicKey) });
+    const body = encodeTransmissionBody(Uint8Array.of(round >> 8, round & 255, i), new Uint8Array(0), cmd);
+    batch.push(encodeTransmission(sign(auth.privateKey, signedData(t.binding, body)), body));
+  }
+  return encodeBatch(batch);
+}
+
+test('a flood of NEWs without work is refused and does not raise the price a legitimate client pays; NEWs with valid work still raise it', async () => {
   const relay = await startRelayProcess({ args: ['--pow-bits', '8', '--rate', '100000'] });
   const flood = await openTransport(parseAddress(relay.address), 5000);
-  const legit = await RelayClient.connect(relay.address);
+  const answers: Response[] = [];
+  flood.socket.on('data', (chunk: Buffer) => {
+    for (const block of flood.reader.push(chunk)) for (const t of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(t).command));
+  });
+  const waitForAnswers = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (answers.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers.length, n);
+  };
+  // Every block the legitimate client receives, to see whether the relay ever asked it for more.
+  const legitAnswers: Response[] = [];
+  const legit = await RelayClient.connect(relay.address, {
+    trace: (direction, block) => {
+      if (direction === 'in') for (const t of decodeBatch(block)) legitAnswers.push(decodeResponse(decodeTransmission(t).command));
+    },
+  });
   try {
     assert.equal(flood.powBits, 8, 'the hello announces the price');
-    const answers: Response[] = [];
-    flood.socket.on('data', (chunk: Buffer) => {
-      for (const block of flood.reader.push(chunk)) for (const t of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(t).command));
-    });
+    // 1000 NEWs without work, far above the 20 per second that would raise the price if they counted.
     const rounds = 20;
     const perBlock = 50;
-    for (let r = 0; r < rounds; r++) {
-      const batch: Uint8Array[] = [];
-      for (let i = 0; i < perBlock; i++) {
-        const auth = generateSigningKeyPair();
-        const cmd = encodeCommand({ type: 'NEW', recipientAuthKey: auth.publicKey, recipientDhKey: generateDhKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) });
-        const body = encodeTransmissionBody(Uint8Array.of(r, i), new Uint8Array(0), cmd);
-        batch.push(encodeTransmission(sign(auth.privateKey, signedData(flood.binding, body)), body));
-      }
-      flood.socket.write(encodeBatch(batch));
-    }
-    // Meanwhile a client that does the work creates queues and uses them.
+    for (let r = 0; r < rounds; r++) flood.socket.write(newBatch(flood, r, perBlock, () => new Uint8Array(0)));
+    await waitForAnswers(rounds * perBlock);
+    assert.equal(answers.filter((a) => a.type === 'IDS').length, 0, 'no queue was created without work');
+    const bits = answers.map((a) => (a.type === 'POW' ? a.bits : -1));
+    assert.deepEqual([...new Set(bits)], [8], 'every refusal names the base price: the flood did not raise it');
+    // A legitimate client now pays the base price: its hello says 8, and no NEW of its is sent back for more.
+    const fresh = await openTransport(parseAddress(relay.address), 5000);
+    assert.equal(fresh.powBits, 8);
+    fresh.socket.destroy();
     const q = await legit.createQueue();
     await legit.send({ relay: q.relay, senderId: q.senderId }, new TextEncoder().encode('still served'));
     assert.equal(new TextDecoder().decode((await legit.get(q))!.body), 'still served');
-    const deadline = Date.now() + 10_000;
-    while (answers.length < rounds * perBlock && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(answers.length, rounds * perBlock);
-    assert.equal(answers.filter((a) => a.type === 'IDS').length, 0, 'no queue was created without work');
-    const bits = answers.map((a) => (a.type === 'POW' ? a.bits : -1));
-    assert.ok(bits.every((b) => b >= 8), 'every refusal names the work due');
-    assert.ok(Math.max(...bits) > 8, `the price rose under the flood (max ${Math.max(...bits)} bits)`);
-    // The legitimate client pays the raised price and still gets through.
-    const q2 = await legit.createQueue();
-    assert.equal(q2.recipientId.length, 24);
+    assert.equal(legitAnswers.filter((a) => a.type === 'POW').length, 0, 'the legitimate client was never asked for more work');
+    // NEWs that carry the base work do count: 300 of them at once raise the price.
+    answers.length = 0;
+    for (let r = 0; r < 6; r++) flood.socket.write(newBatch(flood, 100 + r, 50, (key) => solvePow(flood.binding, key, 8)));
+    await waitForAnswers(300);
+    const raised = Math.max(...answers.map((a) => (a.type === 'POW' ? a.bits : 0)));
+    assert.ok(raised > 8, `solved NEWs raise the price (max ${raised} bits)`);
+    assert.ok(answers.some((a) => a.type === 'IDS'), 'solved NEWs at the current price create queues');
   } finally {
     flood.socket.destroy();
     await legit.close();
+    await relay.stop();
+  }
+});
+
+test('a client solving a high price keeps its event loop running, and gives up at its bounds with PowError', async () => {
+  // 24 bits: about 16 million hashes, far more than two seconds of work.
+  const relay = await startRelayProcess({ args: ['--pow-bits', '24'] });
+  const client = await RelayClient.connect(relay.address, { powTimeoutMs: 2000 });
+  try {
+    let last = performance.now();
+    let maxGap = 0;
+    let ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 20);
+    const started = performance.now();
+    const outcome = await client.createQueue().then(
+      () => 'created',
+      (e: unknown) => e,
+    );
+    clearInterval(timer);
+    const elapsed = performance.now() - started;
+    // Almost always the bound ends it (TIMEOUT); a lucky solve creates the queue. Either way the
+    // timer kept firing while the work went on.
+    if (outcome !== 'created') {
+      assert.ok(outcome instanceof PowError && outcome.reason === 'TIMEOUT' && outcome.bits === 24, String(outcome));
+      assert.ok(elapsed < 30_000, `gave up at its bound, not after ${Math.round(elapsed)} ms`);
+    }
+    assert.ok(maxGap < 1000, `the event loop stalled for ${Math.round(maxGap)} ms while solving`);
+    assert.ok(ticks >= Math.min(10, elapsed / 200), `${ticks} ticks in ${Math.round(elapsed)} ms`);
+    // A price over the client's own limit is refused before any work.
+    const strict = await RelayClient.connect(relay.address, { maxPowBits: 20 });
+    await assert.rejects(strict.createQueue(), (e: unknown) => e instanceof PowError && e.reason === 'TOO_HARD' && e.bits === 24);
+    await strict.close();
+    await client.ping();
+  } finally {
+    await client.close();
     await relay.stop();
   }
 });
