@@ -290,21 +290,26 @@ export class Dispatcher {
       return;
     }
     sub.busy = true;
+    // Waits for room when the connection's answers fill its budget; true if it must wait.
+    const mustWait = (): boolean => {
+      if (!sub.session.congested?.()) return false;
+      if (!sub.waiting && sub.session.whenDrained) {
+        sub.waiting = true;
+        sub.session.whenDrained(() => {
+          sub.waiting = false;
+          void this.deliver(sub);
+        });
+      }
+      return true;
+    };
     try {
       do {
         sub.again = false;
         if (sub.inFlight || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
-        if (sub.session.congested?.()) {
-          if (!sub.waiting && sub.session.whenDrained) {
-            sub.waiting = true;
-            sub.session.whenDrained(() => {
-              sub.waiting = false;
-              void this.deliver(sub);
-            });
-          }
-          return;
-        }
+        if (mustWait()) return;
         const m = await this.store.peekMessage(sub.recipientId, this.notBefore());
+        // Checked again right before the push: other pushes may have filled the budget meanwhile.
+        if (mustWait()) return;
         if (m && !sub.inFlight && this.subscriptions.get(hex(sub.recipientId)) === sub) {
           sub.inFlight = m.msgId;
           sub.session.push(sub.recipientId, { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed });

@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { PowError } from '../../src/client/errors.js';
-import { openTransport } from '../../src/transport/session.js';
+import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
-import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
+import { BLOCK_SIZE, decodeBatch, encodeBatch } from '../../src/protocol/block.js';
 import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
 import { parseAddress } from '../../src/protocol/address.js';
 import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
@@ -155,32 +155,95 @@ test('a relay with a password asks for no proof of work', async () => {
   await relay.stop();
 });
 
-test('a client that does not read its answers cannot make the relay buffer without bound', async () => {
-  const relay = await startRelayProcess({ args: ['--rate', '100000'] });
+
+/**
+ * docs/protocol.md §12: the answers waiting for one connection never exceed
+ * 64 blocks plus what one block of commands and one push add after the last
+ * check, 68 blocks in all; the memory they take is at most twice that (TLS
+ * holds an encrypted copy of the write in progress).
+ */
+const OUTPUT_BOUND = 68 * BLOCK_SIZE;
+/** What else a connection that stops reading holds: its 16 waiting input blocks, and a margin for its state. */
+const PER_CLIENT_MARGIN = 16 * BLOCK_SIZE + 512 * 1024;
+/** For the rest of the relay process while this runs (heap and allocator growth). */
+const PROCESS_MARGIN = 8 * 1024 * 1024;
+
+test('one block asking for more answers than the output budget is cut short: BUSY with the retry hint for the rest', async () => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000'] });
   const owner = await RelayClient.connect(relay.address);
-  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
   try {
     const q = await owner.createQueue();
     await owner.send({ relay: q.relay, senderId: q.senderId }, new Uint8Array(15 * 1024).fill(7));
     const t = await openTransport(parseAddress(relay.address), 5000);
-    t.socket.pause(); // never reads an answer
-    const before = rss();
-    // 6000 GETs of a 15 KiB message: about 96 MB of answers if the relay buffered them all.
-    for (let b = 0; b < 40; b++) {
-      const batch: Uint8Array[] = [];
-      for (let i = 0; i < 150; i++) {
-        const body = encodeTransmissionBody(Uint8Array.of(b, i), q.recipientId, encodeCommand({ type: 'GET' }));
-        batch.push(encodeTransmission(sign(q.recipientKey, signedData(t.binding, body)), body));
-      }
-      t.socket.write(encodeBatch(batch));
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-    const grown = rss() - before;
-    assert.ok(grown < 40 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
-    // The relay still serves everyone else.
-    await owner.ping();
+    const answers: Response[] = [];
+    t.socket.on('data', (chunk: Buffer) => {
+      for (const block of t.reader.push(chunk)) for (const b of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(b).command));
+    });
+    // 165 GETs of a 15 KiB message in one block: 2.6 MB of answers, the budget is 1 MiB.
+    const body = encodeTransmissionBody(Uint8Array.of(1), q.recipientId, encodeCommand({ type: 'GET' }));
+    const get = encodeTransmission(sign(q.recipientKey, signedData(t.binding, body)), body);
+    t.socket.write(encodeBatch(Array.from({ length: 165 }, () => get)));
+    const deadline = Date.now() + 20_000;
+    while (answers.length < 165 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers.length, 165, 'every command is answered');
+    const served = answers.findIndex((a) => a.type !== 'MSG');
+    assert.ok(served > 0 && served <= OUTPUT_BOUND / BLOCK_SIZE, `${served} GETs were served before the budget ran out`);
+    for (const a of answers.slice(served)) assert.deepEqual(a, { type: 'ERR', code: 'BUSY', retryAfterMs: 1000 });
+    // The connection goes on: the next block is served once the answers are read.
+    t.socket.write(encodeBatch([get]));
+    while (answers.length < 166 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers[165]?.type, 'MSG');
     t.socket.destroy();
   } finally {
+    await owner.close();
+    await relay.stop();
+  }
+});
+test('clients that do not read their answers make the relay hold at most the documented output budget each', async (t) => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  const transports: RelayTransport[] = [];
+  try {
+    const q = await owner.createQueue();
+    await owner.send({ relay: q.relay, senderId: q.senderId }, new Uint8Array(15 * 1024).fill(7));
+    // 40 blocks of 165 GETs of a 15 KiB message, about 100 MB of answers, from a client that reads nothing.
+    // One such block alone asks for 2.6 MB of answers: the budget must be checked per command, not per block.
+    const flood = async (): Promise<RelayTransport> => {
+      const c = await openTransport(parseAddress(relay.address), 5000);
+      c.socket.pause();
+      // One signed GET, repeated: the relay answers each (corrIds need not differ), and signing once is fast.
+      const body = encodeTransmissionBody(Uint8Array.of(1), q.recipientId, encodeCommand({ type: 'GET' }));
+      const get = encodeTransmission(sign(q.recipientKey, signedData(c.binding, body)), body);
+      const block = encodeBatch(Array.from({ length: 165 }, () => get));
+      for (let b = 0; b < 40; b++) c.socket.write(block);
+      return c;
+    };
+    // Warm up: reading clients' GETs and one non-reading client that then goes away, so that the
+    // relay's code, heap and allocator have grown for this work before the measurement.
+    for (let k = 0; k < 20; k++) await Promise.all(Array.from({ length: 50 }, () => owner.get(q)));
+    const warm = await flood();
+    await new Promise((r) => setTimeout(r, 3000));
+    warm.socket.destroy();
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rss();
+    const clients = 12;
+    // One after another, so that what one client's answers leave as garbage is collected and its
+    // memory reused before the next: the growth measured is what the relay keeps, not what it churns.
+    for (let c = 0; c < clients; c++) {
+      transports.push(await flood());
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await new Promise((r) => setTimeout(r, 4000));
+    const grown = rss() - before;
+    const allowed = clients * (2 * OUTPUT_BOUND + PER_CLIENT_MARGIN) + PROCESS_MARGIN;
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
+    t.diagnostic(`relay memory grew by ${mib(grown)} MiB for ${clients} clients (${mib(grown / clients)} MiB each); allowed ${mib(allowed)} MiB`);
+    assert.ok(grown <= allowed, `relay memory grew by ${mib(grown)} MiB for ${clients} clients (${mib(grown / clients)} MiB each); allowed ${mib(allowed)} MiB`);
+    // The relay still serves everyone else.
+    await owner.ping();
+  } finally {
+    for (const c of transports) c.socket.destroy();
     await owner.close();
     await relay.stop();
   }
