@@ -23,6 +23,7 @@ import type { RelayConfig } from './config.js';
 import { BUSY_RETRY_MS, type ClientSession, type Dispatcher } from './dispatcher.js';
 import type { RelayLogger } from './log.js';
 import { TokenBucket } from './rate-limit.js';
+import { replaySource } from './replay-cache.js';
 import type { RelayCounters } from './stats.js';
 
 /** Blocks waiting to be processed before the socket stops reading (back-pressure). */
@@ -58,6 +59,8 @@ export type BlockTrace = (direction: 'in' | 'out', block: Uint8Array) => void;
 
 export class RelayConnection implements ClientSession {
   readonly binding: Uint8Array;
+  /** Whom this connection's replay-cache entries are charged to: its IP address (IPv6: its /64). */
+  readonly source: string;
   /** Negotiated in the client hello. */
   version = SUPPORTED_VERSIONS.max;
   private state: State = 'handshake';
@@ -89,6 +92,7 @@ export class RelayConnection implements ClientSession {
   ) {
     if (counters) counters.connectionsOpened++;
     this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
+    this.source = replaySource(socket.remoteAddress ?? '');
     this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
     this.handshakeTimer = setTimeout(() => this.close('handshake timeout'), config.handshakeTimeoutSeconds * 1000);
     socket.setNoDelay(true);

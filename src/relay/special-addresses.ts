@@ -119,7 +119,7 @@ export const IPV6_RANGES: readonly SpecialRange[] = [
 ];
 
 /** An address as a number: 32 bits for IPv4, 128 for IPv6. */
-interface Parsed {
+export interface ParsedAddress {
   readonly family: 4 | 6;
   readonly value: bigint;
 }
@@ -147,7 +147,8 @@ function parseIPv6(text: string): bigint {
   return all.reduce((acc, g) => (acc << 16n) | g, 0n);
 }
 
-function parse(ip: string): Parsed | undefined {
+/** An IP address as a number, or undefined if it is not one (scoped IPv6 addresses included). */
+export function parseAddressNumber(ip: string): ParsedAddress | undefined {
   if (isIPv4(ip)) return { family: 4, value: parseIPv4(ip) };
   if (isIPv6(ip) && !ip.includes('%')) return { family: 6, value: parseIPv6(ip) };
   return undefined;
@@ -162,7 +163,7 @@ interface CompiledRange {
 
 function compile(range: SpecialRange, family: 4 | 6): CompiledRange {
   const [address, length] = range.cidr.split('/') as [string, string];
-  const parsed = parse(address);
+  const parsed = parseAddressNumber(address);
   if (!parsed || parsed.family !== family) throw new Error(`bad range ${range.cidr}`);
   return { range, family, bits: Number(length), base: parsed.value };
 }
@@ -172,7 +173,7 @@ const COMPILED: readonly CompiledRange[] = [...IPV4_RANGES.map((r) => compile(r,
   (a, b) => b.bits - a.bits,
 );
 
-function contains(r: CompiledRange, a: Parsed): boolean {
+function contains(r: CompiledRange, a: ParsedAddress): boolean {
   if (r.family !== a.family) return false;
   const width = a.family === 4 ? 32n : 128n;
   const shift = width - BigInt(r.bits);
@@ -215,7 +216,7 @@ export interface AddressClass {
  *   classifyAddress('2002:a00:1::').forwardable        // false (6to4 of 10.0.0.1)
  */
 export function classifyAddress(ip: string): AddressClass {
-  const a = parse(ip);
+  const a = parseAddressNumber(ip);
   if (!a) return { range: undefined, embedded: [], forwardable: false };
   const match = COMPILED.find((r) => contains(r, a));
   if (!match) return { range: undefined, embedded: [], forwardable: true };
