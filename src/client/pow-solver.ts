@@ -23,25 +23,29 @@ import { PowError } from './errors.js';
 /** Hashes tried on the caller's thread before a worker takes over (about 2 to 8 ms). */
 export const INLINE_ATTEMPTS = 2048;
 
+// Dynamic imports, not require or import statements: an eval worker is a CommonJS script, or an
+// ES module when the process runs with --input-type=module, and import() works in both.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { label, binding, key, bits, from } = workerData;
-const prefix = createHash('sha256').update(label).update(binding).update(key);
-const nonce = Buffer.alloc(8);
-function leadingZeroBits(bytes) {
-  let n = 0;
-  for (const b of bytes) {
-    if (b === 0) { n += 8; continue; }
-    return n + Math.clz32(b) - 24;
+(async () => {
+  const { parentPort, workerData } = await import('node:worker_threads');
+  const { createHash } = await import('node:crypto');
+  const { label, binding, key, bits, from } = workerData;
+  const prefix = createHash('sha256').update(label).update(binding).update(key);
+  const nonce = Buffer.alloc(8);
+  const leadingZeroBits = (bytes) => {
+    let n = 0;
+    for (const b of bytes) {
+      if (b === 0) { n += 8; continue; }
+      return n + Math.clz32(b) - 24;
+    }
+    return n;
+  };
+  for (let i = from; ; i++) {
+    nonce.writeBigUInt64BE(i);
+    if (leadingZeroBits(prefix.copy().update(nonce).digest()) >= bits) break;
   }
-  return n;
-}
-for (let i = from; ; i++) {
-  nonce.writeBigUInt64BE(i);
-  if (leadingZeroBits(prefix.copy().update(nonce).digest()) >= bits) break;
-}
-parentPort.postMessage(new Uint8Array(nonce));
+  parentPort.postMessage(new Uint8Array(nonce));
+})();
 `;
 
 export interface PowBounds {

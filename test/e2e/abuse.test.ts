@@ -1,6 +1,7 @@
 /** Abuse resistance without identity: proof of work for queue creation, load shedding. */
 import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { PowError } from '../../src/client/errors.js';
@@ -13,6 +14,9 @@ import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
 import { INLINE_ATTEMPTS, solvePowOffThread } from '../../src/client/pow-solver.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
+import { runChild } from '../helpers/processes.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
 
 test('proof of work: a solution verifies only for its session and key', () => {
   const binding = new Uint8Array(32).fill(1);
@@ -39,6 +43,17 @@ test('the client\'s solver: a nonce found by its worker thread verifies; an abor
   setTimeout(() => abort.abort(new Error('stop')), 100);
   await assert.rejects(stopped, /stop/);
   await assert.rejects(solvePowOffThread(binding, key, 29, { maxBits: 40, deadline: performance.now() + 60_000, relay: 'test' }), (e: unknown) => e instanceof PowError && e.reason === 'TOO_HARD', 'never above the protocol maximum');
+});
+
+test('the solver\'s worker runs in a process that treats eval code as an ES module too', async () => {
+  const script = `
+    const { solvePowOffThread } = await import(${JSON.stringify(join(ROOT, 'src', 'client', 'pow-solver.ts'))});
+    const { verifyPow } = await import(${JSON.stringify(join(ROOT, 'src', 'protocol', 'pow.ts'))});
+    const b = new Uint8Array(32).fill(1), k = new Uint8Array(32).fill(2);
+    const n = await solvePowOffThread(b, k, 16, { maxBits: 28, deadline: performance.now() + 60000, relay: 'x' });
+    console.log(verifyPow(b, k, n, 16) ? 'verified' : 'wrong');`;
+  const r = await runChild(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeoutMs: 60_000 });
+  assert.equal(r.stdout.trim(), 'verified', r.stderr);
 });
 
 /** Signed NEWs for `t`'s session, each with the nonce `nonceFor(key)` returns. */
