@@ -57,6 +57,8 @@ interface StartFlags {
   powBits: number;
   maxForwardSessions: number;
   maxForwardSessionsPerConnection: number;
+  maxReplayEntries: number;
+  maxReplayEntriesPerSource: number;
   forwardPrivateAddresses?: boolean;
   outgoingAddress?: string;
   debugTraceFile?: string;
@@ -101,9 +103,16 @@ export function relayCommand(): Command {
     .option('--max-forward-sessions <n>', 'most forwarding sessions (private routing) over all connections', positiveInt('max-forward-sessions'), DEFAULTS.maxForwardSessions)
     .option(
       '--max-forward-sessions-per-connection <n>',
-      'most forwarding sessions one client connection may open',
+      'most forwarding sessions one connection may open (directly, or inside the forwarded requests it carries)',
       positiveInt('max-forward-sessions-per-connection'),
       DEFAULTS.maxForwardSessionsPerConnection,
+    )
+    .option('--max-replay-entries <n>', 'forwarded requests remembered against replay (each for 361 s)', positiveInt('max-replay-entries'), DEFAULTS.maxReplayEntries)
+    .option(
+      '--max-replay-entries-per-source <n>',
+      'the share of those one IP address (IPv6: one /64) may hold',
+      positiveInt('max-replay-entries-per-source'),
+      DEFAULTS.maxReplayEntriesPerSource,
     )
     .option('--forward-private-addresses', 'let clients forward to relays on private and loopback addresses (default: only when --host is loopback)')
     .option('--no-forward-private-addresses', 'never forward to relays on private and loopback addresses')
@@ -130,6 +139,8 @@ export function relayCommand(): Command {
         powBits: flags.powBits,
         maxForwardSessions: flags.maxForwardSessions,
         maxForwardSessionsPerConnection: flags.maxForwardSessionsPerConnection,
+        maxReplayEntries: flags.maxReplayEntries,
+        maxReplayEntriesPerSource: Math.min(flags.maxReplayEntriesPerSource, flags.maxReplayEntries),
         forwardToPrivateAddresses: flags.forwardPrivateAddresses,
         outgoingAddress: flags.outgoingAddress,
         statsIntervalSeconds: flags.statsInterval,

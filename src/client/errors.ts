@@ -16,6 +16,25 @@ export class RelayError extends Error {
   }
 }
 
+/** Why the client gave up on the proof of work a relay asked for NEW. */
+export type PowErrorReason =
+  | 'TOO_HARD' // more bits than the client grinds for (RelayClientOptions.maxPowBits)
+  | 'TIMEOUT'; // not found within RelayClientOptions.powTimeoutMs
+
+/** The client did not solve the proof of work for NEW; nothing was created. Retrying later, at a lower price, may work. */
+export class PowError extends Error {
+  override readonly name = 'PowError';
+  constructor(
+    readonly reason: PowErrorReason,
+    readonly relay: string,
+    /** The bits the relay asked for. */
+    readonly bits: number,
+    detail: string,
+  ) {
+    super(`${relay}: ${detail}`);
+  }
+}
+
 // The transport's (src/transport/), which a forwarding relay shares with clients; part of the
 // client's error set because every client method may raise it.
 export { ConnectionError, type ConnectionErrorReason } from '../transport/errors.js';

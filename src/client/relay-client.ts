@@ -17,7 +17,8 @@ import { formatAddress, parseAddress, type RelayAddress } from '../protocol/addr
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
 import { decodeResponse, encodeCommand, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
-import { solvePow } from '../protocol/pow.js';
+import { MAX_POW_BITS } from '../protocol/pow.js';
+import { solvePowOffThread } from './pow-solver.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
 import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
@@ -47,6 +48,13 @@ export interface RelayClientOptions {
   readonly trace?: (direction: 'in' | 'out', block: Uint8Array) => void;
   /** Local IP address to connect from (default: chosen by the system). */
   readonly localAddress?: string;
+  /**
+   * The most proof-of-work bits createQueue grinds for (default MAX_POW_BITS,
+   * 28); a relay asking more gets PowError TOO_HARD without any work done.
+   */
+  readonly maxPowBits?: number;
+  /** Milliseconds createQueue may spend solving proof of work, over all its attempts (default 60 000): then PowError TIMEOUT. */
+  readonly powTimeoutMs?: number;
 }
 
 export interface RelayClientEvents {
@@ -97,6 +105,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     Pick<RelayClientOptions, 'password' | 'trace' | 'localAddress'>;
   /** Forwarding sessions opened on this connection (private routing). */
   private readonly routes: ForwardRoutes;
+  /** Aborted by close(): stops proof-of-work workers still grinding. */
+  private readonly closing = new AbortController();
 
   private constructor(address: RelayAddress, options: RelayClientOptions) {
     super();
@@ -108,6 +118,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       reconnect: true,
       waitForReconnect: true,
       backoffMs: { initial: 250, max: 30_000 },
+      maxPowBits: MAX_POW_BITS,
+      powTimeoutMs: 60_000,
       ...options,
     };
     this.routes = new ForwardRoutes({
@@ -309,6 +321,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /**
    * Creates a queue with fresh keys. With `subscribe`, pushes start at once.
    * `mode: 'contact'` makes a contact-address queue that anyone may send to unsigned.
+   * The relay's proof of work is solved in a worker thread, within
+   * `maxPowBits` and `powTimeoutMs`; beyond them it rejects with PowError
+   * and nothing is created.
    */
   async createQueue(options: { subscribe?: boolean; mode?: QueueMode } = {}): Promise<RecipientQueue> {
     const auth = generateSigningKeyPair();
@@ -324,11 +339,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Solve what the relay asked for at connect time; if its load has raised the price since, it answers POW.
     let bits = this.opts.password === undefined ? (this.transport?.powBits ?? 0) : 0;
     let answer: Response | undefined;
+    // Solving runs off the event loop, bounded in bits and in time over every attempt (pow-solver.ts).
+    const deadline = performance.now() + this.opts.powTimeoutMs;
+    const bounds = { maxBits: this.opts.maxPowBits, deadline, relay: this.addressText, signal: this.closing.signal };
     // The price rises two bits at a time, at most 12 above the base (relay/pow-policy.ts): eight
     // attempts outlast a flood that keeps raising it while we solve.
     for (let attempt = 0; attempt < 8; attempt++) {
       const binding = this.transport?.binding;
-      const nonce = bits > 0 && binding ? solvePow(binding, auth.publicKey, bits) : EMPTY;
+      const nonce = bits > 0 && binding ? await solvePowOffThread(binding, auth.publicKey, bits, bounds) : EMPTY;
       answer = await this.request(EMPTY, newCommand(nonce), auth.privateKey);
       if (answer.type !== 'POW') break;
       bits = answer.bits;
@@ -509,6 +527,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Closes the connection for good; pending commands fail with CLOSED. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort(new ConnectionError('CLOSED', this.addressText, 'client closed'));
     clearTimeout(this.backoffTimer);
     this.wake?.();
     const t = this.transport;

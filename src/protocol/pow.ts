@@ -13,10 +13,11 @@ import { createHash } from 'node:crypto';
 export const POW_NONCE_LENGTH = 8;
 /** Hardest puzzle a relay may ask for; a client refuses more. */
 export const MAX_POW_BITS = 28;
-const LABEL = Buffer.from('nightjar/pow/new/v1');
+/** Domain label hashed before everything else. */
+export const POW_LABEL = Buffer.from('nightjar/pow/new/v1');
 
 function digest(binding: Uint8Array, key: Uint8Array, nonce: Uint8Array): Buffer {
-  return createHash('sha256').update(LABEL).update(binding).update(key).update(nonce).digest();
+  return createHash('sha256').update(POW_LABEL).update(binding).update(key).update(nonce).digest();
 }
 
 /** Number of leading zero bits of `bytes`. */
@@ -40,14 +41,31 @@ export function verifyPow(binding: Uint8Array, key: Uint8Array, nonce: Uint8Arra
 }
 
 /**
- * Finds a nonce with `bits` of work (about 2^bits hashes).
+ * Tries the nonces `from`, `from + 1`, ... (`count` of them, as u64
+ * big-endian) and returns the first with `bits` of work, or undefined.
+ * The hash of the fixed prefix is computed once and copied per nonce.
+ * @example const nonce = searchPow(binding, authPublicKey, 10, 0n, 2048); // undefined if none of the 2 048 has it
+ */
+export function searchPow(binding: Uint8Array, key: Uint8Array, bits: number, from: bigint, count: number): Uint8Array | undefined {
+  if (bits > MAX_POW_BITS) throw new RangeError(`proof of work of ${bits} bits is over the limit of ${MAX_POW_BITS}`);
+  const prefix = createHash('sha256').update(POW_LABEL).update(binding).update(key);
+  const nonce = Buffer.alloc(POW_NONCE_LENGTH);
+  for (let i = 0; i < count; i++) {
+    nonce.writeBigUInt64BE(from + BigInt(i));
+    if (leadingZeroBits(prefix.copy().update(nonce).digest()) >= bits) return new Uint8Array(nonce);
+  }
+  return undefined;
+}
+
+/**
+ * Finds a nonce with `bits` of work (about 2^bits hashes), blocking until it
+ * has one: for tests and tools. The relay client solves off its event loop
+ * (src/client/pow-solver.ts).
  * @example const nonce = solvePow(binding, authPublicKey, 12);
  */
 export function solvePow(binding: Uint8Array, key: Uint8Array, bits: number): Uint8Array {
-  if (bits > MAX_POW_BITS) throw new RangeError(`proof of work of ${bits} bits is over the limit of ${MAX_POW_BITS}`);
-  const nonce = Buffer.alloc(POW_NONCE_LENGTH);
-  for (let i = 0n; ; i++) {
-    nonce.writeBigUInt64BE(i);
-    if (leadingZeroBits(digest(binding, key, nonce)) >= bits) return new Uint8Array(nonce);
+  for (let from = 0n; ; from += 1_000_000n) {
+    const nonce = searchPow(binding, key, bits, from, 1_000_000);
+    if (nonce) return nonce;
   }
 }

@@ -37,14 +37,22 @@ export interface RelayConfig {
   readonly maxSubscriptionsPerConnection: number;
   /** Commands the relay works on at once, over all connections, before it answers BUSY. */
   readonly maxCommandsInFlight: number;
-  /** Forwarding sessions (PRXY) one client connection may hold. */
+  /**
+   * Forwarding sessions one connection may hold: those its PRXYs opened and
+   * those opened by PRXYs inside the RFWDs it carried.
+   */
   readonly maxForwardSessionsPerConnection: number;
   /** Forwarding sessions the relay holds over all connections. */
   readonly maxForwardSessions: number;
+  /** Ephemeral keys of forwarded requests remembered against replay (each for 361 s); beyond it RFWD is BUSY. */
+  readonly maxReplayEntries: number;
+  /** The share of those one source (an IPv4 address, an IPv6 /64) may hold; beyond it its RFWDs are BUSY. */
+  readonly maxReplayEntriesPerSource: number;
   /**
-   * Whether PRXY may reach relays on loopback, private and link-local
-   * addresses. Default: only when `host` is a loopback address (a local or
-   * test relay); a public relay must not be a door into its own network.
+   * Whether PRXY may reach relays on loopback, private, link-local and
+   * other special-purpose addresses (special-addresses.ts). Default: only
+   * when `host` is a loopback address (a local or test relay); a public
+   * relay must not be a door into its own network.
    */
   readonly forwardToPrivateAddresses?: boolean;
   /** Source address of connections to other relays (default: chosen by the system). */
@@ -72,6 +80,8 @@ export const DEFAULTS = {
   maxCommandsInFlight: 10_000,
   maxForwardSessionsPerConnection: 16,
   maxForwardSessions: 1000,
+  maxReplayEntries: 1_000_000,
+  maxReplayEntriesPerSource: 100_000,
   forwardTimeoutSeconds: 10,
   statsIntervalSeconds: 60,
 } as const satisfies Partial<RelayConfig>;
@@ -88,7 +98,12 @@ export class ConfigError extends Error {
 
 /** Fills defaults and checks ranges; throws ConfigError naming the bad setting. */
 export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string }): RelayConfig {
-  const c: RelayConfig = { ...DEFAULTS, ...partial };
+  const c: RelayConfig = {
+    ...DEFAULTS,
+    // A smaller cache than the default share gets a share no larger than itself.
+    maxReplayEntriesPerSource: Math.min(DEFAULTS.maxReplayEntriesPerSource, partial.maxReplayEntries ?? DEFAULTS.maxReplayEntries),
+    ...partial,
+  };
   const positive = (name: keyof RelayConfig, max = Number.MAX_SAFE_INTEGER): void => {
     const v = c[name];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
@@ -110,6 +125,8 @@ export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string 
   positive('maxCommandsInFlight');
   positive('maxForwardSessionsPerConnection');
   positive('maxForwardSessions');
+  positive('maxReplayEntries');
+  positive('maxReplayEntriesPerSource', c.maxReplayEntries);
   positive('forwardTimeoutSeconds');
   positive('statsIntervalSeconds');
   if (c.outgoingAddress !== undefined && isIP(c.outgoingAddress) === 0) throw new ConfigError(`outgoingAddress must be an IP address, got ${c.outgoingAddress}`);

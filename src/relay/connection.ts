@@ -7,7 +7,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { BlockReader } from '../protocol/block-reader.js';
-import { BLOCK_SIZE, decodeBatch, encodeBatch, packBatches, padBlock, unpadBlock } from '../protocol/block.js';
+import { batchCost, BLOCK_SIZE, decodeBatch, encodeBatch, MAX_BATCH, MAX_CONTENT_LENGTH, packBatches, padBlock, unpadBlock } from '../protocol/block.js';
 import { encodeResponse, type Response } from '../protocol/commands.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { decodeClientHello, encodeRelayHello } from '../protocol/handshake.js';
@@ -23,13 +23,19 @@ import type { RelayConfig } from './config.js';
 import { BUSY_RETRY_MS, type ClientSession, type Dispatcher } from './dispatcher.js';
 import type { RelayLogger } from './log.js';
 import { TokenBucket } from './rate-limit.js';
+import { replaySource } from './replay-cache.js';
 import type { RelayCounters } from './stats.js';
 
 /** Blocks waiting to be processed before the socket stops reading (back-pressure). */
 const MAX_QUEUED_BLOCKS = 16;
 const EMPTY = new Uint8Array(0);
-/** Answers waiting to be written before the connection stops taking commands (64 blocks). */
-const MAX_BUFFERED_OUTPUT = 64 * BLOCK_SIZE;
+/**
+ * Answers waiting to be written (64 blocks, 1 MiB) before the connection
+ * stops taking commands and pushes. Checked before every command and every
+ * push, so it is exceeded by at most what one block of commands and one
+ * push add after the last check (docs/protocol.md §12).
+ */
+export const MAX_BUFFERED_OUTPUT = 64 * BLOCK_SIZE;
 
 type State = 'handshake' | 'ready' | 'closed';
 
@@ -53,6 +59,8 @@ export type BlockTrace = (direction: 'in' | 'out', block: Uint8Array) => void;
 
 export class RelayConnection implements ClientSession {
   readonly binding: Uint8Array;
+  /** Whom this connection's replay-cache entries are charged to: its IP address (IPv6: its /64). */
+  readonly source: string;
   /** Negotiated in the client hello. */
   version = SUPPORTED_VERSIONS.max;
   private state: State = 'handshake';
@@ -60,6 +68,10 @@ export class RelayConnection implements ClientSession {
   private readonly queue: Uint8Array[] = [];
   private processing = false;
   private outbox: Uint8Array[] = [];
+  /** Blocks the outbox will take once packed (packBatches, counted as it fills), and the last one's fill. */
+  private outboxBlocks = 0;
+  private lastBlockBytes = 0;
+  private lastBlockCount = 0;
   private flushScheduled = false;
   /** Pushes waiting for the socket to drain (see ClientSession.congested). */
   private readonly drainWaiters: (() => void)[] = [];
@@ -80,6 +92,7 @@ export class RelayConnection implements ClientSession {
   ) {
     if (counters) counters.connectionsOpened++;
     this.binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
+    this.source = replaySource(socket.remoteAddress ?? '');
     this.bucket = new TokenBucket(config.commandRate, config.commandBurst);
     this.handshakeTimer = setTimeout(() => this.close('handshake timeout'), config.handshakeTimeoutSeconds * 1000);
     socket.setNoDelay(true);
@@ -129,7 +142,7 @@ export class RelayConnection implements ClientSession {
 
   /** Waits while more than MAX_BUFFERED_OUTPUT bytes of answers are waiting to be written. */
   private async outputDrained(): Promise<void> {
-    while (this.state !== 'closed' && this.socket.writableLength + this.outbox.length * BLOCK_SIZE > MAX_BUFFERED_OUTPUT) {
+    while (this.state !== 'closed' && this.congested()) {
       if (this.outbox.length > 0 && !this.flushScheduled) this.flush();
       await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -171,11 +184,30 @@ export class RelayConnection implements ClientSession {
     // SENDs is handled together so that storage commits them in one transaction,
     // and forwarded requests (PFWD, RFWD) wait for their round trips together.
     for (let i = 0; i < transmissions.length; ) {
+      // The output budget is checked before every command (a run's commands all start at
+      // once, so before the run): a block of 255 GETs must not buffer 255 messages. Once it
+      // is spent, the rest of the block is refused, not executed.
+      if (this.congested()) {
+        for (const t of transmissions.slice(i)) this.refuse(t);
+        return;
+      }
       let j = i + 1;
       if (isConcurrent(transmissions[i]!)) while (j < transmissions.length && isConcurrent(transmissions[j]!)) j++;
       await Promise.all(transmissions.slice(i, j).map((t) => this.onTransmission(t)));
       i = j;
     }
+  }
+
+  /** Answers BUSY (with the retry hint) to a command left unexecuted because the output budget is spent. */
+  private refuse(bytes: Uint8Array): void {
+    let t;
+    try {
+      t = decodeTransmission(bytes);
+    } catch (e) {
+      this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
+      return;
+    }
+    this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS });
   }
 
   private async onTransmission(bytes: Uint8Array): Promise<void> {
@@ -207,8 +239,13 @@ export class RelayConnection implements ClientSession {
     this.respond(EMPTY, entityId, response);
   }
 
+  /** Bytes of answers waiting: what the socket holds unwritten, and the outbox as the blocks it will fill. */
+  bufferedOutput(): number {
+    return this.socket.writableLength + this.outboxBlocks * BLOCK_SIZE;
+  }
+
   congested(): boolean {
-    return this.socket.writableLength + this.outbox.length * BLOCK_SIZE > MAX_BUFFERED_OUTPUT;
+    return this.bufferedOutput() > MAX_BUFFERED_OUTPUT;
   }
 
   whenDrained(callback: () => void): void {
@@ -224,7 +261,17 @@ export class RelayConnection implements ClientSession {
     if (this.state === 'closed') return;
     if (response.type === 'MSG' && this.counters) this.counters.messagesOut++;
     else if (response.type === 'ERR') this.counters?.error(response.code);
-    this.outbox.push(encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(response))));
+    const t = encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(response)));
+    this.outbox.push(t);
+    // Counted as packBatches will pack it: a new block when this one would overflow.
+    const cost = batchCost(t);
+    if (this.outboxBlocks === 0 || this.lastBlockBytes + cost > MAX_CONTENT_LENGTH || this.lastBlockCount === MAX_BATCH) {
+      this.outboxBlocks++;
+      this.lastBlockBytes = 1;
+      this.lastBlockCount = 0;
+    }
+    this.lastBlockBytes += cost;
+    this.lastBlockCount++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -236,6 +283,7 @@ export class RelayConnection implements ClientSession {
     if (this.state === 'closed' || this.outbox.length === 0) return;
     const out = this.outbox;
     this.outbox = [];
+    this.outboxBlocks = 0;
     this.socket.cork();
     for (const batch of packBatches(out)) {
       const block = encodeBatch(batch);

@@ -125,8 +125,10 @@ export class Dispatcher {
         if (!hasAuth) return err('CMD_NO_AUTH');
         if (!verify(command.recipientAuthKey, signed(), t.authenticator)) return err('AUTH');
         if (!this.passwordHash) {
-          this.pow.recordAttempt();
+          // Priced on arrival; counted toward the load only with valid work at the base price, so
+          // NEWs without work cannot raise the price for everyone (docs/protocol.md §9.3).
           const bits = this.pow.currentBits();
+          if (verifyPow(session.binding, command.recipientAuthKey, command.powNonce, this.pow.baseBits)) this.pow.recordAttempt();
           if (!verifyPow(session.binding, command.recipientAuthKey, command.powNonce, bits)) return { type: 'POW', bits };
         }
         return this.createQueue(command);
@@ -288,21 +290,26 @@ export class Dispatcher {
       return;
     }
     sub.busy = true;
+    // Waits for room when the connection's answers fill its budget; true if it must wait.
+    const mustWait = (): boolean => {
+      if (!sub.session.congested?.()) return false;
+      if (!sub.waiting && sub.session.whenDrained) {
+        sub.waiting = true;
+        sub.session.whenDrained(() => {
+          sub.waiting = false;
+          void this.deliver(sub);
+        });
+      }
+      return true;
+    };
     try {
       do {
         sub.again = false;
         if (sub.inFlight || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
-        if (sub.session.congested?.()) {
-          if (!sub.waiting && sub.session.whenDrained) {
-            sub.waiting = true;
-            sub.session.whenDrained(() => {
-              sub.waiting = false;
-              void this.deliver(sub);
-            });
-          }
-          return;
-        }
+        if (mustWait()) return;
         const m = await this.store.peekMessage(sub.recipientId, this.notBefore());
+        // Checked again right before the push: other pushes may have filled the budget meanwhile.
+        if (mustWait()) return;
         if (m && !sub.inFlight && this.subscriptions.get(hex(sub.recipientId)) === sub) {
           sub.inFlight = m.msgId;
           sub.session.push(sub.recipientId, { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed });

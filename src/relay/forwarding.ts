@@ -10,7 +10,7 @@ import { CryptoError } from '../crypto/errors.js';
 import { dh } from '../crypto/keys.js';
 import { sha256 } from '../crypto/kdf.js';
 import { randomBytes } from '../crypto/random.js';
-import { AddressError, parseAddress, type RelayAddress } from '../protocol/address.js';
+import { AddressError, formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
 import { decodeCommand, encodeResponse, SESSION_ID_LENGTH, type Command, type Response } from '../protocol/commands.js';
 import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
 import {
@@ -26,7 +26,7 @@ import {
 } from '../protocol/forward-crypto.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, type DecodedTransmission } from '../protocol/transmission.js';
 import type { RelayConfig } from './config.js';
-import { PeerError, type PeerPool } from './peer-pool.js';
+import { PeerError, type PeerIdentity, type PeerPool } from './peer-pool.js';
 import { ReplayCache } from './replay-cache.js';
 import type { RoutingKey } from './routing-key.js';
 
@@ -34,8 +34,13 @@ import type { RoutingKey } from './routing-key.js';
 export interface ForwardingSession {
   readonly binding: Uint8Array;
   push(entityId: Uint8Array, response: Response): void;
-  /** Set on a forwarded session: the relay connection whose RFWD carried it. */
+  /** Set on a forwarded session: the connection whose RFWD carried it. */
   readonly forwardedBy?: ForwardingSession;
+  /**
+   * Whom the replay-cache entries of this connection's RFWDs are charged to
+   * (`replaySource` of its IP address); without it, the connection itself.
+   */
+  readonly source?: string;
 }
 
 export interface ForwarderOptions {
@@ -44,8 +49,6 @@ export interface ForwarderOptions {
   readonly pool: PeerPool;
   /** Runs a forwarded transmission through the dispatcher. */
   readonly execute: (session: ForwardingSession, t: DecodedTransmission) => Promise<Response>;
-  /** Most ephemeral keys remembered against replay (default 1 000 000); beyond it RFWD is BUSY. */
-  readonly maxReplayEntries?: number;
   readonly now?: () => number;
 }
 
@@ -53,6 +56,10 @@ export interface ForwarderOptions {
 interface ProxySession {
   readonly dest: RelayAddress;
   lastUsed: number;
+  /** Opened by a PRXY inside an RFWD: shared by every such PRXY to `dest` that the same connection carries. */
+  readonly forwarded: boolean;
+  /** The destination's identity, once its session is up (PeerError otherwise). */
+  readonly identity: Promise<PeerIdentity>;
 }
 
 /** Forwarding sessions unused this long are forgotten (a client opens a new one with PRXY). */
@@ -65,7 +72,7 @@ const busy: Response = { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 export class Forwarder {
-  /** Forwarding sessions by the connection that owns them (for a forwarded PRXY: the relay connection). */
+  /** Forwarding sessions by the connection that owns them (for a forwarded PRXY: the connection whose RFWD carried it). */
   private readonly owners = new Map<ForwardingSession, Map<string, ProxySession>>();
   private total = 0;
   private readonly replay: ReplayCache;
@@ -77,7 +84,7 @@ export class Forwarder {
 
   constructor(private readonly opts: ForwarderOptions) {
     this.now = opts.now ?? (() => Date.now());
-    this.replay = new ReplayCache(opts.maxReplayEntries ?? 1_000_000, this.now);
+    this.replay = new ReplayCache(opts.config.maxReplayEntries, this.now, opts.config.maxReplayEntriesPerSource);
     this.passwordHash = opts.config.password === undefined ? undefined : sha256(Buffer.from(opts.config.password));
     this.startedAt = Math.floor(this.now() / 1000);
     this.sweeper = setInterval(() => this.sweepIdle(), 60_000);
@@ -114,28 +121,48 @@ export class Forwarder {
       if (e instanceof AddressError) return err('CMD_SYNTAX');
       throw e;
     }
-    // Sessions opened through a forwarded PRXY belong to the relay connection that carried it, which
-    // many clients share: they count against the relay-wide limit only, and expire when idle.
+    // Every session is charged to the connection that carried its PRXY, directly or inside an
+    // RFWD: otherwise one connection could take every session of the relay by wrapping PRXYs.
+    // A connection's forwarded PRXYs to one destination share one session: a forwarding relay's
+    // connection carries many senders (who cannot be told apart there), and should need one
+    // session per destination, not one per sender (docs/routing.md §4).
+    const forwarded = session.forwardedBy !== undefined;
     const owner = session.forwardedBy ?? session;
     let table = this.owners.get(owner);
-    if (!session.forwardedBy && (table?.size ?? 0) >= this.opts.config.maxForwardSessionsPerConnection) return busy;
+    if (forwarded) {
+      const destKey = formatAddress(dest);
+      for (const [id, entry] of table ?? []) {
+        if (entry.forwarded && formatAddress(entry.dest) === destKey) {
+          entry.lastUsed = this.now();
+          return this.pkey(owner, id, entry);
+        }
+      }
+    }
+    if ((table?.size ?? 0) >= this.opts.config.maxForwardSessionsPerConnection) return busy;
     if (this.total >= this.opts.config.maxForwardSessions) {
       this.sweepIdle();
       if (this.total >= this.opts.config.maxForwardSessions) return busy;
     }
     if (!table) this.owners.set(owner, (table = new Map()));
-    const id = randomBytes(SESSION_ID_LENGTH);
-    const entry: ProxySession = { dest, lastUsed: this.now() };
-    // Reserved before the connection attempt, so concurrent PRXYs cannot overrun the limits.
-    table.set(hex(id), entry);
-    this.total++;
+    const id = hex(randomBytes(SESSION_ID_LENGTH));
     this.opts.pool.acquire(dest);
+    const identity = this.opts.pool.identity(dest);
+    identity.catch(() => undefined); // awaited in pkey(); a rejection here is not unhandled
+    const entry: ProxySession = { dest, lastUsed: this.now(), forwarded, identity };
+    // Reserved before the connection attempt, so concurrent PRXYs cannot overrun the limits.
+    table.set(id, entry);
+    this.total++;
+    return this.pkey(owner, id, entry);
+  }
+
+  /** PKEY for a session once its destination is up; PROXY (and the session gone) if it is not. */
+  private async pkey(owner: ForwardingSession, id: string, entry: ProxySession): Promise<Response> {
     try {
-      const peer = await this.opts.pool.identity(dest);
-      if (this.owners.get(owner)?.get(hex(id)) !== entry) return err('PROXY'); // the connection closed meanwhile
-      return { type: 'PKEY', sessionId: id, destCert: peer.certificate, routingKey: peer.routingKey, routingKeySig: peer.routingKeySig };
+      const peer = await entry.identity;
+      if (this.owners.get(owner)?.get(id) !== entry) return err('PROXY'); // the connection closed meanwhile
+      return { type: 'PKEY', sessionId: new Uint8Array(Buffer.from(id, 'hex')), destCert: peer.certificate, routingKey: peer.routingKey, routingKeySig: peer.routingKeySig };
     } catch (e) {
-      this.remove(owner, hex(id));
+      this.remove(owner, id);
       if (e instanceof PeerError) return err('PROXY');
       throw e;
     }
@@ -179,9 +206,11 @@ export class Forwarder {
     }
     const nowSeconds = Math.floor(this.now() / 1000);
     if (!freshTimestamp(opened.timestamp, nowSeconds) || opened.timestamp < this.startedAt) return err('AUTH');
-    const verdict = this.replay.check(c.ephemeralKey);
+    // Charged to the sender's source, which may hold only its share: one client flooding RFWDs
+    // fills its own share, not the cache that every forwarding relay's requests need.
+    const verdict = this.replay.check(c.ephemeralKey, session.source ?? session);
     if (verdict === 'replay') return err('AUTH');
-    if (verdict === 'full') return busy;
+    if (verdict === 'full' || verdict === 'share') return busy;
 
     let t: DecodedTransmission;
     let response: Response;

@@ -7,7 +7,7 @@
  * the next request.
  */
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { formatAddress, type RelayAddress } from '../protocol/address.js';
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
 import { decodeResponse, encodeCommand, MAX_CERTIFICATE_LENGTH, type Command, type Response } from '../protocol/commands.js';
@@ -16,11 +16,32 @@ import { decodeTransmission, encodeTransmission, encodeTransmissionBody } from '
 import { PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
 import { metadataFields, type RelayLogger } from './log.js';
 import { openTransport, type RelayTransport } from '../transport/session.js';
+import { isForwardableAddress } from './special-addresses.js';
+
+/** Why a destination was not reached (all are ERR PROXY to the client). */
+export type PeerErrorReason =
+  | 'UNRESOLVED' // the host name has no address
+  | 'PRIVATE' // an address of the destination is special-purpose (special-addresses.ts) and that is not allowed
+  | 'UNREACHABLE' // no TLS session or Nightjar handshake
+  | 'INVALID' // no private routing, an oversized certificate, or no valid routing key
+  | 'CLOSED' // the session closed, or the pool did, before the answer
+  | 'TIMEOUT'; // no answer in time
 
 /** A destination could not be reached, did not answer, or has no valid routing key (ERR PROXY). */
 export class PeerError extends Error {
   override readonly name = 'PeerError';
+  constructor(
+    message: string,
+    readonly reason: PeerErrorReason,
+  ) {
+    super(message);
+  }
 }
+
+/** Every address a host name resolves to (an IP literal is its own). */
+export type Resolver = (host: string) => Promise<string[]>;
+
+const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** What PKEY tells a client about a destination. */
 export interface PeerIdentity {
@@ -34,26 +55,15 @@ export interface PeerPoolOptions {
   readonly timeoutMs: number;
   /** Source address of connections to other relays. */
   readonly localAddress?: string;
-  /** Whether destinations on loopback, private and link-local addresses may be reached. */
+  /** Whether destinations on loopback, private, link-local and other special-purpose addresses may be reached. */
   readonly allowPrivate: boolean;
+  /** How host names are resolved (default: the system's resolver, every address). */
+  readonly resolver?: Resolver;
   /** Milliseconds a session without users stays open. */
   readonly idleMs: number;
   readonly log: RelayLogger;
   /** Sees every block sent to or received from a destination, decrypted (debugging and tests). */
   readonly trace?: (direction: 'in' | 'out', block: Uint8Array) => void;
-}
-
-const PRIVATE_RANGES = new BlockList();
-for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) {
-  PRIVATE_RANGES.addSubnet(net, bits, 'ipv4');
-}
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE_RANGES.addSubnet(net, bits, 'ipv6');
-
-/** Whether `ip` is a loopback, private, link-local or unspecified address (IPv4-mapped IPv6 included). */
-export function isPrivateAddress(ip: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const v4 = mapped ? mapped[1]! : ip;
-  return isIP(v4) === 4 ? PRIVATE_RANGES.check(v4, 'ipv4') : PRIVATE_RANGES.check(ip, 'ipv6');
 }
 
 interface Pending {
@@ -121,16 +131,24 @@ export class PeerPool {
     p.transport = undefined;
   }
 
-  /** Resolves the host and refuses private addresses unless allowed; the IP to dial. */
+  /**
+   * Resolves the host once and returns the IP to dial. Unless private
+   * destinations are allowed, every address the name resolves to must be
+   * forwardable, not just the one dialled: a name that mixes public and
+   * private addresses is refused (a resolver that answers differently from
+   * one query to the next, DNS rebinding, gains nothing, since the pool dials
+   * the IP checked here and never resolves the name again for it).
+   */
   private async resolve(address: RelayAddress): Promise<string> {
-    let ip: string;
+    let ips: string[];
     try {
-      ip = isIP(address.host) ? address.host : (await lookup(address.host)).address;
+      ips = isIP(address.host) ? [address.host] : await (this.opts.resolver ?? systemResolver)(address.host);
     } catch {
-      throw new PeerError('destination host does not resolve');
+      ips = [];
     }
-    if (!this.opts.allowPrivate && isPrivateAddress(ip)) throw new PeerError('destination is on a private address');
-    return ip;
+    if (ips.length === 0) throw new PeerError('destination host does not resolve', 'UNRESOLVED');
+    if (!this.opts.allowPrivate && !ips.every(isForwardableAddress)) throw new PeerError('destination is on a private or special-purpose address', 'PRIVATE');
+    return ips[0]!;
   }
 
   private connect(p: Peer): Promise<RelayTransport> {
@@ -140,9 +158,17 @@ export class PeerPool {
       let t: RelayTransport;
       try {
         const local = this.opts.localAddress === undefined ? {} : { localAddress: this.opts.localAddress };
+        // The IP literal, not the name: the address connected to is the one checked above.
         t = await openTransport({ ...p.address, host: ip }, this.opts.timeoutMs, local);
       } catch (e) {
-        throw new PeerError(`destination unreachable: ${(e as Error).message}`);
+        throw new PeerError(`destination unreachable: ${(e as Error).message}`, 'UNREACHABLE');
+      }
+      // The rule is about the address connected to; an IP literal is dialled as it is, so this
+      // only fails if something below resolved again.
+      const dialled = t.socket.remoteAddress;
+      if (!this.opts.allowPrivate && (dialled === undefined || !isForwardableAddress(dialled))) {
+        t.socket.destroy();
+        throw new PeerError('connected to a private or special-purpose address', 'PRIVATE');
       }
       const problem =
         t.version < PRIVATE_ROUTING_VERSION
@@ -152,7 +178,7 @@ export class PeerPool {
             : checkRoutingKey(t.certificate, p.address.fingerprint, t.routingKey, t.routingKeySig) && 'has no valid routing key';
       if (problem || this.closed) {
         t.socket.destroy();
-        throw new PeerError(`destination ${problem || 'pool closed'}`);
+        throw new PeerError(`destination ${problem || 'pool closed'}`, problem ? 'INVALID' : 'CLOSED');
       }
       this.attach(p, t);
       this.opts.log.debug(metadataFields({ destination: formatAddress(p.address) }), 'relay session opened');
@@ -181,7 +207,7 @@ export class PeerPool {
       for (const [id, pending] of p.pending) {
         clearTimeout(pending.timer);
         p.pending.delete(id);
-        pending.reject(new PeerError('destination closed the session'));
+        pending.reject(new PeerError('destination closed the session', 'CLOSED'));
       }
     });
     for (const block of t.early) this.onBlock(p, block);
@@ -219,7 +245,7 @@ export class PeerPool {
 
   /** Sends `command` (unsigned, no entity) to the destination and resolves with its answer; PeerError otherwise. */
   async request(address: RelayAddress, command: Command): Promise<Response> {
-    if (this.closed) throw new PeerError('pool closed');
+    if (this.closed) throw new PeerError('pool closed', 'CLOSED');
     const p = this.peer(address);
     await this.connect(p);
     const id = p.nextCorrId;
@@ -229,7 +255,7 @@ export class PeerPool {
     return new Promise<Response>((resolve, reject) => {
       const timer = setTimeout(() => {
         p.pending.delete(id);
-        reject(new PeerError(`no answer within ${this.opts.timeoutMs} ms`));
+        reject(new PeerError(`no answer within ${this.opts.timeoutMs} ms`, 'TIMEOUT'));
       }, this.opts.timeoutMs);
       p.pending.set(id, { resolve, reject, timer });
       p.outbox.push(encodeTransmission(EMPTY, encodeTransmissionBody(corrId, EMPTY, encodeCommand(command))));
@@ -250,7 +276,7 @@ export class PeerPool {
       for (const [id, pending] of p.pending) {
         clearTimeout(pending.timer);
         p.pending.delete(id);
-        pending.reject(new PeerError('destination closed the session'));
+        pending.reject(new PeerError('destination closed the session', 'CLOSED'));
       }
       return;
     }

@@ -3,6 +3,10 @@
  * by two bits for each doubling of queue creations per second above the
  * threshold, so a flood pays exponentially more while ordinary use stays
  * cheap. A relay with a password asks for none (the password gates it).
+ *
+ * Only NEWs that carry valid work at the base price count (the dispatcher
+ * decides): raising the price for everyone then costs the base work per
+ * NEW counted, instead of nothing, which is what unsolved NEWs cost.
  */
 import { MAX_POW_BITS } from '../protocol/pow.js';
 
@@ -15,12 +19,13 @@ export class PowPolicy {
   private readonly stamps: number[] = [];
 
   constructor(
-    private readonly baseBits: number,
+    /** The price at rest. */
+    readonly baseBits: number,
     private readonly threshold: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records one queue-creation attempt (solved or not). */
+  /** Records one queue-creation attempt that carried valid work at the base price. */
   recordAttempt(): void {
     this.stamps.push(this.now());
   }

@@ -5,7 +5,7 @@
 import { mkdir, readFile, writeFile, access, constants as fsConstants } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { constants as cryptoConstants } from 'node:crypto';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { createServer, type Server, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, type RelayAddress } from '../protocol/address.js';
 import { loadOrCreateIdentity, readIdentity } from './certificate.js';
@@ -18,6 +18,7 @@ import { loadOrCreateRoutingKey } from './routing-key.js';
 import type { QueueStore } from './queue-store.js';
 import { SqliteQueueStore } from './sqlite-store.js';
 import { RelayCounters } from './stats.js';
+import { countSessionTickets, OPENSSL_CONFIG_PATH } from './tls-tickets.js';
 
 export const DATABASE_FILE = 'relay.sqlite';
 
@@ -104,6 +105,27 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   await prepareDataDir(config.dataDir);
   const identity = await loadOrCreateIdentity(config.dataDir);
   const routingKey = await loadOrCreateRoutingKey(config.dataDir, identity);
+  const tlsOptions: TlsOptions = {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    // Makes TLS 1.2 tickets, and TLS 1.3 ones stateless, impossible; the
+    // TLS 1.3 ticket count itself only OpenSSL's configuration sets (tls-tickets.ts).
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+  };
+  // No session tickets, ever: resumption would link a client's sessions, and tickets are
+  // records of another size on the wire. Checked by observation, so any way of loading the
+  // setting counts and none that fails to is missed.
+  const tickets = await countSessionTickets(tlsOptions).catch((e: unknown) => {
+    throw new RelayStartError(`cannot check TLS session tickets: ${(e as Error).message}`);
+  });
+  if (tickets > 0) {
+    throw new RelayStartError(
+      `TLS session tickets are on in this process (OpenSSL sends ${tickets} per connection, which would let connections be linked); ` +
+        `start node with --openssl-config=${OPENSSL_CONFIG_PATH} (bin/nightjar does), or set OPENSSL_CONF to that file before node starts`,
+    );
+  }
   let store: SqliteQueueStore;
   try {
     store = new SqliteQueueStore(join(config.dataDir, DATABASE_FILE));
@@ -123,15 +145,7 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   const load = { inFlight: 0, max: config.maxCommandsInFlight };
   const counters = new RelayCounters();
 
-  const server = createServer({
-    key: identity.keyPem,
-    cert: identity.certPem,
-    minVersion: 'TLSv1.3',
-    maxVersion: 'TLSv1.3',
-    // No session tickets: resumption would link a client's sessions, and
-    // tickets are records of another size on the wire.
-    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
-  });
+  const server = createServer(tlsOptions);
   server.maxConnections = config.maxConnections;
   server.on('secureConnection', (socket: TLSSocket) => {
     log.debug(metadataFields({ remote: socket.remoteAddress }), 'connection opened');
@@ -161,9 +175,6 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   }, config.expirySweepSeconds * 1000);
   sweeper.unref();
 
-  if (!process.execArgv.some((a) => a.startsWith('--openssl-config')) && !process.env['OPENSSL_CONF']) {
-    log.warn('TLS session tickets are on: start the relay with bin/nightjar, which loads config/openssl-nightjar.cnf');
-  }
   if (options.trace) log.warn('every decrypted block is traced: the trace holds metadata (debugging only)');
   if (config.publicHost === undefined && isWildcard(config.host)) {
     log.warn(

@@ -1,16 +1,22 @@
 /** Abuse resistance without identity: proof of work for queue creation, load shedding. */
 import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
-import { openTransport } from '../../src/transport/session.js';
+import { PowError } from '../../src/client/errors.js';
+import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
-import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
+import { BLOCK_SIZE, decodeBatch, encodeBatch } from '../../src/protocol/block.js';
 import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
 import { parseAddress } from '../../src/protocol/address.js';
-import { solvePow, verifyPow } from '../../src/protocol/pow.js';
+import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
+import { INLINE_ATTEMPTS, solvePowOffThread } from '../../src/client/pow-solver.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
+import { runChild } from '../helpers/processes.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
 
 test('proof of work: a solution verifies only for its session and key', () => {
   const binding = new Uint8Array(32).fill(1);
@@ -24,45 +30,131 @@ test('proof of work: a solution verifies only for its session and key', () => {
   assert.ok(!verifyPow(binding, key, new Uint8Array(0), 1));
 });
 
-test('a flood of queue creations without proof of work is refused; a legitimate client gets through', async () => {
+test('the client\'s solver: a nonce found by its worker thread verifies; an abort stops the worker', async () => {
+  // Fixed inputs for which none of the first INLINE_ATTEMPTS nonces has 16 bits, so the worker finds it.
+  const binding = new Uint8Array(32).fill(1);
+  const key = new Uint8Array(32).fill(2);
+  assert.equal(searchPow(binding, key, 16, 0n, INLINE_ATTEMPTS), undefined);
+  const nonce = await solvePowOffThread(binding, key, 16, { maxBits: 28, deadline: performance.now() + 60_000, relay: 'test' });
+  assert.ok(verifyPow(binding, key, nonce, 16));
+  assert.equal(nonce.length, 8);
+  const abort = new AbortController();
+  const stopped = solvePowOffThread(binding, key, 28, { maxBits: 28, deadline: performance.now() + 60_000, relay: 'test', signal: abort.signal });
+  setTimeout(() => abort.abort(new Error('stop')), 100);
+  await assert.rejects(stopped, /stop/);
+  await assert.rejects(solvePowOffThread(binding, key, 29, { maxBits: 40, deadline: performance.now() + 60_000, relay: 'test' }), (e: unknown) => e instanceof PowError && e.reason === 'TOO_HARD', 'never above the protocol maximum');
+});
+
+test('the solver\'s worker runs in a process that treats eval code as an ES module too', async () => {
+  const script = `
+    const { solvePowOffThread } = await import(${JSON.stringify(join(ROOT, 'src', 'client', 'pow-solver.ts'))});
+    const { verifyPow } = await import(${JSON.stringify(join(ROOT, 'src', 'protocol', 'pow.ts'))});
+    const b = new Uint8Array(32).fill(1), k = new Uint8Array(32).fill(2);
+    const n = await solvePowOffThread(b, k, 16, { maxBits: 28, deadline: performance.now() + 60000, relay: 'x' });
+    console.log(verifyPow(b, k, n, 16) ? 'verified' : 'wrong');`;
+  const r = await runChild(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeoutMs: 60_000 });
+  assert.equal(r.stdout.trim(), 'verified', r.stderr);
+});
+
+/** Signed NEWs for `t`'s session, each with the nonce `nonceFor(key)` returns. */
+function newBatch(t: { binding: Uint8Array }, round: number, count: number, nonceFor: (key: Uint8Array) => Uint8Array): Uint8Array {
+  const batch: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const auth = generateSigningKeyPair();
+    const cmd = encodeCommand({ type: 'NEW', recipientAuthKey: auth.publicKey, recipientDhKey: generateDhKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: nonceFor(auth.publicKey) });
+    const body = encodeTransmissionBody(Uint8Array.of(round >> 8, round & 255, i), new Uint8Array(0), cmd);
+    batch.push(encodeTransmission(sign(auth.privateKey, signedData(t.binding, body)), body));
+  }
+  return encodeBatch(batch);
+}
+
+test('a flood of NEWs without work is refused and does not raise the price a legitimate client pays; NEWs with valid work still raise it', async () => {
   const relay = await startRelayProcess({ args: ['--pow-bits', '8', '--rate', '100000'] });
   const flood = await openTransport(parseAddress(relay.address), 5000);
-  const legit = await RelayClient.connect(relay.address);
+  const answers: Response[] = [];
+  flood.socket.on('data', (chunk: Buffer) => {
+    for (const block of flood.reader.push(chunk)) for (const t of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(t).command));
+  });
+  const waitForAnswers = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (answers.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers.length, n);
+  };
+  // Every block the legitimate client receives, to see whether the relay ever asked it for more.
+  const legitAnswers: Response[] = [];
+  const legit = await RelayClient.connect(relay.address, {
+    trace: (direction, block) => {
+      if (direction === 'in') for (const t of decodeBatch(block)) legitAnswers.push(decodeResponse(decodeTransmission(t).command));
+    },
+  });
   try {
     assert.equal(flood.powBits, 8, 'the hello announces the price');
-    const answers: Response[] = [];
-    flood.socket.on('data', (chunk: Buffer) => {
-      for (const block of flood.reader.push(chunk)) for (const t of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(t).command));
-    });
+    // 1000 NEWs without work, far above the 20 per second that would raise the price if they counted.
     const rounds = 20;
     const perBlock = 50;
-    for (let r = 0; r < rounds; r++) {
-      const batch: Uint8Array[] = [];
-      for (let i = 0; i < perBlock; i++) {
-        const auth = generateSigningKeyPair();
-        const cmd = encodeCommand({ type: 'NEW', recipientAuthKey: auth.publicKey, recipientDhKey: generateDhKeyPair().publicKey, basicAuth: new Uint8Array(0), queueMode: 'messaging', powNonce: new Uint8Array(0) });
-        const body = encodeTransmissionBody(Uint8Array.of(r, i), new Uint8Array(0), cmd);
-        batch.push(encodeTransmission(sign(auth.privateKey, signedData(flood.binding, body)), body));
-      }
-      flood.socket.write(encodeBatch(batch));
-    }
-    // Meanwhile a client that does the work creates queues and uses them.
+    for (let r = 0; r < rounds; r++) flood.socket.write(newBatch(flood, r, perBlock, () => new Uint8Array(0)));
+    await waitForAnswers(rounds * perBlock);
+    assert.equal(answers.filter((a) => a.type === 'IDS').length, 0, 'no queue was created without work');
+    const bits = answers.map((a) => (a.type === 'POW' ? a.bits : -1));
+    assert.deepEqual([...new Set(bits)], [8], 'every refusal names the base price: the flood did not raise it');
+    // A legitimate client now pays the base price: its hello says 8, and no NEW of its is sent back for more.
+    const fresh = await openTransport(parseAddress(relay.address), 5000);
+    assert.equal(fresh.powBits, 8);
+    fresh.socket.destroy();
     const q = await legit.createQueue();
     await legit.send({ relay: q.relay, senderId: q.senderId }, new TextEncoder().encode('still served'));
     assert.equal(new TextDecoder().decode((await legit.get(q))!.body), 'still served');
-    const deadline = Date.now() + 10_000;
-    while (answers.length < rounds * perBlock && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(answers.length, rounds * perBlock);
-    assert.equal(answers.filter((a) => a.type === 'IDS').length, 0, 'no queue was created without work');
-    const bits = answers.map((a) => (a.type === 'POW' ? a.bits : -1));
-    assert.ok(bits.every((b) => b >= 8), 'every refusal names the work due');
-    assert.ok(Math.max(...bits) > 8, `the price rose under the flood (max ${Math.max(...bits)} bits)`);
-    // The legitimate client pays the raised price and still gets through.
-    const q2 = await legit.createQueue();
-    assert.equal(q2.recipientId.length, 24);
+    assert.equal(legitAnswers.filter((a) => a.type === 'POW').length, 0, 'the legitimate client was never asked for more work');
+    // NEWs that carry the base work do count: 300 of them at once raise the price.
+    answers.length = 0;
+    for (let r = 0; r < 6; r++) flood.socket.write(newBatch(flood, 100 + r, 50, (key) => solvePow(flood.binding, key, 8)));
+    await waitForAnswers(300);
+    const raised = Math.max(...answers.map((a) => (a.type === 'POW' ? a.bits : 0)));
+    assert.ok(raised > 8, `solved NEWs raise the price (max ${raised} bits)`);
+    assert.ok(answers.some((a) => a.type === 'IDS'), 'solved NEWs at the current price create queues');
   } finally {
     flood.socket.destroy();
     await legit.close();
+    await relay.stop();
+  }
+});
+
+test('a client solving a high price keeps its event loop running, and gives up at its bounds with PowError', async () => {
+  // 24 bits: about 16 million hashes, far more than two seconds of work.
+  const relay = await startRelayProcess({ args: ['--pow-bits', '24'] });
+  const client = await RelayClient.connect(relay.address, { powTimeoutMs: 2000 });
+  try {
+    let last = performance.now();
+    let maxGap = 0;
+    let ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 20);
+    const started = performance.now();
+    const outcome = await client.createQueue().then(
+      () => 'created',
+      (e: unknown) => e,
+    );
+    clearInterval(timer);
+    const elapsed = performance.now() - started;
+    // Almost always the bound ends it (TIMEOUT); a lucky solve creates the queue. Either way the
+    // timer kept firing while the work went on.
+    if (outcome !== 'created') {
+      assert.ok(outcome instanceof PowError && outcome.reason === 'TIMEOUT' && outcome.bits === 24, String(outcome));
+      assert.ok(elapsed < 30_000, `gave up at its bound, not after ${Math.round(elapsed)} ms`);
+    }
+    assert.ok(maxGap < 1000, `the event loop stalled for ${Math.round(maxGap)} ms while solving`);
+    assert.ok(ticks >= Math.min(10, elapsed / 200), `${ticks} ticks in ${Math.round(elapsed)} ms`);
+    // A price over the client's own limit is refused before any work.
+    const strict = await RelayClient.connect(relay.address, { maxPowBits: 20 });
+    await assert.rejects(strict.createQueue(), (e: unknown) => e instanceof PowError && e.reason === 'TOO_HARD' && e.bits === 24);
+    await strict.close();
+    await client.ping();
+  } finally {
+    await client.close();
     await relay.stop();
   }
 });
@@ -78,32 +170,95 @@ test('a relay with a password asks for no proof of work', async () => {
   await relay.stop();
 });
 
-test('a client that does not read its answers cannot make the relay buffer without bound', async () => {
-  const relay = await startRelayProcess({ args: ['--rate', '100000'] });
+
+/**
+ * docs/protocol.md §12: the answers waiting for one connection never exceed
+ * 64 blocks plus what one block of commands and one push add after the last
+ * check, 68 blocks in all; the memory they take is at most twice that (TLS
+ * holds an encrypted copy of the write in progress).
+ */
+const OUTPUT_BOUND = 68 * BLOCK_SIZE;
+/** What else a connection that stops reading holds: its 16 waiting input blocks, and a margin for its state. */
+const PER_CLIENT_MARGIN = 16 * BLOCK_SIZE + 512 * 1024;
+/** For the rest of the relay process while this runs (heap and allocator growth). */
+const PROCESS_MARGIN = 8 * 1024 * 1024;
+
+test('one block asking for more answers than the output budget is cut short: BUSY with the retry hint for the rest', async () => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000'] });
   const owner = await RelayClient.connect(relay.address);
-  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
   try {
     const q = await owner.createQueue();
     await owner.send({ relay: q.relay, senderId: q.senderId }, new Uint8Array(15 * 1024).fill(7));
     const t = await openTransport(parseAddress(relay.address), 5000);
-    t.socket.pause(); // never reads an answer
-    const before = rss();
-    // 6000 GETs of a 15 KiB message: about 96 MB of answers if the relay buffered them all.
-    for (let b = 0; b < 40; b++) {
-      const batch: Uint8Array[] = [];
-      for (let i = 0; i < 150; i++) {
-        const body = encodeTransmissionBody(Uint8Array.of(b, i), q.recipientId, encodeCommand({ type: 'GET' }));
-        batch.push(encodeTransmission(sign(q.recipientKey, signedData(t.binding, body)), body));
-      }
-      t.socket.write(encodeBatch(batch));
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-    const grown = rss() - before;
-    assert.ok(grown < 40 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
-    // The relay still serves everyone else.
-    await owner.ping();
+    const answers: Response[] = [];
+    t.socket.on('data', (chunk: Buffer) => {
+      for (const block of t.reader.push(chunk)) for (const b of decodeBatch(block)) answers.push(decodeResponse(decodeTransmission(b).command));
+    });
+    // 165 GETs of a 15 KiB message in one block: 2.6 MB of answers, the budget is 1 MiB.
+    const body = encodeTransmissionBody(Uint8Array.of(1), q.recipientId, encodeCommand({ type: 'GET' }));
+    const get = encodeTransmission(sign(q.recipientKey, signedData(t.binding, body)), body);
+    t.socket.write(encodeBatch(Array.from({ length: 165 }, () => get)));
+    const deadline = Date.now() + 20_000;
+    while (answers.length < 165 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers.length, 165, 'every command is answered');
+    const served = answers.findIndex((a) => a.type !== 'MSG');
+    assert.ok(served > 0 && served <= OUTPUT_BOUND / BLOCK_SIZE, `${served} GETs were served before the budget ran out`);
+    for (const a of answers.slice(served)) assert.deepEqual(a, { type: 'ERR', code: 'BUSY', retryAfterMs: 1000 });
+    // The connection goes on: the next block is served once the answers are read.
+    t.socket.write(encodeBatch([get]));
+    while (answers.length < 166 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answers[165]?.type, 'MSG');
     t.socket.destroy();
   } finally {
+    await owner.close();
+    await relay.stop();
+  }
+});
+test('clients that do not read their answers make the relay hold at most the documented output budget each', async (t) => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  const transports: RelayTransport[] = [];
+  try {
+    const q = await owner.createQueue();
+    await owner.send({ relay: q.relay, senderId: q.senderId }, new Uint8Array(15 * 1024).fill(7));
+    // 40 blocks of 165 GETs of a 15 KiB message, about 100 MB of answers, from a client that reads nothing.
+    // One such block alone asks for 2.6 MB of answers: the budget must be checked per command, not per block.
+    const flood = async (): Promise<RelayTransport> => {
+      const c = await openTransport(parseAddress(relay.address), 5000);
+      c.socket.pause();
+      // One signed GET, repeated: the relay answers each (corrIds need not differ), and signing once is fast.
+      const body = encodeTransmissionBody(Uint8Array.of(1), q.recipientId, encodeCommand({ type: 'GET' }));
+      const get = encodeTransmission(sign(q.recipientKey, signedData(c.binding, body)), body);
+      const block = encodeBatch(Array.from({ length: 165 }, () => get));
+      for (let b = 0; b < 40; b++) c.socket.write(block);
+      return c;
+    };
+    // Warm up: reading clients' GETs and one non-reading client that then goes away, so that the
+    // relay's code, heap and allocator have grown for this work before the measurement.
+    for (let k = 0; k < 20; k++) await Promise.all(Array.from({ length: 50 }, () => owner.get(q)));
+    const warm = await flood();
+    await new Promise((r) => setTimeout(r, 3000));
+    warm.socket.destroy();
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rss();
+    const clients = 12;
+    // One after another, so that what one client's answers leave as garbage is collected and its
+    // memory reused before the next: the growth measured is what the relay keeps, not what it churns.
+    for (let c = 0; c < clients; c++) {
+      transports.push(await flood());
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await new Promise((r) => setTimeout(r, 4000));
+    const grown = rss() - before;
+    const allowed = clients * (2 * OUTPUT_BOUND + PER_CLIENT_MARGIN) + PROCESS_MARGIN;
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
+    t.diagnostic(`relay memory grew by ${mib(grown)} MiB for ${clients} clients (${mib(grown / clients)} MiB each); allowed ${mib(allowed)} MiB`);
+    assert.ok(grown <= allowed, `relay memory grew by ${mib(grown)} MiB for ${clients} clients (${mib(grown / clients)} MiB each); allowed ${mib(allowed)} MiB`);
+    // The relay still serves everyone else.
+    await owner.ping();
+  } finally {
+    for (const c of transports) c.socket.destroy();
     await owner.close();
     await relay.stop();
   }

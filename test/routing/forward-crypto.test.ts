@@ -30,7 +30,7 @@ import { encodeResponse, LINK_ID_LENGTH, MAX_LINK_DATA_LENGTH } from '../../src/
 import { encodeTransmission, encodeTransmissionBody, MAX_CORR_ID_LENGTH } from '../../src/protocol/transmission.js';
 import { seal } from '../../src/crypto/aead.js';
 import { generateIdentity } from '../../src/relay/certificate.js';
-import { ReplayCache, REPLAY_WINDOW_MS } from '../../src/relay/replay-cache.js';
+import { ReplayCache, REPLAY_WINDOW_MS, replaySource } from '../../src/relay/replay-cache.js';
 import { certifyRoutingKey, loadOrCreateRoutingKey, ROUTING_KEY_FILE } from '../../src/relay/routing-key.js';
 import { X509Certificate } from 'node:crypto';
 import { sha256 } from '../../src/crypto/kdf.js';
@@ -161,6 +161,29 @@ test('the replay cache remembers a key for the whole window, forgets it after, a
   assert.equal(cache.check(k(4)), 'fresh', 'the oldest expired and made room');
   assert.equal(cache.size, 3);
   assert.ok(REPLAY_WINDOW_MS >= (FORWARD_MAX_AGE_SECONDS + FORWARD_MAX_SKEW_SECONDS) * 1000, 'outlives every acceptable replay');
+});
+
+test('the replay cache charges each entry to its source: a source holds at most its share, until its entries expire', () => {
+  let t = 0;
+  const cache = new ReplayCache(5, () => t, 2);
+  const k = (n: number): Uint8Array => new Uint8Array(32).fill(n);
+  assert.equal(cache.check(k(1), 'flooder'), 'fresh');
+  assert.equal(cache.check(k(2), 'flooder'), 'fresh');
+  assert.equal(cache.check(k(3), 'flooder'), 'share', 'over its share: refused, nothing recorded');
+  assert.equal(cache.check(k(1), 'other'), 'replay', 'a replay is a replay whoever sends it');
+  assert.equal(cache.check(k(3), 'other'), 'fresh', 'others have room');
+  t = 1000;
+  assert.equal(cache.check(k(4), 'other'), 'fresh');
+  assert.equal(cache.check(k(5), 'third'), 'fresh');
+  assert.equal(cache.check(k(6), 'fourth'), 'full', 'the cache as a whole is still bounded');
+  assert.deepEqual([cache.heldBy('flooder'), cache.heldBy('other'), cache.heldBy('third')], [2, 2, 1]);
+  t = REPLAY_WINDOW_MS + 1;
+  assert.equal(cache.check(k(7), 'flooder'), 'fresh', 'its first entries expired and gave its share back');
+  assert.equal(cache.heldBy('flooder'), 1);
+  assert.equal(replaySource('203.0.113.9'), '203.0.113.9');
+  assert.equal(replaySource('::ffff:203.0.113.9'), '203.0.113.9', 'IPv4-mapped is the IPv4 address');
+  assert.equal(replaySource('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  assert.equal(replaySource('2001:db8:1:2:ffff::1'), replaySource('2001:db8:1:2::9'), 'one /64, one source');
 });
 
 test('routing keys: certified by the certificate key, checked against the fingerprint', async () => {

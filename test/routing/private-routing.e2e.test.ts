@@ -16,6 +16,7 @@ import { RelayError } from '../../src/client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../../src/client/queues.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import { formatAddress, parseAddress, type RelayAddress } from '../../src/protocol/address.js';
+import type { Command, Response } from '../../src/protocol/commands.js';
 import { openRoute } from '../../src/client/forwarding.js';
 import { Inbox } from '../helpers/inbox.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
@@ -144,6 +145,76 @@ describe('private and onion routing between relay processes', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(inbox.all.length, before + 1, 'delivered once');
     assert.equal(Buffer.from(inbox.all.at(-1)!.message.body).toString(), 'replayed once');
+  });
+
+  /** A PRXY to `dest` sealed to `relay` and handed to it in an RFWD on `raw`: what it answers, opened. */
+  async function prxyInRfwd(raw: RawSession, relay: RelayAddress, dest: RelayAddress): Promise<Response | string> {
+    const prxy: Command = { type: 'PRXY', destRelay: formatAddress(dest), basicAuth: new Uint8Array(0) };
+    const route = sealedFor(raw.transport, relay, { corrId: randomBytes(4), entityId: new Uint8Array(0), command: prxy });
+    const [r] = await raw.send(rfwdOf(route));
+    if (r?.type !== 'RRES') return r?.type === 'ERR' ? r.code : String(r?.type);
+    try {
+      return openRoute(route, r.sealed);
+    } catch (e) {
+      if (e instanceof RelayError) return `${e.code}${e.retryAfterMs === undefined ? '' : `/${e.retryAfterMs}`}`;
+      throw e;
+    }
+  }
+
+  test('PRXYs wrapped in RFWD count against the connection that carries them; its PRXYs to one destination share a session', async () => {
+    const small = await startRelayProcess({
+      args: [...relayArgs('127.0.0.6', join(tempDir(), 'small.trace')), '--max-forward-sessions-per-connection', '2', '--max-forward-sessions', '50'],
+    });
+    const raw = await RawSession.open(addr(small));
+    const other = await RawSession.open(addr(small));
+    try {
+      const first = await prxyInRfwd(raw, addr(small), addr(a));
+      assert.equal((first as Response).type, 'PKEY', String(first));
+      const again = await prxyInRfwd(raw, addr(small), addr(a));
+      assert.equal((again as Response).type, 'PKEY', String(again));
+      const id = (r: Response | string): string => Buffer.from((r as Extract<Response, { type: 'PKEY' }>).sessionId).toString('hex');
+      assert.equal(id(again), id(first), 'the same destination, on the same connection: one shared session');
+      assert.equal((await prxyInRfwd(raw, addr(small), addr(b)) as Response).type, 'PKEY');
+      assert.equal(await prxyInRfwd(raw, addr(small), addr(d)), 'BUSY/1000', 'a third destination is over this connection\'s share');
+      const direct: Command = { type: 'PRXY', destRelay: formatAddress(addr(d)), basicAuth: new Uint8Array(0) };
+      assert.deepEqual(await raw.send(direct), [{ type: 'ERR', code: 'BUSY', retryAfterMs: 1000 }], 'direct and wrapped PRXYs share one count');
+      assert.equal((await other.send(direct))[0]?.type, 'PKEY', 'another connection has a share of its own');
+    } finally {
+      raw.close();
+      other.close();
+      await small.stop();
+    }
+  });
+
+  test('one client flooding RFWD fills only its own share of the replay cache: forwarding stays open to everyone else', async () => {
+    // A destination with a small cache: 300 entries, 100 per source.
+    const dd = await startRelayProcess({
+      args: [...relayArgs('127.0.0.7', join(tempDir(), 'dd.trace')), '--max-replay-entries', '300', '--max-replay-entries-per-source', '100'],
+    });
+    const owner = await RelayClient.connect(dd.address);
+    const flooder = await RawSession.open(addr(dd), { localAddress: '127.0.0.66' });
+    try {
+      const { queue: q2, sender: sq2 } = await securedQueue(owner);
+      // 400 valid, fresh requests from one client, more than the whole cache holds.
+      const floods = Array.from({ length: 400 }, () => rfwdOf(sealedFor(flooder.transport, addr(dd), { corrId: randomBytes(4), entityId: new Uint8Array(0), command: { type: 'PING' } })));
+      const answers = await flooder.send(...floods);
+      // Everyone else's requests, through A, still reach the destination.
+      await sender.pingVia([addr(a)], addr(dd));
+      await sender.sendVia([addr(a)], sq2, Buffer.from('through the flood'));
+      assert.equal(Buffer.from((await owner.get(q2))!.body).toString(), 'through the flood');
+      const kinds = answers.map((r) => (r.type === 'ERR' ? `${r.code}/${r.retryAfterMs}` : r.type));
+      assert.equal(kinds.filter((k) => k === 'RRES').length, 100, 'the flooder got its share');
+      assert.equal(kinds.filter((k) => k === 'BUSY/1000').length, 300, 'and BUSY beyond it');
+      // And the flooder stays refused, on a new connection too: its share is its address's.
+      const again = await RawSession.open(addr(dd), { localAddress: '127.0.0.66' });
+      const [late] = await again.send(rfwdOf(sealedFor(again.transport, addr(dd), { corrId: randomBytes(4), entityId: new Uint8Array(0), command: { type: 'PING' } })));
+      assert.deepEqual(late, { type: 'ERR', code: 'BUSY', retryAfterMs: 1000 });
+      again.close();
+    } finally {
+      flooder.close();
+      await owner.close();
+      await dd.stop();
+    }
   });
 
   test('the forwarding relays\' traffic, disks and logs hold neither the queue IDs nor the plaintext', async () => {

@@ -2,7 +2,7 @@
  * Shared pieces of the routing tests: a raw session on which a test plays a
  * forwarding relay (sending RFWD itself), and a queue set up for senders.
  */
-import { openTransport, type RelayTransport } from '../../src/transport/session.js';
+import { openTransport, type RelayTransport, type TransportOptions } from '../../src/transport/session.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import type { RecipientQueue, SenderQueue } from '../../src/client/queues.js';
 import { sealRoute, type InnerRequest, type SealedRoute } from '../../src/client/forwarding.js';
@@ -31,13 +31,17 @@ export class RawSession {
     });
   }
 
-  static async open(address: RelayAddress): Promise<RawSession> {
-    return new RawSession(await openTransport(address, 5000));
+  static async open(address: RelayAddress, options: TransportOptions = {}): Promise<RawSession> {
+    return new RawSession(await openTransport(address, 5000, options));
   }
 
   /** Sends `commands` (unsigned, no entity) in as few blocks as they fit, and resolves with their answers in order. */
   send(...commands: Command[]): Promise<Response[]> {
-    const corrIds = commands.map(() => Uint8Array.of(0, 0, 0, this.next++));
+    const corrIds = commands.map(() => {
+      const id = new Uint8Array(4);
+      new DataView(id.buffer).setUint32(0, this.next++);
+      return id;
+    });
     const answers = corrIds.map((c) => new Promise<Response>((resolve) => this.waiting.set(Buffer.from(c).toString('hex'), resolve)));
     const transmissions = commands.map((command, i) => encodeTransmission(new Uint8Array(0), encodeTransmissionBody(corrIds[i]!, new Uint8Array(0), encodeCommand(command))));
     for (const batch of packBatches(transmissions)) this.transport.socket.write(encodeBatch(batch));
