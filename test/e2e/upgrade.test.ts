@@ -1,0 +1,154 @@
+// test-file-timeout: 300
+/**
+ * Upgrading in place: a relay directory and two connected profiles written
+ * by the release before the migration runner (test/fixtures/upgrade-v1,
+ * made by scripts/make-upgrade-fixture.ts) are opened by the current code,
+ * as real processes over loopback. The stores are upgraded by the runner,
+ * the message that waited on the relay arrives, the history is intact and
+ * new messages flow both ways, without either person doing anything.
+ *
+ * The port: the profiles hold the relay's address, port included
+ * (nightjar://…@127.0.0.1:29225), in their relay list and in every queue
+ * address, and an upgrade must not rewrite them. So the relay runs on that
+ * port (FIXTURE_PORT). It lies below every OS's ephemeral port range, where
+ * the other tests' relays (port 0) and outgoing connections never land, and
+ * the test checks it is free first and fails saying so if not.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, readdirSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { openProfileDatabase } from '../../src/chat/profile-db.js';
+import { unlockKey } from '../../src/chat/profile-key.js';
+import { CHAT_SCHEMA_VERSION, hasChatSchema } from '../../src/chat/schema.js';
+import { AGENT_SCHEMA_VERSION } from '../../src/agent/agent-store.js';
+import { RELAY_SCHEMA } from '../../src/relay/sqlite-store.js';
+import { FIXTURE_PORT, PASSPHRASES } from '../../scripts/make-upgrade-fixture.js';
+import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
+import { json } from '../cli/cli-helpers.js';
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'upgrade-v1');
+const ADDRESS = `nightjar://WJmjORocfemG9KZp56kdaovYWsxW-uY2ZFvR4FuAbzI@127.0.0.1:${FIXTURE_PORT}`;
+/** Ten years: the relay's default TTL (21 days) would drop the waiting message once the fixture is that old. */
+const TTL_SECONDS = String(10 * 365 * 24 * 3600);
+
+type Row = Record<string, unknown>;
+
+let dir: string;
+let relay: RelayProcess;
+let alice: string;
+let bob: string;
+
+const A = (args: readonly string[]): Promise<Row[]> => json(alice, args, { passphrase: PASSPHRASES.alice });
+const B = (args: readonly string[]): Promise<Row[]> => json(bob, args, { passphrase: PASSPHRASES.bob });
+const texts = (rows: Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
+
+/** Files come out of git world-readable; a profile and a relay directory are the owner's alone, as their code made them. */
+function ownerOnly(path: string): void {
+  const isDir = statSync(path).isDirectory();
+  chmodSync(path, isDir ? 0o700 : 0o600);
+  if (isDir) for (const name of readdirSync(path)) ownerOnly(join(path, name));
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** The schema_versions rows of a profile, read the way the node opens it. */
+async function profileVersions(profile: string, passphrase: string): Promise<{ rows: unknown; legacy: unknown }> {
+  const db = openProfileDatabase(profile, await unlockKey(profile, passphrase), hasChatSchema);
+  try {
+    return {
+      rows: db.prepare('SELECT store, version FROM schema_versions ORDER BY store').all(),
+      legacy: [db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").pluck().get(), db.prepare("SELECT value FROM chat_settings WHERE key = 'schema_version'").pluck().get()],
+    };
+  } finally {
+    db.close();
+  }
+}
+
+function hasVersionTable(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'schema_versions'").get() !== undefined;
+}
+
+before(async () => {
+  dir = tempDir('nightjar-upgrade-');
+  cpSync(FIXTURE, dir, { recursive: true });
+  ownerOnly(dir);
+  alice = join(dir, 'alice');
+  bob = join(dir, 'bob');
+  const old = new Database(join(dir, 'relay', 'relay.sqlite'), { readonly: true });
+  assert.equal(hasVersionTable(old), false, 'the fixture is from before the runner');
+  assert.equal(old.pragma('user_version', { simple: true }), 2);
+  old.close();
+  if (!(await portIsFree(FIXTURE_PORT))) {
+    throw new Error(`port ${FIXTURE_PORT} on 127.0.0.1 is taken: the upgrade fixture's relay must listen there, because the fixture profiles hold that address (see test/e2e/upgrade.test.ts)`);
+  }
+  relay = await startRelayProcess({ dataDir: join(dir, 'relay'), port: FIXTURE_PORT, args: ['--ttl', TTL_SECONDS] });
+});
+
+after(async () => {
+  await relay?.stop();
+});
+
+test('the relay opens the old directory: same address, its database upgraded by the runner, the waiting message kept', () => {
+  assert.equal(relay.address, ADDRESS);
+  const db = new Database(join(dir, 'relay', 'relay.sqlite'), { readonly: true });
+  try {
+    assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'relay', version: RELAY_SCHEMA.version }]);
+    assert.equal(db.pragma('user_version', { simple: true }), RELAY_SCHEMA.version);
+    assert.equal(db.prepare('SELECT count(*) FROM messages').pluck().get(), 1);
+  } finally {
+    db.close();
+  }
+});
+
+test('both profiles open and upgrade; Bob receives the waiting message; the history is intact; new messages flow both ways', async () => {
+  // The history as it was, before anything new arrives.
+  const history = async (run: typeof A, contact: string): Promise<unknown[][]> =>
+    (await run(['history', contact])).filter((m) => m['kind'] === 'text').map((m) => [m['direction'], m['text'], m['status']]);
+  assert.deepEqual(await history(B, 'Alice'), [
+    ['in', 'hello Bob', 'read'],
+    ['in', 'how are you?', 'read'],
+    ['out', 'hi Alice, fine', 'read'],
+  ]);
+
+  // Sent by the old release, held by the relay through its upgrade.
+  const got = await B(['read']);
+  assert.deepEqual(texts(got), ['still waiting on the relay']);
+  assert.ok(got.every((m) => m['kind'] !== 'text' || (m['contact'] === 'Alice' && m['direction'] === 'in')), JSON.stringify(got));
+  // `history` opened only the chat tables; `read` opened the agent too.
+  const current = { rows: [{ store: 'agent', version: AGENT_SCHEMA_VERSION }, { store: 'chat', version: CHAT_SCHEMA_VERSION }], legacy: [String(AGENT_SCHEMA_VERSION), String(CHAT_SCHEMA_VERSION)] };
+  assert.deepEqual(await profileVersions(bob, PASSPHRASES.bob), current, "Bob's profile was upgraded by the runner");
+
+  assert.deepEqual(await history(A, 'Bob'), [
+    ['out', 'hello Bob', 'read'],
+    ['out', 'how are you?', 'read'],
+    ['in', 'hi Alice, fine', 'read'],
+    ['out', 'still waiting on the relay', 'sent'],
+  ]);
+
+  // New messages, both ways, on the connections the old release made.
+  await B(['send', 'Alice', 'got it, after the upgrade']);
+  assert.deepEqual(texts(await A(['read'])), ['got it, after the upgrade']);
+  assert.deepEqual(await profileVersions(alice, PASSPHRASES.alice), current, "Alice's profile was upgraded by the runner");
+  await A(['send', 'Bob', 'and this one is new']);
+  assert.deepEqual(texts(await B(['read'])), ['and this one is new']);
+  await B(['read']); // nothing new; and Alice's receipts arrive with her next read
+  await A(['read']);
+  const after = await history(A, 'Bob');
+  assert.deepEqual(after.slice(3).map(([direction, text]) => [direction, text]), [
+    ['out', 'still waiting on the relay'],
+    ['in', 'got it, after the upgrade'],
+    ['out', 'and this one is new'],
+  ]);
+  assert.equal(after[3]![2], 'read', 'the message that waited on the relay is now read');
+  const contacts = (await A(['contacts'])).map((c) => [c['name'], c['status']]);
+  assert.deepEqual(contacts, [['Bob', 'ready']]);
+});
