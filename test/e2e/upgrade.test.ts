@@ -22,12 +22,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openProfileDatabase } from '../../src/chat/profile-db.js';
 import { unlockKey } from '../../src/chat/profile-key.js';
-import { CHAT_SCHEMA_VERSION, hasChatSchema } from '../../src/chat/schema.js';
+import { CHAT_SCHEMA_VERSION, hasChatSchema, migrateChatSchema } from '../../src/chat/schema.js';
 import { AGENT_SCHEMA_VERSION } from '../../src/agent/agent-store.js';
 import { RELAY_SCHEMA } from '../../src/relay/sqlite-store.js';
 import { FIXTURE_PORT, PASSPHRASES } from '../../scripts/make-upgrade-fixture.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
-import { json } from '../cli/cli-helpers.js';
+import { failure, json, nj } from '../cli/cli-helpers.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'upgrade-v1');
 const ADDRESS = `nightjar://WJmjORocfemG9KZp56kdaovYWsxW-uY2ZFvR4FuAbzI@127.0.0.1:${FIXTURE_PORT}`;
@@ -151,4 +151,20 @@ test('both profiles open and upgrade; Bob receives the waiting message; the hist
   assert.equal(after[3]![2], 'read', 'the message that waited on the relay is now read');
   const contacts = (await A(['contacts'])).map((c) => [c['name'], c['status']]);
   assert.deepEqual(contacts, [['Bob', 'ready']]);
+});
+
+test('a profile a newer Nightjar upgraded is refused with one clear line, and left as it was', async () => {
+  const copy = join(tempDir('nightjar-upgrade-'), 'alice');
+  cpSync(join(FIXTURE, 'alice'), copy, { recursive: true });
+  ownerOnly(copy);
+  const db = openProfileDatabase(copy, await unlockKey(copy, PASSPHRASES.alice), hasChatSchema);
+  migrateChatSchema(db);
+  db.prepare("UPDATE schema_versions SET version = ? WHERE store = 'chat'").run(CHAT_SCHEMA_VERSION + 1);
+  db.close();
+  const line = failure(await nj(copy, ['history', 'Bob'], { passphrase: PASSPHRASES.alice }));
+  assert.equal(
+    line,
+    `nightjar: this profile was upgraded by a newer Nightjar (chat schema version ${CHAT_SCHEMA_VERSION + 1}); upgrade Nightjar to open it; nothing was changed`,
+  );
+  assert.deepEqual((await profileVersions(copy, PASSPHRASES.alice)).rows, [{ store: 'chat', version: CHAT_SCHEMA_VERSION + 1 }], 'the agent tables were not touched either');
 });
