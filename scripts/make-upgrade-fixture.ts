@@ -17,7 +17,7 @@
  * upgrade-v2, ...): the point of upgrade-v1 is that it was written by the
  * code as it was before the migration runner, and stays so.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
     join(out, 'README.md'),
     `# Upgrade fixture v1
 
-Made by \`scripts/make-upgrade-fixture.ts\` with the code of ${new Date().toISOString().slice(0, 10)}
+Made by \`scripts/make-upgrade-fixture.ts\` with the code of ${new Date().toISOString().slice(0, 10)} (main at ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()})
 (before the migration runner, src/schema/), and read by
 \`test/e2e/upgrade.test.ts\`. Do not edit or regenerate it: it stands for the
 data people already have on disk.

@@ -1,4 +1,4 @@
-// test-file-timeout: 300
+// test-file-timeout: 150
 /**
  * Upgrading in place: a relay directory and two connected profiles written
  * by the release before the migration runner (test/fixtures/upgrade-v1,
@@ -13,12 +13,19 @@
  * port (FIXTURE_PORT). It lies below every OS's ephemeral port range, where
  * the other tests' relays (port 0) and outgoing connections never land, and
  * the test checks it is free first and fails saying so if not.
+ *
+ * Time: the fixture ages. Its queues become due for rotation after 7 days,
+ * the relay's default TTL would drop the waiting message after 21, and so
+ * on; so the scenario runs twice, as the clock stands and with the
+ * profiles' clock a year on (test/helpers/shifted-clock.mjs), and the
+ * relay keeps messages ten years.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { openProfileDatabase } from '../../src/chat/profile-db.js';
 import { unlockKey } from '../../src/chat/profile-key.js';
@@ -27,7 +34,7 @@ import { AGENT_SCHEMA_VERSION } from '../../src/agent/agent-store.js';
 import { RELAY_SCHEMA } from '../../src/relay/sqlite-store.js';
 import { FIXTURE_PORT, PASSPHRASES } from '../../scripts/make-upgrade-fixture.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
-import { failure, json, nj } from '../cli/cli-helpers.js';
+import { failure, json, nj, startChat, type RunOptions } from '../cli/cli-helpers.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'upgrade-v1');
 const ADDRESS = `nightjar://WJmjORocfemG9KZp56kdaovYWsxW-uY2ZFvR4FuAbzI@127.0.0.1:${FIXTURE_PORT}`;
@@ -36,13 +43,6 @@ const TTL_SECONDS = String(10 * 365 * 24 * 3600);
 
 type Row = Record<string, unknown>;
 
-let dir: string;
-let relay: RelayProcess;
-let alice: string;
-let bob: string;
-
-const A = (args: readonly string[]): Promise<Row[]> => json(alice, args, { passphrase: PASSPHRASES.alice });
-const B = (args: readonly string[]): Promise<Row[]> => json(bob, args, { passphrase: PASSPHRASES.bob });
 const texts = (rows: Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
 
 /** Files come out of git world-readable; a profile and a relay directory are the owner's alone, as their code made them. */
@@ -77,12 +77,33 @@ function hasVersionTable(db: Database.Database): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'schema_versions'").get() !== undefined;
 }
 
-before(async () => {
-  dir = tempDir('nightjar-upgrade-');
+type Run = (args: readonly string[]) => Promise<Row[]>;
+
+/** The recipient IDs of the queues the relay holds (hex), read beside the running relay. */
+function relayQueues(dir: string): string[] {
+  const db = new Database(join(dir, 'relay', 'relay.sqlite'), { readonly: true });
+  try {
+    return db.prepare('SELECT hex(recipient_id) FROM queues ORDER BY 1').pluck().all() as string[];
+  } finally {
+    db.close();
+  }
+}
+
+interface Opened {
+  readonly env: Readonly<Record<string, string>>;
+  readonly dir: string;
+  readonly relay: RelayProcess;
+  readonly alice: string;
+  readonly bob: string;
+  readonly A: Run;
+  readonly B: Run;
+}
+
+/** A copy of the fixture, checked to be from before the runner, with its relay started on the fixture's port; `env` goes to every command. */
+async function openFixture(env: Readonly<Record<string, string>> = {}): Promise<Opened> {
+  const dir = tempDir('nightjar-upgrade-');
   cpSync(FIXTURE, dir, { recursive: true });
   ownerOnly(dir);
-  alice = join(dir, 'alice');
-  bob = join(dir, 'bob');
   const old = new Database(join(dir, 'relay', 'relay.sqlite'), { readonly: true });
   assert.equal(hasVersionTable(old), false, 'the fixture is from before the runner');
   assert.equal(old.pragma('user_version', { simple: true }), 2);
@@ -90,14 +111,16 @@ before(async () => {
   if (!(await portIsFree(FIXTURE_PORT))) {
     throw new Error(`port ${FIXTURE_PORT} on 127.0.0.1 is taken: the upgrade fixture's relay must listen there, because the fixture profiles hold that address (see test/e2e/upgrade.test.ts)`);
   }
-  relay = await startRelayProcess({ dataDir: join(dir, 'relay'), port: FIXTURE_PORT, args: ['--ttl', TTL_SECONDS] });
-});
+  const relay = await startRelayProcess({ dataDir: join(dir, 'relay'), port: FIXTURE_PORT, args: ['--ttl', TTL_SECONDS] });
+  const alice = join(dir, 'alice');
+  const bob = join(dir, 'bob');
+  const options = (passphrase: string): RunOptions => ({ passphrase, env });
+  return { env, dir, relay, alice, bob, A: (args) => json(alice, args, options(PASSPHRASES.alice)), B: (args) => json(bob, args, options(PASSPHRASES.bob)) };
+}
 
-after(async () => {
-  await relay?.stop();
-});
-
-test('the relay opens the old directory: same address, its database upgraded by the runner, the waiting message kept', () => {
+/** The relay's checks, then everything the two people do after upgrading, with what each step must show. */
+async function upgradeAndTalk({ dir, relay, alice, bob, A, B }: Opened): Promise<void> {
+  // The relay opens the old directory: same address, its database upgraded by the runner, the waiting message kept.
   assert.equal(relay.address, ADDRESS);
   const db = new Database(join(dir, 'relay', 'relay.sqlite'), { readonly: true });
   try {
@@ -107,11 +130,9 @@ test('the relay opens the old directory: same address, its database upgraded by 
   } finally {
     db.close();
   }
-});
 
-test('both profiles open and upgrade; Bob receives the waiting message; the history is intact; new messages flow both ways', async () => {
   // The history as it was, before anything new arrives.
-  const history = async (run: typeof A, contact: string): Promise<unknown[][]> =>
+  const history = async (run: Run, contact: string): Promise<unknown[][]> =>
     (await run(['history', contact])).filter((m) => m['kind'] === 'text').map((m) => [m['direction'], m['text'], m['status']]);
   assert.deepEqual(await history(B, 'Alice'), [
     ['in', 'hello Bob', 'read'],
@@ -140,8 +161,7 @@ test('both profiles open and upgrade; Bob receives the waiting message; the hist
   assert.deepEqual(await profileVersions(alice, PASSPHRASES.alice), current, "Alice's profile was upgraded by the runner");
   await A(['send', 'Bob', 'and this one is new']);
   assert.deepEqual(texts(await B(['read'])), ['and this one is new']);
-  await B(['read']); // nothing new; and Alice's receipts arrive with her next read
-  await A(['read']);
+  await A(['read']); // Bob's receipts
   const after = await history(A, 'Bob');
   assert.deepEqual(after.slice(3).map(([direction, text]) => [direction, text]), [
     ['out', 'still waiting on the relay'],
@@ -149,8 +169,46 @@ test('both profiles open and upgrade; Bob receives the waiting message; the hist
     ['out', 'and this one is new'],
   ]);
   assert.equal(after[3]![2], 'read', 'the message that waited on the relay is now read');
-  const contacts = (await A(['contacts'])).map((c) => [c['name'], c['status']]);
-  assert.deepEqual(contacts, [['Bob', 'ready']]);
+  assert.deepEqual((await A(['contacts'])).map((c) => [c['name'], c['status']]), [['Bob', 'ready']]);
+}
+
+test('the relay and both profiles open and upgrade; Bob receives the waiting message; the history is intact; new messages flow both ways', async () => {
+  const opened = await openFixture();
+  try {
+    await upgradeAndTalk(opened);
+  } finally {
+    await opened.relay.stop();
+  }
+});
+
+test('the same a year after the fixture was made (the profiles\' clock moved on): queues long due for rotation, and it still all works', async () => {
+  const preload = `--import=${pathToFileURL(join(import.meta.dirname, '..', 'helpers', 'shifted-clock.mjs')).href}`;
+  const opened = await openFixture({ NODE_OPTIONS: [process.env['NODE_OPTIONS'], preload].filter(Boolean).join(' '), NIGHTJAR_TEST_CLOCK_SHIFT_DAYS: '365' });
+  try {
+    await upgradeAndTalk(opened);
+    const before = relayQueues(opened.dir);
+    assert.equal(before.length, 2, 'the two queues the old release made are still in use');
+
+    // Both open the live chat, as people do: their nodes rotate the year-old queues (docs/agent.md §6) with nobody asking.
+    const bobChat = startChat(opened.bob, ['chat', 'alice', '--json'], { passphrase: PASSPHRASES.bob, env: opened.env });
+    const aliceChat = startChat(opened.alice, ['chat', 'bob', '--json'], { passphrase: PASSPHRASES.alice, env: opened.env });
+    try {
+      await Promise.all([bobChat, aliceChat].map((c) => c.waitFor((o) => o['type'] === 'contact')));
+      for (let i = 0; relayQueues(opened.dir).some((q) => before.includes(q)); i++) {
+        if (i === 150) assert.fail(`the old queues were not rotated away: ${JSON.stringify({ before, now: relayQueues(opened.dir) })}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(relayQueues(opened.dir).length, 2, 'one new queue each way');
+      aliceChat.type('on fresh queues');
+      await bobChat.waitFor((o) => o['type'] === 'message' && o['text'] === 'on fresh queues');
+      bobChat.type('received, on fresh queues too');
+      await aliceChat.waitFor((o) => o['type'] === 'message' && o['text'] === 'received, on fresh queues too');
+    } finally {
+      await Promise.all([bobChat.end(), aliceChat.end()]);
+    }
+  } finally {
+    await opened.relay.stop();
+  }
 });
 
 test('a profile a newer Nightjar upgraded is refused with one clear line, and left as it was', async () => {
