@@ -308,7 +308,7 @@ export const AGENT_SCHEMA: StoreSchema = {
   },
 };
 
-/** Creates or upgrades the agent's tables; writes nothing when they are current. Throws MigrationError. */
+/** Creates or upgrades the agent's tables; writes nothing when they are current and recorded in schema_versions. Throws MigrationError. */
 export function migrateAgentSchema(db: DB): void {
   migrate(db, AGENT_SCHEMA);
 }

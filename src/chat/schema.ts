@@ -103,7 +103,7 @@ export function createChatSchema(db: DB, displayName: string, now: number): void
   db.prepare('INSERT INTO chat_profile (id, display_name, created_at) VALUES (1, ?, ?)').run(displayName, now);
 }
 
-/** Upgrades the chat tables of an existing profile; writes nothing when they are current. Throws MigrationError. */
+/** Upgrades the chat tables of an existing profile; writes nothing when they are current and recorded in schema_versions. Throws MigrationError. */
 export function migrateChatSchema(db: DB): void {
   migrate(db, CHAT_SCHEMA);
 }

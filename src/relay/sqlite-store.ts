@@ -157,7 +157,7 @@ export class SqliteQueueStore implements QueueStore {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('secure_delete = ON');
     try {
-      this.migrate();
+      migrate(this.db, RELAY_SCHEMA); // throws MigrationError: a newer database, or a step that failed
     } catch (e) {
       this.db.close();
       throw e;
@@ -187,11 +187,6 @@ export class SqliteQueueStore implements QueueStore {
       countAll: s('SELECT COUNT(*) AS n FROM messages'),
       countLinks: s('SELECT COUNT(*) AS n FROM links'),
     };
-  }
-
-  /** Brings the database to the current schema (RELAY_SCHEMA); throws MigrationError. */
-  private migrate(): void {
-    migrate(this.db, RELAY_SCHEMA);
   }
 
   async createQueue(q: NewQueue): Promise<void> {
