@@ -12,6 +12,7 @@ const SRC = join(import.meta.dirname, '..', 'src');
 
 /** Rank of each layer: a module may import only layers of a lower rank (relay and client share one). */
 const RANK: Readonly<Record<string, number>> = {
+  schema: 0, // the migration runner: every store (relay, agent, chat) uses it
   crypto: 0,
   protocol: 1,
   transport: 2,

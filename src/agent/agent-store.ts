@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { systemClock, type Clock } from './agent-api.js';
+import { migrate, type StoreSchema } from '../schema/migrations.js';
 
 type DB = Database.Database;
 
@@ -18,8 +19,10 @@ type DB = Database.Database;
  * each held-back message arrived (`agent_recv_buffer.received_at`), resend
  * requests made (`agent_connections.gap_asks`, `gap_asked_at`) and the
  * first seq each send queue carried (`agent_snd_queues.first_seq`).
+ * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
+ * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-const SCHEMA_VERSION = 3;
+export const AGENT_SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -263,10 +266,12 @@ export interface AddressKeyRow {
   retired_at: number | null;
 }
 
-/** What takes a database at version N-1 to version N. */
-const MIGRATIONS: Readonly<Record<number, string>> = {
-  2: 'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
-  3: `
+/** `STEPS[i]` takes the agent tables from version i+1 to i+2. */
+const STEPS: readonly string[] = [
+  // 2
+  'ALTER TABLE agent_relays ADD COLUMN password TEXT; ALTER TABLE agent_rcv_queues ADD COLUMN link_id BLOB',
+  // 3
+  `
 CREATE TABLE agent_request_seen (address_id TEXT NOT NULL, hash BLOB NOT NULL, key_id INTEGER, PRIMARY KEY (address_id, hash)) WITHOUT ROWID;
 CREATE TABLE agent_address_keys (
   id INTEGER PRIMARY KEY, address_id TEXT NOT NULL, secrets BLOB NOT NULL,
@@ -285,20 +290,27 @@ CREATE TABLE agent_sent_log (
   PRIMARY KEY (connection_id, seq)
 ) WITHOUT ROWID;
 `,
+];
+
+/** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */
+export const AGENT_SCHEMA: StoreSchema = {
+  store: 'agent',
+  version: AGENT_SCHEMA_VERSION,
+  create: SCHEMA,
+  steps: STEPS,
+  legacy: {
+    read: (db) => {
+      const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_meta'").get() !== undefined;
+      const row = hasMeta ? (db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string } | undefined) : undefined;
+      return row ? Number(row.value) : undefined;
+    },
+    write: (db, version) => void db.prepare("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('schema', ?)").run(String(version)),
+  },
 };
 
-/** Creates or upgrades the agent's tables; writes nothing when they are current. */
+/** Creates or upgrades the agent's tables; writes nothing when they are current and recorded in schema_versions. Throws MigrationError. */
 export function migrateAgentSchema(db: DB): void {
-  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agent_meta'").get() !== undefined;
-  const row = hasMeta ? (db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string } | undefined) : undefined;
-  const version = row ? Number(row.value) : 0;
-  if (version === SCHEMA_VERSION) return;
-  if (version > SCHEMA_VERSION) throw new Error(`agent database schema ${version} is newer than this Nightjar; upgrade it`);
-  db.transaction(() => {
-    if (version === 0) db.exec(SCHEMA);
-    else for (let v = version + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
-    db.prepare("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
-  })();
+  migrate(db, AGENT_SCHEMA);
 }
 
 /** Typed queries over the agent tables. */

@@ -7,6 +7,7 @@
 import { AgentError } from '../agent/agent-api.js';
 import { ChatError } from '../chat/errors.js';
 import { AddressError } from '../protocol/address.js';
+import { MigrationError } from '../schema/migrations.js';
 
 export type ApiErrorCode =
   | AgentError['code']
@@ -17,6 +18,7 @@ export type ApiErrorCode =
   | 'NOT_ENOUGH_RELAYS' // the routing mode asked for needs more relays than the list has
   | 'CODE_MISMATCH' // the security code typed in is not this connection's: someone may be in the middle
   | 'PROFILE_BUSY' // another process holds the profile and does not answer on its socket
+  | 'PROFILE_TOO_NEW' // a newer Nightjar upgraded the profile's tables; this one cannot use them
   | 'INTERRUPTED'; // the caller went away (Ctrl-C) while the operation waited
 
 export class ApiError extends Error {
@@ -46,11 +48,17 @@ function agentMessage(e: AgentError): string {
   }
 }
 
+/** The stores of the profile database (the relay's is not the API's concern). */
+const PROFILE_STORES: ReadonlySet<string> = new Set(['agent', 'chat']);
+
 /** The API error for an error a user can cause, or undefined for a bug. */
 export function toApiError(e: unknown): ApiError | undefined {
   if (e instanceof ApiError) return e;
   if (e instanceof AgentError) return new ApiError(e.code, agentMessage(e));
   if (e instanceof ChatError) return new ApiError(e.code, e.message);
   if (e instanceof AddressError) return new ApiError('BAD_ADDRESS', `invalid relay address: ${e.message}`);
+  if (e instanceof MigrationError && e.code === 'NEWER' && PROFILE_STORES.has(e.store)) {
+    return new ApiError('PROFILE_TOO_NEW', `this profile was upgraded by a newer Nightjar (${e.store} schema version ${e.version}); upgrade Nightjar to open it; nothing was changed`);
+  }
   return undefined;
 }

@@ -5,9 +5,12 @@
  * Times are seconds since the epoch.
  */
 import type { DB } from './profile-db.js';
+import { migrate, type StoreSchema } from '../schema/migrations.js';
 
 /**
- * Version of the chat tables; stored in chat_settings as `schema_version`.
+ * Version of the chat tables; recorded in `schema_versions` as 'chat'
+ * (src/schema/migrations.ts); before the runner, and still kept in step,
+ * in chat_settings as `schema_version`.
  * History: 1 first release; 2 (2026-11-27) `chat_contacts.expires_at`
  * (unused one-time invitations expire), `chat_contacts.security_code` and
  * `verified_code` (the connection's security code, and the one the user
@@ -15,10 +18,11 @@ import type { DB } from './profile-db.js';
  */
 export const CHAT_SCHEMA_VERSION = 2;
 
-/** What takes the tables from version N-1 to N. */
-const MIGRATIONS: Readonly<Record<number, string>> = {
-  2: 'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER; ALTER TABLE chat_contacts ADD COLUMN security_code TEXT; ALTER TABLE chat_contacts ADD COLUMN verified_code TEXT',
-};
+/** `STEPS[i]` takes the tables from version i+1 to i+2. */
+const STEPS: readonly string[] = [
+  // 2
+  'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER; ALTER TABLE chat_contacts ADD COLUMN security_code TEXT; ALTER TABLE chat_contacts ADD COLUMN verified_code TEXT',
+];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS chat_profile (
@@ -77,22 +81,31 @@ CREATE TABLE IF NOT EXISTS chat_requests (
 );
 `;
 
+/** The chat tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */
+export const CHAT_SCHEMA: StoreSchema = {
+  store: 'chat',
+  version: CHAT_SCHEMA_VERSION,
+  create: SCHEMA,
+  steps: STEPS,
+  legacy: {
+    // Version 1 wrote no schema_version row: chat tables without one are version 1.
+    read: (db) => {
+      if (!hasChatSchema(db)) return undefined;
+      const row = db.prepare("SELECT value FROM chat_settings WHERE key = 'schema_version'").get() as { value: string } | undefined;
+      return row ? Number(row.value) : 1;
+    },
+    write: (db, version) => void db.prepare("INSERT OR REPLACE INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(version)),
+  },
+};
+
 export function createChatSchema(db: DB, displayName: string, now: number): void {
-  db.exec(SCHEMA);
+  migrate(db, CHAT_SCHEMA);
   db.prepare('INSERT INTO chat_profile (id, display_name, created_at) VALUES (1, ?, ?)').run(displayName, now);
-  db.prepare("INSERT INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(CHAT_SCHEMA_VERSION));
 }
 
-/** Upgrades the chat tables of an existing profile; writes nothing when they are current. */
+/** Upgrades the chat tables of an existing profile; writes nothing when they are current and recorded in schema_versions. Throws MigrationError. */
 export function migrateChatSchema(db: DB): void {
-  const row = db.prepare("SELECT value FROM chat_settings WHERE key = 'schema_version'").get() as { value: string } | undefined;
-  const version = row ? Number(row.value) : 1;
-  if (version === CHAT_SCHEMA_VERSION) return;
-  if (version > CHAT_SCHEMA_VERSION) throw new Error(`chat database schema ${version} is newer than this Nightjar; upgrade it`);
-  db.transaction(() => {
-    for (let v = version + 1; v <= CHAT_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
-    db.prepare("INSERT OR REPLACE INTO chat_settings (key, value) VALUES ('schema_version', ?)").run(String(CHAT_SCHEMA_VERSION));
-  })();
+  migrate(db, CHAT_SCHEMA);
 }
 
 /** Whether an opened database holds a chat profile. */

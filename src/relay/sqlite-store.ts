@@ -10,9 +10,11 @@
  * truncates the WAL, so acknowledged and expired messages, and deleted
  * link data, leave no copy on disk.
  *
- * Schema: `user_version` records the schema a database has; opening an older
- * one applies the migrations after it in one transaction, so relay databases
- * already on disk are upgraded in place.
+ * Schema: the store 'relay' of the migration runner (src/schema/migrations.ts):
+ * `schema_versions` records the version a database has (databases from
+ * before it, `user_version`, which the runner keeps in step); opening an
+ * older one applies the steps after it in one transaction, so relay
+ * databases already on disk are upgraded in place.
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import {
@@ -28,6 +30,7 @@ import {
   type StoredLink,
   type StoredMessage,
 } from './queue-store.js';
+import { migrate, type StoreSchema } from '../schema/migrations.js';
 
 type DB = Database.Database;
 type Statement = Database.Statement;
@@ -56,10 +59,10 @@ CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_at);
 `;
 
 /**
- * `MIGRATIONS[i]` takes a database from schema version i + 1 to i + 2.
+ * `STEPS[i]` takes a database from schema version i + 1 to i + 2.
  * Append only: databases of every earlier version exist on operators' disks.
  */
-const MIGRATIONS: readonly string[] = [
+const STEPS: readonly string[] = [
   // 2: link data (protocol version 3), at most one link per queue. Its own table, so that
   // deleting a link deletes a row (overwritten by secure_delete) rather than rewriting the queue's.
   `
@@ -71,7 +74,24 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-const SCHEMA_VERSION = 1 + MIGRATIONS.length;
+/**
+ * The relay store's schema. History: 1 first release; 2 (2026-11-27) link
+ * data (`links`). Before the runner, `PRAGMA user_version` recorded it.
+ */
+export const RELAY_SCHEMA: StoreSchema = {
+  store: 'relay',
+  version: 1 + STEPS.length,
+  // A new database is version 1 and every step: one path to the current schema, tested by every run.
+  create: (db) => {
+    db.exec(SCHEMA_V1);
+    for (const step of STEPS) db.exec(step);
+  },
+  steps: STEPS,
+  legacy: {
+    read: (db) => db.pragma('user_version', { simple: true }) as number,
+    write: (db, version) => void db.pragma(`user_version = ${version}`),
+  },
+};
 
 interface QueueRow {
   recipient_id: Buffer;
@@ -136,7 +156,12 @@ export class SqliteQueueStore implements QueueStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('secure_delete = ON');
-    this.migrate();
+    try {
+      migrate(this.db, RELAY_SCHEMA); // throws MigrationError: a newer database, or a step that failed
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
     const s = (sql: string): Statement => this.db.prepare(sql);
     this.q = {
       insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, ?)'),
@@ -162,21 +187,6 @@ export class SqliteQueueStore implements QueueStore {
       countAll: s('SELECT COUNT(*) AS n FROM messages'),
       countLinks: s('SELECT COUNT(*) AS n FROM links'),
     };
-  }
-
-  /** Brings the database to SCHEMA_VERSION: the base schema when new, then each migration after its version. */
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new Error(`relay database schema ${version} is newer than this relay (${SCHEMA_VERSION}); upgrade the relay`);
-    }
-    if (version === SCHEMA_VERSION) return;
-    this.db.transaction(() => {
-      // A new database (user_version 0) starts from the base schema.
-      if (version === 0) this.db.exec(SCHEMA_V1);
-      for (const sql of MIGRATIONS.slice(Math.max(version, 1) - 1)) this.db.exec(sql);
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    })();
   }
 
   async createQueue(q: NewQueue): Promise<void> {

@@ -77,8 +77,15 @@ export interface ChatProcess {
 }
 
 /** Starts a long-running `nightjar` (e.g. `chat --json`) with piped standard input. */
-export function startChat(profile: string, args: readonly string[]): ChatProcess {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NIGHTJAR_PROFILE: profile, NIGHTJAR_PASSPHRASE: PASSPHRASE, NO_COLOR: '1', NIGHTJAR_COMMAND: 'nightjar' };
+export function startChat(profile: string, args: readonly string[], options: Pick<RunOptions, 'env'> & { readonly passphrase?: string } = {}): ChatProcess {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    NIGHTJAR_PROFILE: profile,
+    NIGHTJAR_PASSPHRASE: options.passphrase ?? PASSPHRASE,
+    NO_COLOR: '1',
+    NIGHTJAR_COMMAND: 'nightjar',
+    ...options.env,
+  };
   const child = spawnTracked(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const seen: Record<string, unknown>[] = [];
   let stderr = '';

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { randomBytes } from '../../src/crypto/random.js';
 import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
+import { MigrationError } from '../../src/schema/migrations.js';
 import { DuplicateIdError, type QueueStore, type StoredMessage } from '../../src/relay/queue-store.js';
 import { tempDir } from '../helpers/relay-process.js';
 
@@ -318,18 +319,25 @@ describe('SQLite relay database upgrades', () => {
     await store.close();
 
     const check = new Database(path, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 2, 'the upgrade is recorded');
+    assert.deepEqual(check.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'relay', version: 2 }], 'the upgrade is recorded');
+    assert.equal(check.pragma('user_version', { simple: true }), 2, 'and kept in step where the release before the runner reads it');
     check.close();
     const again = new SqliteQueueStore(path);
     assert.deepEqual((await again.linkByLinkId(id))?.linkData, data, 'reopening an upgraded database changes nothing');
     await again.close();
   });
 
-  test('a database from a newer relay is refused', () => {
+  test('a database from a newer relay is refused', async () => {
     const path = join(tempDir('nightjar-store-'), 'relay.sqlite');
     const future = new Database(path);
     future.pragma('user_version = 99');
     future.close();
-    assert.throws(() => new SqliteQueueStore(path), /newer than this relay/);
+    assert.throws(() => new SqliteQueueStore(path), (e) => e instanceof MigrationError && e.code === 'NEWER' && e.store === 'relay' && e.version === 99);
+    const recorded = join(tempDir('nightjar-store-'), 'relay.sqlite');
+    await new SqliteQueueStore(recorded).close();
+    const later = new Database(recorded);
+    later.prepare("UPDATE schema_versions SET version = 3 WHERE store = 'relay'").run();
+    later.close();
+    assert.throws(() => new SqliteQueueStore(recorded), /relay database has schema version 3, newer than this Nightjar's \(2\)/);
   });
 });
