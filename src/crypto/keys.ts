@@ -1,7 +1,10 @@
 /**
  * Ed25519 signatures and X25519 key agreement with raw 32-byte keys,
- * backed by node:crypto (OpenSSL). Raw keys are what goes on the wire;
- * node's KeyObject is built from them at the point of use.
+ * backed by node:crypto (OpenSSL). Raw keys are what goes on the wire and
+ * into storage; node's KeyObject is built from a raw key once and kept, for
+ * the life of that Uint8Array, in a weak cache keyed by the array itself,
+ * so the hot path does no DER import. Callers treat key arrays as
+ * immutable (the ratchet's states are), which is what makes this safe.
  */
 import {
   createPrivateKey,
@@ -41,7 +44,10 @@ function generate(curve: Curve): KeyPair {
   // The narrowing overloads of generateKeyPairSync need a literal curve name.
   const { publicKey, privateKey } =
     curve === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519');
-  return { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
+  const pair = { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
+  KEY_OBJECTS[`${curve}:public`].set(pair.publicKey, publicKey);
+  KEY_OBJECTS[`${curve}:private`].set(pair.privateKey, privateKey);
+  return pair;
 }
 
 function rawPublic(key: KeyObject): Uint8Array {
@@ -54,18 +60,37 @@ function rawPrivate(key: KeyObject): Uint8Array {
   return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
 }
 
+// One cache per curve and kind: the same 32 bytes mean different keys on the two curves.
+const KEY_OBJECTS: Record<`${Curve}:${'private' | 'public'}`, WeakMap<Uint8Array, KeyObject>> = {
+  'ed25519:private': new WeakMap(),
+  'ed25519:public': new WeakMap(),
+  'x25519:private': new WeakMap(),
+  'x25519:public': new WeakMap(),
+};
+
 function privateKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
+  const cache = KEY_OBJECTS[`${curve}:private`];
+  const cached = cache.get(raw);
+  if (cached) return cached;
   assertLength(raw, KEY_LENGTH, `${curve} private key`);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], raw]), format: 'der', type: 'pkcs8' });
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], raw]), format: 'der', type: 'pkcs8' });
+  cache.set(raw, key);
+  return key;
 }
 
 function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
+  const cache = KEY_OBJECTS[`${curve}:public`];
+  const cached = cache.get(raw);
+  if (cached) return cached;
   assertLength(raw, KEY_LENGTH, `${curve} public key`);
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX[curve], raw]), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX[curve], raw]), format: 'der', type: 'spki' });
   } catch {
     throw new CryptoError('BAD_KEY', `invalid ${curve} public key`);
   }
+  cache.set(raw, key);
+  return key;
 }
 
 /** A fresh Ed25519 key pair. `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`. */
@@ -86,7 +111,12 @@ export function generateDhKeyPair(): KeyPair {
  *   const kp = dhKeyPairFromPrivateKey(randomBytes(32));
  */
 export function dhKeyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
-  return { publicKey: dhPublicKey(privateKey), privateKey: Uint8Array.from(privateKey) };
+  const own = Uint8Array.from(privateKey);
+  const key = privateKeyObject('x25519', own);
+  const publicObject = createPublicKey(key);
+  const publicKey = rawPublic(publicObject);
+  KEY_OBJECTS['x25519:public'].set(publicKey, publicObject);
+  return { publicKey, privateKey: own };
 }
 
 /** The Ed25519 public key of a raw private key. */
