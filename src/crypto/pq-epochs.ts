@@ -79,7 +79,7 @@ interface PqCommon {
   readonly usable: number;
   /** Completed epoch keys, oldest first, at most PQ_KEY_WINDOW. */
   readonly keys: readonly EpochKey[];
-  /** Chunks sent in the current phase; chunk index = sent mod chunk count. */
+  /** Index of the next chunk to send: counts chunks sent in the current phase, modulo the chunk count. */
   readonly sent: number;
 }
 
@@ -126,11 +126,11 @@ export function initPq(role: PqRole, rng: RandomSource): PqState {
 export function nextChunk(pq: PqState): { readonly chunk: PqChunk; readonly pq: PqState } {
   if (pq.role === 'keyholder') {
     const index = pq.sent % EK_CHUNKS;
-    return { chunk: slice(CHUNK_EK, pq.epoch, index, pq.kem.publicKey), pq: { ...pq, sent: pq.sent + 1 } };
+    return { chunk: slice(CHUNK_EK, pq.epoch, index, pq.kem.publicKey), pq: { ...pq, sent: (index + 1) % EK_CHUNKS } };
   }
   if ('collecting' in pq.phase) return { chunk: NONE_CHUNK, pq };
   const index = pq.sent % CT_CHUNKS;
-  return { chunk: slice(CHUNK_CT, pq.epoch, index, pq.phase.ciphertext), pq: { ...pq, sent: pq.sent + 1 } };
+  return { chunk: slice(CHUNK_CT, pq.epoch, index, pq.phase.ciphertext), pq: { ...pq, sent: (index + 1) % CT_CHUNKS } };
 }
 
 /**

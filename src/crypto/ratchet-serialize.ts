@@ -173,6 +173,8 @@ function readPq(r: ByteReader): PqState {
     throw new RatchetError('BAD_STATE', `PQ epoch ${epoch} with usable epoch ${usable}`);
   }
   const common = { epoch, usable, keys, sent };
+  const sending = role === ROLE_KEYHOLDER ? EK_CHUNKS : CT_CHUNKS;
+  if (sent >= sending) throw new RatchetError('BAD_STATE', `PQ chunk index ${sent}`);
   const holdsCurrent = keys.some((k) => k.epoch === epoch);
   if (role === ROLE_KEYHOLDER) {
     if (holdsCurrent) throw new RatchetError('BAD_STATE', 'the keyholder holds the key of the epoch in progress');
