@@ -41,6 +41,7 @@ import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { randomBytes } from '../src/crypto/random.js';
+import { PQ_CHUNK_LENGTH } from '../src/crypto/pq-epochs.js';
 import { ENVELOPE_OVERHEAD, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../src/crypto/ratchet.js';
 import {
   acceptJoin,
@@ -52,6 +53,7 @@ import {
   joinInvitation,
 } from '../src/crypto/x3dh.js';
 import { ownCpuSeconds, percentile, readMachineBusySeconds, round, table } from './stats.js';
+import { mergeSummary } from './summary.js';
 // Types only (erased): the module itself is loaded with a dynamic import, so
 // that a missing or unloadable native binary is reported instead of fatal.
 import type * as Signal from '@signalapp/libsignal-client';
@@ -819,9 +821,9 @@ export async function measureRatchet(options: { quick: boolean; timeLimitMs?: nu
     description: {
       nightjar: [
         'TypeScript on node:crypto (X25519, ChaCha20-Poly1305, HKDF/HMAC-SHA256) and @noble/post-quantum ML-KEM-768 (pure JS).',
-        'Key agreement per connection, no long-term identity and no signatures: X25519 x3 + one ML-KEM-768 encapsulation (invitation 1249 B, reply 1153 B).',
-        'Ratchet: double ratchet with encrypted headers; every DH ratchet step also does ML-KEM-768 (receiver: decapsulate, new key pair, encapsulate to the peer), so in alternating traffic every message costs one full KEM round.',
-        `Every header carries the sender's ML-KEM public key and last ciphertext (envelope overhead ${ENVELOPE_OVERHEAD} B per message); symmetric steps are HMAC chain + HKDF + ChaCha20-Poly1305 for header and body, trial decryption of the header.`,
+        'Key agreement per connection, no long-term identity and no signatures: X25519 x3 + one ML-KEM-768 encapsulation (invitation 1249 B, reply 1153 B); the joiner also makes the first PQ epoch\'s ML-KEM key pair.',
+        'Ratchet: double ratchet with encrypted headers (X25519 per DH step) plus a sparse PQ ratchet: one ML-KEM-768 exchange per epoch, its key and ciphertext spread over the headers in 48-byte chunks; each completed epoch key is mixed into the root KDF.',
+        `Envelope overhead ${ENVELOPE_OVERHEAD} B per message, of which ${PQ_HEADER_BYTES} B are the PQ chunk; symmetric steps are HMAC chain + HKDF + ChaCha20-Poly1305 for header and body, trial decryption of the header; X25519 keys kept as node KeyObjects for the life of a state.`,
         `Padding: minimal here (content + ${PAD_PREFIX} B length prefix); the agent will pad to a fixed block size.`,
       ],
       libsignal: loaded.ls
@@ -835,7 +837,7 @@ export async function measureRatchet(options: { quick: boolean; timeLimitMs?: nu
         : [`not measured: ${loaded.error}`],
       method: [
         'One operation = encrypt by the sender + serialization + decrypt by the receiver (libsignal: serialize, deserialize, signalDecrypt); state kept in memory, not persisted.',
-        'Alternating: every message goes the other way (each starts a new chain: DH ratchet step, Nightjar ML-KEM step, SPQR progress). Same direction: only symmetric chain steps.',
+        'Alternating: every message goes the other way (each starts a new chain: DH ratchet step; Nightjar and SPQR PQ epochs progress). Same direction: only symmetric chain steps.',
         'Sessions are warmed up (one message each way, then the warm-up window) before timing; times exclude bookkeeping between operations.',
         `Nightjar and libsignal take turns in ${budget.rounds} rounds per scenario (order swapped each round, heap collected before each window), so load from other processes hits both alike.`,
         'ops/s = median over rounds of (operations / timed seconds); us/op = 1e6 / ops/s, a mean that includes GC pauses; ratio = Nightjar us/op / libsignal us/op (above 1: Nightjar slower).',
@@ -958,6 +960,28 @@ export function mergeRatchetResults(file: string, results: RatchetResults): void
   writeFileSync(file, JSON.stringify({ ...existing, ratchet: results }, null, 2) + '\n');
 }
 
+/**
+ * Headline figures for bench/results/summary.json: Nightjar ÷ libsignal time
+ * for 1 KiB messages alternating and in one direction, and for connection
+ * set-up (above 1: Nightjar slower), plus the ratchet's bytes per message.
+ */
+/** Bytes of PQ ratchet data in every version-2 header: pqEpoch, chunk kind, epoch, index, data. */
+const PQ_HEADER_BYTES = 4 + 1 + 4 + 1 + PQ_CHUNK_LENGTH;
+
+export function ratchetSummary(r: RatchetResults): Record<string, number> {
+  const kib = (mode: MessageScenario['mode']): MessageScenario | undefined => r.messages.find((m) => m.mode === mode && m.contentBytes === 1024);
+  const alternating = kib('alternating');
+  const same = kib('same-direction');
+  const figures: Record<string, number> = { ratchetOverheadBytes: ENVELOPE_OVERHEAD, ratchetPqBytesPerMessage: PQ_HEADER_BYTES };
+  if (alternating) figures['ratchetAlternatingUs'] = alternating.nightjar.medianUs;
+  if (same) figures['ratchetSameDirectionUs'] = same.nightjar.medianUs;
+  figures['setupUs'] = r.establishment.nightjar.medianUs;
+  if (alternating?.timeRatio != null) figures['ratchetAlternatingVsLibsignal'] = alternating.timeRatio;
+  if (same?.timeRatio != null) figures['ratchetSameDirectionVsLibsignal'] = same.timeRatio;
+  if (r.establishment.timeRatio != null) figures['setupVsLibsignal'] = r.establishment.timeRatio;
+  return figures;
+}
+
 /** Measures, prints the tables, merges into `resultsFile`. The hook bench/run.ts calls. */
 export async function runRatchetBench(options: RatchetBenchOptions): Promise<RatchetResults> {
   const results = await measureRatchet({
@@ -969,6 +993,7 @@ export async function runRatchetBench(options: RatchetBenchOptions): Promise<Rat
   print('');
   print(formatRatchet(results));
   mergeRatchetResults(options.resultsFile, results);
+  mergeSummary(options.resultsFile, ratchetSummary(results));
   print(`Ratchet results merged into ${options.resultsFile} (key "ratchet", ${round(results.runtimeSeconds, 1)} s).`);
   return results;
 }

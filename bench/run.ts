@@ -17,11 +17,11 @@
  *   --profile  runs the throughput relay under V8's CPU profiler and prints
  *              where its main thread spent the measured window (the profiler
  *              costs a little throughput)
- *   --only agent,routing,pow,cli
- *              runs only the listed phases of 6-9 below (skips 1-5); results
+ *   --only ratchet,agent,routing,pow,cli
+ *              runs only the listed phases of 5-9 (skips 1-4); results
  *              are merged into the results file, other keys kept
  *
- * After the ratchet, three more phases, each merged into the results file
+ * After the ratchet, four more phases, each merged into the results file
  * under its own key:
  *   6. agent: two agents through one relay (bench/agent.ts), "agent"
  *   7. routing: direct vs private vs onion over 4 relays (bench/routing.ts), "routing"
@@ -52,7 +52,7 @@ import { mergeSummary } from './summary.js';
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
 /** Budgets (ms) of the phases after the ratchet; the watchdog deadline is extended by their sum. */
-const EXTRA_PHASES = { agent: 15_000, routing: 25_000, pow: 12_000, cli: 30_000 } as const;
+const EXTRA_PHASES = { ratchet: 45_000, agent: 15_000, routing: 25_000, pow: 12_000, cli: 30_000 } as const;
 type ExtraPhase = keyof typeof EXTRA_PHASES;
 const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
 const only: ExtraPhase[] | undefined = onlyArg
@@ -140,13 +140,13 @@ async function waitForIdleMachine(maxMs: number): Promise<number> {
   }
 }
 
-/** Phases 6-8: each within its budget, merged into `resultsFile`. */
+/** Phases 5-9: each within its budget, merged into `resultsFile`. */
 async function runExtraPhases(resultsFile: string): Promise<void> {
   const failed: string[] = [];
   for (const name of extraPhases) {
     const opts = { quick, resultsFile, log, timeLimitMs: quick ? EXTRA_PHASES[name] / 3 : EXTRA_PHASES[name] };
     const deadline = EXTRA_PHASES[name] + EXTRA_SLACK_MS - 1000;
-    const run = { agent: runAgentBench, routing: runRoutingBench, pow: runPowBench, cli: runCliBench }[name];
+    const run = { ratchet: async (o: typeof opts): Promise<void> => void (await runRatchetBench(o)), agent: runAgentBench, routing: runRoutingBench, pow: runPowBench, cli: runCliBench }[name];
     try {
       await withTimeout(run(opts), deadline, `${name} phase`);
     } catch (e) {
@@ -335,12 +335,9 @@ async function main(): Promise<void> {
   p(problems.length ? `ANOMALIES: ${problems.join('; ')}` : 'No loss, duplicates, reordering or errors.');
   p(`Results written to ${out} (${round(results.runtimeSeconds)} s).`);
 
-  // 5. Ratchet: Nightjar's e2e crypto against libsignal (bench/ratchet.ts), in
-  // this process once the relay children are gone; merged into `out` under "ratchet".
-  await runRatchetBench({ quick, resultsFile: out, log, timeLimitMs: CONFIG.deadlineMs - (performance.now() - started) - 10_000 });
-
-  // 6-8. Agents, routing, proof of work (bench/agent.ts, bench/routing.ts, bench/pow.ts), each
-  // with its own budget on top of the deadline above; merged into `out` under "agent", "routing", "pow".
+  // 5-9. Ratchet (in this process, once the relay children are gone), agents, routing, proof of
+  // work, CLI (bench/ratchet.ts, agent.ts, routing.ts, pow.ts, cli.ts), each with its own budget
+  // on top of the deadline above; merged into `out` under "ratchet", "agent", "routing", "pow", "cli".
   await runExtraPhases(out);
 }
 

@@ -43,7 +43,7 @@
  * Unknown tags and trailing fields are kept for later versions: a newer
  * peer's message decodes as `UNKNOWN` and is acknowledged, not fatal.
  */
-import { ENVELOPE_OVERHEAD } from '../crypto/ratchet.js';
+import { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V1 } from '../crypto/ratchet.js';
 import { JOIN_REPLY_LENGTH } from '../crypto/x3dh.js';
 import { Reader, Writer } from '../protocol/codec.js';
 import { parseAddress } from '../protocol/address.js';
@@ -72,8 +72,12 @@ export const PADDED_JOIN = PADDED_RATCHET - STAMP_LENGTH - JOIN_REPLY_LENGTH;
 const PAD_PREFIX = 4;
 /** MSG framing: version, tag, seq, sentAt. */
 const MSG_OVERHEAD = 2 + 8 + 8;
-/** The largest body a MSG can carry (it is never a JOIN). */
-export const MAX_BODY_LENGTH = PADDED_RATCHET - PAD_PREFIX - MSG_OVERHEAD;
+/**
+ * The largest body a MSG can carry (it is never a JOIN). It leaves room for
+ * a version-1 ratchet header, which a connection made by the previous
+ * release still uses until its next ratchet step (docs/e2e.md §7).
+ */
+export const MAX_BODY_LENGTH = PADDED_RATCHET - (ENVELOPE_OVERHEAD_V1 - ENVELOPE_OVERHEAD) - PAD_PREFIX - MSG_OVERHEAD;
 
 export type Envelope =
   | { readonly type: 'JOIN'; readonly stamp: Uint8Array; readonly joinReply: Uint8Array; readonly ratchet: Uint8Array }

@@ -5,7 +5,7 @@
  * ratchet state (docs/agent.md §5).
  */
 import { generateSigningKeyPair } from '../crypto/keys.js';
-import { deserializeRatchet, initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
+import { initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
@@ -16,6 +16,7 @@ import type { Sequencer } from './gaps.js';
 import type { Resender } from './resend.js';
 import { RequestReceiver } from './requests.js';
 import { securityCode } from './security-code.js';
+import { loadRatchet } from './connection-ratchet.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -65,7 +66,7 @@ export class Receiver {
       let plaintext: Uint8Array;
       let state: RatchetState;
       try {
-        ({ state, plaintext } = ratchetDecrypt(deserializeRatchet(fresh.ratchet), ratchetMessage, fresh.ad));
+        ({ state, plaintext } = ratchetDecrypt(loadRatchet(fresh), ratchetMessage, fresh.ad));
       } catch (e) {
         if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
         throw e;

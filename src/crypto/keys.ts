@@ -1,7 +1,10 @@
 /**
  * Ed25519 signatures and X25519 key agreement with raw 32-byte keys,
- * backed by node:crypto (OpenSSL). Raw keys are what goes on the wire;
- * node's KeyObject is built from them at the point of use.
+ * backed by node:crypto (OpenSSL). Raw keys are what goes on the wire and
+ * into storage; node's KeyObject is built from a raw key once and kept, for
+ * the life of that Uint8Array, in a weak cache keyed by the array itself,
+ * so the hot path does no DER import. Callers treat key arrays as
+ * immutable (the ratchet's states are), which is what makes this safe.
  */
 import {
   createPrivateKey,
@@ -26,46 +29,86 @@ export interface KeyPair {
 
 type Curve = 'ed25519' | 'x25519';
 
-// DER prefixes of PKCS#8 private and SPKI public keys for the two curves (RFC 8410):
-// the raw 32-byte key follows each prefix.
+// DER prefix of PKCS#8 private keys for the two curves (RFC 8410): the raw
+// 32-byte key follows it.
 const PKCS8_PREFIX: Record<Curve, Buffer> = {
   ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
   x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
-};
-const SPKI_PREFIX: Record<Curve, Buffer> = {
-  ed25519: Buffer.from('302a300506032b6570032100', 'hex'),
-  x25519: Buffer.from('302a300506032b656e032100', 'hex'),
 };
 
 function generate(curve: Curve): KeyPair {
   // The narrowing overloads of generateKeyPairSync need a literal curve name.
   const { publicKey, privateKey } =
     curve === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519');
-  return { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
+  const pair = { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
+  KEY_OBJECTS[`${curve}:public`].set(pair.publicKey, publicKey);
+  KEY_OBJECTS[`${curve}:private`].set(pair.privateKey, privateKey);
+  return pair;
 }
 
+// Raw keys travel through JWK, not DER: OpenSSL 3's DER decoder costs ~1 ms
+// per private key, the JWK path ~0.08 ms (node:crypto imports OKP keys from
+// JWK as raw bytes).
 function rawPublic(key: KeyObject): Uint8Array {
-  const der = key.export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
+  return fromBase64url(key.export({ format: 'jwk' }).x);
 }
 
 function rawPrivate(key: KeyObject): Uint8Array {
-  const der = key.export({ format: 'der', type: 'pkcs8' });
-  return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
+  return fromBase64url(key.export({ format: 'jwk' }).d);
 }
 
+function fromBase64url(value: string | undefined): Uint8Array {
+  if (value === undefined) throw new CryptoError('BAD_KEY', 'key export has no raw value');
+  return new Uint8Array(Buffer.from(value, 'base64url'));
+}
+
+const JWK_CURVE: Record<Curve, string> = { ed25519: 'Ed25519', x25519: 'X25519' };
+// node:crypto requires `x` in a private JWK but builds the key from `d`
+// alone; the public half is derived from the private key afterwards.
+const PLACEHOLDER_X = Buffer.alloc(32).toString('base64url');
+
+function importPrivate(curve: Curve, raw: Uint8Array): KeyObject {
+  const d = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: JWK_CURVE[curve], d, x: PLACEHOLDER_X }, format: 'jwk' });
+  } catch {
+    // A node that checks `x` against `d`: the slower DER path.
+    return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], raw]), format: 'der', type: 'pkcs8' });
+  }
+}
+
+// One cache per curve and kind: the same 32 bytes mean different keys on the two curves.
+const KEY_OBJECTS: Record<`${Curve}:${'private' | 'public'}`, WeakMap<Uint8Array, KeyObject>> = {
+  'ed25519:private': new WeakMap(),
+  'ed25519:public': new WeakMap(),
+  'x25519:private': new WeakMap(),
+  'x25519:public': new WeakMap(),
+};
+
 function privateKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
+  const cache = KEY_OBJECTS[`${curve}:private`];
+  const cached = cache.get(raw);
+  if (cached) return cached;
   assertLength(raw, KEY_LENGTH, `${curve} private key`);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], raw]), format: 'der', type: 'pkcs8' });
+  const key = importPrivate(curve, raw);
+  cache.set(raw, key);
+  return key;
 }
 
 function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
+  const cache = KEY_OBJECTS[`${curve}:public`];
+  const cached = cache.get(raw);
+  if (cached) return cached;
   assertLength(raw, KEY_LENGTH, `${curve} public key`);
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX[curve], raw]), format: 'der', type: 'spki' });
+    const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+    key = createPublicKey({ key: { kty: 'OKP', crv: JWK_CURVE[curve], x }, format: 'jwk' });
   } catch {
     throw new CryptoError('BAD_KEY', `invalid ${curve} public key`);
   }
+  cache.set(raw, key);
+  return key;
 }
 
 /** A fresh Ed25519 key pair. `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`. */
@@ -86,7 +129,12 @@ export function generateDhKeyPair(): KeyPair {
  *   const kp = dhKeyPairFromPrivateKey(randomBytes(32));
  */
 export function dhKeyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
-  return { publicKey: dhPublicKey(privateKey), privateKey: Uint8Array.from(privateKey) };
+  const own = Uint8Array.from(privateKey);
+  const key = privateKeyObject('x25519', own);
+  const publicObject = createPublicKey(key);
+  const publicKey = rawPublic(publicObject);
+  KEY_OBJECTS['x25519:public'].set(publicKey, publicObject);
+  return { publicKey, privateKey: own };
 }
 
 /** The Ed25519 public key of a raw private key. */

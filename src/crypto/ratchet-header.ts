@@ -13,36 +13,60 @@ import { ByteReader, ByteWriter, concatBytes } from './byte-codec.js';
 import { CryptoError } from './errors.js';
 import { KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH } from './kem.js';
 import { KEY_LENGTH } from './keys.js';
+import { CHUNK_CT, CHUNK_EK, CHUNK_NONE, PQ_CHUNK_LENGTH, type PqChunk } from './pq-epochs.js';
 import { PAD_PREFIX_LENGTH } from './padding.js';
 import { RatchetError } from './ratchet-error.js';
 
 /**
  * Envelope versions. History:
  * 1 (2025-11) — X25519 + ML-KEM-768 in every header, ChaCha20-Poly1305, fixed 2312-byte header.
+ * 2 (2026-11) — sparse PQ ratchet: one 48-byte ML-KEM chunk per header, fixed 98-byte header.
+ * Version 1 is still read, and still written for a sending chain a version-1 state created.
  */
 export const ENVELOPE_VERSION_1 = 1;
-export const ENVELOPE_VERSION = ENVELOPE_VERSION_1;
+export const ENVELOPE_VERSION_2 = 2;
+export const ENVELOPE_VERSION = ENVELOPE_VERSION_2;
 
-/** Plaintext header: dh (32) || pn (4) || n (4) || KEM public key (1184) || KEM ciphertext (1088). */
-export const HEADER_LENGTH = KEY_LENGTH + 4 + 4 + KEM_PUBLIC_KEY_LENGTH + KEM_CIPHERTEXT_LENGTH; // 2312
-export const ENCRYPTED_HEADER_LENGTH = AEAD_NONCE_LENGTH + HEADER_LENGTH + AEAD_TAG_LENGTH; // 2340
+/** Plaintext header v2: dh (32) || pn (4) || n (4) || pqEpoch (4) || kind (1) || chunk epoch (4) || index (1) || data (48). */
+export const HEADER_LENGTH = KEY_LENGTH + 4 + 4 + 4 + 1 + 4 + 1 + PQ_CHUNK_LENGTH; // 98
+/** Plaintext header v1: dh (32) || pn (4) || n (4) || KEM public key (1184) || KEM ciphertext (1088). */
+export const HEADER_LENGTH_V1 = KEY_LENGTH + 4 + 4 + KEM_PUBLIC_KEY_LENGTH + KEM_CIPHERTEXT_LENGTH; // 2312
+export const ENCRYPTED_HEADER_LENGTH = AEAD_NONCE_LENGTH + HEADER_LENGTH + AEAD_TAG_LENGTH; // 126
+export const ENCRYPTED_HEADER_LENGTH_V1 = AEAD_NONCE_LENGTH + HEADER_LENGTH_V1 + AEAD_TAG_LENGTH; // 2340
 /** version (1) || H (2) */
 export const ENVELOPE_PREFIX_LENGTH = 3;
 /** Envelope bytes beyond the padded plaintext. */
-export const ENVELOPE_OVERHEAD = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH + AEAD_TAG_LENGTH; // 2359
+export const ENVELOPE_OVERHEAD = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH + AEAD_TAG_LENGTH; // 145
+export const ENVELOPE_OVERHEAD_V1 = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH_V1 + AEAD_TAG_LENGTH; // 2359
 
+/** A version-2 header. */
 export interface MessageHeader {
+  readonly version: typeof ENVELOPE_VERSION_2;
   /** Sender's current X25519 ratchet public key. */
   readonly dh: Uint8Array;
   /** Number of messages in the sender's previous sending chain (PN). */
   readonly previousCount: number;
   /** Number of this message in its chain (N), from 0. */
   readonly count: number;
-  /** Sender's current ML-KEM-768 public key, for the peer's next ratchet step. */
+  /** The PQ epoch whose key the sender mixed into this chain's root step. */
+  readonly pqEpoch: number;
+  /** A piece of the current epoch's ML-KEM key or ciphertext. */
+  readonly chunk: PqChunk;
+}
+
+/** A version-1 header: each carried a whole ML-KEM key and ciphertext. */
+export interface LegacyMessageHeader {
+  readonly version: typeof ENVELOPE_VERSION_1;
+  readonly dh: Uint8Array;
+  readonly previousCount: number;
+  readonly count: number;
+  /** Sender's ML-KEM-768 public key. */
   readonly kemPublicKey: Uint8Array;
-  /** Encapsulation to the peer's last KEM key, mixed into this chain's root step. */
+  /** Encapsulation to the receiver's key, mixed into this chain's root step. */
   readonly kemCiphertext: Uint8Array;
 }
+
+export type AnyMessageHeader = MessageHeader | LegacyMessageHeader;
 
 /** A parsed envelope; the parts are views into the message. */
 export interface Envelope {
@@ -56,36 +80,40 @@ export interface Envelope {
 }
 
 /**
- * The fixed-layout plaintext header.
+ * The fixed-layout plaintext header of either version.
  *
  * @example
- *   const bytes = encodeHeader({ dh, previousCount: 0, count: 3, kemPublicKey, kemCiphertext });
+ *   const bytes = encodeHeader({ version: 2, dh, previousCount: 0, count: 3, pqEpoch: 1, chunk });
  */
-export function encodeHeader(header: MessageHeader): Uint8Array {
-  return new ByteWriter()
-    .bytes(header.dh)
-    .u32(header.previousCount)
-    .u32(header.count)
-    .bytes(header.kemPublicKey)
-    .bytes(header.kemCiphertext)
-    .finish();
+export function encodeHeader(header: AnyMessageHeader): Uint8Array {
+  const w = new ByteWriter().bytes(header.dh).u32(header.previousCount).u32(header.count);
+  if (header.version === ENVELOPE_VERSION_1) return w.bytes(header.kemPublicKey).bytes(header.kemCiphertext).finish();
+  const { chunk } = header;
+  return w.u32(header.pqEpoch).u8(chunk.kind).u32(chunk.epoch).u8(chunk.index).bytes(chunk.data).finish();
 }
 
 /**
- * Inverse of `encodeHeader`; RatchetError('BAD_HEADER') on a wrong length.
+ * Inverse of `encodeHeader` for the given envelope version;
+ * RatchetError('BAD_HEADER') on a wrong length or an unknown chunk kind.
  *
  * @example
- *   const header = decodeHeader(plaintextHeader);
+ *   const header = decodeHeader(plaintextHeader, 2);
  */
-export function decodeHeader(bytes: Uint8Array): MessageHeader {
+export function decodeHeader(bytes: Uint8Array, version: number = ENVELOPE_VERSION): AnyMessageHeader {
   const r = new ByteReader(bytes, (why) => new RatchetError('BAD_HEADER', `header: ${why}`));
-  const header = {
-    dh: r.bytes(KEY_LENGTH),
-    previousCount: r.u32(),
-    count: r.u32(),
-    kemPublicKey: r.bytes(KEM_PUBLIC_KEY_LENGTH),
-    kemCiphertext: r.bytes(KEM_CIPHERTEXT_LENGTH),
-  };
+  const dh = r.bytes(KEY_LENGTH);
+  const previousCount = r.u32();
+  const count = r.u32();
+  let header: AnyMessageHeader;
+  if (version === ENVELOPE_VERSION_1) {
+    header = { version, dh, previousCount, count, kemPublicKey: r.bytes(KEM_PUBLIC_KEY_LENGTH), kemCiphertext: r.bytes(KEM_CIPHERTEXT_LENGTH) };
+  } else {
+    const pqEpoch = r.u32();
+    const kind = r.u8();
+    if (kind !== CHUNK_NONE && kind !== CHUNK_EK && kind !== CHUNK_CT) throw new RatchetError('BAD_HEADER', `unknown PQ chunk kind ${kind}`);
+    const chunk: PqChunk = { kind, epoch: r.u32(), index: r.u8(), data: r.bytes(PQ_CHUNK_LENGTH) };
+    header = { version: ENVELOPE_VERSION_2, dh, previousCount, count, pqEpoch, chunk };
+  }
   r.end();
   return header;
 }
@@ -99,8 +127,9 @@ export function decodeHeader(bytes: Uint8Array): MessageHeader {
  *   const body = seal(mk.key, mk.nonce, padded, concatBytes(head, ad));
  *   const message = concatBytes(head, body);
  */
-export function sealHeader(headerKey: Uint8Array, header: MessageHeader, ad: Uint8Array, nonce: Uint8Array): Uint8Array {
-  const prefix = new ByteWriter().u8(ENVELOPE_VERSION).u16(ENCRYPTED_HEADER_LENGTH).finish();
+export function sealHeader(headerKey: Uint8Array, header: AnyMessageHeader, ad: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const length = header.version === ENVELOPE_VERSION_1 ? ENCRYPTED_HEADER_LENGTH_V1 : ENCRYPTED_HEADER_LENGTH;
+  const prefix = new ByteWriter().u8(header.version).u16(length).finish();
   const sealed = seal(headerKey, nonce, encodeHeader(header), concatBytes(prefix, ad));
   return concatBytes(prefix, nonce, sealed);
 }
@@ -115,10 +144,13 @@ export function sealHeader(headerKey: Uint8Array, header: MessageHeader, ad: Uin
 export function parseEnvelope(message: Uint8Array): Envelope {
   if (message.length < ENVELOPE_PREFIX_LENGTH) throw new RatchetError('BAD_MESSAGE', 'message shorter than its prefix');
   const version = message[0] ?? 0;
-  if (version !== ENVELOPE_VERSION_1) throw new RatchetError('UNSUPPORTED_VERSION', `envelope version ${version}`);
+  if (version !== ENVELOPE_VERSION_1 && version !== ENVELOPE_VERSION_2) {
+    throw new RatchetError('UNSUPPORTED_VERSION', `envelope version ${version}`);
+  }
   const headerLength = ((message[1] ?? 0) << 8) | (message[2] ?? 0);
-  if (headerLength !== ENCRYPTED_HEADER_LENGTH) {
-    throw new RatchetError('BAD_MESSAGE', `header length ${headerLength}, version 1 requires ${ENCRYPTED_HEADER_LENGTH}`);
+  const required = version === ENVELOPE_VERSION_1 ? ENCRYPTED_HEADER_LENGTH_V1 : ENCRYPTED_HEADER_LENGTH;
+  if (headerLength !== required) {
+    throw new RatchetError('BAD_MESSAGE', `header length ${headerLength}, version ${version} requires ${required}`);
   }
   const bodyStart = ENVELOPE_PREFIX_LENGTH + headerLength;
   if (message.length < bodyStart + AEAD_TAG_LENGTH + PAD_PREFIX_LENGTH) {
@@ -140,7 +172,7 @@ export function parseEnvelope(message: Uint8Array): Envelope {
  * @example
  *   const header = openHeader(state.receiving.headerKey, envelope, ad);
  */
-export function openHeader(headerKey: Uint8Array, envelope: Envelope, ad: Uint8Array): MessageHeader | null {
+export function openHeader(headerKey: Uint8Array, envelope: Envelope, ad: Uint8Array): AnyMessageHeader | null {
   const nonce = envelope.encryptedHeader.subarray(0, AEAD_NONCE_LENGTH);
   const sealed = envelope.encryptedHeader.subarray(AEAD_NONCE_LENGTH);
   let plaintext: Uint8Array;
@@ -150,5 +182,5 @@ export function openHeader(headerKey: Uint8Array, envelope: Envelope, ad: Uint8A
     if (err instanceof CryptoError) return null;
     throw err;
   }
-  return decodeHeader(plaintext);
+  return decodeHeader(plaintext, envelope.version);
 }

@@ -8,7 +8,9 @@ import { concatBytes } from './byte-codec.js';
 import { assertLength } from './errors.js';
 import { hkdf, hmacSha256 } from './kdf.js';
 
-export const ROOT_KDF_INFO = 'Nightjar/e2e/v1/root';
+export const ROOT_KDF_INFO = 'Nightjar/e2e/v2/root';
+/** Label of root steps of version-1 chains (a full ML-KEM secret per step). */
+export const ROOT_KDF_INFO_V1 = 'Nightjar/e2e/v1/root';
 export const MESSAGE_KDF_INFO = 'Nightjar/e2e/v1/message';
 // Signal's recommended constants: distinct single-byte HMAC inputs per output.
 const MESSAGE_KEY_INPUT = Uint8Array.of(0x01);
@@ -33,19 +35,20 @@ export interface MessageKey {
 }
 
 /**
- * KDF_RK_HE with a KEM: HKDF-SHA256(ikm = dhOutput || kemSecret,
- * salt = rootKey, info = ROOT_KDF_INFO, 96) split into root key, chain key
- * and next header key. The new root key stays secret while either the DH
- * output or the KEM secret does, which is the point of the hybrid.
+ * KDF_RK_HE with a PQ input: HKDF-SHA256(ikm = dhOutput || pqKey,
+ * salt = rootKey, info, 96) split into root key, chain key and next header
+ * key. `pqKey` is the PQ epoch key the chain names (version 2) or the
+ * step's ML-KEM secret (version 1, with ROOT_KDF_INFO_V1). The new root key
+ * stays secret while the old root key, the DH output or the PQ input does.
  *
  * @example
- *   const { rootKey, chainKey, nextHeaderKey } = rootKdf(rk, dh(ours, theirs), kemSecret);
+ *   const { rootKey, chainKey, nextHeaderKey } = rootKdf(rk, dh(ours, theirs), epochKey);
  */
-export function rootKdf(rootKey: Uint8Array, dhOutput: Uint8Array, kemSecret: Uint8Array): RootStep {
+export function rootKdf(rootKey: Uint8Array, dhOutput: Uint8Array, pqKey: Uint8Array, info: string = ROOT_KDF_INFO): RootStep {
   assertLength(rootKey, 32, 'root key');
   assertLength(dhOutput, 32, 'DH output');
-  assertLength(kemSecret, 32, 'KEM shared secret');
-  const okm = hkdf(concatBytes(dhOutput, kemSecret), rootKey, ROOT_KDF_INFO, 96);
+  assertLength(pqKey, 32, 'PQ key');
+  const okm = hkdf(concatBytes(dhOutput, pqKey), rootKey, info, 96);
   return { rootKey: okm.slice(0, 32), chainKey: okm.slice(32, 64), nextHeaderKey: okm.slice(64, 96) };
 }
 

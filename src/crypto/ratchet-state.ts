@@ -1,22 +1,29 @@
 /**
  * The data of one side of a double ratchet (Signal's state with header
- * encryption, plus the ML-KEM key pair and the pending KEM ciphertext).
+ * encryption, plus the sparse PQ state of docs/e2e.md §3.7).
  * Values are immutable: every ratchet operation returns a new state and
  * never writes into the Uint8Arrays of the old one, so a failed call
  * leaves the caller's state exactly as it was.
  */
 import type { KemKeyPair } from './kem.js';
 import type { KeyPair } from './keys.js';
+import type { PqState } from './pq-epochs.js';
 
 export interface SendingChain {
   /** CKs */
   readonly chainKey: Uint8Array;
   /** HKs */
   readonly headerKey: Uint8Array;
-  /** Encapsulation to the peer's KEM key, repeated in every header of this chain. */
-  readonly kemCiphertext: Uint8Array;
   /** Ns: number of the next message to send. */
   readonly count: number;
+  /** The PQ epoch mixed into this chain's root step; every header of the chain names it. */
+  readonly pqEpoch: number;
+  /**
+   * Present only for a chain a version-1 state created: its root step mixed
+   * this ML-KEM encapsulation, so its messages keep the version-1 layout
+   * (which carries it) until the next DH step.
+   */
+  readonly legacyKemCiphertext?: Uint8Array;
 }
 
 export interface ReceivingChain {
@@ -41,8 +48,6 @@ export interface SkippedKey {
 export interface RatchetState {
   /** DHs: our current X25519 ratchet key pair. */
   readonly dhSelf: KeyPair;
-  /** Our current ML-KEM key pair: the public key goes in our headers, the peer encapsulates to it. */
-  readonly kemSelf: KemKeyPair;
   /** RK */
   readonly rootKey: Uint8Array;
   /** Null only for the inviter until the first message arrives. */
@@ -57,4 +62,12 @@ export interface RatchetState {
   readonly nextReceiveHeaderKey: Uint8Array;
   /** Oldest first; bounded by MAX_SKIPPED_KEYS. */
   readonly skipped: readonly SkippedKey[];
+  /** The sparse PQ ratchet: epochs, keys and the chunks in flight. */
+  readonly pq: PqState;
+  /**
+   * Only in a state converted from version 1: our last version-1 ML-KEM key
+   * pair, which the peer's next chain may still encapsulate to (if it was
+   * started by version-1 code). Dropped at the next DH step.
+   */
+  readonly legacyKem: KemKeyPair | null;
 }

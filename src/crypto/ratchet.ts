@@ -1,14 +1,17 @@
 /**
- * The post-quantum hybrid double ratchet with header encryption
- * (docs/e2e.md §3-§8): Signal's double ratchet with encrypted headers, where
- * every DH ratchet step also mixes in an ML-KEM-768 shared secret, as in
- * SimpleX's PQ double ratchet. Every header carries the sender's current
- * KEM public key and the ciphertext of an encapsulation to the peer's last
- * KEM key; the secret enters the root KDF next to the X25519 output.
+ * The hybrid double ratchet with header encryption and a sparse
+ * post-quantum ratchet (docs/e2e.md §3): Signal's double ratchet with
+ * encrypted headers, where every DH ratchet step also mixes in the key of
+ * the newest completed ML-KEM-768 epoch (pq-epochs.ts). The ML-KEM key and
+ * ciphertext of an epoch travel in 48-byte chunks, one in every header.
  *
  * Pure functions over immutable states: a call returns the next state and
  * leaves its input untouched, so a caller persists the new state and the
  * old one is simply dropped; a failed call changes nothing.
+ *
+ * States converted from version 1 (deserializeRatchet with a legacy role)
+ * keep reading version-1 envelopes and finish their current sending chain in
+ * the version-1 layout; every chain after the next DH step is version 2.
  *
  * @example
  *   let alice = initSender(shared, invitation.keys);        // joiner
@@ -17,22 +20,27 @@
  *   const sent = ratchetEncrypt(alice, utf8('hi'), ad); alice = sent.state;
  *   const got = ratchetDecrypt(bob, sent.message, ad);    bob = got.state;
  */
-import { AEAD_NONCE_LENGTH, open, seal } from './aead.js';
+import { open, seal, AEAD_NONCE_LENGTH } from './aead.js';
 import { concatBytes } from './byte-codec.js';
 import { CryptoError } from './errors.js';
-import {
-  KEM_ENCAPSULATION_SEED_LENGTH,
-  KEM_KEYGEN_SEED_LENGTH,
-  kemDecapsulate,
-  kemEncapsulateWithSeed,
-  kemKeygenFromSeed,
-} from './kem.js';
+import { kemDecapsulate } from './kem.js';
 import { KEY_LENGTH, dh, dhKeyPairFromPrivateKey } from './keys.js';
 import { PaddingError, pad, padToBucket, unpad } from './padding.js';
+import { PQ_EPOCH_0_KEY, epochKey, initPq, nextChunk, receiveChunk } from './pq-epochs.js';
 import { randomBytes, type RandomSource } from './random.js';
 import { RatchetError } from './ratchet-error.js';
-import { openHeader, parseEnvelope, sealHeader, type Envelope, type MessageHeader } from './ratchet-header.js';
-import { chainKdf, messageKeys, rootKdf } from './ratchet-kdf.js';
+import {
+  ENVELOPE_OVERHEAD,
+  ENVELOPE_OVERHEAD_V1,
+  ENVELOPE_VERSION_1,
+  ENVELOPE_VERSION_2,
+  openHeader,
+  parseEnvelope,
+  sealHeader,
+  type AnyMessageHeader,
+  type Envelope,
+} from './ratchet-header.js';
+import { ROOT_KDF_INFO_V1, chainKdf, messageKeys, rootKdf, type RootStep } from './ratchet-kdf.js';
 import {
   MAX_MESSAGE_NUMBER,
   findSkipped,
@@ -45,8 +53,8 @@ import type { RatchetState, ReceivingChain } from './ratchet-state.js';
 import type { InvitationKeys, InvitationSecrets, SharedSecrets } from './x3dh.js';
 
 export { RatchetError, type RatchetErrorCode } from './ratchet-error.js';
-export { RATCHET_STATE_VERSION, deserializeRatchet, serializeRatchet } from './ratchet-serialize.js';
-export { ENVELOPE_OVERHEAD, ENVELOPE_VERSION } from './ratchet-header.js';
+export { RATCHET_STATE_VERSION, deserializeRatchet, serializeRatchet, type LegacyRole } from './ratchet-serialize.js';
+export { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V1, ENVELOPE_VERSION } from './ratchet-header.js';
 export { MAX_SKIP, MAX_SKIPPED_KEYS } from './ratchet-skipped.js';
 export type { RatchetState } from './ratchet-state.js';
 
@@ -54,7 +62,9 @@ export interface EncryptOptions {
   /**
    * Pad the plaintext to exactly this many bytes (length prefix included),
    * so the envelope is `paddedLength + ENVELOPE_OVERHEAD` bytes whatever the
-   * content. Without it the plaintext is padded to a MESSAGE_BUCKETS size.
+   * content. (A version-1 chain of a converted state pads to less, so that
+   * the envelope keeps that length.) Without it the plaintext is padded to a
+   * MESSAGE_BUCKETS size.
    */
   readonly paddedLength?: number;
   /** Randomness for the header nonce; defaults to the OS CSPRNG. */
@@ -62,7 +72,7 @@ export interface EncryptOptions {
 }
 
 export interface DecryptOptions {
-  /** Randomness for the new key pairs of a ratchet step; defaults to the OS CSPRNG. */
+  /** Randomness for a ratchet step and for completed PQ epochs; defaults to the OS CSPRNG. */
   readonly rng?: RandomSource;
 }
 
@@ -77,9 +87,9 @@ export interface DecryptResult {
 }
 
 /**
- * The joiner's ratchet (Signal's RatchetInitAliceHE with a KEM): it can send
- * at once. Random draws, in order: ratchet key (32), ML-KEM seed (64),
- * encapsulation to the invitation's KEM key (32).
+ * The joiner's ratchet (Signal's RatchetInitAliceHE): it can send at once,
+ * and it is the PQ keyholder. Random draws, in order: ratchet key (32),
+ * ML-KEM seed of PQ epoch 1 (64).
  *
  * @example
  *   const { reply, shared } = joinInvitation(invitationKeys);
@@ -87,25 +97,25 @@ export interface DecryptResult {
  */
 export function initSender(shared: SharedSecrets, invitation: InvitationKeys, rng: RandomSource = randomBytes): RatchetState {
   const dhSelf = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
-  const kemSelf = kemKeygenFromSeed(rng(KEM_KEYGEN_SEED_LENGTH));
-  const encapsulation = kemEncapsulateWithSeed(invitation.kemPublicKey, rng(KEM_ENCAPSULATION_SEED_LENGTH));
-  const step = rootKdf(shared.rootKey, dh(dhSelf.privateKey, invitation.ratchetKey), encapsulation.sharedSecret);
+  const pq = initPq('keyholder', rng);
+  const step = rootKdf(shared.rootKey, dh(dhSelf.privateKey, invitation.ratchetKey), PQ_EPOCH_0_KEY);
   return {
     dhSelf,
-    kemSelf,
     rootKey: step.rootKey,
-    sending: { chainKey: step.chainKey, headerKey: shared.joinerHeaderKey, kemCiphertext: encapsulation.ciphertext, count: 0 },
+    sending: { chainKey: step.chainKey, headerKey: shared.joinerHeaderKey, count: 0, pqEpoch: 0 },
     receiving: null,
     previousSendCount: 0,
     nextSendHeaderKey: step.nextHeaderKey,
     nextReceiveHeaderKey: shared.inviterHeaderKey,
     skipped: [],
+    pq,
+    legacyKem: null,
   };
 }
 
 /**
- * The inviter's ratchet (Signal's RatchetInitBobHE with a KEM): it can only
- * receive until the joiner's first message arrives.
+ * The inviter's ratchet (Signal's RatchetInitBobHE): it can only receive
+ * until the joiner's first message arrives; it is the PQ encapsulator.
  *
  * @example
  *   const bob = initReceiver(acceptJoin(secrets, reply), secrets);
@@ -113,7 +123,6 @@ export function initSender(shared: SharedSecrets, invitation: InvitationKeys, rn
 export function initReceiver(shared: SharedSecrets, secrets: InvitationSecrets): RatchetState {
   return {
     dhSelf: secrets.ratchetKey,
-    kemSelf: secrets.kem,
     rootKey: shared.rootKey,
     sending: null,
     receiving: null,
@@ -121,6 +130,8 @@ export function initReceiver(shared: SharedSecrets, secrets: InvitationSecrets):
     nextSendHeaderKey: shared.inviterHeaderKey,
     nextReceiveHeaderKey: shared.joinerHeaderKey,
     skipped: [],
+    pq: initPq('encapsulator', randomBytes),
+    legacyKem: null,
   };
 }
 
@@ -142,21 +153,40 @@ export function ratchetEncrypt(
   const sending = state.sending;
   if (!sending) throw new RatchetError('NO_SEND_CHAIN', 'no sending chain before the first message is received');
   if (sending.count > MAX_MESSAGE_NUMBER) throw new RatchetError('BAD_STATE', 'sending chain exhausted');
-  const padded = padPlaintext(plaintext, options.paddedLength);
+  const legacy = sending.legacyKemCiphertext;
+  const shrink = legacy ? ENVELOPE_OVERHEAD_V1 - ENVELOPE_OVERHEAD : 0;
+  const padded = padPlaintext(plaintext, options.paddedLength === undefined ? undefined : options.paddedLength - shrink);
   const rng = options.rng ?? randomBytes;
   const step = chainKdf(sending.chainKey);
   const mk = messageKeys(step.messageKeySeed);
-  const header: MessageHeader = {
-    dh: state.dhSelf.publicKey,
-    previousCount: state.previousSendCount,
-    count: sending.count,
-    kemPublicKey: state.kemSelf.publicKey,
-    kemCiphertext: sending.kemCiphertext,
-  };
+  let header: AnyMessageHeader;
+  let pq = state.pq;
+  if (legacy) {
+    if (!state.legacyKem) throw new RatchetError('BAD_STATE', 'a version-1 sending chain without its ML-KEM key');
+    header = {
+      version: ENVELOPE_VERSION_1,
+      dh: state.dhSelf.publicKey,
+      previousCount: state.previousSendCount,
+      count: sending.count,
+      kemPublicKey: state.legacyKem.publicKey,
+      kemCiphertext: legacy,
+    };
+  } else {
+    const next = nextChunk(state.pq);
+    pq = next.pq;
+    header = {
+      version: ENVELOPE_VERSION_2,
+      dh: state.dhSelf.publicKey,
+      previousCount: state.previousSendCount,
+      count: sending.count,
+      pqEpoch: sending.pqEpoch,
+      chunk: next.chunk,
+    };
+  }
   const head = sealHeader(sending.headerKey, header, ad, rng(AEAD_NONCE_LENGTH));
   const body = seal(mk.key, mk.nonce, padded, concatBytes(head, ad));
   return {
-    state: { ...state, sending: { ...sending, chainKey: step.chainKey, count: sending.count + 1 } },
+    state: { ...state, pq, sending: { ...sending, chainKey: step.chainKey, count: sending.count + 1 } },
     message: concatBytes(head, body),
   };
 }
@@ -164,8 +194,10 @@ export function ratchetEncrypt(
 /**
  * Decrypts one message, in any order within the skip limits. On any
  * failure it throws a RatchetError and the caller keeps its state, which
- * was not modified. Random draws, only when the message starts a new peer
- * chain: ratchet key (32), ML-KEM seed (64), encapsulation (32).
+ * was not modified. Random draws: a new ratchet key (32) when the message
+ * starts a new peer chain; then, when its PQ chunk completes an epoch, the
+ * keyholder's next ML-KEM seed (64) or the encapsulator's encapsulation
+ * seed (32).
  *
  * @example
  *   try { ({ state: bob, plaintext } = ratchetDecrypt(bob, message, ad)); }
@@ -178,23 +210,36 @@ export function ratchetDecrypt(
   options: DecryptOptions = {},
 ): DecryptResult {
   const envelope = parseEnvelope(message);
+  const rng = options.rng ?? randomBytes;
+  const opened = openWithKnownKeys(state, envelope, ad, rng);
+  const { header, result } = opened;
+  if (header.version === ENVELOPE_VERSION_1) return result;
+  return { ...result, state: { ...result.state, pq: receiveChunk(result.state.pq, header.pqEpoch, header.chunk, rng) } };
+}
+
+// Trial decryption finds the chain: the current one, the peer's next one, then older ones.
+function openWithKnownKeys(
+  state: RatchetState,
+  envelope: Envelope,
+  ad: Uint8Array,
+  rng: RandomSource,
+): { header: AnyMessageHeader; result: DecryptResult } {
   const receiving = state.receiving;
-  // Trial decryption finds the chain: the current one, the peer's next one, then older ones.
   if (receiving) {
     const header = openHeader(receiving.headerKey, envelope, ad);
-    if (header) return decryptInChain(state, receiving, header, envelope, ad);
+    if (header) return { header, result: decryptInChain(state, receiving, header, envelope, ad) };
   }
   const next = openHeader(state.nextReceiveHeaderKey, envelope, ad);
   if (next) {
-    const stepped = dhRatchetStep(state, next, options.rng ?? randomBytes);
-    return decryptInChain(stepped.state, stepped.receiving, next, envelope, ad);
+    const stepped = dhRatchetStep(state, next, rng);
+    return { header: next, result: decryptInChain(stepped.state, stepped.receiving, next, envelope, ad) };
   }
   for (const headerKey of skippedHeaderKeys(state.skipped)) {
     const header = openHeader(headerKey, envelope, ad);
     if (!header) continue;
     const at = findSkipped(state.skipped, headerKey, header.count);
     if (at < 0) throw new RatchetError('DUPLICATE', `message ${header.count} of an earlier chain was already received`);
-    return decryptSkipped(state, at, envelope, ad);
+    return { header, result: decryptSkipped(state, at, envelope, ad) };
   }
   throw new RatchetError('BAD_HEADER', 'no header key of this conversation opens the header');
 }
@@ -202,7 +247,7 @@ export function ratchetDecrypt(
 function decryptInChain(
   state: RatchetState,
   chain: ReceivingChain,
-  header: MessageHeader,
+  header: AnyMessageHeader,
   envelope: Envelope,
   ad: Uint8Array,
 ): DecryptResult {
@@ -229,41 +274,38 @@ function decryptSkipped(state: RatchetState, index: number, envelope: Envelope, 
   return { state: { ...state, skipped: removeSkipped(state.skipped, index) }, plaintext };
 }
 
-// DHRatchetHE with a KEM: a receiving root step with the KEM secret the peer
-// encapsulated to our key, then a sending root step with a fresh DH key and
-// a fresh encapsulation to the peer's new KEM key.
+// DHRatchetHE with a PQ input: a receiving root step with the epoch key the
+// peer's chain names (or, for a version-1 chain, the ML-KEM secret it
+// encapsulated to our legacy key), then a sending root step with a fresh DH
+// key and the newest epoch key we may use.
 function dhRatchetStep(
   state: RatchetState,
-  header: MessageHeader,
+  header: AnyMessageHeader,
   rng: RandomSource,
 ): { state: RatchetState; receiving: ReceivingChain } {
   const previous = state.receiving ? skipChain(state.receiving, header.previousCount) : null;
   const dhPrivate = rng(KEY_LENGTH);
-  const kemSeed = rng(KEM_KEYGEN_SEED_LENGTH);
-  const encapsulationSeed = rng(KEM_ENCAPSULATION_SEED_LENGTH);
+  const sendEpoch = state.pq.usable;
+  const sendKey = epochKey(state.pq, sendEpoch);
+  if (!sendKey) throw new RatchetError('BAD_STATE', `no key for our usable PQ epoch ${sendEpoch}`);
   try {
-    const received = rootKdf(
-      state.rootKey,
-      dh(state.dhSelf.privateKey, header.dh),
-      kemDecapsulate(header.kemCiphertext, state.kemSelf.secretKey),
-    );
+    const received = receivingRootStep(state, header);
     const dhSelf = dhKeyPairFromPrivateKey(dhPrivate);
-    const kemSelf = kemKeygenFromSeed(kemSeed);
-    const encapsulation = kemEncapsulateWithSeed(header.kemPublicKey, encapsulationSeed);
-    const sent = rootKdf(received.rootKey, dh(dhSelf.privateKey, header.dh), encapsulation.sharedSecret);
+    const sent = rootKdf(received.rootKey, dh(dhSelf.privateKey, header.dh), sendKey);
     const receiving: ReceivingChain = { chainKey: received.chainKey, headerKey: state.nextReceiveHeaderKey, count: 0 };
     return {
       receiving,
       state: {
         dhSelf,
-        kemSelf,
         rootKey: sent.rootKey,
-        sending: { chainKey: sent.chainKey, headerKey: state.nextSendHeaderKey, kemCiphertext: encapsulation.ciphertext, count: 0 },
+        sending: { chainKey: sent.chainKey, headerKey: state.nextSendHeaderKey, count: 0, pqEpoch: sendEpoch },
         receiving,
         previousSendCount: state.sending?.count ?? 0,
         nextSendHeaderKey: sent.nextHeaderKey,
         nextReceiveHeaderKey: received.nextHeaderKey,
         skipped: storeSkipped(state.skipped, previous?.keys ?? []),
+        pq: state.pq,
+        legacyKem: null,
       },
     };
   } catch (err) {
@@ -271,6 +313,18 @@ function dhRatchetStep(
     if (err instanceof CryptoError) throw new RatchetError('BAD_HEADER', `header keys refused: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+function receivingRootStep(state: RatchetState, header: AnyMessageHeader): RootStep {
+  const dhOutput = dh(state.dhSelf.privateKey, header.dh);
+  if (header.version === ENVELOPE_VERSION_1) {
+    // Only the chain a version-1 peer state was on can still start here.
+    if (!state.legacyKem) throw new RatchetError('BAD_HEADER', 'a new version-1 chain after the conversation moved to version 2');
+    return rootKdf(state.rootKey, dhOutput, kemDecapsulate(header.kemCiphertext, state.legacyKem.secretKey), ROOT_KDF_INFO_V1);
+  }
+  const key = epochKey(state.pq, header.pqEpoch);
+  if (!key) throw new RatchetError('BAD_HEADER', `the peer's chain names PQ epoch ${header.pqEpoch}, which we do not hold`);
+  return rootKdf(state.rootKey, dhOutput, key);
 }
 
 function openBody(messageKeySeed: Uint8Array, envelope: Envelope, ad: Uint8Array): Uint8Array {

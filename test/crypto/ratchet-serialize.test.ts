@@ -32,24 +32,37 @@ test('fresh and mid-conversation states round-trip exactly, in every shape', () 
   }
 });
 
-test('documented sizes: 2534 fixed (+2 for the skipped count), +1156 sending, +68 receiving, +68 per skipped key', () => {
+test('documented sizes (§7): 134 fixed, +72 sending, +68 receiving, PQ 14 + 36 per epoch key + the phase, +2 +68 per skipped key', () => {
   const fresh = newPair('serialize');
-  assert.equal(serializeRatchet(fresh.inviter).length, 2534 + 2);
-  assert.equal(serializeRatchet(fresh.joiner).length, 2534 + 1156 + 2);
-  assert.equal(serializeRatchet(midConversation().inviter).length, 2534 + 1156 + 68 + 2 + 2 * 68);
+  const encapsulatorCollecting = 14 + 36 + 1 + 4 + 1184;
+  const keyholder = 14 + 36 + 2400 + 4 + 1088;
+  assert.equal(serializeRatchet(fresh.inviter).length, 134 + encapsulatorCollecting + 2);
+  assert.equal(serializeRatchet(fresh.joiner).length, 134 + 72 + keyholder + 2);
+  assert.equal(serializeRatchet(midConversation().inviter).length, 134 + 72 + 68 + encapsulatorCollecting + 2 + 2 * 68);
 });
 
 test('malformed bytes are BAD_STATE', () => {
-  const bytes = serializeRatchet(midConversation().inviter);
-  const corrupt = (edit: (b: Uint8Array) => Uint8Array): void => {
-    assert.throws(() => deserializeRatchet(edit(bytes.slice())), badState);
+  const later = midConversation();
+  const bytes = serializeRatchet(later.inviter);
+  const corrupt = (edit: (b: Uint8Array) => Uint8Array, source = bytes): void => {
+    assert.throws(() => deserializeRatchet(edit(source.slice())), badState);
   };
   corrupt((b) => b.subarray(0, 0));
   corrupt((b) => b.subarray(0, b.length - 1));
   corrupt((b) => new Uint8Array([...b, 0]));
-  corrupt((b) => ((b[0] = 2), b));
-  corrupt((b) => flipped(b, 1, 0x04)); // an unknown flag
+  corrupt((b) => ((b[0] = 3), b));
+  corrupt((b) => ((b[0] = 1), b)); // a version-1 state without the role it needs to convert
+  corrupt((b) => flipped(b, 1, 0x10)); // an unknown flag
   corrupt((b) => flipped(b, 1, 0x02)); // flags no longer match the layout
-  corrupt((b) => flipped(b, 2 + 32 + 1500)); // ML-KEM secret key fails its hash check
+  corrupt((b) => flipped(b, 1, 0x08)); // a version-1 sending chain without a legacy ML-KEM key
+  const pq = 134 + 72 + 68;
+  corrupt((b) => ((b[pq] = 3), b)); // unknown PQ role
+  corrupt((b) => ((b[pq + 4] = 0), b)); // PQ epoch 0
+  corrupt((b) => ((b[pq + 13] = 0), b)); // no epoch keys
+  corrupt((b) => ((b[pq + 13] = 4), b)); // more epoch keys than the window
+  corrupt((b) => ((b[pq + 50] = 2), b)); // unknown encapsulator phase
+  corrupt((b) => ((b.set([0x01, 0xff, 0xff, 0xff], pq + 51)), b)); // a chunk mask beyond the key's chunks
   corrupt((b) => flipped(b, b.length - 2 * 68 - 2, 0xff)); // skipped count above MAX_SKIPPED_KEYS
+  const joiner = serializeRatchet(later.joiner);
+  corrupt((b) => flipped(b, 134 + 72 + 50 + 1500), joiner); // the keyholder's ML-KEM secret key fails its hash check
 });

@@ -1,8 +1,7 @@
 /**
  * Property tests of the ratchet over random conversations: out-of-order
- * delivery, dropped messages, replays, tampering and persistence.
- * Run counts are moderate because every ratchet step costs an ML-KEM
- * keygen, encapsulation and decapsulation.
+ * delivery, dropped messages, replays, tampering and persistence, in short
+ * conversations and in long ones that cross PQ epoch boundaries.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +26,15 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('persist' as const), side }) },
 );
 
+/** Mostly sending and delivering, so that long runs get through PQ epochs. */
+const conversational: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('send' as const), from: side }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('deliver' as const), to: side, pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), to: side, pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replay' as const), to: side, pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('persist' as const), side }) },
+);
+
 interface Sent {
   readonly body: string;
   readonly message: Uint8Array;
@@ -39,9 +47,8 @@ function decryptOrFail(pair: Pair, to: Side, sent: Sent): void {
   pair[to] = state;
 }
 
-test('random conversations: every message not dropped decrypts once, in any order; replays change nothing', () => {
-  fc.assert(
-    fc.property(fc.nat(), fc.array(action, { minLength: 5, maxLength: 30 }), (seed, actions) => {
+/** Plays one random conversation, checking every step; returns the pair at the end. */
+function play(seed: number, actions: readonly Action[]): Pair {
       const pair = newPair(`conversation ${seed}`);
       const inFlight: Record<Side, Sent[]> = { joiner: [], inviter: [] };
       const delivered: Record<Side, Sent[]> = { joiner: [], inviter: [] };
@@ -83,9 +90,28 @@ test('random conversations: every message not dropped decrypts once, in any orde
       for (const to of ['joiner', 'inviter'] as const) {
         for (const sent of inFlight[to].reverse()) decryptOrFail(pair, to, sent);
       }
+      return pair;
+}
+
+test('random conversations: every message not dropped decrypts once, in any order; replays change nothing', () => {
+  fc.assert(
+    fc.property(fc.nat(), fc.array(action, { minLength: 5, maxLength: 30 }), (seed, actions) => {
+      play(seed, actions);
     }),
     { numRuns: 60 },
   );
+});
+
+test('long random conversations across PQ epoch boundaries: the same guarantees, and epochs complete', () => {
+  let epochsCompleted = 0;
+  fc.assert(
+    fc.property(fc.nat(), fc.array(conversational, { minLength: 700, maxLength: 1000 }), (seed, actions) => {
+      const pair = play(seed, actions);
+      epochsCompleted += Math.min(pair.joiner.pq.usable, pair.inviter.pq.usable);
+    }),
+    { numRuns: 8 },
+  );
+  assert.ok(epochsCompleted >= 8, `only ${epochsCompleted} epochs completed over all runs`);
 });
 
 test('tampering: flipping any byte of any kind of message is a typed error and changes nothing', () => {

@@ -6,12 +6,15 @@ import {
   MAX_SKIP,
   RatchetError,
   deserializeRatchet,
+  initReceiver,
+  initSender,
   ratchetDecrypt,
   ratchetEncrypt,
   serializeRatchet,
   type RatchetState,
 } from '../../src/crypto/ratchet.js';
 import { seededRandom } from '../../src/crypto/seeded-random.js';
+import { acceptJoin, createInvitation, joinInvitation } from '../../src/crypto/x3dh.js';
 import { newPair, text, utf8, type Pair } from './ratchet-fixture.js';
 
 const ratchetError =
@@ -163,14 +166,18 @@ test('post-compromise security: a copy of the joiner state at T is useless after
   assertRejected(attacker, send(pair, 'inviter', 'b4'), pair.ad, 'BAD_HEADER');
 });
 
-test('hybrid: knowing every X25519 secret but not the ML-KEM key is not enough', () => {
-  const pair = newPair();
-  receive(pair, 'inviter', send(pair, 'joiner', 'hello'));
-  // A quantum attacker recovers the joiner's X25519 secrets (here: copies them) but not its ML-KEM key.
-  const attacker: RatchetState = { ...deserializeRatchet(serializeRatchet(pair.joiner)), kemSelf: kemKeygen() };
-  const message = send(pair, 'inviter', 'protected by ML-KEM');
-  assertRejected(attacker, message, pair.ad, 'DECRYPT');
-  assert.equal(receive(pair, 'joiner', message), 'protected by ML-KEM');
+test('hybrid: knowing every X25519 secret but not the ML-KEM secret of the key agreement is not enough', () => {
+  // A quantum attacker recovers every X25519 private key of the inviter (here: uses them) but holds a
+  // different ML-KEM decapsulation key, so decapsulating the reply yields another secret.
+  const invitation = createInvitation();
+  const joined = joinInvitation(invitation.keys);
+  const joiner = initSender(joined.shared, invitation.keys);
+  const forged = { ...invitation.secrets, kem: kemKeygen() };
+  const attacker = initReceiver(acceptJoin(forged, joined.reply), forged);
+  const inviter = initReceiver(acceptJoin(invitation.secrets, joined.reply), invitation.secrets);
+  const { message } = ratchetEncrypt(joiner, utf8('protected by ML-KEM'), joined.shared.associatedData);
+  assertRejected(attacker, message, joined.shared.associatedData, 'BAD_HEADER');
+  assert.equal(text(ratchetDecrypt(inviter, message, joined.shared.associatedData).plaintext), 'protected by ML-KEM');
 });
 
 test('a state saved mid-conversation resumes exactly where it stopped', () => {

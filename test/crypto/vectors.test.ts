@@ -23,13 +23,14 @@ test('docs/e2e.md prints exactly the stored vectors', () => {
   assert.equal(extractVectorsBlock(doc), renderVectorsMarkdown(stored));
 });
 
-test('stored envelopes open with the stored keys, following the layout of §5', () => {
+test('stored envelopes open with the stored keys, following the layout of §5 (version 2: 129-byte head)', () => {
   const ad = hex(stored.keyAgreement.associatedData);
   for (const m of stored.conversation.messages) {
     const envelope = hex(m.envelope);
     assert.equal(envelope.length, m.envelopeLength);
-    const head = envelope.subarray(0, 2343);
-    const padded = open(hex(m.messageKey), hex(m.messageNonce), envelope.subarray(2343), new Uint8Array([...head, ...ad]));
+    assert.equal(envelope[0], 2);
+    const head = envelope.subarray(0, 129);
+    const padded = open(hex(m.messageKey), hex(m.messageNonce), envelope.subarray(129), new Uint8Array([...head, ...ad]));
     assert.equal(new TextDecoder().decode(unpad(padded)), m.plaintext);
     if (m.paddedLength !== null) assert.equal(padded.length, m.paddedLength);
   }

@@ -1,3 +1,4 @@
+// test-file-timeout: 300
 /** Abuse resistance without identity: proof of work for queue creation, load shedding. */
 import { test } from 'node:test';
 import { readFileSync } from 'node:fs';

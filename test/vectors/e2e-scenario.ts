@@ -7,7 +7,9 @@
  */
 import { extractMarkedBlock, replaceMarkedBlock } from './doc-block.js';
 import { sha256 } from '../../src/crypto/kdf.js';
+import { concatBytes } from '../../src/crypto/byte-codec.js';
 import { kemDecapsulate, kemEncapsulateWithSeed, kemKeygenFromSeed } from '../../src/crypto/kem.js';
+import { deriveEpochKey, epochKey } from '../../src/crypto/pq-epochs.js';
 import { pad, padToBucket } from '../../src/crypto/padding.js';
 import { initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../../src/crypto/ratchet.js';
 import { openHeader, parseEnvelope } from '../../src/crypto/ratchet-header.js';
@@ -32,7 +34,13 @@ export interface MessageVector {
   /** Padded length asked of ratchetEncrypt; null means bucket padding. */
   readonly paddedLength: number | null;
   readonly headerKey: string;
-  readonly header: { readonly dh: string; readonly previousCount: number; readonly count: number; readonly kemPublicKeySha256: string; readonly kemCiphertextSha256: string };
+  readonly header: {
+    readonly dh: string;
+    readonly previousCount: number;
+    readonly count: number;
+    readonly pqEpoch: number;
+    readonly chunk: { readonly kind: number; readonly epoch: number; readonly index: number; readonly data: string };
+  };
   readonly messageKey: string;
   readonly messageNonce: string;
   readonly envelopeLength: number;
@@ -79,6 +87,19 @@ export interface E2eVectors {
     readonly inviterHeaderKey: string;
     readonly associatedData: string;
   };
+  readonly pqEpochKdf: { readonly sharedSecret: string; readonly epoch: number; readonly key: string };
+  /** A longer run of alternating messages, until both sides can use PQ epoch 1 (§3.7). */
+  readonly epochRun: {
+    readonly messages: number;
+    /** Message (index in the run) whose chunk completed the ML-KEM key at the inviter, and the ciphertext at the joiner. */
+    readonly keyCompleteAt: number;
+    readonly ciphertextCompleteAt: number;
+    readonly epoch1Key: string;
+    /** SHA-256 over all envelopes of the run, in order. */
+    readonly envelopesSha256: string;
+    readonly finalJoinerStateSha256: string;
+    readonly finalInviterStateSha256: string;
+  };
   readonly conversation: {
     /** Order in which the messages below are delivered (indices). */
     readonly deliveryOrder: readonly number[];
@@ -90,8 +111,10 @@ export interface E2eVectors {
   };
 }
 
-export const INVITER_SEED = 'Nightjar e2e vectors v1: inviter';
-export const JOINER_SEED = 'Nightjar e2e vectors v1: joiner';
+export const INVITER_SEED = 'Nightjar e2e vectors v2: inviter';
+export const JOINER_SEED = 'Nightjar e2e vectors v2: joiner';
+/** Plaintext of message i of the epoch run. */
+export const epochRunText = (i: number): string => `epoch run ${i}`;
 
 /**
  * Runs the whole scenario. Pure: the same code yields the same object.
@@ -105,6 +128,7 @@ export function computeE2eVectors(): E2eVectors {
   const kemEnc = kemEncapsulateWithSeed(kemPair.publicKey, counting(32, 64));
   if (hex(kemDecapsulate(kemEnc.ciphertext, kemPair.secretKey)) !== hex(kemEnc.sharedSecret)) throw new Error('KEM round trip');
   const root = rootKdf(filled(32, 0x01), filled(32, 0x02), filled(32, 0x03));
+  const pqEpochKey = deriveEpochKey(filled(32, 0x05), 1);
   const chain = chainKdf(filled(32, 0x04));
   const mk = messageKeys(chain.messageKeySeed);
 
@@ -159,11 +183,34 @@ export function computeE2eVectors(): E2eVectors {
 
   const joinerState = serializeRatchet(joiner);
   const inviterState = serializeRatchet(inviter);
+
+  // The epoch run continues from the states above, alternating, inviter first.
+  const runEnvelopes: Uint8Array[] = [];
+  let keyCompleteAt = -1;
+  let ciphertextCompleteAt = -1;
+  for (let i = 0; joiner.pq.usable < 1 || inviter.pq.usable < 1; i++) {
+    if (i > 400) throw new Error('epoch 1 did not complete');
+    const fromInviter = i % 2 === 0;
+    const sent = ratchetEncrypt(fromInviter ? inviter : joiner, utf8.encode(epochRunText(i)), ad, { rng: fromInviter ? inviterRng : joinerRng, paddedLength: 64 });
+    runEnvelopes.push(sent.message);
+    if (fromInviter) {
+      inviter = sent.state;
+      joiner = ratchetDecrypt(joiner, sent.message, ad, { rng: joinerRng }).state;
+      if (ciphertextCompleteAt < 0 && joiner.pq.usable === 1) ciphertextCompleteAt = i;
+    } else {
+      joiner = sent.state;
+      inviter = ratchetDecrypt(inviter, sent.message, ad, { rng: inviterRng }).state;
+      if (keyCompleteAt < 0 && epochKey(inviter.pq, 1)) keyCompleteAt = i;
+    }
+    if (i === 0 && joiner.pq.epoch !== 1) throw new Error('unexpected epoch');
+  }
+  const epoch1 = epochKey(joiner.pq, 1);
+  if (!epoch1 || hex(epoch1) !== hex(epochKey(inviter.pq, 1) ?? new Uint8Array(0))) throw new Error('K_1 differs');
   const invitationBytes = encodeInvitationKeys(invitation.keys);
   const replyBytes = encodeJoinReply(joined.reply);
   return {
     description:
-      'Nightjar e2e (hybrid X3DH + PQ double ratchet) test vectors; see docs/e2e.md §10. Regenerate with `node --import tsx scripts/gen-e2e-vectors.ts`.',
+      'Nightjar e2e (hybrid X3DH + double ratchet with a sparse PQ ratchet) test vectors; see docs/e2e.md §10. Regenerate with `node --import tsx scripts/gen-e2e-vectors.ts`.',
     seededRandom: { seed: hex(rngSeed), output: hex(seededRandom(rngSeed)(80)) },
     padding: [
       { content: hex(utf8.encode('hi')), size: 16, padded: hex(pad(utf8.encode('hi'), 16)) },
@@ -205,6 +252,16 @@ export function computeE2eVectors(): E2eVectors {
       inviterHeaderKey: hex(joined.shared.inviterHeaderKey),
       associatedData: hex(ad),
     },
+    pqEpochKdf: { sharedSecret: hex(filled(32, 0x05)), epoch: 1, key: hex(pqEpochKey) },
+    epochRun: {
+      messages: runEnvelopes.length,
+      keyCompleteAt,
+      ciphertextCompleteAt,
+      epoch1Key: hex(epoch1),
+      envelopesSha256: digest(concatBytes(...runEnvelopes)),
+      finalJoinerStateSha256: digest(serializeRatchet(joiner)),
+      finalInviterStateSha256: digest(serializeRatchet(inviter)),
+    },
     conversation: {
       deliveryOrder,
       messages,
@@ -231,7 +288,7 @@ function describeMessage(
   const options = paddedLength === null ? { rng } : { rng, paddedLength };
   const { state, message } = ratchetEncrypt(sender, utf8.encode(text), ad, options);
   const header = openHeader(sending.headerKey, parseEnvelope(message), ad);
-  if (!header) throw new Error('own header does not open');
+  if (!header || header.version !== 2) throw new Error('own header does not open');
   commit(state, message);
   return {
     from,
@@ -242,8 +299,8 @@ function describeMessage(
       dh: hex(header.dh),
       previousCount: header.previousCount,
       count: header.count,
-      kemPublicKeySha256: digest(header.kemPublicKey),
-      kemCiphertextSha256: digest(header.kemCiphertext),
+      pqEpoch: header.pqEpoch,
+      chunk: { kind: header.chunk.kind, epoch: header.chunk.epoch, index: header.chunk.index, data: hex(header.chunk.data) },
     },
     messageKey: hex(mk.key),
     messageNonce: hex(mk.nonce),
@@ -282,10 +339,14 @@ export function renderVectorsMarkdown(v: E2eVectors): string {
   table('Root KDF (§3.2)');
   row('RK', v.rootKdf.rootKey);
   row('DH output', v.rootKdf.dhOutput);
-  row('KEM secret', v.rootKdf.kemSecret);
+  row('PQ key', v.rootKdf.kemSecret);
   row("RK'", v.rootKdf.newRootKey);
   row('CK', v.rootKdf.chainKey);
   row('NHK', v.rootKdf.nextHeaderKey);
+  table('PQ epoch key (§3.7)');
+  row('ML-KEM shared secret', v.pqEpochKdf.sharedSecret);
+  row('epoch', v.pqEpochKdf.epoch);
+  row('K_e', v.pqEpochKdf.key);
   table('Chain KDF and message keys (§3.3)');
   row('CK', v.chainKdf.chainKey);
   row("CK'", v.chainKdf.nextChainKey);
@@ -309,8 +370,8 @@ export function renderVectorsMarkdown(v: E2eVectors): string {
     row('header key', m.headerKey);
     row('header dh', m.header.dh);
     row('header pn, n', `${m.header.previousCount}, ${m.header.count}`);
-    row('SHA-256(header KEM public key)', m.header.kemPublicKeySha256);
-    row('SHA-256(header KEM ciphertext)', m.header.kemCiphertextSha256);
+    row('header pqEpoch; chunk kind, epoch, index', `${m.header.pqEpoch}; ${m.header.chunk.kind}, ${m.header.chunk.epoch}, ${m.header.chunk.index}`);
+    row('header chunk data', m.header.chunk.data);
     row('message AEAD key', m.messageKey);
     row('message AEAD nonce', m.messageNonce);
     row('envelope[0..15] (version, H, header nonce)', m.envelope.slice(0, 30));
@@ -320,6 +381,13 @@ export function renderVectorsMarkdown(v: E2eVectors): string {
   table('Final states (§7)');
   row('SHA-256(joiner state)', v.conversation.finalJoinerStateSha256);
   row('SHA-256(inviter state)', v.conversation.finalInviterStateSha256);
+  table(`Epoch run (§10.2): ${v.epochRun.messages} alternating messages, inviter first, "epoch run i", padding 64`);
+  row('ML-KEM key complete at the inviter after run message', v.epochRun.keyCompleteAt);
+  row('ciphertext complete at the joiner after run message', v.epochRun.ciphertextCompleteAt);
+  row('K_1', v.epochRun.epoch1Key);
+  row('SHA-256(all run envelopes)', v.epochRun.envelopesSha256);
+  row('SHA-256(joiner state)', v.epochRun.finalJoinerStateSha256);
+  row('SHA-256(inviter state)', v.epochRun.finalInviterStateSha256);
   return [DOC_BEGIN, ...lines, '', DOC_END].join('\n');
 }
 
