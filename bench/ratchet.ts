@@ -13,7 +13,10 @@
  *                         plus Nightjar's ML-KEM step; SPQR progresses)
  *        same direction   one side sends, the other receives: symmetric
  *                         chain steps only
- *   2. connection establishment, from nothing to one message each way:
+ *   2. connection establishment, from nothing to one message each way
+ *      (Nightjar twice: with the invitation's and the joiner's ML-KEM key
+ *      pairs prepared ahead, as a running agent's KemKeyPool does, and with
+ *      every key made in the timed path):
  *        Nightjar   createInvitation, joinInvitation + initSender + first
  *                   message, acceptJoin + initReceiver + decrypt + reply,
  *                   decrypt of the reply (invitation and reply encoded
@@ -41,6 +44,7 @@ import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { randomBytes } from '../src/crypto/random.js';
+import { kemKeygen } from '../src/crypto/kem.js';
 import { PQ_CHUNK_LENGTH } from '../src/crypto/pq-epochs.js';
 import { ENVELOPE_OVERHEAD, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../src/crypto/ratchet.js';
 import {
@@ -152,6 +156,9 @@ export interface RatchetResults {
     readonly libsignal: (Rate & { readonly wireBytes: Record<string, number> }) | null;
     readonly timeRatio: number | null;
     readonly throughputRatio: number | null;
+    /** The same with both ML-KEM key pairs made in the timed path. */
+    readonly nightjarCold: Rate & { readonly wireBytes: Record<string, number> };
+    readonly coldTimeRatio: number | null;
   };
   /** Serialized ratchet state of one side after the alternating runs, bytes. */
   readonly stateBytes: { readonly nightjar: number; readonly libsignal: number | null };
@@ -380,20 +387,27 @@ function nightjarMessages(mode: MessageScenario['mode'], size: number): Prepared
   };
 }
 
-function nightjarEstablishment(size: number): Prepared<Rate & { wireBytes: Record<string, number> }> {
+/**
+ * `prepared`: the two ML-KEM key pairs a set-up needs (the invitation's, the
+ * joiner's first PQ epoch's) are made before the timed phases, as a running
+ * agent's KemKeyPool makes them in the background; otherwise they are timed.
+ */
+function nightjarEstablishment(size: number, prepared: boolean): Prepared<Rate & { wireBytes: Record<string, number> }> {
   const content = payload(size);
   const opts = { paddedLength: size + PAD_PREFIX };
   const wireBytes: Record<string, number> = {};
   const phases = ['inviter keys (createInvitation)', 'joiner: join + first message', 'inviter: accept + decrypt + reply', 'joiner: decrypt reply'];
   const timer = new Timer(phases, (i) => {
+    const invitationKem = prepared ? kemKeygen() : undefined;
+    const joinerKem = prepared ? kemKeygen() : undefined;
     const t0 = now();
-    const invitation = createInvitation();
+    const invitation = createInvitation(undefined, invitationKem);
     const link = encodeInvitationKeys(invitation.keys);
     const t1 = now();
     const keys = decodeInvitationKeys(link);
     const joined = joinInvitation(keys);
     const replyBytes = encodeJoinReply(joined.reply);
-    let joiner = initSender(joined.shared, keys);
+    let joiner = initSender(joined.shared, keys, undefined, joinerKem);
     const first = ratchetEncrypt(joiner, content, joined.shared.associatedData, opts);
     joiner = first.state;
     const t2 = now();
@@ -803,11 +817,15 @@ export async function measureRatchet(options: { quick: boolean; timeLimitMs?: nu
 
   log('ratchet: connection establishment');
   const setupSize = SIZES[0];
-  const njSetupPrepared = nightjarEstablishment(setupSize);
+  const njSetupPrepared = nightjarEstablishment(setupSize, true);
   const lsSetupPrepared = lsBench ? lsBench.establishment(setupSize) : null;
   await compare(setupBudget, njSetupPrepared.timer, lsSetupPrepared?.timer ?? null);
   const njSetup = await njSetupPrepared.result();
   const lsSetup = lsSetupPrepared ? await lsSetupPrepared.result() : null;
+  log('ratchet: connection establishment, ML-KEM key pairs made in the timed path');
+  const njColdPrepared = nightjarEstablishment(setupSize, false);
+  await compare(setupBudget, njColdPrepared.timer, null);
+  const njCold = await njColdPrepared.result();
   const kem = lsBench?.kemFacts();
 
   const alternating = messages.find((m) => m.mode === 'alternating');
@@ -851,6 +869,8 @@ export async function measureRatchet(options: { quick: boolean; timeLimitMs?: nu
       libsignal: lsSetup,
       timeRatio: lsSetup ? njSetup.usPerOp / lsSetup.usPerOp : null,
       throughputRatio: lsSetup ? njSetup.opsPerSecond / lsSetup.opsPerSecond : null,
+      nightjarCold: njCold,
+      coldTimeRatio: lsSetup ? njCold.usPerOp / lsSetup.usPerOp : null,
     },
     stateBytes: { nightjar: nightjarState, libsignal: libsignalState },
     runtimeSeconds: (now() - started) / 1000,
@@ -920,15 +940,17 @@ export function formatRatchet(r: RatchetResults): string {
     table(
       [`connection establishment (+ 1 msg each way, ${e.contentBytes} B)`, 'ops/s', 'µs/op', 'median µs', 'p99 µs', 'GC'],
       [
-        ['Nightjar', n(e.nightjar.opsPerSecond), usCell(e.nightjar.usPerOp), usCell(e.nightjar.medianUs), usCell(e.nightjar.p99Us), pct(e.nightjar.gcShare)],
+        ['Nightjar (ML-KEM key pairs prepared ahead)', n(e.nightjar.opsPerSecond), usCell(e.nightjar.usPerOp), usCell(e.nightjar.medianUs), usCell(e.nightjar.p99Us), pct(e.nightjar.gcShare)],
         ...Object.entries(e.nightjar.phasesMeanUs).map(([k, v]) => [`  ${k}`, '', usCell(v), '', '', '']),
+        ['Nightjar (every key made in the timed path)', n(e.nightjarCold.opsPerSecond), usCell(e.nightjarCold.usPerOp), usCell(e.nightjarCold.medianUs), usCell(e.nightjarCold.p99Us), pct(e.nightjarCold.gcShare)],
         ...(e.libsignal
           ? [
               ['libsignal', n(e.libsignal.opsPerSecond), usCell(e.libsignal.usPerOp), usCell(e.libsignal.medianUs), usCell(e.libsignal.p99Us), pct(e.libsignal.gcShare)],
               ...Object.entries(e.libsignal.phasesMeanUs).map(([k, v]) => [`  ${k}`, '', usCell(v), '', '', '']),
             ]
           : []),
-        ['Nightjar / libsignal time', '', ratioCell(e.timeRatio), ratioCell(e.libsignal ? e.nightjar.medianUs / e.libsignal.medianUs : null), '', ''],
+        ['Nightjar (prepared) / libsignal time', '', ratioCell(e.timeRatio), ratioCell(e.libsignal ? e.nightjar.medianUs / e.libsignal.medianUs : null), '', ''],
+        ['Nightjar (every key timed) / libsignal time', '', ratioCell(e.coldTimeRatio), ratioCell(e.libsignal ? e.nightjarCold.medianUs / e.libsignal.medianUs : null), '', ''],
       ],
     ),
   );
@@ -979,6 +1001,8 @@ export function ratchetSummary(r: RatchetResults): Record<string, number> {
   if (alternating?.timeRatio != null) figures['ratchetAlternatingVsLibsignal'] = alternating.timeRatio;
   if (same?.timeRatio != null) figures['ratchetSameDirectionVsLibsignal'] = same.timeRatio;
   if (r.establishment.timeRatio != null) figures['setupVsLibsignal'] = r.establishment.timeRatio;
+  if (r.establishment.coldTimeRatio != null) figures['setupColdVsLibsignal'] = r.establishment.coldTimeRatio;
+  figures['setupColdUs'] = r.establishment.nightjarCold.medianUs;
   return figures;
 }
 

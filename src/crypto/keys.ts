@@ -16,6 +16,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { CryptoError, assertLength } from './errors.js';
+import { randomBytes, type RandomSource } from './random.js';
 
 export const KEY_LENGTH = 32;
 export const SIGNATURE_LENGTH = 64;
@@ -135,6 +136,18 @@ export function dhKeyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
   const publicKey = rawPublic(publicObject);
   KEY_OBJECTS['x25519:public'].set(publicKey, publicObject);
   return { publicKey, privateKey: own };
+}
+
+/**
+ * An X25519 key pair whose private key is `rng(32)`. From the OS CSPRNG
+ * (the default source) OpenSSL generates the key itself: the same
+ * distribution, without importing the drawn bytes.
+ *
+ * @example
+ *   const kp = dhKeyPairFrom(options.rng ?? randomBytes);
+ */
+export function dhKeyPairFrom(rng: RandomSource): KeyPair {
+  return rng === randomBytes ? generateDhKeyPair() : dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
 }
 
 /** The Ed25519 public key of a raw private key. */

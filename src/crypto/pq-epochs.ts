@@ -102,15 +102,17 @@ const NONE_CHUNK: PqChunk = { kind: CHUNK_NONE, epoch: 0, index: 0, data: new Ui
 
 /**
  * The PQ state of a new connection. The keyholder draws its first ML-KEM
- * seed (64 bytes); the encapsulator draws nothing.
+ * seed (64 bytes), unless given a fresh key pair prepared ahead of time;
+ * the encapsulator draws nothing.
  *
  * @example
  *   const pq = initPq('keyholder', rng);
  */
-export function initPq(role: PqRole, rng: RandomSource): PqState {
+export function initPq(role: PqRole, rng: RandomSource, preparedKem?: KemKeyPair): PqState {
   const common = { epoch: 1, usable: 0, keys: [{ epoch: 0, key: PQ_EPOCH_0_KEY }], sent: 0 };
   if (role === 'keyholder') {
-    return { ...common, role, kem: kemKeygenFromSeed(rng(KEM_KEYGEN_SEED_LENGTH)), ciphertext: emptyCollector(KEM_CIPHERTEXT_LENGTH) };
+    const kem = preparedKem ?? kemKeygenFromSeed(rng(KEM_KEYGEN_SEED_LENGTH));
+    return { ...common, role, kem, ciphertext: emptyCollector(KEM_CIPHERTEXT_LENGTH) };
   }
   return { ...common, role, phase: { collecting: emptyCollector(KEM_PUBLIC_KEY_LENGTH) } };
 }

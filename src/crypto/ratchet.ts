@@ -23,8 +23,8 @@
 import { open, seal, AEAD_NONCE_LENGTH } from './aead.js';
 import { concatBytes } from './byte-codec.js';
 import { CryptoError } from './errors.js';
-import { kemDecapsulate } from './kem.js';
-import { KEY_LENGTH, dh, dhKeyPairFromPrivateKey } from './keys.js';
+import { kemDecapsulate, type KemKeyPair } from './kem.js';
+import { dh, dhKeyPairFrom } from './keys.js';
 import { PaddingError, pad, padToBucket, unpad } from './padding.js';
 import { PQ_EPOCH_0_KEY, epochKey, initPq, nextChunk, receiveChunk } from './pq-epochs.js';
 import { randomBytes, type RandomSource } from './random.js';
@@ -89,15 +89,21 @@ export interface DecryptResult {
 /**
  * The joiner's ratchet (Signal's RatchetInitAliceHE): it can send at once,
  * and it is the PQ keyholder. Random draws, in order: ratchet key (32),
- * ML-KEM seed of PQ epoch 1 (64).
+ * ML-KEM seed of PQ epoch 1 (64) — the last unless `preparedKem`, a fresh
+ * ML-KEM key pair made ahead of time (and used for nothing else), is given.
  *
  * @example
  *   const { reply, shared } = joinInvitation(invitationKeys);
  *   const alice = initSender(shared, invitationKeys);
  */
-export function initSender(shared: SharedSecrets, invitation: InvitationKeys, rng: RandomSource = randomBytes): RatchetState {
-  const dhSelf = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
-  const pq = initPq('keyholder', rng);
+export function initSender(
+  shared: SharedSecrets,
+  invitation: InvitationKeys,
+  rng: RandomSource = randomBytes,
+  preparedKem?: KemKeyPair,
+): RatchetState {
+  const dhSelf = dhKeyPairFrom(rng);
+  const pq = initPq('keyholder', rng, preparedKem);
   const step = rootKdf(shared.rootKey, dh(dhSelf.privateKey, invitation.ratchetKey), PQ_EPOCH_0_KEY);
   return {
     dhSelf,
@@ -284,13 +290,12 @@ function dhRatchetStep(
   rng: RandomSource,
 ): { state: RatchetState; receiving: ReceivingChain } {
   const previous = state.receiving ? skipChain(state.receiving, header.previousCount) : null;
-  const dhPrivate = rng(KEY_LENGTH);
+  const dhSelf = dhKeyPairFrom(rng);
   const sendEpoch = state.pq.usable;
   const sendKey = epochKey(state.pq, sendEpoch);
   if (!sendKey) throw new RatchetError('BAD_STATE', `no key for our usable PQ epoch ${sendEpoch}`);
   try {
     const received = receivingRootStep(state, header);
-    const dhSelf = dhKeyPairFromPrivateKey(dhPrivate);
     const sent = rootKdf(received.rootKey, dh(dhSelf.privateKey, header.dh), sendKey);
     const receiving: ReceivingChain = { chainKey: received.chainKey, headerKey: state.nextReceiveHeaderKey, count: 0 };
     return {

@@ -27,7 +27,7 @@ import {
   kemPublicKey,
   type KemKeyPair,
 } from './kem.js';
-import { KEY_LENGTH, dh, dhKeyPairFromPrivateKey, type KeyPair } from './keys.js';
+import { KEY_LENGTH, dh, dhKeyPairFrom, dhKeyPairFromPrivateKey, type KeyPair } from './keys.js';
 import { randomBytes, type RandomSource } from './random.js';
 
 /**
@@ -106,16 +106,18 @@ export interface SharedSecrets {
 
 /**
  * Fresh invitation keys. Random draws, in order: connection key (32),
- * ratchet key (32), ML-KEM seed (64).
+ * ratchet key (32), ML-KEM seed (64) — the last unless `preparedKem`, a
+ * fresh ML-KEM key pair made ahead of time (and used for nothing else),
+ * is given.
  *
  * @example
  *   const { keys, secrets } = createInvitation();
  *   const link = encodeInvitationKeys(keys);
  */
-export function createInvitation(rng: RandomSource = randomBytes): Invitation {
-  const connectionKey = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
-  const ratchetKey = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
-  const kem = kemKeygenFromSeed(rng(KEM_KEYGEN_SEED_LENGTH));
+export function createInvitation(rng: RandomSource = randomBytes, preparedKem?: KemKeyPair): Invitation {
+  const connectionKey = dhKeyPairFrom(rng);
+  const ratchetKey = dhKeyPairFrom(rng);
+  const kem = preparedKem ?? kemKeygenFromSeed(rng(KEM_KEYGEN_SEED_LENGTH));
   return {
     keys: { connectionKey: connectionKey.publicKey, ratchetKey: ratchetKey.publicKey, kemPublicKey: kem.publicKey },
     secrets: { connectionKey, ratchetKey, kem },
@@ -135,8 +137,8 @@ export function joinInvitation(
   invitation: InvitationKeys,
   rng: RandomSource = randomBytes,
 ): { reply: JoinReply; shared: SharedSecrets } {
-  const connectionKey = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
-  const ephemeralKey = dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
+  const connectionKey = dhKeyPairFrom(rng);
+  const ephemeralKey = dhKeyPairFrom(rng);
   const kemSeed = rng(KEM_ENCAPSULATION_SEED_LENGTH);
   return asKeyAgreementError(() => {
     const encapsulation = kemEncapsulateWithSeed(invitation.kemPublicKey, kemSeed);
