@@ -5,7 +5,7 @@
  *   one transaction, acknowledges it, and asks again those queues that
  *   had something, until all are empty: one round trip per round, not
  *   one per queue;
- * - `subscribeAll` (start()): the relays push; what arrives while the
+ * - `subscribeAll` (start()): SUBs every queue at once; the relays push; what arrives while the
  *   previous batch is being applied is applied together, in one
  *   transaction, then acknowledged.
  *
@@ -114,23 +114,25 @@ export class Receiving {
     return { progress, unreachable: [...unreachable] };
   }
 
-  /** Subscribes every receiving queue (again: a subscription may have ended), listening on each session once. */
+  /** Subscribes every receiving queue (again: a subscription may have ended), all at once, listening on each session once. */
   async subscribeAll(): Promise<void> {
-    for (const rcv of this.store.rcvQueues()) {
-      if (rcv.status === 'lost') continue;
-      let client: RelayClient;
-      try {
-        client = await this.sessions.forQueue(rcv);
-      } catch (e) {
-        this.relays.recordHealth(rcv.relay, (e as Error).message);
-        this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable; subscribing later');
-        continue;
-      }
-      this.listen(client);
-      await client.subscribe(recipientQueue(rcv)).catch((e: unknown) => {
-        this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
-      });
-    }
+    await Promise.all(
+      this.store.rcvQueues().map(async (rcv) => {
+        if (rcv.status === 'lost') return;
+        let client: RelayClient;
+        try {
+          client = await this.sessions.forQueue(rcv);
+        } catch (e) {
+          this.relays.recordHealth(rcv.relay, (e as Error).message);
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable; subscribing later');
+          return;
+        }
+        this.listen(client);
+        await client.subscribe(recipientQueue(rcv)).catch((e: unknown) => {
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
+        });
+      }),
+    );
   }
 
   private listen(client: RelayClient): void {
