@@ -3,14 +3,43 @@
  * every ratchet step the agent takes goes through these few functions,
  * which take and return the serialized state as the store keeps it. A
  * new ratchet behind the same four calls changes this file only.
+ *
+ * Ratchet states are immutable values, so the state each step returns is
+ * kept in memory under the hash of its serialized bytes, and the next
+ * step of that connection starts from it instead of parsing the bytes
+ * again (which recomputes public keys). Only the newest state of a chain
+ * is kept: the one it replaced is dropped at once, so no older keys stay
+ * in memory; what the database holds is always what counts (a rolled-back
+ * step leaves bytes that are not in the cache, and they are parsed).
  */
-import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet } from '../crypto/ratchet.js';
+import { createHash } from 'node:crypto';
+import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 
 export { RatchetError };
 
 type SharedSecret = Parameters<typeof initSender>[0];
 type InvitationPublic = Parameters<typeof initSender>[1];
 type InvitationSecret = Parameters<typeof initReceiver>[1];
+
+/** States by the hash of their serialized form; at most CACHE_SIZE (one per active connection). */
+const CACHE_SIZE = 512;
+const cache = new Map<string, RatchetState>();
+
+const keyOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64');
+
+function load(bytes: Uint8Array): { state: RatchetState; key: string } {
+  const key = keyOf(bytes);
+  return { state: cache.get(key) ?? deserializeRatchet(bytes), key };
+}
+
+/** Serializes the new state, keeps it for the next step, and drops the one it replaces. */
+function keep(state: RatchetState, replaces?: string): Buffer {
+  const bytes = Buffer.from(serializeRatchet(state));
+  if (replaces !== undefined) cache.delete(replaces);
+  cache.set(keyOf(bytes), state);
+  if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  return bytes;
+}
 
 /** A new ratchet state (serialized) and the message it made or opened. */
 export interface Stepped<T> {
@@ -20,24 +49,26 @@ export interface Stepped<T> {
 
 /** Encrypts `plaintext` padded to `paddedLength` under the stored state; the caller stores the new state with the message. */
 export function seal(state: Uint8Array, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
-  const r = ratchetEncrypt(deserializeRatchet(state), plaintext, ad, { paddedLength });
-  return { state: Buffer.from(serializeRatchet(r.state)), out: r.message };
+  const old = load(state);
+  const r = ratchetEncrypt(old.state, plaintext, ad, { paddedLength });
+  return { state: keep(r.state, old.key), out: r.message };
 }
 
 /** Decrypts `message` under the stored state; RatchetError when it is replayed, tampered with or not ours. */
 export function open(state: Uint8Array, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
-  const r = ratchetDecrypt(deserializeRatchet(state), message, ad);
-  return { state: Buffer.from(serializeRatchet(r.state)), out: r.plaintext };
+  const old = load(state);
+  const r = ratchetDecrypt(old.state, message, ad);
+  return { state: keep(r.state, old.key), out: r.plaintext };
 }
 
 /** The joiner's first step: a ratchet started from the key agreement, and its first message sealed. */
 export function sealFirst(shared: SharedSecret, keys: InvitationPublic, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
   const r = ratchetEncrypt(initSender(shared, keys), plaintext, ad, { paddedLength });
-  return { state: Buffer.from(serializeRatchet(r.state)), out: r.message };
+  return { state: keep(r.state), out: r.message };
 }
 
 /** The invitation owner's first step: a ratchet started from the key agreement, and the joiner's first message opened. */
 export function openFirst(shared: Parameters<typeof initReceiver>[0], secrets: InvitationSecret, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
   const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad);
-  return { state: Buffer.from(serializeRatchet(r.state)), out: r.plaintext };
+  return { state: keep(r.state), out: r.plaintext };
 }
