@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { systemClock, type Clock } from './agent-api.js';
+import { RelayStore } from './relay-store.js';
 
 type DB = Database.Database;
 
@@ -322,6 +323,8 @@ export function migrateAgentSchema(db: DB): void {
 export class AgentStore {
   /** Prepared statements by SQL text: compiling one costs more than running it. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** The relay list's rows (relay-store.ts). */
+  readonly relays: RelayStore;
 
   constructor(
     readonly db: DB,
@@ -329,6 +332,7 @@ export class AgentStore {
     private readonly clock: Clock = systemClock,
   ) {
     migrateAgentSchema(db);
+    this.relays = new RelayStore(db);
   }
 
   /** A profile-wide agent setting (`agent_meta`), or undefined. */
