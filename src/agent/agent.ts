@@ -11,7 +11,7 @@
  *   receipts.ts       batched receipts (§5)          gaps.ts, resend.ts   closing gaps (§5.1)
  *   queue-changes.ts  KEY, rotation, redundancy (§6, §7)   lost-queues.ts  lost relays (§7)
  *   scheduler.ts      sync(), start(), retries       relay-sessions.ts, relay-pool.ts, relays.ts  relays
- *   ratchet-port.ts   every ratchet call             agent-store.ts  every SQL statement
+ *   ratchet-port.ts   every ratchet call             agent-store.ts, relay-store.ts  every SQL statement
  *
  * Reliability rules (docs/agent.md §5):
  * - An outgoing message is ratchet-encrypted and stored in agent_outbox in
