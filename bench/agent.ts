@@ -16,7 +16,8 @@
  *     one pair, closed loop, window 8; and one message at a time), in the
  *     same run: the reference the agent's rate and latency are set against
  *   - sending with 1 contact and with 100 (send() + sync({ receive: false }),
- *     what `nightjar send` does): the cost of a send must not grow with them
+ *     what `nightjar send` does; two senders measured in turn): the cost of
+ *     a send must not grow with them
  *
  * The pair helpers here are also used by bench/routing.ts.
  * Run alone:  node --import tsx bench/run.ts --only agent   (after npm run build)
@@ -274,54 +275,57 @@ export async function bareReference(relay: RelayChild, messages: number, measure
 
 /**
  * What a send costs with 1 contact and with `many`: median ms of
- * send() + sync({ receive: false }) (as `nightjar send` does), always to
- * the first contact; bob takes the messages in between.
+ * send() + sync({ receive: false }) (as `nightjar send` does) to its first
+ * contact, for one agent with 1 contact and one with `many`, the two
+ * measured in turn so that the machine's noise touches both alike; bob
+ * takes the messages every 20 rounds (queue quota).
  */
 export async function sendVsContacts(relay: string, many: number, sends: number): Promise<{ oneMs: number; manyMs: number }> {
-  const alice = new BenchAgent([relay]);
+  const one = new BenchAgent([relay]);
+  const lots = new BenchAgent([relay]);
   const bob = new BenchAgent([relay]);
-  alice.agent.setRouting('direct');
-  bob.agent.setRouting('direct');
+  for (const a of [one, lots, bob]) a.agent.setRouting('direct');
   try {
-    const connect = async (n: number): Promise<string[]> => {
+    const connect = async (from: BenchAgent, n: number): Promise<string[]> => {
       const ids: string[] = [];
       // Ten at a time: set-up is not what is measured here.
       for (let i = 0; i < n; i += 10) {
         const chunk = await Promise.all(
           Array.from({ length: Math.min(10, n - i) }, async () => {
             const inv = await bob.agent.createInvitation(enc.encode('bob'));
-            return (await alice.agent.connect(inv.link, enc.encode('alice'))).connectionId;
+            return (await from.agent.connect(inv.link, enc.encode('from'))).connectionId;
           }),
         );
         ids.push(...chunk);
       }
-      for (let i = 0; i < 10 && ids.some((id) => alice.agent.connection(id)?.status !== 'ready'); i++) {
-        for (const a of [bob, alice]) await a.agent.sync({ timeoutMs: 30_000 }).catch(() => undefined);
+      for (let i = 0; i < 10 && ids.some((id) => from.agent.connection(id)?.status !== 'ready'); i++) {
+        for (const a of [bob, from]) await a.agent.sync({ timeoutMs: 30_000 }).catch(() => undefined);
       }
-      if (ids.some((id) => alice.agent.connection(id)?.status !== 'ready')) throw new Error('contacts did not connect');
+      if (ids.some((id) => from.agent.connection(id)?.status !== 'ready')) throw new Error('contacts did not connect');
       return ids;
     };
-    const timeSends = async (to: string): Promise<number> => {
-      const times: number[] = [];
-      for (let i = 0; i < sends; i++) {
-        const t0 = performance.now();
-        alice.agent.send(to, body(newTag('c')));
-        await alice.agent.sync({ receive: false });
-        times.push(performance.now() - t0);
-      }
-      await bob.agent.sync().catch(() => undefined); // empties the queue (quota) and sends the receipt
-      await alice.agent.sync().catch(() => undefined);
-      return summarize(times).median;
+    const [toOne] = await connect(one, 1);
+    const [toLots] = await connect(lots, many);
+    const timeSend = async (from: BenchAgent, to: string): Promise<number> => {
+      const t0 = performance.now();
+      from.agent.send(to, body(newTag('c')));
+      await from.agent.sync({ receive: false });
+      return performance.now() - t0;
     };
-    const [first] = await connect(1);
-    await timeSends(first!); // warm-up
-    const oneMs = await timeSends(first!);
-    await connect(many - 1);
-    const manyMs = await timeSends(first!);
-    return { oneMs, manyMs };
+    const oneTimes: number[] = [];
+    const lotsTimes: number[] = [];
+    for (let i = 0; i < sends + 5; i++) {
+      const a = await timeSend(one, toOne!);
+      const b = await timeSend(lots, toLots!);
+      if (i >= 5) { // the first rounds warm up
+        oneTimes.push(a);
+        lotsTimes.push(b);
+      }
+      if (i % 20 === 19) await bob.agent.sync().catch(() => undefined);
+    }
+    return { oneMs: summarize(oneTimes).median, manyMs: summarize(lotsTimes).median };
   } finally {
-    await alice.close();
-    await bob.close();
+    for (const a of [one, lots, bob]) await a.close();
   }
 }
 
@@ -398,7 +402,7 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
       const bare = await bareReference(relay!, cfg.oneWay, quick ? 1000 : 3000);
       log(`  ${round(bare.messagesPerSecond)} msg/s, one at a time median ${ms(bare.latency.median)} ms`);
       log(`sending with 1 contact and with 100`);
-      const contacts = await sendVsContacts(relay!.address, 100, quick ? 10 : 30);
+      const contacts = await sendVsContacts(relay!.address, 100, quick ? 10 : 60);
       log(`  ${ms(contacts.oneMs)} ms / ${ms(contacts.manyMs)} ms`);
       const relayRef = { ...relayFigures(options.resultsFile), bareClientMessagesPerSecond: bare.messagesPerSecond, bareClientLatencyMs: bare.latency };
       const results = {
