@@ -12,6 +12,13 @@
  *       alternating  bob answers each message with one of his own (a user
  *                    reply); both directions are timed
  *
+ *   - the same relay with a bare pair of RelayClients (bench/relay-throughput.ts,
+ *     one pair, closed loop, window 8; and one message at a time), in the
+ *     same run: the reference the agent's rate and latency are set against
+ *   - sending with 1 contact and with 100 (send() + sync({ receive: false }),
+ *     what `nightjar send` does; two senders measured in turn): the cost of
+ *     a send must not grow with them
+ *
  * The pair helpers here are also used by bench/routing.ts.
  * Run alone:  node --import tsx bench/run.ts --only agent   (after npm run build)
  */
@@ -21,6 +28,8 @@ import { dirname, join } from 'node:path';
 import { Agent, type RoutingMode } from '../src/agent/agent.js';
 import type { AgentHandlers } from '../src/agent/agent-api.js';
 import { startRelayChild, tempDir, type RelayChild } from './processes.js';
+import { PairHarness } from './relay-throughput.js';
+import { mergeSummary } from './summary.js';
 import { ownCpuSeconds, readCpuSeconds, readMachineBusySeconds, round, summarize, table, withTimeout, type Summary } from './stats.js';
 
 const enc = new TextEncoder();
@@ -45,7 +54,7 @@ export class BenchAgent {
   delivered = 0;
   private readonly waiters = new Set<() => void>();
 
-  constructor(relays: readonly string[]) {
+  constructor(relays: readonly string[], options: { receiptDelayMs?: number } = {}) {
     this.db = new Database(join(tempDir('nightjar-bench-agent-'), 'profile.db'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -67,7 +76,7 @@ export class BenchAgent {
       onRequest: () => undefined,
       onDeleted: () => undefined,
     };
-    this.agent = Agent.open(this.db, handlers, {});
+    this.agent = Agent.open(this.db, handlers, options);
     for (const r of relays) this.agent.addRelay(r);
   }
 
@@ -252,6 +261,74 @@ export function setRouting(pair: AgentPair, mode: RoutingMode): void {
   pair.alice.agent.setRouting(mode);
 }
 
+/** A bare pair of RelayClients through `relay`, in this process: messages/s (closed loop, window 8) and one-at-a-time latency. */
+export async function bareReference(relay: RelayChild, messages: number, measureMs: number): Promise<{ messagesPerSecond: number; latency: Summary }> {
+  const harness = await PairHarness.create(relay.address, 1, relay.pid);
+  try {
+    const latency = await harness.sequential(messages);
+    const throughput = await harness.closedLoop({ window: 8, warmupMs: 300, measureMs });
+    return { messagesPerSecond: throughput.messagesPerSecond, latency };
+  } finally {
+    await harness.close();
+  }
+}
+
+/**
+ * What a send costs with 1 contact and with `many`: median ms of
+ * send() + sync({ receive: false }) (as `nightjar send` does) to its first
+ * contact, for one agent with 1 contact and one with `many`, the two
+ * measured in turn so that the machine's noise touches both alike; bob
+ * takes the messages every 20 rounds (queue quota).
+ */
+export async function sendVsContacts(relay: string, many: number, sends: number): Promise<{ oneMs: number; manyMs: number }> {
+  const one = new BenchAgent([relay]);
+  const lots = new BenchAgent([relay]);
+  const bob = new BenchAgent([relay]);
+  for (const a of [one, lots, bob]) a.agent.setRouting('direct');
+  try {
+    const connect = async (from: BenchAgent, n: number): Promise<string[]> => {
+      const ids: string[] = [];
+      // Ten at a time: set-up is not what is measured here.
+      for (let i = 0; i < n; i += 10) {
+        const chunk = await Promise.all(
+          Array.from({ length: Math.min(10, n - i) }, async () => {
+            const inv = await bob.agent.createInvitation(enc.encode('bob'));
+            return (await from.agent.connect(inv.link, enc.encode('from'))).connectionId;
+          }),
+        );
+        ids.push(...chunk);
+      }
+      for (let i = 0; i < 10 && ids.some((id) => from.agent.connection(id)?.status !== 'ready'); i++) {
+        for (const a of [bob, from]) await a.agent.sync({ timeoutMs: 30_000 }).catch(() => undefined);
+      }
+      if (ids.some((id) => from.agent.connection(id)?.status !== 'ready')) throw new Error('contacts did not connect');
+      return ids;
+    };
+    const [toOne] = await connect(one, 1);
+    const [toLots] = await connect(lots, many);
+    const timeSend = async (from: BenchAgent, to: string): Promise<number> => {
+      const t0 = performance.now();
+      from.agent.send(to, body(newTag('c')));
+      await from.agent.sync({ receive: false });
+      return performance.now() - t0;
+    };
+    const oneTimes: number[] = [];
+    const lotsTimes: number[] = [];
+    for (let i = 0; i < sends + 5; i++) {
+      const a = await timeSend(one, toOne!);
+      const b = await timeSend(lots, toLots!);
+      if (i >= 5) { // the first rounds warm up
+        oneTimes.push(a);
+        lotsTimes.push(b);
+      }
+      if (i % 20 === 19) await bob.agent.sync().catch(() => undefined);
+    }
+    return { oneMs: summarize(oneTimes).median, manyMs: summarize(lotsTimes).median };
+  } finally {
+    for (const a of [one, lots, bob]) await a.close();
+  }
+}
+
 // ---- results file ------------------------------------------------------------
 
 /** Merges `value` under `key` in the JSON results file, keeping every other key. */
@@ -321,7 +398,13 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
       const oneWay = summarize(await oneWayLatency(pair, cfg.oneWay, Math.min(15_000, left() / 3)));
       log(`agents: alternating latency, ${cfg.alternating} rounds`);
       const alt = await alternatingLatency(pair, cfg.alternating, Math.min(15_000, left() / 2));
-      const relayRef = relayFigures(options.resultsFile);
+      log(`bare relay clients: one pair through the same relay`);
+      const bare = await bareReference(relay!, cfg.oneWay, quick ? 1000 : 3000);
+      log(`  ${round(bare.messagesPerSecond)} msg/s, one at a time median ${ms(bare.latency.median)} ms`);
+      log(`sending with 1 contact and with 100`);
+      const contacts = await sendVsContacts(relay!.address, 100, quick ? 10 : 60);
+      log(`  ${ms(contacts.oneMs)} ms / ${ms(contacts.manyMs)} ms`);
+      const relayRef = { ...relayFigures(options.resultsFile), bareClientMessagesPerSecond: bare.messagesPerSecond, bareClientLatencyMs: bare.latency };
       const results = {
         date: new Date().toISOString(),
         quick,
@@ -330,14 +413,30 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
         throughput,
         latencyMs: { oneWay, alternatingAliceToBob: summarize(alt.aliceToBob), alternatingBobToAlice: summarize(alt.bobToAlice) },
         relayReference: relayRef,
+        sendWithContactsMs: { one: contacts.oneMs, hundred: contacts.manyMs },
         ratios: {
+          agentMessagesPerBareClientMessage: throughput.messagesPerSecond / bare.messagesPerSecond,
+          oneWayMedianPerBareClientMedian: oneWay.median / bare.latency.median,
           agentMessagesPerRelayMessage: relayRef.messagesPerSecond ? throughput.messagesPerSecond / relayRef.messagesPerSecond : null,
           oneWayMedianPerRelayMedian: relayRef.sequentialMedianMs ? oneWay.median / relayRef.sequentialMedianMs : null,
+          sendVsContacts100: contacts.manyMs / contacts.oneMs,
         },
         /** Cores used over the measurements: this process (both agents), the relay, other processes. */
         cpu: meter(),
         runtimeSeconds: (performance.now() - started) / 1000,
       };
+      mergeSummary(options.resultsFile, {
+        agentMsgPerSec: round(throughput.messagesPerSecond),
+        agentVsRelayClient: round(throughput.messagesPerSecond / bare.messagesPerSecond, 3),
+        agentCpuMsPerMsg: round(throughput.agentsCpuMsPerMessage, 2),
+        agentLatencyP50Ms: round(oneWay.median, 2),
+        agentLatencyVsRelayClient: round(oneWay.median / bare.latency.median, 2),
+        relayClientMsgPerSec: round(bare.messagesPerSecond),
+        relayClientLatencyP50Ms: round(bare.latency.median, 2),
+        sendMsContacts1: round(contacts.oneMs, 2),
+        sendMsContacts100: round(contacts.manyMs, 2),
+        sendVsContacts100: round(contacts.manyMs / contacts.oneMs, 3),
+      });
       mergeResults(options.resultsFile, 'agent', results);
       const row = (name: string, s: Summary, note = ''): string[] => [name, String(s.count), ms(s.median), ms(s.p90), ms(s.p99), ms(s.max), note];
       const p = (s: string): void => void process.stdout.write(s + '\n');
@@ -348,8 +447,10 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
           ['agent throughput', 'value', 'note'],
           [
             ['agent: messages/s, one pair, one way', round(throughput.messagesPerSecond).toString(), `burst of ${throughput.messages}, ${round(throughput.seconds, 2)} s until bob had all`],
+            ['bare relay clients: messages/s, this run', round(bare.messagesPerSecond).toString(), 'one pair, window 8, 1 KiB, same relay'],
+            ['agent ÷ bare clients', ratio(throughput.messagesPerSecond, bare.messagesPerSecond), 'target ≥ 0.5'],
             ['relay phase: messages/s', relayRef.messagesPerSecond ? round(relayRef.messagesPerSecond).toString() : '-', `${relayRef.pairs ?? '?'} pairs of bare RelayClients, 1 KiB`],
-            ['agent ÷ relay', ratio(throughput.messagesPerSecond, relayRef.messagesPerSecond), ''],
+            ['send with 100 contacts ÷ with 1', ratio(contacts.manyMs, contacts.oneMs), `${ms(contacts.oneMs)} ms → ${ms(contacts.manyMs)} ms; target ≤ 1.1`],
             ['CPU ms per message: both agents / relay', `${round(throughput.agentsCpuMsPerMessage, 2)} / ${round(throughput.relaysCpuMsPerMessage, 2)}`, 'agents share this process (one thread)'],
           ],
         ),
@@ -362,7 +463,7 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
             row('one-way (next after the receipt)', oneWay),
             row('alternating, alice → bob', results.latencyMs.alternatingAliceToBob, 'bob replies to each'),
             row('alternating, bob → alice', results.latencyMs.alternatingBobToAlice),
-            ['relay phase, no load (bare clients)', '', ms(relayRef.sequentialMedianMs), '', ms(relayRef.sequentialP99Ms), '', `one-way median ÷ relay: ${ratio(oneWay.median, relayRef.sequentialMedianMs)}`],
+            row('bare relay clients, this run', bare.latency, `one-way median ÷ bare: ${ratio(oneWay.median, bare.latency.median)}`),
           ],
         ),
       );

@@ -19,7 +19,8 @@
  * An address shared as a full link (its relay keeps no link data) keeps
  * its keys: new ones would not reach anyone holding the link.
  */
-import { createInvitation, decodeInvitationSecrets, encodeInvitationSecrets, invitationKeysOf } from '../crypto/x3dh.js';
+import { decodeInvitationSecrets, encodeInvitationSecrets, invitationKeysOf } from '../crypto/x3dh.js';
+import { newInvitation } from './ratchet-port.js';
 import { ConnectionError, RelayError } from '../client/errors.js';
 import { AgentError, type Clock } from './agent-api.js';
 import type { AddressRow, AgentStore, RcvQueueRow } from './agent-store.js';
@@ -80,7 +81,7 @@ export class AddressKeys {
     const pending =
       this.store.addressKeys(address.id).find((k) => k.published_at === null) ??
       this.store.tx(() => {
-        const secrets = encodeInvitationSecrets(createInvitation().secrets);
+        const secrets = encodeInvitationSecrets(newInvitation().secrets);
         const id = this.store.insertAddressKey(address.id, secrets, this.clock());
         return { id, secrets: Buffer.from(secrets) };
       });

@@ -141,7 +141,59 @@ export class AgentError extends Error {
   constructor(
     readonly code: AgentErrorCode,
     message: string,
+    /** What went wrong underneath (a RelayError, a ConnectionError...), when this wraps it. */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
+}
+
+export interface AgentOptions {
+  /** Milliseconds to connect to a relay and finish the handshake (default 5000). */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds before an unanswered relay command fails (default 10 000). */
+  readonly commandTimeoutMs?: number;
+  /** Milliseconds between retries of pending work in `start()` mode (default 2000). */
+  readonly retryMs?: number;
+  /**
+   * In start() mode, move each connection to a new receiving queue once its
+   * queue is this old (milliseconds; default 7 days; 0 turns it off), so no
+   * queue ID lives long enough to become a long-term handle.
+   */
+  readonly rotateAfterMs?: number;
+  /**
+   * A receiving queue whose relay has been unreachable this long is taken as
+   * lost and replaced through the remaining path (default 24 hours).
+   */
+  readonly lostAfterMs?: number;
+  /** Sees every decrypted block to and from each relay (debugging and tests). */
+  readonly relayTrace?: (relay: string, direction: 'in' | 'out', block: Uint8Array) => void;
+  /**
+   * A gap in a contact's messages this old is asked for again (RSND;
+   * default 1 minute), and one this old is given up on and reported
+   * (default 24 hours); docs/agent.md §5.1.
+   */
+  readonly resendAfterMs?: number;
+  readonly gapSkipMs?: number;
+  /**
+   * How often a contact address gets new keys (milliseconds; default
+   * 7 days; 0 turns it off) and how long a replaced key still opens
+   * requests (default 14 days); docs/agent.md §4.1.
+   */
+  readonly addressKeyRotateMs?: number;
+  readonly addressKeyGraceMs?: number;
+  /**
+   * In start() mode, how long a delivery receipt waits for a message of
+   * ours to ride on before it goes alone (milliseconds; default
+   * RECEIPT_DELAY_MS); docs/agent.md §5. sync() sends receipts at once.
+   */
+  readonly receiptDelayMs?: number;
+  /**
+   * Time for everything the agent decides by age (lost relays, rotation,
+   * gaps, address keys, delivery backoff); default the system clock.
+   * Network time-outs stay on real time.
+   */
+  readonly clock?: Clock;
+  /** Where the agent logs what it handled without failing (default: log.ts, stderr, level NIGHTJAR_AGENT_LOG or warn). */
+  readonly logger?: import('./log.js').AgentLogger;
 }

@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { systemClock, type Clock } from './agent-api.js';
 import { migrate, type StoreSchema } from '../schema/migrations.js';
+import { RelayStore } from './relay-store.js';
 
 type DB = Database.Database;
 
@@ -18,11 +19,15 @@ type DB = Database.Database;
  * closes gaps: sent messages kept for resending (`agent_sent_log`), when
  * each held-back message arrived (`agent_recv_buffer.received_at`), resend
  * requests made (`agent_connections.gap_asks`, `gap_asked_at`) and the
- * first seq each send queue carried (`agent_snd_queues.first_seq`).
+ * first seq each send queue carried (`agent_snd_queues.first_seq`);
+ * 4 (2026-11-28) the highest agent message version each contact has sent
+ * (`agent_connections.peer_version`: receipts ride on messages only to
+ * contacts that read them) and when a failed delivery is tried again
+ * (`agent_outbox.next_at`, backoff with jitter).
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-export const AGENT_SCHEMA_VERSION = 3;
+export const AGENT_SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,7 +63,9 @@ CREATE TABLE IF NOT EXISTS agent_connections (
   created_at INTEGER NOT NULL,
   -- resend requests (RSND) made for the current gap, and when the last one was (ms)
   gap_asks INTEGER NOT NULL DEFAULT 0,
-  gap_asked_at INTEGER
+  gap_asked_at INTEGER,
+  -- highest agent message version the contact has sent (0: none yet)
+  peer_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS agent_rcv_queues (
   id INTEGER PRIMARY KEY,
@@ -99,7 +106,9 @@ CREATE TABLE IF NOT EXISTS agent_outbox (
   wait_rcv_queue INTEGER,
   after_sent TEXT,
   attempts INTEGER NOT NULL DEFAULT 0,
-  last_error TEXT
+  last_error TEXT,
+  -- not tried again before this time (ms; null: at once)
+  next_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS agent_outbox_by_connection ON agent_outbox(connection_id, id);
 CREATE TABLE IF NOT EXISTS agent_recv_buffer (
@@ -185,6 +194,8 @@ export interface ConnectionRow {
   created_at: number;
   gap_asks: number;
   gap_asked_at: number | null;
+  /** Highest agent message version the contact has sent (0: none yet). */
+  peer_version: number;
 }
 
 export interface RcvQueueRow {
@@ -230,6 +241,8 @@ export interface OutboxRow {
   after_sent: string | null;
   attempts: number;
   last_error: string | null;
+  /** Not tried again before this time (ms); null: at once. */
+  next_at: number | null;
 }
 
 export interface RequestRow {
@@ -290,6 +303,11 @@ CREATE TABLE agent_sent_log (
   PRIMARY KEY (connection_id, seq)
 ) WITHOUT ROWID;
 `,
+  // 4
+  `
+ALTER TABLE agent_connections ADD COLUMN peer_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_outbox ADD COLUMN next_at INTEGER;
+`,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */
@@ -315,40 +333,56 @@ export function migrateAgentSchema(db: DB): void {
 
 /** Typed queries over the agent tables. */
 export class AgentStore {
+  /** Prepared statements by SQL text: compiling one costs more than running it. */
+  private readonly statements = new Map<string, Database.Statement>();
+  /** The relay list's rows (relay-store.ts). */
+  readonly relays: RelayStore;
+
   constructor(
     readonly db: DB,
     /** Stamps `created_at` of new rows. */
     private readonly clock: Clock = systemClock,
   ) {
     migrateAgentSchema(db);
+    this.relays = new RelayStore(db);
   }
 
   /** A profile-wide agent setting (`agent_meta`), or undefined. */
   meta(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    return (this.sql('SELECT value FROM agent_meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)').run(key, value);
+    this.sql('INSERT OR REPLACE INTO agent_meta (key, value) VALUES (?, ?)').run(key, value);
   }
 
   tx<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }
 
+  /** The prepared statement for `sql`, compiled once per store. */
+  private sql(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   connection(id: string): ConnectionRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_connections WHERE id = ?').get(id) as ConnectionRow | undefined;
+    return this.sql('SELECT * FROM agent_connections WHERE id = ?').get(id) as ConnectionRow | undefined;
   }
 
   connections(): ConnectionRow[] {
-    return this.db.prepare("SELECT * FROM agent_connections WHERE status != 'deleted' ORDER BY created_at").all() as ConnectionRow[];
+    return this.sql("SELECT * FROM agent_connections WHERE status != 'deleted' ORDER BY created_at").all() as ConnectionRow[];
   }
 
   updateConnection(id: string, fields: Partial<Omit<ConnectionRow, 'id'>>): void {
     const keys = Object.keys(fields);
     if (keys.length === 0) return;
     const sql = `UPDATE agent_connections SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
-    this.db.prepare(sql).run({ ...fields, id });
+    this.sql(sql).run({ ...fields, id });
   }
 
   insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
@@ -363,19 +397,47 @@ export class AgentStore {
 
   deleteConnectionRows(id: string): void {
     for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_sent_log', 'agent_snd_queues', 'agent_rcv_queues']) {
-      this.db.prepare(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
+      this.sql(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
     }
-    this.db.prepare("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
+    this.sql("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
   /** Removes the connection's own row (after deleteConnectionRows): nothing of it is left. */
   deleteConnection(id: string): void {
-    this.db.prepare('DELETE FROM agent_connections WHERE id = ?').run(id);
+    this.sql('DELETE FROM agent_connections WHERE id = ?').run(id);
+  }
+
+  /** Notes that the contact sent a message of agent version `version` (keeps the highest). */
+  notePeerVersion(id: string, version: number): void {
+    this.sql('UPDATE agent_connections SET peer_version = ? WHERE id = ? AND peer_version < ?').run(version, id, version);
+  }
+
+  /** Ready connections that received messages since their last receipt. */
+  receiptsOwed(): ConnectionRow[] {
+    return this.sql("SELECT * FROM agent_connections WHERE status = 'ready' AND rcpt_pending > rcpt_sent ORDER BY created_at").all() as ConnectionRow[];
+  }
+
+  /** Receiving queues with a sender key to set (KEY) that are not secured yet. */
+  rcvQueuesToSecure(): RcvQueueRow[] {
+    return this.sql('SELECT * FROM agent_rcv_queues WHERE key_to_set IS NOT NULL AND secured = 0 ORDER BY id').all() as RcvQueueRow[];
+  }
+
+  /** Receiving queues that may be due for deletion: ended, lost, or of a connection the contact deleted. */
+  rcvQueuesToRetire(): RcvQueueRow[] {
+    return this.sql(
+      `SELECT q.* FROM agent_rcv_queues q LEFT JOIN agent_connections c ON c.id = q.connection_id
+       WHERE q.status IN ('ended', 'lost') OR c.status = 'deleted' ORDER BY q.id`,
+    ).all() as RcvQueueRow[];
+  }
+
+  /** The receiving queue with this recipient ID. */
+  rcvQueueByRecipientId(recipientId: Uint8Array): RcvQueueRow | undefined {
+    return this.sql('SELECT * FROM agent_rcv_queues WHERE recipient_id = ?').get(recipientId) as RcvQueueRow | undefined;
   }
 
   /** Relays known to be unreachable, with the time (ms) since when. */
   relaysDownSince(): Map<string, number> {
-    const rows = this.db.prepare('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[];
+    const rows = this.sql('SELECT address, down_since FROM agent_relay_health WHERE reachable = 0').all() as { address: string; down_since: number }[];
     return new Map(rows.map((r) => [r.address, r.down_since]));
   }
 
@@ -391,24 +453,24 @@ export class AgentStore {
   }
 
   rcvQueue(id: number): RcvQueueRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_rcv_queues WHERE id = ?').get(id) as RcvQueueRow | undefined;
+    return this.sql('SELECT * FROM agent_rcv_queues WHERE id = ?').get(id) as RcvQueueRow | undefined;
   }
 
   rcvQueues(): RcvQueueRow[] {
-    return this.db.prepare('SELECT * FROM agent_rcv_queues ORDER BY id').all() as RcvQueueRow[];
+    return this.sql('SELECT * FROM agent_rcv_queues ORDER BY id').all() as RcvQueueRow[];
   }
 
   rcvQueuesOf(connectionId: string): RcvQueueRow[] {
-    return this.db.prepare('SELECT * FROM agent_rcv_queues WHERE connection_id = ? ORDER BY id').all(connectionId) as RcvQueueRow[];
+    return this.sql('SELECT * FROM agent_rcv_queues WHERE connection_id = ? ORDER BY id').all(connectionId) as RcvQueueRow[];
   }
 
   updateRcvQueue(id: number, fields: Partial<Omit<RcvQueueRow, 'id'>>): void {
     const keys = Object.keys(fields);
-    this.db.prepare(`UPDATE agent_rcv_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+    this.sql(`UPDATE agent_rcv_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
   }
 
   deleteRcvQueue(id: number): void {
-    this.db.prepare('DELETE FROM agent_rcv_queues WHERE id = ?').run(id);
+    this.sql('DELETE FROM agent_rcv_queues WHERE id = ?').run(id);
   }
 
   insertSndQueue(q: Omit<SndQueueRow, 'id'>): number {
@@ -423,44 +485,44 @@ export class AgentStore {
   }
 
   sndQueue(id: number): SndQueueRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE id = ?').get(id) as SndQueueRow | undefined;
+    return this.sql('SELECT * FROM agent_snd_queues WHERE id = ?').get(id) as SndQueueRow | undefined;
   }
 
   /** Every queue we currently send each message to (more than one with redundancy). */
   currentSndQueues(connectionId: string): SndQueueRow[] {
-    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id').all(connectionId) as SndQueueRow[];
+    return this.sql('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id').all(connectionId) as SndQueueRow[];
   }
 
   sndQueueBySenderId(connectionId: string, senderId: Uint8Array): SndQueueRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND sender_id = ?').get(connectionId, senderId) as SndQueueRow | undefined;
+    return this.sql('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND sender_id = ?').get(connectionId, senderId) as SndQueueRow | undefined;
   }
 
   deleteOutboxOf(sndQueueId: number): void {
-    this.db.prepare('DELETE FROM agent_outbox WHERE snd_queue_id = ?').run(sndQueueId);
+    this.sql('DELETE FROM agent_outbox WHERE snd_queue_id = ?').run(sndQueueId);
   }
 
   currentSndQueue(connectionId: string): SndQueueRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id DESC LIMIT 1').get(connectionId) as
+    return this.sql('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id DESC LIMIT 1').get(connectionId) as
       | SndQueueRow
       | undefined;
   }
 
   pendingSndQueue(connectionId: string): SndQueueRow | undefined {
-    return this.db.prepare("SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 0 AND status = 'new' ORDER BY id DESC LIMIT 1").get(
+    return this.sql("SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 0 AND status = 'new' ORDER BY id DESC LIMIT 1").get(
       connectionId,
     ) as SndQueueRow | undefined;
   }
 
   updateSndQueue(id: number, fields: Partial<Omit<SndQueueRow, 'id'>>): void {
     const keys = Object.keys(fields);
-    this.db.prepare(`UPDATE agent_snd_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+    this.sql(`UPDATE agent_snd_queues SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
   }
 
   deleteSndQueue(id: number): void {
-    this.db.prepare('DELETE FROM agent_snd_queues WHERE id = ?').run(id);
+    this.sql('DELETE FROM agent_snd_queues WHERE id = ?').run(id);
   }
 
-  enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error'>): void {
+  enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error' | 'next_at'>): void {
     this.db
       .prepare(
         `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
@@ -472,32 +534,38 @@ export class AgentStore {
   /** The connection's queued messages in order, without their (large) envelopes. */
   outboxOf(connectionId: string): Omit<OutboxRow, 'envelope'>[] {
     return this.db
-      .prepare('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error FROM agent_outbox WHERE connection_id = ? ORDER BY id')
+      .prepare('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at FROM agent_outbox WHERE connection_id = ? ORDER BY id')
       .all(connectionId) as Omit<OutboxRow, 'envelope'>[];
   }
 
   envelopeOf(outboxId: number): Buffer {
-    return (this.db.prepare('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer }).envelope;
+    return (this.sql('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer }).envelope;
   }
 
   outboxConnections(): string[] {
-    return (this.db.prepare('SELECT DISTINCT connection_id AS id FROM agent_outbox').all() as { id: string }[]).map((r) => r.id);
+    return (this.sql('SELECT DISTINCT connection_id AS id FROM agent_outbox').all() as { id: string }[]).map((r) => r.id);
   }
 
   pendingCount(connectionId: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM agent_outbox WHERE connection_id = ?').get(connectionId) as { n: number }).n;
+    return (this.sql('SELECT COUNT(*) AS n FROM agent_outbox WHERE connection_id = ?').get(connectionId) as { n: number }).n;
   }
 
   retargetOutbox(connectionId: string, fromSndQueue: number, toSndQueue: number): void {
-    this.db.prepare('UPDATE agent_outbox SET snd_queue_id = ? WHERE connection_id = ? AND snd_queue_id = ? AND signed = 1').run(toSndQueue, connectionId, fromSndQueue);
+    this.sql('UPDATE agent_outbox SET snd_queue_id = ? WHERE connection_id = ? AND snd_queue_id = ? AND signed = 1').run(toSndQueue, connectionId, fromSndQueue);
   }
 
-  markAttempt(id: number, error: string): void {
-    this.db.prepare('UPDATE agent_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?').run(error, id);
+  /** A failed delivery: counts the attempt, keeps the error, and not again before `nextAt` (ms). */
+  markAttempt(id: number, error: string, nextAt: number | null = null): void {
+    this.sql('UPDATE agent_outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?').run(error, nextAt, id);
+  }
+
+  /** Every queued message may be tried at once again (a relay came back). */
+  clearBackoff(): void {
+    this.sql('UPDATE agent_outbox SET next_at = NULL WHERE next_at IS NOT NULL').run();
   }
 
   deleteOutgoing(id: number): void {
-    this.db.prepare('DELETE FROM agent_outbox WHERE id = ?').run(id);
+    this.sql('DELETE FROM agent_outbox WHERE id = ?').run(id);
   }
 
   bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number, expiresAt: number | null = null): void {
@@ -512,19 +580,19 @@ export class AgentStore {
    * opens) with an empty body; kept sent ones go. Returns how many.
    */
   eraseExpiredBodies(now: number): number {
-    const held = this.db.prepare("UPDATE agent_recv_buffer SET body = x'', expires_at = NULL WHERE expires_at <= ?").run(now).changes;
-    const kept = this.db.prepare('DELETE FROM agent_sent_log WHERE expires_at <= ?').run(now).changes;
+    const held = this.sql("UPDATE agent_recv_buffer SET body = x'', expires_at = NULL WHERE expires_at <= ?").run(now).changes;
+    const kept = this.sql('DELETE FROM agent_sent_log WHERE expires_at <= ?').run(now).changes;
     return held + kept;
   }
 
   /** Connections holding messages back behind a gap. */
   connectionsWithGaps(): string[] {
-    return this.db.prepare('SELECT DISTINCT connection_id FROM agent_recv_buffer').pluck().all() as string[];
+    return this.sql('SELECT DISTINCT connection_id FROM agent_recv_buffer').pluck().all() as string[];
   }
 
   /** The lowest held-back seq and when the earliest held-back message arrived (ms): the gap below has been known since then. */
   bufferState(connectionId: string): { first: number; since: number } | undefined {
-    const row = this.db.prepare('SELECT MIN(seq) AS first, MIN(received_at) AS since FROM agent_recv_buffer WHERE connection_id = ?').get(connectionId) as
+    const row = this.sql('SELECT MIN(seq) AS first, MIN(received_at) AS since FROM agent_recv_buffer WHERE connection_id = ?').get(connectionId) as
       | { first: number | null; since: number | null }
       | undefined;
     return row?.first == null ? undefined : { first: row.first, since: row.since! };
@@ -532,18 +600,18 @@ export class AgentStore {
 
   /** The held-back seqs, lowest first (at most `limit`). */
   bufferedSeqs(connectionId: string, limit: number): number[] {
-    return this.db.prepare('SELECT seq FROM agent_recv_buffer WHERE connection_id = ? ORDER BY seq LIMIT ?').pluck().all(connectionId, limit) as number[];
+    return this.sql('SELECT seq FROM agent_recv_buffer WHERE connection_id = ? ORDER BY seq LIMIT ?').pluck().all(connectionId, limit) as number[];
   }
 
   // ---- sent messages kept for resending (resend.ts) --------------------------
 
   logSent(connectionId: string, seq: number, sentAt: number, body: Uint8Array, keepFrom: number, expiresAt: number | null = null): void {
-    this.db.prepare('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body, expires_at) VALUES (?, ?, ?, ?, ?)').run(connectionId, seq, sentAt, body, expiresAt);
-    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq < ?').run(connectionId, keepFrom);
+    this.sql('INSERT OR REPLACE INTO agent_sent_log (connection_id, seq, sent_at, body, expires_at) VALUES (?, ?, ?, ?, ?)').run(connectionId, seq, sentAt, body, expiresAt);
+    this.sql('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq < ?').run(connectionId, keepFrom);
   }
 
   sentBetween(connectionId: string, from: number, to: number): { seq: number; sent_at: number; body: Buffer }[] {
-    return this.db.prepare('SELECT seq, sent_at, body FROM agent_sent_log WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').all(connectionId, from, to) as {
+    return this.sql('SELECT seq, sent_at, body FROM agent_sent_log WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').all(connectionId, from, to) as {
       seq: number;
       sent_at: number;
       body: Buffer;
@@ -552,44 +620,44 @@ export class AgentStore {
 
   /** Forgets sent messages up to `upTo` (the contact has them, or gave up on them). */
   forgetSentUpTo(connectionId: string, upTo: number): void {
-    this.db.prepare('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq <= ?').run(connectionId, upTo);
+    this.sql('DELETE FROM agent_sent_log WHERE connection_id = ? AND seq <= ?').run(connectionId, upTo);
   }
 
   /** Forgets sent messages sent at or before `at` (seconds); returns how many. */
   forgetSentUntil(at: number): number {
-    return this.db.prepare('DELETE FROM agent_sent_log WHERE sent_at <= ?').run(at).changes;
+    return this.sql('DELETE FROM agent_sent_log WHERE sent_at <= ?').run(at).changes;
   }
 
   /** Seqs between `from` and `to` that still wait in the outbox (they are on their way). */
   queuedSeqsBetween(connectionId: string, from: number, to: number): number[] {
-    return this.db.prepare('SELECT DISTINCT seq FROM agent_outbox WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').pluck().all(connectionId, from, to) as number[];
+    return this.sql('SELECT DISTINCT seq FROM agent_outbox WHERE connection_id = ? AND seq BETWEEN ? AND ? ORDER BY seq').pluck().all(connectionId, from, to) as number[];
   }
 
   /** Moves one queued message to another send queue's lane. */
   moveOutgoing(id: number, toSndQueue: number): void {
-    this.db.prepare('UPDATE agent_outbox SET snd_queue_id = ? WHERE id = ?').run(toSndQueue, id);
+    this.sql('UPDATE agent_outbox SET snd_queue_id = ? WHERE id = ?').run(toSndQueue, id);
   }
 
   isBuffered(connectionId: string, seq: number): boolean {
-    return this.db.prepare('SELECT 1 FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) !== undefined;
+    return this.sql('SELECT 1 FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) !== undefined;
   }
 
   takeBuffered(connectionId: string, seq: number): { sent_at: number; body: Buffer } | undefined {
-    const row = this.db.prepare('SELECT sent_at, body FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) as
+    const row = this.sql('SELECT sent_at, body FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').get(connectionId, seq) as
       | { sent_at: number; body: Buffer }
       | undefined;
-    if (row) this.db.prepare('DELETE FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').run(connectionId, seq);
+    if (row) this.sql('DELETE FROM agent_recv_buffer WHERE connection_id = ? AND seq = ?').run(connectionId, seq);
     return row;
   }
 
   // ---- contact addresses and their requests ----------------------------------
 
   address(id: string): AddressRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_addresses WHERE id = ?').get(id) as AddressRow | undefined;
+    return this.sql('SELECT * FROM agent_addresses WHERE id = ?').get(id) as AddressRow | undefined;
   }
 
   addresses(): AddressRow[] {
-    return this.db.prepare('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[];
+    return this.sql('SELECT * FROM agent_addresses ORDER BY created_at').all() as AddressRow[];
   }
 
   /** A new address with its first key, already published (the link carries it). */
@@ -603,7 +671,7 @@ export class AgentStore {
   /** Changes an address's settings; false when there is no such address. */
   updateAddress(id: string, fields: Partial<Pick<AddressRow, 'paused' | 'max_per_hour'>>): boolean {
     const keys = Object.keys(fields);
-    return this.db.prepare(`UPDATE agent_addresses SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id }).changes === 1;
+    return this.sql(`UPDATE agent_addresses SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id }).changes === 1;
   }
 
   /** The address's keys in the order to try them: the current one, one being published, then replaced ones, newest first. */
@@ -626,46 +694,46 @@ export class AgentStore {
 
   /** The relay hands out `keyId` from `at` on: it becomes current, and the one before starts its grace period. */
   publishAddressKey(addressId: string, keyId: number, at: number): void {
-    this.db.prepare('UPDATE agent_address_keys SET retired_at = ? WHERE address_id = ? AND id != ? AND published_at IS NOT NULL AND retired_at IS NULL').run(at, addressId, keyId);
-    this.db.prepare('UPDATE agent_address_keys SET published_at = ? WHERE id = ?').run(at, keyId);
+    this.sql('UPDATE agent_address_keys SET retired_at = ? WHERE address_id = ? AND id != ? AND published_at IS NOT NULL AND retired_at IS NULL').run(at, addressId, keyId);
+    this.sql('UPDATE agent_address_keys SET published_at = ? WHERE id = ?').run(at, keyId);
   }
 
   /** Deletes keys replaced at or before `before`, and the request hashes only they could open; returns how many keys. */
   deleteRetiredAddressKeys(before: number): number {
-    const ids = this.db.prepare('SELECT id FROM agent_address_keys WHERE retired_at IS NOT NULL AND retired_at <= ?').pluck().all(before) as number[];
+    const ids = this.sql('SELECT id FROM agent_address_keys WHERE retired_at IS NOT NULL AND retired_at <= ?').pluck().all(before) as number[];
     for (const id of ids) {
-      this.db.prepare('DELETE FROM agent_request_seen WHERE key_id = ?').run(id);
-      this.db.prepare('DELETE FROM agent_address_keys WHERE id = ?').run(id);
+      this.sql('DELETE FROM agent_request_seen WHERE key_id = ?').run(id);
+      this.sql('DELETE FROM agent_address_keys WHERE id = ?').run(id);
     }
     return ids.length;
   }
 
   requestSeen(addressId: string, hash: Uint8Array): boolean {
-    return this.db.prepare('SELECT 1 FROM agent_request_seen WHERE address_id = ? AND hash = ?').get(addressId, hash) !== undefined;
+    return this.sql('SELECT 1 FROM agent_request_seen WHERE address_id = ? AND hash = ?').get(addressId, hash) !== undefined;
   }
 
   markRequestSeen(addressId: string, hash: Uint8Array, keyId: number | null): void {
-    this.db.prepare('INSERT OR IGNORE INTO agent_request_seen (address_id, hash, key_id) VALUES (?, ?, ?)').run(addressId, hash, keyId);
+    this.sql('INSERT OR IGNORE INTO agent_request_seen (address_id, hash, key_id) VALUES (?, ?, ?)').run(addressId, hash, keyId);
   }
 
   /** How many requests reached the address's list since `since` (seconds). */
   requestsSince(addressId: string, since: number): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?').get(addressId, since) as { n: number }).n;
+    return (this.sql('SELECT COUNT(*) AS n FROM agent_request_log WHERE address_id = ? AND at > ?').get(addressId, since) as { n: number }).n;
   }
 
   /** Notes a request at `at` for the hourly limit, forgetting entries from before `forgetBefore`. */
   logRequest(addressId: string, at: number, forgetBefore: number): void {
-    this.db.prepare('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(addressId, at);
-    this.db.prepare('DELETE FROM agent_request_log WHERE at < ?').run(forgetBefore);
+    this.sql('INSERT INTO agent_request_log (address_id, at) VALUES (?, ?)').run(addressId, at);
+    this.sql('DELETE FROM agent_request_log WHERE at < ?').run(forgetBefore);
   }
 
   request(id: number): RequestRow | undefined {
-    return this.db.prepare('SELECT * FROM agent_requests WHERE id = ?').get(id) as RequestRow | undefined;
+    return this.sql('SELECT * FROM agent_requests WHERE id = ?').get(id) as RequestRow | undefined;
   }
 
   /** Forgets a request (accepted or rejected); false when there was none. */
   deleteRequest(id: number): boolean {
-    return this.db.prepare('DELETE FROM agent_requests WHERE id = ?').run(id).changes === 1;
+    return this.sql('DELETE FROM agent_requests WHERE id = ?').run(id).changes === 1;
   }
 
   insertRequest(r: Omit<RequestRow, 'id'>): number {
@@ -681,7 +749,7 @@ export class AgentStore {
 
   /** Forgets an address and everything kept for it (its queue row is the caller's). */
   deleteAddressRows(addressId: string): void {
-    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen', 'agent_address_keys']) this.db.prepare(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
-    this.db.prepare('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
+    for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen', 'agent_address_keys']) this.sql(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
+    this.sql('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
   }
 }

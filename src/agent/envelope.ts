@@ -26,6 +26,9 @@
  *     QEND  (9): last message on the old queue
  *     RSND (10): ranges       please send these seqs again (they never arrived)
  *     LOST (11): ranges       I cannot send these again: stop waiting for them
+ *     MSGR (12): upTo u64 | skipped ranges | seq u64 | sentAt u64 | body rest
+ *                a MSG carrying a receipt (RCPT's fields), sent only to a
+ *                contact whose messages are version 3 or later
  *   RCPT may carry, after upTo, `ranges`: seqs up to upTo that never arrived
  *   and were skipped (version 2; a version 1 RCPT ends after upTo)
  *
@@ -57,9 +60,12 @@ export const ENVELOPE_VERSION = 1;
  * Byte 0 of every agent message; messages of every version from 1 decode
  * (unknown tags as UNKNOWN, unknown trailing fields ignored). History:
  * 1 (2025-11) CONF to QEND; 2 (2026-11-28) RSND, LOST and the skipped
- * ranges of RCPT (gaps, docs/agent.md §5.1).
+ * ranges of RCPT (gaps, docs/agent.md §5.1); 3 (2026-11-28) MSGR, a MSG
+ * carrying a receipt (docs/agent.md §5, receipts).
  */
-export const AGENT_VERSION = 2;
+export const AGENT_VERSION = 3;
+/** The first message version whose receiver reads MSGR: receipts ride on messages only to such contacts. */
+export const RECEIPT_ON_MSG_VERSION = 3;
 /** Most ranges one RSND, LOST or RCPT carries. */
 export const MAX_RANGES = 32;
 export const ENVELOPE_LENGTH = MAX_MESSAGE_LENGTH;
@@ -141,7 +147,8 @@ export interface SeqRange {
 export type AgentMessage =
   | { readonly tag: 'CONF'; readonly secured: boolean; readonly senderKey: Uint8Array | null; readonly info: Uint8Array; readonly replyQueue: QueueRef | null }
   | { readonly tag: 'HELLO' }
-  | { readonly tag: 'MSG'; readonly seq: number; readonly sentAt: number; readonly body: Uint8Array }
+  /** With `receipt` it travels as MSGR (version 3): the receipt's effect first, then the message's. */
+  | { readonly tag: 'MSG'; readonly seq: number; readonly sentAt: number; readonly body: Uint8Array; readonly receipt?: Receipt }
   /** Everything up to `upTo` arrived, except the `skipped` ranges (given up on, docs/agent.md §5.1). */
   | { readonly tag: 'RCPT'; readonly upTo: number; readonly skipped: readonly SeqRange[] }
   | { readonly tag: 'RSND'; readonly ranges: readonly SeqRange[] }
@@ -153,7 +160,14 @@ export type AgentMessage =
   | { readonly tag: 'QEND' }
   | { readonly tag: 'UNKNOWN'; readonly code: number };
 
-const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND', 'RSND', 'LOST'] as const;
+/** A delivery receipt: everything up to `upTo` arrived, except the `skipped` ranges. */
+export interface Receipt {
+  readonly upTo: number;
+  readonly skipped: readonly SeqRange[];
+}
+
+const TAGS = ['CONF', 'HELLO', 'MSG', 'RCPT', 'DEL', 'QADD', 'QKEY', 'QUSE', 'QEND', 'RSND', 'LOST', 'MSGR'] as const;
+const MSGR_CODE = TAGS.indexOf('MSGR') + 1;
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -221,13 +235,18 @@ function u64Of(n: number, min: number, what: string): bigint {
 
 export function encodeMessage(m: AgentMessage): Uint8Array {
   if (m.tag === 'UNKNOWN') throw new RangeError('cannot encode UNKNOWN');
-  const w = new Writer().u8(AGENT_VERSION).u8(TAGS.indexOf(m.tag) + 1);
+  const w = new Writer().u8(AGENT_VERSION).u8(m.tag === 'MSG' && m.receipt ? MSGR_CODE : TAGS.indexOf(m.tag) + 1);
   switch (m.tag) {
     case 'CONF':
       w.u8(m.secured ? 1 : 0).short(m.senderKey ?? new Uint8Array(0)).long(m.info);
       w.short(utf8.encode(m.replyQueue?.relay ?? '')).short(m.replyQueue?.senderId ?? new Uint8Array(0));
       break;
     case 'MSG':
+      if (m.receipt) {
+        if (m.receipt.skipped.length > 0 && m.receipt.skipped.at(-1)!.to > m.receipt.upTo) throw new RangeError('a skipped range beyond upTo');
+        w.u64(u64Of(m.receipt.upTo, 0, 'upTo'));
+        writeRanges(w, m.receipt.skipped);
+      }
       w.u64(u64Of(m.seq, 1, 'seq')).u64(u64Of(m.sentAt, 0, 'sentAt')).bytes(m.body);
       break;
     case 'RCPT':
@@ -257,6 +276,16 @@ export function encodeMessage(m: AgentMessage): Uint8Array {
   return w.finish();
 }
 
+/** Bytes a receipt adds to a MSG (MSGR): upTo and its skipped ranges. */
+export function receiptLength(receipt: Receipt): number {
+  return 8 + 1 + 16 * receipt.skipped.length;
+}
+
+/** The version byte of an encoded agent message (what the contact's agent writes). */
+export function messageVersion(bytes: Uint8Array): number {
+  return bytes[0] ?? 0;
+}
+
 /** Decodes and range-checks an agent message; anything else is EnvelopeError (never another error). */
 export function decodeMessage(bytes: Uint8Array): AgentMessage {
   try {
@@ -274,12 +303,18 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
         const senderId = relay ? sized(r, 'reply sender ID', ID_LENGTH) : r.short();
         return { tag, secured, senderKey: key.length ? key : null, info, replyQueue: relay ? { relay, senderId } : null };
       }
+      case 'MSGR':
       case 'MSG': {
+        let receipt: Receipt | undefined;
+        if (tag === 'MSGR') {
+          const upTo = count(r, 'upTo', 0);
+          receipt = { upTo, skipped: readRanges(r, 'skipped range', upTo) };
+        }
         const seq = count(r, 'seq', 1);
         // Clamped, not refused: a sender's broken clock should not cost the message.
         const rawSentAt = r.u64('sentAt');
         const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
-        return { tag, seq, sentAt, body: r.rest() };
+        return receipt ? { tag: 'MSG', seq, sentAt, body: r.rest(), receipt } : { tag: 'MSG', seq, sentAt, body: r.rest() };
       }
       case 'RCPT': {
         const upTo = count(r, 'upTo', 0);

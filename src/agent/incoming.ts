@@ -5,18 +5,18 @@
  * ratchet state (docs/agent.md §5).
  */
 import { generateSigningKeyPair } from '../crypto/keys.js';
-import { initReceiver, ratchetDecrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
-import { acceptJoin, decodeInvitationSecrets, decodeJoinReply } from '../crypto/x3dh.js';
+import { acceptJoin, decodeInvitationSecrets, decodeJoinReply, KeyAgreementError } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
 import type { AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
-import { decodeEnvelope, decodeMessage, EnvelopeError, type AgentMessage, type QueueRef, type SeqRange } from './envelope.js';
+import { decodeEnvelope, decodeMessage, EnvelopeError, messageVersion, type AgentMessage, type QueueRef, type Receipt, type SeqRange } from './envelope.js';
+import { errorFields, type AgentLogger } from './log.js';
+import { open, openFirst, RatchetError } from './ratchet-port.js';
 import type { Outbox } from './outbox.js';
 import type { Sequencer } from './gaps.js';
 import type { Resender } from './resend.js';
 import { RequestReceiver } from './requests.js';
 import { securityCode } from './security-code.js';
-import { loadRatchet } from './connection-ratchet.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -32,6 +32,7 @@ export class Receiver {
     private readonly clock: Clock,
     private readonly sequencer: Sequencer,
     private readonly resender: Resender,
+    private readonly log: AgentLogger,
   ) {
     this.requests = new RequestReceiver(store, handlers, clock);
   }
@@ -45,8 +46,10 @@ export class Receiver {
     let envelope;
     try {
       envelope = decodeEnvelope(received.body);
-    } catch {
-      return; // not ours, or from a future version: acknowledged and dropped
+    } catch (e) {
+      // Not ours, or from a future version: acknowledged and dropped.
+      this.log.debug({ err: errorFields(e) }, 'dropped an envelope that does not decode');
+      return;
     }
     if (rcv.address_id) {
       if (envelope.type === 'JOIN') this.requests.receive(rcv, envelope.stamp, envelope.joinReply, envelope.ratchet);
@@ -64,38 +67,51 @@ export class Receiver {
       const fresh = this.store.connection(c.id);
       if (!fresh?.ratchet || !fresh.ad) return;
       let plaintext: Uint8Array;
-      let state: RatchetState;
+      let state: Buffer;
       try {
-        ({ state, plaintext } = ratchetDecrypt(loadRatchet(fresh), ratchetMessage, fresh.ad));
+        ({ state, out: plaintext } = open(fresh.ratchet, fresh.role, ratchetMessage, fresh.ad));
       } catch (e) {
-        if (e instanceof RatchetError) return; // replayed, tampered or undecryptable: state unchanged
+        if (e instanceof RatchetError) {
+          // Replayed (a relay delivering again after a crash), tampered or undecryptable: state unchanged.
+          this.log.debug({ err: errorFields(e) }, 'dropped a message the ratchet refused');
+          return;
+        }
         throw e;
       }
       let message: AgentMessage;
       try {
         message = decodeMessage(plaintext);
       } catch (e) {
-        if (e instanceof EnvelopeError) return;
+        if (e instanceof EnvelopeError) {
+          this.log.debug({ err: errorFields(e) }, 'dropped a message that does not decode');
+          return;
+        }
         throw e;
       }
-      this.store.updateConnection(c.id, { ratchet: Buffer.from(serializeRatchet(state)) });
+      this.store.updateConnection(c.id, { ratchet: state });
+      this.store.notePeerVersion(c.id, messageVersion(plaintext));
       this.handleMessage(c.id, rcv, message);
       this.checkReady(c.id);
     });
   }
 
   private receiveJoin(c: ConnectionRow, rcv: RcvQueueRow, joinReplyBytes: Uint8Array, ratchetMessage: Uint8Array): void {
-    let state: RatchetState;
+    let state: Buffer;
     let m: AgentMessage;
     let ad: Uint8Array;
+    let version: number;
     try {
       const secrets = decodeInvitationSecrets(c.invitation_secrets!);
       const shared = acceptJoin(secrets, decodeJoinReply(joinReplyBytes));
-      const out = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
+      const out = openFirst(shared, secrets, ratchetMessage, shared.associatedData);
       state = out.state;
       ad = shared.associatedData;
-      m = decodeMessage(out.plaintext);
-    } catch {
+      m = decodeMessage(out.out);
+      version = messageVersion(out.out);
+    } catch (e) {
+      // Nothing a contact sends makes the receive path throw; what is not theirs to cause is a warning.
+      const theirs = e instanceof KeyAgreementError || e instanceof RatchetError || e instanceof EnvelopeError;
+      this.log[theirs ? 'debug' : 'warn']({ err: errorFields(e) }, 'dropped a JOIN that does not open');
       return;
     }
     if (m.tag !== 'CONF' || !m.replyQueue || !m.senderKey) return;
@@ -105,7 +121,8 @@ export class Receiver {
       this.handlers.onPeerInfo?.(c.id, conf.info);
       this.store.updateConnection(c.id, {
         status: 'accepting',
-        ratchet: Buffer.from(serializeRatchet(state)),
+        ratchet: state,
+        peer_version: version,
         ad: Buffer.from(ad),
         peer_info: Buffer.from(conf.info),
         invitation_secrets: null, // the link is spent
@@ -158,19 +175,14 @@ export class Receiver {
         if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
         return;
       case 'MSG':
+        // A receipt riding on the message (MSGR) is about our messages: it applies first.
+        if (m.receipt) this.applyReceipt(connectionId, m.receipt);
         // The sender's clock is not ours to trust: a message was never sent after it arrived.
         this.sequencer.receive(connectionId, m.seq, Math.min(m.sentAt, this.nowSeconds()), m.body);
         return;
-      case 'RCPT': {
-        const c = this.store.connection(connectionId)!;
-        if (m.upTo > c.delivered_upto && m.upTo < c.next_seq) {
-          // What the contact gave up on (§5.1) was never delivered, whatever upTo says.
-          for (let s = c.delivered_upto + 1; s <= m.upTo; s++) if (!within(s, m.skipped)) this.handlers.onDelivered(connectionId, s);
-          this.store.updateConnection(connectionId, { delivered_upto: m.upTo });
-        }
-        this.resender.delivered(connectionId, Math.min(m.upTo, c.next_seq - 1));
+      case 'RCPT':
+        this.applyReceipt(connectionId, m);
         return;
-      }
       case 'RSND':
         this.resender.answer(connectionId, m.ranges);
         return;
@@ -226,6 +238,17 @@ export class Receiver {
       case 'UNKNOWN':
         return;
     }
+  }
+
+  /** The contact has everything up to `r.upTo` except the skipped ranges: onDelivered for each, once. */
+  private applyReceipt(connectionId: string, r: Receipt): void {
+    const c = this.store.connection(connectionId)!;
+    if (r.upTo > c.delivered_upto && r.upTo < c.next_seq) {
+      // What the contact gave up on (§5.1) was never delivered, whatever upTo says.
+      for (let s = c.delivered_upto + 1; s <= r.upTo; s++) if (!within(s, r.skipped)) this.handlers.onDelivered(connectionId, s);
+      this.store.updateConnection(connectionId, { delivered_upto: r.upTo });
+    }
+    this.resender.delivered(connectionId, Math.min(r.upTo, c.next_seq - 1));
   }
 
   private newSndQueue(connectionId: string, q: QueueRef, senderKey: Uint8Array, status: SndQueueRow['status'], current: number): number {

@@ -58,7 +58,7 @@ export function openLinkData(linkKey: Uint8Array, data: Uint8Array): Uint8Array 
   try {
     if (data.length !== LINK_DATA_LENGTH) throw new CryptoError('DECRYPT', 'wrong length');
     return unpad(open(dataKeyOf(linkKey), data.subarray(0, AEAD_NONCE_LENGTH), data.subarray(AEAD_NONCE_LENGTH), linkIdOf(linkKey)));
-  } catch {
-    throw new AgentError('BAD_LINK', 'the relay returned something this link does not open; ask for a new link');
+  } catch (e) {
+    throw new AgentError('BAD_LINK', 'the relay returned something this link does not open; ask for a new link', { cause: e });
   }
 }

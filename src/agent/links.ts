@@ -95,7 +95,7 @@ export function decodeLinkPayload(kind: LinkKind, payload: Uint8Array): Connecti
     return { kind, relay, senderId, keys, stampBits };
   } catch (e) {
     if (e instanceof AgentError) throw e;
-    throw new AgentError('BAD_LINK', DAMAGED);
+    throw new AgentError('BAD_LINK', DAMAGED, { cause: e });
   }
 }
 
@@ -113,7 +113,7 @@ function decodeShortPayload(kind: LinkKind, payload: Uint8Array): ShortLink {
     return { kind, relay, linkKey };
   } catch (e) {
     if (e instanceof AgentError) throw e;
-    throw new AgentError('BAD_LINK', DAMAGED);
+    throw new AgentError('BAD_LINK', DAMAGED, { cause: e });
   }
 }
 

@@ -10,6 +10,7 @@ import type { RecipientQueue } from '../client/queues.js';
 import type { Clock } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
 import type { Outbox } from './outbox.js';
+import { errorFields, type AgentLogger } from './log.js';
 
 /** Default time a relay must be unreachable before its queues count as lost. */
 export const LOST_AFTER_MS = 24 * 3600 * 1000;
@@ -29,12 +30,14 @@ export class LostQueues {
     private readonly outbox: Outbox,
     private readonly clock: Clock,
     private readonly maker: QueueMaker,
+    private readonly log: AgentLogger,
     private readonly lostAfterMs = LOST_AFTER_MS,
   ) {}
 
   /** Replaces every active receiving queue of a ready connection whose relay is lost; returns whether any was. */
   async replace(): Promise<boolean> {
     const downSince = this.store.relaysDownSince();
+    if (downSince.size === 0) return false;
     let progress = false;
     for (const c of this.store.connections()) {
       if (c.status !== 'ready') continue;
@@ -48,8 +51,10 @@ export class LostQueues {
           target = this.maker.pickRelay(rcvs.map((q) => q.relay));
           if (target === lost.relay) continue;
           queue = await this.maker.newReceiveQueue(target, c.id);
-        } catch {
-          continue; // no other relay, or it cannot be reached now: the next round tries again
+        } catch (e) {
+          // No other relay, or it cannot be reached now: the next round tries again.
+          this.log.debug({ err: errorFields(e) }, 'a lost queue waits for its replacement');
+          continue;
         }
         this.store.tx(() => {
           const id = this.maker.insertRcv(c.id, target, queue);

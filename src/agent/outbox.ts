@@ -3,11 +3,10 @@
  * with the new ratchet state, so a message once queued is sent byte for byte
  * the same however often it is retried.
  */
-import { ratchetEncrypt, serializeRatchet } from '../crypto/ratchet.js';
-import { loadRatchet } from './connection-ratchet.js';
 import { AgentError } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, PADDED_RATCHET, type AgentMessage } from './envelope.js';
+import { seal } from './ratchet-port.js';
 
 export interface EnqueueOptions {
   readonly signed: boolean;
@@ -36,8 +35,8 @@ export class Outbox {
     const c = this.store.connection(connectionId);
     if (!c || c.status === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', `no connection ${connectionId}`);
     if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
-    const { state, message } = ratchetEncrypt(loadRatchet(c), encodeMessage(m), c.ad, { paddedLength: PADDED_RATCHET });
-    this.store.updateConnection(connectionId, { ratchet: Buffer.from(serializeRatchet(state)) });
+    const { state, out: message } = seal(c.ratchet, c.role, encodeMessage(m), c.ad, PADDED_RATCHET);
+    this.store.updateConnection(connectionId, { ratchet: state });
     this.store.enqueue({
       connection_id: connectionId,
       snd_queue_id: sndQueueId,

@@ -19,10 +19,10 @@ export async function checkRelay(address: string, password: string | undefined, 
     client = await RelayClient.connect(address, { reconnect: false, waitForReconnect: false, connectTimeoutMs: timeoutMs, commandTimeoutMs: timeoutMs, ...(password === undefined ? {} : { password }) });
   } catch (e) {
     if (e instanceof ConnectionError && e.reason === 'FINGERPRINT') {
-      throw new AgentError('WRONG_RELAY', `the relay at that host and port is not the one the address names (its certificate fingerprint differs): check the address`);
+      throw new AgentError('WRONG_RELAY', `the relay at that host and port is not the one the address names (its certificate fingerprint differs): check the address`, { cause: e });
     }
-    if (e instanceof ConnectionError && e.reason === 'VERSION') throw new AgentError('WRONG_RELAY', `the relay speaks no protocol version this Nightjar knows (${e.message})`);
-    throw new AgentError('RELAY_UNREACHABLE', `cannot reach ${address}: ${(e as Error).message}`);
+    if (e instanceof ConnectionError && e.reason === 'VERSION') throw new AgentError('WRONG_RELAY', `the relay speaks no protocol version this Nightjar knows (${e.message})`, { cause: e });
+    throw new AgentError('RELAY_UNREACHABLE', `cannot reach ${address}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const started = performance.now();
@@ -36,9 +36,10 @@ export async function checkRelay(address: string, password: string | undefined, 
       throw new AgentError(
         'RELAY_PASSWORD',
         password === undefined ? `${address} is a private relay: it creates queues only with its password (give it with --password-file FILE)` : `${address} refused the password`,
+        { cause: e },
       );
     }
-    throw new AgentError('RELAY_UNREACHABLE', `${address} did not work: ${(e as Error).message}`);
+    throw new AgentError('RELAY_UNREACHABLE', `${address} did not work: ${(e as Error).message}`, { cause: e });
   } finally {
     await client.close();
   }

@@ -67,7 +67,7 @@ export class RelayPool {
       (e: unknown) => {
         this.clients.delete(key);
         const why = e instanceof ConnectionError ? e.message : String(e);
-        throw new AgentError('RELAY_UNREACHABLE', `cannot reach relay: ${why}`);
+        throw new AgentError('RELAY_UNREACHABLE', `cannot reach relay: ${why}`, { cause: e });
       },
     );
     this.clients.set(key, { relay, lane, client, lastUsed: Date.now() });

@@ -2,12 +2,13 @@
  * The profile's relay list and what the agent knows of each relay: the
  * operators, health (reachable, latency, last error), the choice of relay
  * for a new queue, the routing setting and the choice of forwarding relays.
- * Database only: no network here.
+ * No network and no SQL here (the rows: relay-store.ts).
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { parseAddress } from '../protocol/address.js';
 import { AgentError, type Clock, type RelayEntry, type RelayHealth } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
+import type { RelayStore } from './relay-store.js';
 
 export type RoutingMode = 'direct' | 'private' | 'onion';
 
@@ -33,40 +34,35 @@ export function routeStrength(mode: RoutingMode, relays: number): RouteStrength 
 }
 
 export class RelayDirectory {
+  private readonly rows: RelayStore;
+
   constructor(
     private readonly store: AgentStore,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.rows = store.relays;
+  }
+
   /**
    * Adds a relay, or updates one already listed: an operator or password
    * left undefined keeps what was there (a password of null removes it).
    */
   addRelay(address: string, operator?: string, password?: string | null): void {
     parseAddress(address);
-    this.store.db
-      .prepare(
-        `INSERT INTO agent_relays (address, operator, added_at, password) VALUES (@address, COALESCE(@operator, ''), @now, @password)
-         ON CONFLICT(address) DO UPDATE SET operator = COALESCE(@operator, operator),
-           password = CASE WHEN @keepPassword THEN password ELSE @password END`,
-      )
-      .run({ address, operator: operator ?? null, now: this.clock(), password: password ?? null, keepPassword: password === undefined ? 1 : 0 });
+    this.rows.upsert(address, operator ?? null, password ?? null, password === undefined, this.clock());
   }
 
   /** The password a private relay wants, if we have one. */
   passwordOf(address: string): string | undefined {
-    return (this.store.db.prepare('SELECT password FROM agent_relays WHERE address = ?').get(address) as { password: string | null } | undefined)?.password ?? undefined;
+    return this.rows.password(address);
   }
 
   removeRelay(address: string): boolean {
-    return this.store.db.prepare('DELETE FROM agent_relays WHERE address = ?').run(address).changes === 1;
+    return this.rows.delete(address);
   }
 
   listRelays(): RelayEntry[] {
-    return (this.store.db.prepare('SELECT address, operator, password IS NOT NULL AS hasPassword FROM agent_relays ORDER BY added_at').all() as {
-      address: string;
-      operator: string;
-      hasPassword: number;
-    }[]).map((r) => ({ address: r.address, operator: r.operator, hasPassword: r.hasPassword === 1 }));
+    return this.rows.list();
   }
 
   /** The operator a relay counts under: its label, or the relay itself when it has none. */
@@ -117,17 +113,11 @@ export class RelayDirectory {
 
   /** Every relay in the list with what the agent last saw of it. */
   relayHealth(): RelayHealth[] {
-    const rows = this.store.db
-      .prepare(
-        `SELECT r.address, r.operator, r.password IS NOT NULL AS hasPassword, h.reachable, h.latency_ms, h.last_ok_at, h.last_error,
-           (SELECT COUNT(*) FROM agent_rcv_queues q WHERE q.relay = r.address) AS queues
-         FROM agent_relays r LEFT JOIN agent_relay_health h ON h.address = r.address ORDER BY r.added_at`,
-      )
-      .all() as { address: string; operator: string; hasPassword: number; reachable: number | null; latency_ms: number | null; last_ok_at: number | null; last_error: string | null; queues: number }[];
+    const rows = this.rows.health();
     return rows.map((r) => ({
       address: r.address,
       operator: r.operator,
-      hasPassword: r.hasPassword === 1,
+      hasPassword: r.hasPassword,
       reachable: r.reachable === null ? undefined : r.reachable === 1,
       latencyMs: r.latency_ms ?? undefined,
       lastOkAt: r.last_ok_at ?? undefined,
@@ -138,22 +128,8 @@ export class RelayDirectory {
 
   /** Notes a success (error null) or a failure reaching `address`. */
   recordHealth(address: string, error: string | null, latencyMs?: number): void {
-    const now = this.clock();
-    if (error === null) {
-      this.store.db
-        .prepare(
-          `INSERT INTO agent_relay_health (address, reachable, latency_ms, last_ok_at, last_error, down_since) VALUES (?, 1, ?, ?, NULL, NULL)
-           ON CONFLICT(address) DO UPDATE SET reachable = 1, latency_ms = COALESCE(excluded.latency_ms, latency_ms), last_ok_at = excluded.last_ok_at, down_since = NULL`,
-        )
-        .run(address, latencyMs ?? null, now);
-    } else {
-      this.store.db
-        .prepare(
-          `INSERT INTO agent_relay_health (address, reachable, last_error, down_since) VALUES (?, 0, ?, ?)
-           ON CONFLICT(address) DO UPDATE SET reachable = 0, last_error = excluded.last_error, down_since = COALESCE(down_since, excluded.down_since)`,
-        )
-        .run(address, error, now);
-    }
+    if (error === null) this.rows.reachable(address, latencyMs ?? null, this.clock());
+    else this.rows.unreachable(address, error, this.clock());
   }
 
   /** How this profile reaches its contacts' relays (default: private, without direct fallback). */

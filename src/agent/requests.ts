@@ -16,12 +16,12 @@
  *      that opened it.
  */
 import { createHash } from 'node:crypto';
-import { initReceiver, ratchetDecrypt, RatchetError, serializeRatchet } from '../crypto/ratchet.js';
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply, KeyAgreementError } from '../crypto/x3dh.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
 import type { AgentStore, RcvQueueRow } from './agent-store.js';
 import { decodeMessage, EnvelopeError } from './envelope.js';
 import { verifyStamp } from './stamp.js';
+import { openFirst, RatchetError } from './ratchet-port.js';
 
 /**
  * Requests an hour a new address lets through to the request list (0: no
@@ -61,7 +61,7 @@ export class RequestReceiver {
     this.store.tx(() => {
       const id = this.store.insertRequest({
         address_id: address.id,
-        ratchet: Buffer.from(serializeRatchet(opened.state)),
+        ratchet: opened.state,
         ad: Buffer.from(opened.ad),
         peer_info: Buffer.from(m.info),
         reply_relay: replyQueue.relay,
@@ -80,8 +80,8 @@ export class RequestReceiver {
       try {
         const secrets = decodeInvitationSecrets(key.secrets);
         const shared = acceptJoin(secrets, decodeJoinReply(joinReply));
-        const { state, plaintext } = ratchetDecrypt(initReceiver(shared, secrets), ratchetMessage, shared.associatedData);
-        return { keyId: key.id, state, ad: shared.associatedData, m: decodeMessage(plaintext) };
+        const { state, out } = openFirst(shared, secrets, ratchetMessage, shared.associatedData);
+        return { keyId: key.id, state, ad: shared.associatedData, m: decodeMessage(out) };
       } catch (e) {
         // Made with another of the keys, or with none of them (or this key's bytes are damaged): try the next.
         if (e instanceof KeyAgreementError || e instanceof RatchetError || e instanceof EnvelopeError) continue;

@@ -24,10 +24,12 @@ function syncTimeout(): number | undefined {
 
 /**
  * Sends what is pending until the relays confirm and receives what is
- * waiting (the chat layer stores it). Throws ApiError RELAY_UNREACHABLE
- * when a relay could not be reached; `saved` says what that leaves behind.
+ * waiting (the chat layer stores it); with `receive: false` only sends
+ * (a send costs the same however many contacts the profile has). Throws
+ * ApiError RELAY_UNREACHABLE when a relay could not be reached; `saved`
+ * says what that leaves behind.
  */
-export async function deliver(ctx: OpContext, saved = 'nothing was lost; try again later'): Promise<void> {
+export async function deliver(ctx: OpContext, saved = 'nothing was lost; try again later', options: { receive?: boolean } = {}): Promise<void> {
   const { agent, chat } = ctx.session;
   const timeoutMs = syncTimeout();
   ctx.progress('talking to your relays');
@@ -35,7 +37,7 @@ export async function deliver(ctx: OpContext, saved = 'nothing was lost; try aga
     await chat.expireInvitations().catch((e: unknown) => {
       if (!(e instanceof AgentError)) throw e; // an invitation whose relay is down is withdrawn next time
     });
-    await agent.sync(timeoutMs === undefined ? {} : { timeoutMs });
+    await agent.sync({ ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(options.receive === false ? { receive: false } : {}) });
   } catch (e) {
     if (e instanceof AgentError && e.code === 'RELAY_UNREACHABLE') throw new ApiError('RELAY_UNREACHABLE', `relay unreachable (${e.message}); ${saved}`);
     throw e;

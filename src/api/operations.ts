@@ -190,7 +190,8 @@ async function send(ctx: OpContext, p: Params): Promise<{ message: MessageView; 
     const note = m.status === 'queued' ? `${label} has not finished connecting; the message is saved and leaves as soon as they have${unreachable ? ` (${unreachable})` : ''}` : null;
     return { message: messageView(m, label), note };
   }
-  await deliver(ctx, 'the message is saved and will be sent by the next command');
+  // Only sends: receiving is `read`'s job, and would make a send cost more with every contact.
+  await deliver(ctx, 'the message is saved and will be sent by the next command', { receive: false });
   const m = chat.message(queued.id) ?? queued;
   if (m.status === 'queued') {
     const problem = agent.connection(contact.connectionId)?.deliveryProblem;

@@ -20,8 +20,8 @@ function version2(): Database.Database {
 test('version 2 tables upgrade to the current version in one transaction; opening again changes nothing', () => {
   const db = version2();
   const store = new AgentStore(db);
-  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 3 }], 'recorded by the migration runner');
-  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '3', 'and where the release before it reads it');
+  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 4 }], 'recorded by the migration runner');
+  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '4', 'and where the release before it reads it');
   assert.equal(store.address('a1')?.stamp_bits, 16, 'the address is kept');
   assert.equal('secrets' in store.address('a1')!, false, 'its secrets moved out of agent_addresses');
   assert.deepEqual(

@@ -6,7 +6,9 @@ import { openAgent, syncUntil, text } from '../helpers/agent-harness.js';
 
 test('two receiving queues on two operators; one relay dies for good; every message arrives once and the queue is replaced', async () => {
   const [r1, r2, r3, r4] = await Promise.all([startRelayProcess(), startRelayProcess(), startRelayProcess(), startRelayProcess()]);
-  const alice = openAgent([], undefined, { lostAfterMs: 300 });
+  // Alice's clock moves past lostAfterMs (the default, 24 hours) instead of the test waiting.
+  let now = Date.now();
+  const alice = openAgent([], undefined, { clock: () => now });
   alice.agent.addRelay(r1.address, 'one');
   alice.agent.addRelay(r2.address, 'two');
   const bob = openAgent([]);
@@ -33,7 +35,8 @@ test('two receiving queues on two operators; one relay dies for good; every mess
     for (let i = 10; i < 20; i++) bob.agent.send(b2a, text(`m${i}`));
     await syncUntil([alice, bob], () => got().length >= 20);
     // After lostAfterMs Alice replaces the lost queue through the remaining path.
-    await new Promise((r) => setTimeout(r, 400));
+    await alice.agent.sync().catch(() => undefined); // notes the relay down, by Alice's clock
+    now += 24 * 3600 * 1000 + 1;
     await syncUntil([alice, bob], () => {
       const now = alice.agent.connection(a2b)!.receiveRelays;
       return now.length === 2 && now.includes(r4.address) && !now.includes(doomed.address);

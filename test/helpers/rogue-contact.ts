@@ -7,8 +7,8 @@
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { AgentStore } from '../../src/agent/agent-store.js';
 import { encodeEnvelope, PADDED_RATCHET } from '../../src/agent/envelope.js';
-import { ratchetEncrypt, serializeRatchet } from '../../src/crypto/ratchet.js';
-import { loadRatchet } from '../../src/agent/connection-ratchet.js';
+import { deserializeRatchet, ratchetEncrypt, serializeRatchet } from '../../src/crypto/ratchet.js';
+import { pqRole } from '../../src/agent/ratchet-port.js';
 import { Writer } from '../../src/protocol/codec.js';
 
 /** Message version and tag bytes, as docs/agent.md §3 numbers them. */
@@ -34,7 +34,7 @@ export function injectMessage(db: Database.Database, connectionId: string, messa
   store.tx(() => {
     const c = store.connection(connectionId);
     if (!c?.ratchet || !c.ad) throw new Error(`connection ${connectionId} has no keys`);
-    let ratchet = loadRatchet(c);
+    let ratchet = deserializeRatchet(c.ratchet, { role: pqRole(c.role) });
     for (const snd of store.currentSndQueues(connectionId)) {
       const { state, message: encrypted } = ratchetEncrypt(ratchet, message, c.ad, { paddedLength: PADDED_RATCHET });
       ratchet = state;

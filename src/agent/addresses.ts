@@ -1,0 +1,94 @@
+/**
+ * Contact addresses, the owner's side (docs/agent.md §4): creating one on
+ * a contact-mode queue, its settings, and deleting it. Requests that
+ * arrive are checked in requests.ts; the address's keys rotate in
+ * address-keys.ts.
+ */
+import { RelayError } from '../client/errors.js';
+import { encodeInvitationSecrets } from '../crypto/x3dh.js';
+import { newInvitation } from './ratchet-port.js';
+import { AgentError, type Clock } from './agent-api.js';
+import type { AgentStore } from './agent-store.js';
+import { newId } from './handshake.js';
+import type { RelayDirectory } from './relays.js';
+import { recipientQueue, type RelaySessions } from './relay-sessions.js';
+import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
+import type { ShortLinks } from './short-links.js';
+import { DEFAULT_STAMP_BITS } from './stamp.js';
+
+export interface AddressInfo {
+  readonly addressId: string;
+  readonly link: string;
+  readonly paused: boolean;
+  readonly maxPerHour: number;
+  readonly stampBits: number;
+}
+
+export class Addresses {
+  constructor(
+    private readonly store: AgentStore,
+    private readonly sessions: RelaySessions,
+    private readonly relays: RelayDirectory,
+    private readonly links: ShortLinks,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * A long-lived contact address on a contact-mode queue. Each request must
+   * carry `stampBits` of proof of work (published in the address); at most
+   * `maxPerHour` requests an hour reach the request list (default
+   * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
+   */
+  async create(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
+    const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
+    const relay = this.relays.pickRelay();
+    const addressId = newId();
+    const queue = await this.sessions.newReceiveQueue(relay, 'contact', `address:${addressId}`);
+    const invitation = newInvitation();
+    const { link, linkId } = await this.links.publish(relay, queue, `address:${addressId}`, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
+    this.store.tx(() => {
+      const rcv = this.sessions.insertRcv(null, addressId, relay, queue, linkId);
+      this.store.insertAddress(
+        { id: addressId, rcv_queue_id: rcv, link, stamp_bits: stampBits, max_per_hour: options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, created_at: this.clock() },
+        encodeInvitationSecrets(invitation.secrets),
+      );
+    });
+    return { addressId, link };
+  }
+
+  list(): AddressInfo[] {
+    return this.store.addresses().map((r) => ({ addressId: r.id, link: r.link, paused: r.paused === 1, maxPerHour: r.max_per_hour, stampBits: r.stamp_bits }));
+  }
+
+  /** While paused, requests to the address are dropped unseen. */
+  setPaused(addressId: string, paused: boolean): void {
+    if (!this.store.updateAddress(addressId, { paused: paused ? 1 : 0 })) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+  }
+
+  /** At most `perHour` requests an hour reach the request list (0: no limit). */
+  setLimit(addressId: string, perHour: number): void {
+    if (!this.store.updateAddress(addressId, { max_per_hour: perHour })) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+  }
+
+  /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
+  async delete(addressId: string): Promise<void> {
+    const row = this.store.address(addressId);
+    if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+    const rcv = this.store.rcvQueue(row.rcv_queue_id);
+    if (rcv) {
+      const client = await this.sessions.forQueue(rcv);
+      await client.deleteQueue(recipientQueue(rcv)).catch((e: unknown) => {
+        // AUTH: the relay no longer has it, which is what we want.
+        if (!(e instanceof RelayError && e.code === 'AUTH')) throw new AgentError('RELAY_UNREACHABLE', `could not delete the address queue: ${(e as Error).message}`, { cause: e });
+      });
+    }
+    this.store.tx(() => {
+      this.store.deleteAddressRows(addressId);
+      if (rcv) this.store.deleteRcvQueue(rcv.id);
+    });
+  }
+
+  rejectRequest(requestId: string): void {
+    if (!this.store.deleteRequest(Number(requestId))) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Puts the agent together: every part of it (the modules named in
+ * docs/agent.md's table) made once, over one store, one relay pool, one
+ * clock and one log.
+ */
+import type Database from 'better-sqlite3-multiple-ciphers';
+import { systemClock, type AgentHandlers, type AgentOptions, type Clock } from './agent-api.js';
+import { AddressKeys } from './address-keys.js';
+import { Addresses } from './addresses.js';
+import { AgentStore } from './agent-store.js';
+import { Connections } from './connections.js';
+import { Delivery } from './delivery.js';
+import { Sequencer } from './gaps.js';
+import { Handshakes } from './handshake.js';
+import { Receiver } from './incoming.js';
+import { defaultAgentLogger, type AgentLogger } from './log.js';
+import { LostQueues } from './lost-queues.js';
+import { Outbox } from './outbox.js';
+import { QueueChanges } from './queue-changes.js';
+import { Receipts } from './receipts.js';
+import { Receiving } from './receiving.js';
+import { RelayPool } from './relay-pool.js';
+import { recipientQueue, RelaySessions } from './relay-sessions.js';
+import { RelayDirectory } from './relays.js';
+import { Resender } from './resend.js';
+import { Router } from './routing.js';
+import { Scheduler } from './scheduler.js';
+import { ShortLinks } from './short-links.js';
+
+export interface AgentParts {
+  readonly store: AgentStore;
+  readonly relays: RelayDirectory;
+  readonly sessions: RelaySessions;
+  readonly receiver: Receiver;
+  readonly handshakes: Handshakes;
+  readonly addresses: Addresses;
+  readonly connections: Connections;
+  readonly delivery: Delivery;
+  readonly queueChanges: QueueChanges;
+  readonly scheduler: Scheduler;
+}
+
+export function assemble(db: Database.Database, handlers: AgentHandlers, options: AgentOptions): AgentParts {
+  const clock = options.clock ?? systemClock;
+  const log = options.logger ?? defaultAgentLogger();
+  const store = new AgentStore(db, clock);
+  const relays = new RelayDirectory(store, clock);
+  const pool = new RelayPool(
+    { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },
+    (relay) => relays.passwordOf(relay),
+    options.relayTrace,
+  );
+  const sessions = new RelaySessions(store, relays, pool, log);
+  const router = new Router(relays, sessions);
+  const links = new ShortLinks(store, sessions, router);
+  const outbox = new Outbox(store);
+  const sequencer = new Sequencer(store, handlers, outbox, clock, options.resendAfterMs, options.gapSkipMs);
+  const resender = new Resender(store, outbox, clock, (body, sentAt) => handlers.expiryOf?.(body, sentAt));
+  const receiver = new Receiver(store, handlers, outbox, clock, sequencer, resender, log);
+  const receipts = new Receipts(store, outbox, options.receiptDelayMs);
+  const queueChanges = new QueueChanges(store, sessions, relays, outbox, receiver, clock, log, options.rotateAfterMs);
+  const addressKeys = new AddressKeys(
+    store,
+    clock,
+    async (rcv, linkId, data) => (await sessions.forQueue(rcv)).setLinkData(recipientQueue(rcv), linkId, data),
+    options.addressKeyRotateMs,
+    options.addressKeyGraceMs,
+  );
+  const lostQueues = new LostQueues(
+    store,
+    outbox,
+    clock,
+    {
+      pickRelay: (avoid) => relays.pickRelay(avoid),
+      newReceiveQueue: (relay, owner) => sessions.newReceiveQueue(relay, 'messaging', owner),
+      insertRcv: (connectionId, relay, queue) => sessions.insertRcv(connectionId, null, relay, queue),
+    },
+    log,
+    options.lostAfterMs,
+  );
+  // The scheduler needs delivery and receiving, and they call back into it: bound late.
+  let scheduler: Scheduler | undefined;
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => scheduler!.serial(fn);
+  const connections: Connections = new Connections(store, outbox, resender, receipts, sessions, (): Delivery => delivery, serial, clock, log);
+  const delivery: Delivery = new Delivery(store, router, relays, handlers, clock, log, {
+    unreachable: (what) => scheduler!.noteUnreachable(what),
+    linkSpent: (connectionId): Promise<void> => connections.forgetSpentLink(connectionId),
+  });
+  const receiving = new Receiving(store, sessions, relays, receiver, log, {
+    serial,
+    afterPush: () => scheduler!.afterPush(),
+    reconnected: () => scheduler!.reconnected(),
+  });
+  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log }, options.retryMs);
+  return {
+    store,
+    relays,
+    sessions,
+    receiver,
+    handshakes: new Handshakes(store, sessions, relays, links, outbox),
+    addresses: new Addresses(store, sessions, relays, links, clock),
+    connections,
+    delivery,
+    queueChanges,
+    scheduler,
+  };
+}

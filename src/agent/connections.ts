@@ -1,0 +1,113 @@
+/**
+ * A connection once it exists (docs/agent.md §1, §5): sending a message,
+ * deleting the connection, and what the front end sees of it.
+ */
+import { AgentError, type Clock, type ConnectionInfo } from './agent-api.js';
+import type { AgentStore, ConnectionRow } from './agent-store.js';
+import type { Delivery } from './delivery.js';
+import { MAX_BODY_LENGTH } from './envelope.js';
+import { errorFields, type AgentLogger } from './log.js';
+import type { Outbox } from './outbox.js';
+import type { Receipts } from './receipts.js';
+import type { RelaySessions } from './relay-sessions.js';
+import type { Resender } from './resend.js';
+import { securityCode } from './security-code.js';
+
+export class Connections {
+  constructor(
+    private readonly store: AgentStore,
+    private readonly outbox: Outbox,
+    private readonly resender: Resender,
+    private readonly receipts: Receipts,
+    private readonly sessions: RelaySessions,
+    private readonly delivery: () => Delivery,
+    /** The agent's serial chain (scheduler.ts). */
+    private readonly serial: <T>(fn: () => Promise<T>) => Promise<T>,
+    private readonly clock: Clock,
+    private readonly log: AgentLogger,
+  ) {}
+
+  /**
+   * Encrypts and stores a message; returns its seq. One transaction with
+   * the ratchet step, the outbox rows (one per queue we send to) and the
+   * copy kept for resending; a receipt the contact is owed rides along.
+   */
+  send(connectionId: string, body: Uint8Array): number {
+    if (body.length > MAX_BODY_LENGTH) throw new AgentError('TOO_LARGE', `message over ${MAX_BODY_LENGTH} bytes`);
+    return this.store.tx(() => {
+      const c = this.live(connectionId);
+      if (this.store.currentSndQueues(connectionId).length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
+      const seq = c.next_seq;
+      const sentAt = Math.floor(this.clock() / 1000);
+      const receipt = this.receipts.rideOn(c, body.length);
+      this.store.updateConnection(connectionId, { next_seq: seq + 1 });
+      // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
+      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt, body, ...(receipt ? { receipt } : {}) }, { seq });
+      // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
+      this.resender.remember(connectionId, seq, sentAt, body);
+      return seq;
+    });
+  }
+
+  /** Tells the contact (DEL), deletes our queues on their relays, and forgets the connection. */
+  async delete(connectionId: string): Promise<void> {
+    const c = this.live(connectionId);
+    if (c.status === 'ready' && this.store.currentSndQueues(connectionId).length > 0) {
+      this.store.tx(() => this.outbox.enqueueAll(connectionId, { tag: 'DEL' }));
+      await this.flushNow(connectionId, 'DEL');
+    }
+    await this.serial(async () => {
+      for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.sessions.deleteRemote(rcv);
+      this.store.tx(() => this.store.deleteConnectionRows(connectionId));
+    });
+  }
+
+  /** Removes a connection whose first message was refused: the link was spent (inside the serial chain already). */
+  async forgetSpentLink(connectionId: string): Promise<void> {
+    for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.sessions.deleteRemote(rcv);
+    this.store.tx(() => {
+      this.store.deleteConnectionRows(connectionId);
+      this.store.deleteConnection(connectionId);
+    });
+  }
+
+  /** Tries to send what a command just queued; what fails stays queued for the next sync() or round, and is logged. */
+  async flushNow(connectionId: string, what: string): Promise<void> {
+    await this.serial(() => this.delivery().flush(connectionId)).catch((e: unknown) => {
+      this.log.debug({ err: errorFields(e), what }, 'queued; it goes with the next round');
+    });
+  }
+
+  /** The security code of a connection whose key agreement is done (security-code.ts), else undefined. */
+  securityCode(connectionId: string): string | undefined {
+    const ad = this.store.connection(connectionId)?.ad;
+    return ad ? securityCode(new Uint8Array(ad)) : undefined;
+  }
+
+  info(connectionId: string): ConnectionInfo | undefined {
+    const c = this.store.connection(connectionId);
+    return c && c.status !== 'deleted' ? this.view(c) : undefined;
+  }
+
+  list(): ConnectionInfo[] {
+    return this.store.connections().map((c) => this.view(c));
+  }
+
+  private view(c: ConnectionRow): ConnectionInfo {
+    const problem = this.store.outboxOf(c.id).find((r) => r.last_error)?.last_error;
+    return {
+      connectionId: c.id,
+      status: c.status,
+      receiveRelays: this.store.rcvQueuesOf(c.id).map((q) => q.relay),
+      pendingOutgoing: this.store.pendingCount(c.id),
+      ...(problem ? { deliveryProblem: problem } : {}),
+    };
+  }
+
+  /** The connection, unless it is unknown or deleted (UNKNOWN_CONNECTION). */
+  live(connectionId: string): ConnectionRow {
+    const c = this.store.connection(connectionId);
+    if (!c || c.status === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', `no connection ${connectionId}`);
+    return c;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Starting connections (docs/agent.md §4): a one-time invitation, using a
+ * link (an invitation or a contact address), and accepting a contact
+ * request. What the contact answers is handled in incoming.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { generateSigningKeyPair } from '../crypto/keys.js';
+import { encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
+import { AgentError } from './agent-api.js';
+import type { AgentStore } from './agent-store.js';
+import { encodeEnvelope, encodeMessage, PADDED_JOIN, type AgentMessage } from './envelope.js';
+import type { Outbox } from './outbox.js';
+import { newInvitation, sealFirst } from './ratchet-port.js';
+import type { RelayDirectory } from './relays.js';
+import type { RelaySessions } from './relay-sessions.js';
+import type { ShortLinks } from './short-links.js';
+import { makeStamp } from './stamp.js';
+
+export const newId = (): string => randomBytes(8).toString('hex');
+
+export class Handshakes {
+  constructor(
+    private readonly store: AgentStore,
+    private readonly sessions: RelaySessions,
+    private readonly relays: RelayDirectory,
+    private readonly links: ShortLinks,
+    private readonly outbox: Outbox,
+  ) {}
+
+  /** A one-time invitation link; the connection completes when someone uses it. */
+  async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
+    const relay = this.relays.pickRelay();
+    const connectionId = newId();
+    const queue = await this.sessions.newReceiveQueue(relay, 'messaging', connectionId);
+    const invitation = newInvitation();
+    const { link, linkId } = await this.links.publish(relay, queue, connectionId, { kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'invited',
+        role: 'inviter',
+        my_info: Buffer.from(myInfo),
+        invitation_secrets: Buffer.from(encodeInvitationSecrets(invitation.secrets)),
+      });
+      this.sessions.insertRcv(connectionId, null, relay, queue, linkId);
+    });
+    return { connectionId, link };
+  }
+
+  /** Uses a link: stores the connection and its first message (JOIN), unsent; returns the connection's ID. */
+  async connect(linkText: string, myInfo: Uint8Array): Promise<string> {
+    const link = await this.links.resolve(linkText);
+    this.links.refuseOwn(link);
+    const myRelay = this.relays.pickRelay([link.relay]);
+    const connectionId = newId();
+    const replyQueue = await this.sessions.newReceiveQueue(myRelay, 'messaging', connectionId);
+    const { reply, shared } = joinInvitation(link.keys);
+    const senderKeys = generateSigningKeyPair();
+    const isInvitation = link.kind === 'invitation';
+    const conf: AgentMessage = {
+      tag: 'CONF',
+      secured: false,
+      // A contact queue is never secured, so a request carries no sender key for it.
+      senderKey: isInvitation ? senderKeys.publicKey : null,
+      info: myInfo,
+      replyQueue: { relay: myRelay, senderId: replyQueue.senderId },
+    };
+    const first = sealFirst(shared, link.keys, encodeMessage(conf), shared.associatedData, PADDED_JOIN);
+    const joinReply = encodeJoinReply(reply);
+    // The owner of an address drops requests without the work it asked for.
+    const stamp = makeStamp(link.senderId, joinReply, isInvitation ? 0 : link.stampBits);
+    const envelope = encodeEnvelope({ type: 'JOIN', stamp, joinReply, ratchet: first.out });
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'joining',
+        role: isInvitation ? 'joiner' : 'requester',
+        my_info: Buffer.from(myInfo),
+        ratchet: first.state,
+        ad: Buffer.from(shared.associatedData),
+      });
+      this.sessions.insertRcv(connectionId, null, myRelay, replyQueue);
+      const snd = this.store.insertSndQueue({
+        connection_id: connectionId,
+        relay: link.relay,
+        sender_id: Buffer.from(link.senderId),
+        sender_key: Buffer.from(senderKeys.privateKey),
+        status: 'new',
+        current: 1,
+        first_seq: 1,
+      });
+      this.store.enqueue({ connection_id: connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
+    });
+    return connectionId;
+  }
+
+  /** Accepts a contact request: a new connection on fresh queues, its CONF queued; returns the connection's ID. */
+  async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<string> {
+    const req = this.store.request(Number(requestId));
+    if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
+    const relay = this.relays.pickRelay([req.reply_relay]);
+    const connectionId = newId();
+    const queue = await this.sessions.newReceiveQueue(relay, 'messaging', connectionId);
+    const senderKeys = generateSigningKeyPair();
+    this.store.tx(() => {
+      this.store.insertConnection({
+        id: connectionId,
+        status: 'accepting',
+        role: 'acceptor',
+        my_info: Buffer.from(myInfo),
+        peer_info: req.peer_info,
+        ratchet: req.ratchet,
+        ad: req.ad,
+      });
+      this.sessions.insertRcv(connectionId, null, relay, queue);
+      const snd = this.store.insertSndQueue({
+        connection_id: connectionId,
+        relay: req.reply_relay,
+        sender_id: req.reply_sender_id,
+        sender_key: Buffer.from(senderKeys.privateKey),
+        status: 'new',
+        current: 1,
+        first_seq: 1,
+      });
+      const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
+      this.outbox.enqueue(connectionId, snd, conf, { signed: false });
+      this.store.deleteRequest(req.id);
+    });
+    return connectionId;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The agent's only door to the double ratchet (src/crypto/ratchet.ts):
+ * every ratchet step the agent takes goes through these few functions,
+ * which take and return the serialized state as the store keeps it. A
+ * new ratchet behind the same four calls changes this file only.
+ *
+ * Ratchet states are immutable values, so the state each step returns is
+ * kept in memory under the hash of its serialized bytes, and the next
+ * step of that connection starts from it instead of parsing the bytes
+ * again (which recomputes public keys). Only the newest state of a chain
+ * is kept: the one it replaced is dropped at once, so no older keys stay
+ * in memory; what the database holds is always what counts (a rolled-back
+ * step leaves bytes that are not in the cache, and they are parsed).
+ *
+ * A state written by the previous release (ratchet state version 1)
+ * converts when it is parsed: the side that sent the first ratchet message
+ * (joiner, requester) becomes the PQ keyholder, the other side (inviter,
+ * acceptor) the encapsulator (docs/e2e.md §7.1); the converted state is
+ * what the step stores.
+ *
+ * The ML-KEM key pairs of new invitations and of a joiner's first PQ epoch
+ * come from a KemKeyPool, made in the background after each use.
+ */
+import { createHash } from 'node:crypto';
+import { KemKeyPool } from '../crypto/kem-pool.js';
+import type { PqRole } from '../crypto/pq-epochs.js';
+import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
+import { createInvitation, type Invitation } from '../crypto/x3dh.js';
+import type { Role } from './agent-store.js';
+
+export { RatchetError };
+
+const kemKeys = new KemKeyPool(1);
+
+/** The PQ role of a connection side: whoever sent the first ratchet message holds the keys. */
+export function pqRole(role: Role): PqRole {
+  return role === 'joiner' || role === 'requester' ? 'keyholder' : 'encapsulator';
+}
+
+/** Fresh invitation keys, their ML-KEM key pair made ahead of time. */
+export function newInvitation(): Invitation {
+  return createInvitation(undefined, kemKeys.take());
+}
+
+type SharedSecret = Parameters<typeof initSender>[0];
+type InvitationPublic = Parameters<typeof initSender>[1];
+type InvitationSecret = Parameters<typeof initReceiver>[1];
+
+/** States by the hash of their serialized form; at most CACHE_SIZE (one per active connection). */
+const CACHE_SIZE = 512;
+const cache = new Map<string, RatchetState>();
+
+const keyOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64');
+
+function load(bytes: Uint8Array, role: Role): { state: RatchetState; key: string } {
+  const key = keyOf(bytes);
+  return { state: cache.get(key) ?? deserializeRatchet(bytes, { role: pqRole(role) }), key };
+}
+
+/** Serializes the new state, keeps it for the next step, and drops the one it replaces. */
+function keep(state: RatchetState, replaces?: string): Buffer {
+  const bytes = Buffer.from(serializeRatchet(state));
+  if (replaces !== undefined) cache.delete(replaces);
+  cache.set(keyOf(bytes), state);
+  if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  return bytes;
+}
+
+/** A new ratchet state (serialized) and the message it made or opened. */
+export interface Stepped<T> {
+  readonly state: Buffer;
+  readonly out: T;
+}
+
+/** Encrypts `plaintext` padded to `paddedLength` under the stored state; the caller stores the new state with the message. */
+export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
+  const old = load(state, role);
+  const r = ratchetEncrypt(old.state, plaintext, ad, { paddedLength });
+  return { state: keep(r.state, old.key), out: r.message };
+}
+
+/** Decrypts `message` under the stored state; RatchetError when it is replayed, tampered with or not ours. */
+export function open(state: Uint8Array, role: Role, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
+  const old = load(state, role);
+  const r = ratchetDecrypt(old.state, message, ad);
+  return { state: keep(r.state, old.key), out: r.plaintext };
+}
+
+/** The joiner's first step: a ratchet started from the key agreement, and its first message sealed. */
+export function sealFirst(shared: SharedSecret, keys: InvitationPublic, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
+  const r = ratchetEncrypt(initSender(shared, keys, undefined, kemKeys.take()), plaintext, ad, { paddedLength });
+  return { state: keep(r.state), out: r.message };
+}
+
+/** The invitation owner's first step: a ratchet started from the key agreement, and the joiner's first message opened. */
+export function openFirst(shared: Parameters<typeof initReceiver>[0], secrets: InvitationSecret, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
+  const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad);
+  return { state: keep(r.state), out: r.plaintext };
+}

@@ -1,0 +1,188 @@
+/**
+ * Fetching what arrives on our receiving queues (docs/agent.md §5):
+ *
+ * - `receiveAll` (sync()): GETs every queue at once, applies what came in
+ *   one transaction, acknowledges it, and asks again those queues that
+ *   had something, until all are empty: one round trip per round, not
+ *   one per queue;
+ * - `subscribeAll` (start()): SUBs every queue at once; the relays push; what arrives while the
+ *   previous batch is being applied is applied together, in one
+ *   transaction, then acknowledged.
+ *
+ * Each message is applied in a savepoint of its own: one that fails
+ * (a bug, never a contact's doing: incoming.ts drops what contacts can
+ * break) is logged and left unacknowledged, the rest of the batch commits.
+ */
+import { RelayError } from '../client/errors.js';
+import type { ReceivedMessage, RecipientQueue } from '../client/queues.js';
+import type { RelayClient } from '../client/relay-client.js';
+import type { AgentStore, RcvQueueRow } from './agent-store.js';
+import type { Receiver } from './incoming.js';
+import { errorFields, withMetadata, type AgentLogger } from './log.js';
+import type { RelayDirectory } from './relays.js';
+import { recipientQueue, type RelaySessions } from './relay-sessions.js';
+
+interface Arrival {
+  readonly client: RelayClient;
+  readonly queue: RecipientQueue;
+  readonly message: ReceivedMessage;
+  readonly rcvId?: number;
+}
+
+/** What receiving needs from the scheduler. */
+export interface ReceivingHooks {
+  /** Runs `fn` after every earlier state change (the agent's serial chain). */
+  serial(fn: () => Promise<void>): Promise<void>;
+  /** After a pushed batch is applied: send what it made due. */
+  afterPush(): Promise<void>;
+  /** A relay session came back: retry what waits. */
+  reconnected(): void;
+}
+
+export class Receiving {
+  private readonly subscribedClients = new Set<RelayClient>();
+  private pushed: Arrival[] = [];
+  private drainQueued = false;
+
+  constructor(
+    private readonly store: AgentStore,
+    private readonly sessions: RelaySessions,
+    private readonly relays: RelayDirectory,
+    private readonly receiver: Receiver,
+    private readonly log: AgentLogger,
+    private readonly hooks: ReceivingHooks,
+  ) {}
+
+  /** Fetches every waiting message from every receiving queue; returns whether any arrived and which relays could not be reached. */
+  async receiveAll(): Promise<{ progress: boolean; unreachable: string[] }> {
+    let progress = false;
+    const unreachable = new Set<string>();
+    const reached = new Set<string>();
+    const down = (relay: string, e: unknown): void => {
+      this.relays.recordHealth(relay, e instanceof Error ? e.message : String(e));
+      unreachable.add(relay);
+    };
+    let active = this.store.rcvQueues().filter((q) => q.status !== 'lost');
+    while (active.length > 0) {
+      const got = await Promise.all(
+        active.map(async (rcv): Promise<Arrival | undefined> => {
+          let client: RelayClient;
+          try {
+            client = await this.sessions.forQueue(rcv);
+          } catch (e) {
+            down(rcv.relay, e);
+            this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable');
+            return undefined;
+          }
+          const queue = recipientQueue(rcv);
+          try {
+            const message = await client.get(queue);
+            reached.add(rcv.relay);
+            return message ? { client, queue, message, rcvId: rcv.id } : undefined;
+          } catch (e) {
+            // A refusal (the queue is gone, ...) says the relay is there; anything else that it is not.
+            if (!(e instanceof RelayError)) down(rcv.relay, e);
+            this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'GET failed');
+            return undefined;
+          }
+        }),
+      );
+      const batch = got.filter((a): a is Arrival => a !== undefined);
+      if (batch.length === 0) break;
+      const done = this.apply(batch);
+      if (done.length > 0) progress = true;
+      const acked = await Promise.all(
+        done.map(async (a) => {
+          try {
+            await a.client.ack(a.queue, a.message.msgId);
+            return a;
+          } catch (e) {
+            // Unacknowledged, it comes again; the ratchet then drops it as a replay.
+            if (!(e instanceof RelayError)) down(this.store.rcvQueue(a.rcvId!)?.relay ?? '', e);
+            this.log.debug({ err: errorFields(e) }, 'ACK failed');
+            return undefined;
+          }
+        }),
+      );
+      active = acked.flatMap((a) => {
+        const row = a ? this.store.rcvQueue(a.rcvId!) : undefined;
+        return row && row.status !== 'lost' ? [row] : [];
+      });
+    }
+    for (const relay of reached) if (!unreachable.has(relay)) this.relays.recordHealth(relay, null);
+    unreachable.delete('');
+    return { progress, unreachable: [...unreachable] };
+  }
+
+  /** Subscribes every receiving queue (again: a subscription may have ended), all at once, listening on each session once. */
+  async subscribeAll(): Promise<void> {
+    await Promise.all(
+      this.store.rcvQueues().map(async (rcv) => {
+        if (rcv.status === 'lost') return;
+        let client: RelayClient;
+        try {
+          client = await this.sessions.forQueue(rcv);
+        } catch (e) {
+          this.relays.recordHealth(rcv.relay, (e as Error).message);
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable; subscribing later');
+          return;
+        }
+        this.listen(client);
+        await client.subscribe(recipientQueue(rcv)).catch((e: unknown) => {
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
+        });
+      }),
+    );
+  }
+
+  private listen(client: RelayClient): void {
+    if (this.subscribedClients.has(client)) return;
+    this.subscribedClients.add(client);
+    client.on('message', (queue, message) => {
+      this.pushed.push({ client, queue, message });
+      this.drainSoon();
+    });
+    client.on('reconnected', () => this.hooks.reconnected());
+  }
+
+  /** Applies everything pushed so far as one batch, in the serial chain. */
+  private drainSoon(): void {
+    if (this.drainQueued) return;
+    this.drainQueued = true;
+    void this.hooks
+      .serial(async () => {
+        this.drainQueued = false;
+        const batch = this.pushed;
+        this.pushed = [];
+        const done = this.apply(batch);
+        await Promise.all(
+          done.map((a) =>
+            a.client.ack(a.queue, a.message.msgId).catch((e: unknown) => {
+              this.log.debug({ err: errorFields(e) }, 'ACK of a pushed message failed; it comes again');
+            }),
+          ),
+        );
+        await this.hooks.afterPush();
+      })
+      .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'handling pushed messages failed'));
+  }
+
+  /** Applies a batch in one transaction, each message in a savepoint of its own; returns the arrivals to acknowledge. */
+  private apply(batch: readonly Arrival[]): Arrival[] {
+    const done: Arrival[] = [];
+    this.store.tx(() => {
+      for (const a of batch) {
+        try {
+          this.store.tx(() => {
+            const row = a.rcvId !== undefined ? this.store.rcvQueue(a.rcvId) : this.store.rcvQueueByRecipientId(a.queue.recipientId);
+            if (row) this.receiver.process(row as RcvQueueRow, a.message);
+          });
+          done.push(a);
+        } catch (e) {
+          this.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
+        }
+      }
+    });
+    return done;
+  }
+}
