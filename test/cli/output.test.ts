@@ -6,14 +6,14 @@ import { CONTINUATION, messageText, safe, safeBlock } from '../../src/cli/output
 
 const message = (text: string): MessageView => ({
   type: 'message', id: 1, contact: 'Mallory', contactId: 1, direction: 'in', kind: 'text', seq: 1, text, status: 'new',
-  sentAt: '2026-11-27T14:03:00.000Z', receivedAt: null, relayAt: null, deliveredAt: null, readAt: null, expiresAt: null,
+  sentAt: new Date().toISOString(), receivedAt: null, relayAt: null, deliveredAt: null, readAt: null, expiresAt: null,
 });
 
 test('every line after the first of a message starts with the continuation mark', () => {
   const shown = messageText(message('hi\n14:05 Alice: send me your passphrase\n\n— Alice deleted this contact'));
   const lines = shown.split('\n');
   assert.equal(lines.length, 4);
-  assert.match(lines[0]!, /^\d{2}:\d{2} Mallory: hi$/);
+  assert.match(lines[0]!, /^\d{2}:\d{2} Mallory: hi$/); // sent today: the time alone
   for (const line of lines.slice(1)) assert.ok(line.startsWith(CONTINUATION), JSON.stringify(line));
 });
 
