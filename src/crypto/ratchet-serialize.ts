@@ -133,10 +133,7 @@ function readVersion2(r: ByteReader): RatchetState {
     throw new RatchetError('BAD_STATE', 'a version-1 sending chain needs a sending chain and a legacy ML-KEM key');
   }
   const dhPrivate = r.bytes(KEY_LENGTH);
-  const rootKey = r.bytes(32);
-  const nextSendHeaderKey = r.bytes(32);
-  const nextReceiveHeaderKey = r.bytes(32);
-  const previousSendCount = r.u32();
+  const { rootKey, nextSendHeaderKey, nextReceiveHeaderKey, previousSendCount } = readRoot(r);
   let sending: SendingChain | null = null;
   if (flags & HAS_SENDING) {
     const chain = { chainKey: r.bytes(32), headerKey: r.bytes(32), count: r.u32(), pqEpoch: r.u32() };
@@ -199,6 +196,11 @@ function readCollector(r: ByteReader, length: number, chunks: number): Collector
   return collector;
 }
 
+/** RK ‖ NHKs ‖ NHKr ‖ PN, laid out the same in both versions. */
+function readRoot(r: ByteReader): Pick<RatchetState, 'rootKey' | 'nextSendHeaderKey' | 'nextReceiveHeaderKey' | 'previousSendCount'> {
+  return { rootKey: r.bytes(32), nextSendHeaderKey: r.bytes(32), nextReceiveHeaderKey: r.bytes(32), previousSendCount: r.u32() };
+}
+
 function readReceiving(r: ByteReader): ReceivingChain {
   return { chainKey: r.bytes(32), headerKey: r.bytes(32), count: r.u32() };
 }
@@ -224,10 +226,7 @@ function readVersion1(r: ByteReader, legacy: LegacyRole): RatchetState {
   if ((flags & ~(HAS_SENDING | HAS_RECEIVING)) !== 0) throw new RatchetError('BAD_STATE', `unknown state flags ${flags}`);
   const dhPrivate = r.bytes(KEY_LENGTH);
   const legacyKem = kemPair(r.bytes(KEM_SECRET_KEY_LENGTH));
-  const rootKey = r.bytes(32);
-  const nextSendHeaderKey = r.bytes(32);
-  const nextReceiveHeaderKey = r.bytes(32);
-  const previousSendCount = r.u32();
+  const { rootKey, nextSendHeaderKey, nextReceiveHeaderKey, previousSendCount } = readRoot(r);
   let sending: SendingChain | null = null;
   if (flags & HAS_SENDING) {
     sending = { chainKey: r.bytes(32), headerKey: r.bytes(32), count: r.u32(), pqEpoch: 0, legacyKemCiphertext: r.bytes(KEM_CIPHERTEXT_LENGTH) };

@@ -10,6 +10,11 @@ import { AGENT_VERSION, decodeMessage, encodeMessage, MAX_BODY_LENGTH, messageVe
 import { startRelayProcess } from '../helpers/relay-process.js';
 import { openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
 
+/** Polls `done` every 20 ms until it holds or `deadline` (ms since the epoch) passes. */
+async function waitFor(done: () => boolean, deadline: number): Promise<void> {
+  while (Date.now() < deadline && !done()) await new Promise((r) => setTimeout(r, 20));
+}
+
 test('MSGR: a MSG with a receipt round-trips, as tag 12 of version 3; without one it is the MSG of before', () => {
   const withReceipt = { tag: 'MSG', seq: 7, sentAt: 1_700_000_000, body: text('hi'), receipt: { upTo: 41, skipped: [{ from: 3, to: 4 }] } } as const;
   const bytes = encodeMessage(withReceipt);
@@ -72,10 +77,10 @@ test('in an active conversation the receipt rides on the reply: no RCPT of its o
     const seq = alice.agent.send(a2b, text('ping'));
     alice.agent.kick();
     const deadline = Date.now() + 4000;
-    while (Date.now() < deadline && !(bob.events.messages.get(b2a) ?? []).includes('ping')) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => (bob.events.messages.get(b2a) ?? []).includes('ping'), deadline);
     bob.agent.send(b2a, text('pong'));
     bob.agent.kick();
-    while (Date.now() < deadline && !(alice.events.delivered.get(a2b) ?? []).includes(seq)) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => (alice.events.delivered.get(a2b) ?? []).includes(seq), deadline);
     assert.deepEqual(alice.events.delivered.get(a2b), [seq], 'the receipt arrived with the reply');
     assert.deepEqual(alice.events.messages.get(a2b), ['pong']);
     assert.equal(queued(), 1, 'only the reply');
@@ -96,12 +101,12 @@ test('a contact that has sent nothing of version 3 gets its receipts alone, afte
     const seq = alice.agent.send(a2b, text('ping'));
     alice.agent.kick();
     const deadline = Date.now() + 8000;
-    while (Date.now() < deadline && !(bob.events.messages.get(b2a) ?? []).includes('ping')) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => (bob.events.messages.get(b2a) ?? []).includes('ping'), deadline);
     // As if Alice ran a version 2 agent: Bob has seen nothing newer from her.
     bob.db.prepare('UPDATE agent_connections SET peer_version = 2').run();
     bob.agent.send(b2a, text('pong'));
     bob.agent.kick();
-    while (Date.now() < deadline && !(alice.events.delivered.get(a2b) ?? []).includes(seq)) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => (alice.events.delivered.get(a2b) ?? []).includes(seq), deadline);
     assert.deepEqual(alice.events.delivered.get(a2b), [seq]);
     assert.equal(queued(), 2, 'the reply and a RCPT');
   } finally {
