@@ -47,20 +47,20 @@ function generate(curve: Curve): KeyPair {
   return pair;
 }
 
-// Raw keys travel through JWK, not DER: OpenSSL 3's DER decoder costs ~1 ms
+// Raw keys come in through JWK, not DER: OpenSSL 3's DER decoder costs ~1 ms
 // per private key, the JWK path ~0.08 ms (node:crypto imports OKP keys from
-// JWK as raw bytes).
+// JWK as raw bytes). They go out through DER, whose prefix is fixed: Node 20
+// can deadlock exporting a JWK (it allocates a string while holding the
+// key's lock, and a garbage collection run then may finalise a key
+// generation job that takes the same lock).
 function rawPublic(key: KeyObject): Uint8Array {
-  return fromBase64url(key.export({ format: 'jwk' }).x);
+  const der = key.export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
 }
 
 function rawPrivate(key: KeyObject): Uint8Array {
-  return fromBase64url(key.export({ format: 'jwk' }).d);
-}
-
-function fromBase64url(value: string | undefined): Uint8Array {
-  if (value === undefined) throw new CryptoError('BAD_KEY', 'key export has no raw value');
-  return new Uint8Array(Buffer.from(value, 'base64url'));
+  const der = key.export({ format: 'der', type: 'pkcs8' });
+  return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
 }
 
 const JWK_CURVE: Record<Curve, string> = { ed25519: 'Ed25519', x25519: 'X25519' };
