@@ -387,8 +387,7 @@ export class AgentStore {
 
   insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
     const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: this.clock(), ...row };
-    this.db
-      .prepare(
+    this.sql(
         `INSERT INTO agent_connections (id, status, role, my_info, peer_info, ratchet, ad, invitation_secrets, created_at)
          VALUES (@id, @status, @role, @my_info, @peer_info, @ratchet, @ad, @invitation_secrets, @created_at)`,
       )
@@ -443,8 +442,7 @@ export class AgentStore {
 
   insertRcvQueue(q: Omit<RcvQueueRow, 'id' | 'key_to_set' | 'secured' | 'status' | 'created_at' | 'replaces' | 'replaces_lost' | 'link_id'> & { link_id?: Buffer | null }): number {
     return Number(
-      this.db
-        .prepare(
+      this.sql(
           `INSERT INTO agent_rcv_queues (connection_id, address_id, relay, recipient_id, sender_id, recipient_key, queue_key, link_id, created_at)
            VALUES (@connection_id, @address_id, @relay, @recipient_id, @sender_id, @recipient_key, @queue_key, @link_id, @created_at)`,
         )
@@ -475,8 +473,7 @@ export class AgentStore {
 
   insertSndQueue(q: Omit<SndQueueRow, 'id'>): number {
     return Number(
-      this.db
-        .prepare(
+      this.sql(
           `INSERT INTO agent_snd_queues (connection_id, relay, sender_id, sender_key, status, current, first_seq)
            VALUES (@connection_id, @relay, @sender_id, @sender_key, @status, @current, @first_seq)`,
         )
@@ -523,8 +520,7 @@ export class AgentStore {
   }
 
   enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error' | 'next_at'>): void {
-    this.db
-      .prepare(
+    this.sql(
         `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
          VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent)`,
       )
@@ -533,8 +529,7 @@ export class AgentStore {
 
   /** The connection's queued messages in order, without their (large) envelopes. */
   outboxOf(connectionId: string): Omit<OutboxRow, 'envelope'>[] {
-    return this.db
-      .prepare('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at FROM agent_outbox WHERE connection_id = ? ORDER BY id')
+    return this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at FROM agent_outbox WHERE connection_id = ? ORDER BY id')
       .all(connectionId) as Omit<OutboxRow, 'envelope'>[];
   }
 
@@ -569,8 +564,7 @@ export class AgentStore {
   }
 
   bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number, expiresAt: number | null = null): void {
-    this.db
-      .prepare('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT OR IGNORE INTO agent_recv_buffer (connection_id, seq, sent_at, body, received_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(connectionId, seq, sentAt, body, receivedAt, expiresAt);
   }
 
@@ -662,8 +656,7 @@ export class AgentStore {
 
   /** A new address with its first key, already published (the link carries it). */
   insertAddress(a: Omit<AddressRow, 'paused'>, secrets: Uint8Array): void {
-    this.db
-      .prepare('INSERT INTO agent_addresses (id, rcv_queue_id, link, stamp_bits, max_per_hour, created_at) VALUES (@id, @rcv_queue_id, @link, @stamp_bits, @max_per_hour, @created_at)')
+    this.sql('INSERT INTO agent_addresses (id, rcv_queue_id, link, stamp_bits, max_per_hour, created_at) VALUES (@id, @rcv_queue_id, @link, @stamp_bits, @max_per_hour, @created_at)')
       .run(a);
     this.insertAddressKey(a.id, secrets, a.created_at, a.created_at);
   }
@@ -676,8 +669,7 @@ export class AgentStore {
 
   /** The address's keys in the order to try them: the current one, one being published, then replaced ones, newest first. */
   addressKeys(addressId: string): AddressKeyRow[] {
-    return this.db
-      .prepare(
+    return this.sql(
         `SELECT * FROM agent_address_keys WHERE address_id = ?
          ORDER BY CASE WHEN published_at IS NOT NULL AND retired_at IS NULL THEN 0 WHEN published_at IS NULL THEN 1 ELSE 2 END, id DESC`,
       )
@@ -686,8 +678,7 @@ export class AgentStore {
 
   insertAddressKey(addressId: string, secrets: Uint8Array, createdAt: number, publishedAt: number | null = null): number {
     return Number(
-      this.db
-        .prepare('INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) VALUES (?, ?, ?, ?)')
+      this.sql('INSERT INTO agent_address_keys (address_id, secrets, created_at, published_at) VALUES (?, ?, ?, ?)')
         .run(addressId, secrets, createdAt, publishedAt).lastInsertRowid,
     );
   }
@@ -738,8 +729,7 @@ export class AgentStore {
 
   insertRequest(r: Omit<RequestRow, 'id'>): number {
     return Number(
-      this.db
-        .prepare(
+      this.sql(
           `INSERT INTO agent_requests (address_id, ratchet, ad, peer_info, reply_relay, reply_sender_id, received_at)
            VALUES (@address_id, @ratchet, @ad, @peer_info, @reply_relay, @reply_sender_id, @received_at)`,
         )
