@@ -200,24 +200,24 @@ export class RelayConnection implements ClientSession {
 
   /** Answers BUSY (with the retry hint) to a command left unexecuted because the output budget is spent. */
   private refuse(bytes: Uint8Array): void {
-    let t;
-    try {
-      t = decodeTransmission(bytes);
-    } catch (e) {
-      this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
-      return;
-    }
+    const t = this.decodeOrAnswer(bytes);
+    if (!t) return;
     this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS });
   }
 
-  private async onTransmission(bytes: Uint8Array): Promise<void> {
-    let t;
+  /** The decoded transmission, or null after answering the error a malformed one gets. */
+  private decodeOrAnswer(bytes: Uint8Array): ReturnType<typeof decodeTransmission> | null {
     try {
-      t = decodeTransmission(bytes);
+      return decodeTransmission(bytes);
     } catch (e) {
       this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
-      return;
+      return null;
     }
+  }
+
+  private async onTransmission(bytes: Uint8Array): Promise<void> {
+    const t = this.decodeOrAnswer(bytes);
+    if (!t) return;
     if (!this.bucket.take() || this.load.inFlight >= this.load.max) {
       this.respond(t.corrId, t.entityId, { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS });
       return;
