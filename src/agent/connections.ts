@@ -36,13 +36,14 @@ export class Connections {
     if (body.length > MAX_BODY_LENGTH) throw new AgentError('TOO_LARGE', `message over ${MAX_BODY_LENGTH} bytes`);
     return this.store.tx(() => {
       const c = this.live(connectionId);
-      if (this.store.currentSndQueues(connectionId).length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
+      const queues = this.store.currentSndQueues(connectionId);
+      if (queues.length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
       const seq = c.next_seq;
       const sentAt = Math.floor(this.clock() / 1000);
       const receipt = this.receipts.rideOn(c, body.length);
-      this.store.updateConnection(connectionId, { next_seq: seq + 1 });
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
-      this.outbox.enqueueAll(connectionId, { tag: 'MSG', seq, sentAt, body, ...(receipt ? { receipt } : {}) }, { seq });
+      const m = { tag: 'MSG', seq, sentAt, body, ...(receipt ? { receipt } : {}) } as const;
+      this.outbox.enqueueOn(c, queues, m, { signed: true, seq }, { next_seq: seq + 1, ...(receipt ? { rcpt_sent: receipt.upTo } : {}) });
       // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
       this.resender.remember(connectionId, seq, sentAt, body);
       return seq;

@@ -4,7 +4,7 @@
  * the same however often it is retried.
  */
 import { AgentError } from './agent-api.js';
-import type { AgentStore } from './agent-store.js';
+import type { AgentStore, ConnectionRow, SndQueueRow } from './agent-store.js';
 import { encodeEnvelope, encodeMessage, PADDED_RATCHET, type AgentMessage } from './envelope.js';
 import { seal } from './ratchet-port.js';
 
@@ -22,29 +22,48 @@ export class Outbox {
 
   /** Queues `m` (signed) on every queue we currently send to; must run inside a transaction. */
   enqueueAll(connectionId: string, m: AgentMessage, opts: { seq?: number; waitRcvQueue?: number } = {}): void {
-    for (const snd of this.store.currentSndQueues(connectionId)) this.enqueue(connectionId, snd.id, m, { signed: true, ...opts });
+    this.enqueueOn(this.keyed(connectionId), this.store.currentSndQueues(connectionId), m, { signed: true, ...opts });
   }
 
-  /** Ratchet-encrypts `m` and queues it; must run inside a transaction. */
-  enqueue(
-    connectionId: string,
-    sndQueueId: number,
-    m: AgentMessage,
-    opts: EnqueueOptions,
-  ): void {
+  /** Ratchet-encrypts `m` and queues it on one queue; must run inside a transaction. */
+  enqueue(connectionId: string, sndQueueId: number, m: AgentMessage, opts: EnqueueOptions): void {
+    this.enqueueOn(this.keyed(connectionId), [{ id: sndQueueId }], m, opts);
+  }
+
+  /**
+   * Ratchet-encrypts `m` once per queue in `queues` (each copy its own
+   * ratchet step) and queues the copies; the connection row `c`, as read
+   * in this transaction, is written once, with the last ratchet state and
+   * `alsoSet`. Must run inside a transaction.
+   */
+  enqueueOn(c: ConnectionRow, queues: readonly Pick<SndQueueRow, 'id'>[], m: AgentMessage, opts: EnqueueOptions, alsoSet: Partial<Omit<ConnectionRow, 'id'>> = {}): void {
+    if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
+    const plaintext = encodeMessage(m);
+    let ratchet: Buffer = c.ratchet;
+    for (const snd of queues) {
+      const sealed = seal(ratchet, c.role, plaintext, c.ad, PADDED_RATCHET);
+      ratchet = sealed.state;
+      this.store.enqueue({
+        connection_id: c.id,
+        snd_queue_id: snd.id,
+        seq: opts.seq ?? null,
+        envelope: asBuffer(encodeEnvelope({ type: 'RATCHET', ratchet: sealed.out })),
+        signed: opts.signed ? 1 : 0,
+        wait_rcv_queue: opts.waitRcvQueue ?? null,
+        after_sent: opts.afterSent ?? null,
+      });
+    }
+    this.store.updateConnection(c.id, { ...alsoSet, ratchet });
+  }
+
+  private keyed(connectionId: string): ConnectionRow {
     const c = this.store.connection(connectionId);
     if (!c || c.status === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', `no connection ${connectionId}`);
-    if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
-    const { state, out: message } = seal(c.ratchet, c.role, encodeMessage(m), c.ad, PADDED_RATCHET);
-    this.store.updateConnection(connectionId, { ratchet: state });
-    this.store.enqueue({
-      connection_id: connectionId,
-      snd_queue_id: sndQueueId,
-      seq: opts.seq ?? null,
-      envelope: Buffer.from(encodeEnvelope({ type: 'RATCHET', ratchet: message })),
-      signed: opts.signed ? 1 : 0,
-      wait_rcv_queue: opts.waitRcvQueue ?? null,
-      after_sent: opts.afterSent ?? null,
-    });
+    return c;
   }
+}
+
+/** A Buffer over the same bytes (no copy): what the store's row type asks for. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -29,14 +29,13 @@ export class Receipts {
 
   /**
    * The receipt a MSG of `bodyLength` bytes to `c` carries, if one is owed,
-   * the contact reads MSGR and it fits; it then counts as sent. Runs inside
-   * the send transaction.
+   * the contact reads MSGR and it fits. Runs inside the send transaction,
+   * whose caller records it as sent (`rcpt_sent = upTo`) with the message.
    */
   rideOn(c: ConnectionRow, bodyLength: number): Receipt | undefined {
     if (c.status !== 'ready' || c.peer_version < RECEIPT_ON_MSG_VERSION || c.rcpt_pending <= c.rcpt_sent) return undefined;
     const receipt: Receipt = { upTo: c.rcpt_pending, skipped: [] };
     if (bodyLength + receiptLength(receipt) > MAX_BODY_LENGTH) return undefined;
-    this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
     this.owedSince.delete(c.id);
     return receipt;
   }
