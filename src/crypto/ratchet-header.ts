@@ -1,12 +1,14 @@
 /**
  * The ratchet message envelope and its encrypted header (docs/e2e.md §5).
  *
- *   envelope = version (1) || H (u16be) || encrypted header (H) || body
+ *   envelope = version (1) || H (u16be) || encrypted header (H) || body [|| fill]
  *   encrypted header = nonce (12) || ChaCha20-Poly1305(HK, nonce, header, aad = version || H || AD)
  *   body = ChaCha20-Poly1305(MK, padded plaintext, aad = envelope[0 .. 3+H] || AD)
  *
  * The length field lets a parser find the body of any version; the version
- * byte decides the header layout.
+ * byte decides the header layout. A version-3 header also gives the body's
+ * length: the body is not padded inside, and whatever follows it is fill
+ * (random bytes that bring the envelope to a fixed size on the wire).
  */
 import { AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH, open, seal } from './aead.js';
 import { ByteReader, ByteWriter, concatBytes } from './byte-codec.js';
@@ -21,27 +23,44 @@ import { RatchetError } from './ratchet-error.js';
  * Envelope versions. History:
  * 1 (2025-11) — X25519 + ML-KEM-768 in every header, ChaCha20-Poly1305, fixed 2312-byte header.
  * 2 (2026-11) — sparse PQ ratchet: one 48-byte ML-KEM chunk per header, fixed 98-byte header.
- * Version 1 is still read, and still written for a sending chain a version-1 state created.
+ * 3 (2026-11) — compact: the version-2 header plus the body length (102 bytes); the body is
+ *   not padded inside, the envelope is brought to its fixed size by random fill after it,
+ *   so a sender stores and encrypts only what it says.
+ * Versions 1 and 2 are still read. Version 1 is still written for a sending chain a
+ * version-1 state created; version 2 when the caller does not ask for compact envelopes.
  */
 export const ENVELOPE_VERSION_1 = 1;
 export const ENVELOPE_VERSION_2 = 2;
+export const ENVELOPE_VERSION_3 = 3;
 export const ENVELOPE_VERSION = ENVELOPE_VERSION_2;
 
 /** Plaintext header v2: dh (32) || pn (4) || n (4) || pqEpoch (4) || kind (1) || chunk epoch (4) || index (1) || data (48). */
 export const HEADER_LENGTH = KEY_LENGTH + 4 + 4 + 4 + 1 + 4 + 1 + PQ_CHUNK_LENGTH; // 98
+/** Plaintext header v3: the v2 header || body length (4). */
+export const HEADER_LENGTH_V3 = HEADER_LENGTH + 4; // 102
 /** Plaintext header v1: dh (32) || pn (4) || n (4) || KEM public key (1184) || KEM ciphertext (1088). */
 export const HEADER_LENGTH_V1 = KEY_LENGTH + 4 + 4 + KEM_PUBLIC_KEY_LENGTH + KEM_CIPHERTEXT_LENGTH; // 2312
 export const ENCRYPTED_HEADER_LENGTH = AEAD_NONCE_LENGTH + HEADER_LENGTH + AEAD_TAG_LENGTH; // 126
 export const ENCRYPTED_HEADER_LENGTH_V1 = AEAD_NONCE_LENGTH + HEADER_LENGTH_V1 + AEAD_TAG_LENGTH; // 2340
+export const ENCRYPTED_HEADER_LENGTH_V3 = AEAD_NONCE_LENGTH + HEADER_LENGTH_V3 + AEAD_TAG_LENGTH; // 130
 /** version (1) || H (2) */
 export const ENVELOPE_PREFIX_LENGTH = 3;
 /** Envelope bytes beyond the padded plaintext. */
 export const ENVELOPE_OVERHEAD = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH + AEAD_TAG_LENGTH; // 145
 export const ENVELOPE_OVERHEAD_V1 = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH_V1 + AEAD_TAG_LENGTH; // 2359
+/** Envelope bytes beyond the plaintext and its 4-byte length prefix, before any fill. */
+export const ENVELOPE_OVERHEAD_V3 = ENVELOPE_PREFIX_LENGTH + ENCRYPTED_HEADER_LENGTH_V3 + AEAD_TAG_LENGTH; // 149
 
-/** A version-2 header. */
+/** The encrypted-header length each version requires. */
+const ENCRYPTED_HEADER_LENGTHS: Readonly<Record<number, number>> = {
+  [ENVELOPE_VERSION_1]: ENCRYPTED_HEADER_LENGTH_V1,
+  [ENVELOPE_VERSION_2]: ENCRYPTED_HEADER_LENGTH,
+  [ENVELOPE_VERSION_3]: ENCRYPTED_HEADER_LENGTH_V3,
+};
+
+/** A version-2 or version-3 header. */
 export interface MessageHeader {
-  readonly version: typeof ENVELOPE_VERSION_2;
+  readonly version: typeof ENVELOPE_VERSION_2 | typeof ENVELOPE_VERSION_3;
   /** Sender's current X25519 ratchet public key. */
   readonly dh: Uint8Array;
   /** Number of messages in the sender's previous sending chain (PN). */
@@ -52,6 +71,8 @@ export interface MessageHeader {
   readonly pqEpoch: number;
   /** A piece of the current epoch's ML-KEM key or ciphertext. */
   readonly chunk: PqChunk;
+  /** Version 3 only: the body's length (AEAD tag included); what follows it is fill. */
+  readonly bodyLength?: number;
 }
 
 /** A version-1 header: each carried a whole ML-KEM key and ciphertext. */
@@ -89,7 +110,9 @@ export function encodeHeader(header: AnyMessageHeader): Uint8Array {
   const w = new ByteWriter().bytes(header.dh).u32(header.previousCount).u32(header.count);
   if (header.version === ENVELOPE_VERSION_1) return w.bytes(header.kemPublicKey).bytes(header.kemCiphertext).finish();
   const { chunk } = header;
-  return w.u32(header.pqEpoch).u8(chunk.kind).u32(chunk.epoch).u8(chunk.index).bytes(chunk.data).finish();
+  w.u32(header.pqEpoch).u8(chunk.kind).u32(chunk.epoch).u8(chunk.index).bytes(chunk.data);
+  if (header.version === ENVELOPE_VERSION_3) w.u32(header.bodyLength ?? 0);
+  return w.finish();
 }
 
 /**
@@ -112,7 +135,13 @@ export function decodeHeader(bytes: Uint8Array, version: number = ENVELOPE_VERSI
     const kind = r.u8();
     if (kind !== CHUNK_NONE && kind !== CHUNK_EK && kind !== CHUNK_CT) throw new RatchetError('BAD_HEADER', `unknown PQ chunk kind ${kind}`);
     const chunk: PqChunk = { kind, epoch: r.u32(), index: r.u8(), data: r.bytes(PQ_CHUNK_LENGTH) };
-    header = { version: ENVELOPE_VERSION_2, dh, previousCount, count, pqEpoch, chunk };
+    if (version === ENVELOPE_VERSION_3) {
+      const bodyLength = r.u32();
+      if (bodyLength < AEAD_TAG_LENGTH + PAD_PREFIX_LENGTH) throw new RatchetError('BAD_HEADER', `body length ${bodyLength} cannot hold a tag and a length prefix`);
+      header = { version, dh, previousCount, count, pqEpoch, chunk, bodyLength };
+    } else {
+      header = { version: ENVELOPE_VERSION_2, dh, previousCount, count, pqEpoch, chunk };
+    }
   }
   r.end();
   return header;
@@ -128,7 +157,7 @@ export function decodeHeader(bytes: Uint8Array, version: number = ENVELOPE_VERSI
  *   const message = concatBytes(head, body);
  */
 export function sealHeader(headerKey: Uint8Array, header: AnyMessageHeader, ad: Uint8Array, nonce: Uint8Array): Uint8Array {
-  const length = header.version === ENVELOPE_VERSION_1 ? ENCRYPTED_HEADER_LENGTH_V1 : ENCRYPTED_HEADER_LENGTH;
+  const length = ENCRYPTED_HEADER_LENGTHS[header.version]!;
   const prefix = new ByteWriter().u8(header.version).u16(length).finish();
   const sealed = seal(headerKey, nonce, encodeHeader(header), concatBytes(prefix, ad));
   return concatBytes(prefix, nonce, sealed);
@@ -144,11 +173,9 @@ export function sealHeader(headerKey: Uint8Array, header: AnyMessageHeader, ad: 
 export function parseEnvelope(message: Uint8Array): Envelope {
   if (message.length < ENVELOPE_PREFIX_LENGTH) throw new RatchetError('BAD_MESSAGE', 'message shorter than its prefix');
   const version = message[0] ?? 0;
-  if (version !== ENVELOPE_VERSION_1 && version !== ENVELOPE_VERSION_2) {
-    throw new RatchetError('UNSUPPORTED_VERSION', `envelope version ${version}`);
-  }
+  const required = ENCRYPTED_HEADER_LENGTHS[version];
+  if (required === undefined) throw new RatchetError('UNSUPPORTED_VERSION', `envelope version ${version}`);
   const headerLength = ((message[1] ?? 0) << 8) | (message[2] ?? 0);
-  const required = version === ENVELOPE_VERSION_1 ? ENCRYPTED_HEADER_LENGTH_V1 : ENCRYPTED_HEADER_LENGTH;
   if (headerLength !== required) {
     throw new RatchetError('BAD_MESSAGE', `header length ${headerLength}, version ${version} requires ${required}`);
   }
@@ -163,6 +190,18 @@ export function parseEnvelope(message: Uint8Array): Envelope {
     authenticated: message.subarray(0, bodyStart),
     body: message.subarray(bodyStart),
   };
+}
+
+/**
+ * The envelope with its body cut to the length a version-3 header gives
+ * (the rest is fill); other versions' bodies run to the end.
+ * RatchetError('BAD_MESSAGE') when the message is shorter than that body.
+ */
+export function withBodyOf(envelope: Envelope, header: AnyMessageHeader): Envelope {
+  if (header.version !== ENVELOPE_VERSION_3) return envelope;
+  const length = header.bodyLength ?? 0;
+  if (length > envelope.body.length) throw new RatchetError('BAD_MESSAGE', `body of ${length} bytes, but only ${envelope.body.length} follow the header`);
+  return { ...envelope, body: envelope.body.subarray(0, length) };
 }
 
 /**

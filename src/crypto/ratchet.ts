@@ -20,23 +20,26 @@
  *   const sent = ratchetEncrypt(alice, utf8('hi'), ad); alice = sent.state;
  *   const got = ratchetDecrypt(bob, sent.message, ad);    bob = got.state;
  */
-import { open, seal, AEAD_NONCE_LENGTH } from './aead.js';
+import { open, seal, AEAD_NONCE_LENGTH, AEAD_TAG_LENGTH } from './aead.js';
 import { concatBytes } from './byte-codec.js';
 import { CryptoError } from './errors.js';
 import { kemDecapsulate, type KemKeyPair } from './kem.js';
 import { dh, dhKeyPairFrom } from './keys.js';
-import { PaddingError, pad, padToBucket, unpad } from './padding.js';
+import { PAD_PREFIX_LENGTH, PaddingError, pad, padToBucket, unpad } from './padding.js';
 import { PQ_EPOCH_0_KEY, epochKey, initPq, nextChunk, receiveChunk } from './pq-epochs.js';
 import { randomBytes, type RandomSource } from './random.js';
 import { RatchetError } from './ratchet-error.js';
 import {
   ENVELOPE_OVERHEAD,
   ENVELOPE_OVERHEAD_V1,
+  ENVELOPE_OVERHEAD_V3,
   ENVELOPE_VERSION_1,
   ENVELOPE_VERSION_2,
+  ENVELOPE_VERSION_3,
   openHeader,
   parseEnvelope,
   sealHeader,
+  withBodyOf,
   type AnyMessageHeader,
   type Envelope,
 } from './ratchet-header.js';
@@ -54,7 +57,7 @@ import type { InvitationKeys, InvitationSecrets, SharedSecrets } from './x3dh.js
 
 export { RatchetError, type RatchetErrorCode } from './ratchet-error.js';
 export { RATCHET_STATE_VERSION, deserializeRatchet, serializeRatchet, type LegacyRole } from './ratchet-serialize.js';
-export { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V1, ENVELOPE_VERSION } from './ratchet-header.js';
+export { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V1, ENVELOPE_OVERHEAD_V3, ENVELOPE_VERSION } from './ratchet-header.js';
 export { MAX_SKIP, MAX_SKIPPED_KEYS } from './ratchet-skipped.js';
 export type { RatchetState } from './ratchet-state.js';
 
@@ -67,6 +70,16 @@ export interface EncryptOptions {
    * MESSAGE_BUCKETS size.
    */
   readonly paddedLength?: number;
+  /**
+   * Write a compact (version-3) envelope: the plaintext is not padded (only
+   * its length prefix is added) and the header gives the body's length, so
+   * the caller can bring the envelope to a fixed size with random fill
+   * after it (docs/e2e.md §4, §5.1). With `paddedLength`, the envelope is at
+   * most `paddedLength + ENVELOPE_OVERHEAD` bytes, the size a version-2
+   * envelope would have (else MESSAGE_TOO_LARGE). A version-1 chain ignores
+   * it and pads inside, as before.
+   */
+  readonly compact?: boolean;
   /** Randomness for the header nonce; defaults to the OS CSPRNG. */
   readonly rng?: RandomSource;
 }
@@ -160,8 +173,8 @@ export function ratchetEncrypt(
   if (!sending) throw new RatchetError('NO_SEND_CHAIN', 'no sending chain before the first message is received');
   if (sending.count > MAX_MESSAGE_NUMBER) throw new RatchetError('BAD_STATE', 'sending chain exhausted');
   const legacy = sending.legacyKemCiphertext;
-  const shrink = legacy ? ENVELOPE_OVERHEAD_V1 - ENVELOPE_OVERHEAD : 0;
-  const padded = padPlaintext(plaintext, options.paddedLength === undefined ? undefined : options.paddedLength - shrink);
+  const compact = options.compact === true && !legacy;
+  const padded = compact ? compactPlaintext(plaintext, options.paddedLength) : padPlaintext(plaintext, options.paddedLength === undefined ? undefined : options.paddedLength - (legacy ? ENVELOPE_OVERHEAD_V1 - ENVELOPE_OVERHEAD : 0));
   const rng = options.rng ?? randomBytes;
   const step = chainKdf(sending.chainKey);
   const mk = messageKeys(step.messageKeySeed);
@@ -181,12 +194,13 @@ export function ratchetEncrypt(
     const next = nextChunk(state.pq);
     pq = next.pq;
     header = {
-      version: ENVELOPE_VERSION_2,
+      version: compact ? ENVELOPE_VERSION_3 : ENVELOPE_VERSION_2,
       dh: state.dhSelf.publicKey,
       previousCount: state.previousSendCount,
       count: sending.count,
       pqEpoch: sending.pqEpoch,
       chunk: next.chunk,
+      ...(compact ? { bodyLength: padded.length + AEAD_TAG_LENGTH } : {}),
     };
   }
   const head = sealHeader(sending.headerKey, header, ad, rng(AEAD_NONCE_LENGTH));
@@ -233,19 +247,20 @@ function openWithKnownKeys(
   const receiving = state.receiving;
   if (receiving) {
     const header = openHeader(receiving.headerKey, envelope, ad);
-    if (header) return { header, result: decryptInChain(state, receiving, header, envelope, ad) };
+    if (header) return { header, result: decryptInChain(state, receiving, header, withBodyOf(envelope, header), ad) };
   }
   const next = openHeader(state.nextReceiveHeaderKey, envelope, ad);
   if (next) {
+    const body = withBodyOf(envelope, next); // checked before the ratchet step it would cost
     const stepped = dhRatchetStep(state, next, rng);
-    return { header: next, result: decryptInChain(stepped.state, stepped.receiving, next, envelope, ad) };
+    return { header: next, result: decryptInChain(stepped.state, stepped.receiving, next, body, ad) };
   }
   for (const headerKey of skippedHeaderKeys(state.skipped)) {
     const header = openHeader(headerKey, envelope, ad);
     if (!header) continue;
     const at = findSkipped(state.skipped, headerKey, header.count);
     if (at < 0) throw new RatchetError('DUPLICATE', `message ${header.count} of an earlier chain was already received`);
-    return { header, result: decryptSkipped(state, at, envelope, ad) };
+    return { header, result: decryptSkipped(state, at, withBodyOf(envelope, header), ad) };
   }
   throw new RatchetError('BAD_HEADER', 'no header key of this conversation opens the header');
 }
@@ -347,6 +362,16 @@ function openBody(messageKeySeed: Uint8Array, envelope: Envelope, ad: Uint8Array
     if (err instanceof PaddingError) throw new RatchetError('BAD_PADDING', err.message, { cause: err });
     throw err;
   }
+}
+
+// A compact envelope's plaintext: the length prefix and the content, no padding (the fill is outside).
+function compactPlaintext(plaintext: Uint8Array, paddedLength: number | undefined): Uint8Array {
+  const length = PAD_PREFIX_LENGTH + plaintext.length;
+  const budget = paddedLength === undefined ? undefined : paddedLength + ENVELOPE_OVERHEAD - ENVELOPE_OVERHEAD_V3;
+  if (budget !== undefined && length > budget) {
+    throw new RatchetError('MESSAGE_TOO_LARGE', `${plaintext.length} bytes do not fit a compact envelope of at most ${paddedLength! + ENVELOPE_OVERHEAD}`);
+  }
+  return padPlaintext(plaintext, length);
 }
 
 function padPlaintext(plaintext: Uint8Array, paddedLength: number | undefined): Uint8Array {

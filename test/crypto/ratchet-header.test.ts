@@ -87,9 +87,12 @@ test('parseEnvelope checks version, header length and minimum size', () => {
   assert.equal(parseEnvelope(message).body.length, 20);
   assert.throws(() => parseEnvelope(message.subarray(0, 2)), ratchetError('BAD_MESSAGE'));
   assert.throws(() => parseEnvelope(message.subarray(0, message.length - 1)), ratchetError('BAD_MESSAGE'));
-  const v3 = message.slice();
-  v3[0] = 3;
-  assert.throws(() => parseEnvelope(v3), ratchetError('UNSUPPORTED_VERSION'));
+  const v4 = message.slice();
+  v4[0] = 4;
+  assert.throws(() => parseEnvelope(v4), ratchetError('UNSUPPORTED_VERSION'));
+  const asV3 = message.slice();
+  asV3[0] = 3; // a version 3 envelope must have the version 3 header length
+  assert.throws(() => parseEnvelope(asV3), ratchetError('BAD_MESSAGE'));
   const asV1 = message.slice();
   asV1[0] = 1; // a version 1 envelope must have the version 1 header length
   assert.throws(() => parseEnvelope(asV1), ratchetError('BAD_MESSAGE'));

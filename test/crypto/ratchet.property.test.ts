@@ -61,9 +61,11 @@ function play(seed: number, actions: readonly Action[]): Pair {
           }
           const rng = a.from === 'joiner' ? pair.joinerRng : pair.inviterRng;
           const body = `${a.from} #${sentCount++}`;
-          const { state, message } = ratchetEncrypt(pair[a.from], utf8(body), pair.ad, { rng });
+          // Every third message compact (version 3), delivered with fill after it.
+          const compact = sentCount % 3 === 0;
+          const { state, message } = ratchetEncrypt(pair[a.from], utf8(body), pair.ad, { rng, compact });
           pair[a.from] = state;
-          inFlight[other(a.from)].push({ body, message });
+          inFlight[other(a.from)].push({ body, message: compact ? new Uint8Array([...message, ...rng(sentCount % 40)]) : message });
         } else if (a.kind === 'persist') {
           const bytes = serializeRatchet(pair[a.side]);
           pair[a.side] = deserializeRatchet(bytes);
@@ -124,13 +126,16 @@ test('tampering: flipping any byte of any kind of message is a typed error and c
   const m2 = ratchetEncrypt(m1.state, utf8('in the current chain'), pair.ad);
   const received = ratchetDecrypt(ratchetDecrypt(pair.inviter, m0.message, pair.ad).state, m2.message, pair.ad).state;
   const m3 = ratchetEncrypt(m2.state, utf8('next in chain'), pair.ad);
+  const m4 = ratchetEncrypt(m3.state, utf8('compact, in the current chain'), pair.ad, { compact: true });
   const cases = [
     { state: pair.inviter, message: m0.message, body: 'starts a chain' },
     { state: received, message: m1.message, body: 'skipped, arrives late' },
     { state: received, message: m3.message, body: 'next in chain' },
+    // Its tail is the body's tag, not fill: any change there must be refused too.
+    { state: ratchetDecrypt(received, m3.message, pair.ad).state, message: m4.message, body: 'compact, in the current chain' },
   ];
   fc.assert(
-    fc.property(fc.constantFrom(0, 1, 2), fc.nat(), fc.integer({ min: 1, max: 255 }), (which, at, mask) => {
+    fc.property(fc.constantFrom(0, 1, 2, 3), fc.nat(), fc.integer({ min: 1, max: 255 }), (which, at, mask) => {
       const c = cases[which];
       assert.ok(c);
       const tampered = c.message.slice();
@@ -147,9 +152,13 @@ test('tampering: flipping any byte of any kind of message is a typed error and c
   );
   // Truncation and extension too; and the genuine messages still decrypt afterwards.
   for (const c of cases) {
-    for (const bad of [c.message.subarray(0, c.message.length - 1), new Uint8Array([...c.message, 0])]) {
+    const extended = new Uint8Array([...c.message, 0]);
+    const compact = c.message[0] === 3;
+    for (const bad of compact ? [c.message.subarray(0, c.message.length - 1)] : [c.message.subarray(0, c.message.length - 1), extended]) {
       assert.throws(() => ratchetDecrypt(c.state, bad, pair.ad), RatchetError);
     }
+    // A compact message's extra bytes are fill.
+    if (compact) assert.equal(text(ratchetDecrypt(c.state, extended, pair.ad).plaintext), c.body);
     assert.equal(text(ratchetDecrypt(c.state, c.message, pair.ad).plaintext), c.body);
   }
 });

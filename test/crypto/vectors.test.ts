@@ -37,6 +37,18 @@ test('stored envelopes open with the stored keys, following the layout of §5 (v
   assert.deepEqual(messageKeys(hex(stored.chainKdf.messageKeySeed)).key, hex(stored.chainKdf.messageKey));
 });
 
+test('the stored compact envelope follows §5.1 (version 3: 133-byte head, body of the given length, fill ignored)', () => {
+  const ad = hex(stored.keyAgreement.associatedData);
+  const c = stored.compact;
+  const envelope = hex(c.envelope);
+  assert.equal(envelope.length, c.envelopeLength);
+  assert.deepEqual([...envelope.subarray(0, 3)], [3, 0, 130]);
+  assert.equal(envelope.length, 133 + c.bodyLength);
+  const padded = open(hex(c.messageKey), hex(c.messageNonce), envelope.subarray(133, 133 + c.bodyLength), new Uint8Array([...envelope.subarray(0, 133), ...ad]));
+  assert.equal(padded.length, 4 + new TextEncoder().encode(c.plaintext).length);
+  assert.equal(new TextDecoder().decode(unpad(padded)), c.plaintext);
+});
+
 test('the stored final states load, re-serialise identically and still talk to each other', () => {
   const joiner = deserializeRatchet(hex(stored.conversation.finalJoinerState));
   const inviter = deserializeRatchet(hex(stored.conversation.finalInviterState));

@@ -100,6 +100,19 @@ export interface E2eVectors {
     readonly finalJoinerStateSha256: string;
     readonly finalInviterStateSha256: string;
   };
+  /**
+   * After the epoch run: one compact (version-3) message from the joiner,
+   * delivered with COMPACT_FILL bytes of 0xee fill after it (§4, §5.1).
+   */
+  readonly compact: {
+    readonly plaintext: string;
+    readonly headerKey: string;
+    readonly bodyLength: number;
+    readonly messageKey: string;
+    readonly messageNonce: string;
+    readonly envelopeLength: number;
+    readonly envelope: string;
+  };
   readonly conversation: {
     /** Order in which the messages below are delivered (indices). */
     readonly deliveryOrder: readonly number[];
@@ -113,6 +126,8 @@ export interface E2eVectors {
 
 export const INVITER_SEED = 'Nightjar e2e vectors v2: inviter';
 export const JOINER_SEED = 'Nightjar e2e vectors v2: joiner';
+/** Fill after the compact vector's envelope when it is delivered. */
+export const COMPACT_FILL = 16;
 /** Plaintext of message i of the epoch run. */
 export const epochRunText = (i: number): string => `epoch run ${i}`;
 
@@ -206,6 +221,29 @@ export function computeE2eVectors(): E2eVectors {
   }
   const epoch1 = epochKey(joiner.pq, 1);
   if (!epoch1 || hex(epoch1) !== hex(epochKey(inviter.pq, 1) ?? new Uint8Array(0))) throw new Error('K_1 differs');
+  const epochRun = {
+    messages: runEnvelopes.length,
+    keyCompleteAt,
+    ciphertextCompleteAt,
+    epoch1Key: hex(epoch1),
+    envelopesSha256: digest(concatBytes(...runEnvelopes)),
+    finalJoinerStateSha256: digest(serializeRatchet(joiner)),
+    finalInviterStateSha256: digest(serializeRatchet(inviter)),
+  };
+
+  // One compact message from the joiner, delivered with fill after it.
+  const compactText = 'Compact, version 3';
+  const compactChain = joiner.sending;
+  if (!compactChain) throw new Error('joiner cannot send');
+  const compactKeys = messageKeys(chainKdf(compactChain.chainKey).messageKeySeed);
+  const compactSent = ratchetEncrypt(joiner, utf8.encode(compactText), ad, { rng: joinerRng, compact: true });
+  const compactHeader = openHeader(compactChain.headerKey, parseEnvelope(compactSent.message), ad);
+  if (!compactHeader || compactHeader.version !== 3 || compactHeader.bodyLength === undefined) throw new Error('compact header');
+  joiner = compactSent.state;
+  const compactWire = concatBytes(compactSent.message, filled(COMPACT_FILL, 0xee));
+  const compactOpened = ratchetDecrypt(inviter, compactWire, ad, { rng: inviterRng });
+  if (new TextDecoder().decode(compactOpened.plaintext) !== compactText) throw new Error('compact plaintext mismatch');
+  inviter = compactOpened.state;
   const invitationBytes = encodeInvitationKeys(invitation.keys);
   const replyBytes = encodeJoinReply(joined.reply);
   return {
@@ -253,14 +291,15 @@ export function computeE2eVectors(): E2eVectors {
       associatedData: hex(ad),
     },
     pqEpochKdf: { sharedSecret: hex(filled(32, 0x05)), epoch: 1, key: hex(pqEpochKey) },
-    epochRun: {
-      messages: runEnvelopes.length,
-      keyCompleteAt,
-      ciphertextCompleteAt,
-      epoch1Key: hex(epoch1),
-      envelopesSha256: digest(concatBytes(...runEnvelopes)),
-      finalJoinerStateSha256: digest(serializeRatchet(joiner)),
-      finalInviterStateSha256: digest(serializeRatchet(inviter)),
+    epochRun,
+    compact: {
+      plaintext: compactText,
+      headerKey: hex(compactChain.headerKey),
+      bodyLength: compactHeader.bodyLength,
+      messageKey: hex(compactKeys.key),
+      messageNonce: hex(compactKeys.nonce),
+      envelopeLength: compactSent.message.length,
+      envelope: hex(compactSent.message),
     },
     conversation: {
       deliveryOrder,
@@ -388,6 +427,13 @@ export function renderVectorsMarkdown(v: E2eVectors): string {
   row('SHA-256(all run envelopes)', v.epochRun.envelopesSha256);
   row('SHA-256(joiner state)', v.epochRun.finalJoinerStateSha256);
   row('SHA-256(inviter state)', v.epochRun.finalInviterStateSha256);
+  table(`Compact message (§5.1, version 3): joiner → inviter after the epoch run, "${v.compact.plaintext}", delivered with ${COMPACT_FILL} bytes 0xee of fill`);
+  row('header key', v.compact.headerKey);
+  row('header body length', v.compact.bodyLength);
+  row('message AEAD key', v.compact.messageKey);
+  row('message AEAD nonce', v.compact.messageNonce);
+  row('envelope length (without fill)', v.compact.envelopeLength);
+  row('envelope', v.compact.envelope);
   return [DOC_BEGIN, ...lines, '', DOC_END].join('\n');
 }
 
