@@ -406,11 +406,6 @@ export class AgentStore {
     this.sql('DELETE FROM agent_connections WHERE id = ?').run(id);
   }
 
-  /** Notes that the contact sent a message of agent version `version` (keeps the highest). */
-  notePeerVersion(id: string, version: number): void {
-    this.sql('UPDATE agent_connections SET peer_version = ? WHERE id = ? AND peer_version < ?').run(version, id, version);
-  }
-
   /** Ready connections that received messages since their last receipt. */
   receiptsOwed(): ConnectionRow[] {
     return this.sql("SELECT * FROM agent_connections WHERE status = 'ready' AND rcpt_pending > rcpt_sent ORDER BY created_at").all() as ConnectionRow[];

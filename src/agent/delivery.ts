@@ -15,6 +15,7 @@ import { AgentError, type AgentHandlers, type Clock } from './agent-api.js';
 import type { AgentStore, OutboxRow, SndQueueRow } from './agent-store.js';
 import { errorFields, withMetadata, type AgentLogger } from './log.js';
 import type { RelayDirectory } from './relays.js';
+import { fillEnvelope } from './envelope.js';
 import type { Router } from './routing.js';
 
 /** MSGs of one lane on the wire at once. */
@@ -91,7 +92,7 @@ export class Delivery {
           batch.push(r);
         }
       }
-      const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, this.senderQueue(snd, r.signed === 1), new Uint8Array(this.store.envelopeOf(r.id)))));
+      const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, this.senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
         this.store.tx(() => {

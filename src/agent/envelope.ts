@@ -1,13 +1,18 @@
 /**
- * What the agent puts in a queue. Every envelope is exactly
+ * What the agent puts in a queue. Every envelope on the wire is exactly
  * ENVELOPE_LENGTH bytes, so a relay's storage never learns a size:
  *
- *   envelope = version u8 | type u8 | body
+ *   envelope = version u8 | type u8 | body [| fill]
  *     JOIN    (1): stamp (8) | joinReply (1153) | ratchetMessage   first message of a joiner
  *     RATCHET (2): ratchetMessage
  *
- * The ratchet's plaintext (padded inside the ratchet to a fixed length) is
- * an agent message:
+ * The ratchet message ends the envelope. To a contact known to read compact
+ * ratchet envelopes (docs/e2e.md §4, §5.1; agent messages of version 4 or
+ * later) it is compact: not padded inside, and the outbox keeps the short
+ * envelope; `fillEnvelope` appends random fill each time it is sent. To
+ * others it is padded inside the ratchet to the full length, as before.
+ *
+ * The ratchet's plaintext is an agent message:
  *
  *   message = version u8 | tag u8 | fields
  *     CONF  (1): flags u8 (bit 0: "I secured the queue you send to")
@@ -52,6 +57,7 @@ import { Reader, Writer } from '../protocol/codec.js';
 import { parseAddress } from '../protocol/address.js';
 import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
 import { KEY_LENGTH } from '../crypto/keys.js';
+import { randomBytes } from '../crypto/random.js';
 import { STAMP_LENGTH } from './stamp.js';
 
 /** Byte 0 of every envelope. History: 1 (2025-11) JOIN and RATCHET. */
@@ -61,9 +67,12 @@ export const ENVELOPE_VERSION = 1;
  * (unknown tags as UNKNOWN, unknown trailing fields ignored). History:
  * 1 (2025-11) CONF to QEND; 2 (2026-11-28) RSND, LOST and the skipped
  * ranges of RCPT (gaps, docs/agent.md §5.1); 3 (2026-11-28) MSGR, a MSG
- * carrying a receipt (docs/agent.md §5, receipts).
+ * carrying a receipt (docs/agent.md §5, receipts); 4 (2026-11-28) no new
+ * message: says "I read compact ratchet envelopes (e2e version 3)".
  */
-export const AGENT_VERSION = 3;
+export const AGENT_VERSION = 4;
+/** The first message version whose sender reads compact ratchet envelopes: only such contacts get them. */
+export const COMPACT_ENVELOPE_VERSION = 4;
 /** The first message version whose receiver reads MSGR: receipts ride on messages only to such contacts. */
 export const RECEIPT_ON_MSG_VERSION = 3;
 /** Most ranges one RSND, LOST or RCPT carries. */
@@ -109,11 +118,27 @@ export class EnvelopeError extends Error {
 /** The largest number any u64 field may carry: JavaScript's safe integers. */
 export const MAX_U64_FIELD = Number.MAX_SAFE_INTEGER;
 
+/** The envelope as the outbox keeps it: ENVELOPE_LENGTH bytes, or fewer when its ratchet message is compact. */
 export function encodeEnvelope(e: Envelope): Uint8Array {
   const w = new Writer().u8(ENVELOPE_VERSION).u8(e.type === 'JOIN' ? 1 : 2);
   if (e.type === 'JOIN') w.bytes(e.stamp).bytes(e.joinReply);
   const out = w.bytes(e.ratchet).finish();
-  if (out.length !== ENVELOPE_LENGTH) throw new RangeError(`envelope is ${out.length} bytes, not ${ENVELOPE_LENGTH}`);
+  if (out.length > ENVELOPE_LENGTH) throw new RangeError(`envelope is ${out.length} bytes, over ${ENVELOPE_LENGTH}`);
+  return out;
+}
+
+/**
+ * A stored envelope as it goes on the wire: brought to ENVELOPE_LENGTH with
+ * fresh random fill (after a compact ratchet message; see the top of this
+ * file). Fresh on every attempt: fill that repeated would mark where a
+ * message ends.
+ */
+export function fillEnvelope(stored: Uint8Array, rng: (n: number) => Uint8Array = randomBytes): Uint8Array {
+  if (stored.length > ENVELOPE_LENGTH) throw new RangeError(`envelope is ${stored.length} bytes, over ${ENVELOPE_LENGTH}`);
+  if (stored.length === ENVELOPE_LENGTH) return stored;
+  const out = new Uint8Array(ENVELOPE_LENGTH);
+  out.set(stored);
+  out.set(rng(ENVELOPE_LENGTH - stored.length), stored.length);
   return out;
 }
 

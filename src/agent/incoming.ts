@@ -62,14 +62,15 @@ export class Receiver {
       return;
     }
     const ratchetMessage = envelope.ratchet;
-    // Read, step and write the ratchet in one transaction, so no other writer can interleave.
+    if (!c.ratchet || !c.ad) return;
+    const { ratchet, ad } = c;
+    // Step and write the ratchet in one transaction with what the message does. The caller
+    // (receiving.ts) read `c` inside its own transaction, so no other writer came between.
     this.store.tx(() => {
-      const fresh = this.store.connection(c.id);
-      if (!fresh?.ratchet || !fresh.ad) return;
       let plaintext: Uint8Array;
       let state: Buffer;
       try {
-        ({ state, out: plaintext } = open(fresh.ratchet, fresh.role, ratchetMessage, fresh.ad));
+        ({ state, out: plaintext } = open(ratchet, c.role, ratchetMessage, ad));
       } catch (e) {
         if (e instanceof RatchetError) {
           // Replayed (a relay delivering again after a crash), tampered or undecryptable: state unchanged.
@@ -88,10 +89,10 @@ export class Receiver {
         }
         throw e;
       }
-      this.store.updateConnection(c.id, { ratchet: state });
-      this.store.notePeerVersion(c.id, messageVersion(plaintext));
+      const version = messageVersion(plaintext);
+      this.store.updateConnection(c.id, { ratchet: state, ...(version > c.peer_version ? { peer_version: version } : {}) });
       this.handleMessage(c.id, rcv, message);
-      this.checkReady(c.id);
+      if (c.status !== 'ready') this.checkReady(c.id);
     });
   }
 

@@ -1,11 +1,12 @@
 /**
  * Puts agent messages in the outbox: ratchet-encrypted, in one transaction
  * with the new ratchet state, so a message once queued is sent byte for byte
- * the same however often it is retried.
+ * the same however often it is retried (only the random fill after a
+ * compact message is drawn anew for each attempt).
  */
 import { AgentError } from './agent-api.js';
 import type { AgentStore, ConnectionRow, SndQueueRow } from './agent-store.js';
-import { encodeEnvelope, encodeMessage, PADDED_RATCHET, type AgentMessage } from './envelope.js';
+import { COMPACT_ENVELOPE_VERSION, encodeEnvelope, encodeMessage, PADDED_RATCHET, type AgentMessage } from './envelope.js';
 import { seal } from './ratchet-port.js';
 
 export interface EnqueueOptions {
@@ -39,9 +40,11 @@ export class Outbox {
   enqueueOn(c: ConnectionRow, queues: readonly Pick<SndQueueRow, 'id'>[], m: AgentMessage, opts: EnqueueOptions, alsoSet: Partial<Omit<ConnectionRow, 'id'>> = {}): void {
     if (!c.ratchet || !c.ad) throw new AgentError('NOT_READY', 'the connection has no keys yet');
     const plaintext = encodeMessage(m);
+    // Compact only to a contact known to read it; fill makes it full size on the wire (delivery.ts).
+    const compact = c.peer_version >= COMPACT_ENVELOPE_VERSION;
     let ratchet: Buffer = c.ratchet;
     for (const snd of queues) {
-      const sealed = seal(ratchet, c.role, plaintext, c.ad, PADDED_RATCHET);
+      const sealed = seal(ratchet, c.role, plaintext, c.ad, PADDED_RATCHET, compact);
       ratchet = sealed.state;
       this.store.enqueue({
         connection_id: c.id,

@@ -72,10 +72,14 @@ export interface Stepped<T> {
   readonly out: T;
 }
 
-/** Encrypts `plaintext` padded to `paddedLength` under the stored state; the caller stores the new state with the message. */
-export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
+/**
+ * Encrypts `plaintext` padded to `paddedLength` under the stored state (or,
+ * `compact`, not padded: at most that long, for fill when it is sent); the
+ * caller stores the new state with the message.
+ */
+export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number, compact = false): Stepped<Uint8Array> {
   const old = load(state, role);
-  const r = ratchetEncrypt(old.state, plaintext, ad, { paddedLength });
+  const r = ratchetEncrypt(old.state, plaintext, ad, { paddedLength, compact });
   return { state: keep(r.state, old.key), out: r.message };
 }
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   decodeEnvelope,
+  fillEnvelope,
   decodeMessage,
   encodeEnvelope,
   encodeMessage,
@@ -177,6 +178,26 @@ test('envelopes: the exact length, our version and a known type, or a typed erro
   assert.throws(() => decodeEnvelope(env.subarray(1)), rejected('BAD_LENGTH'));
   assert.throws(() => decodeEnvelope(Uint8Array.of(9, ...env.subarray(1))), rejected('VERSION'));
   assert.throws(() => decodeEnvelope(Uint8Array.of(1, 3, ...env.subarray(2))), rejected('UNKNOWN_TYPE'));
+});
+
+test('a compact envelope is kept short and goes out full length, with fresh random fill each time', () => {
+  const ratchet = new Uint8Array(300).fill(7);
+  const stored = encodeEnvelope({ type: 'RATCHET', ratchet });
+  assert.equal(stored.length, 302);
+  const first = fillEnvelope(stored);
+  const second = fillEnvelope(stored);
+  for (const wire of [first, second]) {
+    assert.equal(wire.length, ENVELOPE_LENGTH);
+    assert.deepEqual(wire.subarray(0, 302), stored);
+    const decoded = decodeEnvelope(wire);
+    assert.ok(decoded.type === 'RATCHET');
+    assert.deepEqual(decoded.ratchet.subarray(0, 300), ratchet);
+  }
+  assert.notDeepEqual(first.subarray(302), second.subarray(302));
+  const full = encodeEnvelope({ type: 'RATCHET', ratchet: new Uint8Array(ENVELOPE_LENGTH - 2) });
+  assert.equal(fillEnvelope(full), full);
+  assert.throws(() => encodeEnvelope({ type: 'RATCHET', ratchet: new Uint8Array(ENVELOPE_LENGTH - 1) }), RangeError);
+  assert.throws(() => fillEnvelope(new Uint8Array(ENVELOPE_LENGTH + 1)), RangeError);
 });
 
 test('fuzz: mutated and random messages decode to checked values or EnvelopeError, nothing else', () => {
