@@ -39,7 +39,7 @@ export async function deliver(ctx: OpContext, saved = 'nothing was lost; try aga
     });
     await agent.sync({ ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(options.receive === false ? { receive: false } : {}) });
   } catch (e) {
-    if (e instanceof AgentError && e.code === 'RELAY_UNREACHABLE') throw new ApiError('RELAY_UNREACHABLE', `relay unreachable (${e.message}); ${saved}`);
+    if (e instanceof AgentError && e.code === 'RELAY_UNREACHABLE') throw new ApiError('RELAY_UNREACHABLE', `relay unreachable (${e.message}); ${saved}`, { cause: e });
     throw e;
   } finally {
     chat.deleteExpired();

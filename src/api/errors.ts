@@ -26,8 +26,9 @@ export class ApiError extends Error {
   constructor(
     readonly code: ApiErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message.replace(/\s*\n\s*/g, ' '));
+    super(message.replace(/\s*\n\s*/g, ' '), options);
   }
 }
 
@@ -54,11 +55,12 @@ const PROFILE_STORES: ReadonlySet<string> = new Set(['agent', 'chat']);
 /** The API error for an error a user can cause, or undefined for a bug. */
 export function toApiError(e: unknown): ApiError | undefined {
   if (e instanceof ApiError) return e;
-  if (e instanceof AgentError) return new ApiError(e.code, agentMessage(e));
-  if (e instanceof ChatError) return new ApiError(e.code, e.message);
-  if (e instanceof AddressError) return new ApiError('BAD_ADDRESS', `invalid relay address: ${e.message}`);
+  // The original stays as `cause`: the one line is for a person, the chain for whoever debugs.
+  if (e instanceof AgentError) return new ApiError(e.code, agentMessage(e), { cause: e });
+  if (e instanceof ChatError) return new ApiError(e.code, e.message, { cause: e });
+  if (e instanceof AddressError) return new ApiError('BAD_ADDRESS', `invalid relay address: ${e.message}`, { cause: e });
   if (e instanceof MigrationError && e.code === 'NEWER' && PROFILE_STORES.has(e.store)) {
-    return new ApiError('PROFILE_TOO_NEW', `this profile was upgraded by a newer Nightjar (${e.store} schema version ${e.version}); upgrade Nightjar to open it; nothing was changed`);
+    return new ApiError('PROFILE_TOO_NEW', `this profile was upgraded by a newer Nightjar (${e.store} schema version ${e.version}); upgrade Nightjar to open it; nothing was changed`, { cause: e });
   }
   return undefined;
 }
