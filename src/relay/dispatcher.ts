@@ -322,13 +322,15 @@ export class Dispatcher {
     try {
       do {
         sub.again = false;
-        const room = sub.window - sub.inFlight.size;
-        if (room <= 0 || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
-        if (mustWait()) return;
-        const next = await this.store.peekMessages(sub.recipientId, this.notBefore(), sub.position, room);
-        for (const m of next) {
-          // Checked again before each push: other pushes may have filled the budget meanwhile.
-          // What is not pushed now is read again after the drain (the position has not moved).
+        // One message per read, each after a check of the budget. A message read counts in the
+        // budget only once pushed, and after a drain every waiting subscription of the connection
+        // reads at once: reading a whole window each would hold up to MAX_PUSH_WINDOW messages
+        // per subscription in memory beyond the budget (test/e2e/abuse.test.ts).
+        while (sub.inFlight.size < sub.window && this.subscriptions.get(hex(sub.recipientId)) === sub) {
+          if (mustWait()) return;
+          const [m] = await this.store.peekMessages(sub.recipientId, this.notBefore(), sub.position, 1);
+          if (!m) break;
+          // Checked again right before the push: other pushes may have filled the budget meanwhile.
           if (mustWait()) return;
           if (sub.inFlight.size >= sub.window || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
           sub.inFlight.set(hex(m.msgId), m.position);
