@@ -22,6 +22,18 @@ import { errorFields, withMetadata, type AgentLogger } from './log.js';
 import type { RelayDirectory } from './relays.js';
 import { recipientQueue, type RelaySessions } from './relay-sessions.js';
 
+/**
+ * Messages a relay may push per queue before the agent acknowledges them
+ * (the SUB push window, docs/protocol.md §9.5). With one, every message
+ * waits a round trip for the ACK of the one before and is committed on its
+ * own; with several, the next ones arrive while a batch is being applied
+ * and are applied together, in one transaction. Eight keeps a batch coming
+ * over a round trip of a few commits, and bounds what a re-SUB (each
+ * background round sends one) pushes again while it is being applied:
+ * replays the ratchet drops.
+ */
+const PUSH_WINDOW = 8;
+
 interface Arrival {
   readonly client: RelayClient;
   readonly queue: RecipientQueue;
@@ -128,7 +140,7 @@ export class Receiving {
           return;
         }
         this.listen(client);
-        await client.subscribe(recipientQueue(rcv)).catch((e: unknown) => {
+        await client.subscribe(recipientQueue(rcv), { window: PUSH_WINDOW }).catch((e: unknown) => {
           this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
         });
       }),

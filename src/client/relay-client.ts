@@ -8,14 +8,14 @@
  *   const client = await RelayClient.connect('nightjar://...@relay.example:5225');
  *   const queue = await client.createQueue();
  *   client.on('message', (q, m) => { ...; void client.ack(q, m.msgId); });
- *   await client.subscribe(queue);
+ *   await client.subscribe(queue, { window: 8 });
  */
 import { EventEmitter } from 'node:events';
 import { dh, generateDhKeyPair, generateSigningKeyPair, sign } from '../crypto/keys.js';
 import { CryptoError } from '../crypto/errors.js';
 import { formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
-import { decodeResponse, encodeCommand, type Command, type QueueMode, type Response } from '../protocol/commands.js';
+import { decodeResponse, encodeCommand, isPushWindow, MAX_PUSH_WINDOW, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
 import { MAX_POW_BITS } from '../protocol/pow.js';
 import { solvePowOffThread } from './pow-solver.js';
@@ -25,7 +25,7 @@ import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
 import { openTransport, type RelayTransport } from '../transport/session.js';
 import { ForwardRoutes, type RouteHop } from './forwarding.js';
 import { checkLinkData, checkLinkId, requiringLinkData } from './link-data.js';
-import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION } from '../protocol/version.js';
+import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION } from '../protocol/version.js';
 import { randomBytes } from '../crypto/random.js';
 
 export interface RelayClientOptions {
@@ -58,7 +58,7 @@ export interface RelayClientOptions {
 }
 
 export interface RelayClientEvents {
-  /** A message pushed on a subscribed queue; acknowledge it to get the next one. */
+  /** A message pushed on a subscribed queue, in queue order; acknowledging it makes room for the next. */
   message: [queue: RecipientQueue, message: ReceivedMessage];
   /** A pushed message that did not decrypt under the queue key (it is left unacknowledged). */
   messageError: [queue: RecipientQueue, error: Error];
@@ -84,6 +84,12 @@ interface Outgoing {
   readonly signingKey: Uint8Array | undefined;
 }
 
+/** A subscribed queue and the push window it asked for. */
+interface Subscribed {
+  readonly queue: RecipientQueue;
+  readonly window: number;
+}
+
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -95,7 +101,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private outbox: Outgoing[] = [];
   private flushScheduled = false;
   private nextCorrId = 1;
-  private readonly subscribed = new Map<string, RecipientQueue>();
+  private readonly subscribed = new Map<string, Subscribed>();
   private closed = false;
   private reconnecting: Promise<void> | undefined;
   /** The pending backoff sleep, so close() can end it at once. */
@@ -192,8 +198,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
             break;
           }
           this.attach(t);
-          const queues = [...this.subscribed.values()];
-          await Promise.allSettled(queues.map((q) => this.request(q.recipientId, { type: 'SUB' }, q.recipientKey)));
+          const subs = [...this.subscribed.values()];
+          await Promise.allSettled(subs.map(({ queue, window }) => this.request(queue.recipientId, this.subCommand(window), queue.recipientKey)));
           this.emit('reconnected');
           break;
         } catch (e) {
@@ -244,7 +250,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   private onPush(entityId: Uint8Array, response: Response): void {
-    const queue = this.subscribed.get(hex(entityId));
+    const queue = this.subscribed.get(hex(entityId))?.queue;
     if (!queue) return;
     if (response.type === 'MSG') {
       let message: ReceivedMessage;
@@ -375,15 +381,41 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.expect(await this.request(queue.recipientId, { type: 'KEY', senderAuthKey: senderPublicKey }, queue.recipientKey), 'OK');
   }
 
-  /** Starts pushes of this queue's messages (one at a time, each after the previous ACK); renewed after reconnects. */
-  async subscribe(queue: RecipientQueue): Promise<void> {
-    this.subscribed.set(hex(queue.recipientId), queue);
+  /**
+   * Starts pushes of this queue's messages, oldest first, as 'message'
+   * events; renewed after reconnects. Up to `window` (1..MAX_PUSH_WINDOW,
+   * default 1) are pushed before the first is acknowledged, and each ACK,
+   * in any order, makes room for the next (docs/protocol.md §9.5). A relay
+   * that negotiated a version before 4 pushes one at a time whatever the
+   * window. Subscribing again (and every reconnect) pushes again every
+   * message not yet acknowledged. Throws RangeError for a window outside
+   * 1..MAX_PUSH_WINDOW.
+   *
+   * @example
+   *   await client.subscribe(queue, { window: 8 });
+   */
+  async subscribe(queue: RecipientQueue, options: { window?: number } = {}): Promise<void> {
+    const window = options.window ?? 1;
+    if (!isPushWindow(window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${window}`);
+    this.subscribed.set(hex(queue.recipientId), { queue, window });
     try {
-      this.expect(await this.request(queue.recipientId, { type: 'SUB' }, queue.recipientKey), 'OK');
+      this.expect(await this.request(queue.recipientId, this.subCommand(window), queue.recipientKey), 'OK');
     } catch (e) {
       if (e instanceof RelayError) this.subscribed.delete(hex(queue.recipientId));
       throw e;
     }
+  }
+
+  /**
+   * SUB with `window` where the connection speaks version 4; bare SUB (a
+   * window of 1) for a window of 1 and on older versions, so those see
+   * exactly the SUB they know. Between connections the version is unknown:
+   * a SUB queued then goes bare, and the SUB that every reconnect sends
+   * after it asks for the window again.
+   */
+  private subCommand(window: number): Command {
+    const version = this.transport?.version ?? 0;
+    return window > 1 && version >= PUSH_WINDOW_VERSION ? { type: 'SUB', window } : { type: 'SUB' };
   }
 
   /** Stops re-subscribing this queue after reconnects (the relay stops pushes when the connection ends). */
@@ -404,7 +436,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return { msgId: m.msgId, ...openMessage(queue.queueKey, m.msgId, m.encryptedBody) };
   }
 
-  /** Deletes message `msgId` (which must be the oldest) so the next can be delivered. */
+  /**
+   * Deletes message `msgId`: one pushed on this queue's subscription and
+   * not yet acknowledged (any of them, in any order), or else the oldest
+   * (as after `get`); RelayError NO_MSG if it is neither. Makes room for
+   * the next push.
+   */
   async ack(queue: RecipientQueue, msgId: Uint8Array): Promise<void> {
     this.expect(await this.request(queue.recipientId, { type: 'ACK', msgId }, queue.recipientKey), 'OK');
   }

@@ -7,7 +7,7 @@
 import { Reader, Writer, asciiBytes, asciiString } from './codec.js';
 import { ProtocolError, isErrorCode, type ErrorCode } from './errors.js';
 import { ROUTING_KEY_SIG_LENGTH } from './handshake.js';
-import { INITIAL_VERSION, LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION } from './version.js';
+import { INITIAL_VERSION, LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION } from './version.js';
 
 /** Length of every queue ID and message ID the relay issues. */
 export const ID_LENGTH = 24;
@@ -37,6 +37,13 @@ export const LINK_ID_LENGTH = ID_LENGTH;
  * and AEAD overhead.
  */
 export const MAX_LINK_DATA_LENGTH = 2048;
+/**
+ * The largest push window a SUB may ask for (version 4): at most this many
+ * messages pushed and unacknowledged per subscription. 32 blocks of pushes
+ * stay well within a connection's output budget (64 blocks, docs/protocol.md
+ * §12), and a recipient gains little from more.
+ */
+export const MAX_PUSH_WINDOW = 32;
 
 /**
  * `messaging`: secured with KEY, after which only the sender's key may send;
@@ -56,7 +63,8 @@ export type Command =
       /** Empty, or the 8-byte proof-of-work nonce the relay asked for (protocol/pow.ts). */
       readonly powNonce: Uint8Array;
     }
-  | { readonly type: 'SUB' }
+  /** Without `window` (and on versions before 4): one message in flight at a time. */
+  | { readonly type: 'SUB'; readonly window?: number }
   | { readonly type: 'KEY'; readonly senderAuthKey: Uint8Array }
   | { readonly type: 'GET' }
   | { readonly type: 'ACK'; readonly msgId: Uint8Array }
@@ -131,6 +139,7 @@ export function commandParty(type: CommandType): CommandParty {
 /**
  * The protocol version that introduced a command: a connection that
  * negotiated an earlier one must not send it (the relay answers CMD_UNKNOWN).
+ * A field added to an older command has its own version: see `fieldsVersion`.
  */
 export function commandVersion(type: CommandType): number {
   switch (type) {
@@ -144,6 +153,20 @@ export function commandVersion(type: CommandType): number {
     default:
       return INITIAL_VERSION;
   }
+}
+
+/**
+ * The protocol version a command's fields need, beyond its own: SUB with a
+ * window is version 4. A connection that negotiated an earlier one must not
+ * send it; the relay answers CMD_SYNTAX, as an older relay's decoder does.
+ */
+export function fieldsVersion(c: Command): number {
+  return c.type === 'SUB' && c.window !== undefined ? PUSH_WINDOW_VERSION : INITIAL_VERSION;
+}
+
+/** Whether `w` is a push window SUB may carry (1..MAX_PUSH_WINDOW). */
+export function isPushWindow(w: number): boolean {
+  return Number.isInteger(w) && w >= 1 && w <= MAX_PUSH_WINDOW;
 }
 
 function tagged(tag: string): Writer {
@@ -209,6 +232,9 @@ export function encodeCommand(c: Command): Uint8Array {
     case 'LSET':
       return tagged('LSET ').short(sized(c.linkId, LINK_ID_LENGTH, 'link ID')).bytes(linkData(c.linkData)).finish();
     case 'SUB':
+      if (c.window === undefined) return asciiBytes('SUB');
+      if (!isPushWindow(c.window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${c.window}`);
+      return tagged('SUB ').u8(c.window).finish();
     case 'GET':
     case 'OFF':
     case 'DEL':
@@ -351,7 +377,13 @@ export function decodeCommand(bytes: Uint8Array): Command {
       // Over MAX_LINK_DATA_LENGTH is the relay's LARGE_MSG, after authorisation (like SEND).
       return { type: 'LSET', linkId, linkData: nonEmpty(r.rest(), 'link data') };
     }
-    case 'SUB':
+    case 'SUB': {
+      if (bare) return { type: 'SUB' };
+      const window = r.u8('push window');
+      r.end(tag);
+      if (!isPushWindow(window)) throw new ProtocolError('CMD_SYNTAX', `push window must be 1..${MAX_PUSH_WINDOW}, got ${window}`);
+      return { type: 'SUB', window };
+    }
     case 'GET':
     case 'OFF':
     case 'DEL':

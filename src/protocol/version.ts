@@ -14,14 +14,19 @@
  *   data under a link ID, LGET (directly or through private routing) fetches
  *   it, answered with LNK. Version 1 and 2 connections keep working without
  *   them.
+ * - 4 (2026-11-28): push window: SUB may carry a window, the number of
+ *   pushed messages a subscription keeps unacknowledged at once (1..32);
+ *   ACK then names any of them. Bare SUB, and every SUB on an earlier
+ *   version, is a window of 1, exactly as before.
  */
 export const INITIAL_VERSION = 1;
 export const PRIVATE_ROUTING_VERSION = 2;
 export const LINK_DATA_VERSION = 3;
+export const PUSH_WINDOW_VERSION = 4;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = LINK_DATA_VERSION;
+export const CURRENT_VERSION = PUSH_WINDOW_VERSION;
 
 export interface VersionRange {
   readonly min: number;

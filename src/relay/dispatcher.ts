@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { dh, generateDhKeyPair, generateSigningKeyPair, verify } from '../crypto/keys.js';
 import { randomBytes } from '../crypto/random.js';
 import { sha256 } from '../crypto/kdf.js';
-import { commandParty, commandVersion, decodeCommand, ID_LENGTH, MAX_LINK_DATA_LENGTH, type Command, type Response } from '../protocol/commands.js';
+import { commandParty, commandVersion, decodeCommand, fieldsVersion, ID_LENGTH, MAX_LINK_DATA_LENGTH, type Command, type Response } from '../protocol/commands.js';
 import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
 import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
 import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
@@ -49,8 +49,12 @@ export const BUSY_RETRY_MS = 1000;
 interface Subscription {
   readonly session: ClientSession;
   readonly recipientId: Uint8Array;
-  /** ID of the message pushed and not yet acknowledged. */
-  inFlight: Uint8Array | null;
+  /** Most messages pushed and not yet acknowledged (SUB's window; 1 before version 4). */
+  readonly window: number;
+  /** Messages pushed and not yet acknowledged: hex message ID → position in the store. */
+  readonly inFlight: Map<string, number>;
+  /** Position of the last message pushed: the next push reads after it. */
+  position: number | undefined;
   busy: boolean;
   again: boolean;
   /** Waiting for the connection to drain before the next push. */
@@ -106,7 +110,10 @@ export class Dispatcher {
     const signed = (): Uint8Array => signedData(session.binding, t.signedBody);
     // Commands of a later version are unknown on connections that negotiated an earlier one.
     // A forwarded request has no negotiation: the sender asks for what this relay speaks.
-    if ((session.version ?? CURRENT_VERSION) < commandVersion(command.type)) return err('CMD_UNKNOWN');
+    const version = session.version ?? CURRENT_VERSION;
+    if (version < commandVersion(command.type)) return err('CMD_UNKNOWN');
+    // A field of a later version is a syntax error there, as an older relay's decoder finds it.
+    if (version < fieldsVersion(command)) return err('CMD_SYNTAX');
     if (session.forwardedBy && !FORWARDABLE.has(command.type)) return err('CMD_PROHIBITED');
     switch (commandParty(command.type)) {
       case 'none':
@@ -192,7 +199,7 @@ export class Dispatcher {
         if (mine && !mine.has(hex(id)) && mine.size >= this.config.maxSubscriptionsPerConnection) {
           return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
         }
-        this.subscribe(session, id);
+        this.subscribe(session, id, c.window ?? 1);
         return OK;
       }
       case 'GET': {
@@ -200,13 +207,19 @@ export class Dispatcher {
         return m ? { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed } : err('NO_MSG');
       }
       case 'ACK': {
-        if (!(await this.store.ackMessage(id, c.msgId, this.notBefore()))) return err('NO_MSG');
+        // A message in flight on the subscription is deleted wherever it is in the window;
+        // any other ACK means what it meant before windows: the oldest message, if it is that one.
         const sub = this.subscriptions.get(hex(id));
-        if (sub) {
-          sub.inFlight = null;
-          void this.deliver(sub);
-        }
-        return OK;
+        const msgKey = hex(c.msgId);
+        const position = sub?.inFlight.get(msgKey);
+        const deleted =
+          position === undefined
+            ? await this.store.ackMessage(id, c.msgId, this.notBefore())
+            : await this.store.deleteMessage(id, position, c.msgId, this.notBefore());
+        // Out of the window either way: deleted, or expired (never to be delivered again).
+        if (position !== undefined) sub!.inFlight.delete(msgKey);
+        if (sub && (deleted || position !== undefined)) void this.deliver(sub);
+        return deleted ? OK : err('NO_MSG');
       }
       case 'OFF':
         await this.store.suspendQueue(id);
@@ -259,15 +272,16 @@ export class Dispatcher {
     return OK;
   }
 
-  private subscribe(session: ClientSession, recipientId: Uint8Array): void {
+  private subscribe(session: ClientSession, recipientId: Uint8Array, window: number): void {
     const key = hex(recipientId);
     const previous = this.subscriptions.get(key);
     if (previous && previous.session !== session) {
       this.bySession.get(previous.session)?.delete(key);
       previous.session.push(recipientId, { type: 'END' });
     }
-    // A new SUB (even a repeated one) redelivers the oldest unacknowledged message.
-    const sub: Subscription = { session, recipientId, inFlight: null, busy: false, again: false, waiting: false };
+    // A new SUB (even a repeated one) starts again from the oldest unacknowledged message,
+    // so what was in flight is delivered again, in order.
+    const sub: Subscription = { session, recipientId, window, inFlight: new Map(), position: undefined, busy: false, again: false, waiting: false };
     this.subscriptions.set(key, sub);
     let keys = this.bySession.get(session);
     if (!keys) this.bySession.set(session, (keys = new Set()));
@@ -283,7 +297,10 @@ export class Dispatcher {
     this.bySession.get(sub.session)?.delete(key);
   }
 
-  /** Pushes the oldest message to the subscriber unless one is already awaiting its ACK. */
+  /**
+   * Pushes the oldest messages not yet pushed, in order, until `window` of
+   * them await their ACK; each ACK makes room for one more.
+   */
   private async deliver(sub: Subscription): Promise<void> {
     if (sub.busy) {
       sub.again = true;
@@ -305,13 +322,19 @@ export class Dispatcher {
     try {
       do {
         sub.again = false;
-        if (sub.inFlight || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
-        if (mustWait()) return;
-        const m = await this.store.peekMessage(sub.recipientId, this.notBefore());
-        // Checked again right before the push: other pushes may have filled the budget meanwhile.
-        if (mustWait()) return;
-        if (m && !sub.inFlight && this.subscriptions.get(hex(sub.recipientId)) === sub) {
-          sub.inFlight = m.msgId;
+        // One message per read, each after a check of the budget. A message read counts in the
+        // budget only once pushed, and after a drain every waiting subscription of the connection
+        // reads at once: reading a whole window each would hold up to MAX_PUSH_WINDOW messages
+        // per subscription in memory beyond the budget (test/e2e/abuse.test.ts).
+        while (sub.inFlight.size < sub.window && this.subscriptions.get(hex(sub.recipientId)) === sub) {
+          if (mustWait()) return;
+          const [m] = await this.store.peekMessages(sub.recipientId, this.notBefore(), sub.position, 1);
+          if (!m) break;
+          // Checked again right before the push: other pushes may have filled the budget meanwhile.
+          if (mustWait()) return;
+          if (sub.inFlight.size >= sub.window || this.subscriptions.get(hex(sub.recipientId)) !== sub) return;
+          sub.inFlight.set(hex(m.msgId), m.position);
+          sub.position = m.position;
           sub.session.push(sub.recipientId, { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed });
         }
       } while (sub.again);

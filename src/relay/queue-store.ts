@@ -39,6 +39,15 @@ export interface StoredMessage {
   readonly createdAt: number;
 }
 
+/**
+ * A stored message as a subscription reads it: with its position in the
+ * queue, which increases in the order messages arrive and is never reused,
+ * so that a reader can continue after the last message it took.
+ */
+export interface QueuedMessage extends StoredMessage {
+  readonly position: number;
+}
+
 export type AddMessageResult = 'ok' | 'quota' | 'auth';
 export type SecureResult = 'ok' | 'auth';
 /** 'duplicate': another queue holds the link ID; 'auth': no such queue, or a messaging queue already secured. */
@@ -88,8 +97,20 @@ export interface QueueStore {
   addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult>;
   /** The oldest message not created before `notBefore`. */
   peekMessage(recipientId: Uint8Array, notBefore: number): Promise<StoredMessage | undefined>;
+  /**
+   * The oldest `limit` messages not created before `notBefore` and after
+   * `position` (from the start when undefined), oldest first: what a
+   * subscription pushes next (docs/protocol.md §9.5).
+   */
+  peekMessages(recipientId: Uint8Array, notBefore: number, position: number | undefined, limit: number): Promise<QueuedMessage[]>;
   /** Deletes the oldest message if its ID is `msgId`; false if it is not. */
   ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean>;
+  /**
+   * Deletes the queue's message at `position` if its ID is `msgId` and it was
+   * not created before `notBefore` (an ACK of a pushed message, which need not
+   * be the oldest); false, deleting nothing, if there is no such message.
+   */
+  deleteMessage(recipientId: Uint8Array, position: number, msgId: Uint8Array, notBefore: number): Promise<boolean>;
   /** Deletes every message created before `notBefore`; returns how many. */
   deleteExpired(notBefore: number): Promise<number>;
   /** Counts for the operator: queues, stored messages and stored links. */

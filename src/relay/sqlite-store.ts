@@ -25,6 +25,7 @@ import {
   type QueueRecord,
   type QueueStatus,
   type QueueStore,
+  type QueuedMessage,
   type SecureResult,
   type SetLinkResult,
   type StoredLink,
@@ -181,6 +182,9 @@ export class SqliteQueueStore implements QueueStore {
       markUnsecured: s('UPDATE queues SET unsecured_sent = 1 WHERE recipient_id = ?'),
       insertMessage: s('INSERT INTO messages (recipient_id, msg_id, sealed, created_at) VALUES (?, ?, ?, ?)'),
       peek: s('SELECT * FROM messages WHERE recipient_id = ? AND created_at >= ? ORDER BY seq LIMIT 1'),
+      // Both walk messages_by_queue from `seq`, or look up the primary key: no scan of the queue.
+      peekAfter: s('SELECT * FROM messages WHERE recipient_id = ? AND seq > ? AND created_at >= ? ORDER BY seq LIMIT ?'),
+      deleteAt: s('DELETE FROM messages WHERE seq = ? AND recipient_id = ? AND msg_id = ? AND created_at >= ?'),
       deleteMessage: s('DELETE FROM messages WHERE seq = ?'),
       deleteExpired: s('DELETE FROM messages WHERE created_at < ?'),
       countQueues: s('SELECT COUNT(*) AS n FROM queues'),
@@ -288,6 +292,15 @@ export class SqliteQueueStore implements QueueStore {
   async peekMessage(recipientId: Uint8Array, notBefore: number): Promise<StoredMessage | undefined> {
     const row = this.q.peek!.get(recipientId, notBefore) as MessageRow | undefined;
     return row && toMessage(row);
+  }
+
+  async peekMessages(recipientId: Uint8Array, notBefore: number, position: number | undefined, limit: number): Promise<QueuedMessage[]> {
+    const rows = this.q.peekAfter!.all(recipientId, position ?? 0, notBefore, limit) as MessageRow[];
+    return rows.map((row) => ({ ...toMessage(row), position: row.seq }));
+  }
+
+  async deleteMessage(recipientId: Uint8Array, position: number, msgId: Uint8Array, notBefore: number): Promise<boolean> {
+    return this.q.deleteAt!.run(position, recipientId, msgId, notBefore).changes === 1;
   }
 
   async ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean> {

@@ -9,7 +9,7 @@ import { PowError } from '../../src/client/errors.js';
 import { openTransport, type RelayTransport } from '../../src/transport/session.js';
 import { generateDhKeyPair, generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { BLOCK_SIZE, decodeBatch, encodeBatch } from '../../src/protocol/block.js';
-import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
+import { decodeResponse, encodeCommand, MAX_PUSH_WINDOW, type Response } from '../../src/protocol/commands.js';
 import { parseAddress } from '../../src/protocol/address.js';
 import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
 import { INLINE_ATTEMPTS, solvePowOffThread } from '../../src/client/pow-solver.js';
@@ -296,6 +296,41 @@ test('a subscriber that does not read cannot make the relay buffer a message per
     assert.ok(grown < 64 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
     await owner.ping();
     t.socket.destroy();
+  } finally {
+    await owner.close();
+    await relay.stop();
+  }
+});
+
+test('nor can it with the largest push window: every push waits for room in the output budget', async (t) => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000', '--pow-bits', '0'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  try {
+    // 100 contact queues holding 32 messages of 15 KiB each: a window of 32 on each of them would
+    // let the relay push about 48 MB at once to a subscriber that reads nothing.
+    const queues = await Promise.all(Array.from({ length: 100 }, () => owner.createQueue({ mode: 'contact' })));
+    const body = new Uint8Array(15 * 1024).fill(9);
+    for (let k = 0; k < MAX_PUSH_WINDOW; k++) {
+      await Promise.all(queues.map((q) => owner.send({ relay: q.relay, senderId: q.senderId }, body)));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rss();
+    const reader = await openTransport(parseAddress(relay.address), 5000);
+    reader.socket.pause(); // subscribes to everything with the largest window, never reads
+    const subs = queues.map((q, j) => {
+      const b = encodeTransmissionBody(Uint8Array.of(j), q.recipientId, encodeCommand({ type: 'SUB', window: MAX_PUSH_WINDOW }));
+      return encodeTransmission(sign(q.recipientKey, signedData(reader.binding, b)), b);
+    });
+    reader.socket.write(encodeBatch(subs));
+    await new Promise((r) => setTimeout(r, 3000));
+    const grown = rss() - before;
+    t.diagnostic(`relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    // The budget holds at most 68 blocks (about 2.2 MiB with TLS's copy). Reading a whole window per
+    // subscription before pushing (every waiting subscription reads when the socket drains) grew it by 60 MiB.
+    assert.ok(grown < 16 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    await owner.ping();
+    reader.socket.destroy();
   } finally {
     await owner.close();
     await relay.stop();

@@ -21,6 +21,7 @@ import { decodeBatch, encodeBatch, padBlock, unpadBlock } from '../../src/protoc
 import { decodeResponse, encodeCommand, MAX_LINK_DATA_LENGTH, type Command, type Response } from '../../src/protocol/commands.js';
 import { decodeRelayHello, encodeClientHello } from '../../src/protocol/handshake.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
+import { CURRENT_VERSION } from '../../src/protocol/version.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
 
@@ -221,7 +222,7 @@ describe('version 2 compatibility', () => {
     }
   });
 
-  test('a version 2 client is served by a version 3 relay as before, and LSET and LGET are unknown to it', async () => {
+  test('a version 2 client is served by a current relay as before, and LSET and LGET are unknown to it', async () => {
     const relay = await startRelayProcess();
     const address = parseAddress(relay.address);
     const socket = tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
@@ -238,7 +239,7 @@ describe('version 2 compatibility', () => {
     };
     try {
       const hello = decodeRelayHello(unpadBlock(await nextBlock()));
-      assert.deepEqual(hello.versions, { min: 1, max: 3 });
+      assert.deepEqual(hello.versions, { min: 1, max: CURRENT_VERSION });
       socket.write(padBlock(encodeClientHello({ version: 2 })));
       const commands: [Uint8Array, Command][] = [
         [new Uint8Array(0), { type: 'PING' }],

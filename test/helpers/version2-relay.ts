@@ -1,10 +1,12 @@
 /**
- * A stand-in for a relay that speaks protocol versions 1..2 only, over real
- * pinned TLS with a certified routing key, so a version 3 client (directly,
- * or through a real forwarding relay) can meet one. It answers PING, and
- * every command of a later version, directly or sealed in an RFWD, with
- * CMD_UNKNOWN, as a version 2 relay that cannot decode it does; it stores
- * nothing, so other commands get INTERNAL.
+ * A stand-in for a relay that speaks protocol versions 1..2 only (or up to
+ * `maxVersion`), over real pinned TLS with a certified routing key, so a
+ * current client (directly, or through a real forwarding relay) can meet
+ * one. It answers PING, and every command of a later version, directly or
+ * sealed in an RFWD, with CMD_UNKNOWN, as an older relay that cannot decode
+ * it does, and fields of a later version (SUB's window) with CMD_SYNTAX; it
+ * stores nothing, so SUB gets OK and nothing is ever pushed, and other
+ * commands get INTERNAL. Every command it decodes is kept in `commands`.
  */
 import { createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +14,7 @@ import { dh, generateDhKeyPair } from '../../src/crypto/keys.js';
 import type { RelayAddress } from '../../src/protocol/address.js';
 import { BlockReader } from '../../src/protocol/block-reader.js';
 import { decodeBatch, encodeBatch, padBlock } from '../../src/protocol/block.js';
-import { commandVersion, decodeCommand, encodeResponse, type Response } from '../../src/protocol/commands.js';
+import { commandVersion, decodeCommand, encodeResponse, fieldsVersion, type Command, type Response } from '../../src/protocol/commands.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { deriveForwardKeys, openRequest, sealResponse } from '../../src/protocol/forward-crypto.js';
 import { encodeRelayHello } from '../../src/protocol/handshake.js';
@@ -25,10 +27,13 @@ const EMPTY = new Uint8Array(0);
 
 export interface Version2Relay {
   readonly address: RelayAddress;
+  /** Every command decoded, in order of arrival. */
+  readonly commands: Command[];
   close(): Promise<void>;
 }
 
-export async function startVersion2Relay(host = '127.0.0.1'): Promise<Version2Relay> {
+export async function startVersion2Relay(host = '127.0.0.1', maxVersion = PRIVATE_ROUTING_VERSION): Promise<Version2Relay> {
+  const commands: Command[] = [];
   const identity = await generateIdentity();
   const routing = generateDhKeyPair();
   const routingKeySig = certifyRoutingKey(identity.keyPem, routing.publicKey);
@@ -43,8 +48,11 @@ export async function startVersion2Relay(host = '127.0.0.1'): Promise<Version2Re
       if (e instanceof ProtocolError) return { type: 'ERR', code: e.code };
       throw e;
     }
-    if (commandVersion(c.type) > PRIVATE_ROUTING_VERSION) return { type: 'ERR', code: 'CMD_UNKNOWN' };
+    commands.push(c);
+    if (commandVersion(c.type) > maxVersion) return { type: 'ERR', code: 'CMD_UNKNOWN' };
+    if (fieldsVersion(c) > maxVersion) return { type: 'ERR', code: 'CMD_SYNTAX' };
     if (c.type === 'PING') return { type: 'PONG' };
+    if (c.type === 'SUB') return { type: 'OK' };
     if (c.type !== 'RFWD') return { type: 'ERR', code: 'INTERNAL' };
     const keys = deriveForwardKeys(dh(routing.privateKey, c.ephemeralKey), c.ephemeralKey, routing.publicKey);
     const opened = openRequest(keys, c.sealed);
@@ -54,13 +62,13 @@ export async function startVersion2Relay(host = '127.0.0.1'): Promise<Version2Re
 
   const server = createServer({ key: identity.keyPem, cert: identity.certPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, (socket: TLSSocket) => {
     socket.on('error', () => undefined);
-    socket.write(padBlock(encodeRelayHello({ versions: { min: 1, max: PRIVATE_ROUTING_VERSION }, powBits: 0, routingKey: routing.publicKey, routingKeySig })));
+    socket.write(padBlock(encodeRelayHello({ versions: { min: 1, max: maxVersion }, powBits: 0, routingKey: routing.publicKey, routingKeySig })));
     const reader = new BlockReader();
     let helloSeen = false;
     socket.on('data', (chunk: Buffer) => {
       for (const block of reader.push(chunk)) {
         if (!helloSeen) {
-          helloSeen = true; // the client's hello: any version in 1..2 will do here
+          helloSeen = true; // the client's hello: any version in 1..maxVersion will do here
           continue;
         }
         const answers = decodeBatch(block).map((bytes) => {
@@ -80,6 +88,7 @@ export async function startVersion2Relay(host = '127.0.0.1'): Promise<Version2Re
   });
   return {
     address: { fingerprint: identity.fingerprint, host, port },
+    commands,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -7,10 +7,12 @@ import {
   LINK_ID_LENGTH,
   MAX_LINK_DATA_LENGTH,
   MAX_MESSAGE_LENGTH,
+  MAX_PUSH_WINDOW,
   PUBLIC_KEY_LENGTH,
   commandParty,
   commandVersion,
   decodeCommand,
+  fieldsVersion,
   decodeResponse,
   encodeCommand,
   encodeResponse,
@@ -118,6 +120,34 @@ test('link data: any non-empty length encodes and decodes; empty does not', () =
   assert.throws(() => decodeCommand(Uint8Array.from([...ascii('LSET '), 0x17, ...i(1).subarray(1), 1])), protocolError('CMD_SYNTAX'), 'a short link ID');
   assert.throws(() => decodeCommand(ascii('LGET x')), protocolError('CMD_SYNTAX'));
   assert.throws(() => decodeCommand(ascii('LGET ')), protocolError('CMD_SYNTAX'));
+});
+
+test('SUB with a push window: one byte after the tag, 1..32; bare SUB has none', () => {
+  assert.equal(MAX_PUSH_WINDOW, 32);
+  assert.equal(hex(encodeCommand({ type: 'SUB', window: 8 })), hex(ascii('SUB ')) + '08');
+  assert.deepEqual(decodeCommand(ascii('SUB')), { type: 'SUB' });
+  // Every byte after "SUB ": exactly 1..32 decode (and encode back), everything else is CMD_SYNTAX.
+  for (let b = 0; b < 256; b++) {
+    const bytes = Uint8Array.from([...ascii('SUB '), b]);
+    if (b >= 1 && b <= MAX_PUSH_WINDOW) {
+      assert.deepEqual(decodeCommand(bytes), { type: 'SUB', window: b });
+      assert.equal(hex(encodeCommand({ type: 'SUB', window: b })), hex(bytes));
+    } else {
+      assert.throws(() => decodeCommand(bytes), protocolError('CMD_SYNTAX'), `window ${b}`);
+    }
+  }
+  assert.throws(() => decodeCommand(ascii('SUB ')), protocolError('CMD_SYNTAX'), 'a space and no window');
+  assert.throws(() => decodeCommand(Uint8Array.from([...ascii('SUB '), 8, 0])), protocolError('CMD_SYNTAX'), 'trailing bytes');
+  for (const window of [0, 33, 255, 256, -1, 1.5, Number.NaN]) {
+    assert.throws(() => encodeCommand({ type: 'SUB', window }), RangeError, `encode window ${window}`);
+  }
+});
+
+test('the version a command\'s fields need: SUB with a window is version 4', () => {
+  assert.equal(fieldsVersion({ type: 'SUB' }), 1);
+  assert.equal(fieldsVersion({ type: 'SUB', window: 1 }), 4);
+  assert.equal(fieldsVersion({ type: 'ACK', msgId: i(1) }), 1);
+  assert.equal(fieldsVersion({ type: 'LGET' }), 1, 'a command of a later version is commandVersion\'s');
 });
 
 test('encoders refuse keys and IDs of the wrong length', () => {

@@ -12,6 +12,7 @@ import {
   MAX_BASIC_AUTH_LENGTH,
   MAX_CERTIFICATE_LENGTH,
   MAX_LINK_DATA_LENGTH,
+  MAX_PUSH_WINDOW,
   PUBLIC_KEY_LENGTH,
   SESSION_ID_LENGTH,
   type Command,
@@ -55,6 +56,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ type: fc.constant('ACK' as const), msgId: bytesOf(ID_LENGTH) }, PLAIN),
   fc.record({ type: fc.constant('SEND' as const), flags: fc.integer({ min: 0, max: 255 }), body: arbBody(2048) }, PLAIN),
   fc.constantFrom<Command>({ type: 'SUB' }, { type: 'GET' }, { type: 'OFF' }, { type: 'DEL' }, { type: 'PING' }, { type: 'LGET' }),
+  fc.record({ type: fc.constant('SUB' as const), window: fc.integer({ min: 1, max: MAX_PUSH_WINDOW }) }, PLAIN),
   fc.record({
     type: fc.constant('PRXY' as const),
     destRelay: fc.string({ unit: 'grapheme', maxLength: 80 }).filter((t) => new TextEncoder().encode(t).length <= 255),

@@ -46,7 +46,7 @@ test('docs/protocol.md prints exactly the stored vectors', () => {
 });
 
 test('the vectors cover every command and response', () => {
-  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'LGET', 'LSET', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB']);
+  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'LGET', 'LSET', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB', 'SUB']);
   assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'LNK', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
 });
 

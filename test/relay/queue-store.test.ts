@@ -90,6 +90,52 @@ for (const backend of backends) {
       await store.close();
     });
 
+    test('peekMessages reads the oldest k after a position, in order, skipping expired and deleted ones', async () => {
+      const { store } = backend.open();
+      const q = newQueue();
+      const other = newQueue();
+      await store.createQueue(q);
+      await store.createQueue(other);
+      const now = Date.now();
+      const ms = [message(now), message(now - 60_000), message(now), message(now), message(now)];
+      for (const m of ms) assert.equal(await store.addMessage(q.recipientId, m, opts), 'ok');
+      await store.addMessage(other.recipientId, message(), opts);
+      const notBefore = now - 30_000;
+      const first = await store.peekMessages(q.recipientId, notBefore, undefined, 2);
+      assert.deepEqual(
+        first.map(({ position: _, ...m }) => m),
+        [ms[0], ms[2]],
+        'oldest first, the expired one left out',
+      );
+      assert.ok(first[0]!.position < first[1]!.position);
+      const next = await store.peekMessages(q.recipientId, notBefore, first[1]!.position, 10);
+      assert.deepEqual(next.map((m) => m.msgId), [ms[3]!.msgId, ms[4]!.msgId], 'continues after the position; no other queue');
+      assert.deepEqual(await store.peekMessages(q.recipientId, notBefore, next[1]!.position, 10), []);
+      assert.ok(await store.deleteMessage(q.recipientId, next[0]!.position, ms[3]!.msgId, notBefore));
+      assert.deepEqual((await store.peekMessages(q.recipientId, notBefore, first[1]!.position, 10)).map((m) => m.msgId), [ms[4]!.msgId]);
+      await store.close();
+    });
+
+    test('deleteMessage deletes exactly the message named, not the oldest, and nothing on a mismatch', async () => {
+      const { store } = backend.open();
+      const q = newQueue();
+      const other = newQueue();
+      await store.createQueue(q);
+      await store.createQueue(other);
+      const ms = [message(), message(), message()];
+      for (const m of ms) await store.addMessage(q.recipientId, m, opts);
+      const [a, b, c] = await store.peekMessages(q.recipientId, 0, undefined, 3);
+      assert.equal(await store.deleteMessage(q.recipientId, b!.position, ms[0]!.msgId, 0), false, 'position and ID must agree');
+      assert.equal(await store.deleteMessage(other.recipientId, b!.position, b!.msgId, 0), false, 'another queue cannot delete it');
+      assert.equal(await store.deleteMessage(q.recipientId, b!.position, b!.msgId, Date.now() + 1000), false, 'an expired message is not deleted by ACK');
+      assert.equal((await store.stats()).messages, 3, 'the refusals changed nothing');
+      assert.equal(await store.deleteMessage(q.recipientId, b!.position, b!.msgId, 0), true);
+      assert.equal(await store.deleteMessage(q.recipientId, b!.position, b!.msgId, 0), false, 'only once');
+      assert.deepEqual((await store.peekMessages(q.recipientId, 0, undefined, 3)).map((m) => m.msgId), [a!.msgId, c!.msgId]);
+      assert.deepEqual(await store.peekMessage(q.recipientId, 0), ms[0], 'the oldest stays the oldest');
+      await store.close();
+    });
+
     test('group commit: concurrent adds each get their own answer', async () => {
       const { store } = backend.open();
       const q = newQueue();
@@ -156,15 +202,19 @@ for (const backend of backends) {
       const acked = message();
       const expired = message(Date.now() - 60_000);
       const kept = message();
-      for (const m of [acked, expired, kept]) await store.addMessage(q.recipientId, m, opts);
+      const ackedInWindow = message();
+      for (const m of [acked, expired, kept, ackedInWindow]) await store.addMessage(q.recipientId, m, opts);
       checkpoint();
       const before = files();
-      for (const m of [acked, expired, kept]) assert.ok(before.includes(Buffer.from(m.sealed)), 'the disk check can see messages');
+      for (const m of [acked, expired, kept, ackedInWindow]) assert.ok(before.includes(Buffer.from(m.sealed)), 'the disk check can see messages');
       assert.ok(await store.ackMessage(q.recipientId, acked.msgId, 0));
+      const last = (await store.peekMessages(q.recipientId, 0, undefined, 4)).at(-1)!;
+      assert.ok(await store.deleteMessage(q.recipientId, last.position, ackedInWindow.msgId, 0));
       assert.equal(await store.deleteExpired(Date.now() - 30_000), 1);
       checkpoint();
       const after = files();
       assert.ok(!after.includes(Buffer.from(acked.sealed)), 'acknowledged message is gone from disk');
+      assert.ok(!after.includes(Buffer.from(ackedInWindow.sealed)), 'a message acknowledged out of order is gone from disk');
       assert.ok(!after.includes(Buffer.from(expired.sealed)), 'expired message is gone from disk');
       assert.ok(after.includes(Buffer.from(kept.sealed)));
       await store.close();

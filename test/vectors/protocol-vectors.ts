@@ -161,6 +161,7 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password'), queueMode: 'messaging', powNonce: Uint8Array.of(0, 0, 0, 0, 0, 0, 0x1f, 0x2e) },
     { type: 'KEY', senderAuthKey: senderAuthPublic },
     { type: 'SUB' },
+    { type: 'SUB', window: 8 },
     { type: 'GET' },
     { type: 'ACK', msgId },
     { type: 'OFF' },
@@ -240,7 +241,7 @@ export function computeProtocolVectors(): ProtocolVectors {
 
   return {
     description:
-      'Nightjar relay protocol v3 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
+      'Nightjar relay protocol v4 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
     version: SUPPORTED_VERSIONS.max,
     keys: {
       recipientAuthPrivateKey: hex(recipientAuthPrivate),
