@@ -126,7 +126,12 @@ export class Receiving {
     return { progress, unreachable: [...unreachable] };
   }
 
-  /** Subscribes every receiving queue (again: a subscription may have ended), all at once, listening on each session once. */
+  /**
+   * Subscribes every receiving queue its session does not keep subscribed
+   * already (new queues, a subscription the relay ended or refused), all at
+   * once, listening on each session once. A kept subscription is not asked
+   * again: a repeated SUB makes the relay push everything in flight again.
+   */
   async subscribeAll(): Promise<void> {
     await Promise.all(
       this.store.rcvQueues().map(async (rcv) => {
@@ -140,7 +145,9 @@ export class Receiving {
           return;
         }
         this.listen(client);
-        await client.subscribe(recipientQueue(rcv), { window: PUSH_WINDOW }).catch((e: unknown) => {
+        const queue = recipientQueue(rcv);
+        if (client.isSubscribed(queue)) return;
+        await client.subscribe(queue, { window: PUSH_WINDOW }).catch((e: unknown) => {
           this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
         });
       }),

@@ -199,7 +199,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
           }
           this.attach(t);
           const subs = [...this.subscribed.values()];
-          await Promise.allSettled(subs.map(({ queue, window }) => this.request(queue.recipientId, this.subCommand(window), queue.recipientKey)));
+          const results = await Promise.allSettled(subs.map(({ queue, window }) => this.request(queue.recipientId, this.subCommand(window), queue.recipientKey)));
+          // A refused SUB (the queue is gone) is no longer kept up; a lost connection tries again.
+          results.forEach((r, i) => {
+            if (r.status === 'rejected' && r.reason instanceof RelayError) this.subscribed.delete(hex(subs[i]!.queue.recipientId));
+          });
           this.emit('reconnected');
           break;
         } catch (e) {
@@ -394,6 +398,15 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * @example
    *   await client.subscribe(queue, { window: 8 });
    */
+  /**
+   * Whether this client keeps `queue` subscribed: asked for, not refused,
+   * not ended by the relay (END); it is subscribed again after every
+   * reconnection, so there is nothing to renew.
+   */
+  isSubscribed(queue: RecipientQueue): boolean {
+    return this.subscribed.has(hex(queue.recipientId));
+  }
+
   async subscribe(queue: RecipientQueue, options: { window?: number } = {}): Promise<void> {
     const window = options.window ?? 1;
     if (!isPushWindow(window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${window}`);
