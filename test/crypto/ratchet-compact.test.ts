@@ -6,15 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V3, RatchetError, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../../src/crypto/ratchet.js';
+import { ENVELOPE_OVERHEAD, ENVELOPE_OVERHEAD_V3, ratchetEncrypt } from '../../src/crypto/ratchet.js';
 import { decodeHeader, ENCRYPTED_HEADER_LENGTH_V3, ENVELOPE_VERSION_3, HEADER_LENGTH_V3, encodeHeader, type MessageHeader } from '../../src/crypto/ratchet-header.js';
 import { CHUNK_NONE, PQ_CHUNK_LENGTH } from '../../src/crypto/pq-epochs.js';
-import { newPair, text, utf8, type Pair } from './ratchet-fixture.js';
+import { assertRejected, newPair, ratchetError, receive, utf8, type Pair } from './ratchet-fixture.js';
 
-const ratchetError =
-  (...codes: string[]) =>
-  (err: unknown): boolean =>
-    err instanceof RatchetError && codes.includes(err.code);
 
 function sendCompact(pair: Pair, from: 'joiner' | 'inviter', body: string, paddedLength?: number): Uint8Array {
   const { state, message } = ratchetEncrypt(pair[from], utf8(body), pair.ad, { compact: true, ...(paddedLength === undefined ? {} : { paddedLength }) });
@@ -22,19 +18,9 @@ function sendCompact(pair: Pair, from: 'joiner' | 'inviter', body: string, padde
   return message;
 }
 
-function receive(pair: Pair, to: 'joiner' | 'inviter', message: Uint8Array): string {
-  const { state, plaintext } = ratchetDecrypt(pair[to], message, pair.ad);
-  pair[to] = state;
-  return text(plaintext);
-}
 
 const filled = (message: Uint8Array, length: number): Uint8Array => Buffer.concat([message, randomBytes(length - message.length)]);
 
-function assertRejected(state: RatchetState, message: Uint8Array, ad: Uint8Array, ...codes: string[]): void {
-  const before = serializeRatchet(state);
-  assert.throws(() => ratchetDecrypt(state, message, ad), ratchetError(...codes));
-  assert.deepEqual(serializeRatchet(state), before);
-}
 
 test('sizes of the version 3 layout', () => {
   assert.equal(HEADER_LENGTH_V3, 102);

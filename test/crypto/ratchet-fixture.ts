@@ -6,7 +6,8 @@
  */
 import type { RandomSource } from '../../src/crypto/random.js';
 import { randomBytes } from '../../src/crypto/random.js';
-import { initReceiver, initSender, type RatchetState } from '../../src/crypto/ratchet.js';
+import { initReceiver, initSender, RatchetError, ratchetDecrypt, serializeRatchet, type RatchetState } from '../../src/crypto/ratchet.js';
+import assert from 'node:assert/strict';
 import { seededRandom } from '../../src/crypto/seeded-random.js';
 import { acceptJoin, createInvitation, joinInvitation } from '../../src/crypto/x3dh.js';
 
@@ -38,4 +39,24 @@ export function newPair(seed?: string): Pair {
     joinerRng,
     inviterRng,
   };
+}
+
+/** For assert.throws: a RatchetError with one of `codes`. */
+export const ratchetError =
+  (...codes: string[]) =>
+  (err: unknown): boolean =>
+    err instanceof RatchetError && codes.includes(err.code);
+
+/** `to` decrypts `message` and keeps the new state; returns the text. */
+export function receive(pair: Pair, to: 'joiner' | 'inviter', message: Uint8Array): string {
+  const { state, plaintext } = ratchetDecrypt(pair[to], message, pair.ad);
+  pair[to] = state;
+  return text(plaintext);
+}
+
+/** Asserts that decrypting fails with one of `codes` and leaves the state's bytes as they were. */
+export function assertRejected(state: RatchetState, message: Uint8Array, ad: Uint8Array, ...codes: string[]): void {
+  const before = serializeRatchet(state);
+  assert.throws(() => ratchetDecrypt(state, message, ad), ratchetError(...codes));
+  assert.deepEqual(serializeRatchet(state), before);
 }

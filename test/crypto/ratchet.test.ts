@@ -4,23 +4,17 @@ import { kemKeygen } from '../../src/crypto/kem.js';
 import {
   ENVELOPE_OVERHEAD,
   MAX_SKIP,
-  RatchetError,
   deserializeRatchet,
   initReceiver,
   initSender,
   ratchetDecrypt,
   ratchetEncrypt,
   serializeRatchet,
-  type RatchetState,
 } from '../../src/crypto/ratchet.js';
 import { seededRandom } from '../../src/crypto/seeded-random.js';
 import { acceptJoin, createInvitation, joinInvitation } from '../../src/crypto/x3dh.js';
-import { newPair, text, utf8, type Pair } from './ratchet-fixture.js';
+import { assertRejected, newPair, ratchetError, receive, text, utf8, type Pair } from './ratchet-fixture.js';
 
-const ratchetError =
-  (...codes: string[]) =>
-  (err: unknown): boolean =>
-    err instanceof RatchetError && codes.includes(err.code);
 
 function send(pair: Pair, from: 'joiner' | 'inviter', body: string, paddedLength?: number): Uint8Array {
   const options = paddedLength === undefined ? {} : { paddedLength };
@@ -29,18 +23,7 @@ function send(pair: Pair, from: 'joiner' | 'inviter', body: string, paddedLength
   return message;
 }
 
-function receive(pair: Pair, to: 'joiner' | 'inviter', message: Uint8Array): string {
-  const { state, plaintext } = ratchetDecrypt(pair[to], message, pair.ad);
-  pair[to] = state;
-  return text(plaintext);
-}
 
-/** Asserts that decrypting fails with one of `codes` and leaves the state's bytes as they were. */
-function assertRejected(state: RatchetState, message: Uint8Array, ad: Uint8Array, ...codes: string[]): void {
-  const before = serializeRatchet(state);
-  assert.throws(() => ratchetDecrypt(state, message, ad), ratchetError(...codes));
-  assert.deepEqual(serializeRatchet(state), before);
-}
 
 test('a conversation in both directions, with several messages per turn', () => {
   const pair = newPair();
