@@ -10,7 +10,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   sign as nodeSign,
   verify as nodeVerify,
   type KeyObject,
@@ -37,29 +36,19 @@ const PKCS8_PREFIX: Record<Curve, Buffer> = {
   x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
 };
 
-function generate(curve: Curve): KeyPair {
-  // The narrowing overloads of generateKeyPairSync need a literal curve name.
-  const { publicKey, privateKey } =
-    curve === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519');
-  const pair = { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
-  KEY_OBJECTS[`${curve}:public`].set(pair.publicKey, publicKey);
-  KEY_OBJECTS[`${curve}:private`].set(pair.privateKey, privateKey);
-  return pair;
-}
-
 // Raw keys come in through JWK, not DER: OpenSSL 3's DER decoder costs ~1 ms
 // per private key, the JWK path ~0.08 ms (node:crypto imports OKP keys from
-// JWK as raw bytes). They go out through DER, whose prefix is fixed: Node 20
-// can deadlock exporting a JWK (it allocates a string while holding the
-// key's lock, and a garbage collection run then may finalise a key
-// generation job that takes the same lock).
+// JWK as raw bytes). Nothing goes out through JWK: Node 20 can deadlock
+// exporting a JWK (it allocates a string while holding the key's lock, and
+// a garbage collection run then may finalise a key generation job that
+// takes the same lock). Export is avoided altogether where possible: a new
+// private key is drawn as raw bytes and imported, and an X25519 public key
+// is computed as X25519(private, 9) (x25519PublicKey below). Only an
+// Ed25519 public key still leaves OpenSSL through DER (rawPublic), whose
+// SPKI prefix is fixed; an export costs ~0.1-0.15 ms, as much as the rest
+// of a key pair.
 function rawPublic(key: KeyObject): Uint8Array {
   const der = key.export({ format: 'der', type: 'spki' });
-  return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
-}
-
-function rawPrivate(key: KeyObject): Uint8Array {
-  const der = key.export({ format: 'der', type: 'pkcs8' });
   return new Uint8Array(der.subarray(der.length - KEY_LENGTH));
 }
 
@@ -112,36 +101,57 @@ function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
   return key;
 }
 
-/** A fresh Ed25519 key pair. `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`. */
+/**
+ * A fresh Ed25519 key pair. `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`.
+ *
+ * @example
+ *   const { publicKey, privateKey } = generateSigningKeyPair();
+ */
 export function generateSigningKeyPair(): KeyPair {
-  return generate('ed25519');
+  // An Ed25519 private key is 32 uniformly random bytes (RFC 8032 §5.1.5),
+  // which is all OpenSSL draws for one; drawing them here spares the export
+  // of the private key. The public key still costs one DER export: OpenSSL
+  // offers no cheaper exact way to it.
+  const privateKey = randomBytes(KEY_LENGTH);
+  const publicObject = createPublicKey(privateKeyObject('ed25519', privateKey));
+  const publicKey = rawPublic(publicObject);
+  KEY_OBJECTS['ed25519:public'].set(publicKey, publicObject);
+  return { publicKey, privateKey };
 }
 
-/** A fresh X25519 key pair for `dh()`. */
+/**
+ * A fresh X25519 key pair for `dh()`.
+ *
+ * @example
+ *   const kp = generateDhKeyPair();
+ */
 export function generateDhKeyPair(): KeyPair {
-  return generate('x25519');
+  const privateKey = randomBytes(KEY_LENGTH);
+  // Clamped (RFC 7748 §5) as OpenSSL stores the keys it generates, so the
+  // stored bytes keep the distribution they had; X25519 clamps on use, so
+  // no output depends on it.
+  privateKey[0] = privateKey[0]! & 248;
+  privateKey[31] = (privateKey[31]! & 127) | 64;
+  return dhPair(privateKey);
 }
 
 /**
  * The X25519 key pair of a raw 32-byte private key (any 32 bytes; X25519
  * clamps them). Lets callers derive keys from injected randomness.
+ * CryptoError('BAD_LENGTH') for any other length.
  *
  * @example
  *   const kp = dhKeyPairFromPrivateKey(randomBytes(32));
  */
 export function dhKeyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
-  const own = Uint8Array.from(privateKey);
-  const key = privateKeyObject('x25519', own);
-  const publicObject = createPublicKey(key);
-  const publicKey = rawPublic(publicObject);
-  KEY_OBJECTS['x25519:public'].set(publicKey, publicObject);
-  return { publicKey, privateKey: own };
+  assertLength(privateKey, KEY_LENGTH, 'x25519 private key');
+  return dhPair(Uint8Array.from(privateKey));
 }
 
 /**
- * An X25519 key pair whose private key is `rng(32)`. From the OS CSPRNG
- * (the default source) OpenSSL generates the key itself: the same
- * distribution, without importing the drawn bytes.
+ * An X25519 key pair whose private key is `rng(32)`; from the OS CSPRNG
+ * (the default source) it is clamped as generateDhKeyPair's, which changes
+ * no output.
  *
  * @example
  *   const kp = dhKeyPairFrom(options.rng ?? randomBytes);
@@ -150,14 +160,48 @@ export function dhKeyPairFrom(rng: RandomSource): KeyPair {
   return rng === randomBytes ? generateDhKeyPair() : dhKeyPairFromPrivateKey(rng(KEY_LENGTH));
 }
 
-/** The Ed25519 public key of a raw private key. */
+// The pair of a private key array the caller no longer touches.
+function dhPair(privateKey: Uint8Array): KeyPair {
+  const key = privateKeyObject('x25519', privateKey);
+  const publicKey = x25519PublicKey(key);
+  // The public KeyObject copies the public half OpenSSL computed on import
+  // (a few µs, nothing exported); a dh() with this public array then
+  // imports nothing.
+  KEY_OBJECTS['x25519:public'].set(publicKey, createPublicKey(key));
+  return { publicKey, privateKey };
+}
+
+// u = 9, the base point of Curve25519 (RFC 7748 §4.1).
+const BASE_POINT = Uint8Array.of(9, ...new Uint8Array(31));
+
+// An X25519 public key is by definition X25519(private, 9) (RFC 7748 §6.1):
+// one scalar multiplication in OpenSSL, where exporting the public half of
+// a KeyObject through DER costs two to three times as much. The output is
+// never all-zero (a clamped scalar times the base point is never the
+// identity), so diffieHellman does not refuse it.
+function x25519PublicKey(key: KeyObject): Uint8Array {
+  return new Uint8Array(diffieHellman({ privateKey: key, publicKey: publicKeyObject('x25519', BASE_POINT) }));
+}
+
+/**
+ * The Ed25519 public key of a raw private key (one DER export).
+ *
+ * @example
+ *   const pub = signingPublicKey(storedSeed);
+ */
 export function signingPublicKey(privateKey: Uint8Array): Uint8Array {
   return rawPublic(createPublicKey(privateKeyObject('ed25519', privateKey)));
 }
 
-/** The X25519 public key of a raw private key. */
+/**
+ * The X25519 public key of a raw private key, X25519(private, 9).
+ * CryptoError('BAD_LENGTH') unless the key is 32 bytes.
+ *
+ * @example
+ *   const pub = dhPublicKey(storedPrivateKey);
+ */
 export function dhPublicKey(privateKey: Uint8Array): Uint8Array {
-  return rawPublic(createPublicKey(privateKeyObject('x25519', privateKey)));
+  return x25519PublicKey(privateKeyObject('x25519', privateKey));
 }
 
 /** Ed25519 signature (64 bytes) of `message`. */
