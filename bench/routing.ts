@@ -41,12 +41,14 @@ export async function runRoutingBench(options: RoutingBenchOptions): Promise<voi
     const pair = await withTimeout(connectPair(r1, r2), 30_000, 'routing set-up');
     try {
       await pair.alice.request({ op: 'relays', remove: [r1], add: [r3, r4] });
+      log(`routing: agents connected (${round((performance.now() - started) / 1000, 1)} s); warm-up`);
       const latency = new Map<RoutingMode, number[]>(MODES.map((m) => [m, []]));
       // Warm-up: opens every connection and forwarding session once.
       for (const mode of MODES) {
         await setRouting(pair, mode);
         await oneWayLatency(pair, cfg.warmup, 5000);
       }
+      log(`routing: latency, ${cfg.rounds} rounds (${round((performance.now() - started) / 1000, 1)} s)`);
       const meter = cpuMeter(relays.map((r) => r.pid), [pair.alice.pid, pair.bob.pid]);
       const perRoundMs = (options.timeLimitMs * 0.45) / (cfg.rounds * MODES.length);
       for (let round_ = 0; round_ < cfg.rounds; round_++) {
