@@ -164,6 +164,8 @@ export interface BurstResult {
   readonly messages: number;
   /** From alice's first send to bob's last arrival. */
   readonly seconds: number;
+  /** From alice's first send() call to her last (each commits its message before the next): her part of `seconds`. */
+  readonly sendLoopSeconds: number;
   readonly messagesPerSecond: number;
   /** CPU of alice's and bob's processes together per message, ms (`agentCpuMsPerMsg`). */
   readonly agentsCpuMsPerMessage: number;
@@ -220,6 +222,7 @@ export async function burst(pair: AgentPair, n: number, relayPids: readonly numb
   return {
     messages: n,
     seconds,
+    sendLoopSeconds: (sent[n - 1]!.at - sent[0]!.at) / 1000,
     messagesPerSecond: n / seconds,
     agentsCpuMsPerMessage: perMessage(cpu.agentCpu),
     aliceCpuMsPerMessage: perMessage(cpu.agentCpuEach[0]!),
@@ -500,7 +503,7 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
         table(
           ['agent throughput', 'value', 'note'],
           [
-            ['agent: messages/s, one pair, one way', round(throughput.messagesPerSecond).toString(), `burst of ${throughput.messages}, ${round(throughput.seconds, 2)} s until bob had all`],
+            ['agent: messages/s, one pair, one way', round(throughput.messagesPerSecond).toString(), `burst of ${throughput.messages}, ${round(throughput.seconds, 2)} s until bob had all (alice's send() loop ${round(throughput.sendLoopSeconds, 2)} s)`],
             ['bare relay clients: messages/s, this run', round(bare.messagesPerSecond).toString(), 'one pair, window 8, 1 KiB, same relay'],
             ['agent ÷ bare clients', ratio(throughput.messagesPerSecond, bare.messagesPerSecond), 'target ≥ 0.5'],
             ['relay phase: messages/s', relayRef.messagesPerSecond ? round(relayRef.messagesPerSecond).toString() : '-', `${relayRef.pairs ?? '?'} pairs of bare RelayClients, 1 KiB`],
