@@ -23,7 +23,7 @@
  *
  * After the ratchet, four more phases, each merged into the results file
  * under its own key:
- *   6. agent: two agents through one relay (bench/agent.ts), "agent"
+ *   6. agent: two agents, each in its own process, through one relay (bench/agent.ts), "agent"
  *   7. routing: direct vs private vs onion over 4 relays (bench/routing.ts), "routing"
  *   8. proof of work: solvePow vs verifyPow (bench/pow.ts), "pow"
  *   9. CLI start-up: whole `nightjar` processes vs `node -e 0` (bench/cli.ts), "cli"
