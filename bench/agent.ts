@@ -34,13 +34,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RoutingMode } from '../src/agent/agent.js';
 import type { AgentEvent, AgentRequest } from './agent-child.js';
-import { AGENT_BODY_BYTES, BenchAgent, body, waitUntil } from './bench-agent.js';
+import { AGENT_BODY_BYTES, BenchAgent, body } from './bench-agent.js';
 import { startAgentChild, startRelayChild, tempDir, type AgentChild, type RelayChild } from './processes.js';
 import { PairHarness } from './relay-throughput.js';
 import { mergeSummary } from './summary.js';
 import { ownCpuSeconds, readCpuSeconds, readMachineBusySeconds, round, summarize, table, withTimeout, type Summary } from './stats.js';
 
-export { AGENT_BODY_BYTES };
 const enc = new TextEncoder();
 
 /** Relay arguments for every relay of these phases (see the brief in docs/performance.md). */
@@ -99,7 +98,25 @@ export class AgentProcess {
 
   /** Resolves once `done()` holds (checked on every event from the agent and every 50 ms). */
   waitFor(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return waitUntil(this.waiters, done, timeoutMs, what);
+    if (done()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!done()) return;
+        finish();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${what}: not done within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const poll = setInterval(check, 50);
+      const finish = (): void => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+    });
   }
 
   /** send() + kick() for each tag in turn, in the agent's process; send times (CLOCK_MONOTONIC ms) and seqs. */
