@@ -1,41 +1,46 @@
 /**
- * Agent benchmark: two agents (alice, bob), each on its own SQLite profile
- * (WAL, synchronous = FULL, as test/helpers/agent-harness.ts opens them), in
- * this process, talking through relay child processes. Both run in start()
- * mode, so delivery is pushed by the relay; alice sends with send() + kick().
+ * Agent benchmark: two agents (alice, bob), each in a child process of its
+ * own (bench/agent-child.ts), as two people on two devices would run them,
+ * each on its own SQLite profile (WAL, synchronous = FULL, as
+ * test/helpers/agent-harness.ts opens them), talking through a relay child
+ * process. Both run in start() mode, so delivery is pushed by the relay;
+ * alice sends with send() + kick(). This process drives them over IPC; send
+ * and arrival times are taken in the agents' processes on CLOCK_MONOTONIC.
  *
  *   - throughput: alice sends N ~100-byte messages in a burst; timed until
- *     bob's onMessage has seen all of them
+ *     bob's onMessage has seen all of them; CPU of alice's and bob's
+ *     processes (and the relay's) per message
  *   - latency, one at a time: alice.send → bob's onMessage
  *       one-way      alice sends, bob receives; the next message goes once
- *                    alice has bob's delivery receipt
+ *                    alice has bob's delivery receipt (~250 ms later: receipts
+ *                    wait RECEIPT_DELAY_MS in start() mode)
  *       alternating  bob answers each message with one of his own (a user
  *                    reply); both directions are timed
  *
  *   - the same relay with a bare pair of RelayClients (bench/relay-throughput.ts,
- *     one pair, closed loop, window 8; and one message at a time), in the
- *     same run: the reference the agent's rate and latency are set against
+ *     one pair, in this process), in the same run: closed loop, window 8
+ *     (messages/s); one message at a time back to back (warm, like the
+ *     alternating loop) and paced with the one-way loop's pause between
+ *     messages (like for like with the one-way loop)
  *   - sending with 1 contact and with 100 (send() + sync({ receive: false }),
  *     what `nightjar send` does; two senders measured in turn): the cost of
- *     a send must not grow with them
+ *     a send must not grow with them. These agents stay in this process: only
+ *     one sender's cost is measured at a time.
  *
  * The pair helpers here are also used by bench/routing.ts.
  * Run alone:  node --import tsx bench/run.ts --only agent   (after npm run build)
  */
-import Database from 'better-sqlite3-multiple-ciphers';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { Agent, type RoutingMode } from '../src/agent/agent.js';
-import type { AgentHandlers } from '../src/agent/agent-api.js';
-import { startRelayChild, tempDir, type RelayChild } from './processes.js';
+import { dirname } from 'node:path';
+import type { RoutingMode } from '../src/agent/agent.js';
+import type { AgentEvent, AgentRequest } from './agent-child.js';
+import { AGENT_BODY_BYTES, BenchAgent, body } from './bench-agent.js';
+import { startAgentChild, startRelayChild, tempDir, type AgentChild, type RelayChild } from './processes.js';
 import { PairHarness } from './relay-throughput.js';
 import { mergeSummary } from './summary.js';
 import { ownCpuSeconds, readCpuSeconds, readMachineBusySeconds, round, summarize, table, withTimeout, type Summary } from './stats.js';
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
-/** Bodies are padded to this many bytes ("~100-byte messages"). */
-export const AGENT_BODY_BYTES = 100;
 
 /** Relay arguments for every relay of these phases (see the brief in docs/performance.md). */
 export const RELAY_ARGS = ['--pow-bits', '0', '--rate', '1000000', '--log-level', 'warn'] as const;
@@ -44,47 +49,54 @@ export function startRelays(n: number): Promise<RelayChild[]> {
   return Promise.all(Array.from({ length: n }, () => startRelayChild(RELAY_ARGS)));
 }
 
-/** An agent with handlers that timestamp what arrives and wake anyone waiting. */
-export class BenchAgent {
-  readonly agent: Agent;
-  private readonly db: Database.Database;
-  /** Body tag → performance.now() at onMessage. */
+type Answer = { id: number; result?: unknown; error?: string };
+
+/** One agent in its own process (bench/agent-child.ts), driven over IPC; keeps what it reports. */
+export class AgentProcess {
+  /** Body tag → arrival time in the agent's process (CLOCK_MONOTONIC ms). */
   readonly arrivals = new Map<string, number>();
-  connected = false;
   delivered = 0;
   private readonly waiters = new Set<() => void>();
+  private readonly answers = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
 
-  constructor(relays: readonly string[], options: { receiptDelayMs?: number } = {}) {
-    this.db = new Database(join(tempDir('nightjar-bench-agent-'), 'profile.db'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    const handlers: AgentHandlers = {
-      onConnected: () => {
-        this.connected = true;
-        this.wake();
-      },
-      onMessage: (_id, m) => {
-        this.arrivals.set(tagOf(m.body), performance.now());
-        this.wake();
-      },
-      onMessagesLost: () => undefined,
-      onSent: () => undefined,
-      onDelivered: (_id, seq) => {
-        this.delivered = Math.max(this.delivered, seq);
-        this.wake();
-      },
-      onRequest: () => undefined,
-      onDeleted: () => undefined,
-    };
-    this.agent = Agent.open(this.db, handlers, options);
-    for (const r of relays) this.agent.addRelay(r);
+  private constructor(private readonly child: AgentChild) {
+    child.process.on('message', (m: AgentEvent | Answer) => {
+      if ('id' in m) {
+        const a = this.answers.get(m.id);
+        this.answers.delete(m.id);
+        if (m.error !== undefined) a?.reject(new Error(`agent ${child.pid}: ${m.error}`));
+        else a?.resolve(m.result);
+        return;
+      }
+      if (m.event === 'message') this.arrivals.set(m.tag, m.at);
+      else if (m.event === 'delivered') this.delivered = Math.max(this.delivered, m.seq);
+      for (const w of [...this.waiters]) w();
+    });
+    child.process.once('exit', (code) => {
+      for (const a of this.answers.values()) a.reject(new Error(`agent ${child.pid} exited with ${code}`));
+      this.answers.clear();
+    });
   }
 
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
+  static async start(relays: readonly string[]): Promise<AgentProcess> {
+    return new AgentProcess(await startAgentChild(relays));
   }
 
-  /** Resolves once `done()` holds (checked on every handler call and every 50 ms). */
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  request<T>(r: AgentRequest, timeoutMs = 30_000): Promise<T> {
+    const id = ++this.nextId;
+    const answer = new Promise<T>((resolve, reject) => {
+      this.answers.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.process.send({ ...r, id });
+    });
+    return withTimeout(answer, timeoutMs, `agent ${this.pid} ${r.op}`);
+  }
+
+  /** Resolves once `done()` holds (checked on every event from the agent and every 50 ms). */
   waitFor(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
     if (done()) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -107,30 +119,24 @@ export class BenchAgent {
     });
   }
 
-  /** Sends `tag` padded to AGENT_BODY_BYTES and kicks delivery; returns the send time and seq. */
-  send(connectionId: string, tag: string): { at: number; seq: number } {
-    const at = performance.now();
-    const seq = this.agent.send(connectionId, body(tag));
-    this.agent.kick();
-    return { at, seq };
+  /** send() + kick() for each tag in turn, in the agent's process; send times (CLOCK_MONOTONIC ms) and seqs. */
+  sendAll(connectionId: string, tags: string[]): Promise<{ at: number; seq: number }[]> {
+    return this.request({ op: 'send', connectionId, tags });
+  }
+
+  async send(connectionId: string, tag: string): Promise<{ at: number; seq: number }> {
+    return (await this.sendAll(connectionId, [tag]))[0]!;
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
-    this.db.close();
+    await this.request({ op: 'close' }).catch(() => undefined); // stop() below kills it if it cannot close
+    await this.child.stop();
   }
 }
 
-function body(tag: string): Uint8Array {
-  const b = new Uint8Array(AGENT_BODY_BYTES).fill(0x2e);
-  b.set(enc.encode(tag + '|'));
-  return b;
-}
-const tagOf = (b: Uint8Array): string => dec.decode(b).split('|', 1)[0]!;
-
 export interface AgentPair {
-  readonly alice: BenchAgent;
-  readonly bob: BenchAgent;
+  readonly alice: AgentProcess;
+  readonly bob: AgentProcess;
   /** Alice's connection id (to bob) and bob's (to alice). */
   readonly aliceConn: string;
   readonly bobConn: string;
@@ -138,34 +144,33 @@ export interface AgentPair {
 }
 
 /**
- * Alice's receiving queue on `aliceRelay`, bob's on `bobRelay`; both route
- * directly during set-up. Connects them (invitation → connect → sync until
- * both are ready), then puts both in start() mode.
+ * Alice's receiving queue on `aliceRelay`, bob's on `bobRelay`, each agent in
+ * its own process; both route directly during set-up. Connects them
+ * (invitation link from alice to bob → connect → sync until both are
+ * ready), then puts both in start() mode.
  */
 export async function connectPair(aliceRelay: string, bobRelay: string): Promise<AgentPair> {
-  const alice = new BenchAgent([aliceRelay]);
-  const bob = new BenchAgent([bobRelay]);
-  alice.agent.setRouting('direct');
-  bob.agent.setRouting('direct');
-  const inv = await alice.agent.createInvitation(enc.encode('alice'));
-  const { connectionId: bobConn } = await bob.agent.connect(inv.link, enc.encode('bob'));
-  const ready = (): boolean => alice.agent.connection(inv.connectionId)?.status === 'ready' && bob.agent.connection(bobConn)?.status === 'ready';
-  for (let i = 0; i < 30 && !ready(); i++) {
-    for (const a of [alice, bob]) await a.agent.sync({ timeoutMs: 10_000 }).catch(() => undefined);
-  }
-  if (!ready()) throw new Error('agents did not connect');
-  await alice.agent.start();
-  await bob.agent.start();
-  return {
-    alice,
-    bob,
-    aliceConn: inv.connectionId,
-    bobConn,
-    close: async () => {
-      await alice.close();
-      await bob.close();
-    },
+  const [alice, bob] = await Promise.all([AgentProcess.start([aliceRelay]), AgentProcess.start([bobRelay])]);
+  const close = async (): Promise<void> => {
+    await Promise.all([alice.close(), bob.close()]);
   };
+  try {
+    for (const a of [alice, bob]) await a.request({ op: 'routing', mode: 'direct' });
+    const inv = await alice.request<{ link: string; connectionId: string }>({ op: 'invite' });
+    const bobConn = await bob.request<string>({ op: 'connect', link: inv.link });
+    const ready = async (): Promise<boolean> =>
+      (await alice.request<boolean>({ op: 'ready', connectionId: inv.connectionId })) && (await bob.request<boolean>({ op: 'ready', connectionId: bobConn }));
+    for (let i = 0; i < 30 && !(await ready()); i++) {
+      for (const a of [alice, bob]) await a.request({ op: 'sync' });
+    }
+    if (!(await ready())) throw new Error('agents did not connect');
+    await alice.request({ op: 'start' });
+    await bob.request({ op: 'start' });
+    return { alice, bob, aliceConn: inv.connectionId, bobConn, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
 let tagCounter = 0;
@@ -174,68 +179,105 @@ const newTag = (prefix: string): string => `${prefix}${++tagCounter}`;
 /** Alice sends `n` messages in one burst (send + kick each); messages/s until bob has all. */
 export interface BurstResult {
   readonly messages: number;
+  /** From alice's first send to bob's last arrival. */
   readonly seconds: number;
+  /** From alice's first send() call to her last (each commits its message before the next): her part of `seconds`. */
+  readonly sendLoopSeconds: number;
   readonly messagesPerSecond: number;
-  /** CPU of this process (both agents) per message, ms. */
+  /** CPU of alice's and bob's processes together per message, ms (`agentCpuMsPerMsg`). */
   readonly agentsCpuMsPerMessage: number;
+  readonly aliceCpuMsPerMessage: number;
+  readonly bobCpuMsPerMessage: number;
   /** CPU of the relay processes per message, ms (summed over `relayPids`). */
   readonly relaysCpuMsPerMessage: number;
-  /** Cores used by processes other than this one and the relays during the burst. */
+  /** CPU of this process (driving the agents over IPC) per message, ms. */
+  readonly benchCpuMsPerMessage: number;
+  /** Cores used by processes other than this one, the agents and the relays during the burst. */
   readonly otherCpu: number;
 }
 
-/** Starts a CPU meter: cores used by this process, the relays, and everything else since the call. */
-export function cpuMeter(relayPids: readonly number[]): () => { seconds: number; ownCpu: number; relayCpu: number; otherCpu: number } {
-  const relayCpu = (): number => relayPids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+export interface CpuReading {
+  readonly seconds: number;
+  /** Cores used since the meter started: this process, the agent processes (together and each), the relays, everything else. */
+  readonly ownCpu: number;
+  readonly agentCpu: number;
+  readonly agentCpuEach: readonly number[];
+  readonly relayCpu: number;
+  readonly otherCpu: number;
+}
+
+/** Starts a CPU meter over this process, `agentPids`, `relayPids` and everything else (/proc). */
+export function cpuMeter(relayPids: readonly number[], agentPids: readonly number[] = []): () => CpuReading {
+  const sum = (pids: readonly number[]): number => pids.reduce((s, pid) => s + readCpuSeconds(pid), 0);
   const m0 = readMachineBusySeconds();
-  const r0 = relayCpu();
+  const r0 = sum(relayPids);
+  const a0 = agentPids.map(readCpuSeconds);
   const c0 = ownCpuSeconds();
   const t0 = performance.now();
   return () => {
     const seconds = (performance.now() - t0) / 1000;
     const own = ownCpuSeconds() - c0;
-    const relays = relayCpu() - r0;
-    const other = Math.max(0, readMachineBusySeconds() - m0 - own - relays);
-    return { seconds, ownCpu: own / seconds, relayCpu: relays / seconds, otherCpu: other / seconds };
+    const relays = sum(relayPids) - r0;
+    const each = agentPids.map((pid, i) => readCpuSeconds(pid) - a0[i]!);
+    const agents = each.reduce((s, x) => s + x, 0);
+    const other = Math.max(0, readMachineBusySeconds() - m0 - own - relays - agents);
+    return { seconds, ownCpu: own / seconds, agentCpu: agents / seconds, agentCpuEach: each.map((x) => x / seconds), relayCpu: relays / seconds, otherCpu: other / seconds };
   };
 }
 
 export async function burst(pair: AgentPair, n: number, relayPids: readonly number[] = [], timeoutMs = 30_000): Promise<BurstResult> {
   const tags = Array.from({ length: n }, () => newTag('b'));
-  const meter = cpuMeter(relayPids);
-  const t0 = performance.now();
-  let lastSeq = 0;
-  for (const tag of tags) lastSeq = pair.alice.send(pair.aliceConn, tag).seq;
+  const meter = cpuMeter(relayPids, [pair.alice.pid, pair.bob.pid]);
+  const sent = await pair.alice.sendAll(pair.aliceConn, tags);
   await pair.bob.waitFor(() => tags.every((t) => pair.bob.arrivals.has(t)), timeoutMs, `burst of ${n}`);
-  const seconds = (performance.now() - t0) / 1000;
   const cpu = meter();
-  const agentsCpuMsPerMessage = (cpu.ownCpu * cpu.seconds * 1000) / n;
-  const relaysCpuMsPerMessage = (cpu.relayCpu * cpu.seconds * 1000) / n;
+  const seconds = (Math.max(...tags.map((t) => pair.bob.arrivals.get(t)!)) - sent[0]!.at) / 1000;
+  const perMessage = (cores: number): number => (cores * cpu.seconds * 1000) / n;
   // Let the last receipts reach alice so that the next measurement starts quiet.
-  await pair.alice.waitFor(() => pair.alice.delivered >= lastSeq, 5000, 'receipts').catch(() => undefined);
+  await pair.alice.waitFor(() => pair.alice.delivered >= sent[n - 1]!.seq, 5000, 'receipts').catch(() => undefined);
   await settle(pair);
-  return { messages: n, seconds, messagesPerSecond: n / seconds, agentsCpuMsPerMessage, relaysCpuMsPerMessage, otherCpu: cpu.otherCpu };
+  return {
+    messages: n,
+    seconds,
+    sendLoopSeconds: (sent[n - 1]!.at - sent[0]!.at) / 1000,
+    messagesPerSecond: n / seconds,
+    agentsCpuMsPerMessage: perMessage(cpu.agentCpu),
+    aliceCpuMsPerMessage: perMessage(cpu.agentCpuEach[0]!),
+    bobCpuMsPerMessage: perMessage(cpu.agentCpuEach[1]!),
+    relaysCpuMsPerMessage: perMessage(cpu.relayCpu),
+    benchCpuMsPerMessage: perMessage(cpu.ownCpu),
+    otherCpu: cpu.otherCpu,
+  };
 }
 
-/** Waits until alice has no pending outgoing and bob's receipt for her last message is in. */
+/** Waits until alice has no pending outgoing message. */
 async function settle(pair: AgentPair): Promise<void> {
-  const last = (): number => pair.alice.agent.connection(pair.aliceConn)?.pendingOutgoing ?? 0;
-  await pair.alice.waitFor(() => last() === 0, 5000, 'alice outbox').catch(() => undefined);
+  for (let i = 0; i < 100 && (await pair.alice.request<number>({ op: 'pending', connectionId: pair.aliceConn })) > 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await new Promise((r) => setTimeout(r, 20));
 }
 
-/** One message at a time, alice → bob; the next goes once alice has the receipt. Latencies in ms. */
-export async function oneWayLatency(pair: AgentPair, n: number, timeLimitMs: number): Promise<number[]> {
-  const out: number[] = [];
+/**
+ * One message at a time, alice → bob; the next goes once alice has the
+ * receipt. Latencies in ms, and the pauses: from bob's receiving a message
+ * to alice's sending the next (what the paced bare reference waits).
+ */
+export async function oneWayLatency(pair: AgentPair, n: number, timeLimitMs: number): Promise<{ latencies: number[]; pauses: number[] }> {
+  const latencies: number[] = [];
+  const pauses: number[] = [];
   const stop = performance.now() + timeLimitMs;
+  let lastArrival: number | undefined;
   for (let i = 0; i < n && performance.now() < stop; i++) {
     const tag = newTag('o');
-    const { at, seq } = pair.alice.send(pair.aliceConn, tag);
+    const { at, seq } = await pair.alice.send(pair.aliceConn, tag);
+    if (lastArrival !== undefined) pauses.push(at - lastArrival);
     await pair.bob.waitFor(() => pair.bob.arrivals.has(tag), 10_000, 'one-way message');
-    out.push(pair.bob.arrivals.get(tag)! - at);
+    lastArrival = pair.bob.arrivals.get(tag)!;
+    latencies.push(lastArrival - at);
     await pair.alice.waitFor(() => pair.alice.delivered >= seq, 10_000, 'receipt');
   }
-  return out;
+  return { latencies, pauses };
 }
 
 /** Alice sends, bob answers with a message of his own; both one-way latencies (ms). */
@@ -245,11 +287,11 @@ export async function alternatingLatency(pair: AgentPair, n: number, timeLimitMs
   const stop = performance.now() + timeLimitMs;
   for (let i = 0; i < n && performance.now() < stop; i++) {
     const tag = newTag('a');
-    const { at } = pair.alice.send(pair.aliceConn, tag);
+    const { at } = await pair.alice.send(pair.aliceConn, tag);
     await pair.bob.waitFor(() => pair.bob.arrivals.has(tag), 10_000, 'alternating message');
     aliceToBob.push(pair.bob.arrivals.get(tag)! - at);
     const reply = newTag('r');
-    const r = pair.bob.send(pair.bobConn, reply);
+    const r = await pair.bob.send(pair.bobConn, reply);
     await pair.alice.waitFor(() => pair.alice.arrivals.has(reply), 10_000, 'reply');
     bobToAlice.push(pair.alice.arrivals.get(reply)! - r.at);
   }
@@ -257,17 +299,27 @@ export async function alternatingLatency(pair: AgentPair, n: number, timeLimitMs
   return { aliceToBob, bobToAlice };
 }
 
-export function setRouting(pair: AgentPair, mode: RoutingMode): void {
-  pair.alice.agent.setRouting(mode);
+export async function setRouting(pair: AgentPair, mode: RoutingMode): Promise<void> {
+  await pair.alice.request({ op: 'routing', mode });
 }
 
-/** A bare pair of RelayClients through `relay`, in this process: messages/s (closed loop, window 8) and one-at-a-time latency. */
-export async function bareReference(relay: RelayChild, messages: number, measureMs: number): Promise<{ messagesPerSecond: number; latency: Summary }> {
+export interface BareReference {
+  readonly messagesPerSecond: number;
+  /** One message at a time, the next as soon as the previous one's ACK is answered (a warm system). */
+  readonly backToBack: Summary;
+  /** One message at a time with `pauseMs` between (an idle system, like the agent's one-way loop). */
+  readonly paced: Summary;
+  readonly pauseMs: number;
+}
+
+/** A bare pair of RelayClients through `relay`, in this process: one-at-a-time latency back to back and paced, and messages/s (closed loop, window 8). */
+export async function bareReference(relay: RelayChild, o: { messages: number; pacedMessages: number; pauseMs: number; measureMs: number }): Promise<BareReference> {
   const harness = await PairHarness.create(relay.address, 1, relay.pid);
   try {
-    const latency = await harness.sequential(messages);
-    const throughput = await harness.closedLoop({ window: 8, warmupMs: 300, measureMs });
-    return { messagesPerSecond: throughput.messagesPerSecond, latency };
+    const backToBack = await harness.sequential(o.messages);
+    const paced = await harness.sequential(o.pacedMessages, o.pauseMs);
+    const throughput = await harness.closedLoop({ window: 8, warmupMs: 300, measureMs: o.measureMs });
+    return { messagesPerSecond: throughput.messagesPerSecond, backToBack, paced, pauseMs: o.pauseMs };
   } finally {
     await harness.close();
   }
@@ -278,12 +330,14 @@ export async function bareReference(relay: RelayChild, messages: number, measure
  * send() + sync({ receive: false }) (as `nightjar send` does) to its first
  * contact, for one agent with 1 contact and one with `many`, the two
  * measured in turn so that the machine's noise touches both alike; bob
- * takes the messages every 20 rounds (queue quota).
+ * takes the messages every 20 rounds (queue quota). All three agents run in
+ * this process (unlike the pair above): only one sender works at a time.
  */
 export async function sendVsContacts(relay: string, many: number, sends: number): Promise<{ oneMs: number; manyMs: number }> {
-  const one = new BenchAgent([relay]);
-  const lots = new BenchAgent([relay]);
-  const bob = new BenchAgent([relay]);
+  const agent = (): BenchAgent => new BenchAgent([relay], tempDir('nightjar-bench-agent-'));
+  const one = agent();
+  const lots = agent();
+  const bob = agent();
   for (const a of [one, lots, bob]) a.agent.setRouting('direct');
   try {
     const connect = async (from: BenchAgent, n: number): Promise<string[]> => {
@@ -386,42 +440,57 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
   const left = (): number => Math.max(1000, stopAt - performance.now());
   const [relay] = await startRelays(1);
   try {
-    log(`agents: alice and bob through one relay (pid ${relay!.pid}), routing direct`);
     const pair = await withTimeout(connectPair(relay!.address, relay!.address), 30_000, 'agent set-up');
-    const meter = cpuMeter([relay!.pid]);
+    log(`agents: alice (pid ${pair.alice.pid}) and bob (pid ${pair.bob.pid}), each in its own process, through one relay (pid ${relay!.pid}), routing direct`);
+    const meter = cpuMeter([relay!.pid], [pair.alice.pid, pair.bob.pid]);
     try {
       await oneWayLatency(pair, cfg.warmup, 5000);
       log(`agents: burst of ${cfg.burst} messages`);
       const throughput = await burst(pair, cfg.burst, [relay!.pid]);
       log(`  ${round(throughput.messagesPerSecond)} msg/s`);
       log(`agents: one-way latency, ${cfg.oneWay} messages`);
-      const oneWay = summarize(await oneWayLatency(pair, cfg.oneWay, Math.min(15_000, left() / 3)));
+      const oneWayRun = await oneWayLatency(pair, cfg.oneWay, Math.min(15_000, left() / 4));
+      const oneWay = summarize(oneWayRun.latencies);
+      const pause = summarize(oneWayRun.pauses);
       log(`agents: alternating latency, ${cfg.alternating} rounds`);
-      const alt = await alternatingLatency(pair, cfg.alternating, Math.min(15_000, left() / 2));
-      log(`bare relay clients: one pair through the same relay`);
-      const bare = await bareReference(relay!, cfg.oneWay, quick ? 1000 : 3000);
-      log(`  ${round(bare.messagesPerSecond)} msg/s, one at a time median ${ms(bare.latency.median)} ms`);
-      log(`sending with 1 contact and with 100`);
+      const alt = await alternatingLatency(pair, cfg.alternating, Math.min(15_000, left() / 3));
+      const altAliceToBob = summarize(alt.aliceToBob);
+      log(`bare relay clients: one pair through the same relay; paced with the one-way loop's median pause, ${ms(pause.median)} ms`);
+      const bare = await bareReference(relay!, { messages: cfg.oneWay, pacedMessages: oneWay.count, pauseMs: Math.round(pause.median), measureMs: quick ? 1000 : 3000 });
+      log(`  ${round(bare.messagesPerSecond)} msg/s, one at a time median ${ms(bare.backToBack.median)} ms back to back, ${ms(bare.paced.median)} ms paced`);
+      log(`sending with 1 contact and with 100 (in this process)`);
       const contacts = await sendVsContacts(relay!.address, 100, quick ? 10 : 60);
       log(`  ${ms(contacts.oneMs)} ms / ${ms(contacts.manyMs)} ms`);
-      const relayRef = { ...relayFigures(options.resultsFile), bareClientMessagesPerSecond: bare.messagesPerSecond, bareClientLatencyMs: bare.latency };
+      const relayRef = {
+        ...relayFigures(options.resultsFile),
+        bareClientMessagesPerSecond: bare.messagesPerSecond,
+        bareClientLatencyMs: bare.backToBack,
+        bareClientPacedLatencyMs: bare.paced,
+        bareClientPauseMs: bare.pauseMs,
+      };
       const results = {
         date: new Date().toISOString(),
         quick,
         bodyBytes: AGENT_BODY_BYTES,
         routing: 'direct',
+        agents: 'alice and bob each in a child process of its own (bench/agent-child.ts)',
         throughput,
-        latencyMs: { oneWay, alternatingAliceToBob: summarize(alt.aliceToBob), alternatingBobToAlice: summarize(alt.bobToAlice) },
+        latencyMs: { oneWay, oneWayPause: pause, alternatingAliceToBob: altAliceToBob, alternatingBobToAlice: summarize(alt.bobToAlice) },
         relayReference: relayRef,
-        sendWithContactsMs: { one: contacts.oneMs, hundred: contacts.manyMs },
+        sendWithContactsMs: { one: contacts.oneMs, hundred: contacts.manyMs, inProcess: true },
         ratios: {
           agentMessagesPerBareClientMessage: throughput.messagesPerSecond / bare.messagesPerSecond,
-          oneWayMedianPerBareClientMedian: oneWay.median / bare.latency.median,
+          /** Like for like: both one message at a time with the one-way loop's pause between. */
+          oneWayMedianPerBareClientPacedMedian: oneWay.median / bare.paced.median,
+          /** Against the warm reference (bare clients back to back). */
+          oneWayMedianPerBareClientMedian: oneWay.median / bare.backToBack.median,
+          /** Warm against warm: alternating alice → bob against bare clients back to back. */
+          alternatingMedianPerBareClientMedian: altAliceToBob.median / bare.backToBack.median,
           agentMessagesPerRelayMessage: relayRef.messagesPerSecond ? throughput.messagesPerSecond / relayRef.messagesPerSecond : null,
           oneWayMedianPerRelayMedian: relayRef.sequentialMedianMs ? oneWay.median / relayRef.sequentialMedianMs : null,
           sendVsContacts100: contacts.manyMs / contacts.oneMs,
         },
-        /** Cores used over the measurements: this process (both agents), the relay, other processes. */
+        /** Cores used over the measurements: this process (IPC, the bare clients, sendVsContacts), the agent processes, the relay, other processes. */
         cpu: meter(),
         runtimeSeconds: (performance.now() - started) / 1000,
       };
@@ -430,9 +499,13 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
         agentVsRelayClient: round(throughput.messagesPerSecond / bare.messagesPerSecond, 3),
         agentCpuMsPerMsg: round(throughput.agentsCpuMsPerMessage, 2),
         agentLatencyP50Ms: round(oneWay.median, 2),
-        agentLatencyVsRelayClient: round(oneWay.median / bare.latency.median, 2),
+        agentLatencyVsRelayClient: round(oneWay.median / bare.paced.median, 2),
+        agentLatencyVsRelayClientBackToBack: round(oneWay.median / bare.backToBack.median, 2),
+        agentAlternatingLatencyP50Ms: round(altAliceToBob.median, 2),
+        agentAlternatingVsRelayClient: round(altAliceToBob.median / bare.backToBack.median, 2),
         relayClientMsgPerSec: round(bare.messagesPerSecond),
-        relayClientLatencyP50Ms: round(bare.latency.median, 2),
+        relayClientLatencyP50Ms: round(bare.backToBack.median, 2),
+        relayClientPacedLatencyP50Ms: round(bare.paced.median, 2),
         sendMsContacts1: round(contacts.oneMs, 2),
         sendMsContacts100: round(contacts.manyMs, 2),
         sendVsContacts100: round(contacts.manyMs / contacts.oneMs, 3),
@@ -440,35 +513,50 @@ export async function runAgentBench(options: AgentBenchOptions): Promise<void> {
       mergeResults(options.resultsFile, 'agent', results);
       const row = (name: string, s: Summary, note = ''): string[] => [name, String(s.count), ms(s.median), ms(s.p90), ms(s.p99), ms(s.max), note];
       const p = (s: string): void => void process.stdout.write(s + '\n');
+      const cpuMs = (x: number): string => round(x, 2).toString();
       p('');
-      p(`Agents (alice → bob, one relay, routing direct, ${AGENT_BODY_BYTES}-byte bodies, both in start() mode)`);
+      p(`Agents (alice → bob, each agent in its own process, one relay, routing direct, ${AGENT_BODY_BYTES}-byte bodies, both in start() mode)`);
       p(
         table(
           ['agent throughput', 'value', 'note'],
           [
-            ['agent: messages/s, one pair, one way', round(throughput.messagesPerSecond).toString(), `burst of ${throughput.messages}, ${round(throughput.seconds, 2)} s until bob had all`],
+            ['agent: messages/s, one pair, one way', round(throughput.messagesPerSecond).toString(), `burst of ${throughput.messages}, ${round(throughput.seconds, 2)} s until bob had all (alice's send() loop ${round(throughput.sendLoopSeconds, 2)} s)`],
             ['bare relay clients: messages/s, this run', round(bare.messagesPerSecond).toString(), 'one pair, window 8, 1 KiB, same relay'],
             ['agent ÷ bare clients', ratio(throughput.messagesPerSecond, bare.messagesPerSecond), 'target ≥ 0.5'],
             ['relay phase: messages/s', relayRef.messagesPerSecond ? round(relayRef.messagesPerSecond).toString() : '-', `${relayRef.pairs ?? '?'} pairs of bare RelayClients, 1 KiB`],
-            ['send with 100 contacts ÷ with 1', ratio(contacts.manyMs, contacts.oneMs), `${ms(contacts.oneMs)} ms → ${ms(contacts.manyMs)} ms; target ≤ 1.1`],
-            ['CPU ms per message: both agents / relay', `${round(throughput.agentsCpuMsPerMessage, 2)} / ${round(throughput.relaysCpuMsPerMessage, 2)}`, 'agents share this process (one thread)'],
+            ['send with 100 contacts ÷ with 1', ratio(contacts.manyMs, contacts.oneMs), `${ms(contacts.oneMs)} ms → ${ms(contacts.manyMs)} ms; target ≤ 1.1; agents in this process`],
+            ['CPU ms per message: alice + bob', cpuMs(throughput.agentsCpuMsPerMessage), 'the two agent processes, burst; target ≤ 2'],
+            ['  alice / bob / relay / bench process', `${cpuMs(throughput.aliceCpuMsPerMessage)} / ${cpuMs(throughput.bobCpuMsPerMessage)} / ${cpuMs(throughput.relaysCpuMsPerMessage)} / ${cpuMs(throughput.benchCpuMsPerMessage)}`, 'bench process: driving the agents over IPC'],
           ],
         ),
       );
       p('');
       p(
         table(
-          ['agent latency, send → onMessage (ms)', 'n', 'median', 'p90', 'p99', 'max', 'note'],
+          ['latency, send → onMessage (ms)', 'n', 'median', 'p90', 'p99', 'max', 'note'],
           [
-            row('one-way (next after the receipt)', oneWay),
-            row('alternating, alice → bob', results.latencyMs.alternatingAliceToBob, 'bob replies to each'),
-            row('alternating, bob → alice', results.latencyMs.alternatingBobToAlice),
-            row('bare relay clients, this run', bare.latency, `one-way median ÷ bare: ${ratio(oneWay.median, bare.latency.median)}`),
+            row('agent one-way (next after the receipt)', oneWay, `median pause between messages ${ms(pause.median)} ms`),
+            row('agent alternating, alice → bob', altAliceToBob, 'bob replies to each'),
+            row('agent alternating, bob → alice', results.latencyMs.alternatingBobToAlice),
+            row('bare clients, paced', bare.paced, `one at a time, ${bare.pauseMs} ms between (as one-way)`),
+            row('bare clients, back to back', bare.backToBack, 'one at a time, next at once (warm)'),
           ],
         ),
       );
-      p(`CPU cores over the phase: agents ${round(results.cpu.ownCpu, 2)}, relay ${round(results.cpu.relayCpu, 2)}, other processes ${round(results.cpu.otherCpu, 2)}`);
-      if (results.cpu.otherCpu > 0.15) p(`WARNING: other processes used ${round(results.cpu.otherCpu, 2)} cores during the agent phase; the figures are skewed.`);
+      p('');
+      p(
+        table(
+          ['latency ratio (medians)', 'value', 'reference'],
+          [
+            ['agent one-way ÷ bare paced', ratio(oneWay.median, bare.paced.median), 'like for like (agentLatencyVsRelayClient); target ≤ 2×'],
+            ['agent one-way ÷ bare back to back', ratio(oneWay.median, bare.backToBack.median), 'idle agent vs warm relay (agentLatencyVsRelayClientBackToBack)'],
+            ['agent alternating a → b ÷ bare back to back', ratio(altAliceToBob.median, bare.backToBack.median), 'warm vs warm (agentAlternatingVsRelayClient)'],
+          ],
+        ),
+      );
+      const c = results.cpu;
+      p(`CPU cores over the phase: alice ${round(c.agentCpuEach[0]!, 2)}, bob ${round(c.agentCpuEach[1]!, 2)}, relay ${round(c.relayCpu, 2)}, bench process ${round(c.ownCpu, 2)}, other processes ${round(c.otherCpu, 2)}`);
+      if (c.otherCpu > 0.15) p(`WARNING: other processes used ${round(c.otherCpu, 2)} cores during the agent phase; the figures are skewed.`);
       p(`Agent results merged into ${options.resultsFile} (key "agent", ${round(results.runtimeSeconds, 1)} s).`);
     } finally {
       await pair.close();

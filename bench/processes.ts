@@ -1,8 +1,9 @@
 /**
  * Child processes of the benchmark: the relay (`bin/nightjar relay start`,
  * exactly as an operator runs it; the script execs node, so the child's pid
- * is the relay's node process) and the plain TLS reference
- * server. Every child is tracked and killed when the benchmark exits,
+ * is the relay's node process), the plain TLS reference server, and the
+ * agents of the agent benchmark (bench/agent-child.ts, one process each).
+ * Every child is tracked and killed when the benchmark exits,
  * however it exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -219,4 +220,37 @@ export async function startGcRelayChild(rate: number): Promise<GcRelayChild> {
       child.send({ type: 'gc' });
     });
   return { address, pid: child.pid!, dataDir, collectGarbage, stop: () => stopChild(child, exited) };
+}
+
+export interface AgentChild {
+  readonly pid: number;
+  /** The IPC channel to bench/agent-child.ts (requests out, answers and events in). */
+  readonly process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts bench/agent-child.ts: one benchmark agent in a process of its own,
+ * its profile in a fresh temporary directory, on `relays`; resolves once it
+ * is listening for requests.
+ */
+export async function startAgentChild(relays: readonly string[]): Promise<AgentChild> {
+  const dir = tempDir('nightjar-bench-agent-');
+  const script = join(import.meta.dirname, 'agent-child.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, ...relays], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = track(child);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('agent child did not start within 20 s')), 20_000);
+    const onExit = (code: number | null): void => {
+      clearTimeout(timer);
+      reject(new Error(`agent child exited with ${code}`));
+    };
+    child.once('exit', onExit);
+    child.once('message', () => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve();
+    });
+  });
+  return { pid: child.pid!, process: child, stop: () => stopChild(child, exited) };
 }

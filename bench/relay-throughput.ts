@@ -15,7 +15,8 @@
  *                (within the relay's queue quota): saturation throughput.
  *   open loop    Poisson arrivals at a fixed total rate: latency at a
  *                chosen load.
- *   sequential   one message at a time on one pair: latency with no load.
+ *   sequential   one message at a time on one pair: latency with no load
+ *                (back to back, or with a pause between messages).
  */
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
@@ -268,11 +269,16 @@ export class PairHarness {
     this.recordUntil = performance.now();
   }
 
-  /** One message at a time on pair 0, `count` times: latency without load. */
-  async sequential(count: number): Promise<Summary> {
+  /**
+   * One message at a time on pair 0, `count` times: latency without load.
+   * The next message goes as soon as the previous one's ACK is answered, or
+   * `pauseMs` after that (an idle relay and clients answer slower than warm ones).
+   */
+  async sequential(count: number, pauseMs = 0): Promise<Summary> {
     const pair = this.pairs[0]!;
     this.startRecording();
     for (let i = 0; i < count; i++) {
+      if (i > 0 && pauseMs > 0) await sleep(pauseMs);
       const delivered = new Promise<void>((resolve) => (pair.waiter = resolve));
       this.sendOne(pair);
       await Promise.race([delivered, sleep(5000)]);

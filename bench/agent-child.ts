@@ -1,0 +1,88 @@
+/**
+ * One agent of the agent benchmark in a process of its own (a child of
+ * bench/run.ts, started by bench/processes.ts startAgentChild), as a user's
+ * agent runs on their own device: its SQLite commits, CPU and event loop are
+ * its own.
+ *
+ *   node --import tsx bench/agent-child.ts <profileDir> <relay address>...
+ *
+ * The parent drives it over IPC with requests `{ id, op, ... }` (AgentRequest),
+ * each answered with `{ id, result }` or `{ id, error }`, and hears of events
+ * as they happen: `{ event: 'message', tag, at }`, `{ event: 'delivered', seq }`,
+ * `{ event: 'connected' }`. Times are CLOCK_MONOTONIC ms (monotonicMs), so
+ * the parent can set a send time here against an arrival time in the other
+ * agent's process. Exits when the parent goes away.
+ */
+import type { RoutingMode } from '../src/agent/agent.js';
+import { BenchAgent, type AgentEvents } from './bench-agent.js';
+
+export type AgentRequest =
+  | { op: 'invite' }
+  | { op: 'connect'; link: string }
+  | { op: 'sync' }
+  | { op: 'ready'; connectionId: string }
+  | { op: 'start' }
+  /** send() + kick() per tag, one after the other in one go (a burst when there are several). */
+  | { op: 'send'; connectionId: string; tags: string[] }
+  | { op: 'pending'; connectionId: string }
+  | { op: 'routing'; mode: RoutingMode }
+  | { op: 'relays'; add: string[]; remove: string[] }
+  | { op: 'close' };
+
+export type AgentEvent = { event: 'message'; tag: string; at: number } | { event: 'delivered'; seq: number } | { event: 'connected' } | { event: 'started' };
+
+const [dir, ...relays] = process.argv.slice(2);
+if (!process.send || !dir) throw new Error('agent-child.ts runs as a child of bench/run.ts: agent-child.ts <profileDir> <relay>...');
+const post = (m: object): void => void process.send!(m);
+
+const events: AgentEvents = {
+  onConnected: () => post({ event: 'connected' }),
+  onMessage: (tag, at) => post({ event: 'message', tag, at }),
+  onDelivered: (seq) => post({ event: 'delivered', seq }),
+};
+const a = new BenchAgent(relays, dir, events);
+const enc = new TextEncoder();
+
+async function handle(r: AgentRequest): Promise<unknown> {
+  switch (r.op) {
+    case 'invite': {
+      const inv = await a.agent.createInvitation(enc.encode('alice'));
+      return { link: inv.link, connectionId: inv.connectionId };
+    }
+    case 'connect':
+      return (await a.agent.connect(r.link, enc.encode('bob'))).connectionId;
+    case 'sync':
+      // Set-up only: a round that times out is retried by the parent.
+      await a.agent.sync({ timeoutMs: 10_000 }).catch(() => undefined);
+      return null;
+    case 'ready':
+      return a.agent.connection(r.connectionId)?.status === 'ready';
+    case 'start':
+      await a.agent.start();
+      return null;
+    case 'send':
+      return r.tags.map((tag) => a.send(r.connectionId, tag));
+    case 'pending':
+      return a.agent.connection(r.connectionId)?.pendingOutgoing ?? 0;
+    case 'routing':
+      a.agent.setRouting(r.mode);
+      return null;
+    case 'relays':
+      for (const x of r.remove) a.agent.removeRelay(x);
+      for (const x of r.add) a.agent.addRelay(x);
+      return null;
+    case 'close':
+      await a.close();
+      setImmediate(() => process.exit(0));
+      return null;
+  }
+}
+
+process.on('message', (m: AgentRequest & { id: number }) => {
+  handle(m).then(
+    (result) => post({ id: m.id, result }),
+    (e: unknown) => post({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
+post({ event: 'started' });
