@@ -2,9 +2,12 @@
  * QueueStore on embedded SQLite (better-sqlite3-multiple-ciphers).
  *
  * Durability: WAL with synchronous=FULL, so a committed transaction has been
- * fsynced. Sends that arrive in the same turn of the event loop are
- * committed together in one transaction (group commit): one fsync for many
- * messages, and every caller's promise resolves only after that commit.
+ * fsynced. Sends and acknowledgements (message deletions) that arrive in the
+ * same turn of the event loop are applied in arrival order and committed
+ * together in one transaction (group commit): one fsync for many messages,
+ * and every caller's promise resolves only after that commit. (A recipient
+ * with a push window acknowledges several messages in one block: they cost
+ * one fsync, not one each.)
  *
  * Deletion: secure_delete overwrites removed rows, and `checkpoint()`
  * truncates the WAL, so acknowledged and expired messages, and deleted
@@ -117,12 +120,11 @@ interface MessageRow {
   created_at: number;
 }
 
-interface PendingAdd {
-  recipientId: Uint8Array;
-  message: StoredMessage;
-  options: AddMessageOptions;
-  resolve: (r: AddMessageResult) => void;
-  reject: (e: unknown) => void;
+/** A write waiting for the next group commit: it runs inside the batch's transaction and yields its answer. */
+interface PendingWrite {
+  run(): unknown;
+  resolve(result: unknown): void;
+  reject(e: unknown): void;
 }
 
 const STATUS: Record<number, QueueStatus> = { 0: 'active', 1: 'suspended' };
@@ -147,7 +149,7 @@ function toMessage(row: MessageRow): StoredMessage {
 export class SqliteQueueStore implements QueueStore {
   private readonly db: DB;
   private readonly q: Record<string, Statement>;
-  private pending: PendingAdd[] = [];
+  private pending: PendingWrite[] = [];
   private flushScheduled = false;
 
   /** Opens (creating if needed) the database at `path`; ':memory:' for tests. */
@@ -253,8 +255,13 @@ export class SqliteQueueStore implements QueueStore {
   }
 
   addMessage(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): Promise<AddMessageResult> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ recipientId, message, options, resolve, reject });
+    return this.write(() => this.addOne(recipientId, message, options));
+  }
+
+  /** Queues `run` for the next group commit; resolves with its result once that commit is on disk. */
+  private write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run, resolve: resolve as (r: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -262,22 +269,22 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  /** Commits every pending send in one transaction, then answers each caller. */
+  /** Applies every pending write in order in one transaction, then answers each caller. */
   private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
     this.pending = [];
-    let results: AddMessageResult[];
+    let results: unknown[];
     try {
-      results = this.db.transaction(() => batch.map((p) => this.addOne(p)))();
+      results = this.db.transaction(() => batch.map((p) => p.run()))();
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(results[i]!));
+    batch.forEach((p, i) => p.resolve(results[i]));
   }
 
-  private addOne({ recipientId, message, options }: PendingAdd): AddMessageResult {
+  private addOne(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): AddMessageResult {
     const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
     if (!row || row.status !== 0) return 'auth';
     const oneShot = row.mode === 0;
@@ -299,15 +306,17 @@ export class SqliteQueueStore implements QueueStore {
     return rows.map((row) => ({ ...toMessage(row), position: row.seq }));
   }
 
-  async deleteMessage(recipientId: Uint8Array, position: number, msgId: Uint8Array, notBefore: number): Promise<boolean> {
-    return this.q.deleteAt!.run(position, recipientId, msgId, notBefore).changes === 1;
+  deleteMessage(recipientId: Uint8Array, position: number, msgId: Uint8Array, notBefore: number): Promise<boolean> {
+    return this.write(() => this.q.deleteAt!.run(position, recipientId, msgId, notBefore).changes === 1);
   }
 
-  async ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean> {
-    const row = this.q.peek!.get(recipientId, notBefore) as MessageRow | undefined;
-    if (!row || !Buffer.from(msgId).equals(row.msg_id)) return false;
-    this.q.deleteMessage!.run(row.seq);
-    return true;
+  ackMessage(recipientId: Uint8Array, msgId: Uint8Array, notBefore: number): Promise<boolean> {
+    return this.write(() => {
+      const row = this.q.peek!.get(recipientId, notBefore) as MessageRow | undefined;
+      if (!row || !Buffer.from(msgId).equals(row.msg_id)) return false;
+      this.q.deleteMessage!.run(row.seq);
+      return true;
+    });
   }
 
   async deleteExpired(notBefore: number): Promise<number> {

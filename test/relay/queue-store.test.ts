@@ -147,6 +147,27 @@ for (const backend of backends) {
       await store.close();
     });
 
+    test('group commit: sends and deletions of one turn apply in arrival order, each with its own answer', async () => {
+      const { store } = backend.open();
+      const q = newQueue();
+      await store.createQueue(q);
+      for (let i = 0; i < 3; i++) await store.addMessage(q.recipientId, message(), opts);
+      const held = await store.peekMessages(q.recipientId, 0, undefined, 3);
+      const late = message();
+      // One turn: the oldest acknowledged (GET mode), the second deleted by position, a send, the third deleted twice.
+      const answers = await Promise.all([
+        store.ackMessage(q.recipientId, held[0]!.msgId, 0),
+        store.deleteMessage(q.recipientId, held[1]!.position, held[1]!.msgId, 0),
+        store.addMessage(q.recipientId, late, opts),
+        store.deleteMessage(q.recipientId, held[2]!.position, held[2]!.msgId, 0),
+        store.deleteMessage(q.recipientId, held[2]!.position, held[2]!.msgId, 0),
+        store.ackMessage(q.recipientId, held[0]!.msgId, 0),
+      ]);
+      assert.deepEqual(answers, [true, true, 'ok', true, false, false]);
+      assert.deepEqual((await store.peekMessages(q.recipientId, 0, undefined, 5)).map((m) => m.msgId), [late.msgId]);
+      await store.close();
+    });
+
     test('the unsecured send is one-shot, and a refused one does not use it up', async () => {
       const { store } = backend.open();
       const q = newQueue();
