@@ -28,9 +28,9 @@ import { recipientQueue, type RelaySessions } from './relay-sessions.js';
  * waits a round trip for the ACK of the one before and is committed on its
  * own; with several, the next ones arrive while a batch is being applied
  * and are applied together, in one transaction. Eight keeps a batch coming
- * over a round trip of a few commits, and bounds what a re-SUB (each
- * background round sends one) pushes again while it is being applied:
- * replays the ratchet drops.
+ * over a round trip of a few commits, and bounds what a new SUB (after a
+ * reconnection or an END) pushes again while it is being applied: replays
+ * the ratchet drops.
  */
 const PUSH_WINDOW = 8;
 
