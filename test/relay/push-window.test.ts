@@ -21,7 +21,9 @@ import { decodeResponse, encodeCommand, type Response } from '../../src/protocol
 import { encodeClientHello } from '../../src/protocol/handshake.js';
 import { CHANNEL_BINDING_LABEL, decodeTransmission, encodeTransmission, encodeTransmissionBody, SESSION_BINDING_LENGTH, signedData } from '../../src/protocol/transmission.js';
 import { LINK_DATA_VERSION, PUSH_WINDOW_VERSION } from '../../src/protocol/version.js';
-import { startRelay, type RunningRelay } from '../../src/relay/server.js';
+import { DATABASE_FILE, startRelay, type RunningRelay } from '../../src/relay/server.js';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { join } from 'node:path';
 import { Inbox, str, text } from '../helpers/inbox.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
@@ -266,6 +268,31 @@ test('messages in flight survive a relay restart and are pushed again, in order,
     assert.deepEqual(bodies(p.inbox, 9), ['m5']);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+    await relay.stop();
+  }
+});
+
+test('after a reconnection the client keeps up the subscriptions the relay takes again, and drops one it refuses', async () => {
+  let relay: RelayProcess = await startRelayProcess();
+  const client = await RelayClient.connect(relay.address);
+  try {
+    const kept = await client.createQueue();
+    const gone = await client.createQueue();
+    await client.subscribe(kept, { window: 4 });
+    await client.subscribe(gone, { window: 4 });
+    assert.ok(client.isSubscribed(kept) && client.isSubscribed(gone));
+    const reconnected = new Promise<void>((resolve) => client.once('reconnected', resolve));
+    await relay.stop();
+    // While the relay is down, one of the queues disappears from its store.
+    const db = new Database(join(relay.dataDir, DATABASE_FILE));
+    db.prepare('DELETE FROM queues WHERE recipient_id = ?').run(Buffer.from(gone.recipientId));
+    db.close();
+    relay = await startRelayProcess({ dataDir: relay.dataDir, port: relay.port });
+    await reconnected;
+    assert.equal(client.isSubscribed(kept), true, 'taken again by the relay');
+    assert.equal(client.isSubscribed(gone), false, 'refused (AUTH): no longer kept up, so the agent knows to look again');
+  } finally {
+    await client.close();
     await relay.stop();
   }
 });
