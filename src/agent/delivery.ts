@@ -41,12 +41,7 @@ export interface DeliveryHooks {
   linkSpent(connectionId: string): Promise<void>;
 }
 
-/** Sender queues kept with their imported keys (about one per contact we write to). */
-const SENDER_QUEUE_CACHE = 1024;
-
 export class Delivery {
-  private readonly senderQueues = new Map<string, { readonly relayText: string; readonly queue: SenderQueue }>();
-
   constructor(
     private readonly store: AgentStore,
     private readonly router: Router,
@@ -92,7 +87,7 @@ export class Delivery {
           batch.push(r);
         }
       }
-      const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, this.senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
+      const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
         this.store.tx(() => {
@@ -120,21 +115,6 @@ export class Delivery {
     }
   }
 
-  /**
-   * The same SenderQueue object for the same queue and key, so the signing
-   * key's imported KeyObject (cached per key array in crypto/keys.ts) is
-   * reused instead of imported again for every message.
-   */
-  private senderQueue(snd: SndQueueRow, signed: boolean): SenderQueue {
-    const key = `${snd.id}:${signed ? 1 : 0}`;
-    const known = this.senderQueues.get(key);
-    if (known && known.relayText === snd.relay && describes(known.queue, snd, signed)) return known.queue;
-    const queue = senderQueue(snd, signed);
-    if (this.senderQueues.size >= SENDER_QUEUE_CACHE) this.senderQueues.delete(this.senderQueues.keys().next().value!);
-    this.senderQueues.set(key, { relayText: snd.relay, queue });
-    return queue;
-  }
-
   /** Notes a failed attempt: when to try again, and what it says about the relay. */
   private failed(row: Queued, snd: SndQueueRow, e: unknown): void {
     const why = e instanceof Error ? e.message : String(e);
@@ -158,9 +138,4 @@ function pipelinable(r: Queued): boolean {
 /** The relay client's view of a queue we send to. */
 function senderQueue(snd: SndQueueRow, signed: boolean): SenderQueue {
   return { relay: parseAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: signed ? new Uint8Array(snd.sender_key) : undefined };
-}
-
-/** Whether `q` (made by senderQueue) still describes `snd`. */
-function describes(q: SenderQueue, snd: SndQueueRow, signed: boolean): boolean {
-  return snd.sender_id.equals(q.senderId) && (signed ? q.senderKey !== undefined && snd.sender_key.equals(q.senderKey) : q.senderKey === undefined);
 }

@@ -75,30 +75,48 @@ const KEY_OBJECTS: Record<`${Curve}:${'private' | 'public'}`, WeakMap<Uint8Array
   'x25519:public': new WeakMap(),
 };
 
-function privateKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
-  const cache = KEY_OBJECTS[`${curve}:private`];
+/**
+ * Ed25519 keys are also cached by their bytes, a bounded number of them:
+ * they are queue keys, read from a database row (a new array each time) for
+ * every command a client signs and every signature a relay verifies, and
+ * they live as long as their queue. X25519 keys are not: ratchet keys must
+ * leave memory when the state that held them is dropped.
+ */
+const ED25519_BY_VALUE = 4096;
+const ED25519_OBJECTS: Record<'private' | 'public', Map<string, KeyObject>> = { private: new Map(), public: new Map() };
+
+function keyObject(curve: Curve, kind: 'private' | 'public', raw: Uint8Array, make: () => KeyObject): KeyObject {
+  const cache = KEY_OBJECTS[`${curve}:${kind}`];
   const cached = cache.get(raw);
   if (cached) return cached;
-  assertLength(raw, KEY_LENGTH, `${curve} private key`);
-  const key = importPrivate(curve, raw);
+  assertLength(raw, KEY_LENGTH, `${curve} ${kind} key`);
+  const byValue = curve === 'ed25519' ? ED25519_OBJECTS[kind] : undefined;
+  const value = byValue && Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  let key = value === undefined ? undefined : byValue!.get(value);
+  if (!key) {
+    key = make();
+    if (value !== undefined) {
+      if (byValue!.size >= ED25519_BY_VALUE) byValue!.delete(byValue!.keys().next().value!);
+      byValue!.set(value, key);
+    }
+  }
   cache.set(raw, key);
   return key;
 }
 
+function privateKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
+  return keyObject(curve, 'private', raw, () => importPrivate(curve, raw));
+}
+
 function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
-  const cache = KEY_OBJECTS[`${curve}:public`];
-  const cached = cache.get(raw);
-  if (cached) return cached;
-  assertLength(raw, KEY_LENGTH, `${curve} public key`);
-  let key: KeyObject;
-  try {
-    const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-    key = createPublicKey({ key: { kty: 'OKP', crv: JWK_CURVE[curve], x }, format: 'jwk' });
-  } catch {
-    throw new CryptoError('BAD_KEY', `invalid ${curve} public key`);
-  }
-  cache.set(raw, key);
-  return key;
+  return keyObject(curve, 'public', raw, () => {
+    try {
+      const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+      return createPublicKey({ key: { kty: 'OKP', crv: JWK_CURVE[curve], x }, format: 'jwk' });
+    } catch {
+      throw new CryptoError('BAD_KEY', `invalid ${curve} public key`);
+    }
+  });
 }
 
 /**

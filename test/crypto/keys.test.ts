@@ -127,6 +127,19 @@ test('Ed25519: public keys of RFC 8032 §7.1 and of generated pairs; signatures 
   }
 });
 
+test('Ed25519 keys handed in as fresh copies (as from a database row), more than the cache holds, sign and verify as themselves', () => {
+  const message = new TextEncoder().encode('queue command');
+  const pairs = Array.from({ length: 4200 }, () => generateSigningKeyPair());
+  const signatures = pairs.map((p) => sign(Uint8Array.from(p.privateKey), message));
+  pairs.forEach((p, i) => {
+    assert.ok(verify(Uint8Array.from(p.publicKey), message, signatures[i]!));
+    assert.ok(!verify(Uint8Array.from(p.publicKey), message, signatures[(i + 1) % pairs.length]!));
+  });
+  // The first pairs' keys left the by-value cache long ago: imported again, still themselves.
+  assert.deepEqual(sign(Uint8Array.from(pairs[0]!.privateKey), message), signatures[0]);
+  assert.equal(verify(new Uint8Array(31), message, signatures[0]!), false);
+});
+
 test('keys of the wrong length are CryptoError BAD_LENGTH', () => {
   for (const length of [0, 31, 33, 64]) {
     const key = new Uint8Array(length).fill(1);
