@@ -21,9 +21,10 @@ export interface EnqueueOptions {
 export class Outbox {
   constructor(private readonly store: AgentStore) {}
 
-  /** Queues `m` (signed) on every queue we currently send to; must run inside a transaction. */
+  /** Queues `m` (signed) on every queue we currently send to (none: nothing happens); must run inside a transaction. */
   enqueueAll(connectionId: string, m: AgentMessage, opts: { seq?: number; waitRcvQueue?: number } = {}): void {
-    this.enqueueOn(this.keyed(connectionId), this.store.currentSndQueues(connectionId), m, { signed: true, ...opts });
+    const queues = this.store.currentSndQueues(connectionId);
+    if (queues.length > 0) this.enqueueOn(this.keyed(connectionId), queues, m, { signed: true, ...opts });
   }
 
   /** Ratchet-encrypts `m` and queues it on one queue; must run inside a transaction. */
