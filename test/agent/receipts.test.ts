@@ -66,52 +66,57 @@ test('twenty messages received in one sync cost one receipt, which covers all of
   }
 });
 
-test('in an active conversation the receipt rides on the reply: no RCPT of its own', async () => {
+/**
+ * Alice sends "ping"; once Bob has it, `beforeReply` runs and Bob answers
+ * "pong"; resolves once Alice has the receipt for "ping" (or `waitMs`
+ * passed). Both agents in start() mode; Bob's receipt delay `receiptDelayMs`.
+ */
+async function pingPong(receiptDelayMs: number, waitMs: number, beforeReply: (bob: TestAgent) => void = () => undefined) {
   const relay = await startRelayProcess();
-  // A receipt alone would wait 5 s: whatever arrives sooner came with the reply.
-  const { alice, bob, a2b, b2a } = await connected(relay.address, { receiptDelayMs: 5000 });
+  const { alice, bob, a2b, b2a } = await connected(relay.address, { receiptDelayMs });
+  const close = async (): Promise<void> => {
+    await alice.agent.close();
+    await bob.agent.close();
+    await relay.stop();
+  };
   try {
     await alice.agent.start();
     await bob.agent.start();
     const queued = countOutgoing(bob);
     const seq = alice.agent.send(a2b, text('ping'));
     alice.agent.kick();
-    const deadline = Date.now() + 4000;
+    const deadline = Date.now() + waitMs;
     await waitFor(() => (bob.events.messages.get(b2a) ?? []).includes('ping'), deadline);
+    beforeReply(bob);
     bob.agent.send(b2a, text('pong'));
     bob.agent.kick();
     await waitFor(() => (alice.events.delivered.get(a2b) ?? []).includes(seq), deadline);
+    return { alice, a2b, seq, queued, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+test('in an active conversation the receipt rides on the reply: no RCPT of its own', async () => {
+  // A receipt alone would wait 5 s: whatever arrives sooner came with the reply.
+  const { alice, a2b, seq, queued, close } = await pingPong(5000, 4000);
+  try {
     assert.deepEqual(alice.events.delivered.get(a2b), [seq], 'the receipt arrived with the reply');
     assert.deepEqual(alice.events.messages.get(a2b), ['pong']);
     assert.equal(queued(), 1, 'only the reply');
   } finally {
-    await alice.agent.close();
-    await bob.agent.close();
-    await relay.stop();
+    await close();
   }
 });
 
 test('a contact that has sent nothing of version 3 gets its receipts alone, after the delay', async () => {
-  const relay = await startRelayProcess();
-  const { alice, bob, a2b, b2a } = await connected(relay.address, { receiptDelayMs: 300 });
+  // As if Alice ran a version 2 agent: Bob has seen nothing newer from her.
+  const { alice, a2b, seq, queued, close } = await pingPong(300, 8000, (bob) => bob.db.prepare('UPDATE agent_connections SET peer_version = 2').run());
   try {
-    await alice.agent.start();
-    await bob.agent.start();
-    const queued = countOutgoing(bob);
-    const seq = alice.agent.send(a2b, text('ping'));
-    alice.agent.kick();
-    const deadline = Date.now() + 8000;
-    await waitFor(() => (bob.events.messages.get(b2a) ?? []).includes('ping'), deadline);
-    // As if Alice ran a version 2 agent: Bob has seen nothing newer from her.
-    bob.db.prepare('UPDATE agent_connections SET peer_version = 2').run();
-    bob.agent.send(b2a, text('pong'));
-    bob.agent.kick();
-    await waitFor(() => (alice.events.delivered.get(a2b) ?? []).includes(seq), deadline);
     assert.deepEqual(alice.events.delivered.get(a2b), [seq]);
     assert.equal(queued(), 2, 'the reply and a RCPT');
   } finally {
-    await alice.agent.close();
-    await bob.agent.close();
-    await relay.stop();
+    await close();
   }
 });
