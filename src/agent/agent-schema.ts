@@ -22,11 +22,27 @@ type DB = Database.Database;
  * 4 (2026-11-28) the highest agent message version each contact has sent
  * (`agent_connections.peer_version`: receipts ride on messages only to
  * contacts that read them) and when a failed delivery is tried again
- * (`agent_outbox.next_at`, backoff with jitter).
+ * (`agent_outbox.next_at`, backoff with jitter);
+ * 5 (2026-11-28) indexes for what every message looks up (a receiving
+ * queue by recipient ID, a connection's queues, connections owed a
+ * receipt), so that handling a message does not read every contact's rows.
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-export const AGENT_SCHEMA_VERSION = 4;
+export const AGENT_SCHEMA_VERSION = 5;
+
+/** Version 5: what every message and every round of sending looks up, indexed, so that neither reads every contact's rows. */
+const HOT_PATH_INDEXES = `
+CREATE INDEX IF NOT EXISTS agent_rcv_queues_by_recipient ON agent_rcv_queues(recipient_id);
+CREATE INDEX IF NOT EXISTS agent_rcv_queues_by_connection ON agent_rcv_queues(connection_id);
+CREATE INDEX IF NOT EXISTS agent_snd_queues_by_connection ON agent_snd_queues(connection_id, current);
+-- only the few connections owed a receipt are in it: the receipt check reads no other row
+CREATE INDEX IF NOT EXISTS agent_connections_owing_receipt ON agent_connections(created_at) WHERE rcpt_pending > rcpt_sent;
+-- what each round of sending looks for, and rarely finds
+CREATE INDEX IF NOT EXISTS agent_rcv_queues_to_secure ON agent_rcv_queues(id) WHERE key_to_set IS NOT NULL AND secured = 0;
+CREATE INDEX IF NOT EXISTS agent_rcv_queues_ending ON agent_rcv_queues(id) WHERE status IN ('ended', 'lost');
+CREATE INDEX IF NOT EXISTS agent_connections_deleted ON agent_connections(id) WHERE status = 'deleted';
+`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,7 +126,7 @@ CREATE TABLE IF NOT EXISTS agent_outbox (
   next_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS agent_outbox_by_connection ON agent_outbox(connection_id, id);
-CREATE TABLE IF NOT EXISTS agent_recv_buffer (
+${HOT_PATH_INDEXES}CREATE TABLE IF NOT EXISTS agent_recv_buffer (
   connection_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
   sent_at INTEGER NOT NULL,
@@ -307,6 +323,9 @@ CREATE TABLE agent_sent_log (
 ALTER TABLE agent_connections ADD COLUMN peer_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE agent_outbox ADD COLUMN next_at INTEGER;
 `,
+  // 5
+  `
+${HOT_PATH_INDEXES}`,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */

@@ -90,7 +90,8 @@ export class Delivery {
       const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
-        this.store.tx(() => {
+        // Unflushed: lost only with power, and then these are sent again and the contact drops them.
+        this.store.txUnflushed(() => {
           for (const r of sent) {
             this.store.deleteOutgoing(r.id);
             if (r.seq !== null) this.handlers.onSent(connectionId, r.seq);

@@ -20,8 +20,13 @@ function version2(): Database.Database {
 test('version 2 tables upgrade to the current version in one transaction; opening again changes nothing', () => {
   const db = version2();
   const store = new AgentStore(db);
-  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 4 }], 'recorded by the migration runner');
-  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '4', 'and where the release before it reads it');
+  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 5 }], 'recorded by the migration runner');
+  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '5', 'and where the release before it reads it');
+  const indexes = (d: Database.Database): unknown[] => d.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").all();
+  const fresh = new Database(':memory:');
+  new AgentStore(fresh);
+  assert.deepEqual(indexes(db), indexes(fresh), 'with the indexes a new profile has');
+  assert.ok(indexes(db).length >= 8, 'the hot path ones among them');
   assert.equal(store.address('a1')?.stamp_bits, 16, 'the address is kept');
   assert.equal('secrets' in store.address('a1')!, false, 'its secrets moved out of agent_addresses');
   assert.deepEqual(
@@ -52,4 +57,37 @@ test('a new database has the same tables and columns as an upgraded one', () => 
   const fresh = new Database(':memory:');
   new AgentStore(fresh);
   assert.deepEqual(columns(upgraded), columns(fresh));
+});
+
+test('a setting written in a transaction that fails is not remembered: meta() reads what the database holds', () => {
+  const db = new Database(':memory:');
+  const store = new AgentStore(db);
+  store.setMeta('routing', 'private');
+  assert.throws(() =>
+    store.tx(() => {
+      store.setMeta('routing', 'direct');
+      assert.equal(store.meta('routing'), 'direct');
+      throw new Error('rolled back');
+    }),
+  );
+  assert.equal(store.meta('routing'), 'private');
+});
+
+test('txUnflushed commits without flushing and puts the profile back to flushing every commit', () => {
+  const db = new Database(':memory:');
+  db.pragma('synchronous = FULL');
+  const store = new AgentStore(db);
+  const level = (): unknown => db.pragma('synchronous', { simple: true });
+  let inside: unknown;
+  store.txUnflushed(() => {
+    inside = level();
+    store.setMeta('k', 'v');
+  });
+  assert.equal(inside, 1, 'NORMAL while it runs');
+  assert.equal(level(), 2, 'FULL again after it');
+  assert.equal(db.prepare("SELECT value FROM agent_meta WHERE key = 'k'").pluck().get(), 'v');
+  assert.throws(() => store.txUnflushed(() => { throw new Error('no'); }));
+  assert.equal(level(), 2, 'FULL again after one that failed');
+  store.tx(() => store.txUnflushed(() => (inside = level())));
+  assert.equal(inside, 2, 'inside a transaction it is part of it, flushed with it');
 });
