@@ -51,11 +51,12 @@ export class Sequencer {
   ) {}
 
   /** A MSG arrived: hand it over in order, or hold it back behind a gap. `sentAt` is already clamped. */
-  receive(connectionId: string, seq: number, sentAt: number, body: Uint8Array): void {
-    const c = this.store.connection(connectionId)!;
-    if (seq <= c.recv_floor || seq >= c.recv_floor + MAX_SEQ_AHEAD || this.store.isBuffered(connectionId, seq)) return;
+  receive(c: Pick<ConnectionRow, 'id' | 'recv_floor'>, seq: number, sentAt: number, body: Uint8Array): void {
+    const connectionId = c.id;
+    if (seq <= c.recv_floor || seq >= c.recv_floor + MAX_SEQ_AHEAD) return;
     if (seq > c.recv_floor + 1) {
-      this.store.bufferMessage(connectionId, seq, sentAt, body, this.clock(), this.handlers.expiryOf?.(body, sentAt) ?? null);
+      // floor + 1 is never held back (advance takes it at once), so only a later seq can be a repeat.
+      if (!this.store.isBuffered(connectionId, seq)) this.store.bufferMessage(connectionId, seq, sentAt, body, this.clock(), this.handlers.expiryOf?.(body, sentAt) ?? null);
       return;
     }
     this.handlers.onMessage(connectionId, { seq, sentAt, body });
@@ -131,12 +132,14 @@ export class Sequencer {
 
   /** With everything up to `floor` handled, delivers what waited just above it; returns the new floor. */
   private advance(connectionId: string, floor: number): number {
-    for (let next = this.store.takeBuffered(connectionId, floor + 1); next; next = this.store.takeBuffered(connectionId, floor + 1)) {
+    // Most messages come in order with nothing held back: then one look at the buffer is all.
+    const held = this.store.bufferState(connectionId);
+    for (let next = held !== undefined && held.first <= floor + 1 ? this.store.takeBuffered(connectionId, floor + 1) : undefined; next; next = this.store.takeBuffered(connectionId, floor + 1)) {
       floor += 1;
       // An empty body disappeared while it waited (eraseExpiredBodies): received, nothing to show.
       if (next.body.length > 0) this.handlers.onMessage(connectionId, { seq: floor, sentAt: next.sent_at, body: new Uint8Array(next.body) });
     }
-    const gapClosed = this.store.bufferState(connectionId) === undefined;
+    const gapClosed = held === undefined || this.store.bufferState(connectionId) === undefined;
     this.store.updateConnection(connectionId, { recv_floor: floor, rcpt_pending: floor, ...(gapClosed ? { gap_asks: 0, gap_asked_at: null } : {}) });
     return floor;
   }

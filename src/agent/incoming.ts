@@ -66,7 +66,7 @@ export class Receiver {
     const { ratchet, ad } = c;
     // Step and write the ratchet in one transaction with what the message does. The caller
     // (receiving.ts) read `c` inside its own transaction, so no other writer came between.
-    this.store.tx(() => {
+    this.store.atomically(() => {
       let plaintext: Uint8Array;
       let state: Buffer;
       try {
@@ -91,7 +91,8 @@ export class Receiver {
       }
       const version = messageVersion(plaintext);
       this.store.updateConnection(c.id, { ratchet: state, ...(version > c.peer_version ? { peer_version: version } : {}) });
-      this.handleMessage(c.id, rcv, message);
+      // `c` as read above stays true of everything but the ratchet and version just written.
+      this.handleMessage(c, rcv, message);
       if (c.status !== 'ready') this.checkReady(c.id);
     });
   }
@@ -145,10 +146,11 @@ export class Receiver {
   }
 
   /** Applies one decrypted agent message; runs inside the receive transaction. */
-  private handleMessage(connectionId: string, rcv: RcvQueueRow, m: AgentMessage): void {
-    const snd = this.store.currentSndQueue(connectionId);
+  private handleMessage(c: ConnectionRow, rcv: RcvQueueRow, m: AgentMessage): void {
+    const connectionId = c.id;
     switch (m.tag) {
       case 'CONF': {
+        const snd = this.store.currentSndQueue(connectionId);
         this.advanced.add(connectionId);
         if (m.senderKey) this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(m.senderKey) });
         if (m.info.length > 0) {
@@ -172,17 +174,19 @@ export class Receiver {
         }
         return;
       }
-      case 'HELLO':
+      case 'HELLO': {
+        const snd = this.store.currentSndQueue(connectionId);
         if (snd) this.store.updateSndQueue(snd.id, { status: 'active' });
         return;
+      }
       case 'MSG':
         // A receipt riding on the message (MSGR) is about our messages: it applies first.
-        if (m.receipt) this.applyReceipt(connectionId, m.receipt);
+        if (m.receipt) this.applyReceipt(c, m.receipt);
         // The sender's clock is not ours to trust: a message was never sent after it arrived.
-        this.sequencer.receive(connectionId, m.seq, Math.min(m.sentAt, this.nowSeconds()), m.body);
+        this.sequencer.receive(c, m.seq, Math.min(m.sentAt, this.nowSeconds()), m.body);
         return;
       case 'RCPT':
-        this.applyReceipt(connectionId, m);
+        this.applyReceipt(c, m);
         return;
       case 'RSND':
         this.resender.answer(connectionId, m.ranges);
@@ -242,8 +246,8 @@ export class Receiver {
   }
 
   /** The contact has everything up to `r.upTo` except the skipped ranges: onDelivered for each, once. */
-  private applyReceipt(connectionId: string, r: Receipt): void {
-    const c = this.store.connection(connectionId)!;
+  private applyReceipt(c: ConnectionRow, r: Receipt): void {
+    const connectionId = c.id;
     if (r.upTo > c.delivered_upto && r.upTo < c.next_seq) {
       // What the contact gave up on (§5.1) was never delivered, whatever upTo says.
       for (let s = c.delivered_upto + 1; s <= r.upTo; s++) if (!within(s, r.skipped)) this.handlers.onDelivered(connectionId, s);

@@ -49,8 +49,14 @@ export class Receipts {
     const now = performance.now();
     let next: number | undefined;
     for (const c of this.store.receiptsOwed()) {
-      if (this.store.currentSndQueues(c.id).length === 0) continue;
       let since = this.owedSince.get(c.id);
+      // Still waiting for a message to ride on: nothing more to read (this runs after every batch received).
+      const waiting = since === undefined ? undefined : since + this.delayMs - now;
+      if (!immediate && waiting !== undefined && waiting > 0) {
+        next = Math.min(next ?? waiting, waiting);
+        continue;
+      }
+      if (this.store.currentSndQueues(c.id).length === 0) continue;
       if (since === undefined) this.owedSince.set(c.id, (since = now));
       const wait = since + this.delayMs - now;
       if (!immediate && wait > 0) {

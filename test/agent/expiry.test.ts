@@ -40,15 +40,15 @@ function setup() {
 test('a disappearing message held back behind a gap is erased when its time is up, and its seq still counts as received', () => {
   const t = setup();
   const secret = 'held back and meant to vanish';
-  t.store.tx(() => t.sequencer.receive('c1', 2, t.now(), text(secret, 30)));
-  t.store.tx(() => t.sequencer.receive('c1', 3, t.now(), text('no timer')));
+  t.store.tx(() => t.sequencer.receive(t.store.connection('c1')!, 2, t.now(), text(secret, 30)));
+  t.store.tx(() => t.sequencer.receive(t.store.connection('c1')!, 3, t.now(), text('no timer')));
   assert.ok(onDisk(t.dir, secret).length > 0, 'held on disk while it waits');
   t.tick(31);
   t.store.tx(() => t.resender.forgetOld());
   eraseOldVersions(t.db);
   assert.deepEqual(onDisk(t.dir, secret), []);
   // The missing seq 1 arrives: 1 and 3 reach the chat layer, 2 had disappeared, and nothing waits any more.
-  t.store.tx(() => t.sequencer.receive('c1', 1, t.now(), text('first')));
+  t.store.tx(() => t.sequencer.receive(t.store.connection('c1')!, 1, t.now(), text('first')));
   assert.deepEqual(t.events.messages.get('c1')?.map((b) => JSON.parse(b).text), ['first', 'no timer']);
   assert.equal(t.store.connection('c1')!.recv_floor, 3);
   assert.equal(t.store.bufferState('c1'), undefined);
