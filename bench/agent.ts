@@ -61,7 +61,15 @@ export class AgentProcess {
   private nextId = 0;
 
   private constructor(private readonly child: AgentChild) {
-    child.process.on('message', (m: AgentEvent | Answer) => {
+    child.process.on('message', (m: AgentEvent[] | Answer | { event: 'started' }) => {
+      if (Array.isArray(m)) {
+        for (const e of m) {
+          if (e.event === 'message') this.arrivals.set(e.tag, e.at);
+          else if (e.event === 'delivered') this.delivered = Math.max(this.delivered, e.seq);
+        }
+        for (const w of [...this.waiters]) w();
+        return;
+      }
       if ('id' in m) {
         const a = this.answers.get(m.id);
         this.answers.delete(m.id);
@@ -69,9 +77,6 @@ export class AgentProcess {
         else a?.resolve(m.result);
         return;
       }
-      if (m.event === 'message') this.arrivals.set(m.tag, m.at);
-      else if (m.event === 'delivered') this.delivered = Math.max(this.delivered, m.seq);
-      for (const w of [...this.waiters]) w();
     });
     child.process.once('exit', (code) => {
       for (const a of this.answers.values()) a.reject(new Error(`agent ${child.pid} exited with ${code}`));
