@@ -22,6 +22,8 @@ export class AgentStore {
   private readonly metaCache = new Map<string, string | undefined>();
   /** The profile's `PRAGMA synchronous` level, read once (txUnflushed puts it back). */
   private syncLevel: number | undefined;
+  /** Whether txUnflushed({ beforeSending }) committed something not yet flushed (flushToDisk). */
+  private unflushedSends = false;
   /** One transaction function for all: better-sqlite3 builds four wrappers per db.transaction() (~8 µs here). Nested calls are savepoints. */
   private readonly runTx: (fn: () => unknown) => unknown;
   /** Prepared statements by SQL text: compiling one costs more than running it. */
@@ -65,22 +67,45 @@ export class AgentStore {
   }
 
   /**
-   * A transaction that may be lost on power failure, and only then: its
-   * commit is not flushed to disk (synchronous = NORMAL for it; in WAL mode
-   * the next ordinary commit flushes it along, in order, and a crash
-   * before that only loses it whole). For what is safe to redo: forgetting
-   * a message the relay confirmed (if it comes back, it is sent again and
-   * the contact drops the copy). Saves a disk flush per message sent.
+   * A transaction whose commit is not flushed to disk (synchronous = NORMAL
+   * for it). In WAL mode a later flushed commit flushes it along, in order;
+   * only a power failure before that can lose it, and then whole. A
+   * process that crashes loses nothing: the OS has the write.
+   *
+   * - Plain: for what is safe to redo, such as forgetting a message the
+   *   relay confirmed (if it comes back, it is sent again and the contact
+   *   drops the copy).
+   * - `beforeSending`: for what must be on disk before anything leaves the
+   *   device (a message and the ratchet step that encrypted it, so that no
+   *   message key is ever used twice): flushToDisk() flushes it before the
+   *   next send. A burst of sends then costs one flush per delivery round
+   *   instead of one each; if power fails first, none of them left.
    */
-  txUnflushed<T>(fn: () => T): T {
+  txUnflushed<T>(fn: () => T, options: { beforeSending?: boolean } = {}): T {
     this.syncLevel ??= this.db.pragma('synchronous', { simple: true }) as number;
     if (this.syncLevel < SYNC_FULL || this.db.inTransaction) return this.tx(fn);
     this.sql('PRAGMA synchronous = NORMAL').run();
+    let result: T;
     try {
-      return this.tx(fn);
+      result = this.tx(fn);
     } finally {
       this.sql(`PRAGMA synchronous = ${this.syncLevel}`).run();
     }
+    if (options.beforeSending) this.unflushedSends = true;
+    return result;
+  }
+
+  /**
+   * Flushes to disk what txUnflushed({ beforeSending }) committed, if
+   * anything: one small flushed commit, which in WAL mode takes every
+   * earlier one with it. Delivery calls it before anything leaves.
+   */
+  flushToDisk(): void {
+    if (!this.unflushedSends) return;
+    // Inside a transaction the write would wait for its commit: the caller would send too soon.
+    if (this.db.inTransaction) throw new Error('flushToDisk() inside a transaction');
+    this.sql("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('flushed_at', ?)").run(String(this.clock()));
+    this.unflushedSends = false;
   }
 
   /** Runs `fn` in the transaction already open, else in one of its own: a savepoint less per message where the caller has one. */

@@ -34,7 +34,8 @@ export class Connections {
    */
   send(connectionId: string, body: Uint8Array): number {
     if (body.length > MAX_BODY_LENGTH) throw new AgentError('TOO_LARGE', `message over ${MAX_BODY_LENGTH} bytes`);
-    return this.store.tx(() => {
+    // Flushed to disk by delivery before it leaves (txUnflushed): a burst of sends shares one flush.
+    return this.store.txUnflushed(() => {
       const c = this.live(connectionId);
       const queues = this.store.currentSndQueues(connectionId);
       if (queues.length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
@@ -47,7 +48,7 @@ export class Connections {
       // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
       this.resender.remember(connectionId, seq, sentAt, body);
       return seq;
-    });
+    }, { beforeSending: true });
   }
 
   /** Tells the contact (DEL), deletes our queues on their relays, and forgets the connection. */

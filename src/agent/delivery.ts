@@ -87,6 +87,8 @@ export class Delivery {
           batch.push(r);
         }
       }
+      // What send() committed without a flush of its own is on disk before it leaves.
+      this.store.flushToDisk();
       const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
