@@ -289,8 +289,8 @@ export class AgentStore {
       .all(connectionId) as Omit<OutboxRow, 'envelope'>[];
   }
 
-  envelopeOf(outboxId: number): Buffer {
-    return (this.sql('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer }).envelope;
+  envelopeOf(outboxId: number): Buffer | undefined {
+    return (this.sql('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer } | undefined)?.envelope;
   }
 
   outboxConnections(): string[] {

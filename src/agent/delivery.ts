@@ -10,13 +10,13 @@
  */
 import { ConnectionError, RelayError } from '../client/errors.js';
 import type { SenderQueue } from '../client/queues.js';
-import { parseAddress } from '../protocol/address.js';
 import { AgentError, type AgentHandlers, type Clock } from './agent-api.js';
 import type { AgentStore, OutboxRow, SndQueueRow } from './agent-store.js';
 import { errorFields, withMetadata, type AgentLogger } from './log.js';
 import type { RelayDirectory } from './relays.js';
 import { fillEnvelope } from './envelope.js';
 import type { Router } from './routing.js';
+import { relayAddress } from './relay-sessions.js';
 
 /** MSGs of one lane on the wire at once. */
 export const SEND_WINDOW = 16;
@@ -64,13 +64,23 @@ export class Delivery {
     const blocked = new Set<number>();
     const now = this.clock();
     const waiting = (r: Queued): boolean => options.respectBackoff === true && r.next_at !== null && r.next_at > now;
+    // Read once and worked through, then once more for what was queued meanwhile: not once per
+    // batch, which with a long outbox read every row again for each 16 sent.
+    let rows = this.store.outboxOf(connectionId);
+    let fresh = true;
+    const drop = (ids: ReadonlySet<number>): void => void (rows = rows.filter((r) => !ids.has(r.id)));
     for (;;) {
-      const rows = this.store.outboxOf(connectionId);
       const row = rows.find((r) => !blocked.has(r.snd_queue_id));
-      if (!row) return progress;
+      if (!row) {
+        if (fresh) return progress;
+        rows = this.store.outboxOf(connectionId);
+        fresh = true;
+        continue;
+      }
       const snd = this.store.sndQueue(row.snd_queue_id);
       if (!snd) {
         this.store.deleteOutgoing(row.id);
+        drop(new Set([row.id]));
         continue;
       }
       const waitingForKey = row.wait_rcv_queue !== null && this.store.rcvQueue(row.wait_rcv_queue)?.secured !== 1;
@@ -87,9 +97,14 @@ export class Delivery {
           batch.push(r);
         }
       }
+      fresh = false;
+      drop(new Set(batch.map((r) => r.id)));
+      // A row read earlier in this pass may have gone since (its queue retired): nothing to send.
+      const envelopes = batch.map((r) => this.store.envelopeOf(r.id));
+      if (envelopes.some((e) => e === undefined)) continue;
       // What send() committed without a flush of its own is on disk before it leaves.
       this.store.flushToDisk();
-      const results = await Promise.allSettled(batch.map((r) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(this.store.envelopeOf(r.id)))));
+      const results = await Promise.allSettled(batch.map((r, i) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(envelopes[i]!))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
         // Unflushed: lost only with power, and then these are sent again and the contact drops them.
@@ -140,5 +155,5 @@ function pipelinable(r: Queued): boolean {
 
 /** The relay client's view of a queue we send to. */
 function senderQueue(snd: SndQueueRow, signed: boolean): SenderQueue {
-  return { relay: parseAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: signed ? new Uint8Array(snd.sender_key) : undefined };
+  return { relay: relayAddress(snd.relay), senderId: new Uint8Array(snd.sender_id), senderKey: signed ? new Uint8Array(snd.sender_key) : undefined };
 }

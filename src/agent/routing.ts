@@ -7,10 +7,9 @@ import { RelayError } from '../client/errors.js';
 import type { RouteHop } from '../client/forwarding.js';
 import type { SenderQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
-import { parseAddress } from '../protocol/address.js';
 import { AgentError } from './agent-api.js';
 import type { RelayDirectory } from './relays.js';
-import type { RelaySessions } from './relay-sessions.js';
+import { relayAddress, type RelaySessions } from './relay-sessions.js';
 
 export class Router {
   constructor(
@@ -82,6 +81,6 @@ export class Router {
   /** A relay of a forwarding route, with its password when it is a private relay. */
   private hop(address: string): RouteHop {
     const password = this.relays.passwordOf(address);
-    return password === undefined ? parseAddress(address) : { ...parseAddress(address), password };
+    return password === undefined ? relayAddress(address) : { ...relayAddress(address), password };
   }
 }

@@ -55,3 +55,30 @@ test('what send() committed without a flush of its own is flushed to disk before
   assert.throws(() => store.tx(() => store.flushToDisk()), /inside a transaction/, 'a flush inside a transaction would come only with its commit');
   db.close();
 });
+
+test('a long outbox goes out in order, read twice per pass (once, and once more for what came meanwhile), not once per batch', async () => {
+  const db = new Database(':memory:');
+  const store = new AgentStore(db);
+  store.insertConnection({ id: 'c1', status: 'ready', role: 'inviter', my_info: Buffer.alloc(0) });
+  const relay = formatAddress({ fingerprint: new Uint8Array(32), host: 'relay.example', port: 5223 });
+  const snd = store.insertSndQueue({ connection_id: 'c1', relay, sender_id: Buffer.alloc(24, 1), sender_key: Buffer.alloc(32, 2), status: 'active', current: 1, first_seq: 1 });
+  const queue = (seq: number): void => store.enqueue({ connection_id: 'c1', snd_queue_id: snd, seq, envelope: Buffer.from([seq]), signed: 1, wait_rcv_queue: null, after_sent: null });
+  for (let seq = 1; seq <= 40; seq++) queue(seq);
+  let reads = 0;
+  const outboxOf = store.outboxOf.bind(store);
+  store.outboxOf = (id: string) => (reads++, outboxOf(id));
+  const sent: number[] = [];
+  let queuedMeanwhile = false;
+  const router = {
+    send: async (_c: string, _relay: string, _q: unknown, envelope: Uint8Array) => {
+      sent.push(envelope[0]!);
+      if (!queuedMeanwhile) (queuedMeanwhile = true), queue(41);
+    },
+  } as unknown as Router;
+  const delivery = new Delivery(store, router, {} as RelayDirectory, recorder(), () => 0, pino({ level: 'silent' }), { unreachable: () => undefined, linkSpent: async () => undefined });
+  await delivery.flush('c1');
+  assert.deepEqual(sent, Array.from({ length: 41 }, (_, i) => i + 1), 'in order, and the one queued while the first batch was out goes too');
+  assert.equal(store.pendingCount('c1'), 0);
+  assert.equal(reads, 3, 'read at the start, when the rows read ran out, and once more to find nothing new');
+  db.close();
+});
