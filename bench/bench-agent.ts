@@ -12,8 +12,8 @@
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import { join } from 'node:path';
-import { Agent } from '../src/agent/agent.js';
-import type { AgentHandlers } from '../src/agent/agent-api.js';
+import { Agent } from '../dist/agent/agent.js';
+import type { AgentHandlers } from '../dist/agent/agent-api.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -17,7 +17,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { RelayClient } from '../src/client/relay-client.js';
+import { RelayClient } from '../dist/client/relay-client.js';
 import type { HeapStats } from './processes.js';
 import { mapLimit, readMemory, sleep, type ProcMemory } from './stats.js';
 

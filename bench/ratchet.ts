@@ -43,10 +43,10 @@ import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { randomBytes } from '../src/crypto/random.js';
-import { kemKeygen } from '../src/crypto/kem.js';
-import { PQ_CHUNK_LENGTH } from '../src/crypto/pq-epochs.js';
-import { ENVELOPE_OVERHEAD, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../src/crypto/ratchet.js';
+import { randomBytes } from '../dist/crypto/random.js';
+import { kemKeygen } from '../dist/crypto/kem.js';
+import { PQ_CHUNK_LENGTH } from '../dist/crypto/pq-epochs.js';
+import { ENVELOPE_OVERHEAD, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, serializeRatchet, type RatchetState } from '../dist/crypto/ratchet.js';
 import {
   acceptJoin,
   createInvitation,
@@ -55,7 +55,7 @@ import {
   encodeInvitationKeys,
   encodeJoinReply,
   joinInvitation,
-} from '../src/crypto/x3dh.js';
+} from '../dist/crypto/x3dh.js';
 import { ownCpuSeconds, percentile, readMachineBusySeconds, round, table } from './stats.js';
 import { mergeSummary } from './summary.js';
 // Types only (erased): the module itself is loaded with a dynamic import, so

@@ -20,11 +20,11 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
-import { RelayClient } from '../src/client/relay-client.js';
-import { ConnectionError, RelayError } from '../src/client/errors.js';
-import type { ReceivedMessage, RecipientQueue, SenderQueue } from '../src/client/queues.js';
-import { generateSigningKeyPair } from '../src/crypto/keys.js';
-import { BLOCK_SIZE } from '../src/protocol/block.js';
+import { RelayClient } from '../dist/client/relay-client.js';
+import { ConnectionError, RelayError } from '../dist/client/errors.js';
+import type { ReceivedMessage, RecipientQueue, SenderQueue } from '../dist/client/queues.js';
+import { generateSigningKeyPair } from '../dist/crypto/keys.js';
+import { BLOCK_SIZE } from '../dist/protocol/block.js';
 import { monotonicMicros } from './profile.js';
 import { mapLimit, ownCpuSeconds, readCpuSeconds, readMachineBusySeconds, readStorageWriteBytes, sleep, summarize, type Summary } from './stats.js';
 
