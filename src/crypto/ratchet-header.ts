@@ -153,8 +153,7 @@ export function decodeHeader(bytes: Uint8Array, version: number = ENVELOPE_VERSI
  *
  * @example
  *   const head = sealHeader(sending.headerKey, header, ad, rng(12));
- *   const body = seal(mk.key, mk.nonce, padded, concatBytes(head, ad));
- *   const message = concatBytes(head, body);
+ *   const message = seal(mk.key, mk.nonce, padded, concatBytes(head, ad), head); // head || body
  */
 export function sealHeader(headerKey: Uint8Array, header: AnyMessageHeader, ad: Uint8Array, nonce: Uint8Array): Uint8Array {
   const length = ENCRYPTED_HEADER_LENGTHS[header.version]!;
