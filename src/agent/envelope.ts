@@ -57,7 +57,8 @@ import { Reader, Writer } from '../protocol/codec.js';
 import { parseAddress } from '../protocol/address.js';
 import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
 import { KEY_LENGTH } from '../crypto/keys.js';
-import { randomBytes } from '../crypto/random.js';
+import { randomFillSync } from 'node:crypto';
+import type { RandomSource } from '../crypto/random.js';
 import { STAMP_LENGTH } from './stamp.js';
 
 /** Byte 0 of every envelope. History: 1 (2025-11) JOIN and RATCHET. */
@@ -131,14 +132,18 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
  * A stored envelope as it goes on the wire: brought to ENVELOPE_LENGTH with
  * fresh random fill (after a compact ratchet message; see the top of this
  * file). Fresh on every attempt: fill that repeated would mark where a
- * message ends.
+ * message ends. Without `rng` the fill comes from the OS CSPRNG, drawn
+ * straight into the envelope (randomFillSync: no buffer of its own, no copy).
  */
-export function fillEnvelope(stored: Uint8Array, rng: (n: number) => Uint8Array = randomBytes): Uint8Array {
+export function fillEnvelope(stored: Uint8Array, rng?: RandomSource): Uint8Array {
   if (stored.length > ENVELOPE_LENGTH) throw new RangeError(`envelope is ${stored.length} bytes, over ${ENVELOPE_LENGTH}`);
   if (stored.length === ENVELOPE_LENGTH) return stored;
-  const out = new Uint8Array(ENVELOPE_LENGTH);
+  // Not zeroed: every byte is written below, the stored envelope and then the fill.
+  const b = Buffer.allocUnsafeSlow(ENVELOPE_LENGTH);
+  const out = new Uint8Array(b.buffer, b.byteOffset, ENVELOPE_LENGTH);
   out.set(stored);
-  out.set(rng(ENVELOPE_LENGTH - stored.length), stored.length);
+  if (rng) out.set(rng(ENVELOPE_LENGTH - stored.length), stored.length);
+  else randomFillSync(out, stored.length);
   return out;
 }
 
