@@ -9,40 +9,63 @@ import { timingSafeEqual } from 'node:crypto';
 const U32_MAX = 0xffff_ffff;
 
 /**
- * Accumulates fields and concatenates them once at the end.
+ * Writes fields into one growing buffer; `finish` returns an exact-size
+ * copy. Give the expected length when it is known, so the buffer never
+ * grows (a ratchet state: ~3.8 KB).
  *
  * @example
  *   const bytes = new ByteWriter().u8(1).u32(7).bytes(key).finish();
  */
 export class ByteWriter {
-  private readonly parts: Uint8Array[] = [];
+  private buffer: Uint8Array;
+  private view: DataView;
   private length = 0;
 
+  constructor(expectedLength = 256) {
+    this.buffer = new Uint8Array(expectedLength);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
   bytes(value: Uint8Array): this {
-    this.parts.push(value);
+    this.room(value.length);
+    this.buffer.set(value, this.length);
     this.length += value.length;
     return this;
   }
 
   u8(value: number): this {
     assertUint(value, 0xff);
-    return this.bytes(Uint8Array.of(value));
+    this.room(1);
+    this.buffer[this.length++] = value;
+    return this;
   }
 
   u16(value: number): this {
     assertUint(value, 0xffff);
-    return this.bytes(Uint8Array.of(value >>> 8, value & 0xff));
+    this.room(2);
+    this.view.setUint16(this.length, value);
+    this.length += 2;
+    return this;
   }
 
   u32(value: number): this {
     assertUint(value, U32_MAX);
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, value);
-    return this.bytes(out);
+    this.room(4);
+    this.view.setUint32(this.length, value);
+    this.length += 4;
+    return this;
   }
 
   finish(): Uint8Array {
-    return concatBytes(...this.parts);
+    return this.buffer.slice(0, this.length);
+  }
+
+  private room(n: number): void {
+    if (this.length + n <= this.buffer.length) return;
+    const grown = new Uint8Array(Math.max(this.buffer.length * 2, this.length + n));
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+    this.view = new DataView(grown.buffer);
   }
 }
 

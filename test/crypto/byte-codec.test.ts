@@ -34,3 +34,15 @@ test('concatBytes and bytesEqual', () => {
   assert.ok(!bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 3)));
   assert.ok(!bytesEqual(Uint8Array.of(1), Uint8Array.of(1, 2)));
 });
+
+test('writer grows past the length it expected, keeping what it wrote', () => {
+  const w = new ByteWriter(3).u8(1).u16(0x0203);
+  const big = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
+  const bytes = w.bytes(big).u32(0x04050607).u8(9).finish();
+  assert.equal(bytes.length, 3 + 1000 + 5);
+  assert.equal(bytes.buffer.byteLength, bytes.length);
+  assert.equal(Buffer.from(bytes.subarray(0, 3)).toString('hex'), '010203');
+  assert.deepEqual(bytes.subarray(3, 1003), big);
+  assert.equal(Buffer.from(bytes.subarray(1003)).toString('hex'), '0405060709');
+  assert.equal(new ByteWriter(0).finish().length, 0);
+});
