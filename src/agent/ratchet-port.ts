@@ -25,7 +25,7 @@
  * The ML-KEM key pairs of new invitations and of a joiner's first PQ epoch
  * come from a KemKeyPool, made in the background after each use.
  */
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { KemKeyPool } from '../crypto/kem-pool.js';
 import type { PqRole } from '../crypto/pq-epochs.js';
 import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
@@ -61,7 +61,13 @@ interface Kept {
 }
 const cache = new Map<string, Kept>();
 
-const keyOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes.subarray(0, CACHE_KEY_BYTES)).digest('base64');
+/** node:crypto's one-shot `hash` (Node 20.12 and later; @types/node 20 does not declare it): no Hash object per call. */
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'base64') => string }).hash;
+
+function keyOf(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, CACHE_KEY_BYTES);
+  return oneShot ? oneShot('sha256', head, 'base64') : nodeCrypto.createHash('sha256').update(head).digest('base64');
+}
 
 function load(bytes: Uint8Array, role: Role): { state: RatchetState; key: string } {
   const key = keyOf(bytes);
