@@ -116,7 +116,7 @@ export class ByteReader {
 
   u32(): number {
     const b = this.take(4);
-    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
+    return (b[0] ?? 0) * 0x100_0000 + (((b[1] ?? 0) << 16) | ((b[2] ?? 0) << 8) | (b[3] ?? 0));
   }
 
   get remaining(): number {

@@ -49,3 +49,10 @@ test('writer: short and long fields in any order, across chunks, in an exact-siz
   assert.equal(new ByteWriter().finish().length, 0);
   assert.deepEqual(new ByteWriter().bytes(new Uint8Array(100).fill(3)).finish(), new Uint8Array(100).fill(3));
 });
+
+test('u32 round-trips across its range, the top bit included', () => {
+  for (const v of [0, 1, 0xff, 0x100, 0xffff, 0x1_0000, 0x7fff_ffff, 0x8000_0000, 0xdead_beef, 0xffff_ffff]) {
+    const r = new ByteReader(new ByteWriter().u32(v).finish(), (why) => new Error(why));
+    assert.equal(r.u32(), v);
+  }
+});
