@@ -205,11 +205,15 @@ function outOfRange(what: string): EnvelopeError {
   return new EnvelopeError('OUT_OF_RANGE', `${what} out of range`);
 }
 
+const MAX_U64_FIELD_BIG = BigInt(MAX_U64_FIELD);
+
 /** A u64 that must be a safe integer of at least `min`. */
 function count(r: Reader, what: string, min: number): number {
   const v = r.u64(what);
-  if (v > BigInt(MAX_U64_FIELD) || v < BigInt(min)) throw outOfRange(what);
-  return Number(v);
+  if (v > MAX_U64_FIELD_BIG) throw outOfRange(what);
+  const n = Number(v); // exact: at most 2^53 - 1
+  if (n < min) throw outOfRange(what);
+  return n;
 }
 
 /** A short field of exactly `length` bytes (or empty, when `orEmpty`). */
@@ -343,7 +347,7 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
         const seq = count(r, 'seq', 1);
         // Clamped, not refused: a sender's broken clock should not cost the message.
         const rawSentAt = r.u64('sentAt');
-        const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
+        const sentAt = rawSentAt > MAX_U64_FIELD_BIG ? MAX_U64_FIELD : Number(rawSentAt);
         return receipt ? { tag: 'MSG', seq, sentAt, body: r.rest(), receipt } : { tag: 'MSG', seq, sentAt, body: r.rest() };
       }
       case 'RCPT': {
