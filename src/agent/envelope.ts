@@ -57,7 +57,8 @@ import { Reader, Writer } from '../protocol/codec.js';
 import { parseAddress } from '../protocol/address.js';
 import { ID_LENGTH, MAX_MESSAGE_LENGTH } from '../protocol/commands.js';
 import { KEY_LENGTH } from '../crypto/keys.js';
-import { randomBytes } from '../crypto/random.js';
+import { randomFillSync } from 'node:crypto';
+import type { RandomSource } from '../crypto/random.js';
 import { STAMP_LENGTH } from './stamp.js';
 
 /** Byte 0 of every envelope. History: 1 (2025-11) JOIN and RATCHET. */
@@ -131,14 +132,18 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
  * A stored envelope as it goes on the wire: brought to ENVELOPE_LENGTH with
  * fresh random fill (after a compact ratchet message; see the top of this
  * file). Fresh on every attempt: fill that repeated would mark where a
- * message ends.
+ * message ends. Without `rng` the fill comes from the OS CSPRNG, drawn
+ * straight into the envelope (randomFillSync: no buffer of its own, no copy).
  */
-export function fillEnvelope(stored: Uint8Array, rng: (n: number) => Uint8Array = randomBytes): Uint8Array {
+export function fillEnvelope(stored: Uint8Array, rng?: RandomSource): Uint8Array {
   if (stored.length > ENVELOPE_LENGTH) throw new RangeError(`envelope is ${stored.length} bytes, over ${ENVELOPE_LENGTH}`);
   if (stored.length === ENVELOPE_LENGTH) return stored;
-  const out = new Uint8Array(ENVELOPE_LENGTH);
+  // Not zeroed: every byte is written below, the stored envelope and then the fill.
+  const b = Buffer.allocUnsafeSlow(ENVELOPE_LENGTH);
+  const out = new Uint8Array(b.buffer, b.byteOffset, ENVELOPE_LENGTH);
   out.set(stored);
-  out.set(rng(ENVELOPE_LENGTH - stored.length), stored.length);
+  if (rng) out.set(rng(ENVELOPE_LENGTH - stored.length), stored.length);
+  else randomFillSync(out, stored.length);
   return out;
 }
 
@@ -200,11 +205,15 @@ function outOfRange(what: string): EnvelopeError {
   return new EnvelopeError('OUT_OF_RANGE', `${what} out of range`);
 }
 
+const MAX_U64_FIELD_BIG = BigInt(MAX_U64_FIELD);
+
 /** A u64 that must be a safe integer of at least `min`. */
 function count(r: Reader, what: string, min: number): number {
   const v = r.u64(what);
-  if (v > BigInt(MAX_U64_FIELD) || v < BigInt(min)) throw outOfRange(what);
-  return Number(v);
+  if (v > MAX_U64_FIELD_BIG) throw outOfRange(what);
+  const n = Number(v); // exact: at most 2^53 - 1
+  if (n < min) throw outOfRange(what);
+  return n;
 }
 
 /** A short field of exactly `length` bytes (or empty, when `orEmpty`). */
@@ -338,7 +347,7 @@ export function decodeMessage(bytes: Uint8Array): AgentMessage {
         const seq = count(r, 'seq', 1);
         // Clamped, not refused: a sender's broken clock should not cost the message.
         const rawSentAt = r.u64('sentAt');
-        const sentAt = rawSentAt > BigInt(MAX_U64_FIELD) ? MAX_U64_FIELD : Number(rawSentAt);
+        const sentAt = rawSentAt > MAX_U64_FIELD_BIG ? MAX_U64_FIELD : Number(rawSentAt);
         return receipt ? { tag: 'MSG', seq, sentAt, body: r.rest(), receipt } : { tag: 'MSG', seq, sentAt, body: r.rest() };
       }
       case 'RCPT': {

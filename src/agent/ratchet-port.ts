@@ -5,12 +5,16 @@
  * new ratchet behind the same four calls changes this file only.
  *
  * Ratchet states are immutable values, so the state each step returns is
- * kept in memory under the hash of its serialized bytes, and the next
- * step of that connection starts from it instead of parsing the bytes
- * again (which recomputes public keys). Only the newest state of a chain
- * is kept: the one it replaced is dropped at once, so no older keys stay
- * in memory; what the database holds is always what counts (a rolled-back
- * step leaves bytes that are not in the cache, and they are parsed).
+ * kept in memory with its serialized bytes, and the next step of that
+ * connection starts from it instead of parsing the bytes again (which
+ * recomputes public keys) when the bytes it is given are those same bytes,
+ * compared in full. Entries are found by the hash of the bytes' first
+ * CACHE_KEY_BYTES (which hold the ratchet key and the root key: unique to
+ * a connection, and cheap to hash where the whole state is not). Only the
+ * newest state of a chain is kept: the one it replaced is dropped at once,
+ * so no older keys stay in memory; what the database holds is always what
+ * counts (a rolled-back step leaves bytes that differ from the kept ones,
+ * and they are parsed).
  *
  * A state written by the previous release (ratchet state version 1)
  * converts when it is parsed: the side that sent the first ratchet message
@@ -21,7 +25,7 @@
  * The ML-KEM key pairs of new invitations and of a joiner's first PQ epoch
  * come from a KemKeyPool, made in the background after each use.
  */
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { KemKeyPool } from '../crypto/kem-pool.js';
 import type { PqRole } from '../crypto/pq-epochs.js';
 import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
@@ -46,22 +50,40 @@ type SharedSecret = Parameters<typeof initSender>[0];
 type InvitationPublic = Parameters<typeof initSender>[1];
 type InvitationSecret = Parameters<typeof initReceiver>[1];
 
-/** States by the hash of their serialized form; at most CACHE_SIZE (one per active connection). */
+/** Kept states (one per active connection), at most CACHE_SIZE. */
 const CACHE_SIZE = 512;
-const cache = new Map<string, RatchetState>();
+/** Version, flags, ratchet private key and root key: enough to tell connections apart. */
+const CACHE_KEY_BYTES = 2 + 32 + 32;
+interface Kept {
+  readonly state: RatchetState;
+  /** Exactly what `keep` returned for it: a state is used only for these bytes. */
+  readonly bytes: Uint8Array;
+}
+const cache = new Map<string, Kept>();
 
-const keyOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64');
+/** node:crypto's one-shot `hash` (Node 20.12 and later; @types/node 20 does not declare it): no Hash object per call. */
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'base64') => string }).hash;
+
+function keyOf(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, CACHE_KEY_BYTES);
+  return oneShot ? oneShot('sha256', head, 'base64') : nodeCrypto.createHash('sha256').update(head).digest('base64');
+}
 
 function load(bytes: Uint8Array, role: Role): { state: RatchetState; key: string } {
   const key = keyOf(bytes);
-  return { state: cache.get(key) ?? deserializeRatchet(bytes, { role: pqRole(role) }), key };
+  const kept = cache.get(key);
+  const hit = kept !== undefined && (kept.bytes === bytes || Buffer.compare(kept.bytes, bytes) === 0);
+  return { state: hit ? kept.state : deserializeRatchet(bytes, { role: pqRole(role) }), key };
 }
 
 /** Serializes the new state, keeps it for the next step, and drops the one it replaces. */
 function keep(state: RatchetState, replaces?: string): Buffer {
-  const bytes = Buffer.from(serializeRatchet(state));
+  const serialized = serializeRatchet(state);
+  const bytes = Buffer.from(serialized.buffer, serialized.byteOffset, serialized.length);
   if (replaces !== undefined) cache.delete(replaces);
-  cache.set(keyOf(bytes), state);
+  const key = keyOf(bytes);
+  cache.delete(key); // set again below, so it counts as the newest
+  cache.set(key, { state, bytes });
   if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
   return bytes;
 }

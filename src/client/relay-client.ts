@@ -242,9 +242,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         continue;
       }
       if (corrId.length > 0) {
-        const p = this.pending.get(hex(corrId));
+        const key = hex(corrId);
+        const p = this.pending.get(key);
         if (!p) continue;
-        this.pending.delete(hex(corrId));
+        this.pending.delete(key);
         clearTimeout(p.timer);
         p.resolve(response);
       } else {

@@ -9,41 +9,79 @@ import { timingSafeEqual } from 'node:crypto';
 const U32_MAX = 0xffff_ffff;
 
 /**
- * Accumulates fields and concatenates them once at the end.
+ * Writes fields into one buffer that grows as needed (to at least twice
+ * its size, or exactly to what a long field needs) and returns exactly the
+ * bytes written: the buffer itself when it is full, else a copy. Pass the
+ * expected length when it is known, so the buffer never grows. Finish a
+ * writer once.
  *
  * @example
  *   const bytes = new ByteWriter().u8(1).u32(7).bytes(key).finish();
  */
 export class ByteWriter {
-  private readonly parts: Uint8Array[] = [];
+  private buffer: Uint8Array;
   private length = 0;
 
+  /** The default fits V8's on-heap typed arrays (up to 64 bytes), the cheapest to make. */
+  constructor(expectedLength = 64) {
+    this.buffer = fresh(expectedLength);
+  }
+
   bytes(value: Uint8Array): this {
-    this.parts.push(value);
+    this.room(value.length).set(value, this.length);
     this.length += value.length;
     return this;
   }
 
   u8(value: number): this {
     assertUint(value, 0xff);
-    return this.bytes(Uint8Array.of(value));
+    this.room(1)[this.length++] = value;
+    return this;
   }
 
   u16(value: number): this {
     assertUint(value, 0xffff);
-    return this.bytes(Uint8Array.of(value >>> 8, value & 0xff));
+    const b = this.room(2);
+    b[this.length] = value >>> 8;
+    b[this.length + 1] = value & 0xff;
+    this.length += 2;
+    return this;
   }
 
   u32(value: number): this {
     assertUint(value, U32_MAX);
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, value);
-    return this.bytes(out);
+    const b = this.room(4);
+    b[this.length] = value >>> 24;
+    b[this.length + 1] = (value >>> 16) & 0xff;
+    b[this.length + 2] = (value >>> 8) & 0xff;
+    b[this.length + 3] = value & 0xff;
+    this.length += 4;
+    return this;
   }
 
   finish(): Uint8Array {
-    return concatBytes(...this.parts);
+    return this.length === this.buffer.length ? this.buffer : this.buffer.slice(0, this.length);
   }
+
+  /** The buffer, with room for `n` more bytes. */
+  private room(n: number): Uint8Array {
+    if (this.length + n > this.buffer.length) {
+      const grown = fresh(Math.max(this.buffer.length * 2, this.length + n));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    return this.buffer;
+  }
+}
+
+/** Sizes from which a writer's buffer is not zeroed: only written bytes are ever returned. */
+const UNZEROED_FROM = 1024;
+
+/** A Uint8Array of `n` bytes over its own ArrayBuffer (never a slice of Node's shared pool). */
+function fresh(n: number): Uint8Array {
+  if (n < UNZEROED_FROM) return new Uint8Array(n);
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
 /**
@@ -78,7 +116,7 @@ export class ByteReader {
 
   u32(): number {
     const b = this.take(4);
-    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
+    return (b[0] ?? 0) * 0x100_0000 + (((b[1] ?? 0) << 16) | ((b[2] ?? 0) << 8) | (b[3] ?? 0));
   }
 
   get remaining(): number {

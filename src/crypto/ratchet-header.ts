@@ -107,7 +107,8 @@ export interface Envelope {
  *   const bytes = encodeHeader({ version: 2, dh, previousCount: 0, count: 3, pqEpoch: 1, chunk });
  */
 export function encodeHeader(header: AnyMessageHeader): Uint8Array {
-  const w = new ByteWriter().bytes(header.dh).u32(header.previousCount).u32(header.count);
+  const length = header.version === ENVELOPE_VERSION_1 ? HEADER_LENGTH_V1 : header.version === ENVELOPE_VERSION_3 ? HEADER_LENGTH_V3 : HEADER_LENGTH;
+  const w = new ByteWriter(length).bytes(header.dh).u32(header.previousCount).u32(header.count);
   if (header.version === ENVELOPE_VERSION_1) return w.bytes(header.kemPublicKey).bytes(header.kemCiphertext).finish();
   const { chunk } = header;
   w.u32(header.pqEpoch).u8(chunk.kind).u32(chunk.epoch).u8(chunk.index).bytes(chunk.data);
@@ -153,8 +154,7 @@ export function decodeHeader(bytes: Uint8Array, version: number = ENVELOPE_VERSI
  *
  * @example
  *   const head = sealHeader(sending.headerKey, header, ad, rng(12));
- *   const body = seal(mk.key, mk.nonce, padded, concatBytes(head, ad));
- *   const message = concatBytes(head, body);
+ *   const message = seal(mk.key, mk.nonce, padded, concatBytes(head, ad), head); // head || body
  */
 export function sealHeader(headerKey: Uint8Array, header: AnyMessageHeader, ad: Uint8Array, nonce: Uint8Array): Uint8Array {
   const length = ENCRYPTED_HEADER_LENGTHS[header.version]!;

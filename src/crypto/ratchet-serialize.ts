@@ -38,6 +38,9 @@ const HAS_LEGACY_KEM = 0x04;
 const LEGACY_SENDING = 0x08;
 const KNOWN_FLAGS = HAS_SENDING | HAS_RECEIVING | HAS_LEGACY_KEM | LEGACY_SENDING;
 
+/** Room for a typical state (a keyholder's ML-KEM secret key and collector, a few skipped keys): its writer never grows. */
+const STATE_LENGTH_HINT = 4096;
+
 const ROLE_KEYHOLDER = 1;
 const ROLE_ENCAPSULATOR = 2;
 const PHASE_COLLECTING = 0;
@@ -67,7 +70,7 @@ export function serializeRatchet(state: RatchetState): Uint8Array {
     (state.receiving ? HAS_RECEIVING : 0) |
     (state.legacyKem ? HAS_LEGACY_KEM : 0) |
     (legacySending ? LEGACY_SENDING : 0);
-  const w = new ByteWriter()
+  const w = new ByteWriter(STATE_LENGTH_HINT)
     .u8(RATCHET_STATE_VERSION)
     .u8(flags)
     .bytes(state.dhSelf.privateKey)

@@ -204,10 +204,11 @@ export function ratchetEncrypt(
     };
   }
   const head = sealHeader(sending.headerKey, header, ad, rng(AEAD_NONCE_LENGTH));
-  const body = seal(mk.key, mk.nonce, padded, concatBytes(head, ad));
+  // head || body in one buffer: the 16 KiB body is written once, after the head.
+  const message = seal(mk.key, mk.nonce, padded, concatBytes(head, ad), head);
   return {
     state: { ...state, pq, sending: { ...sending, chainKey: step.chainKey, count: sending.count + 1 } },
-    message: concatBytes(head, body),
+    message,
   };
 }
 

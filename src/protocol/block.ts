@@ -8,7 +8,7 @@
  * each prefixed with its u16 length. Handshake blocks carry the hello as
  * their content directly.
  */
-import { Reader, Writer } from './codec.js';
+import { Reader } from './codec.js';
 import { ProtocolError } from './errors.js';
 
 /**
@@ -51,9 +51,25 @@ export function encodeBatch(transmissions: readonly Uint8Array[]): Uint8Array {
   if (transmissions.length === 0 || transmissions.length > MAX_BATCH) {
     throw new RangeError(`a batch holds 1..${MAX_BATCH} transmissions, got ${transmissions.length}`);
   }
-  const w = new Writer().u8(transmissions.length);
-  for (const t of transmissions) w.long(t);
-  return padBlock(w.finish());
+  let length = 1;
+  for (const t of transmissions) {
+    if (t.length > 0xffff) throw new RangeError(`long string too long: ${t.length}`);
+    length += batchCost(t);
+  }
+  if (length > MAX_CONTENT_LENGTH) throw new RangeError(`block content too long: ${length}`);
+  // Written in place: count, then each transmission after its u16 length; the rest stays zero.
+  const block = new Uint8Array(BLOCK_SIZE);
+  block[0] = length >>> 8;
+  block[1] = length & 0xff;
+  block[2] = transmissions.length;
+  let at = 3;
+  for (const t of transmissions) {
+    block[at] = t.length >>> 8;
+    block[at + 1] = t.length & 0xff;
+    block.set(t, at + 2);
+    at += 2 + t.length;
+  }
+  return block;
 }
 
 /** The transmissions of a batch block (views into `block`). */

@@ -224,3 +224,12 @@ test('fuzz: mutated envelopes decode or throw EnvelopeError, nothing else', () =
     { numRuns: 500 },
   );
 });
+
+test('fill: an injected source fills every byte after the stored envelope', () => {
+  const stored = encodeEnvelope({ type: 'RATCHET', ratchet: new Uint8Array(500).fill(7) });
+  const asked: number[] = [];
+  const wire = fillEnvelope(stored, (n) => (asked.push(n), new Uint8Array(n).fill(0xaa)));
+  assert.deepEqual(asked, [ENVELOPE_LENGTH - stored.length]);
+  assert.deepEqual(wire.subarray(0, stored.length), stored);
+  assert.ok(wire.subarray(stored.length).every((b) => b === 0xaa));
+});

@@ -34,3 +34,25 @@ test('concatBytes and bytesEqual', () => {
   assert.ok(!bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 3)));
   assert.ok(!bytesEqual(Uint8Array.of(1), Uint8Array.of(1, 2)));
 });
+
+test('writer: short and long fields in any order, across chunks, in an exact-size result', () => {
+  const w = new ByteWriter();
+  const expected: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const field = Uint8Array.from({ length: (i * 37) % 150 }, (_, j) => (i + j) & 0xff);
+    w.u8(i & 0xff).bytes(field).u16(i).u32(i * 65537);
+    expected.push(i & 0xff, ...field, i >>> 8, i & 0xff, ...Buffer.from(Uint32Array.of(i * 65537).buffer).reverse());
+  }
+  const bytes = w.finish();
+  assert.deepEqual(bytes, Uint8Array.from(expected));
+  assert.equal(bytes.buffer.byteLength, bytes.length);
+  assert.equal(new ByteWriter().finish().length, 0);
+  assert.deepEqual(new ByteWriter().bytes(new Uint8Array(100).fill(3)).finish(), new Uint8Array(100).fill(3));
+});
+
+test('u32 round-trips across its range, the top bit included', () => {
+  for (const v of [0, 1, 0xff, 0x100, 0xffff, 0x1_0000, 0x7fff_ffff, 0x8000_0000, 0xdead_beef, 0xffff_ffff]) {
+    const r = new ByteReader(new ByteWriter().u32(v).finish(), (why) => new Error(why));
+    assert.equal(r.u32(), v);
+  }
+});
