@@ -75,11 +75,12 @@ export class AgentStore {
    * - Plain: for what is safe to redo, such as forgetting a message the
    *   relay confirmed (if it comes back, it is sent again and the contact
    *   drops the copy).
-   * - `beforeSending`: for what must be on disk before anything leaves the
-   *   device (a message and the ratchet step that encrypted it, so that no
-   *   message key is ever used twice): flushToDisk() flushes it before the
-   *   next send. A burst of sends then costs one flush per delivery round
-   *   instead of one each; if power fails first, none of them left.
+   * - `beforeSending`: for what must be on disk before anything that
+   *   depends on it leaves the device: a message and the ratchet step that
+   *   encrypted it (so that no message key is ever used twice), or a
+   *   received message before its ACK. flushToDisk() flushes it first. A
+   *   burst then costs one flush per round instead of one per message; if
+   *   power fails before it, nothing that depended on it had left.
    */
   txUnflushed<T>(fn: () => T, options: { beforeSending?: boolean } = {}): T {
     this.syncLevel ??= this.db.pragma('synchronous', { simple: true }) as number;
@@ -98,7 +99,8 @@ export class AgentStore {
   /**
    * Flushes to disk what txUnflushed({ beforeSending }) committed, if
    * anything: one small flushed commit, which in WAL mode takes every
-   * earlier one with it. Delivery calls it before anything leaves.
+   * earlier one with it. Delivery calls it before a message leaves,
+   * receiving before its ACKs.
    */
   flushToDisk(): void {
     if (!this.unflushedSends) return;

@@ -7,7 +7,8 @@
  *   one per queue;
  * - `subscribeAll` (start()): SUBs every queue at once; the relays push; what arrives while the
  *   previous batch is being applied is applied together, in one
- *   transaction, then acknowledged.
+ *   transaction, and acknowledged with the next batches once on disk
+ *   (flushAcks).
  *
  * Each message is applied in a savepoint of its own: one that fails
  * (a bug, never a contact's doing: incoming.ts drops what contacts can
@@ -33,6 +34,15 @@ import { recipientQueue, type RelaySessions } from './relay-sessions.js';
  * the ratchet drops.
  */
 const PUSH_WINDOW = 8;
+/**
+ * Pushed messages are committed without a flush of their own and
+ * acknowledged together once ACK_BATCH wait (half the window, so the
+ * relay keeps pushing meanwhile) or ACK_DELAY_MS after the first: one
+ * flush to disk for several messages, each on disk before its ACK. Where
+ * the relay pushes one at a time (a window of 1) each goes at once.
+ */
+const ACK_BATCH = PUSH_WINDOW / 2;
+const ACK_DELAY_MS = 10;
 
 interface Arrival {
   readonly client: RelayClient;
@@ -55,6 +65,9 @@ export class Receiving {
   private readonly subscribedClients = new Set<RelayClient>();
   private pushed: Arrival[] = [];
   private drainQueued = false;
+  /** Applied, committed without a flush, not yet acknowledged (flushAcks). */
+  private unacked: Arrival[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: AgentStore,
@@ -173,24 +186,47 @@ export class Receiving {
         this.drainQueued = false;
         const batch = this.pushed;
         this.pushed = [];
-        const done = this.apply(batch);
-        // Not awaited: the batch is committed, so an ACK that fails only means the
-        // relay pushes the message again and the ratchet drops it as a replay; what
-        // the batch made due (receipts, replies) need not wait a round trip for it.
-        for (const a of done) {
-          a.client.ack(a.queue, a.message.msgId).catch((e: unknown) => {
-            this.log.debug({ err: errorFields(e) }, 'ACK of a pushed message failed; it comes again');
-          });
-        }
+        const done = this.apply(batch, true);
+        this.unacked.push(...done);
+        if (this.unacked.length >= ACK_BATCH || done.some((a) => a.client.pushWindow(a.queue) <= 1)) this.flushAcks();
+        else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS).unref();
         await this.hooks.afterPush();
       })
       .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'handling pushed messages failed'));
   }
 
+  /**
+   * Flushes what was applied to disk and acknowledges it (also when the
+   * agent closes). Not awaited: an
+   * ACK that fails only means the relay pushes the message again and the
+   * ratchet drops it as a replay; what the batch made due (receipts,
+   * replies) need not wait a round trip for it.
+   */
+  flushAcks(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.unacked.length === 0) return;
+    try {
+      this.store.flushToDisk();
+    } catch (e) {
+      // Not on disk, not acknowledged: the relay keeps them, and the next batch tries again.
+      this.log.warn({ err: errorFields(e) }, 'flushing received messages to disk failed');
+      return;
+    }
+    const acks = this.unacked;
+    this.unacked = [];
+    for (const a of acks) {
+      a.client.ack(a.queue, a.message.msgId).catch((e: unknown) => {
+        this.log.debug({ err: errorFields(e) }, 'ACK of a pushed message failed; it comes again');
+      });
+    }
+  }
+
   /** Applies a batch in one transaction, each message in a savepoint of its own; returns the arrivals to acknowledge. */
-  private apply(batch: readonly Arrival[]): Arrival[] {
+  private apply(batch: readonly Arrival[], unflushed = false): Arrival[] {
     const done: Arrival[] = [];
-    this.store.tx(() => {
+    const inTx = (fn: () => void): void => (unflushed ? this.store.txUnflushed(fn, { beforeSending: true }) : this.store.tx(fn));
+    inTx(() => {
       for (const a of batch) {
         try {
           this.store.tx(() => {

@@ -148,6 +148,8 @@ export class Scheduler {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.receiptTimer) clearTimeout(this.receiptTimer);
     await this.chain;
+    // What was applied goes to disk and its ACKs out before the sessions close.
+    this.parts.receiving.flushAcks();
     await this.parts.pool.close();
   }
 

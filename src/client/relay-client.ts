@@ -387,6 +387,25 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /**
+   * Whether this client keeps `queue` subscribed: asked for, not refused,
+   * not ended by the relay (END); it is subscribed again after every
+   * reconnection, so there is nothing to renew.
+   */
+  isSubscribed(queue: RecipientQueue): boolean {
+    return this.subscribed.has(hex(queue.recipientId));
+  }
+
+  /**
+   * How many of `queue`'s messages the relay pushes before one is
+   * acknowledged: the window subscribed with where the connection speaks
+   * version 4, else 1 (and 1 for a queue not subscribed here).
+   */
+  pushWindow(queue: RecipientQueue): number {
+    const window = this.subscribed.get(hex(queue.recipientId))?.window ?? 1;
+    return (this.transport?.version ?? 0) >= PUSH_WINDOW_VERSION ? window : 1;
+  }
+
+  /**
    * Starts pushes of this queue's messages, oldest first, as 'message'
    * events; renewed after reconnects. Up to `window` (1..MAX_PUSH_WINDOW,
    * default 1) are pushed before the first is acknowledged, and each ACK,
@@ -399,15 +418,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * @example
    *   await client.subscribe(queue, { window: 8 });
    */
-  /**
-   * Whether this client keeps `queue` subscribed: asked for, not refused,
-   * not ended by the relay (END); it is subscribed again after every
-   * reconnection, so there is nothing to renew.
-   */
-  isSubscribed(queue: RecipientQueue): boolean {
-    return this.subscribed.has(hex(queue.recipientId));
-  }
-
   async subscribe(queue: RecipientQueue, options: { window?: number } = {}): Promise<void> {
     const window = options.window ?? 1;
     if (!isPushWindow(window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${window}`);

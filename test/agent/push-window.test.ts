@@ -15,6 +15,7 @@ import { RelayClient } from '../../src/client/relay-client.js';
 import type { ReceivedMessage, RecipientQueue } from '../../src/client/queues.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
 import { openAgent, syncUntil, text } from '../helpers/agent-harness.js';
+import { AgentStore } from '../../src/agent/agent-store.js';
 
 const N = 80;
 
@@ -72,6 +73,56 @@ test('a burst pushed through the window reaches the contact exactly once, in ord
     assert.ok(counted.distinct() >= N);
     assert.equal(counted.pushes(), counted.distinct(), 'no message pushed twice');
   } finally {
+    await alice.agent.close();
+    await bob.agent.close();
+    await relay.stop();
+  }
+});
+
+test('pushed messages are on disk before their ACK, and a burst shares its flushes to disk', async () => {
+  const relay = await startRelayProcess({ args: ['--quota', '1000'] });
+  const alice = openAgent([relay.address], undefined, { retryMs: 100 });
+  const bob = openAgent([relay.address], undefined, { retryMs: 100 });
+  alice.agent.setRouting('direct');
+  bob.agent.setRouting('direct');
+  // White box: Alice's store says whether something she applied is not yet flushed to disk.
+  const store = (alice.agent as unknown as { p: { store: AgentStore } }).p.store;
+  const unflushed = (): boolean => (store as unknown as { unflushedSends: boolean }).unflushedSends;
+  const proto = RelayClient.prototype;
+  const ack = proto.ack;
+  const flushToDisk = AgentStore.prototype.flushToDisk;
+  let acks = 0;
+  let ackedUnflushed = 0;
+  let flushes = 0;
+  proto.ack = function (this: RelayClient, queue: RecipientQueue, msgId: Uint8Array) {
+    if (store.rcvQueueByRecipientId(queue.recipientId)) {
+      acks++;
+      if (unflushed()) ackedUnflushed++;
+    }
+    return ack.call(this, queue, msgId);
+  };
+  AgentStore.prototype.flushToDisk = function (this: AgentStore) {
+    if (this === store && unflushed()) flushes++;
+    flushToDisk.call(this);
+  };
+  try {
+    const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
+    const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));
+    await syncUntil([alice, bob], () => alice.events.connected.has(a2b) && bob.events.connected.has(b2a));
+    await alice.agent.start();
+    await bob.agent.start();
+    for (let i = 0; i < N; i++) bob.agent.send(b2a, text(`m${i}`));
+    bob.agent.kick();
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && (alice.events.messages.get(a2b)?.length ?? 0) < N) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alice.events.messages.get(a2b)?.length, N);
+    while (Date.now() < deadline && acks < N) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(acks >= N, `every message acknowledged (${acks})`);
+    assert.equal(ackedUnflushed, 0, 'no ACK left while what it acknowledges was not on disk');
+    assert.ok(flushes > 0 && flushes < N, `fewer flushes than messages (${flushes} for ${N})`);
+  } finally {
+    proto.ack = ack;
+    AgentStore.prototype.flushToDisk = flushToDisk;
     await alice.agent.close();
     await bob.agent.close();
     await relay.stop();
