@@ -11,21 +11,23 @@
  *   await client.subscribe(queue, { window: 8 });
  */
 import { EventEmitter } from 'node:events';
-import { dh, generateDhKeyPair, generateSigningKeyPair, sign } from '../crypto/keys.js';
+import { dh, generateDhKeyPair, generateSigningKeyPair } from '../crypto/keys.js';
 import { CryptoError } from '../crypto/errors.js';
 import { formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
 import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
-import { decodeResponse, encodeCommand, isPushWindow, MAX_PUSH_WINDOW, type Command, type QueueMode, type Response } from '../protocol/commands.js';
+import { commandParty, decodeResponse, encodeCommand, isPushWindow, MAX_PUSH_WINDOW, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
 import { MAX_POW_BITS } from '../protocol/pow.js';
 import { solvePowOffThread } from './pow-solver.js';
-import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../protocol/transmission.js';
+import { decodeTransmission, encodeAuthenticatedTransmission } from '../protocol/transmission.js';
+import type { Authentication } from '../protocol/authenticator.js';
+import { ClientMacKeys, type MacParty } from './mac-keys.js';
 import { ConnectionError, RelayError } from './errors.js';
 import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
 import { openTransport, type RelayTransport } from '../transport/session.js';
 import { ForwardRoutes, type RouteHop } from './forwarding.js';
 import { checkLinkData, checkLinkId, requiringLinkData } from './link-data.js';
-import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION } from '../protocol/version.js';
+import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION, SESSION_MAC_VERSION } from '../protocol/version.js';
 import { randomBytes } from '../crypto/random.js';
 
 export interface RelayClientOptions {
@@ -75,6 +77,8 @@ interface Pending {
   readonly resolve: (r: Response) => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
+  /** Set when the command registers a MAC key: told the answer (undefined if none comes). */
+  onAnswer?: (r: Response | undefined) => void;
 }
 
 interface Outgoing {
@@ -82,6 +86,8 @@ interface Outgoing {
   readonly entityId: Uint8Array;
   readonly command: Uint8Array;
   readonly signingKey: Uint8Array | undefined;
+  /** Whose key signs it, for the commands that may carry a MAC instead (not NEW). */
+  readonly party: MacParty | undefined;
 }
 
 /** A subscribed queue and the push window it asked for. */
@@ -97,6 +103,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly address: RelayAddress;
   readonly addressText: string;
   private transport: RelayTransport | undefined;
+  /** MAC keys of the current session (version 5): new with every connection, never stored. */
+  private macKeys: ClientMacKeys | undefined;
   private readonly pending = new Map<string, Pending>();
   private outbox: Outgoing[] = [];
   private flushScheduled = false;
@@ -158,6 +166,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private attach(t: RelayTransport): void {
     this.transport = t;
+    this.macKeys = t.version >= SESSION_MAC_VERSION ? new ClientMacKeys() : undefined;
     t.socket.on('data', (chunk: Buffer) => {
       for (const block of t.reader.push(chunk)) this.onBlock(block);
     });
@@ -170,6 +179,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private onDisconnect(t: RelayTransport): void {
     if (this.transport !== t) return;
     this.transport = undefined;
+    this.macKeys = undefined; // registered on that session only
     this.routes.clear(); // forwarding sessions live and die with the connection
     const error = new ConnectionError('CLOSED', this.addressText, 'connection closed');
     for (const [key, p] of this.pending) {
@@ -247,6 +257,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         if (!p) continue;
         this.pending.delete(key);
         clearTimeout(p.timer);
+        p.onAnswer?.(response);
         p.resolve(response);
       } else {
         this.onPush(entityId, response);
@@ -283,6 +294,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return new Promise<Response>((resolve, reject) => {
       const key = hex(corrId);
       const timer = setTimeout(() => {
+        this.pending.get(key)?.onAnswer?.(undefined);
         this.pending.delete(key);
         reject(new ConnectionError('TIMEOUT', this.addressText, `${command.type} unanswered after ${this.opts.commandTimeoutMs} ms`));
       }, this.opts.commandTimeoutMs);
@@ -292,7 +304,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         reject,
         resolve: (r) => (r.type === 'ERR' ? reject(new RelayError(r.code, command.type, this.addressText, r.retryAfterMs)) : resolve(r)),
       });
-      this.outbox.push({ corrId: new Uint8Array(corrId), entityId, command: encoded, signingKey });
+      const party = commandParty(command.type);
+      this.outbox.push({
+        corrId: new Uint8Array(corrId),
+        entityId,
+        command: encoded,
+        signingKey,
+        party: party === 'recipient' || party === 'sender' ? party : undefined,
+      });
       this.scheduleFlush();
     });
   }
@@ -303,18 +322,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     setImmediate(() => this.flush());
   }
 
-  /** Signs (with this session's binding) and writes everything queued, batched into blocks. */
+  /**
+   * Authenticates (with this session's binding) and writes everything
+   * queued, batched into blocks. Each transmission is built in one buffer
+   * (encodeAuthenticatedTransmission), the block copies it once more.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const t = this.transport;
     if (!t || this.outbox.length === 0) return; // kept until the connection is back
     const out = this.outbox;
     this.outbox = [];
-    const transmissions = out.map((o) => {
-      const body = encodeTransmissionBody(o.corrId, o.entityId, o.command);
-      const auth = o.signingKey ? sign(o.signingKey, signedData(t.binding, body)) : EMPTY;
-      return encodeTransmission(auth, body);
-    });
+    const transmissions = out.map((o) => encodeAuthenticatedTransmission(t.binding, o.corrId, o.entityId, o.command, this.authentication(o)));
     t.socket.cork();
     for (const batch of packBatches(transmissions)) {
       const block = encodeBatch(batch);
@@ -322,6 +341,27 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       t.socket.write(block);
     }
     t.socket.uncork();
+  }
+
+  /**
+   * A MAC where this session registered a key for the command's party and
+   * entity, a registration where it may register one, else a signature
+   * (always before version 5, and for NEW). A registration learns from the
+   * command's answer whether the key is in place (mac-keys.ts).
+   */
+  private authentication(o: Outgoing): Authentication {
+    if (!o.signingKey) return { form: 'none' };
+    const macs = this.macKeys;
+    if (!macs || !o.party) return { form: 'signature', signingKey: o.signingKey };
+    const auth = macs.authentication(o.party, o.entityId, o.signingKey);
+    if (auth.form === 'register') {
+      const party = o.party;
+      const p = this.pending.get(hex(o.corrId));
+      const settle = (r: Response | undefined): void => macs.settle(party, o.entityId, auth.macKey, r);
+      if (p) p.onAnswer = settle;
+      else settle(undefined); // no one waits for its answer (timed out before it left)
+    }
+    return auth;
   }
 
   private expect<T extends Response['type']>(r: Response, type: T): Extract<Response, { type: T }> {

@@ -55,3 +55,16 @@ export function sha256(data: Uint8Array): Uint8Array {
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac('sha256', key).update(data).digest());
 }
+
+/**
+ * HMAC-SHA256 of the concatenation of `parts`, fed to the MAC one part at a
+ * time: a 16 KiB message is not copied to put a 32-byte prefix before it.
+ *
+ * @example
+ *   const tag = hmacSha256Parts(macKey, [sessionBinding, body]);
+ */
+export function hmacSha256Parts(key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
+  const mac = createHmac('sha256', key);
+  for (const part of parts) mac.update(part);
+  return new Uint8Array(mac.digest());
+}

@@ -3,16 +3,19 @@
  *
  *   authenticator short | corrId short | entityId short | command rest
  *
- * The authenticator (an Ed25519 signature, or empty) covers
+ * The authenticator (empty, an Ed25519 signature, or from version 5 a
+ * signature registering a MAC key, or a MAC: authenticator.ts) covers
  * `sessionBinding || corrId short || entityId short || command`, where
  * sessionBinding is the TLS exporter value of the connection (see
- * docs/protocol.md, "Channel binding"), so a signed command is worthless on
- * any other TLS session.
+ * docs/protocol.md, "Channel binding"), so an authenticated command is
+ * worthless on any other TLS session.
  */
 import { Reader, Writer } from './codec.js';
 import { ProtocolError } from './errors.js';
 import { ID_LENGTH } from './commands.js';
-import { SIGNATURE_LENGTH } from '../crypto/keys.js';
+import { sign, SIGNATURE_LENGTH } from '../crypto/keys.js';
+import { authenticatorForm, MAC_KEY_LABEL, MAC_KEY_LENGTH, MAC_LENGTH, REGISTRATION_LENGTH, sessionMac, type Authentication } from './authenticator.js';
+import { CURRENT_VERSION } from './version.js';
 
 /** Longest correlation ID; clients choose their own. */
 export const MAX_CORR_ID_LENGTH = 24;
@@ -22,7 +25,7 @@ export const CHANNEL_BINDING_LABEL = 'EXPORTER-Channel-Binding';
 export const SESSION_BINDING_LENGTH = 32;
 
 export interface Transmission {
-  /** Empty, or a 64-byte Ed25519 signature. */
+  /** Empty, a 64-byte Ed25519 signature, or (version 5) 96 bytes registering a MAC key, or a 32-byte MAC. */
   readonly authenticator: Uint8Array;
   /** Chosen by the client, echoed in the response; empty on pushed messages. */
   readonly corrId: Uint8Array;
@@ -53,17 +56,83 @@ export function signedData(sessionBinding: Uint8Array, body: Uint8Array): Uint8A
 }
 
 export function encodeTransmission(authenticator: Uint8Array, body: Uint8Array): Uint8Array {
-  if (authenticator.length !== 0 && authenticator.length !== SIGNATURE_LENGTH) {
-    throw new RangeError(`authenticator must be empty or ${SIGNATURE_LENGTH} bytes`);
+  if (authenticatorForm(authenticator.length, CURRENT_VERSION) === undefined) {
+    throw new RangeError(`authenticator must be 0, ${MAC_LENGTH}, ${SIGNATURE_LENGTH} or ${REGISTRATION_LENGTH} bytes`);
   }
   return new Writer().short(authenticator).bytes(body).finish();
 }
 
-export function decodeTransmission(bytes: Uint8Array): DecodedTransmission {
+/**
+ * The transmission of one command, authenticated as `auth` says on the
+ * session `sessionBinding`. The body is written once, into the
+ * transmission itself: what a signature covers (`sessionBinding ‖ body`, or
+ * `sessionBinding ‖ MAC_KEY_LABEL ‖ macKey ‖ body`) is laid out in place
+ * just before the body, signed, and then overwritten by the authenticator,
+ * which is at least as long; a MAC is computed over binding and body
+ * without joining them. A 15 KiB SEND is thus copied once here, where
+ * body, signed data and transmission were three copies before.
+ *
+ * @example
+ *   const bytes = encodeAuthenticatedTransmission(binding, corrId, senderId, encodeCommand(send), { form: 'mac', macKey });
+ */
+export function encodeAuthenticatedTransmission(
+  sessionBinding: Uint8Array,
+  corrId: Uint8Array,
+  entityId: Uint8Array,
+  command: Uint8Array,
+  auth: Authentication,
+): Uint8Array {
+  if (corrId.length > MAX_CORR_ID_LENGTH) throw new RangeError(`corrId too long: ${corrId.length}`);
+  if (entityId.length !== 0 && entityId.length !== ID_LENGTH) throw new RangeError(`entityId must be empty or ${ID_LENGTH} bytes`);
+  const authLength = { none: 0, signature: SIGNATURE_LENGTH, register: REGISTRATION_LENGTH, mac: MAC_LENGTH }[auth.form];
+  const head = 1 + authLength;
+  const out = new Uint8Array(head + 2 + corrId.length + entityId.length + command.length);
+  let at = head;
+  out[at++] = corrId.length;
+  out.set(corrId, at);
+  at += corrId.length;
+  out[at++] = entityId.length;
+  out.set(entityId, at);
+  out.set(command, at + entityId.length);
+  const body = out.subarray(head);
+  out[0] = authLength;
+  switch (auth.form) {
+    case 'none':
+      break;
+    case 'signature': {
+      // binding ‖ body sits in the last 32 of the 65 bytes the signature will take.
+      const start = head - sessionBinding.length;
+      out.set(sessionBinding, start);
+      out.set(sign(auth.signingKey, out.subarray(start)), 1);
+      break;
+    }
+    case 'register': {
+      if (auth.macKey.length !== MAC_KEY_LENGTH) throw new RangeError(`MAC key must be ${MAC_KEY_LENGTH} bytes`);
+      // binding ‖ label ‖ macKey ‖ body: the MAC key already sits where the authenticator carries it.
+      const start = head - MAC_KEY_LENGTH - MAC_KEY_LABEL.length - sessionBinding.length;
+      out.set(sessionBinding, start);
+      out.set(MAC_KEY_LABEL, start + sessionBinding.length);
+      out.set(auth.macKey, head - MAC_KEY_LENGTH);
+      out.set(sign(auth.signingKey, out.subarray(start)), 1);
+      break;
+    }
+    case 'mac':
+      out.set(sessionMac(auth.macKey, sessionBinding, body), 1);
+      break;
+  }
+  return out;
+}
+
+/**
+ * Decodes a transmission received on a connection of `version`: an
+ * authenticator of a length that version does not know (versions 1..4: any
+ * but 0 and 64) is CMD_SYNTAX, as it always was there.
+ */
+export function decodeTransmission(bytes: Uint8Array, version: number = CURRENT_VERSION): DecodedTransmission {
   const r = new Reader(bytes);
   const authenticator = r.short('authenticator');
-  if (authenticator.length !== 0 && authenticator.length !== SIGNATURE_LENGTH) {
-    throw new ProtocolError('CMD_SYNTAX', `authenticator must be empty or ${SIGNATURE_LENGTH} bytes`);
+  if (authenticatorForm(authenticator.length, version) === undefined) {
+    throw new ProtocolError('CMD_SYNTAX', `authenticator of ${authenticator.length} bytes`);
   }
   const signedBody = bytes.subarray(1 + authenticator.length);
   const corrId = r.short('corrId');

@@ -18,15 +18,21 @@
  *   pushed messages a subscription keeps unacknowledged at once (1..32);
  *   ACK then names any of them. Bare SUB, and every SUB on an earlier
  *   version, is a window of 1, exactly as before.
+ * - 5 (2026-11-28): per-session MAC keys: besides the 64-byte signature, an
+ *   authenticator may be a 96-byte signature that also registers a MAC key
+ *   for its queue and party on this TLS session, and then a 32-byte
+ *   HMAC-SHA256 under that key. Version 1..4 connections keep exactly the
+ *   authenticators they had (0 or 64 bytes).
  */
 export const INITIAL_VERSION = 1;
 export const PRIVATE_ROUTING_VERSION = 2;
 export const LINK_DATA_VERSION = 3;
 export const PUSH_WINDOW_VERSION = 4;
+export const SESSION_MAC_VERSION = 5;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = PUSH_WINDOW_VERSION;
+export const CURRENT_VERSION = SESSION_MAC_VERSION;
 
 export interface VersionRange {
   readonly min: number;

@@ -18,10 +18,11 @@ import {
   encodeTransmissionBody,
   SESSION_BINDING_LENGTH,
 } from '../protocol/transmission.js';
-import { SUPPORTED_VERSIONS } from '../protocol/version.js';
+import { SESSION_MAC_VERSION, SUPPORTED_VERSIONS } from '../protocol/version.js';
 import type { RelayConfig } from './config.js';
 import { BUSY_RETRY_MS, type ClientSession, type Dispatcher } from './dispatcher.js';
 import type { RelayLogger } from './log.js';
+import { SessionMacKeys } from './mac-keys.js';
 import { TokenBucket } from './rate-limit.js';
 import { replaySource } from './replay-cache.js';
 import type { RelayCounters } from './stats.js';
@@ -63,6 +64,8 @@ export class RelayConnection implements ClientSession {
   readonly source: string;
   /** Negotiated in the client hello. */
   version = SUPPORTED_VERSIONS.max;
+  /** MAC keys registered on this session (version 5); they live and die with the connection. */
+  macKeys: SessionMacKeys | undefined;
   private state: State = 'handshake';
   private readonly reader = new BlockReader();
   private readonly queue: Uint8Array[] = [];
@@ -163,6 +166,7 @@ export class RelayConnection implements ClientSession {
         throw new ProtocolError('VERSION', `unsupported version ${hello.version}`);
       }
       this.version = hello.version;
+      if (hello.version >= SESSION_MAC_VERSION) this.macKeys = new SessionMacKeys();
     } catch {
       this.close('bad handshake');
       return;
@@ -208,7 +212,8 @@ export class RelayConnection implements ClientSession {
   /** The decoded transmission, or null after answering the error a malformed one gets. */
   private decodeOrAnswer(bytes: Uint8Array): ReturnType<typeof decodeTransmission> | null {
     try {
-      return decodeTransmission(bytes);
+      // Authenticators of 32 and 96 bytes are a syntax error before version 5, as they were.
+      return decodeTransmission(bytes, this.version);
     } catch (e) {
       this.respond(EMPTY, EMPTY, { type: 'ERR', code: e instanceof ProtocolError ? e.code : 'CMD_SYNTAX' });
       return null;
@@ -299,6 +304,7 @@ export class RelayConnection implements ClientSession {
     clearTimeout(this.handshakeTimer);
     this.log.debug({ reason }, 'connection closed');
     this.dispatcher.closeSession(this);
+    this.macKeys?.clear();
     this.socket.destroy();
     this.onClose(this);
   }

@@ -12,6 +12,9 @@ import { commandParty, commandVersion, decodeCommand, fieldsVersion, ID_LENGTH, 
 import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
 import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
 import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
+import { authenticatorForm, registrationSignedData } from '../protocol/authenticator.js';
+import { SIGNATURE_LENGTH } from '../crypto/keys.js';
+import type { MacParty, SessionMacKeys } from './mac-keys.js';
 import type { RelayConfig } from './config.js';
 import { DuplicateIdError, type QueueRecord, type QueueStore } from './queue-store.js';
 import { PowPolicy } from './pow-policy.js';
@@ -27,6 +30,12 @@ export interface ClientSession extends ForwardingSession {
   push(entityId: Uint8Array, response: Response): void;
   /** The protocol version the connection negotiated (default: the current one). */
   readonly version?: number;
+  /**
+   * The MAC keys this session registered (version 5). Absent on sessions
+   * that cannot hold any: before version 5, and forwarded requests, which
+   * last one command; there the 96- and 32-byte forms are AUTH.
+   */
+  readonly macKeys?: SessionMacKeys;
   /**
    * Whether the connection already has a full buffer of answers its client
    * has not read; `whenDrained` calls back once it has room again. Pushes
@@ -69,6 +78,39 @@ const OK: Response = { type: 'OK' };
 const DUMMY_KEY = generateSigningKeyPair().publicKey;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** An authenticator's verdict, and the MAC key a valid registering one brings (docs/protocol.md §7). */
+interface Authorisation {
+  readonly valid: boolean;
+  readonly macKey?: Uint8Array;
+}
+
+const INVALID: Authorisation = { valid: false };
+
+/**
+ * Checks `t`'s authenticator against `queueKey` (the queue's recipient or
+ * sender key, or the dummy key for a queue that does not exist): a
+ * signature, a signature that registers a MAC key, or a MAC under the key
+ * `party` registered on this session. Every path does the work of a valid
+ * one (a signature verification, or a MAC under a dummy key).
+ */
+function authorise(session: ClientSession, party: MacParty, t: DecodedTransmission, queueKey: Uint8Array): Authorisation {
+  const auth = t.authenticator;
+  switch (authenticatorForm(auth.length, session.version ?? CURRENT_VERSION)) {
+    case 'signature':
+      return { valid: verify(queueKey, signedData(session.binding, t.signedBody), auth) };
+    case 'register': {
+      const macKey = auth.subarray(SIGNATURE_LENGTH);
+      const valid = verify(queueKey, registrationSignedData(session.binding, macKey, t.signedBody), auth.subarray(0, SIGNATURE_LENGTH));
+      // A session that cannot hold keys does not take a registration (forwarded requests).
+      return valid && session.macKeys ? { valid, macKey } : INVALID;
+    }
+    case 'mac':
+      return { valid: session.macKeys?.verify(party, t.entityId, queueKey, session.binding, t.signedBody, auth) ?? false };
+    default:
+      return INVALID;
+  }
+}
 
 export class Dispatcher {
   private readonly subscriptions = new Map<string, Subscription>();
@@ -143,8 +185,10 @@ export class Dispatcher {
         if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
         if (!hasAuth) return err('CMD_NO_AUTH');
         const queue = await this.store.byRecipientId(t.entityId);
-        const valid = verify(queue?.recipientKey ?? DUMMY_KEY, signed(), t.authenticator);
-        if (!queue || !valid) return err('AUTH');
+        const auth = authorise(session, 'recipient', t, queue?.recipientKey ?? DUMMY_KEY);
+        if (!queue || !auth.valid) return err('AUTH');
+        // Registered once the command is authorised, whatever it then answers; a full table registers nothing (§12).
+        if (auth.macKey) session.macKeys?.register('recipient', t.entityId, queue.recipientKey, auth.macKey);
         return this.recipientCommand(session, queue, command);
       }
       case 'sender': {
@@ -152,13 +196,13 @@ export class Dispatcher {
         if (command.type !== 'SEND') return err('INTERNAL');
         if (t.entityId.length === 0) return err('CMD_NO_ENTITY');
         const queue = await this.store.bySenderId(t.entityId);
-        const key = queue?.senderKey ?? DUMMY_KEY;
-        const valid = hasAuth && verify(key, signed(), t.authenticator);
+        const auth = hasAuth ? authorise(session, 'sender', t, queue?.senderKey ?? DUMMY_KEY) : INVALID;
         if (!queue || queue.status !== 'active') return err('AUTH');
-        // A secured queue takes only signed messages; an unsecured one only its single unsigned
-        // confirmation; a contact queue only unsigned messages, any number.
+        // A secured queue takes only authenticated messages; an unsecured one only its single
+        // unsigned confirmation; a contact queue only unsigned messages, any number.
         const oneShotUsed = queue.mode === 'messaging' && queue.unsecuredSendUsed;
-        if (queue.senderKey ? !valid : hasAuth || oneShotUsed) return err('AUTH');
+        if (queue.senderKey ? !auth.valid : hasAuth || oneShotUsed) return err('AUTH');
+        if (auth.macKey && queue.senderKey) session.macKeys?.register('sender', t.entityId, queue.senderKey, auth.macKey);
         return this.send(queue, command);
       }
     }

@@ -100,7 +100,8 @@ export interface TransmissionParts {
 /** Routing fields around arbitrary command bytes. */
 export const arbTransmissionParts = (command: fc.Arbitrary<Uint8Array>): fc.Arbitrary<TransmissionParts> =>
   fc.record({
-    authenticator: fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(SIGNATURE_LENGTH)),
+    // None, a signature, and (version 5) a MAC or a signature with the MAC key it registers.
+    authenticator: fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(SIGNATURE_LENGTH), bytesOf(32), bytesOf(SIGNATURE_LENGTH + 32)),
     corrId: fc.uint8Array({ maxLength: MAX_CORR_ID_LENGTH }),
     entityId: fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(ID_LENGTH)),
     command,

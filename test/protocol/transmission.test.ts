@@ -9,10 +9,21 @@ import {
   MAX_CORR_ID_LENGTH,
   SESSION_BINDING_LENGTH,
   decodeTransmission,
+  encodeAuthenticatedTransmission,
   encodeTransmission,
   encodeTransmissionBody,
   signedData,
 } from '../../src/protocol/transmission.js';
+import {
+  authenticatorForm,
+  MAC_KEY_LABEL,
+  macMatches,
+  registrationSignedData,
+  sessionMac,
+  type Authentication,
+} from '../../src/protocol/authenticator.js';
+import { createHmac } from 'node:crypto';
+import { INITIAL_VERSION, PUSH_WINDOW_VERSION, SESSION_MAC_VERSION } from '../../src/protocol/version.js';
 import { arbCommand, arbMutation, arbTransmissionParts, bytesOf, decodesOrRejects, hex, mutateAll } from './protocol-fixture.js';
 
 const EMPTY = new Uint8Array(0);
@@ -54,6 +65,84 @@ test('encoders refuse fields the format cannot carry', () => {
   assert.throws(() => encodeTransmissionBody(new Uint8Array(MAX_CORR_ID_LENGTH + 1), EMPTY, EMPTY), RangeError);
   assert.throws(() => encodeTransmissionBody(EMPTY, new Uint8Array(ID_LENGTH - 1), EMPTY), RangeError);
   assert.throws(() => encodeTransmission(new Uint8Array(63), EMPTY), RangeError);
+  const binding = new Uint8Array(32);
+  assert.throws(() => encodeAuthenticatedTransmission(binding, new Uint8Array(MAX_CORR_ID_LENGTH + 1), EMPTY, EMPTY, { form: 'none' }), RangeError);
+  assert.throws(() => encodeAuthenticatedTransmission(binding, EMPTY, new Uint8Array(5), EMPTY, { form: 'none' }), RangeError);
+  const signingKey = generateSigningKeyPair().privateKey;
+  assert.throws(() => encodeAuthenticatedTransmission(binding, EMPTY, EMPTY, EMPTY, { form: 'register', signingKey, macKey: new Uint8Array(31) }), RangeError);
+});
+
+test('authenticator forms by length: 0 and 64 in every version, 32 (MAC) and 96 (registration) from version 5', () => {
+  for (const version of [INITIAL_VERSION, PUSH_WINDOW_VERSION]) {
+    assert.deepEqual([0, 32, 64, 96].map((n) => authenticatorForm(n, version)), ['none', undefined, 'signature', undefined]);
+  }
+  assert.deepEqual([0, 32, 64, 96].map((n) => authenticatorForm(n, SESSION_MAC_VERSION)), ['none', 'mac', 'signature', 'register']);
+  for (const n of [1, 31, 33, 63, 65, 95, 97, 255]) assert.equal(authenticatorForm(n, SESSION_MAC_VERSION), undefined, String(n));
+  assert.equal(Buffer.from(MAC_KEY_LABEL).toString('latin1'), 'nightjar/mac-key/v1');
+  // The label's first byte can never begin a body (a corrId length, at most 24): the two signed messages never coincide.
+  assert.ok(MAC_KEY_LABEL[0]! > MAX_CORR_ID_LENGTH);
+});
+
+test('encodeAuthenticatedTransmission writes exactly what the separate steps would, for every form', () => {
+  const keys = generateSigningKeyPair();
+  const arbAuth: fc.Arbitrary<Authentication> = fc.oneof(
+    fc.constant<Authentication>({ form: 'none' }),
+    fc.constant<Authentication>({ form: 'signature', signingKey: keys.privateKey }),
+    bytesOf(32).map((macKey): Authentication => ({ form: 'register', signingKey: keys.privateKey, macKey })),
+    bytesOf(32).map((macKey): Authentication => ({ form: 'mac', macKey })),
+  );
+  fc.assert(
+    fc.property(bytesOf(SESSION_BINDING_LENGTH), arbTransmissionParts(fc.uint8Array({ maxLength: 300 })), arbAuth, (binding, p, auth) => {
+      const body = encodeTransmissionBody(p.corrId, p.entityId, p.command);
+      const bytes = encodeAuthenticatedTransmission(binding, p.corrId, p.entityId, p.command, auth);
+      const t = decodeTransmission(bytes);
+      assert.deepEqual(t.signedBody, body);
+      let expected: Uint8Array;
+      switch (auth.form) {
+        case 'none':
+          expected = EMPTY;
+          break;
+        case 'signature':
+          expected = sign(keys.privateKey, signedData(binding, body));
+          assert.ok(verify(keys.publicKey, signedData(binding, t.signedBody), t.authenticator));
+          break;
+        case 'register': {
+          const data = registrationSignedData(binding, auth.macKey, body);
+          assert.deepEqual(data, Uint8Array.from([...binding, ...MAC_KEY_LABEL, ...auth.macKey, ...body]));
+          expected = Uint8Array.from([...sign(keys.privateKey, data), ...auth.macKey]);
+          assert.ok(verify(keys.publicKey, data, t.authenticator.subarray(0, 64)));
+          assert.ok(!verify(keys.publicKey, signedData(binding, body), t.authenticator.subarray(0, 64)), 'not a plain signature');
+          break;
+        }
+        case 'mac':
+          expected = new Uint8Array(createHmac('sha256', auth.macKey).update(binding).update(body).digest());
+          assert.deepEqual(sessionMac(auth.macKey, binding, body), expected);
+          assert.ok(macMatches(auth.macKey, binding, t.signedBody, t.authenticator));
+          break;
+      }
+      assert.equal(hex(bytes), hex(encodeTransmission(expected, body)));
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('a MAC covers session binding, corrId, entityId and command, under its key only', () => {
+  fc.assert(
+    fc.property(bytesOf(32), bytesOf(32), bytesOf(SESSION_BINDING_LENGTH), arbTransmissionParts(arbCommand.map(encodeCommand)), fc.nat(), (macKey, otherKey, binding, p, at) => {
+      const body = encodeTransmissionBody(p.corrId, p.entityId, p.command);
+      const tag = sessionMac(macKey, binding, body);
+      assert.ok(macMatches(macKey, binding, body, tag));
+      if (hex(otherKey) !== hex(macKey)) assert.ok(!macMatches(otherKey, binding, body, tag));
+      const otherBinding = binding.slice();
+      otherBinding[at % 32]! ^= 0x80;
+      assert.ok(!macMatches(macKey, otherBinding, body, tag));
+      const tampered = body.slice();
+      tampered[at % tampered.length]! ^= 0x01;
+      assert.ok(!macMatches(macKey, binding, tampered, tag));
+      assert.ok(!macMatches(macKey, binding, body, tag.subarray(0, 16)), 'a truncated tag');
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test('decode errors are CMD_SYNTAX', () => {
@@ -101,7 +190,13 @@ test('fuzz: random and mutated transmissions decode or throw ProtocolError; what
   const check = (bytes: Uint8Array): void => {
     const t = decodesOrRejects(() => decodeTransmission(bytes), [ProtocolError], bytes);
     if (!t) return;
-    assert.ok(t.authenticator.length === 0 || t.authenticator.length === SIGNATURE_LENGTH);
+    assert.ok([0, 32, SIGNATURE_LENGTH, 96].includes(t.authenticator.length));
+    // A connection of version 4 or before takes only none or a signature.
+    if (t.authenticator.length === 32 || t.authenticator.length === 96) {
+      assert.throws(() => decodeTransmission(bytes, PUSH_WINDOW_VERSION), syntaxError);
+    } else {
+      assert.deepEqual(decodeTransmission(bytes, PUSH_WINDOW_VERSION), t);
+    }
     assert.ok(t.corrId.length <= MAX_CORR_ID_LENGTH);
     assert.ok(t.entityId.length === 0 || t.entityId.length === ID_LENGTH);
     assert.equal(hex(encodeTransmission(t.authenticator, encodeTransmissionBody(t.corrId, t.entityId, t.command))), hex(bytes));

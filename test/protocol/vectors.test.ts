@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { dh, signingPublicKey, dhPublicKey, verify } from '../../src/crypto/keys.js';
 import { sha256 } from '../../src/crypto/kdf.js';
 import { BLOCK_SIZE, decodeBatch, padBlock, unpadBlock } from '../../src/protocol/block.js';
@@ -17,6 +18,8 @@ import { decodeClientHello, decodeRelayHello } from '../../src/protocol/handshak
 import { deriveQueueKey, openMessage } from '../../src/protocol/queue-crypto.js';
 import { routingKeySignedData } from '../../src/protocol/forward-crypto.js';
 import { decodeTransmission, signedData } from '../../src/protocol/transmission.js';
+import { MAC_KEY_LABEL, macMatches, registrationSignedData } from '../../src/protocol/authenticator.js';
+import { PUSH_WINDOW_VERSION } from '../../src/protocol/version.js';
 import { computeProtocolVectors, extractVectorsBlock, fieldsJson, renderVectorsMarkdown, type BlockVector, type ProtocolVectors } from '../vectors/protocol-vectors.js';
 import { fromHex, hex } from './protocol-fixture.js';
 
@@ -93,7 +96,7 @@ test('the stored sealed message opens on the recipient side of the DH', () => {
 
 test('stored transmissions parse, and each signature verifies over sessionBinding ‖ body only', () => {
   const binding = fromHex(stored.keys.sessionBinding);
-  for (const v of stored.transmissions) {
+  for (const v of stored.transmissions.filter((t) => !t.macKey)) {
     const t = decodeTransmission(fromHex(v.transmission));
     assert.equal(hex(t.authenticator), v.authenticator, v.name);
     assert.equal(hex(t.corrId), v.corrId);
@@ -109,6 +112,36 @@ test('stored transmissions parse, and each signature verifies over sessionBindin
       assert.equal(v.authenticator, '');
     }
   }
+});
+
+test('the MAC vectors (version 5): the registering SEND signs binding ‖ label ‖ macKey ‖ body and carries macKey; the next SEND is HMAC-SHA256(macKey, binding ‖ body)', () => {
+  const binding = fromHex(stored.keys.sessionBinding);
+  const [register, mac] = stored.transmissions.filter((t) => t.macKey);
+  assert.ok(register && mac);
+  assert.equal(register.macKey, stored.keys.macKey);
+  assert.equal(mac.macKey, stored.keys.macKey);
+  const macKey = fromHex(stored.keys.macKey);
+
+  const r = decodeTransmission(fromHex(register.transmission));
+  assert.equal(r.authenticator.length, 96);
+  assert.equal(hex(r.authenticator.subarray(64)), stored.keys.macKey);
+  assert.equal(register.signingPublicKey, stored.keys.senderAuthPublicKey);
+  assert.equal(register.signedData, hex(registrationSignedData(binding, macKey, r.signedBody)));
+  assert.equal(register.signedData, hex(binding) + hex(MAC_KEY_LABEL) + stored.keys.macKey + register.body);
+  assert.ok(verify(fromHex(register.signingPublicKey!), fromHex(register.signedData!), r.authenticator.subarray(0, 64)));
+  // Not a plain signature of the same body: the label separates the two.
+  assert.ok(!verify(fromHex(register.signingPublicKey!), signedData(binding, r.signedBody), r.authenticator.subarray(0, 64)));
+
+  const m = decodeTransmission(fromHex(mac.transmission));
+  assert.equal(m.authenticator.length, 32);
+  assert.equal(mac.macData, hex(signedData(binding, m.signedBody)));
+  assert.ok(macMatches(macKey, binding, m.signedBody, m.authenticator));
+  assert.ok(!macMatches(macKey, new Uint8Array(32), m.signedBody, m.authenticator));
+  assert.ok(!macMatches(new Uint8Array(32), binding, m.signedBody, m.authenticator));
+  assert.equal(hex(nobleHmac(nobleSha256, macKey, fromHex(mac.macData!))), mac.authenticator);
+
+  // Both forms are a syntax error on a connection of version 4, as they were.
+  for (const v of [register, mac]) assert.throws(() => decodeTransmission(fromHex(v.transmission), PUSH_WINDOW_VERSION), /authenticator/);
 });
 
 test('the link vectors: LSET is signed by the queue\'s recipient key, LGET is unsigned and names the link ID, LNK returns the data', () => {
@@ -145,7 +178,8 @@ test('a second implementation (@noble/curves, @noble/hashes) agrees on keys, DH,
   assert.equal(hex(nobleHkdf(nobleSha256, secret, new Uint8Array(0), info, 32)), stored.queueCrypto.queueKey);
   for (const t of stored.transmissions) {
     if (!t.signingPrivateKey || !t.signedData) continue;
-    assert.equal(hex(ed25519.sign(fromHex(t.signedData), fromHex(t.signingPrivateKey))), t.authenticator, t.name);
+    // A registering authenticator is the signature followed by the MAC key it registers.
+    assert.equal(hex(ed25519.sign(fromHex(t.signedData), fromHex(t.signingPrivateKey))) + (t.macKey ?? ''), t.authenticator, t.name);
   }
   for (const b of stored.batches) assert.equal(hex(nobleSha256(padBlock(fromHex(b.content)))), b.blockSha256);
 });
