@@ -37,24 +37,39 @@ function countPushes(): { pushes: () => number; distinct: () => number; stop: ()
   return { pushes: () => pushes, distinct: () => seen.size, stop: () => (proto.emit = emit) };
 }
 
-test('a burst pushed through the window reaches the contact exactly once, in order, and leaves the relay empty', async () => {
+/** Two agents connected through one relay process (direct routing: no forwarding relay to route through), with background rounds every 100 ms. */
+async function connectedPair() {
   const relay = await startRelayProcess({ args: ['--quota', '1000'] });
   const alice = openAgent([relay.address], undefined, { retryMs: 100 });
   const bob = openAgent([relay.address], undefined, { retryMs: 100 });
-  // One relay: no forwarding relay to route through.
   alice.agent.setRouting('direct');
   bob.agent.setRouting('direct');
-  try {
-    const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
-    const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));
-    await syncUntil([alice, bob], () => alice.events.connected.has(a2b) && bob.events.connected.has(b2a));
-    const counted = countPushes();
+  const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
+  const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));
+  await syncUntil([alice, bob], () => alice.events.connected.has(a2b) && bob.events.connected.has(b2a));
+  const close = async (): Promise<void> => {
+    await alice.agent.close();
+    await bob.agent.close();
+    await relay.stop();
+  };
+  /** Both in start() mode, Bob sends N at once; resolves when Alice has N or at the returned deadline. */
+  const burst = async (): Promise<number> => {
     await alice.agent.start();
     await bob.agent.start();
     for (let i = 0; i < N; i++) bob.agent.send(b2a, text(`m${i}`));
     bob.agent.kick();
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && (alice.events.messages.get(a2b)?.length ?? 0) < N) await new Promise((r) => setTimeout(r, 50));
+    return deadline;
+  };
+  return { relay, alice, a2b, burst, close };
+}
+
+test('a burst pushed through the window reaches the contact exactly once, in order, and leaves the relay empty', async () => {
+  const { relay, alice, a2b, burst, close } = await connectedPair();
+  try {
+    const counted = countPushes();
+    const deadline = await burst();
     assert.deepEqual(alice.events.messages.get(a2b), Array.from({ length: N }, (_, i) => `m${i}`), 'each once, in order');
 
     // Every message, and every receipt back to Bob, acknowledged and so deleted on the relay.
@@ -73,18 +88,12 @@ test('a burst pushed through the window reaches the contact exactly once, in ord
     assert.ok(counted.distinct() >= N);
     assert.equal(counted.pushes(), counted.distinct(), 'no message pushed twice');
   } finally {
-    await alice.agent.close();
-    await bob.agent.close();
-    await relay.stop();
+    await close();
   }
 });
 
 test('pushed messages are on disk before their ACK, and a burst shares its flushes to disk', async () => {
-  const relay = await startRelayProcess({ args: ['--quota', '1000'] });
-  const alice = openAgent([relay.address], undefined, { retryMs: 100 });
-  const bob = openAgent([relay.address], undefined, { retryMs: 100 });
-  alice.agent.setRouting('direct');
-  bob.agent.setRouting('direct');
+  const { alice, a2b, burst, close } = await connectedPair();
   // White box: Alice's store says whether something she applied is not yet flushed to disk.
   const store = (alice.agent as unknown as { p: { store: AgentStore } }).p.store;
   const unflushed = (): boolean => (store as unknown as { unflushedSends: boolean }).unflushedSends;
@@ -106,15 +115,7 @@ test('pushed messages are on disk before their ACK, and a burst shares its flush
     flushToDisk.call(this);
   };
   try {
-    const { connectionId: a2b, link } = await alice.agent.createInvitation(text('Alice'));
-    const { connectionId: b2a } = await bob.agent.connect(link, text('Bob'));
-    await syncUntil([alice, bob], () => alice.events.connected.has(a2b) && bob.events.connected.has(b2a));
-    await alice.agent.start();
-    await bob.agent.start();
-    for (let i = 0; i < N; i++) bob.agent.send(b2a, text(`m${i}`));
-    bob.agent.kick();
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && (alice.events.messages.get(a2b)?.length ?? 0) < N) await new Promise((r) => setTimeout(r, 50));
+    const deadline = await burst();
     assert.equal(alice.events.messages.get(a2b)?.length, N);
     while (Date.now() < deadline && acks < N) await new Promise((r) => setTimeout(r, 20));
     assert.ok(acks >= N, `every message acknowledged (${acks})`);
@@ -123,8 +124,6 @@ test('pushed messages are on disk before their ACK, and a burst shares its flush
   } finally {
     proto.ack = ack;
     AgentStore.prototype.flushToDisk = flushToDisk;
-    await alice.agent.close();
-    await bob.agent.close();
-    await relay.stop();
+    await close();
   }
 });

@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { RelayError } from '../../src/client/errors.js';
 import { ClientMacKeys } from '../../src/client/mac-keys.js';
@@ -16,18 +16,14 @@ import type { RecipientQueue, SenderQueue } from '../../src/client/queues.js';
 import { generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import type { RelayAddress } from '../../src/protocol/address.js';
-import { BlockReader } from '../../src/protocol/block-reader.js';
-import { decodeBatch, encodeBatch, padBlock } from '../../src/protocol/block.js';
-import { decodeResponse, encodeCommand, type Command, type Response } from '../../src/protocol/commands.js';
-import { encodeClientHello } from '../../src/protocol/handshake.js';
+import { decodeBatch, encodeBatch } from '../../src/protocol/block.js';
+import { encodeCommand, type Command, type Response } from '../../src/protocol/commands.js';
 import { MAC_KEY_LENGTH, sessionMac, type Authentication } from '../../src/protocol/authenticator.js';
 import {
-  CHANNEL_BINDING_LABEL,
   decodeTransmission,
   encodeAuthenticatedTransmission,
   encodeTransmission,
   encodeTransmissionBody,
-  SESSION_BINDING_LENGTH,
   signedData,
 } from '../../src/protocol/transmission.js';
 import { CURRENT_VERSION, PUSH_WINDOW_VERSION } from '../../src/protocol/version.js';
@@ -39,6 +35,7 @@ import { startRelay, type RunningRelay } from '../../src/relay/server.js';
 import { Inbox, text } from '../helpers/inbox.js';
 import { tempDir } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
+import { rawConnection } from '../helpers/raw-session.js';
 
 const AUTH: Response = { type: 'ERR', code: 'AUTH' };
 const OK: Response = { type: 'OK' };
@@ -296,35 +293,13 @@ describe('ClientMacKeys', () => {
 
 /** A connection that does the handshake itself, so it can negotiate any version and send any authenticator. */
 async function rawSession(address: RelayAddress, version: number) {
-  const socket: TLSSocket = tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-  const reader = new BlockReader();
-  const received: { corrId: Uint8Array; response: Response }[] = [];
-  let wake: (() => void) | undefined;
-  let helloSeen = false;
-  await new Promise<void>((resolve) => {
-    socket.on('data', (chunk: Buffer) => {
-      for (const block of reader.push(chunk)) {
-        if (!helloSeen) {
-          helloSeen = true;
-          socket.write(padBlock(encodeClientHello({ version })));
-          resolve();
-          continue;
-        }
-        for (const bytes of decodeBatch(block)) {
-          const t = decodeTransmission(bytes);
-          received.push({ corrId: t.corrId, response: decodeResponse(t.command) });
-        }
-        wake?.();
-      }
-    });
-  });
-  const binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
+  const { socket, binding, received, more } = await rawConnection(address, version);
   let corr = 0;
   /** Writes one transmission and resolves with the next answer (the tests here expect no pushes). */
   const exchange = async (bytes: Uint8Array): Promise<{ corrId: Uint8Array; response: Response }> => {
     const seen = received.length;
     socket.write(encodeBatch([bytes]));
-    while (received.length === seen) await new Promise<void>((resolve) => (wake = resolve));
+    while (received.length === seen) await more();
     return received[seen]!;
   };
   return {

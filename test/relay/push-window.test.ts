@@ -8,18 +8,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { RelayError } from '../../src/client/errors.js';
 import type { RecipientQueue, SenderQueue } from '../../src/client/queues.js';
 import { generateSigningKeyPair, sign } from '../../src/crypto/keys.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import type { RelayAddress } from '../../src/protocol/address.js';
-import { BlockReader } from '../../src/protocol/block-reader.js';
-import { decodeBatch, encodeBatch, padBlock } from '../../src/protocol/block.js';
-import { decodeResponse, encodeCommand, type Response } from '../../src/protocol/commands.js';
-import { encodeClientHello } from '../../src/protocol/handshake.js';
-import { CHANNEL_BINDING_LABEL, decodeTransmission, encodeTransmission, encodeTransmissionBody, SESSION_BINDING_LENGTH, signedData } from '../../src/protocol/transmission.js';
+import { encodeBatch } from '../../src/protocol/block.js';
+import { encodeCommand, type Response } from '../../src/protocol/commands.js';
+import { encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
 import { LINK_DATA_VERSION, PUSH_WINDOW_VERSION } from '../../src/protocol/version.js';
 import { DATABASE_FILE, startRelay, type RunningRelay } from '../../src/relay/server.js';
 import Database from 'better-sqlite3-multiple-ciphers';
@@ -27,6 +24,7 @@ import { join } from 'node:path';
 import { Inbox, str, text } from '../helpers/inbox.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
+import { rawConnection } from '../helpers/raw-session.js';
 
 /** Long enough for pushes the relay should not make to arrive if it made them. */
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 250));
@@ -60,30 +58,7 @@ async function pair(address: string | RelayAddress, clients: RelayClient[]) {
  * any version and send bytes that encodeCommand refuses.
  */
 async function rawSession(address: RelayAddress, version: number) {
-  const socket: TLSSocket = tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-  const reader = new BlockReader();
-  const received: { corrId: Uint8Array; response: Response }[] = [];
-  let wake: (() => void) | undefined;
-  let helloSeen = false;
-  const hello = new Promise<void>((resolve) => {
-    socket.on('data', (chunk: Buffer) => {
-      for (const block of reader.push(chunk)) {
-        if (!helloSeen) {
-          helloSeen = true;
-          socket.write(padBlock(encodeClientHello({ version })));
-          resolve();
-          continue;
-        }
-        for (const bytes of decodeBatch(block)) {
-          const t = decodeTransmission(bytes);
-          received.push({ corrId: t.corrId, response: decodeResponse(t.command) });
-        }
-        wake?.();
-      }
-    });
-  });
-  await hello;
-  const binding = new Uint8Array(socket.exportKeyingMaterial(SESSION_BINDING_LENGTH, CHANNEL_BINDING_LABEL, Buffer.alloc(0)));
+  const { socket, binding, received, more } = await rawConnection(address, version);
   let corr = 0;
   return {
     received,
@@ -96,7 +71,7 @@ async function rawSession(address: RelayAddress, version: number) {
       for (;;) {
         const answer = received.find((r) => r.corrId.length === 1 && r.corrId[0] === corrId[0]);
         if (answer) return answer.response;
-        await new Promise<void>((resolve) => (wake = resolve));
+        await more();
       }
     },
     close: () => socket.destroy(),
