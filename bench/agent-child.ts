@@ -25,6 +25,8 @@ export type AgentRequest =
   /** send() + kick() per tag, one after the other in one go (a burst when there are several). */
   | { op: 'send'; connectionId: string; tags: string[] }
   | { op: 'pending'; connectionId: string }
+  /** Events at once (0, the default) or at most one IPC write per `ms` (the burst). */
+  | { op: 'batchEvents'; ms: number }
   | { op: 'routing'; mode: RoutingMode }
   | { op: 'relays'; add: string[]; remove: string[] }
   | { op: 'close' };
@@ -36,27 +38,23 @@ if (!process.send || !dir) throw new Error('agent-child.ts runs as a child of be
 const post = (m: object): void => void process.send!(m);
 
 /**
- * Events go to the parent at most one IPC write per EVENT_BATCH_MS: the
- * first after a quiet spell at once, the rest of a busy spell batched. A
- * write per message cost this process ~0.1–0.2 ms of CPU, the benchmark's
- * own, counted as the agent's. Times are taken when each event happens, so
- * the wait changes no measured latency.
+ * Events go to the parent at once, or during a burst (op batchEvents) at
+ * most one IPC write per `batchMs`: a write per message cost this process
+ * ~0.1–0.2 ms of CPU, the benchmark's own, counted as the agent's. Times are
+ * taken when each event happens, so batching changes no measured latency;
+ * it stays off in the latency loops, whose next message waits for the event.
  */
-const EVENT_BATCH_MS = 10;
+let batchMs = 0;
 let pending: AgentEvent[] = [];
-let lastPost = 0;
 const flushEvents = (): void => {
   const batch = pending;
   pending = [];
-  lastPost = performance.now();
   post(batch);
 };
 const report = (e: AgentEvent): void => {
   pending.push(e);
-  if (pending.length > 1) return; // a post is already due
-  const wait = lastPost + EVENT_BATCH_MS - performance.now();
-  if (wait <= 0) flushEvents();
-  else setTimeout(flushEvents, wait);
+  if (batchMs === 0) flushEvents();
+  else if (pending.length === 1) setTimeout(flushEvents, batchMs);
 };
 const events: AgentEvents = {
   onConnected: () => report({ event: 'connected' }),
@@ -85,6 +83,10 @@ async function handle(r: AgentRequest): Promise<unknown> {
       return null;
     case 'send':
       return r.tags.map((tag) => a.send(r.connectionId, tag));
+    case 'batchEvents':
+      batchMs = r.ms;
+      if (r.ms === 0 && pending.length > 0) flushEvents();
+      return null;
     case 'pending':
       return a.agent.connection(r.connectionId)?.pendingOutgoing ?? 0;
     case 'routing':

@@ -181,6 +181,9 @@ export async function connectPair(aliceRelay: string, bobRelay: string): Promise
 let tagCounter = 0;
 const newTag = (prefix: string): string => `${prefix}${++tagCounter}`;
 
+/** During a burst a child reports its events at most once per this many ms. */
+const BURST_EVENT_BATCH_MS = 10;
+
 /** Alice sends `n` messages in one burst (send + kick each); messages/s until bob has all. */
 export interface BurstResult {
   readonly messages: number;
@@ -232,10 +235,13 @@ export function cpuMeter(relayPids: readonly number[], agentPids: readonly numbe
 
 export async function burst(pair: AgentPair, n: number, relayPids: readonly number[] = [], timeoutMs = 30_000): Promise<BurstResult> {
   const tags = Array.from({ length: n }, () => newTag('b'));
+  // Events in batches while the CPU is metered (agent-child.ts), at once again after.
+  for (const a of [pair.alice, pair.bob]) await a.request({ op: 'batchEvents', ms: BURST_EVENT_BATCH_MS });
   const meter = cpuMeter(relayPids, [pair.alice.pid, pair.bob.pid]);
   const sent = await pair.alice.sendAll(pair.aliceConn, tags);
   await pair.bob.waitFor(() => tags.every((t) => pair.bob.arrivals.has(t)), timeoutMs, `burst of ${n}`);
   const cpu = meter();
+  for (const a of [pair.alice, pair.bob]) await a.request({ op: 'batchEvents', ms: 0 });
   const seconds = (Math.max(...tags.map((t) => pair.bob.arrivals.get(t)!)) - sent[0]!.at) / 1000;
   const perMessage = (cores: number): number => (cores * cpu.seconds * 1000) / n;
   // Let the last receipts reach alice so that the next measurement starts quiet.

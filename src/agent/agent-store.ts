@@ -24,6 +24,7 @@ export class AgentStore {
   private syncLevel: number | undefined;
   /** Whether txUnflushed({ beforeSending }) committed something not yet flushed (flushToDisk). */
   private unflushedSends = false;
+  private readonly flushListeners: (() => void)[] = [];
   /** One transaction function for all: better-sqlite3 builds four wrappers per db.transaction() (~8 µs here). Nested calls are savepoints. */
   private readonly runTx: (fn: () => unknown) => unknown;
   /** Prepared statements by SQL text: compiling one costs more than running it. */
@@ -108,6 +109,12 @@ export class AgentStore {
     if (this.db.inTransaction) throw new Error('flushToDisk() inside a transaction');
     this.sql("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('flushed_at', ?)").run(String(this.clock()));
     this.unflushedSends = false;
+    for (const listener of this.flushListeners) listener();
+  }
+
+  /** Calls `listener` after each flushToDisk that wrote (receiving sends the ACKs it held then). */
+  onFlushed(listener: () => void): void {
+    this.flushListeners.push(listener);
   }
 
   /** Runs `fn` in the transaction already open, else in one of its own: a savepoint less per message where the caller has one. */

@@ -35,14 +35,19 @@ import { recipientQueue, type RelaySessions } from './relay-sessions.js';
  */
 const PUSH_WINDOW = 8;
 /**
- * Pushed messages are committed without a flush of their own and
+ * While pushes stream in (a batch within STREAM_GAP_MS of the one
+ * before), they are committed without a flush of their own and
  * acknowledged together once ACK_BATCH wait (half the window, so the
- * relay keeps pushing meanwhile) or ACK_DELAY_MS after the first: one
- * flush to disk for several messages, each on disk before its ACK. Where
- * the relay pushes one at a time (a window of 1) each goes at once.
+ * relay keeps pushing meanwhile), ACK_DELAY_MS after the first, or when a
+ * message of ours is flushed to disk before it leaves: one flush for
+ * several messages, each on disk before its ACK. A batch on its own is
+ * committed to disk and acknowledged at once: a late ACK would meet our
+ * next message at the relay and hold it up. Where the relay pushes one
+ * at a time (a window of 1) each goes at once too.
  */
 const ACK_BATCH = PUSH_WINDOW / 2;
 const ACK_DELAY_MS = 10;
+const STREAM_GAP_MS = 5;
 
 interface Arrival {
   readonly client: RelayClient;
@@ -68,6 +73,8 @@ export class Receiving {
   /** Applied, committed without a flush, not yet acknowledged (flushAcks). */
   private unacked: Arrival[] = [];
   private ackTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last pushed batch applied. */
+  private lastBatchAt = -Infinity;
 
   constructor(
     private readonly store: AgentStore,
@@ -76,7 +83,11 @@ export class Receiving {
     private readonly receiver: Receiver,
     private readonly log: AgentLogger,
     private readonly hooks: ReceivingHooks,
-  ) {}
+  ) {
+    // A flush for another reason (a message about to leave) puts what waits for its ACK on disk too:
+    // the ACKs go with it rather than a moment later, when they would meet the next message at the relay.
+    store.onFlushed(() => this.sendAcks());
+  }
 
   /** Fetches every waiting message from every receiving queue; returns whether any arrived and which relays could not be reached. */
   async receiveAll(): Promise<{ progress: boolean; unreachable: string[] }> {
@@ -186,9 +197,12 @@ export class Receiving {
         this.drainQueued = false;
         const batch = this.pushed;
         this.pushed = [];
-        const done = this.apply(batch, true);
+        const now = performance.now();
+        const streaming = now - this.lastBatchAt < STREAM_GAP_MS || this.unacked.length > 0;
+        this.lastBatchAt = now;
+        const done = this.apply(batch, streaming);
         this.unacked.push(...done);
-        if (this.unacked.length >= ACK_BATCH || done.some((a) => a.client.pushWindow(a.queue) <= 1)) this.flushAcks();
+        if (!streaming || this.unacked.length >= ACK_BATCH || done.some((a) => a.client.pushWindow(a.queue) <= 1)) this.flushAcks();
         else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS).unref();
         await this.hooks.afterPush();
       })
@@ -207,12 +221,19 @@ export class Receiving {
     this.ackTimer = undefined;
     if (this.unacked.length === 0) return;
     try {
-      this.store.flushToDisk();
+      this.store.flushToDisk(); // sends the ACKs (onFlushed) when it wrote
     } catch (e) {
       // Not on disk, not acknowledged: the relay keeps them, and the next batch tries again.
       this.log.warn({ err: errorFields(e) }, 'flushing received messages to disk failed');
       return;
     }
+    this.sendAcks();
+  }
+
+  /** ACKs what was applied; the caller has made sure it is on disk. */
+  private sendAcks(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
     const acks = this.unacked;
     this.unacked = [];
     for (const a of acks) {
