@@ -49,16 +49,14 @@ export class Receipts {
     const now = performance.now();
     let next: number | undefined;
     for (const c of this.store.receiptsOwed()) {
-      let since = this.owedSince.get(c.id);
-      // Still waiting for a message to ride on: nothing more to read (this runs after every batch received).
-      const waiting = since === undefined ? undefined : since + this.delayMs - now;
-      if (!immediate && waiting !== undefined && waiting > 0) {
-        next = Math.min(next ?? waiting, waiting);
-        continue;
+      const since = this.owedSince.get(c.id);
+      const wait = (since ?? now) + this.delayMs - now;
+      // Only one seen for the first time, or one about to go, needs its queues read: this runs after
+      // every batch received, while a receipt waits for a message to ride on.
+      if (since === undefined || immediate || wait <= 0) {
+        if (this.store.currentSndQueues(c.id).length === 0) continue;
+        if (since === undefined) this.owedSince.set(c.id, now);
       }
-      if (this.store.currentSndQueues(c.id).length === 0) continue;
-      if (since === undefined) this.owedSince.set(c.id, (since = now));
-      const wait = since + this.delayMs - now;
       if (!immediate && wait > 0) {
         next = Math.min(next ?? wait, wait);
         continue;
