@@ -98,6 +98,15 @@ export class AgentStore {
   }
 
   /**
+   * A transaction whose writes must be on disk before anything that
+   * depends on them leaves: flushed with its own commit, or, with
+   * `shareFlush` (in a burst), by the next flushToDisk().
+   */
+  txBeforeSending<T>(fn: () => T, shareFlush: boolean): T {
+    return shareFlush ? this.txUnflushed(fn, { beforeSending: true }) : this.tx(fn);
+  }
+
+  /**
    * Flushes to disk what txUnflushed({ beforeSending }) committed, if
    * anything: one small flushed commit, which in WAL mode takes every
    * earlier one with it. Delivery calls it before a message leaves,

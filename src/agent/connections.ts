@@ -46,8 +46,7 @@ export class Connections {
     const now = performance.now();
     const inBurst = now - this.lastSendAt < SEND_BURST_GAP_MS;
     this.lastSendAt = now;
-    const commit = <T>(fn: () => T): T => (inBurst ? this.store.txUnflushed(fn, { beforeSending: true }) : this.store.tx(fn));
-    return commit(() => {
+    return this.store.txBeforeSending(() => {
       const c = this.live(connectionId);
       const queues = this.store.currentSndQueues(connectionId);
       if (queues.length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
@@ -60,7 +59,7 @@ export class Connections {
       // Kept until a receipt covers it, so it can be sent again if a relay loses it (§5.1).
       this.resender.remember(connectionId, seq, sentAt, body);
       return seq;
-    });
+    }, inBurst);
   }
 
   /** Tells the contact (DEL), deletes our queues on their relays, and forgets the connection. */

@@ -243,11 +243,10 @@ export class Receiving {
     }
   }
 
-  /** Applies a batch in one transaction, each message in a savepoint of its own; returns the arrivals to acknowledge. */
-  private apply(batch: readonly Arrival[], unflushed = false): Arrival[] {
+  /** Applies a batch in one transaction, each message in a savepoint of its own (with `shareFlush`, on disk only at the next flushToDisk); returns the arrivals to acknowledge. */
+  private apply(batch: readonly Arrival[], shareFlush = false): Arrival[] {
     const done: Arrival[] = [];
-    const inTx = (fn: () => void): void => (unflushed ? this.store.txUnflushed(fn, { beforeSending: true }) : this.store.tx(fn));
-    inTx(() => {
+    this.store.txBeforeSending(() => {
       for (const a of batch) {
         try {
           this.store.tx(() => {
@@ -259,7 +258,7 @@ export class Receiving {
           this.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
         }
       }
-    });
+    }, shareFlush);
     return done;
   }
 }
