@@ -31,11 +31,10 @@ import { resolveConfig } from '../../src/relay/config.js';
 import { Dispatcher, type ClientSession } from '../../src/relay/dispatcher.js';
 import { SessionMacKeys } from '../../src/relay/mac-keys.js';
 import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
-import { startRelay, type RunningRelay } from '../../src/relay/server.js';
 import { Inbox, text } from '../helpers/inbox.js';
-import { tempDir } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
 import { rawConnection } from '../helpers/raw-session.js';
+import { inProcessRelay } from '../helpers/in-process-relay.js';
 
 const AUTH: Response = { type: 'ERR', code: 'AUTH' };
 const OK: Response = { type: 'OK' };
@@ -328,18 +327,11 @@ function outgoingLog(): { log: [string, number][]; trace: (direction: 'in' | 'ou
 }
 
 describe('MAC keys over TLS', () => {
-  let relay: RunningRelay;
-  const clients: RelayClient[] = [];
-  before(async () => {
-    relay = await startRelay({ dataDir: tempDir(), port: 0, logLevel: 'silent', powBits: 0 });
-  });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await relay.close();
-  });
+  const fixture = inProcessRelay();
+  const { clients } = fixture;
 
   async function queue(): Promise<{ q: RecipientQueue; sq: SenderQueue; senderKey: Uint8Array }> {
-    const c = await RelayClient.connect(relay.address);
+    const c = await RelayClient.connect(fixture.relay.address);
     clients.push(c);
     const q = await c.createQueue();
     const keys = generateSigningKeyPair();
@@ -349,8 +341,8 @@ describe('MAC keys over TLS', () => {
 
   test('a key registered on one TLS session is AUTH on another, and after reconnection', async () => {
     const { q, senderKey } = await queue();
-    const a = await rawSession(relay.address, CURRENT_VERSION);
-    const b = await rawSession(relay.address, CURRENT_VERSION);
+    const a = await rawSession(fixture.relay.address, CURRENT_VERSION);
+    const b = await rawSession(fixture.relay.address, CURRENT_VERSION);
     const k = newMacKey();
     assert.deepEqual(await a.request(q.senderId, send(), mac(k)), AUTH, 'before registration');
     assert.deepEqual(await a.request(q.senderId, send(), register(senderKey, k)), OK);
@@ -358,7 +350,7 @@ describe('MAC keys over TLS', () => {
     assert.deepEqual(await b.request(q.senderId, send(), mac(k)), AUTH, 'another session');
     assert.deepEqual(await a.request(q.senderId, send(), mac(newMacKey())), AUTH, 'a wrong key');
     a.close();
-    const again = await rawSession(relay.address, CURRENT_VERSION);
+    const again = await rawSession(fixture.relay.address, CURRENT_VERSION);
     assert.deepEqual(await again.request(q.senderId, send(), mac(k)), AUTH, 'a new session of the same client');
     assert.deepEqual(await again.request(q.recipientId, { type: 'GET' }, mac(k)), AUTH, 'the other party');
     b.close();
@@ -367,7 +359,7 @@ describe('MAC keys over TLS', () => {
 
   test('a version 4 session keeps the old rules: signatures work, 96- and 32-byte authenticators are CMD_SYNTAX', async () => {
     const { q, senderKey } = await queue();
-    const v4 = await rawSession(relay.address, PUSH_WINDOW_VERSION);
+    const v4 = await rawSession(fixture.relay.address, PUSH_WINDOW_VERSION);
     assert.deepEqual(await v4.request(q.senderId, send(), sign64(senderKey)), OK);
     const k = newMacKey();
     for (const auth of [register(senderKey, k), mac(k)]) {
@@ -385,8 +377,8 @@ describe('MAC keys over TLS', () => {
   test('the client registers with its first command per queue and session, MACs once that is answered, and registers again after a reconnection', async () => {
     const r = outgoingLog();
     const s = outgoingLog();
-    const recipient = await RelayClient.connect(relay.address, { trace: r.trace });
-    const sender = await RelayClient.connect(relay.address, { trace: s.trace });
+    const recipient = await RelayClient.connect(fixture.relay.address, { trace: r.trace });
+    const sender = await RelayClient.connect(fixture.relay.address, { trace: s.trace });
     clients.push(recipient, sender);
     const inbox = new Inbox(recipient);
     const acks: Promise<void>[] = [];

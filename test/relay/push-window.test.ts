@@ -6,7 +6,7 @@
  * version 3 or send bytes the client would refuse to encode, and a
  * version 3 stand-in to check what the client sends to an older relay.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { RelayError } from '../../src/client/errors.js';
@@ -18,13 +18,14 @@ import { encodeBatch } from '../../src/protocol/block.js';
 import { encodeCommand, type Response } from '../../src/protocol/commands.js';
 import { encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
 import { LINK_DATA_VERSION, PUSH_WINDOW_VERSION } from '../../src/protocol/version.js';
-import { DATABASE_FILE, startRelay, type RunningRelay } from '../../src/relay/server.js';
+import { DATABASE_FILE } from '../../src/relay/server.js';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { join } from 'node:path';
 import { Inbox, str, text } from '../helpers/inbox.js';
-import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
 import { startVersion2Relay } from '../helpers/version2-relay.js';
 import { rawConnection } from '../helpers/raw-session.js';
+import { inProcessRelay } from '../helpers/in-process-relay.js';
 
 /** Long enough for pushes the relay should not make to arrive if it made them. */
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 250));
@@ -79,18 +80,11 @@ async function rawSession(address: RelayAddress, version: number) {
 }
 
 describe('push window, relay in-process', () => {
-  let relay: RunningRelay;
-  const clients: RelayClient[] = [];
-  before(async () => {
-    relay = await startRelay({ dataDir: tempDir(), port: 0, logLevel: 'silent', powBits: 0 });
-  });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await relay.close();
-  });
+  const fixture = inProcessRelay();
+  const { clients } = fixture;
 
   test('the window fills to W in order and no further until an ACK; each ACK tops it up', async () => {
-    const p = await pair(relay.address, clients);
+    const p = await pair(fixture.relay.address, clients);
     await p.recipient.subscribe(p.queue, { window: 4 });
     await p.send(10);
     await p.inbox.waitForCount(4);
@@ -112,7 +106,7 @@ describe('push window, relay in-process', () => {
   });
 
   test('an ACK out of order deletes exactly that message and tops up; a new SUB redelivers the rest from the oldest', async () => {
-    const p = await pair(relay.address, clients);
+    const p = await pair(fixture.relay.address, clients);
     await p.recipient.subscribe(p.queue, { window: 3 });
     await p.send(5);
     await p.inbox.waitForCount(3);
@@ -137,7 +131,7 @@ describe('push window, relay in-process', () => {
   });
 
   test('GET and an ACK after GET keep their meaning on a subscribed queue', async () => {
-    const p = await pair(relay.address, clients);
+    const p = await pair(fixture.relay.address, clients);
     await p.recipient.subscribe(p.queue, { window: 2 });
     await p.send(3);
     await p.inbox.waitForCount(2);
@@ -150,7 +144,7 @@ describe('push window, relay in-process', () => {
   });
 
   test('a subscription without a window, and a version 3 connection, get one message at a time as before', async () => {
-    const p = await pair(relay.address, clients);
+    const p = await pair(fixture.relay.address, clients);
     await p.recipient.subscribe(p.queue); // the default: bare SUB
     await p.send(3);
     await p.inbox.waitForCount(1);
@@ -162,7 +156,7 @@ describe('push window, relay in-process', () => {
     assert.deepEqual(bodies(p.inbox), ['m0', 'm1']);
 
     // The same queue from a connection that negotiated version 3: a window is a syntax error there.
-    const v3 = await rawSession(relay.address, LINK_DATA_VERSION);
+    const v3 = await rawSession(fixture.relay.address, LINK_DATA_VERSION);
     try {
       assert.deepEqual(await v3.request(p.queue, encodeCommand({ type: 'SUB', window: 8 })), { type: 'ERR', code: 'CMD_SYNTAX' });
       assert.deepEqual(await v3.request(p.queue, encodeCommand({ type: 'SUB' })), { type: 'OK' });
@@ -185,12 +179,12 @@ describe('push window, relay in-process', () => {
   });
 
   test('a window outside 1..32 is refused with a typed error and subscribes nothing', async () => {
-    const p = await pair(relay.address, clients);
+    const p = await pair(fixture.relay.address, clients);
     for (const window of [0, 33, 1.5]) {
       await assert.rejects(p.recipient.subscribe(p.queue, { window }), RangeError, `client refuses window ${window}`);
     }
     assert.equal(p.recipient.subscriptionCount, 0);
-    const v4 = await rawSession(relay.address, PUSH_WINDOW_VERSION);
+    const v4 = await rawSession(fixture.relay.address, PUSH_WINDOW_VERSION);
     try {
       for (const w of [0, 33, 255]) {
         assert.deepEqual(await v4.request(p.queue, Uint8Array.from([...Buffer.from('SUB '), w])), { type: 'ERR', code: 'CMD_SYNTAX' }, `window ${w}`);
