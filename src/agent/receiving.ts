@@ -35,18 +35,18 @@ import { recipientQueue, type RelaySessions } from './relay-sessions.js';
  */
 const PUSH_WINDOW = 8;
 /**
- * While pushes stream in (a batch within STREAM_GAP_MS of the one
- * before), they are committed without a flush of their own and
- * acknowledged together once ACK_BATCH wait (half the window, so the
- * relay keeps pushing meanwhile), ACK_DELAY_MS after the first, or when a
- * message of ours is flushed to disk before it leaves: one flush for
- * several messages, each on disk before its ACK. A batch on its own is
- * committed to disk and acknowledged at once: a late ACK would meet our
- * next message at the relay and hold it up. Where the relay pushes one
- * at a time (a window of 1) each goes at once too.
+ * While pushes stream in (each within STREAM_GAP_MS of the one before),
+ * they are gathered until GATHER_COUNT wait (half the window, so the
+ * relay keeps pushing meanwhile) or GATHER_MS after the first, then
+ * applied in one transaction, flushed to disk once and acknowledged
+ * together: a burst costs one commit and one flush per few messages, not
+ * one per message. A message on its own is applied, committed to disk
+ * and acknowledged at once: a late ACK would meet our next message at the
+ * relay and hold it up. Where the relay pushes one at a time (a window
+ * of 1) each goes at once too.
  */
-const ACK_BATCH = PUSH_WINDOW / 2;
-const ACK_DELAY_MS = 10;
+const GATHER_COUNT = PUSH_WINDOW / 2;
+const GATHER_MS = 10;
 const STREAM_GAP_MS = 5;
 
 interface Arrival {
@@ -70,11 +70,12 @@ export class Receiving {
   private readonly subscribedClients = new Set<RelayClient>();
   private pushed: Arrival[] = [];
   private drainQueued = false;
-  /** Applied, committed without a flush, not yet acknowledged (flushAcks). */
+  /** Set while pushes are being gathered (gather()): applies them when it fires. */
+  private gatherTimer: NodeJS.Timeout | undefined;
+  /** Applied, not yet acknowledged (flushAcks). */
   private unacked: Arrival[] = [];
-  private ackTimer: NodeJS.Timeout | undefined;
-  /** performance.now() of the last pushed batch applied. */
-  private lastBatchAt = -Infinity;
+  /** performance.now() of the last push. */
+  private lastPushAt = -Infinity;
 
   constructor(
     private readonly store: AgentStore,
@@ -183,13 +184,28 @@ export class Receiving {
     this.subscribedClients.add(client);
     client.on('message', (queue, message) => {
       this.pushed.push({ client, queue, message });
-      this.drainSoon();
+      this.gather(client, queue);
     });
     client.on('reconnected', () => this.hooks.reconnected());
   }
 
-  /** Applies everything pushed so far as one batch, in the serial chain. */
+  /** While pushes stream in, waits for a few more (GATHER_COUNT, GATHER_MS) before applying them; otherwise applies at once. */
+  private gather(client: RelayClient, queue: RecipientQueue): void {
+    const now = performance.now();
+    // Pushes that arrive while some wait or a batch is being applied stream in too (a slow moment, a loaded machine).
+    const streaming = now - this.lastPushAt < STREAM_GAP_MS || this.gatherTimer !== undefined || this.drainQueued;
+    this.lastPushAt = now;
+    if (streaming && this.pushed.length < GATHER_COUNT && client.pushWindow(queue) > 1) {
+      this.gatherTimer ??= setTimeout(() => this.drainSoon(), GATHER_MS).unref();
+      return;
+    }
+    this.drainSoon();
+  }
+
+  /** Applies everything pushed so far as one batch, in the serial chain, and acknowledges it once on disk. */
   private drainSoon(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     if (this.drainQueued) return;
     this.drainQueued = true;
     void this.hooks
@@ -197,16 +213,18 @@ export class Receiving {
         this.drainQueued = false;
         const batch = this.pushed;
         this.pushed = [];
-        const now = performance.now();
-        const streaming = now - this.lastBatchAt < STREAM_GAP_MS || this.unacked.length > 0;
-        this.lastBatchAt = now;
-        const done = this.apply(batch, streaming);
-        this.unacked.push(...done);
-        if (!streaming || this.unacked.length >= ACK_BATCH || done.some((a) => a.client.pushWindow(a.queue) <= 1)) this.flushAcks();
-        else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS).unref();
+        if (batch.length === 0) return;
+        this.unacked.push(...this.apply(batch));
+        this.flushAcks();
         await this.hooks.afterPush();
       })
       .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'handling pushed messages failed'));
+  }
+
+  /** Closing: what is gathered and not applied yet stays with the relay, which pushes it again after the next SUB. */
+  stopGathering(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
   }
 
   /**
@@ -217,8 +235,6 @@ export class Receiving {
    * replies) need not wait a round trip for it.
    */
   flushAcks(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
     if (this.unacked.length === 0) return;
     try {
       this.store.flushToDisk(); // sends the ACKs (onFlushed) when it wrote
@@ -232,8 +248,6 @@ export class Receiving {
 
   /** ACKs what was applied; the caller has made sure it is on disk. */
   private sendAcks(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
     const acks = this.unacked;
     this.unacked = [];
     for (const a of acks) {
@@ -243,10 +257,10 @@ export class Receiving {
     }
   }
 
-  /** Applies a batch in one transaction, each message in a savepoint of its own (with `shareFlush`, on disk only at the next flushToDisk); returns the arrivals to acknowledge. */
-  private apply(batch: readonly Arrival[], shareFlush = false): Arrival[] {
+  /** Applies a batch in one transaction (committed to disk), each message in a savepoint of its own; returns the arrivals to acknowledge. */
+  private apply(batch: readonly Arrival[]): Arrival[] {
     const done: Arrival[] = [];
-    this.store.txBeforeSending(() => {
+    this.store.tx(() => {
       for (const a of batch) {
         try {
           this.store.tx(() => {
@@ -258,7 +272,7 @@ export class Receiving {
           this.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
         }
       }
-    }, shareFlush);
+    });
     return done;
   }
 }

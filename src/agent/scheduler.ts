@@ -147,6 +147,7 @@ export class Scheduler {
     this.running = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.receiptTimer) clearTimeout(this.receiptTimer);
+    this.parts.receiving.stopGathering();
     await this.chain;
     // What was applied goes to disk and its ACKs out before the sessions close.
     this.parts.receiving.flushAcks();

@@ -16,6 +16,7 @@ import type { ReceivedMessage, RecipientQueue } from '../../src/client/queues.js
 import { startRelayProcess } from '../helpers/relay-process.js';
 import { openAgent, syncUntil, text } from '../helpers/agent-harness.js';
 import { AgentStore } from '../../src/agent/agent-store.js';
+import { Receiving } from '../../src/agent/receiving.js';
 
 const N = 80;
 
@@ -92,38 +93,41 @@ test('a burst pushed through the window reaches the contact exactly once, in ord
   }
 });
 
-test('pushed messages are on disk before their ACK, and a burst shares its flushes to disk', async () => {
+test('pushed messages are on disk before their ACK, and a burst shares its commits to disk', async () => {
   const { alice, a2b, burst, close } = await connectedPair();
   // White box: Alice's store says whether something she applied is not yet flushed to disk.
   const store = (alice.agent as unknown as { p: { store: AgentStore } }).p.store;
   const unflushed = (): boolean => (store as unknown as { unflushedSends: boolean }).unflushedSends;
   const proto = RelayClient.prototype;
   const ack = proto.ack;
-  const flushToDisk = AgentStore.prototype.flushToDisk;
+  // White box too: each batch of pushed messages is applied in one transaction (receiving.ts, apply).
+  const receiving = Receiving.prototype as unknown as { apply: (batch: readonly unknown[]) => unknown[] };
+  const apply = receiving.apply;
   let acks = 0;
-  let ackedUnflushed = 0;
-  let flushes = 0;
+  let ackedUncommitted = 0;
+  let commits = 0;
   proto.ack = function (this: RelayClient, queue: RecipientQueue, msgId: Uint8Array) {
     if (store.rcvQueueByRecipientId(queue.recipientId)) {
       acks++;
-      if (unflushed()) ackedUnflushed++;
+      // Inside a transaction the message's writes may not be committed yet; unflushed, not on disk.
+      if (alice.db.inTransaction || unflushed()) ackedUncommitted++;
     }
     return ack.call(this, queue, msgId);
   };
-  AgentStore.prototype.flushToDisk = function (this: AgentStore) {
-    if (this === store && unflushed()) flushes++;
-    flushToDisk.call(this);
+  receiving.apply = function (this: unknown, batch: readonly unknown[]) {
+    if ((this as { store: AgentStore }).store === store) commits++;
+    return apply.call(this, batch);
   };
   try {
     const deadline = await burst();
     assert.equal(alice.events.messages.get(a2b)?.length, N);
     while (Date.now() < deadline && acks < N) await new Promise((r) => setTimeout(r, 20));
     assert.ok(acks >= N, `every message acknowledged (${acks})`);
-    assert.equal(ackedUnflushed, 0, 'no ACK left while what it acknowledges was not on disk');
-    assert.ok(flushes > 0 && flushes < N, `fewer flushes than messages (${flushes} for ${N})`);
+    assert.equal(ackedUncommitted, 0, 'no ACK left while what it acknowledges was not on disk');
+    assert.ok(commits > 0 && commits < N, `fewer transactions than messages applied them (${commits} for ${N})`);
   } finally {
     proto.ack = ack;
-    AgentStore.prototype.flushToDisk = flushToDisk;
+    receiving.apply = apply;
     await close();
   }
 });
