@@ -29,6 +29,25 @@ export class AgentStore {
   private readonly runTx: (fn: () => unknown) => unknown;
   /** Prepared statements by SQL text: compiling one costs more than running it. */
   private readonly statements = new Map<string, Database.Statement>();
+  /** The table each writing statement (by SQL text) changes; reads are absent. */
+  private readonly writesTo = new Map<string, string | null>();
+  /** Whether the transaction open now is one this store began (its rollback forgets the caches): see `cacheable`. */
+  private ownTx = false;
+  /**
+   * Rows read on every message, kept in memory. Only this store writes
+   * these tables (one process per profile: profile-lock.ts), so each write
+   * here updates or drops what it changes; a transaction that fails, or a
+   * write inside someone else's transaction, forgets them all.
+   */
+  private readonly cache = new RowCache();
+  /**
+   * Connection updates made inside this store's own transaction, merged per
+   * connection and written as one UPDATE when the transaction ends, or
+   * before any statement on agent_connections: a received message changes
+   * its connection's ratchet and its counters in two places, and a batch
+   * of messages (each in a savepoint) one connection many times.
+   */
+  private readonly deferred = new Map<string, Partial<Omit<ConnectionRow, 'id'>>>();
   /** The relay list's rows (relay-store.ts). */
   readonly relays: RelayStore;
 
@@ -58,13 +77,40 @@ export class AgentStore {
   }
 
   tx<T>(fn: () => T): T {
+    const outermost = !this.db.inTransaction;
+    if (outermost) this.ownTx = true;
+    // A savepoint that fails takes back what was deferred inside it, and only that.
+    const deferredBefore = outermost || this.deferred.size === 0 ? undefined : new Map(this.deferred);
     try {
-      return this.runTx(fn) as T;
+      return this.runTx(() => {
+        const result = fn();
+        if (outermost) this.writeDeferred();
+        return result;
+      }) as T;
     } catch (e) {
       // Whatever it wrote is rolled back: what was kept of it in memory goes too.
-      this.metaCache.clear();
+      this.forgetCached();
+      this.deferred.clear();
+      if (deferredBefore) for (const [id, fields] of deferredBefore) this.deferred.set(id, fields);
       throw e;
+    } finally {
+      if (outermost) this.ownTx = false;
     }
+  }
+
+  /** Drops every row kept in memory: the next reads go to the database (with the connection updates deferred so far on top). */
+  forgetCached(): void {
+    this.metaCache.clear();
+    this.cache.clear();
+  }
+
+  /**
+   * Whether rows read or written now may be kept: not inside a transaction
+   * someone else began (the chat's, say), whose rollback this store would
+   * not see.
+   */
+  private get cacheable(): boolean {
+    return this.ownTx || !this.db.inTransaction;
   }
 
   /**
@@ -131,18 +177,47 @@ export class AgentStore {
     return this.db.inTransaction ? fn() : this.tx(fn);
   }
 
-  /** The prepared statement for `sql`, compiled once per store. */
+  /**
+   * The prepared statement for `sql`, compiled once per store. A statement
+   * that writes marks its table changed here, before it runs: every cached
+   * answer that depends on the table is asked again.
+   */
   private sql(sql: string): Database.Statement {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
       this.statements.set(sql, st);
+      this.writesTo.set(sql, writtenTable(sql));
+    }
+    const table = this.writesTo.get(sql);
+    if (this.deferred.size > 0 && sql.includes('agent_connections')) this.writeDeferred();
+    if (table) {
+      if (this.cacheable) this.cache.changed(table);
+      else this.forgetCached();
     }
     return st;
   }
 
+  /**
+   * `query`'s rows, or none without asking when it found none before and
+   * none of `tables` was written since.
+   */
+  private unlessKnownEmpty<T>(name: string, tables: readonly string[], query: () => T[]): T[] {
+    const stamp = this.cache.stamp(tables);
+    if (this.cache.emptyAt.get(name) === stamp) return [];
+    const rows = query();
+    if (rows.length === 0 && this.cacheable) this.cache.emptyAt.set(name, stamp);
+    return rows;
+  }
+
   connection(id: string): ConnectionRow | undefined {
-    return this.sql('SELECT * FROM agent_connections WHERE id = ?').get(id) as ConnectionRow | undefined;
+    const cached = this.cache.connections.get(id);
+    if (cached) return cached;
+    const read = this.sql('SELECT * FROM agent_connections WHERE id = ?').get(id) as ConnectionRow | undefined;
+    const pending = this.deferred.get(id);
+    const row = read && pending ? { ...read, ...pending } : read;
+    if (row && this.cacheable) this.cache.connections.set(id, Object.freeze(row));
+    return row;
   }
 
   connections(): ConnectionRow[] {
@@ -150,14 +225,40 @@ export class AgentStore {
   }
 
   updateConnection(id: string, fields: Partial<Omit<ConnectionRow, 'id'>>): void {
+    if (Object.keys(fields).length === 0) return;
+    if (this.ownTx && this.db.inTransaction) {
+      // Written when the transaction ends (writeDeferred); reads through connection() see it at once.
+      const stored = asStored(fields);
+      this.deferred.set(id, { ...this.deferred.get(id), ...stored });
+      const before = this.cache.connections.get(id);
+      if (before) this.cache.connections.set(id, Object.freeze({ ...before, ...stored }));
+      if ('status' in fields) this.cache.changed(CONNECTION_STATUS);
+      return;
+    }
+    this.writeConnection(id, fields);
+  }
+
+  /** Writes the connection updates deferred so far. */
+  private writeDeferred(): void {
+    if (this.deferred.size === 0) return;
+    const pending = [...this.deferred];
+    this.deferred.clear();
+    for (const [id, fields] of pending) this.writeConnection(id, fields);
+  }
+
+  private writeConnection(id: string, fields: Partial<Omit<ConnectionRow, 'id'>>): void {
     const keys = Object.keys(fields);
-    if (keys.length === 0) return;
     const sql = `UPDATE agent_connections SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`;
+    const before = this.cache.connections.get(id);
+    if ('status' in fields) this.cache.changed(CONNECTION_STATUS);
     this.sql(sql).run({ ...fields, id });
+    // The row as the database now has it, without reading it back (written on every message).
+    if (before && this.cacheable) this.cache.connections.set(id, Object.freeze({ ...before, ...asStored(fields) }));
   }
 
   insertConnection(row: Pick<ConnectionRow, 'id' | 'status' | 'role' | 'my_info'> & Partial<ConnectionRow>): void {
     const full = { peer_info: null, ratchet: null, ad: null, invitation_secrets: null, created_at: this.clock(), ...row };
+    this.cache.changed(CONNECTION_STATUS);
     this.sql(
         `INSERT INTO agent_connections (id, status, role, my_info, peer_info, ratchet, ad, invitation_secrets, created_at)
          VALUES (@id, @status, @role, @my_info, @peer_info, @ratchet, @ad, @invitation_secrets, @created_at)`,
@@ -169,6 +270,8 @@ export class AgentStore {
     for (const t of ['agent_outbox', 'agent_recv_buffer', 'agent_sent_log', 'agent_snd_queues', 'agent_rcv_queues']) {
       this.sql(`DELETE FROM ${t} WHERE connection_id = ?`).run(id);
     }
+    this.cache.envelopes.clear();
+    this.cache.changed(CONNECTION_STATUS);
     this.sql("UPDATE agent_connections SET status = 'deleted', ratchet = NULL, invitation_secrets = NULL WHERE id = ?").run(id);
   }
 
@@ -189,23 +292,33 @@ export class AgentStore {
 
   /** Receiving queues with a sender key to set (KEY) that are not secured yet. */
   rcvQueuesToSecure(): RcvQueueRow[] {
-    return this.sql('SELECT * FROM agent_rcv_queues WHERE key_to_set IS NOT NULL AND secured = 0 ORDER BY id').all() as RcvQueueRow[];
+    // Asked after every batch received and almost always empty: not asked again until a queue changes.
+    return this.unlessKnownEmpty('toSecure', ['agent_rcv_queues'], () =>
+      this.sql('SELECT * FROM agent_rcv_queues WHERE key_to_set IS NOT NULL AND secured = 0 ORDER BY id').all() as RcvQueueRow[],
+    );
   }
 
   /** Receiving queues that may be due for deletion: ended, lost, or of a connection the contact deleted. */
   rcvQueuesToRetire(): RcvQueueRow[] {
     // Two indexed halves rather than one OR over a join, which reads every queue (CROSS JOIN: the few deleted connections lead).
-    return this.sql(
-      `SELECT * FROM agent_rcv_queues WHERE status IN ('ended', 'lost')
-       UNION
-       SELECT q.* FROM agent_connections c CROSS JOIN agent_rcv_queues q ON q.connection_id = c.id WHERE c.status = 'deleted'
-       ORDER BY id`,
-    ).all() as RcvQueueRow[];
+    return this.unlessKnownEmpty('toRetire', ['agent_rcv_queues', CONNECTION_STATUS], () =>
+      this.sql(
+        `SELECT * FROM agent_rcv_queues WHERE status IN ('ended', 'lost')
+         UNION
+         SELECT q.* FROM agent_connections c CROSS JOIN agent_rcv_queues q ON q.connection_id = c.id WHERE c.status = 'deleted'
+         ORDER BY id`,
+      ).all() as RcvQueueRow[],
+    );
   }
 
   /** The receiving queue with this recipient ID. */
   rcvQueueByRecipientId(recipientId: Uint8Array): RcvQueueRow | undefined {
-    return this.sql('SELECT * FROM agent_rcv_queues WHERE recipient_id = ?').get(recipientId) as RcvQueueRow | undefined;
+    const key = Buffer.from(recipientId.buffer, recipientId.byteOffset, recipientId.byteLength).toString('latin1');
+    const cached = this.cache.rcvByRecipient.get(key);
+    if (cached) return cached;
+    const row = this.sql('SELECT * FROM agent_rcv_queues WHERE recipient_id = ?').get(recipientId) as RcvQueueRow | undefined;
+    if (row && this.cacheable) this.cache.rcvByRecipient.set(key, Object.freeze(row));
+    return row;
   }
 
   /** Relays known to be unreachable, with the time (ms) since when. */
@@ -260,8 +373,12 @@ export class AgentStore {
   }
 
   /** Every queue we currently send each message to (more than one with redundancy). */
-  currentSndQueues(connectionId: string): SndQueueRow[] {
-    return this.sql('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id').all(connectionId) as SndQueueRow[];
+  currentSndQueues(connectionId: string): readonly SndQueueRow[] {
+    const cached = this.cache.currentSnd.get(connectionId);
+    if (cached) return cached;
+    const rows = this.sql('SELECT * FROM agent_snd_queues WHERE connection_id = ? AND current = 1 ORDER BY id').all(connectionId) as SndQueueRow[];
+    if (this.cacheable) this.cache.currentSnd.set(connectionId, Object.freeze(rows.map((r) => Object.freeze(r))));
+    return rows;
   }
 
   sndQueueBySenderId(connectionId: string, senderId: Uint8Array): SndQueueRow | undefined {
@@ -270,6 +387,7 @@ export class AgentStore {
 
   deleteOutboxOf(sndQueueId: number): void {
     this.sql('DELETE FROM agent_outbox WHERE snd_queue_id = ?').run(sndQueueId);
+    this.cache.envelopes.clear(); // a row ID may be given again: no envelope of a deleted row is kept
   }
 
   currentSndQueue(connectionId: string): SndQueueRow | undefined {
@@ -294,11 +412,14 @@ export class AgentStore {
   }
 
   enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error' | 'next_at'>): void {
-    this.sql(
-        `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
-         VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent)`,
-      )
-      .run(row);
+    const id = Number(
+      this.sql(
+          `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
+           VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent)`,
+        )
+        .run(row).lastInsertRowid,
+    );
+    if (this.cacheable) this.cache.keepEnvelope(id, Buffer.from(row.envelope));
   }
 
   /** The connection's queued messages in order, without their (large) envelopes. */
@@ -308,11 +429,15 @@ export class AgentStore {
   }
 
   envelopeOf(outboxId: number): Buffer | undefined {
+    const kept = this.cache.envelopes.get(outboxId);
+    if (kept) return kept;
     return (this.sql('SELECT envelope FROM agent_outbox WHERE id = ?').get(outboxId) as { envelope: Buffer } | undefined)?.envelope;
   }
 
   outboxConnections(): string[] {
-    return (this.sql('SELECT DISTINCT connection_id AS id FROM agent_outbox').all() as { id: string }[]).map((r) => r.id);
+    return this.unlessKnownEmpty('outbox', ['agent_outbox'], () =>
+      (this.sql('SELECT DISTINCT connection_id AS id FROM agent_outbox').all() as { id: string }[]).map((r) => r.id),
+    );
   }
 
   pendingCount(connectionId: string): number {
@@ -335,6 +460,7 @@ export class AgentStore {
 
   deleteOutgoing(id: number): void {
     this.sql('DELETE FROM agent_outbox WHERE id = ?').run(id);
+    this.cache.envelopes.delete(id);
   }
 
   bufferMessage(connectionId: string, seq: number, sentAt: number, body: Uint8Array, receivedAt: number, expiresAt: number | null = null): void {
@@ -360,6 +486,8 @@ export class AgentStore {
 
   /** The lowest held-back seq and when the earliest held-back message arrived (ms): the gap below has been known since then. */
   bufferState(connectionId: string): { first: number; since: number } | undefined {
+    // Asked for every message received; the buffer is empty unless messages came out of order.
+    if (this.unlessKnownEmpty('recvBuffer', ['agent_recv_buffer'], () => this.sql('SELECT 1 FROM agent_recv_buffer LIMIT 1').pluck().all()).length === 0) return undefined;
     const row = this.sql('SELECT MIN(seq) AS first, MIN(received_at) AS since FROM agent_recv_buffer WHERE connection_id = ?').get(connectionId) as
       | { first: number | null; since: number | null }
       | undefined;
@@ -515,5 +643,66 @@ export class AgentStore {
   deleteAddressRows(addressId: string): void {
     for (const t of ['agent_requests', 'agent_request_log', 'agent_request_seen', 'agent_address_keys']) this.sql(`DELETE FROM ${t} WHERE address_id = ?`).run(addressId);
     this.sql('DELETE FROM agent_addresses WHERE id = ?').run(addressId);
+  }
+}
+
+/** Envelopes kept in memory at most (RowCache.envelopes): enough for a burst in flight. */
+const KEPT_ENVELOPES = 256;
+
+/** A pseudo-table for cached answers that depend on which connections exist and their status, not on every update of their rows. */
+const CONNECTION_STATUS = 'agent_connections.status';
+
+/** The table an INSERT, UPDATE or DELETE statement writes; null for a read. */
+function writtenTable(sql: string): string | null {
+  return /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)/i.exec(sql)?.[1] ?? null;
+}
+
+/** Field values as a read gives them back: blobs as Buffers of their own (the caller may reuse or wipe what it passed). */
+function asStored<T extends object>(fields: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Uint8Array ? Buffer.from(v) : v;
+  return out as T;
+}
+
+/** What AgentStore keeps in memory, and a count of writes per table for the answers it remembers. */
+class RowCache {
+  readonly connections = new Map<string, ConnectionRow>();
+  /** By recipient ID (as a latin1 string). */
+  readonly rcvByRecipient = new Map<string, RcvQueueRow>();
+  readonly currentSnd = new Map<string, readonly SndQueueRow[]>();
+  /** Envelopes of the latest messages queued in this process, by outbox ID (delivery reads each back once). */
+  readonly envelopes = new Map<number, Buffer>();
+  /** Queries last found empty, with the stamp of the tables then. */
+  readonly emptyAt = new Map<string, string>();
+  private readonly writes = new Map<string, number>();
+  /** Counts clear()s, so that no stamp from before one matches after it. */
+  private generation = 0;
+
+  changed(table: string): void {
+    this.writes.set(table, (this.writes.get(table) ?? 0) + 1);
+    if (table === 'agent_connections') this.connections.clear();
+    else if (table === 'agent_rcv_queues') this.rcvByRecipient.clear();
+    else if (table === 'agent_snd_queues') this.currentSnd.clear();
+  }
+
+  /** Keeps the envelope of a message just queued; the oldest go beyond KEPT_ENVELOPES (a contact offline for long). */
+  keepEnvelope(id: number, envelope: Buffer): void {
+    this.envelopes.set(id, envelope);
+    if (this.envelopes.size > KEPT_ENVELOPES) this.envelopes.delete(this.envelopes.keys().next().value!);
+  }
+
+  stamp(tables: readonly string[]): string {
+    let s = String(this.generation);
+    for (const t of tables) s += `,${this.writes.get(t) ?? 0}`;
+    return s;
+  }
+
+  clear(): void {
+    this.generation++;
+    this.connections.clear();
+    this.rcvByRecipient.clear();
+    this.currentSnd.clear();
+    this.envelopes.clear();
+    this.emptyAt.clear();
   }
 }

@@ -172,7 +172,7 @@ export class Agent {
   /**
    * Encrypts and stores a message for the contact; returns its sequence
    * number. Synchronous, so a caller can store its own row in the same
-   * transaction. Delivery happens in `sync()` or `start()`. A receipt the
+   * transaction (`transaction()`). Delivery happens in `sync()` or `start()`. A receipt the
    * contact is owed rides along (receipts.ts).
    */
   send(connectionId: string, body: Uint8Array): number {
@@ -248,6 +248,26 @@ export class Agent {
       const status = this.p.store.connection(id)?.status;
       return status !== undefined && status !== 'ready' && status !== 'deleted';
     });
+  }
+
+  /**
+   * Runs `fn` in one transaction of the profile's database: what the agent
+   * writes in it (`send()`) and the caller's own rows commit together or
+   * not at all. Use it, not the database's own transaction, around agent
+   * calls: the rows the agent keeps in memory (AgentStore) follow only its
+   * own transactions, and a burst of sends in one shares one commit.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.p.store.tx(fn);
+  }
+
+  /**
+   * Drops the rows the agent keeps in memory (AgentStore), for a database
+   * that something other than this agent changed while it was open: a
+   * test playing an older contact, a repair by hand.
+   */
+  forgetCached(): void {
+    this.p.store.forgetCached();
   }
 
   /** Kicks pending deliveries now (after send() in start() mode). */

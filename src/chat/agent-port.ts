@@ -13,6 +13,8 @@ export interface ChatAgent {
   listAddresses(): { addressId: string; link: string }[];
   acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }>;
   rejectRequest(requestId: string): void;
+  /** Runs `fn` in one transaction of the profile database: the agent's writes and the chat's commit together. */
+  transaction<T>(fn: () => T): T;
   /** Persists synchronously and returns the message's seq; delivery happens in sync()/start(). */
   send(connectionId: string, body: Uint8Array): number;
   deleteConnection(connectionId: string): Promise<void>;

@@ -184,10 +184,10 @@ export class Chat implements AgentHandlers {
 
   reject(n: number): ContactRequest {
     const r = this.request(n);
-    this.db.transaction(() => {
+    this.agent.transaction(() => {
       this.agent.rejectRequest(r.requestId);
       this.store.deleteRequest(n);
-    })();
+    });
     return r;
   }
 
@@ -284,7 +284,7 @@ export class Chat implements AgentHandlers {
     if (bytes.length > this.agent.maxBodyLength) {
       throw new ChatError('BAD_INPUT', `message too long: ${bytes.length} bytes encoded, at most ${this.agent.maxBodyLength}`);
     }
-    return this.db.transaction(() => store(this.agent.send(contact.connectionId, bytes)))();
+    return this.agent.transaction(() => store(this.agent.send(contact.connectionId, bytes)));
   }
 
   /** Stores and queues a text message; it leaves with the next agent.sync() or while agent.start() runs. */
@@ -322,7 +322,7 @@ export class Chat implements AgentHandlers {
   markRead(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     const now = this.now();
-    this.db.transaction(() => {
+    this.agent.transaction(() => {
       this.store.markReadByUs(
         messages.map((m) => m.id),
         now,
@@ -335,7 +335,7 @@ export class Chat implements AgentHandlers {
         if (this.agent.connection(contact.connectionId)?.status !== 'ready') continue;
         this.sendBody(contact, { type: 'read', upTo: seq }, () => this.store.updateContact(contactId, { readSentUpTo: seq }));
       }
-    })();
+    });
   }
 
   history(contact: Contact, limit?: number): Message[] {

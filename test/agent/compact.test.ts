@@ -42,6 +42,7 @@ test('compact envelopes to a contact that reads them, padded ones to an older on
     await syncUntil([alice, bob], () => (alice.events.messages.get(a2b) ?? []).includes('compact'));
     // As if Alice ran an agent of version 3: she would not read compact envelopes.
     bob.db.prepare('UPDATE agent_connections SET peer_version = 3').run();
+    bob.agent.forgetCached();
     bob.agent.send(b2a, text('padded'));
     assert.equal(lengths()[1], ENVELOPE_LENGTH, 'padded inside, full length in the outbox');
     await bob.agent.sync({ receive: false });

@@ -112,7 +112,10 @@ test('in an active conversation the receipt rides on the reply: no RCPT of its o
 
 test('a contact that has sent nothing of version 3 gets its receipts alone, after the delay', async () => {
   // As if Alice ran a version 2 agent: Bob has seen nothing newer from her.
-  const { alice, a2b, seq, queued, close } = await pingPong(300, 8000, (bob) => bob.db.prepare('UPDATE agent_connections SET peer_version = 2').run());
+  const { alice, a2b, seq, queued, close } = await pingPong(300, 8000, (bob) => {
+    bob.db.prepare('UPDATE agent_connections SET peer_version = 2').run();
+    bob.agent.forgetCached();
+  });
   try {
     assert.deepEqual(alice.events.delivered.get(a2b), [seq]);
     assert.equal(queued(), 2, 'the reply and a RCPT');

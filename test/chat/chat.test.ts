@@ -16,7 +16,7 @@ function setup(name = 'Alice') {
   const clock = { tick: (s: number) => (now += s), now: () => now };
   Chat.initialize(db, name, clock.now);
   const chat = Chat.open(db, clock.now);
-  const agent = new FakeAgent();
+  const agent = new FakeAgent(db);
   chat.attach(agent);
   return { db, chat, agent, clock };
 }
@@ -55,9 +55,9 @@ test('an invitation is a pending contact until the handshake brings the peer nam
 });
 
 test('our profile goes to the agent as peer info', async () => {
-  const { chat } = setup('Alice Liddell');
+  const { chat, db } = setup('Alice Liddell');
   const seen: Uint8Array[] = [];
-  const agent = new FakeAgent();
+  const agent = new FakeAgent(db);
   agent.createInvitation = async (myInfo: Uint8Array) => {
     seen.push(myInfo);
     return { connectionId: 'c1', link: 'nightjar:invite#x' };

@@ -25,7 +25,7 @@ function profile() {
   let now = 1_800_000_000;
   Chat.initialize(db, 'Alice', () => now);
   const chat = Chat.open(db, () => now);
-  const agent = new FakeAgent();
+  const agent = new FakeAgent(db);
   chat.attach(agent);
   return { dir, db, chat, agent, tick: (s: number) => (now += s), now: () => now };
 }

@@ -1,5 +1,6 @@
 /** An in-memory stand-in for the agent, recording what the chat layer asks of it. */
 import { AgentError, type ConnectionInfo, type ConnectionStatus } from '../../src/agent/agent-api.js';
+import type Database from 'better-sqlite3-multiple-ciphers';
 import type { ChatAgent } from '../../src/chat/agent-port.js';
 
 export interface SentBody {
@@ -18,6 +19,13 @@ export class FakeAgent implements ChatAgent {
   private readonly seqs = new Map<string, number>();
   private readonly addressList: { addressId: string; link: string }[] = [];
   private n = 0;
+
+  /** `db`: the profile database whose transactions transaction() runs in, as the agent's do. */
+  constructor(private readonly db?: Database.Database) {}
+
+  transaction<T>(fn: () => T): T {
+    return this.db ? this.db.transaction(fn)() : fn();
+  }
 
   private newConnection(status: ConnectionStatus): string {
     const id = `conn-${++this.n}`;
