@@ -257,19 +257,34 @@ export class Receiving {
     }
   }
 
-  /** Applies a batch in one transaction (committed to disk), each message in a savepoint of its own; returns the arrivals to acknowledge. */
+  /**
+   * Applies a batch in one transaction (committed to disk), each message in
+   * a savepoint of its own (a message alone needs none: the transaction is
+   * its own); returns the arrivals to acknowledge.
+   */
   private apply(batch: readonly Arrival[]): Arrival[] {
     const done: Arrival[] = [];
+    const one = (a: Arrival): void => {
+      const row = a.rcvId !== undefined ? this.store.rcvQueue(a.rcvId) : this.store.rcvQueueByRecipientId(a.queue.recipientId);
+      if (row) this.receiver.process(row as RcvQueueRow, a.message);
+    };
+    const failed = (e: unknown): void => this.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
+    if (batch.length === 1) {
+      try {
+        this.store.tx(() => one(batch[0]!));
+        done.push(batch[0]!);
+      } catch (e) {
+        failed(e);
+      }
+      return done;
+    }
     this.store.tx(() => {
       for (const a of batch) {
         try {
-          this.store.tx(() => {
-            const row = a.rcvId !== undefined ? this.store.rcvQueue(a.rcvId) : this.store.rcvQueueByRecipientId(a.queue.recipientId);
-            if (row) this.receiver.process(row as RcvQueueRow, a.message);
-          });
+          this.store.tx(() => one(a));
           done.push(a);
         } catch (e) {
-          this.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
+          failed(e);
         }
       }
     });
