@@ -237,7 +237,7 @@ export interface AgentChild {
 export async function startAgentChild(relays: readonly string[]): Promise<AgentChild> {
   const dir = tempDir('nightjar-bench-agent-');
   const script = join(import.meta.dirname, 'agent-child.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, ...relays], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_FLAGS ? process.env.BENCH_CHILD_FLAGS.split(' ') : []), ...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${process.env.BENCH_CHILD_PROF}`] : []), '--import', 'tsx', script, dir, ...relays], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = track(child);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('agent child did not start within 20 s')), 20_000);
