@@ -5,14 +5,16 @@
  *   one transaction, acknowledges it, and asks again those queues that
  *   had something, until all are empty: one round trip per round, not
  *   one per queue;
- * - `subscribeAll` (start()): SUBs every queue at once; the relays push; what arrives while the
- *   previous batch is being applied is applied together, in one
- *   transaction, and acknowledged with the next batches once on disk
- *   (flushAcks).
+ * - `subscribeAll` (start()): SUBs every queue at once; the relays push;
+ *   a push on its own is applied at once, pushes that stream in are
+ *   gathered for a moment (gather()), and what arrives while a batch is
+ *   being applied joins the next: each batch in one transaction,
+ *   committed to disk, then acknowledged (flushAcks).
  *
- * Each message is applied in a savepoint of its own: one that fails
- * (a bug, never a contact's doing: incoming.ts drops what contacts can
- * break) is logged and left unacknowledged, the rest of the batch commits.
+ * In a batch each message is applied in a savepoint of its own: one that
+ * fails (a bug, never a contact's doing: incoming.ts drops what contacts
+ * can break) is logged and left unacknowledged, the rest of the batch
+ * commits.
  */
 import { RelayError } from '../client/errors.js';
 import type { ReceivedMessage, RecipientQueue } from '../client/queues.js';
@@ -192,9 +194,9 @@ export class Receiving {
   /** While pushes stream in, waits for a few more (GATHER_COUNT, GATHER_MS) before applying them; otherwise applies at once. */
   private gather(client: RelayClient, queue: RecipientQueue): void {
     const now = performance.now();
-    // Pushes that arrive while some wait or a batch is being applied stream in too (a slow moment, a loaded machine).
-    const streaming = now - this.lastPushAt < STREAM_GAP_MS || this.gatherTimer !== undefined || this.drainQueued;
+    const streaming = now - this.lastPushAt < STREAM_GAP_MS || this.gatherTimer !== undefined;
     this.lastPushAt = now;
+    if (this.drainQueued) return; // the drain already queued takes this one with the rest
     if (streaming && this.pushed.length < GATHER_COUNT && client.pushWindow(queue) > 1) {
       this.gatherTimer ??= setTimeout(() => this.drainSoon(), GATHER_MS).unref();
       return;
