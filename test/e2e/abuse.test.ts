@@ -341,7 +341,9 @@ test('nor can it with the largest push window: every push waits for room in the 
     t.diagnostic(`relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
     // The budget holds at most 68 blocks (about 2.2 MiB with TLS's copy). Reading a whole window per
     // subscription before pushing (every waiting subscription reads when the socket drains) grew it by 60 MiB.
-    assert.ok(grown < 16 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    // With the bound kept, RSS still moves by 0 to 18 MiB here (the heap and allocator settling after the
+    // 48 MB of SENDs before): 32 MiB tells the two apart (16 was crossed in about one run in five).
+    assert.ok(grown < 32 * 1024 * 1024, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB`);
     await owner.ping();
     reader.socket.destroy();
   } finally {
