@@ -24,7 +24,6 @@ export class AgentStore {
   private syncLevel: number | undefined;
   /** Whether txUnflushed({ beforeSending }) committed something not yet flushed (flushToDisk). */
   private unflushedSends = false;
-  private readonly flushListeners: (() => void)[] = [];
   /** One transaction function for all: better-sqlite3 builds four wrappers per db.transaction() (~8 µs here). Nested calls are savepoints. */
   private readonly runTx: (fn: () => unknown) => unknown;
   /** Prepared statements by SQL text: compiling one costs more than running it. */
@@ -124,8 +123,8 @@ export class AgentStore {
    *   drops the copy).
    * - `beforeSending`: for what must be on disk before anything that
    *   depends on it leaves the device: a message and the ratchet step that
-   *   encrypted it (so that no message key is ever used twice), or a
-   *   received message before its ACK. flushToDisk() flushes it first. A
+   *   encrypted it (so that no message key is ever used twice).
+   *   flushToDisk() flushes it first. A
    *   burst then costs one flush per round instead of one per message; if
    *   power fails before it, nothing that depended on it had left.
    */
@@ -155,8 +154,7 @@ export class AgentStore {
   /**
    * Flushes to disk what txUnflushed({ beforeSending }) committed, if
    * anything: one small flushed commit, which in WAL mode takes every
-   * earlier one with it. Delivery calls it before a message leaves,
-   * receiving before its ACKs.
+   * earlier one with it. Delivery calls it before a message leaves.
    */
   flushToDisk(): void {
     if (!this.unflushedSends) return;
@@ -164,12 +162,6 @@ export class AgentStore {
     if (this.db.inTransaction) throw new Error('flushToDisk() inside a transaction');
     this.sql("INSERT OR REPLACE INTO agent_meta (key, value) VALUES ('flushed_at', ?)").run(String(this.clock()));
     this.unflushedSends = false;
-    for (const listener of this.flushListeners) listener();
-  }
-
-  /** Calls `listener` after each flushToDisk that wrote (receiving sends the ACKs it held then). */
-  onFlushed(listener: () => void): void {
-    this.flushListeners.push(listener);
   }
 
   /** Runs `fn` in the transaction already open, else in one of its own: a savepoint less per message where the caller has one. */

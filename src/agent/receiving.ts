@@ -9,7 +9,7 @@
  *   a push on its own is applied at once, pushes that stream in are
  *   gathered for a moment (gather()), and what arrives while a batch is
  *   being applied joins the next: each batch in one transaction,
- *   committed to disk, then acknowledged (flushAcks).
+ *   committed to disk, then acknowledged (acknowledge()).
  *
  * In a batch each message is applied in a savepoint of its own: one that
  * fails (a bug, never a contact's doing: incoming.ts drops what contacts
@@ -74,8 +74,6 @@ export class Receiving {
   private drainQueued = false;
   /** Set while pushes are being gathered (gather()): applies them when it fires. */
   private gatherTimer: NodeJS.Timeout | undefined;
-  /** Applied, not yet acknowledged (flushAcks). */
-  private unacked: Arrival[] = [];
   /** performance.now() of the last push. */
   private lastPushAt = -Infinity;
 
@@ -86,11 +84,7 @@ export class Receiving {
     private readonly receiver: Receiver,
     private readonly log: AgentLogger,
     private readonly hooks: ReceivingHooks,
-  ) {
-    // A flush for another reason (a message about to leave) puts what waits for its ACK on disk too:
-    // the ACKs go with it rather than a moment later, when they would meet the next message at the relay.
-    store.onFlushed(() => this.sendAcks());
-  }
+  ) {}
 
   /** Fetches every waiting message from every receiving queue; returns whether any arrived and which relays could not be reached. */
   async receiveAll(): Promise<{ progress: boolean; unreachable: string[] }> {
@@ -206,8 +200,7 @@ export class Receiving {
 
   /** Applies everything pushed so far as one batch, in the serial chain, and acknowledges it once on disk. */
   private drainSoon(): void {
-    if (this.gatherTimer) clearTimeout(this.gatherTimer);
-    this.gatherTimer = undefined;
+    this.stopGathering();
     if (this.drainQueued) return;
     this.drainQueued = true;
     void this.hooks
@@ -216,8 +209,7 @@ export class Receiving {
         const batch = this.pushed;
         this.pushed = [];
         if (batch.length === 0) return;
-        this.unacked.push(...this.apply(batch));
-        this.flushAcks();
+        this.acknowledge(this.apply(batch));
         await this.hooks.afterPush();
       })
       .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'handling pushed messages failed'));
@@ -230,28 +222,12 @@ export class Receiving {
   }
 
   /**
-   * Flushes what was applied to disk and acknowledges it (also when the
-   * agent closes). Not awaited: an
-   * ACK that fails only means the relay pushes the message again and the
-   * ratchet drops it as a replay; what the batch made due (receipts,
-   * replies) need not wait a round trip for it.
+   * ACKs what apply() committed to disk. Not awaited: an ACK that fails
+   * only means the relay pushes the message again and the ratchet drops it
+   * as a replay; what the batch made due (receipts, replies) need not wait
+   * a round trip for it.
    */
-  flushAcks(): void {
-    if (this.unacked.length === 0) return;
-    try {
-      this.store.flushToDisk(); // sends the ACKs (onFlushed) when it wrote
-    } catch (e) {
-      // Not on disk, not acknowledged: the relay keeps them, and the next batch tries again.
-      this.log.warn({ err: errorFields(e) }, 'flushing received messages to disk failed');
-      return;
-    }
-    this.sendAcks();
-  }
-
-  /** ACKs what was applied; the caller has made sure it is on disk. */
-  private sendAcks(): void {
-    const acks = this.unacked;
-    this.unacked = [];
+  private acknowledge(acks: readonly Arrival[]): void {
     for (const a of acks) {
       a.client.ack(a.queue, a.message.msgId).catch((e: unknown) => {
         this.log.debug({ err: errorFields(e) }, 'ACK of a pushed message failed; it comes again');

@@ -149,8 +149,6 @@ export class Scheduler {
     if (this.receiptTimer) clearTimeout(this.receiptTimer);
     this.parts.receiving.stopGathering();
     await this.chain;
-    // What was applied goes to disk and its ACKs out before the sessions close.
-    this.parts.receiving.flushAcks();
     await this.parts.pool.close();
   }
 
