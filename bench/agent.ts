@@ -261,13 +261,9 @@ export async function burst(pair: AgentPair, n: number, relayPids: readonly numb
   };
 }
 
-/** Each figure's median over the bursts (each figure on its own). */
+/** Each figure's median over the bursts (each figure on its own, as summarize() takes it). */
 export function medianBurst(bursts: readonly BurstResult[]): BurstResult {
-  const med = (f: (b: BurstResult) => number): number => {
-    const xs = bursts.map(f).sort((a, b) => a - b);
-    const mid = xs.length >> 1;
-    return xs.length % 2 ? xs[mid]! : (xs[mid - 1]! + xs[mid]!) / 2;
-  };
+  const med = (f: (b: BurstResult) => number): number => summarize(bursts.map(f)).median;
   return {
     messages: bursts[0]!.messages,
     seconds: med((b) => b.seconds),
