@@ -649,10 +649,15 @@ function writtenTable(sql: string): string | null {
   return /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)/i.exec(sql)?.[1] ?? null;
 }
 
-/** Field values as a read gives them back: blobs as Buffers of their own (the caller may reuse or wipe what it passed). */
+/**
+ * Field values as a read gives them back: blobs as Buffers. A Buffer is
+ * kept as given (the ratchet state on every message: ratchet-port.ts makes
+ * a fresh one per step, and a copy would be 4 KiB of garbage each time);
+ * callers do not change a Buffer they stored. Other byte arrays are copied.
+ */
 function asStored<T extends object>(fields: T): T {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Uint8Array ? Buffer.from(v) : v;
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v) : v;
   return out as T;
 }
 

@@ -14,12 +14,12 @@ import { EventEmitter } from 'node:events';
 import { dh, generateDhKeyPair, generateSigningKeyPair } from '../crypto/keys.js';
 import { CryptoError } from '../crypto/errors.js';
 import { formatAddress, parseAddress, type RelayAddress } from '../protocol/address.js';
-import { decodeBatch, encodeBatch, packBatches } from '../protocol/block.js';
-import { commandParty, decodeResponse, encodeCommand, isPushWindow, MAX_PUSH_WINDOW, type Command, type QueueMode, type Response } from '../protocol/commands.js';
+import { decodeBatch, encodeBatch, packBatches, type PendingTransmission } from '../protocol/block.js';
+import { commandParty, decodeResponse, encodeCommandParts, isPushWindow, MAX_PUSH_WINDOW, type Command, type QueueMode, type Response } from '../protocol/commands.js';
 import { deriveQueueKey, openMessage } from '../protocol/queue-crypto.js';
 import { MAX_POW_BITS } from '../protocol/pow.js';
 import { solvePowOffThread } from './pow-solver.js';
-import { decodeTransmission, encodeAuthenticatedTransmission } from '../protocol/transmission.js';
+import { authenticatedTransmissionLength, decodeTransmission, writeAuthenticatedTransmission } from '../protocol/transmission.js';
 import type { Authentication } from '../protocol/authenticator.js';
 import { ClientMacKeys, type MacParty } from './mac-keys.js';
 import { ConnectionError, RelayError } from './errors.js';
@@ -84,7 +84,9 @@ interface Pending {
 interface Outgoing {
   readonly corrId: Uint8Array;
   readonly entityId: Uint8Array;
-  readonly command: Uint8Array;
+  /** The encoded command as parts (encodeCommandParts): a long body stays the caller's view until flush() copies it into the block. */
+  readonly command: readonly Uint8Array[];
+  readonly commandLength: number;
   readonly signingKey: Uint8Array | undefined;
   /** Whose key signs it, for the commands that may carry a MAC instead (not NEW). */
   readonly party: MacParty | undefined;
@@ -290,7 +292,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const corrIdNumber = this.nextCorrId++;
     const corrId = Buffer.alloc(4);
     corrId.writeUInt32BE(corrIdNumber >>> 0);
-    const encoded = encodeCommand(command);
+    const encoded = encodeCommandParts(command);
+    let encodedLength = 0;
+    for (const part of encoded) encodedLength += part.length;
     return new Promise<Response>((resolve, reject) => {
       const key = hex(corrId);
       const timer = setTimeout(() => {
@@ -309,6 +313,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         corrId: new Uint8Array(corrId),
         entityId,
         command: encoded,
+        commandLength: encodedLength,
         signingKey,
         party: party === 'recipient' || party === 'sender' ? party : undefined,
       });
@@ -324,8 +329,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /**
    * Authenticates (with this session's binding) and writes everything
-   * queued, batched into blocks. Each transmission is built in one buffer
-   * (encodeAuthenticatedTransmission), the block copies it once more.
+   * queued, batched into blocks. Each transmission is laid out straight
+   * in its block (writeAuthenticatedTransmission): a SEND's body is copied
+   * once, from the caller's buffer into the block. Every copy of 16 KiB
+   * counts: V8 counts ArrayBuffer bytes toward its old-generation limit,
+   * so each one brings the next full GC closer.
    */
   private flush(): void {
     this.flushScheduled = false;
@@ -333,14 +341,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!t || this.outbox.length === 0) return; // kept until the connection is back
     const out = this.outbox;
     this.outbox = [];
-    const transmissions = out.map((o) => encodeAuthenticatedTransmission(t.binding, o.corrId, o.entityId, o.command, this.authentication(o)));
+    const binding = t.binding;
+    const transmissions = out.map((o): PendingTransmission => {
+      const auth = this.authentication(o);
+      return {
+        length: authenticatedTransmissionLength(o.corrId, o.entityId, o.commandLength, auth.form),
+        writeTo: (into) => writeAuthenticatedTransmission(into, binding, o.corrId, o.entityId, o.command, auth),
+      };
+    });
     t.socket.cork();
-    for (const batch of packBatches(transmissions)) {
-      const block = encodeBatch(batch);
-      this.opts.trace?.('out', block);
-      t.socket.write(block);
+    try {
+      for (const batch of packBatches(transmissions)) {
+        const block = encodeBatch(batch);
+        this.opts.trace?.('out', block);
+        t.socket.write(block);
+      }
+    } finally {
+      t.socket.uncork();
     }
-    t.socket.uncork();
   }
 
   /**
@@ -521,7 +539,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.subscribed.delete(hex(queue.recipientId));
   }
 
-  /** Sends `body` to a queue; resolves once the relay has it on disk. */
+  /**
+   * Sends `body` to a queue; resolves once the relay has it on disk. The
+   * body is copied when its block is written, after this call returns:
+   * the caller does not change it afterwards.
+   */
   async send(queue: SenderQueue, body: Uint8Array, flags = 0): Promise<void> {
     this.expect(await this.request(queue.senderId, { type: 'SEND', flags, body }, queue.senderKey), 'OK');
   }

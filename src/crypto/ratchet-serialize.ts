@@ -87,7 +87,8 @@ export function serializeRatchet(state: RatchetState): Uint8Array {
   writePq(w, state.pq);
   w.u16(state.skipped.length);
   for (const k of state.skipped) w.bytes(k.headerKey).u32(k.count).bytes(k.messageKeySeed);
-  return w.finish();
+  // A view of the writer's buffer (STATE_LENGTH_HINT, or more): this runs on every message.
+  return w.finishView();
 }
 
 function writePq(w: ByteWriter, pq: PqState): void {

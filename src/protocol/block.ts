@@ -41,13 +41,23 @@ export function unpadBlock(block: Uint8Array): Uint8Array {
   return block.subarray(2, 2 + length);
 }
 
+/**
+ * A transmission not yet laid out: its length, and how to write it into
+ * the `length` bytes the block keeps for it (so that a long body is copied
+ * once, straight into the block).
+ */
+export interface PendingTransmission {
+  readonly length: number;
+  writeTo(out: Uint8Array): void;
+}
+
 /** Bytes a transmission occupies inside a batch block. */
-export function batchCost(transmission: Uint8Array): number {
+export function batchCost(transmission: { readonly length: number }): number {
   return 2 + transmission.length;
 }
 
 /** One block holding all `transmissions`; the caller keeps the batch within the block (see `batchCost`). */
-export function encodeBatch(transmissions: readonly Uint8Array[]): Uint8Array {
+export function encodeBatch(transmissions: readonly (Uint8Array | PendingTransmission)[]): Uint8Array {
   if (transmissions.length === 0 || transmissions.length > MAX_BATCH) {
     throw new RangeError(`a batch holds 1..${MAX_BATCH} transmissions, got ${transmissions.length}`);
   }
@@ -66,7 +76,8 @@ export function encodeBatch(transmissions: readonly Uint8Array[]): Uint8Array {
   for (const t of transmissions) {
     block[at] = t.length >>> 8;
     block[at + 1] = t.length & 0xff;
-    block.set(t, at + 2);
+    if (t instanceof Uint8Array) block.set(t, at + 2);
+    else t.writeTo(block.subarray(at + 2, at + 2 + t.length));
     at += 2 + t.length;
   }
   return block;
@@ -87,9 +98,9 @@ export function decodeBatch(block: Uint8Array): Uint8Array[] {
  * Splits transmissions into as few blocks as possible, in order.
  * A transmission larger than MAX_TRANSMISSION_LENGTH throws RangeError.
  */
-export function packBatches(transmissions: readonly Uint8Array[]): Uint8Array[][] {
-  const batches: Uint8Array[][] = [];
-  let current: Uint8Array[] = [];
+export function packBatches<T extends { readonly length: number }>(transmissions: readonly T[]): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
   let used = 1;
   for (const t of transmissions) {
     if (t.length > MAX_TRANSMISSION_LENGTH) throw new RangeError(`transmission too long: ${t.length}`);

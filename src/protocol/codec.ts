@@ -107,6 +107,14 @@ export class Writer {
     return this.size;
   }
 
+  /**
+   * The fields written so far, in order, as the views they were given (no
+   * copy): for a caller that copies them once, into a larger buffer.
+   */
+  toParts(): readonly Uint8Array[] {
+    return this.parts;
+  }
+
   finish(): Uint8Array {
     const out = new Uint8Array(this.size);
     let at = 0;

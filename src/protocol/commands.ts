@@ -203,6 +203,19 @@ const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encodeCommand(c: Command): Uint8Array {
+  return commandWriter(c).finish();
+}
+
+/**
+ * encodeCommand's bytes as parts, in order, a long body (SEND, PFWD, RFWD)
+ * as the caller's own view: a client copies the 15 KiB once, into the
+ * block it sends (encodeBatch), instead of once per layer.
+ */
+export function encodeCommandParts(c: Command): readonly Uint8Array[] {
+  return commandWriter(c).toParts();
+}
+
+function commandWriter(c: Command): Writer {
   switch (c.type) {
     case 'NEW':
       return tagged('NEW ')
@@ -210,37 +223,35 @@ export function encodeCommand(c: Command): Uint8Array {
         .short(key(c.recipientDhKey, 'recipient DH key'))
         .short(c.basicAuth)
         .u8(QUEUE_MODES.indexOf(c.queueMode))
-        .short(c.powNonce)
-        .finish();
+        .short(c.powNonce);
     case 'KEY':
-      return tagged('KEY ').short(key(c.senderAuthKey, 'sender auth key')).finish();
+      return tagged('KEY ').short(key(c.senderAuthKey, 'sender auth key'));
     case 'ACK':
-      return tagged('ACK ').short(id(c.msgId, 'message ID')).finish();
+      return tagged('ACK ').short(id(c.msgId, 'message ID'));
     case 'SEND':
       if (c.body.length > MAX_MESSAGE_LENGTH) throw new RangeError(`message body too long: ${c.body.length}`);
-      return tagged('SEND ').u8(c.flags).bytes(c.body).finish();
+      return tagged('SEND ').u8(c.flags).bytes(c.body);
     case 'PRXY':
-      return tagged('PRXY ').short(utf8.encode(c.destRelay)).short(c.basicAuth).finish();
+      return tagged('PRXY ').short(utf8.encode(c.destRelay)).short(c.basicAuth);
     case 'PFWD':
       return tagged('PFWD ')
         .short(sized(c.sessionId, SESSION_ID_LENGTH, 'session ID'))
         .short(key(c.ephemeralKey, 'ephemeral key'))
-        .bytes(c.sealed)
-        .finish();
+        .bytes(c.sealed);
     case 'RFWD':
-      return tagged('RFWD ').short(key(c.ephemeralKey, 'ephemeral key')).bytes(c.sealed).finish();
+      return tagged('RFWD ').short(key(c.ephemeralKey, 'ephemeral key')).bytes(c.sealed);
     case 'LSET':
-      return tagged('LSET ').short(sized(c.linkId, LINK_ID_LENGTH, 'link ID')).bytes(linkData(c.linkData)).finish();
+      return tagged('LSET ').short(sized(c.linkId, LINK_ID_LENGTH, 'link ID')).bytes(linkData(c.linkData));
     case 'SUB':
-      if (c.window === undefined) return asciiBytes('SUB');
+      if (c.window === undefined) return tagged('SUB');
       if (!isPushWindow(c.window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${c.window}`);
-      return tagged('SUB ').u8(c.window).finish();
+      return tagged('SUB ').u8(c.window);
     case 'GET':
     case 'OFF':
     case 'DEL':
     case 'PING':
     case 'LGET':
-      return asciiBytes(c.type);
+      return tagged(c.type);
   }
 }
 

@@ -62,15 +62,23 @@ export function encodeTransmission(authenticator: Uint8Array, body: Uint8Array):
   return new Writer().short(authenticator).bytes(body).finish();
 }
 
+/** Bytes of each authenticator form. */
+const AUTHENTICATOR_LENGTH: Readonly<Record<Authentication['form'], number>> = { none: 0, signature: SIGNATURE_LENGTH, register: REGISTRATION_LENGTH, mac: MAC_LENGTH };
+
+/**
+ * The length of the transmission writeAuthenticatedTransmission lays out
+ * for a command of `commandLength` bytes; checks corrId and entityId.
+ */
+export function authenticatedTransmissionLength(corrId: Uint8Array, entityId: Uint8Array, commandLength: number, form: Authentication['form']): number {
+  if (corrId.length > MAX_CORR_ID_LENGTH) throw new RangeError(`corrId too long: ${corrId.length}`);
+  if (entityId.length !== 0 && entityId.length !== ID_LENGTH) throw new RangeError(`entityId must be empty or ${ID_LENGTH} bytes`);
+  return 1 + AUTHENTICATOR_LENGTH[form] + 2 + corrId.length + entityId.length + commandLength;
+}
+
 /**
  * The transmission of one command, authenticated as `auth` says on the
- * session `sessionBinding`. The body is written once, into the
- * transmission itself: what a signature covers (`sessionBinding ‖ body`, or
- * `sessionBinding ‖ MAC_KEY_LABEL ‖ macKey ‖ body`) is laid out in place
- * just before the body, signed, and then overwritten by the authenticator,
- * which is at least as long; a MAC is computed over binding and body
- * without joining them. A 15 KiB SEND is thus copied once here, where
- * body, signed data and transmission were three copies before.
+ * session `sessionBinding`, in a buffer of its own (see
+ * writeAuthenticatedTransmission).
  *
  * @example
  *   const bytes = encodeAuthenticatedTransmission(binding, corrId, senderId, encodeCommand(send), { form: 'mac', macKey });
@@ -79,21 +87,49 @@ export function encodeAuthenticatedTransmission(
   sessionBinding: Uint8Array,
   corrId: Uint8Array,
   entityId: Uint8Array,
-  command: Uint8Array,
+  command: Uint8Array | readonly Uint8Array[],
   auth: Authentication,
 ): Uint8Array {
-  if (corrId.length > MAX_CORR_ID_LENGTH) throw new RangeError(`corrId too long: ${corrId.length}`);
-  if (entityId.length !== 0 && entityId.length !== ID_LENGTH) throw new RangeError(`entityId must be empty or ${ID_LENGTH} bytes`);
-  const authLength = { none: 0, signature: SIGNATURE_LENGTH, register: REGISTRATION_LENGTH, mac: MAC_LENGTH }[auth.form];
+  const parts = command instanceof Uint8Array ? [command] : command;
+  const out = new Uint8Array(authenticatedTransmissionLength(corrId, entityId, partsLength(parts), auth.form));
+  writeAuthenticatedTransmission(out, sessionBinding, corrId, entityId, parts, auth);
+  return out;
+}
+
+/**
+ * Lays the transmission of one command (given as parts, in order) out in
+ * `out`, which is exactly authenticatedTransmissionLength() bytes: a view
+ * into the block it goes in (encodeBatch), so that a 15 KiB SEND is copied
+ * once, from the caller's body into the block. What a signature covers
+ * (`sessionBinding ‖ body`, or `sessionBinding ‖ MAC_KEY_LABEL ‖ macKey ‖
+ * body`) is laid out in place just before the body, signed, and then
+ * overwritten by the authenticator, which is at least as long; a MAC is
+ * computed over binding and body without joining them.
+ */
+export function writeAuthenticatedTransmission(
+  out: Uint8Array,
+  sessionBinding: Uint8Array,
+  corrId: Uint8Array,
+  entityId: Uint8Array,
+  command: readonly Uint8Array[],
+  auth: Authentication,
+): void {
+  const authLength = AUTHENTICATOR_LENGTH[auth.form];
+  if (out.length !== authenticatedTransmissionLength(corrId, entityId, partsLength(command), auth.form)) {
+    throw new RangeError(`transmission buffer of ${out.length} bytes for a transmission of another length`);
+  }
   const head = 1 + authLength;
-  const out = new Uint8Array(head + 2 + corrId.length + entityId.length + command.length);
   let at = head;
   out[at++] = corrId.length;
   out.set(corrId, at);
   at += corrId.length;
   out[at++] = entityId.length;
   out.set(entityId, at);
-  out.set(command, at + entityId.length);
+  at += entityId.length;
+  for (const part of command) {
+    out.set(part, at);
+    at += part.length;
+  }
   const body = out.subarray(head);
   out[0] = authLength;
   switch (auth.form) {
@@ -120,7 +156,12 @@ export function encodeAuthenticatedTransmission(
       out.set(sessionMac(auth.macKey, sessionBinding, body), 1);
       break;
   }
-  return out;
+}
+
+function partsLength(parts: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }
 
 /**

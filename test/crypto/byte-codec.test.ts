@@ -56,3 +56,13 @@ test('u32 round-trips across its range, the top bit included', () => {
     assert.equal(r.u32(), v);
   }
 });
+
+test('finishView: the same bytes as finish, as a view of the writer\'s buffer (no copy)', () => {
+  const w = new ByteWriter(4096).u8(2).bytes(new Uint8Array(3000).fill(5)).u32(7);
+  const view = w.finishView();
+  assert.deepEqual(view, w.finish());
+  assert.equal(view.length, 3005);
+  assert.equal(view.buffer.byteLength, 4096, 'a view of the 4 KiB buffer');
+  const copy = new ByteWriter(4096).u8(2).finish();
+  assert.equal(copy.buffer.byteLength, 1, 'finish still copies a result smaller than its buffer');
+});

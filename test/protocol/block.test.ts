@@ -197,3 +197,13 @@ test('fuzz: random and mutated blocks give transmissions or a BLOCK error', () =
     { numRuns: 200 },
   );
 });
+
+test('encodeBatch: a pending transmission is written where its bytes would go, into exactly its own room', () => {
+  const a = new Uint8Array(100).fill(1);
+  const b = new Uint8Array(5000).fill(2);
+  const rooms: number[] = [];
+  const pending = { length: b.length, writeTo: (out: Uint8Array) => (rooms.push(out.length), out.set(b)) };
+  assert.equal(hex(encodeBatch([a, pending, a])), hex(encodeBatch([a, b, a])));
+  assert.deepEqual(rooms, [b.length]);
+  assert.deepEqual(packBatches([a, pending, b, b, b]).map((batch) => batch.length), [4, 1]);
+});

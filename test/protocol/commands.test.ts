@@ -15,6 +15,7 @@ import {
   fieldsVersion,
   decodeResponse,
   encodeCommand,
+  encodeCommandParts,
   encodeResponse,
   type Command,
   type CommandType,
@@ -83,6 +84,18 @@ test('every command round-trips', () => {
     }),
     { numRuns: 300 },
   );
+});
+
+test('encodeCommandParts: the parts, joined, are encodeCommand\'s bytes; a SEND body is the caller\'s own bytes, not a copy', () => {
+  fc.assert(
+    fc.property(arbCommand, (c) => {
+      assert.deepEqual(Buffer.concat(encodeCommandParts(c)), Buffer.from(encodeCommand(c)));
+    }),
+    { numRuns: 300 },
+  );
+  const body = new Uint8Array(1000).fill(9);
+  const parts = encodeCommandParts({ type: 'SEND', flags: 1, body });
+  assert.ok(parts.includes(body), 'the body itself is a part');
 });
 
 test('every response round-trips, every error code included', () => {

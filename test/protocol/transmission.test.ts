@@ -9,10 +9,12 @@ import {
   MAX_CORR_ID_LENGTH,
   SESSION_BINDING_LENGTH,
   decodeTransmission,
+  authenticatedTransmissionLength,
   encodeAuthenticatedTransmission,
   encodeTransmission,
   encodeTransmissionBody,
   signedData,
+  writeAuthenticatedTransmission,
 } from '../../src/protocol/transmission.js';
 import {
   authenticatorForm,
@@ -121,6 +123,31 @@ test('encodeAuthenticatedTransmission writes exactly what the separate steps wou
           break;
       }
       assert.equal(hex(bytes), hex(encodeTransmission(expected, body)));
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('writeAuthenticatedTransmission lays the same bytes out from command parts, in a view of a larger buffer, and writes nothing around it', () => {
+  const keys = generateSigningKeyPair();
+  const forms: Authentication[] = [
+    { form: 'none' },
+    { form: 'signature', signingKey: keys.privateKey },
+    { form: 'register', signingKey: keys.privateKey, macKey: new Uint8Array(32).fill(4) },
+    { form: 'mac', macKey: new Uint8Array(32).fill(5) },
+  ];
+  fc.assert(
+    fc.property(bytesOf(SESSION_BINDING_LENGTH), arbTransmissionParts(fc.uint8Array({ maxLength: 300 })), fc.nat({ max: 300 }), fc.constantFrom(...forms), (binding, p, cut, auth) => {
+      const at = Math.min(cut, p.command.length);
+      const parts = [p.command.subarray(0, at), p.command.subarray(at)];
+      const expected = encodeAuthenticatedTransmission(binding, p.corrId, p.entityId, p.command, auth);
+      const length = authenticatedTransmissionLength(p.corrId, p.entityId, p.command.length, auth.form);
+      assert.equal(length, expected.length);
+      const outer = new Uint8Array(length + 20).fill(0xee);
+      writeAuthenticatedTransmission(outer.subarray(10, 10 + length), binding, p.corrId, p.entityId, parts, auth);
+      assert.equal(hex(outer.subarray(10, 10 + length)), hex(expected));
+      assert.ok(outer.subarray(0, 10).every((b) => b === 0xee) && outer.subarray(10 + length).every((b) => b === 0xee), 'nothing written outside');
+      assert.throws(() => writeAuthenticatedTransmission(new Uint8Array(length + 1), binding, p.corrId, p.entityId, parts, auth), RangeError);
     }),
     { numRuns: 200 },
   );
