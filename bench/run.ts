@@ -17,9 +17,10 @@
  *   --profile  runs the throughput relay under V8's CPU profiler and prints
  *              where its main thread spent the measured window (the profiler
  *              costs a little throughput)
- *   --only ratchet,agent,routing,pow,cli
- *              runs only the listed phases of 5-9 (skips 1-4); results
- *              are merged into the results file, other keys kept
+ *   --only relay,ratchet,agent,routing,pow,cli
+ *              runs only the listed phases ("relay" is 1-4, the others are
+ *              5-9); results are merged into the results file, other keys
+ *              kept
  *
  * After the ratchet, four more phases, each merged into the results file
  * under its own key:
@@ -55,12 +56,15 @@ const profile = process.argv.includes('--profile');
 const EXTRA_PHASES = { ratchet: 45_000, agent: 150_000, routing: 35_000, pow: 12_000, cli: 30_000 } as const;
 type ExtraPhase = keyof typeof EXTRA_PHASES;
 const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
-const only: ExtraPhase[] | undefined = onlyArg
-  ? (onlyArg.replace(/^--only=/, '').split(',').map((x) => x.trim()).filter(Boolean) as ExtraPhase[])
-  : undefined;
+const only: string[] | undefined = onlyArg ? onlyArg.replace(/^--only=/, '').split(',').map((x) => x.trim()).filter(Boolean) : undefined;
+/** `--only relay`: phases 1-4 (fsync, TLS reference, relay throughput and latency, relay memory). */
+const RELAY_PHASES = 'relay';
 for (const name of only ?? []) {
-  if (!(name in EXTRA_PHASES)) throw new Error(`--only: unknown phase ${name} (known: ${Object.keys(EXTRA_PHASES).join(', ')})`);
+  if (!(name in EXTRA_PHASES) && name !== RELAY_PHASES) {
+    throw new Error(`--only: unknown phase ${name} (known: ${RELAY_PHASES}, ${Object.keys(EXTRA_PHASES).join(', ')})`);
+  }
 }
+const relayPhases = !only || only.includes(RELAY_PHASES);
 /** Slack per extra phase for relay start-up, set-up and printing. */
 const EXTRA_SLACK_MS = 5_000;
 
@@ -96,11 +100,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
-const extraPhases: ExtraPhase[] = only ?? (Object.keys(EXTRA_PHASES) as ExtraPhase[]);
+const extraPhases = (only ? only.filter((n) => n in EXTRA_PHASES) : Object.keys(EXTRA_PHASES)) as ExtraPhase[];
 const extraMs = extraPhases.reduce((sum, name) => sum + EXTRA_PHASES[name] + EXTRA_SLACK_MS, 0);
 /** With --only, the wait for an idle machine that main() otherwise does first (bounded). */
 const ONLY_IDLE_WAIT_MS = quick ? 0 : 15_000;
-armWatchdog((only ? ONLY_IDLE_WAIT_MS + 2000 : CONFIG.deadlineMs) + extraMs);
+armWatchdog((relayPhases ? CONFIG.deadlineMs : ONLY_IDLE_WAIT_MS + 2000) + extraMs);
 
 function machine(): Record<string, unknown> {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
@@ -140,6 +144,16 @@ async function waitForIdleMachine(maxMs: number): Promise<number> {
   }
 }
 
+/** The extra phases' keys (5-9) of an earlier results file, if there is one. */
+function keptPhases(file: string): Record<string, unknown> {
+  try {
+    const earlier = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(earlier).filter(([k]) => k in EXTRA_PHASES));
+  } catch {
+    return {};
+  }
+}
+
 /** Phases 5-9: each within its budget, merged into `resultsFile`. */
 async function runExtraPhases(resultsFile: string): Promise<void> {
   const failed: string[] = [];
@@ -159,7 +173,7 @@ async function runExtraPhases(resultsFile: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (only) {
+  if (!relayPhases) {
     await waitForIdleMachine(ONLY_IDLE_WAIT_MS);
     await runExtraPhases(join(ROOT, 'bench', 'results', quick ? 'quick.json' : 'latest.json'));
     return;
@@ -252,7 +266,8 @@ async function main(): Promise<void> {
   };
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const out = join(ROOT, 'bench', 'results', quick ? 'quick.json' : 'latest.json');
-  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  // With --only, the keys of the phases not run this time are kept from the last run.
+  writeFileSync(out, JSON.stringify(only ? { ...keptPhases(out), ...results } : results, null, 2) + '\n');
   mergeSummary(out, {
     relayMsgPerSec: round(throughput.messagesPerSecond),
     relayVsTwoBlockCeiling: round(throughput.messagesPerSecond / ratios.twoBlockCeilingMessagesPerSecond, 4),
