@@ -17,6 +17,7 @@ import { PeerPool } from './peer-pool.js';
 import { loadOrCreateRoutingKey } from './routing-key.js';
 import type { QueueStore } from './queue-store.js';
 import { SqliteQueueStore } from './sqlite-store.js';
+import { CachedQueueStore } from './cached-store.js';
 import { RelayCounters } from './stats.js';
 import { countSessionTickets, OPENSSL_CONFIG_PATH } from './tls-tickets.js';
 
@@ -140,7 +141,8 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
     log,
     trace: options.trace,
   });
-  const dispatcher = new Dispatcher(store, config, { routingKey, pool });
+  // Queue records are kept in memory (cached-store.ts): this process is the only writer of its database.
+  const dispatcher = new Dispatcher(new CachedQueueStore(store), config, { routingKey, pool });
   const connections = new Set<RelayConnection>();
   const load = { inFlight: 0, max: config.maxCommandsInFlight };
   const counters = new RelayCounters();

@@ -1,6 +1,7 @@
 /**
  * One suite for every QueueStore backend. Each backend registers a factory;
- * today that is SQLite (file-backed, as the relay runs it).
+ * today that is SQLite (file-backed), alone and behind the cache of queue
+ * records the relay puts in front of it.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { randomBytes } from '../../src/crypto/random.js';
 import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
+import { CachedQueueStore } from '../../src/relay/cached-store.js';
 import { MigrationError } from '../../src/schema/migrations.js';
 import { DuplicateIdError, type QueueStore, type StoredMessage } from '../../src/relay/queue-store.js';
 import { tempDir } from '../helpers/relay-process.js';
@@ -18,21 +20,28 @@ interface Backend {
   open(): { store: QueueStore; files: () => Buffer; checkpoint: () => void; reopen: () => QueueStore };
 }
 
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
+/** A file-backed SQLite store in a fresh directory; `wrap` puts what the relay puts in front of it, if anything. */
+function sqliteBackend(name: string, wrap: (s: SqliteQueueStore) => QueueStore): Backend {
+  return {
+    name,
     open() {
       const dir = tempDir('nightjar-store-');
       const path = join(dir, 'relay.sqlite');
-      const store = new SqliteQueueStore(path);
+      const sqlite = new SqliteQueueStore(path);
       return {
-        store,
+        store: wrap(sqlite),
         files: () => Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f)))),
-        checkpoint: () => store.checkpoint(),
-        reopen: () => new SqliteQueueStore(path),
+        checkpoint: () => sqlite.checkpoint(),
+        reopen: () => wrap(new SqliteQueueStore(path)),
       };
     },
-  },
+  };
+}
+
+const backends: Backend[] = [
+  sqliteBackend('sqlite', (s) => s),
+  // As the relay runs it: queue records kept in memory in front of SQLite (cached-store.ts).
+  sqliteBackend('sqlite behind CachedQueueStore', (s) => new CachedQueueStore(s)),
 ];
 
 const newQueue = () => ({
