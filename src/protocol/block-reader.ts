@@ -7,7 +7,12 @@
 import { BLOCK_SIZE } from './block.js';
 
 export class BlockReader {
-  private pending = new Uint8Array(BLOCK_SIZE);
+  /**
+   * The block being assembled; made when a chunk ends inside one and given
+   * away when it is whole, so an idle connection holds none (a relay has
+   * thousands of them: 16 KiB each was most of an idle connection's heap).
+   */
+  private pending: Uint8Array | undefined;
   private filled = 0;
 
   /** Feeds bytes; returns every block completed by them, in order. */
@@ -23,12 +28,13 @@ export class BlockReader {
     }
     while (at < chunk.length) {
       const n = Math.min(BLOCK_SIZE - this.filled, chunk.length - at);
+      this.pending ??= new Uint8Array(BLOCK_SIZE);
       this.pending.set(chunk.subarray(at, at + n), this.filled);
       this.filled += n;
       at += n;
       if (this.filled === BLOCK_SIZE) {
         blocks.push(this.pending);
-        this.pending = new Uint8Array(BLOCK_SIZE);
+        this.pending = undefined;
         this.filled = 0;
         while (chunk.length - at >= BLOCK_SIZE) {
           blocks.push(chunk.subarray(at, at + BLOCK_SIZE));

@@ -24,8 +24,12 @@ import type {
   StoredMessage,
 } from './queue-store.js';
 
-/** Queue records kept at most: the queues with traffic now (about 600 bytes each). */
-export const DEFAULT_CACHED_QUEUES = 4096;
+/**
+ * Queue records kept at most: the queues with traffic now. About 700 bytes
+ * each, so 1,024 of them are under 1 MB; a relay's memory per idle queue
+ * is a target of its own (docs/performance.md).
+ */
+export const DEFAULT_CACHED_QUEUES = 1024;
 
 const keyOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 
