@@ -100,13 +100,13 @@ export interface RelayChild {
 }
 
 /**
- * Starts a relay process on 127.0.0.1 with a fresh data directory; resolves
- * with its address. With `cpuProfileDir` node is started directly (what
+ * Starts a relay process on 127.0.0.1 with a fresh data directory (or
+ * `dataDir`); resolves with its address. With `cpuProfileDir` node is started directly (what
  * bin/nightjar does, plus --cpu-prof) and writes a V8 CPU profile there on exit.
  */
-export async function startRelayChild(extraArgs: readonly string[] = [], options: { cpuProfileDir?: string } = {}): Promise<RelayChild> {
+export async function startRelayChild(extraArgs: readonly string[] = [], options: { cpuProfileDir?: string; dataDir?: string } = {}): Promise<RelayChild> {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'run.js'))) throw new Error('dist/ is missing: run `npm run build` (npm run bench does)');
-  const dataDir = tempDir('nightjar-bench-relay-');
+  const dataDir = options.dataDir ?? tempDir('nightjar-bench-relay-');
   const args = ['relay', 'start', '--json', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'silent', ...extraArgs];
   const child = options.cpuProfileDir
     ? spawn(

@@ -8,7 +8,8 @@
  *   3. relay: latency with no load, throughput at saturation (closed loop),
  *      latency at a moderate load (open loop)
  *   4. relay: RSS per idle connection and per idle subscribed queue (a relay
- *      child that can be told to collect garbage first: bench/relay-child.mjs)
+ *      child that can be told to collect garbage first: bench/relay-child.mjs);
+ *      start-up time and RSS of a relay holding 1,000,000 generated queues
  *   5. ratchet: Nightjar's e2e crypto against libsignal (bench/ratchet.ts)
  *
  * Prints a table and writes bench/results/latest.json.
@@ -32,12 +33,13 @@
  * Headline figures also go to bench/results/summary.json (bench/summary.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { BLOCK_SIZE } from '../src/protocol/block.js';
 import { measureFsync } from './disk.js';
 import { measureMemory } from './memory.js';
+import { generateQueues } from './queue-fixture.js';
 import { armWatchdog, cleanup, ROOT, startGcRelayChild, startRelayChild, tempDir } from './processes.js';
 import { breakdown, findProfile, type ProfileShare } from './profile.js';
 import { MESSAGE_SIZE, PairHarness } from './relay-throughput.js';
@@ -80,6 +82,8 @@ const CONFIG = {
   memoryConnections: quick ? 100 : 500,
   memoryQueues: quick ? 1000 : 5000,
   memoryQueueConnections: 5,
+  /** Queues in the relay whose start-up is timed (issue 13: 1,000,000 in ≤ 5 s, ≤ 1 GB). */
+  startupQueues: quick ? 100_000 : 1_000_000,
   tlsWarmupMs: 500,
   tlsMeasureMs: quick ? 1500 : 3000,
   /**
@@ -142,6 +146,31 @@ async function waitForIdleMachine(maxMs: number): Promise<number> {
     if (busy < 0.15 || performance.now() > deadline) return busy;
     log(`machine busy (${round(busy, 2)} cores used by other processes); waiting`);
   }
+}
+
+/** VmRSS of a process, MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+}
+
+/** Time from spawning a relay to its address line, and its RSS then: on an empty data directory and on one holding `queues` queues. */
+async function measureStartup(queues: number): Promise<{ queues: number; generateMs: number; startMs: number; rssMiB: number; emptyStartMs: number; emptyRssMiB: number }> {
+  const timed = async (dataDir?: string): Promise<{ ms: number; rss: number }> => {
+    const t0 = performance.now();
+    const relay = await startRelayChild(['--pow-bits', '0'], dataDir ? { dataDir } : {});
+    const ms = performance.now() - t0;
+    const rss = rssMiB(relay.pid);
+    await relay.stop();
+    return { ms, rss };
+  };
+  const empty = await timed();
+  const dir = tempDir('nightjar-bench-startup-');
+  const g0 = performance.now();
+  generateQueues(dir, queues);
+  const generateMs = performance.now() - g0;
+  const full = await timed(dir);
+  rmSync(dir, { recursive: true, force: true });
+  return { queues, generateMs, startMs: full.ms, rssMiB: full.rss, emptyStartMs: empty.ms, emptyRssMiB: empty.rss };
 }
 
 /** The extra phases' keys (5-9) of an earlier results file, if there is one. */
@@ -240,6 +269,11 @@ async function main(): Promise<void> {
   );
   await memRelay.stop();
 
+  // 4b. Start-up of a relay holding many queues, against an empty one.
+  log(`start-up: a relay holding ${int(CONFIG.startupQueues)} queues (generated), and an empty one`);
+  const startup = await withTimeout(measureStartup(CONFIG.startupQueues), 90_000, 'start-up');
+  log(`  ${int(startup.startMs)} ms, ${round(startup.rssMiB, 1)} MiB (empty: ${int(startup.emptyStartMs)} ms, ${round(startup.emptyRssMiB, 1)} MiB)`);
+
   const blocksPerMessage = throughput.blocksInPerMessage + throughput.blocksOutPerMessage;
   const ratios = {
     /** Relay messages/s ÷ TLS blocks/s (one connection, one direction). */
@@ -260,6 +294,7 @@ async function main(): Promise<void> {
     tlsReference: tls,
     relay: { sequentialLatencyMs: sequential, throughput, moderateLoad: moderate, anomalies },
     memory,
+    startup,
     ratios,
     relayProfile,
     runtimeSeconds: (performance.now() - started) / 1000,
@@ -275,6 +310,9 @@ async function main(): Promise<void> {
     relayLatencyP99Ms: round(sequential.p99, 2),
     relayKiBPerIdleConnection: round(memory.perConnectionKiB, 1),
     relayKiBPerIdleQueue: round(memory.perQueueKiB, 2),
+    /** Seconds to start holding a million queues (measured with CONFIG.startupQueues: 1,000,000, or 100,000 in quick mode). */
+    relayStartSecPerMillionQueues: round(startup.startMs / 1000, 2),
+    relayStartRssMiBMillionQueues: round(startup.rssMiB, 1),
     tlsBlocksPerSec: round(tlsSingle.blocksPerSecond),
   });
 
@@ -321,6 +359,11 @@ async function main(): Promise<void> {
         ['per idle subscribed queue, JS heap', `${round(memory.perQueueJsKiB, 2)} KiB`, 'V8 heap used + external, after GC'],
         ['RSS: baseline → +conns → +queues', `${int(memory.baseline.rssKiB / 1024)} → ${int(memory.afterConnections.rssKiB / 1024)} → ${int(memory.afterQueues.rssKiB / 1024)} MiB`, 'VmRSS of the relay process, after GC'],
         ['disk per queue', `${int(memory.diskBytesPerQueue)} B`, `relay.sqlite + WAL; ${int(memory.queuesCreatedPerSecond)} queues created/s (NEW + SUB)`],
+        [
+          `start-up holding ${int(startup.queues)} queues`,
+          `${int(startup.startMs)} ms, ${round(startup.rssMiB, 1)} MiB`,
+          `spawn to address, RSS then; empty: ${int(startup.emptyStartMs)} ms, ${round(startup.emptyRssMiB, 1)} MiB; target ≤ 5 s, ≤ 1 GB`,
+        ],
       ],
     ),
   );
