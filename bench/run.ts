@@ -311,6 +311,7 @@ async function main(): Promise<void> {
     relayKiBPerIdleConnection: round(memory.perConnectionKiB, 1),
     relayKiBPerIdleQueue: round(memory.perQueueKiB, 2),
     /** Seconds to start holding a million queues (measured with CONFIG.startupQueues: 1,000,000, or 100,000 in quick mode). */
+    relayConnectionsPerSec: round(memory.connectionsPerSecond),
     relayStartSecPerMillionQueues: round(startup.startMs / 1000, 2),
     relayStartRssMiBMillionQueues: round(startup.rssMiB, 1),
     tlsBlocksPerSec: round(tlsSingle.blocksPerSecond),
@@ -359,6 +360,7 @@ async function main(): Promise<void> {
         ['per idle subscribed queue, JS heap', `${round(memory.perQueueJsKiB, 2)} KiB`, 'V8 heap used + external, after GC'],
         ['RSS: baseline → +conns → +queues', `${int(memory.baseline.rssKiB / 1024)} → ${int(memory.afterConnections.rssKiB / 1024)} → ${int(memory.afterQueues.rssKiB / 1024)} MiB`, 'VmRSS of the relay process, after GC'],
         ['disk per queue', `${int(memory.diskBytesPerQueue)} B`, `relay.sqlite + WAL; ${int(memory.queuesCreatedPerSecond)} queues created/s (NEW + SUB)`],
+        ['connections opened per second', int(memory.connectionsPerSecond), 'TLS 1.3 handshake + relay hello, 16 at a time, clients on this machine too'],
         [
           `start-up holding ${int(startup.queues)} queues`,
           `${int(startup.startMs)} ms, ${round(startup.rssMiB, 1)} MiB`,
