@@ -43,7 +43,7 @@ import { generateQueues } from './queue-fixture.js';
 import { armWatchdog, cleanup, ROOT, startGcRelayChild, startRelayChild, tempDir } from './processes.js';
 import { breakdown, findProfile, type ProfileShare } from './profile.js';
 import { MESSAGE_SIZE, PairHarness } from './relay-throughput.js';
-import { readMachineBusySeconds, round, sleep, table, withTimeout, type Summary } from './stats.js';
+import { readMachineBusySeconds, readMemory, round, sleep, table, withTimeout, type Summary } from './stats.js';
 import { measureTlsReference } from './tls-reference.js';
 import { runRatchetBench } from './ratchet.js';
 import { runAgentBench } from './agent.js';
@@ -148,18 +148,13 @@ async function waitForIdleMachine(maxMs: number): Promise<number> {
   }
 }
 
-/** VmRSS of a process, MiB. */
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
-}
-
 /** Time from spawning a relay to its address line, and its RSS then: on an empty data directory and on one holding `queues` queues. */
 async function measureStartup(queues: number): Promise<{ queues: number; generateMs: number; startMs: number; rssMiB: number; emptyStartMs: number; emptyRssMiB: number }> {
   const timed = async (dataDir?: string): Promise<{ ms: number; rss: number }> => {
     const t0 = performance.now();
     const relay = await startRelayChild(['--pow-bits', '0'], dataDir ? { dataDir } : {});
     const ms = performance.now() - t0;
-    const rss = rssMiB(relay.pid);
+    const rss = readMemory(relay.pid).rssKiB / 1024;
     await relay.stop();
     return { ms, rss };
   };

@@ -86,7 +86,6 @@ interface Outgoing {
   readonly entityId: Uint8Array;
   /** The encoded command as parts (encodeCommandParts): a long body stays the caller's view until flush() copies it into the block. */
   readonly command: readonly Uint8Array[];
-  readonly commandLength: number;
   readonly signingKey: Uint8Array | undefined;
   /** Whose key signs it, for the commands that may carry a MAC instead (not NEW). */
   readonly party: MacParty | undefined;
@@ -293,8 +292,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const corrId = Buffer.alloc(4);
     corrId.writeUInt32BE(corrIdNumber >>> 0);
     const encoded = encodeCommandParts(command);
-    let encodedLength = 0;
-    for (const part of encoded) encodedLength += part.length;
     return new Promise<Response>((resolve, reject) => {
       const key = hex(corrId);
       const timer = setTimeout(() => {
@@ -313,7 +310,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         corrId: new Uint8Array(corrId),
         entityId,
         command: encoded,
-        commandLength: encodedLength,
         signingKey,
         party: party === 'recipient' || party === 'sender' ? party : undefined,
       });
@@ -345,7 +341,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const transmissions = out.map((o): PendingTransmission => {
       const auth = this.authentication(o);
       return {
-        length: authenticatedTransmissionLength(o.corrId, o.entityId, o.commandLength, auth.form),
+        length: authenticatedTransmissionLength(o.corrId, o.entityId, o.command, auth.form),
         writeTo: (into) => writeAuthenticatedTransmission(into, binding, o.corrId, o.entityId, o.command, auth),
       };
     });

@@ -67,11 +67,13 @@ const AUTHENTICATOR_LENGTH: Readonly<Record<Authentication['form'], number>> = {
 
 /**
  * The length of the transmission writeAuthenticatedTransmission lays out
- * for a command of `commandLength` bytes; checks corrId and entityId.
+ * for the command `command` (its parts, in order); checks corrId and entityId.
  */
-export function authenticatedTransmissionLength(corrId: Uint8Array, entityId: Uint8Array, commandLength: number, form: Authentication['form']): number {
+export function authenticatedTransmissionLength(corrId: Uint8Array, entityId: Uint8Array, command: readonly Uint8Array[], form: Authentication['form']): number {
   if (corrId.length > MAX_CORR_ID_LENGTH) throw new RangeError(`corrId too long: ${corrId.length}`);
   if (entityId.length !== 0 && entityId.length !== ID_LENGTH) throw new RangeError(`entityId must be empty or ${ID_LENGTH} bytes`);
+  let commandLength = 0;
+  for (const part of command) commandLength += part.length;
   return 1 + AUTHENTICATOR_LENGTH[form] + 2 + corrId.length + entityId.length + commandLength;
 }
 
@@ -91,7 +93,7 @@ export function encodeAuthenticatedTransmission(
   auth: Authentication,
 ): Uint8Array {
   const parts = command instanceof Uint8Array ? [command] : command;
-  const out = new Uint8Array(authenticatedTransmissionLength(corrId, entityId, partsLength(parts), auth.form));
+  const out = new Uint8Array(authenticatedTransmissionLength(corrId, entityId, parts, auth.form));
   writeAuthenticatedTransmission(out, sessionBinding, corrId, entityId, parts, auth);
   return out;
 }
@@ -115,7 +117,7 @@ export function writeAuthenticatedTransmission(
   auth: Authentication,
 ): void {
   const authLength = AUTHENTICATOR_LENGTH[auth.form];
-  if (out.length !== authenticatedTransmissionLength(corrId, entityId, partsLength(command), auth.form)) {
+  if (out.length !== authenticatedTransmissionLength(corrId, entityId, command, auth.form)) {
     throw new RangeError(`transmission buffer of ${out.length} bytes for a transmission of another length`);
   }
   const head = 1 + authLength;
@@ -156,12 +158,6 @@ export function writeAuthenticatedTransmission(
       out.set(sessionMac(auth.macKey, sessionBinding, body), 1);
       break;
   }
-}
-
-function partsLength(parts: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  return n;
 }
 
 /**

@@ -1,7 +1,6 @@
 // test-file-timeout: 300
 /** Abuse resistance without identity: proof of work for queue creation, load shedding. */
 import { test } from 'node:test';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
@@ -14,7 +13,7 @@ import { parseAddress } from '../../src/protocol/address.js';
 import { searchPow, solvePow, verifyPow } from '../../src/protocol/pow.js';
 import { INLINE_ATTEMPTS, solvePowOffThread } from '../../src/client/pow-solver.js';
 import { decodeTransmission, encodeTransmission, encodeTransmissionBody, signedData } from '../../src/protocol/transmission.js';
-import { startRelayProcess } from '../helpers/relay-process.js';
+import { rssBytes, startRelayProcess } from '../helpers/relay-process.js';
 import { runChild } from '../helpers/processes.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -223,7 +222,7 @@ test('one block asking for more answers than the output budget is cut short: BUS
 test('clients that do not read their answers make the relay hold at most the documented output budget each', async (t) => {
   const relay = await startRelayProcess({ args: ['--rate', '1000000'] });
   const owner = await RelayClient.connect(relay.address);
-  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  const rss = (): number => rssBytes(relay.process.pid!);
   const transports: RelayTransport[] = [];
   try {
     const q = await owner.createQueue();
@@ -286,7 +285,7 @@ test('clients that do not read their answers make the relay hold at most the doc
 test('a subscriber that does not read cannot make the relay buffer a message per queue', async () => {
   const relay = await startRelayProcess({ args: ['--rate', '1000000', '--pow-bits', '0'] });
   const owner = await RelayClient.connect(relay.address);
-  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  const rss = (): number => rssBytes(relay.process.pid!);
   try {
     // 3000 queues, each holding a 15 KiB message: about 48 MB of pushes if the relay buffered them all.
     const queues = [];
@@ -323,7 +322,7 @@ test('a subscriber that does not read cannot make the relay buffer a message per
 test('nor can it with the largest push window: every push waits for room in the output budget', async (t) => {
   const relay = await startRelayProcess({ args: ['--rate', '1000000', '--pow-bits', '0'] });
   const owner = await RelayClient.connect(relay.address);
-  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.process.pid}/status`, 'utf8'))![1]) * 1024;
+  const rss = (): number => rssBytes(relay.process.pid!);
   try {
     // 100 contact queues holding 32 messages of 15 KiB each: a window of 32 on each of them would
     // let the relay push about 48 MB at once to a subscriber that reads nothing.

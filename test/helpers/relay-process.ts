@@ -4,7 +4,7 @@
  * The relay is registered in ./processes.ts: it dies with the test process.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +22,11 @@ export interface RelayProcess {
   stderr(): string;
   /** Sends `signal` and waits for the process to exit. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Resident set size of process `pid` (VmRSS), bytes. */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
 export function tempDir(prefix = 'nightjar-test-'): string {

@@ -141,7 +141,7 @@ test('writeAuthenticatedTransmission lays the same bytes out from command parts,
       const at = Math.min(cut, p.command.length);
       const parts = [p.command.subarray(0, at), p.command.subarray(at)];
       const expected = encodeAuthenticatedTransmission(binding, p.corrId, p.entityId, p.command, auth);
-      const length = authenticatedTransmissionLength(p.corrId, p.entityId, p.command.length, auth.form);
+      const length = authenticatedTransmissionLength(p.corrId, p.entityId, parts, auth.form);
       assert.equal(length, expected.length);
       const outer = new Uint8Array(length + 20).fill(0xee);
       writeAuthenticatedTransmission(outer.subarray(10, 10 + length), binding, p.corrId, p.entityId, parts, auth);

@@ -5,11 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { parseAddress } from '../../src/protocol/address.js';
 import { openTransport, type RelayTransport } from '../../src/transport/session.js';
-import { startRelayProcess } from '../helpers/relay-process.js';
+import { rssBytes, startRelayProcess } from '../helpers/relay-process.js';
 
 const CONNECTIONS = 10_000;
 /** Opened this many at a time. */
@@ -20,15 +19,13 @@ const CONCURRENCY = 64;
  */
 const MAX_KIB_PER_CONNECTION = 96;
 
-const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-
 test(`${CONNECTIONS.toLocaleString('en-US')} idle connections: all accepted, within ${MAX_KIB_PER_CONNECTION} KiB each, and a working client is served meanwhile`, async (t) => {
   const relay = await startRelayProcess({ args: ['--pow-bits', '0', '--max-connections', String(CONNECTIONS + 10)] });
   const idle: RelayTransport[] = [];
   const worker = await RelayClient.connect(relay.address);
   try {
     const q = await worker.createQueue();
-    const before = rssOf(relay.process.pid!);
+    const before = rssBytes(relay.process.pid!);
     const address = parseAddress(relay.address);
     const t0 = performance.now();
     let next = 0;
@@ -51,7 +48,7 @@ test(`${CONNECTIONS.toLocaleString('en-US')} idle connections: all accepted, wit
     // The working client: a message through the relay while every connection is open.
     await worker.send({ relay: q.relay, senderId: q.senderId }, Uint8Array.of(4, 5, 6));
     assert.deepEqual((await worker.get(q))?.body, Uint8Array.of(4, 5, 6));
-    const perConnection = (rssOf(relay.process.pid!) - before) / CONNECTIONS / 1024;
+    const perConnection = (rssBytes(relay.process.pid!) - before) / CONNECTIONS / 1024;
     t.diagnostic(`${CONNECTIONS} connections in ${seconds.toFixed(1)} s (${Math.round(CONNECTIONS / seconds)}/s); ${perConnection.toFixed(1)} KiB of relay RSS each`);
     assert.ok(perConnection <= MAX_KIB_PER_CONNECTION, `${perConnection.toFixed(1)} KiB per idle connection`);
   } finally {

@@ -6,10 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { generateQueues } from '../../bench/queue-fixture.js';
 import { RelayClient } from '../../src/client/relay-client.js';
-import { startRelayProcess, tempDir } from '../helpers/relay-process.js';
+import { rssBytes, startRelayProcess, tempDir } from '../helpers/relay-process.js';
 
 const QUEUES = 200_000;
 /** The 1,000,000-queue target, 5 s, held by 200,000 on a loaded 2-core CI machine. */
@@ -17,14 +16,12 @@ const MAX_START_MS = 5000;
 /** 1 GB for 1,000,000 queues is about 1 KiB each; a relay that loaded its queues into memory would take that or more. */
 const MAX_RSS_PER_QUEUE = 512;
 
-const rssOf = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-
 /** Starts a relay on `dataDir`: milliseconds until it printed its address, and its RSS then. */
 async function timedStart(dataDir: string): Promise<{ ms: number; rss: number; relay: Awaited<ReturnType<typeof startRelayProcess>> }> {
   const t0 = performance.now();
   const relay = await startRelayProcess({ dataDir, args: ['--pow-bits', '0'] });
   const ms = performance.now() - t0;
-  return { ms, rss: rssOf(relay.process.pid!), relay };
+  return { ms, rss: rssBytes(relay.process.pid!), relay };
 }
 
 test(`a relay holding ${QUEUES.toLocaleString('en-US')} queues starts within ${MAX_START_MS / 1000} s, in about the memory of an empty one, and serves`, async (t) => {
