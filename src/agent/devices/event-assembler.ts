@@ -33,6 +33,11 @@ export class EventAssembler {
 
   constructor(private readonly maxPending = MAX_PENDING_EVENTS) {}
 
+  /** Whether the event with this ID (hex) waits for more parts. */
+  isWaiting(eventIdHex: string): boolean {
+    return this.pending.has(eventIdHex);
+  }
+
   /** Events now waiting for more parts. */
   get waiting(): number {
     return this.pending.size;

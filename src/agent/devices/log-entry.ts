@@ -35,7 +35,8 @@ const ENTRY_AAD_LABEL = new TextEncoder().encode('nightjar/devices/entry/v1');
 
 export type DeviceLogErrorCode =
   | 'DECRYPT' // an entry that does not open under this generation's key
-  | 'MALFORMED'; // an entry or frame of the wrong shape
+  | 'MALFORMED' // an entry, frame or event of the wrong shape
+  | 'VERSION'; // an event made by a newer Nightjar: stop applying, do not guess
 
 export class DeviceLogError extends Error {
   override readonly name = 'DeviceLogError';

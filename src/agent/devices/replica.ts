@@ -1,0 +1,288 @@
+/**
+ * One device's copy of the profile, kept equal to the others' by applying
+ * the device log in order (docs/devices.md §3). This module is the engine:
+ * it turns proposals into sealed entries and appends them, one event after
+ * another; it reads the log, puts events together, drops repeated ones,
+ * and hands each new event to the `apply` function inside one transaction
+ * with the record of how far this device has applied. What an event means
+ * is `apply`'s business (the operations of the agent and the chat layer).
+ *
+ * Crash safety: a proposal is stored, sealed, before its first entry is
+ * appended, and removed in the transaction that applies it; after a
+ * restart the stored ones are appended again, unchanged. Since a device
+ * appends its events strictly in the order of their authorSeq, each after
+ * the relay's OK for the one before, an event of authorSeq s is in the log
+ * before any of s + 1, and a reader that drops every event not above the
+ * last authorSeq it applied from that author drops exactly the copies.
+ */
+import { drbg, DRBG_SEED_LENGTH } from '../../crypto/drbg.js';
+import { randomBytes, type RandomSource } from '../../crypto/random.js';
+import { decodeEvent, encodeEvent, EventKind, type DeviceEvent } from './event.js';
+import { EventAssembler } from './event-assembler.js';
+import { DeviceLogError, EVENT_ID_LENGTH, openEntry, sealEvent } from './log-entry.js';
+
+/** The log as the replica sees it: the relay's log queue (protocol §9.15) or, in unit tests, a stand-in. */
+export interface DeviceLogTransport {
+  /** Appends one entry; resolves after the relay's OK (the entry is durable); rejects if that is not known. */
+  append(entry: Uint8Array): Promise<void>;
+  /** Delivers every entry from position `from` on, in position order, until closed. */
+  subscribe(from: number, onEntry: (position: number, entry: Uint8Array) => void): Promise<void>;
+}
+
+/** A proposal sealed and stored, not yet seen applied. */
+export interface PendingProposal {
+  readonly eventId: Uint8Array;
+  readonly authorSeq: number;
+  readonly entries: readonly Uint8Array[];
+}
+
+/** What the replica keeps on disk; `tx` runs its function in one transaction of the profile database. */
+export interface ReplicaStore {
+  tx<T>(fn: () => T): T;
+  /** The first position to read after a restart (1 for a new device). */
+  resumeFrom(): number;
+  /** The last position this device has processed (0 before any). */
+  appliedPosition(): number;
+  /** Records that every position up to `position` is processed, and where to resume. */
+  setApplied(position: number, resumeFrom: number): void;
+  /** The last authorSeq applied from `author` (0 if none). */
+  lastSeq(author: number): number;
+  setLastSeq(author: number, seq: number): void;
+  /** How far `author` said it had applied, in its latest event. */
+  setReported(author: number, applied: number): void;
+  /** The next authorSeq for this device's own events, durably taken. */
+  takeOwnSeq(): number;
+  addPending(p: PendingProposal): void;
+  removePending(eventId: Uint8Array): void;
+  pending(): PendingProposal[];
+}
+
+export interface ApplyContext {
+  readonly position: number;
+  /** The event's clock (ms). */
+  readonly time: number;
+  /** Every random byte the application draws: drbg(event seed). */
+  readonly random: RandomSource;
+  /** Whether this device proposed the event. */
+  readonly mine: boolean;
+}
+
+/**
+ * Applies one event to the profile; runs inside the replica's
+ * transaction. It must be deterministic (docs/devices.md §3.2), and must
+ * not throw for an event it refuses (return a result that says so): an
+ * exception stops this device's replica.
+ */
+export type ApplyFunction = (event: DeviceEvent, context: ApplyContext) => unknown;
+
+export interface ReplicaOptions {
+  readonly transport: DeviceLogTransport;
+  readonly store: ReplicaStore;
+  /** The entry key of the log's generation, and the generation. */
+  readonly entryKey: Uint8Array;
+  readonly generation: number;
+  /** This device's number. */
+  readonly device: number;
+  readonly apply: ApplyFunction;
+  readonly clock?: () => number;
+  readonly random?: RandomSource;
+  /** Called when the replica stops (an event from a newer version, an apply that threw) or skips a bad entry. */
+  readonly onProblem?: (problem: ReplicaProblem) => void;
+  /** Waits before appending again after a failed append, by attempt (default 250 ms doubling to 30 s). */
+  readonly retryDelayMs?: (attempt: number) => number;
+}
+
+export type ReplicaProblem =
+  | { readonly type: 'halted'; readonly position: number; readonly error: unknown }
+  | { readonly type: 'skipped'; readonly position: number; readonly error: DeviceLogError };
+
+interface Waiter {
+  resolve(result: unknown): void;
+  reject(error: unknown): void;
+}
+
+export class ReplicaHaltedError extends Error {
+  override readonly name = 'ReplicaHaltedError';
+}
+
+export class Replica {
+  private readonly assembler = new EventAssembler();
+  /** First position of each incomplete event (by event ID): where to resume so that none loses a part. */
+  private readonly incompleteFrom = new Map<string, number>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly clock: () => number;
+  private readonly random: RandomSource;
+  private appendQueue: PendingProposal[] = [];
+  private appending = false;
+  private halted: unknown = undefined;
+  private closed = false;
+  private lastSeen = 0;
+
+  constructor(private readonly o: ReplicaOptions) {
+    this.clock = o.clock ?? Date.now;
+    this.random = o.random ?? randomBytes;
+  }
+
+  /** Starts reading the log where this device left off, and appends what it had proposed and not seen applied. */
+  async start(): Promise<void> {
+    this.appendQueue = this.o.store.pending().sort((a, b) => a.authorSeq - b.authorSeq);
+    await this.o.transport.subscribe(this.o.store.resumeFrom(), (position, entry) => this.onEntry(position, entry));
+    void this.drain();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica closed'));
+    this.waiters.clear();
+  }
+
+  /** Whether the replica stopped, and why. */
+  get haltedBy(): unknown {
+    return this.halted;
+  }
+
+  /**
+   * Proposes an event; resolves with what `apply` returned for it once this
+   * device has applied it (it may have been void: that is `apply`'s answer).
+   */
+  propose(kind: EventKind, body: Uint8Array): Promise<unknown> {
+    if (this.halted !== undefined) return Promise.reject(new ReplicaHaltedError('the replica has stopped', { cause: this.halted }));
+    if (this.closed) return Promise.reject(new ReplicaHaltedError('the replica closed'));
+    const eventId = this.random(EVENT_ID_LENGTH);
+    const p = this.o.store.tx(() => {
+      const authorSeq = this.o.store.takeOwnSeq();
+      const event = encodeEvent({
+        kind,
+        author: this.o.device,
+        authorSeq,
+        applied: this.o.store.appliedPosition(),
+        time: this.clock(),
+        seed: this.random(DRBG_SEED_LENGTH),
+        body,
+      });
+      const proposal: PendingProposal = { eventId, authorSeq, entries: sealEvent(this.o.entryKey, this.o.generation, eventId, event, this.random) };
+      this.o.store.addPending(proposal);
+      return proposal;
+    });
+    const done = new Promise<unknown>((resolve, reject) => this.waiters.set(hex(eventId), { resolve, reject }));
+    this.appendQueue.push(p);
+    void this.drain();
+    return done;
+  }
+
+  /** Appends the queued proposals one after another, each entry after the relay's OK for the one before. */
+  private async drain(): Promise<void> {
+    if (this.appending) return;
+    this.appending = true;
+    try {
+      while (!this.closed && this.appendQueue.length > 0) {
+        const p = this.appendQueue[0]!;
+        for (const entry of p.entries) await this.appendWithRetry(entry);
+        this.appendQueue.shift();
+      }
+    } finally {
+      this.appending = false;
+    }
+  }
+
+  private async appendWithRetry(entry: Uint8Array): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) return;
+      try {
+        await this.o.transport.append(entry);
+        return;
+      } catch {
+        // Whether the entry got in is unknown; appending it again is safe (a repeated part or event is dropped).
+        const delay = this.o.retryDelayMs?.(attempt) ?? Math.min(30_000, 250 * 2 ** (attempt - 1));
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private onEntry(position: number, entry: Uint8Array): void {
+    if (this.halted !== undefined || this.closed) return;
+    // After a restart the entries from the resume point come again; only positions this run has seen are dropped.
+    if (position <= this.lastSeen) return;
+    this.lastSeen = position;
+    try {
+      this.process(position, entry);
+    } catch (e) {
+      this.halt(position, e);
+    }
+  }
+
+  private process(position: number, entry: Uint8Array): void {
+    const store = this.o.store;
+    const done = (): void => store.tx(() => store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position)));
+    let frame;
+    try {
+      frame = openEntry(this.o.entryKey, this.o.generation, entry);
+    } catch (e) {
+      if (!(e instanceof DeviceLogError)) throw e;
+      this.o.onProblem?.({ type: 'skipped', position, error: e });
+      return done();
+    }
+    const id = hex(frame.eventId);
+    let completed;
+    try {
+      completed = this.assembler.add(position, frame);
+    } catch (e) {
+      if (!(e instanceof DeviceLogError)) throw e;
+      this.incompleteFrom.delete(id);
+      this.o.onProblem?.({ type: 'skipped', position, error: e });
+      return done();
+    }
+    if (!completed) {
+      if (!this.incompleteFrom.has(id)) this.incompleteFrom.set(id, position);
+      // An event the assembler gave up on no longer holds the resume point back.
+      if (this.incompleteFrom.size > this.assembler.waiting) {
+        for (const waiting of [...this.incompleteFrom.keys()]) if (!this.assembler.isWaiting(waiting)) this.incompleteFrom.delete(waiting);
+      }
+      return done();
+    }
+    this.incompleteFrom.delete(id);
+    let event: DeviceEvent;
+    try {
+      event = decodeEvent(completed.bytes);
+    } catch (e) {
+      if (e instanceof DeviceLogError && e.code === 'MALFORMED') {
+        this.o.onProblem?.({ type: 'skipped', position, error: e });
+        return done();
+      }
+      throw e; // VERSION: stop rather than guess what a newer Nightjar meant
+    }
+    const mine = event.author === this.o.device;
+    const out = store.tx(() => {
+      let result: unknown;
+      if (event.authorSeq > store.lastSeq(event.author)) {
+        store.setLastSeq(event.author, event.authorSeq);
+        store.setReported(event.author, event.applied);
+        if (event.kind !== EventKind.SEEN) result = this.o.apply(event, { position, time: event.time, random: drbg(event.seed), mine });
+      }
+      if (mine) store.removePending(completed.eventId);
+      store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position));
+      return result;
+    });
+    const w = this.waiters.get(id);
+    if (w) {
+      this.waiters.delete(id);
+      w.resolve(out);
+    }
+  }
+
+  /** Where a restart must read from once `position` is processed: the first part of the oldest incomplete event, else the next position. */
+  private resumePoint(position: number): number {
+    let from = position + 1;
+    for (const p of this.incompleteFrom.values()) from = Math.min(from, p);
+    return from;
+  }
+
+  private halt(position: number, error: unknown): void {
+    this.halted = error;
+    this.o.onProblem?.({ type: 'halted', position, error });
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica has stopped', { cause: error }));
+    this.waiters.clear();
+  }
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

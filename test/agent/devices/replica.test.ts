@@ -1,0 +1,250 @@
+/**
+ * The replica engine over a stand-in for the relay's log queue: an
+ * in-memory list with the relay's ordering, pushes, lost answers and
+ * dropped connections. The relay's own log is tested in test/relay; the
+ * engine over the real relay in test/agent/devices/replica-relay.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { encodeEvent, EventKind, type DeviceEvent } from '../../../src/agent/devices/event.js';
+import { entryKey, MAX_FRAGMENT_LENGTH, sealEvent } from '../../../src/agent/devices/log-entry.js';
+import {
+  Replica,
+  ReplicaHaltedError,
+  type ApplyContext,
+  type DeviceLogTransport,
+  type PendingProposal,
+  type ReplicaProblem,
+  type ReplicaStore,
+} from '../../../src/agent/devices/replica.js';
+
+const KEY = entryKey(new Uint8Array(32).fill(3));
+const GENERATION = 1;
+
+/** The relay's log: positions from 1, every subscriber gets every entry in order, asynchronously. */
+class MemoryLog {
+  readonly entries: Uint8Array[] = [];
+  private readonly subscribers: { from: number; sent: number; on: (p: number, e: Uint8Array) => void; closed: boolean }[] = [];
+
+  transport(faults: { loseAnswer?: () => boolean; refuse?: () => boolean } = {}): DeviceLogTransport & { close(): void } {
+    const mine: (typeof this.subscribers)[number][] = [];
+    return {
+      append: async (entry) => {
+        await tick();
+        if (faults.refuse?.()) throw new Error('connection lost before the append');
+        this.entries.push(Uint8Array.from(entry));
+        this.pump();
+        if (faults.loseAnswer?.()) throw new Error('connection lost before the OK');
+      },
+      subscribe: async (from, on) => {
+        const s = { from, sent: from - 1, on, closed: false };
+        this.subscribers.push(s);
+        mine.push(s);
+        this.pump();
+      },
+      close: () => mine.forEach((s) => (s.closed = true)),
+    };
+  }
+
+  private pump(): void {
+    setImmediate(() => {
+      for (const s of this.subscribers) {
+        while (!s.closed && s.sent < this.entries.length) {
+          s.sent += 1;
+          s.on(s.sent, this.entries[s.sent - 1]!);
+        }
+      }
+    });
+  }
+}
+
+class MemoryStore implements ReplicaStore {
+  applied = 0;
+  resume = 1;
+  ownSeq = 0;
+  readonly seqs = new Map<number, number>();
+  readonly reported = new Map<number, number>();
+  readonly pendings = new Map<string, PendingProposal>();
+  /** The "profile": what apply wrote, rolled back with a failed transaction. */
+  log: string[] = [];
+
+  tx<T>(fn: () => T): T {
+    const saved = { applied: this.applied, resume: this.resume, ownSeq: this.ownSeq, seqs: new Map(this.seqs), reported: new Map(this.reported), pendings: new Map(this.pendings), log: [...this.log] };
+    try {
+      return fn();
+    } catch (e) {
+      Object.assign(this, { applied: saved.applied, resume: saved.resume, ownSeq: saved.ownSeq, log: saved.log });
+      this.seqs.clear();
+      saved.seqs.forEach((v, k) => this.seqs.set(k, v));
+      this.pendings.clear();
+      saved.pendings.forEach((v, k) => this.pendings.set(k, v));
+      throw e;
+    }
+  }
+  resumeFrom(): number {
+    return this.resume;
+  }
+  appliedPosition(): number {
+    return this.applied;
+  }
+  setApplied(position: number, resumeFrom: number): void {
+    this.applied = position;
+    this.resume = resumeFrom;
+  }
+  lastSeq(author: number): number {
+    return this.seqs.get(author) ?? 0;
+  }
+  setLastSeq(author: number, seq: number): void {
+    this.seqs.set(author, seq);
+  }
+  setReported(author: number, applied: number): void {
+    this.reported.set(author, applied);
+  }
+  takeOwnSeq(): number {
+    return ++this.ownSeq;
+  }
+  addPending(p: PendingProposal): void {
+    this.pendings.set(Buffer.from(p.eventId).toString('hex'), p);
+  }
+  removePending(eventId: Uint8Array): void {
+    this.pendings.delete(Buffer.from(eventId).toString('hex'));
+  }
+  pending(): PendingProposal[] {
+    return [...this.pendings.values()];
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** An apply that records the event and 8 bytes of its randomness, as the profile of a device would. */
+function recorder(store: MemoryStore) {
+  return (event: DeviceEvent, ctx: ApplyContext): string => {
+    const line = `${event.author}/${event.authorSeq} ${Buffer.from(event.body).toString('hex').slice(0, 16)} t=${ctx.time} r=${Buffer.from(ctx.random(8)).toString('hex')} @${ctx.position}`;
+    store.log.push(line);
+    return `applied ${event.author}/${event.authorSeq}`;
+  };
+}
+
+function device(log: MemoryLog, number: number, store = new MemoryStore(), faults = {}, onProblem?: (p: ReplicaProblem) => void) {
+  const transport = log.transport(faults);
+  const replica = new Replica({ transport, store, entryKey: KEY, generation: GENERATION, device: number, apply: recorder(store), clock: () => 1_000_000 + number, retryDelayMs: () => 1, onProblem });
+  return { replica, store, transport };
+}
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+test('three devices proposing at once: every device applies the same events, in the same order, with the same randomness', async () => {
+  const log = new MemoryLog();
+  const devices = [1, 2, 3].map((n) => device(log, n));
+  await Promise.all(devices.map((d) => d.replica.start()));
+  const results = await Promise.all(
+    devices.flatMap((d, i) => Array.from({ length: 20 }, (_, k) => d.replica.propose(EventKind.OP, Uint8Array.of(i, k, ...randomBytes(k % 3 === 0 ? MAX_FRAGMENT_LENGTH + 5 : 10))))),
+  );
+  assert.equal(results.length, 60);
+  results.forEach((r, i) => assert.equal(r, `applied ${Math.floor(i / 20) + 1}/${(i % 20) + 1}`));
+  await until('all devices caught up', () => devices.every((d) => d.store.log.length === 60));
+  assert.deepEqual(devices[1]!.store.log, devices[0]!.store.log);
+  assert.deepEqual(devices[2]!.store.log, devices[0]!.store.log);
+  // Each author's events in its own order; the random bytes differ between events.
+  for (const author of [1, 2, 3]) {
+    const seqs = devices[0]!.store.log.filter((l) => l.startsWith(`${author}/`)).map((l) => Number(l.split(' ')[0]!.split('/')[1]));
+    assert.deepEqual(seqs, Array.from({ length: 20 }, (_, i) => i + 1));
+  }
+  assert.equal(new Set(devices[0]!.store.log.map((l) => l.split(' r=')[1]!.split(' ')[0])).size, 60);
+  for (const d of devices) {
+    assert.equal(d.store.pendings.size, 0);
+    assert.equal(d.store.reported.size, 3);
+    d.transport.close();
+  }
+});
+
+test('an OK that gets lost: the entry is appended again, and the event applies once', async () => {
+  const log = new MemoryLog();
+  let lose = 3;
+  const a = device(log, 1, undefined, { loseAnswer: () => lose-- > 0 });
+  const b = device(log, 2);
+  await a.replica.start();
+  await b.replica.start();
+  const r = await Promise.all([a.replica.propose(EventKind.OP, Uint8Array.of(1)), a.replica.propose(EventKind.OP, new Uint8Array(2 * MAX_FRAGMENT_LENGTH + 1))]);
+  assert.deepEqual(r, ['applied 1/1', 'applied 1/2']);
+  assert.ok(log.entries.length > 4, `the lost answers made copies in the log (${log.entries.length} entries)`);
+  await until('b caught up', () => b.store.log.length === 2);
+  assert.deepEqual(b.store.log, a.store.log);
+  a.transport.close();
+  b.transport.close();
+});
+
+test('a device that stops half way through appending a long event finishes it after a restart; no event is lost or doubled', async () => {
+  const log = new MemoryLog();
+  const other = device(log, 2);
+  await other.replica.start();
+  const store = new MemoryStore();
+  let allowed = 2; // the first event (one entry) and the first part of the second
+  const first = device(log, 1, store, { refuse: () => allowed-- <= 0 });
+  await first.replica.start();
+  const p1 = first.replica.propose(EventKind.OP, Uint8Array.of(7));
+  const p2 = first.replica.propose(EventKind.OP, new Uint8Array(2 * MAX_FRAGMENT_LENGTH + 3).fill(9));
+  assert.equal(await p1, 'applied 1/1');
+  await until('the first part of the long event', () => log.entries.length === 2);
+  first.replica.close();
+  first.transport.close();
+  await assert.rejects(p2, ReplicaHaltedError);
+  assert.equal(store.pendings.size, 1, 'the long event is still stored, sealed');
+  assert.ok(store.resumeFrom() <= 2, 'the restart reads from the incomplete event’s first part');
+
+  const again = device(log, 1, store);
+  await again.replica.start();
+  await until('the long event applied everywhere', () => store.log.length === 2 && other.store.log.length === 2);
+  assert.deepEqual(other.store.log, store.log);
+  assert.equal(store.pendings.size, 0);
+  // Nothing more is proposed when nothing is pending.
+  const count = log.entries.length;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(log.entries.length, count);
+  again.transport.close();
+  other.transport.close();
+});
+
+test('an event from a newer Nightjar stops the replica; a damaged entry is skipped', async () => {
+  const log = new MemoryLog();
+  const problems: ReplicaProblem[] = [];
+  const d = device(log, 1, undefined, {}, (p) => problems.push(p));
+  await d.replica.start();
+  // A damaged entry (another key) at position 1.
+  log.transport().append(sealEvent(entryKey(new Uint8Array(32).fill(4)), GENERATION, new Uint8Array(16).fill(1), Uint8Array.of(1))[0]!);
+  await d.replica.propose(EventKind.OP, Uint8Array.of(5));
+  assert.equal(problems[0]?.type, 'skipped');
+  assert.equal(d.store.log.length, 1);
+  const event = encodeEvent({ kind: EventKind.OP, author: 2, authorSeq: 1, applied: 0, time: 1, seed: new Uint8Array(32), body: new Uint8Array(0) });
+  event[0] = 2; // a later event version
+  const pending = d.replica.propose(EventKind.OP, Uint8Array.of(6));
+  await log.transport().append(sealEvent(KEY, GENERATION, new Uint8Array(16).fill(2), event)[0]!);
+  await until('halted', () => d.replica.haltedBy !== undefined);
+  assert.equal(problems.at(-1)?.type, 'halted');
+  // The proposal appended before the newer event still applies if it came first; one after it does not.
+  await assert.rejects(d.replica.propose(EventKind.OP, Uint8Array.of(7)), ReplicaHaltedError);
+  await pending.catch(() => undefined);
+  d.transport.close();
+});
+
+test('SEEN events record how far each device got, and apply nothing', async () => {
+  const log = new MemoryLog();
+  const a = device(log, 1);
+  const b = device(log, 2);
+  await a.replica.start();
+  await b.replica.start();
+  await a.replica.propose(EventKind.OP, Uint8Array.of(1));
+  await until('b applied it', () => b.store.log.length === 1);
+  assert.equal(await b.replica.propose(EventKind.SEEN, new Uint8Array(0)), undefined);
+  await until('a saw b’s SEEN', () => a.store.reported.get(2) === 1);
+  assert.equal(a.store.log.length, 1);
+  a.transport.close();
+  b.transport.close();
+});
