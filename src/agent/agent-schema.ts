@@ -25,11 +25,15 @@ type DB = Database.Database;
  * (`agent_outbox.next_at`, backoff with jitter);
  * 5 (2026-11-28) indexes for what every message looks up (a receiving
  * queue by recipient ID, a connection's queues, connections owed a
- * receipt), so that handling a message does not read every contact's rows.
+ * receipt), so that handling a message does not read every contact's rows;
+ * 6 (2026-11-28) a person's devices (docs/devices.md): the device group
+ * and its log (`agent_device_group`), the devices (`agent_device_members`),
+ * how far each device's events were applied (`agent_device_seqs`) and this
+ * device's proposals not yet seen applied (`agent_device_pending`).
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-export const AGENT_SCHEMA_VERSION = 5;
+export const AGENT_SCHEMA_VERSION = 6;
 
 /** Version 5: what every message and every round of sending looks up, indexed, so that neither reads every contact's rows. */
 const HOT_PATH_INDEXES = `
@@ -42,6 +46,48 @@ CREATE INDEX IF NOT EXISTS agent_connections_owing_receipt ON agent_connections(
 CREATE INDEX IF NOT EXISTS agent_rcv_queues_to_secure ON agent_rcv_queues(id) WHERE key_to_set IS NOT NULL AND secured = 0;
 CREATE INDEX IF NOT EXISTS agent_rcv_queues_ending ON agent_rcv_queues(id) WHERE status IN ('ended', 'lost');
 CREATE INDEX IF NOT EXISTS agent_connections_deleted ON agent_connections(id) WHERE status = 'deleted';
+`;
+
+/** Version 6: the device group (docs/devices.md). Empty for a profile on one device. */
+const DEVICE_TABLES = `
+CREATE TABLE IF NOT EXISTS agent_device_group (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  generation INTEGER NOT NULL,
+  -- this device's number in the group
+  device INTEGER NOT NULL,
+  group_key BLOB NOT NULL,
+  -- the log queue (protocol §9.15): every device holds both sides' keys
+  log_relay TEXT NOT NULL,
+  log_recipient_id BLOB NOT NULL,
+  log_sender_id BLOB NOT NULL,
+  log_recipient_key BLOB NOT NULL,
+  log_queue_key BLOB NOT NULL,
+  log_sender_key BLOB NOT NULL,
+  -- device-local: the last position processed, where to read from after a restart, this device's last authorSeq
+  applied INTEGER NOT NULL DEFAULT 0,
+  resume_from INTEGER NOT NULL DEFAULT 1,
+  own_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS agent_device_members (
+  device INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  dh_public BLOB,
+  kem_public BLOB,
+  added_at INTEGER NOT NULL,
+  removed_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS agent_device_seqs (
+  device INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  -- the log position the device said, in its latest event, it had applied
+  reported INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS agent_device_pending (
+  event_id BLOB PRIMARY KEY,
+  author_seq INTEGER NOT NULL,
+  -- the sealed entries, one after another
+  entries BLOB NOT NULL
+) WITHOUT ROWID;
 `;
 
 const SCHEMA = `
@@ -188,7 +234,7 @@ CREATE TABLE IF NOT EXISTS agent_requests (
   reply_sender_id BLOB NOT NULL,
   received_at INTEGER NOT NULL
 );
-`;
+${DEVICE_TABLES}`;
 
 export type Role = 'inviter' | 'joiner' | 'requester' | 'acceptor';
 
@@ -326,6 +372,8 @@ ALTER TABLE agent_outbox ADD COLUMN next_at INTEGER;
   // 5
   `
 ${HOT_PATH_INDEXES}`,
+  // 6
+  DEVICE_TABLES,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */

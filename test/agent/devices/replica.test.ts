@@ -13,51 +13,15 @@ import {
   Replica,
   ReplicaHaltedError,
   type ApplyContext,
-  type DeviceLogTransport,
   type PendingProposal,
   type ReplicaProblem,
   type ReplicaStore,
 } from '../../../src/agent/devices/replica.js';
 
+import { MemoryLog } from '../../helpers/memory-log.js';
+
 const KEY = entryKey(new Uint8Array(32).fill(3));
 const GENERATION = 1;
-
-/** The relay's log: positions from 1, every subscriber gets every entry in order, asynchronously. */
-class MemoryLog {
-  readonly entries: Uint8Array[] = [];
-  private readonly subscribers: { from: number; sent: number; on: (p: number, e: Uint8Array) => void; closed: boolean }[] = [];
-
-  transport(faults: { loseAnswer?: () => boolean; refuse?: () => boolean } = {}): DeviceLogTransport & { close(): void } {
-    const mine: (typeof this.subscribers)[number][] = [];
-    return {
-      append: async (entry) => {
-        await tick();
-        if (faults.refuse?.()) throw new Error('connection lost before the append');
-        this.entries.push(Uint8Array.from(entry));
-        this.pump();
-        if (faults.loseAnswer?.()) throw new Error('connection lost before the OK');
-      },
-      subscribe: async (from, on) => {
-        const s = { from, sent: from - 1, on, closed: false };
-        this.subscribers.push(s);
-        mine.push(s);
-        this.pump();
-      },
-      close: () => mine.forEach((s) => (s.closed = true)),
-    };
-  }
-
-  private pump(): void {
-    setImmediate(() => {
-      for (const s of this.subscribers) {
-        while (!s.closed && s.sent < this.entries.length) {
-          s.sent += 1;
-          s.on(s.sent, this.entries[s.sent - 1]!);
-        }
-      }
-    });
-  }
-}
 
 class MemoryStore implements ReplicaStore {
   applied = 0;
