@@ -108,7 +108,11 @@ export class DeviceStore implements ReplicaStore {
   }
 
   takeOwnSeq(): number {
-    const row = this.sql('UPDATE agent_device_group SET own_seq = own_seq + 1 WHERE id = 1 RETURNING own_seq').get() as { own_seq: number } | undefined;
+    // One above our own count and the last one applied from us: a restored old copy does not reuse numbers a newer one spent.
+    const row = this.sql(
+      `UPDATE agent_device_group SET own_seq = max(own_seq, coalesce((SELECT last_seq FROM agent_device_seqs WHERE agent_device_seqs.device = agent_device_group.device), 0)) + 1
+       WHERE id = 1 RETURNING own_seq`,
+    ).get() as { own_seq: number } | undefined;
     if (!row) throw new Error('this profile has no device group');
     return row.own_seq;
   }

@@ -50,7 +50,10 @@ export interface ReplicaStore {
   setLastSeq(author: number, seq: number): void;
   /** How far `author` said it had applied, in its latest event. */
   setReported(author: number, applied: number): void;
-  /** The next authorSeq for this device's own events, durably taken. */
+  /**
+   * The next authorSeq for this device's own events, durably taken: one
+   * above the larger of its own count and the last one applied from it.
+   */
   takeOwnSeq(): number;
   addPending(p: PendingProposal): void;
   removePending(eventId: Uint8Array): void;
@@ -252,6 +255,11 @@ export class Replica {
       throw e; // VERSION: stop rather than guess what a newer Nightjar meant
     }
     const mine = event.author === this.o.device;
+    if (mine && event.authorSeq <= store.lastSeq(event.author) && this.isPending(completed.eventId)) {
+      // Our stored proposal, but its number was spent by a newer copy of this device (docs/devices.md §9.3, an old copy).
+      this.repropose(completed.eventId, event, position);
+      return;
+    }
     const out = store.tx(() => {
       let result: unknown;
       if (event.authorSeq > store.lastSeq(event.author)) {
@@ -267,6 +275,29 @@ export class Replica {
     if (w) {
       this.waiters.delete(id);
       w.resolve(out);
+    }
+  }
+
+  private isPending(eventId: Uint8Array): boolean {
+    const id = hex(eventId);
+    return this.o.store.pending().some((p) => hex(p.eventId) === id);
+  }
+
+  /** Proposes `event`'s operation again under a new authorSeq; whoever waited for the old one gets the new one's result. */
+  private repropose(eventId: Uint8Array, event: DeviceEvent, position: number): void {
+    const store = this.o.store;
+    store.tx(() => {
+      store.removePending(eventId);
+      store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position));
+    });
+    this.appendQueue = this.appendQueue.filter((p) => hex(p.eventId) !== hex(eventId));
+    const again = this.propose(event.kind, event.body);
+    const w = this.waiters.get(hex(eventId));
+    if (w) {
+      this.waiters.delete(hex(eventId));
+      again.then(w.resolve, w.reject);
+    } else {
+      again.catch(() => undefined); // nobody waits in this run: the outcome is in the profile
     }
   }
 

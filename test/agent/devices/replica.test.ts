@@ -24,6 +24,7 @@ const KEY = entryKey(new Uint8Array(32).fill(3));
 const GENERATION = 1;
 
 class MemoryStore implements ReplicaStore {
+  constructor(readonly device = 0) {}
   applied = 0;
   resume = 1;
   ownSeq = 0;
@@ -66,7 +67,17 @@ class MemoryStore implements ReplicaStore {
     this.reported.set(author, applied);
   }
   takeOwnSeq(): number {
-    return ++this.ownSeq;
+    this.ownSeq = Math.max(this.ownSeq, this.lastSeq(this.device)) + 1;
+    return this.ownSeq;
+  }
+  /** A copy, as a backup of the database would be. */
+  clone(): MemoryStore {
+    const c = new MemoryStore(this.device);
+    Object.assign(c, { applied: this.applied, resume: this.resume, ownSeq: this.ownSeq, log: [...this.log] });
+    this.seqs.forEach((v, k) => c.seqs.set(k, v));
+    this.reported.forEach((v, k) => c.reported.set(k, v));
+    this.pendings.forEach((v, k) => c.pendings.set(k, v));
+    return c;
   }
   addPending(p: PendingProposal): void {
     this.pendings.set(Buffer.from(p.eventId).toString('hex'), p);
@@ -90,7 +101,7 @@ function recorder(store: MemoryStore) {
   };
 }
 
-function device(log: MemoryLog, number: number, store = new MemoryStore(), faults = {}, onProblem?: (p: ReplicaProblem) => void) {
+function device(log: MemoryLog, number: number, store = new MemoryStore(number), faults = {}, onProblem?: (p: ReplicaProblem) => void) {
   const transport = log.transport(faults);
   const replica = new Replica({ transport, store, entryKey: KEY, generation: GENERATION, device: number, apply: recorder(store), clock: () => 1_000_000 + number, retryDelayMs: () => 1, onProblem });
   return { replica, store, transport };
@@ -149,7 +160,7 @@ test('a device that stops half way through appending a long event finishes it af
   const log = new MemoryLog();
   const other = device(log, 2);
   await other.replica.start();
-  const store = new MemoryStore();
+  const store = new MemoryStore(1);
   let allowed = 2; // the first event (one entry) and the first part of the second
   const first = device(log, 1, store, { refuse: () => allowed-- <= 0 });
   await first.replica.start();
@@ -211,4 +222,40 @@ test('SEEN events record how far each device got, and apply nothing', async () =
   assert.equal(a.store.log.length, 1);
   a.transport.close();
   b.transport.close();
+});
+
+test('an old copy of a device’s database comes back: it catches up, reuses no authorSeq, and its stored proposal is applied once', async () => {
+  const log = new MemoryLog();
+  const other = device(log, 2);
+  await other.replica.start();
+  const current = device(log, 1);
+  await current.replica.start();
+  await current.replica.propose(EventKind.OP, Uint8Array.of(1));
+  // The backup: taken while a proposal was stored but not yet appended (the append is refused).
+  let refuse = true;
+  const blocked = device(log, 1, current.store.clone(), { refuse: () => refuse });
+  await blocked.replica.start();
+  void blocked.replica.propose(EventKind.OP, Uint8Array.of(0xbb)).catch(() => undefined);
+  await until('the proposal is stored', () => blocked.store.pendings.size === 1);
+  const backup = blocked.store.clone();
+  blocked.replica.close();
+  blocked.transport.close();
+  refuse = false;
+  // Meanwhile the newer copy goes on: authorSeq 2 and 3 are spent.
+  await current.replica.propose(EventKind.OP, Uint8Array.of(2));
+  await current.replica.propose(EventKind.OP, Uint8Array.of(3));
+  current.replica.close();
+  current.transport.close();
+
+  const restored = device(log, 1, backup);
+  await restored.replica.start();
+  const fresh = await restored.replica.propose(EventKind.OP, Uint8Array.of(4));
+  assert.match(String(fresh), /^applied 1\/(5|6)$/, `a new number above the spent ones: ${String(fresh)}`);
+  await until('everything applied on both', () => other.store.log.length === 5 && restored.store.log.length === 5);
+  assert.deepEqual(restored.store.log, other.store.log);
+  const bodies = other.store.log.map((l) => l.split(' ')[1]!.slice(0, 2));
+  assert.deepEqual([...bodies].sort(), ['01', '02', '03', '04', 'bb'], 'the stored proposal applied once, under a new number');
+  assert.equal(restored.store.pendings.size, 0);
+  restored.transport.close();
+  other.transport.close();
 });
