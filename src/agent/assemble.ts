@@ -13,6 +13,7 @@ import { Delivery } from './delivery.js';
 import { Sequencer } from './gaps.js';
 import { Handshakes } from './handshake.js';
 import { Receiver } from './incoming.js';
+import { Determinism } from './determinism.js';
 import { defaultAgentLogger, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
 import { Outbox } from './outbox.js';
@@ -38,10 +39,13 @@ export interface AgentParts {
   readonly delivery: Delivery;
   readonly queueChanges: QueueChanges;
   readonly scheduler: Scheduler;
+  /** Sets the clock and the ratchet's randomness while a device-log event is applied (docs/devices.md §3.2). */
+  readonly determinism: Determinism;
 }
 
 export function assemble(db: Database.Database, handlers: AgentHandlers, options: AgentOptions): AgentParts {
-  const clock = options.clock ?? systemClock;
+  const determinism = new Determinism(options.clock ?? systemClock);
+  const clock = determinism.clock;
   const log = options.logger ?? defaultAgentLogger();
   const store = new AgentStore(db, clock);
   const relays = new RelayDirectory(store, clock);
@@ -103,5 +107,6 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     delivery,
     queueChanges,
     scheduler,
+    determinism,
   };
 }

@@ -30,11 +30,30 @@ import { KemKeyPool } from '../crypto/kem-pool.js';
 import type { PqRole } from '../crypto/pq-epochs.js';
 import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 import { createInvitation, type Invitation } from '../crypto/x3dh.js';
+import type { RandomSource } from '../crypto/random.js';
 import type { Role } from './agent-store.js';
 
 export { RatchetError };
 
 const kemKeys = new KemKeyPool(1);
+
+/**
+ * Set while a device-log event is applied (determinism.ts): every step
+ * then draws from the event's seed, and key pairs made ahead of time are
+ * not used (they would differ between devices).
+ */
+let ambientRandom: RandomSource | undefined;
+
+/** Runs `fn` with every ratchet step drawing from `random` (nested calls restore the outer source). */
+export function withRatchetRandom<T>(random: RandomSource, fn: () => T): T {
+  const outer = ambientRandom;
+  ambientRandom = random;
+  try {
+    return fn();
+  } finally {
+    ambientRandom = outer;
+  }
+}
 
 /** The PQ role of a connection side: whoever sent the first ratchet message holds the keys. */
 export function pqRole(role: Role): PqRole {
@@ -43,7 +62,7 @@ export function pqRole(role: Role): PqRole {
 
 /** Fresh invitation keys, their ML-KEM key pair made ahead of time. */
 export function newInvitation(): Invitation {
-  return createInvitation(undefined, kemKeys.take());
+  return ambientRandom ? createInvitation(ambientRandom) : createInvitation(undefined, kemKeys.take());
 }
 
 type SharedSecret = Parameters<typeof initSender>[0];
@@ -101,25 +120,26 @@ export interface Stepped<T> {
  */
 export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number, compact = false): Stepped<Uint8Array> {
   const old = load(state, role);
-  const r = ratchetEncrypt(old.state, plaintext, ad, { paddedLength, compact });
+  const r = ratchetEncrypt(old.state, plaintext, ad, ambientRandom ? { paddedLength, compact, rng: ambientRandom } : { paddedLength, compact });
   return { state: keep(r.state, old.key), out: r.message };
 }
 
 /** Decrypts `message` under the stored state; RatchetError when it is replayed, tampered with or not ours. */
 export function open(state: Uint8Array, role: Role, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
   const old = load(state, role);
-  const r = ratchetDecrypt(old.state, message, ad);
+  const r = ratchetDecrypt(old.state, message, ad, ambientRandom ? { rng: ambientRandom } : {});
   return { state: keep(r.state, old.key), out: r.plaintext };
 }
 
 /** The joiner's first step: a ratchet started from the key agreement, and its first message sealed. */
 export function sealFirst(shared: SharedSecret, keys: InvitationPublic, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
-  const r = ratchetEncrypt(initSender(shared, keys, undefined, kemKeys.take()), plaintext, ad, { paddedLength });
+  const start = ambientRandom ? initSender(shared, keys, ambientRandom) : initSender(shared, keys, undefined, kemKeys.take());
+  const r = ratchetEncrypt(start, plaintext, ad, ambientRandom ? { paddedLength, rng: ambientRandom } : { paddedLength });
   return { state: keep(r.state), out: r.message };
 }
 
 /** The invitation owner's first step: a ratchet started from the key agreement, and the joiner's first message opened. */
 export function openFirst(shared: Parameters<typeof initReceiver>[0], secrets: InvitationSecret, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
-  const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad);
+  const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad, ambientRandom ? { rng: ambientRandom } : {});
   return { state: keep(r.state), out: r.plaintext };
 }
