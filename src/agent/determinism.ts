@@ -11,7 +11,7 @@
  */
 import type { RandomSource } from '../crypto/random.js';
 import type { Clock } from './agent-api.js';
-import { withRatchetRandom } from './ratchet-port.js';
+import { withAmbientRandom } from './ambient-random.js';
 
 export class Determinism {
   private time: number | undefined;
@@ -30,7 +30,7 @@ export class Determinism {
     const outer = this.time;
     this.time = time;
     try {
-      return withRatchetRandom(random, fn);
+      return withAmbientRandom(random, fn);
     } finally {
       this.time = outer;
     }

@@ -5,6 +5,7 @@
  * ratchet state (docs/agent.md §5).
  */
 import { generateSigningKeyPair } from '../crypto/keys.js';
+import { agentRandom } from './ambient-random.js';
 import { acceptJoin, decodeInvitationSecrets, decodeJoinReply, KeyAgreementError } from '../crypto/x3dh.js';
 import type { ReceivedMessage } from '../client/queues.js';
 import type { AgentHandlers, Clock } from './agent-api.js';
@@ -130,7 +131,7 @@ export class Receiver {
         invitation_secrets: null, // the link is spent
       });
       this.store.updateRcvQueue(rcv.id, { key_to_set: Buffer.from(conf.senderKey!) });
-      const keys = generateSigningKeyPair();
+      const keys = generateSigningKeyPair(agentRandom());
       const snd = this.store.insertSndQueue({
         connection_id: c.id,
         relay: conf.replyQueue!.relay,
@@ -159,7 +160,7 @@ export class Receiver {
         }
         if (m.replyQueue) {
           // The acceptor of our request names fresh queues: the contact address carries nothing more.
-          const keys = generateSigningKeyPair();
+          const keys = generateSigningKeyPair(agentRandom());
           if (snd) this.store.updateSndQueue(snd.id, { current: 0, status: 'retiring' });
           const next = this.newSndQueue(connectionId, m.replyQueue, keys.privateKey, 'new', 1);
           if (snd) {
@@ -201,7 +202,7 @@ export class Receiver {
       case 'QADD': {
         // Announced on every queue: only the first copy counts.
         if (this.store.sndQueueBySenderId(connectionId, m.queue.senderId)) return;
-        const keys = generateSigningKeyPair();
+        const keys = generateSigningKeyPair(agentRandom());
         const pending = this.newSndQueue(connectionId, m.queue, keys.privateKey, 'new', 0);
         this.outbox.enqueue(connectionId, pending, { tag: 'QKEY', senderKey: keys.publicKey }, { signed: false });
         return;

@@ -23,37 +23,22 @@
  * what the step stores.
  *
  * The ML-KEM key pairs of new invitations and of a joiner's first PQ epoch
- * come from a KemKeyPool, made in the background after each use.
+ * come from a KemKeyPool, made in the background after each use. While a
+ * device-log event is applied (ambient-random.ts) every step draws from
+ * the event's seed instead, and no pooled key pair is used: every device
+ * of the person must take the same step.
  */
 import * as nodeCrypto from 'node:crypto';
 import { KemKeyPool } from '../crypto/kem-pool.js';
 import type { PqRole } from '../crypto/pq-epochs.js';
 import { deserializeRatchet, initReceiver, initSender, ratchetDecrypt, ratchetEncrypt, RatchetError, serializeRatchet, type RatchetState } from '../crypto/ratchet.js';
 import { createInvitation, type Invitation } from '../crypto/x3dh.js';
-import type { RandomSource } from '../crypto/random.js';
+import { ambientRandom as ambient } from './ambient-random.js';
 import type { Role } from './agent-store.js';
 
 export { RatchetError };
 
 const kemKeys = new KemKeyPool(1);
-
-/**
- * Set while a device-log event is applied (determinism.ts): every step
- * then draws from the event's seed, and key pairs made ahead of time are
- * not used (they would differ between devices).
- */
-let ambientRandom: RandomSource | undefined;
-
-/** Runs `fn` with every ratchet step drawing from `random` (nested calls restore the outer source). */
-export function withRatchetRandom<T>(random: RandomSource, fn: () => T): T {
-  const outer = ambientRandom;
-  ambientRandom = random;
-  try {
-    return fn();
-  } finally {
-    ambientRandom = outer;
-  }
-}
 
 /** The PQ role of a connection side: whoever sent the first ratchet message holds the keys. */
 export function pqRole(role: Role): PqRole {
@@ -62,7 +47,8 @@ export function pqRole(role: Role): PqRole {
 
 /** Fresh invitation keys, their ML-KEM key pair made ahead of time. */
 export function newInvitation(): Invitation {
-  return ambientRandom ? createInvitation(ambientRandom) : createInvitation(undefined, kemKeys.take());
+  const rng = ambient();
+  return rng ? createInvitation(rng) : createInvitation(undefined, kemKeys.take());
 }
 
 type SharedSecret = Parameters<typeof initSender>[0];
@@ -120,26 +106,30 @@ export interface Stepped<T> {
  */
 export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number, compact = false): Stepped<Uint8Array> {
   const old = load(state, role);
-  const r = ratchetEncrypt(old.state, plaintext, ad, ambientRandom ? { paddedLength, compact, rng: ambientRandom } : { paddedLength, compact });
+  const rng = ambient();
+  const r = ratchetEncrypt(old.state, plaintext, ad, rng ? { paddedLength, compact, rng } : { paddedLength, compact });
   return { state: keep(r.state, old.key), out: r.message };
 }
 
 /** Decrypts `message` under the stored state; RatchetError when it is replayed, tampered with or not ours. */
 export function open(state: Uint8Array, role: Role, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
   const old = load(state, role);
-  const r = ratchetDecrypt(old.state, message, ad, ambientRandom ? { rng: ambientRandom } : {});
+  const rng = ambient();
+  const r = ratchetDecrypt(old.state, message, ad, rng ? { rng } : {});
   return { state: keep(r.state, old.key), out: r.plaintext };
 }
 
 /** The joiner's first step: a ratchet started from the key agreement, and its first message sealed. */
 export function sealFirst(shared: SharedSecret, keys: InvitationPublic, plaintext: Uint8Array, ad: Uint8Array, paddedLength: number): Stepped<Uint8Array> {
-  const start = ambientRandom ? initSender(shared, keys, ambientRandom) : initSender(shared, keys, undefined, kemKeys.take());
-  const r = ratchetEncrypt(start, plaintext, ad, ambientRandom ? { paddedLength, rng: ambientRandom } : { paddedLength });
+  const rng = ambient();
+  const start = rng ? initSender(shared, keys, rng) : initSender(shared, keys, undefined, kemKeys.take());
+  const r = ratchetEncrypt(start, plaintext, ad, rng ? { paddedLength, rng } : { paddedLength });
   return { state: keep(r.state), out: r.message };
 }
 
 /** The invitation owner's first step: a ratchet started from the key agreement, and the joiner's first message opened. */
 export function openFirst(shared: Parameters<typeof initReceiver>[0], secrets: InvitationSecret, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
-  const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad, ambientRandom ? { rng: ambientRandom } : {});
+  const rng = ambient();
+  const r = ratchetDecrypt(initReceiver(shared, secrets), message, ad, rng ? { rng } : {});
   return { state: keep(r.state), out: r.plaintext };
 }

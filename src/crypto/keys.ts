@@ -120,17 +120,19 @@ function publicKeyObject(curve: Curve, raw: Uint8Array): KeyObject {
 }
 
 /**
- * A fresh Ed25519 key pair. `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`.
+ * A fresh Ed25519 key pair (from `rng`, by default the OS CSPRNG). `sign(kp.privateKey, msg)` then `verify(kp.publicKey, msg, sig)`.
  *
  * @example
  *   const { publicKey, privateKey } = generateSigningKeyPair();
  */
-export function generateSigningKeyPair(): KeyPair {
+export function generateSigningKeyPair(rng: RandomSource = randomBytes): KeyPair {
   // An Ed25519 private key is 32 uniformly random bytes (RFC 8032 §5.1.5),
   // which is all OpenSSL draws for one; drawing them here spares the export
   // of the private key. The public key still costs one DER export: OpenSSL
-  // offers no cheaper exact way to it.
-  const privateKey = randomBytes(KEY_LENGTH);
+  // offers no cheaper exact way to it. `rng` lets the agent draw them from
+  // an event's seed (docs/devices.md §3.2).
+  const privateKey = rng(KEY_LENGTH);
+  if (privateKey.length !== KEY_LENGTH) throw new RangeError(`the random source gave ${privateKey.length} bytes, not ${KEY_LENGTH}`);
   const publicObject = createPublicKey(privateKeyObject('ed25519', privateKey));
   const publicKey = rawPublic(publicObject);
   KEY_OBJECTS['ed25519:public'].set(publicKey, publicObject);
