@@ -29,7 +29,8 @@ type DB = Database.Database;
  * 6 (2026-11-28) a person's devices (docs/devices.md): the device group
  * and its log (`agent_device_group`), the devices (`agent_device_members`),
  * how far each device's events were applied (`agent_device_seqs`) and this
- * device's proposals not yet seen applied (`agent_device_pending`).
+ * device's proposals not yet seen applied (`agent_device_pending`), and
+ * which device delivers each outbox row (`agent_outbox.author`).
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
@@ -169,7 +170,9 @@ CREATE TABLE IF NOT EXISTS agent_outbox (
   attempts INTEGER NOT NULL DEFAULT 0,
   last_error TEXT,
   -- not tried again before this time (ms; null: at once)
-  next_at INTEGER
+  next_at INTEGER,
+  -- with several devices: the device that delivers it (null: this one, the profile's only device)
+  author INTEGER
 );
 CREATE INDEX IF NOT EXISTS agent_outbox_by_connection ON agent_outbox(connection_id, id);
 ${HOT_PATH_INDEXES}CREATE TABLE IF NOT EXISTS agent_recv_buffer (
@@ -304,6 +307,8 @@ export interface OutboxRow {
   last_error: string | null;
   /** Not tried again before this time (ms); null: at once. */
   next_at: number | null;
+  /** With several devices, the device that delivers it (docs/devices.md §3.3); null on a profile's only device. */
+  author: number | null;
 }
 
 export interface RequestRow {
@@ -373,7 +378,8 @@ ALTER TABLE agent_outbox ADD COLUMN next_at INTEGER;
   `
 ${HOT_PATH_INDEXES}`,
   // 6
-  DEVICE_TABLES,
+  `ALTER TABLE agent_outbox ADD COLUMN author INTEGER;
+${DEVICE_TABLES}`,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */

@@ -54,6 +54,8 @@ export class AgentStore {
     readonly db: DB,
     /** Stamps `created_at` of new rows. */
     private readonly clock: Clock = systemClock,
+    /** The device that delivers a row queued now (the author of the event being applied); null on a profile's only device. */
+    private readonly outboxAuthor: () => number | null = () => null,
   ) {
     migrateAgentSchema(db);
     this.relays = new RelayStore(db);
@@ -403,21 +405,23 @@ export class AgentStore {
     this.sql('DELETE FROM agent_snd_queues WHERE id = ?').run(id);
   }
 
-  enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error' | 'next_at'>): void {
+  enqueue(row: Omit<OutboxRow, 'id' | 'attempts' | 'last_error' | 'next_at' | 'author'>): void {
     const id = Number(
       this.sql(
-          `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent)
-           VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent)`,
+          `INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, wait_rcv_queue, after_sent, author)
+           VALUES (@connection_id, @snd_queue_id, @seq, @envelope, @signed, @wait_rcv_queue, @after_sent, @author)`,
         )
-        .run(row).lastInsertRowid,
+        .run({ ...row, author: this.outboxAuthor() }).lastInsertRowid,
     );
     if (this.cacheable) this.cache.keepEnvelope(id, Buffer.from(row.envelope));
   }
 
   /** The connection's queued messages in order, without their (large) envelopes. */
-  outboxOf(connectionId: string): Omit<OutboxRow, 'envelope'>[] {
-    return this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at FROM agent_outbox WHERE connection_id = ? ORDER BY id')
+  /** The connection's outbox; with `device`, only the rows that device delivers (and rows of no device). */
+  outboxOf(connectionId: string, device?: number): Omit<OutboxRow, 'envelope'>[] {
+    const rows = this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at, author FROM agent_outbox WHERE connection_id = ? ORDER BY id')
       .all(connectionId) as Omit<OutboxRow, 'envelope'>[];
+    return device === undefined ? rows : rows.filter((r) => r.author === null || r.author === device);
   }
 
   envelopeOf(outboxId: number): Buffer | undefined {

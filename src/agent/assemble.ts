@@ -47,7 +47,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const determinism = new Determinism(options.clock ?? systemClock);
   const clock = determinism.clock;
   const log = options.logger ?? defaultAgentLogger();
-  const store = new AgentStore(db, clock);
+  const store = new AgentStore(db, clock, () => determinism.author);
   const relays = new RelayDirectory(store, clock);
   const pool = new RelayPool(
     { reconnect: true, waitForReconnect: false, commandTimeoutMs: options.commandTimeoutMs ?? 10_000, connectTimeoutMs: options.connectTimeoutMs ?? 5000 },

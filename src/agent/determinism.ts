@@ -15,6 +15,7 @@ import { withAmbientRandom } from './ambient-random.js';
 
 export class Determinism {
   private time: number | undefined;
+  private device: number | null = null;
 
   constructor(private readonly base: Clock) {}
 
@@ -26,13 +27,20 @@ export class Determinism {
     return this.time !== undefined;
   }
 
-  run<T>(time: number, random: RandomSource, fn: () => T): T {
-    const outer = this.time;
+  /** The device whose event is being applied: it delivers what the event puts in the outbox (docs/devices.md §3.3). */
+  get author(): number | null {
+    return this.device;
+  }
+
+  run<T>(time: number, random: RandomSource, fn: () => T, author: number | null = null): T {
+    const outer = { time: this.time, device: this.device };
     this.time = time;
+    this.device = author;
     try {
       return withAmbientRandom(random, fn);
     } finally {
-      this.time = outer;
+      this.time = outer.time;
+      this.device = outer.device;
     }
   }
 }

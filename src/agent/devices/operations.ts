@@ -91,6 +91,6 @@ export class Operations {
     const { name, args } = decodeOperation(event.body);
     const apply = this.ops.get(name);
     if (!apply) throw new DeviceLogError('VERSION', `operation ${name}: made by a newer Nightjar`);
-    return this.determinism.run(context.time, context.random, () => apply(args, context));
+    return this.determinism.run(context.time, context.random, () => apply(args, context), event.author);
   };
 }
