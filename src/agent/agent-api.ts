@@ -149,6 +149,11 @@ export class AgentError extends Error {
 }
 
 export interface AgentOptions {
+  /**
+   * The device log of a profile with several devices (docs/devices.md):
+   * how to reach it. Default: the relay's log queue the group names.
+   */
+  readonly deviceLogTransport?: import('./devices/replication.js').DeviceLogTransportFactory;
   /** Milliseconds to connect to a relay and finish the handshake (default 5000). */
   readonly connectTimeoutMs?: number;
   /** Milliseconds before an unanswered relay command fails (default 10 000). */

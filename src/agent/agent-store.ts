@@ -417,6 +417,13 @@ export class AgentStore {
   }
 
   /** The connection's queued messages in order, without their (large) envelopes. */
+  /** One outbox row without its envelope, or undefined once it left. */
+  outboxRow(id: number): Omit<OutboxRow, 'envelope'> | undefined {
+    return this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at, author FROM agent_outbox WHERE id = ?').get(id) as
+      | Omit<OutboxRow, 'envelope'>
+      | undefined;
+  }
+
   /** The connection's outbox; with `device`, only the rows that device delivers (and rows of no device). */
   outboxOf(connectionId: string, device?: number): Omit<OutboxRow, 'envelope'>[] {
     const rows = this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at, author FROM agent_outbox WHERE connection_id = ? ORDER BY id')

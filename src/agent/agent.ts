@@ -221,16 +221,18 @@ export class Agent {
    * until nothing changes. Throws AgentError('RELAY_UNREACHABLE') if some
    * relay could not be reached; nothing is lost, it is retried next time.
    */
-  sync(options: { timeoutMs?: number; receive?: boolean } = {}): Promise<void> {
-    return this.p.scheduler.sync(options);
+  async sync(options: { timeoutMs?: number; receive?: boolean } = {}): Promise<void> {
+    await this.p.replication.ensureStarted();
+    await this.p.scheduler.sync(options);
   }
 
   /**
    * Long-running mode: resolves once subscribed; from then on handlers fire
    * as messages arrive, and pending work is retried, until close().
    */
-  start(): Promise<void> {
-    return this.p.scheduler.start();
+  async start(): Promise<void> {
+    await this.p.replication.ensureStarted();
+    await this.p.scheduler.start();
   }
 
   /** Whether start() is in effect (messages are pushed as they arrive). */
@@ -275,8 +277,39 @@ export class Agent {
     this.p.scheduler.kick();
   }
 
-  close(): Promise<void> {
-    return this.p.scheduler.close();
+  async close(): Promise<void> {
+    this.p.replication.close();
+    await this.p.scheduler.close();
+  }
+
+  // ---- several devices (docs/devices.md) ---------------------------------------------
+
+  /**
+   * Registers an operation on the profile under `name` (operations.ts): the
+   * chat layer registers its own. `apply` runs inside the agent's
+   * transaction and must be deterministic (docs/devices.md §3.2).
+   */
+  registerOperation(name: string, apply: (args: Uint8Array, context: { readonly mine: boolean }) => unknown): void {
+    this.p.replication.register(name, apply);
+  }
+
+  /**
+   * Carries out an operation: at once on a profile with one device; through
+   * the device log, on every device, with several. Resolves with what its
+   * apply function returned on this device.
+   */
+  operate(name: string, args: Uint8Array): Promise<unknown> {
+    return this.p.replication.operate(name, args);
+  }
+
+  /** While an event of the device log is applied, its time (ms): the clock the chat layer must use too. */
+  applyingAt(): number | undefined {
+    return this.p.determinism.applying ? this.p.determinism.clock() : undefined;
+  }
+
+  /** Whether this profile has several devices (a device group). */
+  get multiDevice(): boolean {
+    return this.p.replication.active;
   }
 }
 

@@ -14,7 +14,8 @@ import { Sequencer } from './gaps.js';
 import { Handshakes } from './handshake.js';
 import { Receiver } from './incoming.js';
 import { Determinism } from './determinism.js';
-import { defaultAgentLogger, type AgentLogger } from './log.js';
+import { encodeReceived, Replication } from './devices/replication.js';
+import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
 import { Outbox } from './outbox.js';
 import { QueueChanges } from './queue-changes.js';
@@ -41,6 +42,8 @@ export interface AgentParts {
   readonly scheduler: Scheduler;
   /** Sets the clock and the ratchet's randomness while a device-log event is applied (docs/devices.md §3.2). */
   readonly determinism: Determinism;
+  /** Several devices per person: operations, the device tables, the replica (docs/devices.md). */
+  readonly replication: Replication;
 }
 
 export function assemble(db: Database.Database, handlers: AgentHandlers, options: AgentOptions): AgentParts {
@@ -85,17 +88,36 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   // The scheduler needs delivery and receiving, and they call back into it: bound late.
   let scheduler: Scheduler | undefined;
   const serial = <T>(fn: () => Promise<T>): Promise<T> => scheduler!.serial(fn);
+  const replication = new Replication({ store, determinism, log, serial, kick: () => scheduler!.kick(), ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}) });
+  const proposeReceipt = (connectionId: string): void => {
+    replication.operate('agent.receipt', new TextEncoder().encode(connectionId)).catch((e: unknown) => log.warn({ err: errorFields(e) }, 'a receipt could not go to the device log'));
+  };
+  receipts.proposer = () => (replication.active ? proposeReceipt : undefined);
   const connections: Connections = new Connections(store, outbox, resender, receipts, sessions, (): Delivery => delivery, serial, clock, log);
   const delivery: Delivery = new Delivery(store, router, relays, handlers, clock, log, {
     unreachable: (what) => scheduler!.noteUnreachable(what),
     linkSpent: (connectionId): Promise<void> => connections.forgetSpentLink(connectionId),
+    replication: {
+      device: () => replication.device,
+      deliverable: (rows) => replication.deliverable(rows),
+      sent: (ids) => replication.sent(ids),
+    },
+  });
+  replication.registerAgentOperations({
+    process: (row, message) => receiver.process(row, message),
+    sent: (ids) => delivery.confirmed(ids),
+    receipt: (connectionId) => receipts.queueNow(connectionId),
   });
   const receiving = new Receiving(store, sessions, relays, receiver, log, {
     serial,
     afterPush: () => scheduler!.afterPush(),
     reconnected: () => scheduler!.reconnected(),
+    replication: {
+      active: () => replication.active,
+      propose: async (items) => (await replication.operate('agent.recv', encodeReceived(items))) as boolean[],
+    },
   });
-  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log }, options.retryMs);
+  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active }, options.retryMs);
   return {
     store,
     relays,
@@ -108,5 +130,6 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     queueChanges,
     scheduler,
     determinism,
+    replication,
   };
 }

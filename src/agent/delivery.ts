@@ -39,6 +39,16 @@ export interface DeliveryHooks {
   unreachable(what: string): void;
   /** The first message of a link was refused: the link is spent; forget the connection. */
   linkSpent(connectionId: string): Promise<void>;
+  /**
+   * With several devices (docs/devices.md §3.3): this device's number, the
+   * rows of its own it has not sent yet, and where accepted rows go
+   * (proposed as agent.sent, which removes them on every device).
+   */
+  readonly replication?: {
+    readonly device: () => number | undefined;
+    deliverable<T extends { id: number }>(rows: readonly T[]): T[];
+    sent(ids: readonly number[]): void;
+  };
 }
 
 export class Delivery {
@@ -66,20 +76,23 @@ export class Delivery {
     const waiting = (r: Queued): boolean => options.respectBackoff === true && r.next_at !== null && r.next_at > now;
     // Read once and worked through, then once more for what was queued meanwhile: not once per
     // batch, which with a long outbox read every row again for each 16 sent.
-    let rows = this.store.outboxOf(connectionId);
+    const device = this.hooks.replication?.device();
+    const outbox = (): Queued[] => (device === undefined ? this.store.outboxOf(connectionId) : this.hooks.replication!.deliverable(this.store.outboxOf(connectionId, device)));
+    let rows = outbox();
     let fresh = true;
     const drop = (ids: ReadonlySet<number>): void => void (rows = rows.filter((r) => !ids.has(r.id)));
     for (;;) {
       const row = rows.find((r) => !blocked.has(r.snd_queue_id));
       if (!row) {
         if (fresh) return progress;
-        rows = this.store.outboxOf(connectionId);
+        rows = outbox();
         fresh = true;
         continue;
       }
       const snd = this.store.sndQueue(row.snd_queue_id);
       if (!snd) {
-        this.store.deleteOutgoing(row.id);
+        // With several devices the row goes when the event that dropped its queue says so.
+        if (device === undefined) this.store.deleteOutgoing(row.id);
         drop(new Set([row.id]));
         continue;
       }
@@ -107,14 +120,9 @@ export class Delivery {
       const results = await Promise.allSettled(batch.map((r, i) => this.router.send(connectionId, snd.relay, senderQueue(snd, r.signed === 1), fillEnvelope(envelopes[i]!))));
       const sent = batch.filter((_, i) => results[i]!.status === 'fulfilled');
       if (sent.length > 0) {
+        if (device !== undefined) this.hooks.replication!.sent(sent.map((r) => r.id));
         // Unflushed: lost only with power, and then these are sent again and the contact drops them.
-        this.store.txUnflushed(() => {
-          for (const r of sent) {
-            this.store.deleteOutgoing(r.id);
-            if (r.seq !== null) this.handlers.onSent(connectionId, r.seq);
-            if (r.after_sent === 'retire') this.store.deleteSndQueue(snd.id);
-          }
-        });
+        else this.store.txUnflushed(() => this.confirmedRows(sent));
         progress = true;
       }
       const failures = results.flatMap((res, i) => (res.status === 'rejected' ? [{ row: batch[i]!, error: res.reason as unknown }] : []));
@@ -130,6 +138,24 @@ export class Delivery {
       }
       // Unreachable, over quota or not yet secured: it stays queued and holds back its lane only.
       blocked.add(snd.id);
+    }
+  }
+
+  /** Rows the relays accepted leave the outbox: shown as sent, a retired queue dropped (inside a transaction; agent.sent). */
+  confirmed(ids: readonly number[]): void {
+    const rows: Queued[] = [];
+    for (const id of ids) {
+      const r = this.store.outboxRow(id);
+      if (r) rows.push(r);
+    }
+    this.confirmedRows(rows);
+  }
+
+  private confirmedRows(rows: readonly Queued[]): void {
+    for (const r of rows) {
+      this.store.deleteOutgoing(r.id);
+      if (r.seq !== null) this.handlers.onSent(r.connection_id, r.seq);
+      if (r.after_sent === 'retire') this.store.deleteSndQueue(r.snd_queue_id);
     }
   }
 

@@ -20,12 +20,26 @@ export const RECEIPT_DELAY_MS = 250;
 export class Receipts {
   /** performance.now() when each connection's owed receipt was first seen here. */
   private readonly owedSince = new Map<string, number>();
+  /** With several devices: the rcpt_pending each connection's last proposed receipt covers. */
+  private readonly proposedUpTo = new Map<string, number>();
+
+  /** With several devices, how a due receipt is proposed to the device log (agent.receipt) instead of queued here; undefined on one device. */
+  proposer: () => ((connectionId: string) => void) | undefined = () => undefined;
 
   constructor(
     private readonly store: AgentStore,
     private readonly outbox: Outbox,
     private readonly delayMs = RECEIPT_DELAY_MS,
   ) {}
+
+  /** Queues the RCPT a connection is owed, if it still is and has a queue to send it on (agent.receipt). */
+  queueNow(connectionId: string): void {
+    const c = this.store.connection(connectionId);
+    if (!c || c.status === 'deleted' || c.rcpt_pending <= c.rcpt_sent) return;
+    if (this.store.currentSndQueues(c.id).length === 0) return;
+    this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending, skipped: [] });
+    this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
+  }
 
   /**
    * The receipt a MSG of `bodyLength` bytes to `c` carries, if one is owed,
@@ -61,10 +75,16 @@ export class Receipts {
         next = Math.min(next ?? wait, wait);
         continue;
       }
-      this.store.tx(() => {
-        this.outbox.enqueueAll(c.id, { tag: 'RCPT', upTo: c.rcpt_pending, skipped: [] });
-        this.store.updateConnection(c.id, { rcpt_sent: c.rcpt_pending });
-      });
+      const propose = this.proposer();
+      if (propose) {
+        // Proposed once per owed count: until it is applied the connection still looks owed.
+        if (this.proposedUpTo.get(c.id) !== c.rcpt_pending) {
+          this.proposedUpTo.set(c.id, c.rcpt_pending);
+          propose(c.id);
+        }
+      } else {
+        this.store.tx(() => this.queueNow(c.id));
+      }
       this.owedSince.delete(c.id);
     }
     return next;

@@ -66,7 +66,19 @@ export interface ReceivingHooks {
   afterPush(): Promise<void>;
   /** A relay session came back: retry what waits. */
   reconnected(): void;
+  /**
+   * With several devices (docs/devices.md §3.5): pushed messages are
+   * proposed to the device log (agent.recv) and acknowledged once applied;
+   * the promise says, for each, whether it was.
+   */
+  readonly replication?: {
+    active(): boolean;
+    propose(items: readonly { recipientId: Uint8Array; message: ReceivedMessage }[]): Promise<boolean[]>;
+  };
 }
+
+/** Pushed messages per agent.recv event: each is up to a full envelope, and an event holds about eight (log-entry.ts). */
+const RECEIVED_PER_EVENT = 6;
 
 export class Receiving {
   private readonly subscribedClients = new Set<RelayClient>();
@@ -209,10 +221,29 @@ export class Receiving {
         const batch = this.pushed;
         this.pushed = [];
         if (batch.length === 0) return;
+        if (this.hooks.replication?.active()) {
+          this.proposeReceived(batch);
+          return;
+        }
         this.acknowledge(this.apply(batch));
         await this.hooks.afterPush();
       })
       .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'handling pushed messages failed'));
+  }
+
+  /**
+   * Proposes pushed messages to the device log and acknowledges each once
+   * applied. Not awaited: the caller is in the serial chain, where the
+   * event will be applied after it (replication.ts).
+   */
+  private proposeReceived(batch: readonly Arrival[]): void {
+    for (let at = 0; at < batch.length; at += RECEIVED_PER_EVENT) {
+      const part = batch.slice(at, at + RECEIVED_PER_EVENT);
+      this.hooks
+        .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
+        .then((applied) => this.acknowledge(part.filter((_, i) => applied[i] === true)))
+        .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'received messages could not go to the device log; the relay delivers them again'));
+    }
   }
 
   /** Closing: what is gathered and not applied yet stays with the relay, which pushes it again after the next SUB. */

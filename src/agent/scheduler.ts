@@ -34,6 +34,14 @@ export interface SchedulerParts {
   readonly sequencer: Sequencer;
   readonly resender: Resender;
   readonly log: AgentLogger;
+  /**
+   * Whether the profile has several devices (docs/devices.md). Then
+   * messages arrive only by subscription (each goes through the device
+   * log), and the upkeep that changes the profile by itself (securing,
+   * rotating and retiring queues, lost relays, address keys, gaps,
+   * forgetting old sent copies) waits: it is not yet proposed to the log.
+   */
+  readonly replicated: () => boolean;
 }
 
 export class Scheduler {
@@ -75,7 +83,7 @@ export class Scheduler {
   async sync(options: { timeoutMs?: number; receive?: boolean } = {}): Promise<void> {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
     // While start() runs, subscriptions push every message: fetching with GET as well would race them.
-    const receive = options.receive !== false && !this.running;
+    const receive = options.receive !== false && !this.running && !this.parts.replicated();
     await this.serial(async () => {
       for (let round = 0; round < 50 && performance.now() < deadline; round++) {
         this.unreachable.clear();
@@ -99,7 +107,7 @@ export class Scheduler {
     if (this.running) return;
     this.running = true;
     await this.serial(async () => {
-      await this.parts.receiving.receiveAll();
+      if (!this.parts.replicated()) await this.parts.receiving.receiveAll();
       await this.upkeep();
       await this.flushAll(false);
     });
@@ -112,7 +120,7 @@ export class Scheduler {
         await this.flushAll(true);
       })
         .then(async () => {
-          if ((await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
+          if (!this.parts.replicated() && (await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
         })
         .catch((e: unknown) => this.parts.log.warn({ err: errorFields(e) }, 'a background round failed; the next one tries again'))
         .finally(() => {
@@ -155,6 +163,7 @@ export class Scheduler {
   /** Work due by age: lost queues replaced, address keys rotated, gaps asked for or given up, old sent copies forgotten. */
   private async upkeep(): Promise<boolean> {
     const { lostQueues, addressKeys, sequencer, resender, store } = this.parts;
+    if (this.parts.replicated()) return false;
     let progress = await lostQueues.replace();
     if (await addressKeys.rotateDue()) progress = true;
     if (sequencer.tick()) progress = true;
@@ -165,7 +174,8 @@ export class Scheduler {
   /** Secures queues, queues receipts that are due, sends every outbox, deletes queues that are done. */
   private async flushAll(respectBackoff: boolean): Promise<boolean> {
     const { store, delivery, receipts, queueChanges, log } = this.parts;
-    let progress = await queueChanges.securePending();
+    const replicated = this.parts.replicated();
+    let progress = replicated ? false : await queueChanges.securePending();
     const receiptIn = receipts.queueDue(!this.running);
     if (receiptIn !== undefined && this.running && !this.receiptTimer) {
       this.receiptTimer = setTimeout(() => {
@@ -181,7 +191,7 @@ export class Scheduler {
         log.debug({ err: errorFields(e) }, 'a connection’s outbox waits');
       }
     }
-    if (await queueChanges.retire()) progress = true;
+    if (!replicated && (await queueChanges.retire())) progress = true;
     return progress;
   }
 }

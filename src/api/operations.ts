@@ -181,7 +181,7 @@ async function verify(ctx: OpContext, p: Params): Promise<{ contact: ContactView
 async function send(ctx: OpContext, p: Params): Promise<{ message: MessageView; note: string | null }> {
   const { chat, agent } = ctx.session;
   const contact = contactOf(ctx, p);
-  const queued = chat.send(contact, str(p, 'text'));
+  const queued = await chat.send(contact, str(p, 'text'));
   const label = contactLabel(contact);
   if (!chat.isConnected(contact)) {
     const unreachable = await deliverReporting(ctx);
@@ -211,7 +211,7 @@ async function read(ctx: OpContext, p: Params): Promise<{ messages: MessageView[
   const messages = chat.unread(only === undefined ? undefined : fresh(ctx, only));
   const requests = chat.requests().filter((r) => !r.shown);
   chat.store.markRequestsShown(requests.map((r) => r.n));
-  chat.markRead(messages);
+  await chat.markRead(messages);
   if (messages.length > 0 && unreachable === undefined) await deliverReporting(ctx); // read receipts; a failure leaves them for next time
   const waiting = chat.contacts().filter((c) => c.status === 'pending' && c.displayName !== null);
   return {

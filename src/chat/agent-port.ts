@@ -22,4 +22,10 @@ export interface ChatAgent {
   connection(id: string): ConnectionInfo | undefined;
   /** The connection's security code, once its key agreement is done. */
   securityCode(connectionId: string): string | undefined;
+  /** Registers an operation on the profile (docs/devices.md §3): applied the same way on every device of the person. */
+  registerOperation(name: string, apply: (args: Uint8Array, context: { readonly mine: boolean }) => unknown): void;
+  /** Carries out a registered operation: at once with one device, through the device log with several. */
+  operate(name: string, args: Uint8Array): Promise<unknown>;
+  /** While a device-log event is applied, its time (ms): the chat layer's clock then. */
+  applyingAt(): number | undefined;
 }

@@ -11,12 +11,19 @@ import { AgentError, type AgentHandlers, type IncomingMessage, type IncomingRequ
 import type { ChatAgent } from './agent-port.js';
 import { decodeBody, encodeBody, encodePeerInfo, validName, type ChatBody } from './body.js';
 import { contactLabel, findContact } from './contacts.js';
-import { ChatError } from './errors.js';
+import { ChatError, type ChatErrorCode } from './errors.js';
 import { IncomingHandlers, type ChatListener } from './incoming.js';
 import { eraseOldVersions, type DB } from './profile-db.js';
 import { createChatSchema, migrateChatSchema } from './schema.js';
 import { ChatStore, type Contact, type ContactOrigin, type ContactRequest, type Message } from './store.js';
 import { formatTtl } from './ttl.js';
+import { Reader, Writer } from '../protocol/codec.js';
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** What an operation of the chat layer answers: its value, or why it was refused where it landed in the log. */
+type OperationResult<T> = { readonly value: T } | { readonly error: { readonly code: ChatErrorCode; readonly message: string } };
 
 export type Clock = () => number;
 
@@ -35,12 +42,22 @@ export class Chat implements AgentHandlers {
   private readonly incoming: IncomingHandlers;
   private agentRef: ChatAgent | undefined;
 
+  /**
+   * The chat layer's clock (seconds): while the agent applies a device-log
+   * event, that event's time, so every device stamps the same rows the
+   * same (docs/devices.md §3.2); otherwise `baseNow`.
+   */
+  private readonly now: Clock = () => {
+    const applying = this.agentRef?.applyingAt();
+    return applying !== undefined ? Math.floor(applying / 1000) : this.baseNow();
+  };
+
   private constructor(
     readonly db: DB,
-    private readonly now: Clock,
+    private readonly baseNow: Clock,
   ) {
     this.store = new ChatStore(db);
-    this.incoming = new IncomingHandlers(this.store, now);
+    this.incoming = new IncomingHandlers(this.store, this.now);
   }
 
   /** Creates the chat tables and the profile row in a new profile database. */
@@ -58,6 +75,9 @@ export class Chat implements AgentHandlers {
   /** Connects the agent that was opened with this Chat as its handlers. */
   attach(agent: ChatAgent): void {
     this.agentRef = agent;
+    // The chat layer's own operations (docs/devices.md §3.6): applied the same way on every device.
+    agent.registerOperation('chat.send', (args) => this.applySend(args));
+    agent.registerOperation('chat.read', (args) => this.applyRead(args));
   }
 
   private get agent(): ChatAgent {
@@ -287,10 +307,46 @@ export class Chat implements AgentHandlers {
     return this.agent.transaction(() => store(this.agent.send(contact.connectionId, bytes)));
   }
 
-  /** Stores and queues a text message; it leaves with the next agent.sync() or while agent.start() runs. */
-  send(contact: Contact, text: string): Message {
+  /**
+   * Stores and queues a text message; it leaves with the next agent.sync()
+   * or while agent.start() runs. With several devices it is stored once the
+   * device log has it, on every device (the `chat.send` operation).
+   */
+  async send(contact: Contact, text: string): Promise<Message> {
     if (text.trim().length === 0) throw new ChatError('BAD_INPUT', 'the message is empty');
     this.sendable(contact);
+    const length = encodeBody({ type: 'text', text, ...(contact.ttlSeconds !== null ? { ttl: contact.ttlSeconds } : {}) }).length;
+    if (length > this.agent.maxBodyLength) throw new ChatError('BAD_INPUT', `message too long: ${length} bytes encoded, at most ${this.agent.maxBodyLength}`);
+    const out = (await this.agent.operate('chat.send', new Writer().u64(BigInt(contact.id)).bytes(utf8.encode(text)).finish())) as OperationResult<number>;
+    if ('error' in out) throw new ChatError(out.error.code, out.error.message);
+    return this.store.message(out.value)!;
+  }
+
+  /** chat.send: the contact as it is where the operation lands in the log, checked again. */
+  private applySend(args: Uint8Array): OperationResult<number> {
+    const r = new Reader(args);
+    const contactId = Number(r.u64('contact'));
+    const text = fromUtf8.decode(r.rest());
+    return this.refusal(() => {
+      const contact = this.store.contact(contactId);
+      if (!contact) throw new ChatError('UNKNOWN_CONTACT', `no contact #${contactId}`);
+      this.sendable(contact);
+      return this.storeAndQueue(contact, text).id;
+    });
+  }
+
+  /** A refusal as a value (an operation must not throw: docs/devices.md §9.3), anything else as it is. */
+  private refusal<T>(fn: () => T): OperationResult<T> {
+    try {
+      return { value: fn() };
+    } catch (e) {
+      if (e instanceof ChatError) return { error: { code: e.code, message: e.message } };
+      if (e instanceof AgentError) return { error: { code: 'CONTACT_NOT_READY', message: e.message } };
+      throw e;
+    }
+  }
+
+  private storeAndQueue(contact: Contact, text: string): Message {
     const now = this.now();
     const ttl = contact.ttlSeconds ?? undefined;
     const body: ChatBody = ttl === undefined ? { type: 'text', text } : { type: 'text', text, ttl };
@@ -319,7 +375,19 @@ export class Chat implements AgentHandlers {
    * Marks incoming messages as read and queues a read receipt ("read up to
    * seq N") to each contact concerned that can still receive one.
    */
-  markRead(messages: readonly Message[]): void {
+  async markRead(messages: readonly Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    const w = new Writer().u16(messages.length);
+    for (const m of messages) w.u64(BigInt(m.id));
+    await this.agent.operate('chat.read', w.finish());
+  }
+
+  /** chat.read: the messages by ID, as they are where the operation lands in the log. */
+  private applyRead(args: Uint8Array): void {
+    const r = new Reader(args);
+    const ids: number[] = [];
+    for (let n = r.u16('count'), i = 0; i < n; i++) ids.push(Number(r.u64('message')));
+    const messages = ids.map((id) => this.store.message(id)).filter((m): m is Message => m !== undefined);
     if (messages.length === 0) return;
     const now = this.now();
     this.agent.transaction(() => {

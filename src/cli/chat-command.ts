@@ -39,24 +39,24 @@ function needContact(view: ChatView): NonNullable<ChatView['current']> {
   return view.current;
 }
 
-function showHistory(view: ChatView, session: Session, limit: number): void {
+async function showHistory(view: ChatView, session: Session, limit: number): Promise<void> {
   const c = needContact(view);
   const messages = session.chat.history(c, limit);
   if (messages.length === 0) view.info(`No messages with ${safe(contactLabel(c))} yet.`);
   for (const m of messages) view.message(m);
-  session.chat.markRead(session.chat.unread(c));
+  await session.chat.markRead(session.chat.unread(c));
   session.agent.kick();
 }
 
 const COMMANDS: Record<string, Handler> = {
   help: (view) => HELP.forEach((line) => view.info(line)),
-  to: (view, session, arg) => {
+  to: async (view, session, arg) => {
     view.current = session.chat.find(arg);
     view.setPrompt();
     const shown = contactView(view.current);
     view.show(shown, () => style.bold(`— ${contactText(shown)}`));
     if (shown.keysChanged) view.show(undefined, () => keysChangedWarning(shown));
-    showHistory(view, session, 20);
+    await showHistory(view, session, 20);
   },
   contacts: (view, session) => {
     const unread = new Map<number, number>();
@@ -145,7 +145,7 @@ async function handleLine(view: ChatView, session: Session, line: string): Promi
     return handler(view, session, rest.join(' '));
   }
   const contact = needContact(view);
-  const m = session.chat.send(contact, line);
+  const m = await session.chat.send(contact, line);
   session.agent.kick(); // deliver now rather than at the next retry
   view.eraseTyped(line);
   view.message(m);

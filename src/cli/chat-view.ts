@@ -112,8 +112,10 @@ export class ChatView {
         if (!m || m.direction !== 'in') return; // our own lines are printed when typed
         this.message(m);
         if (this.current?.id === m.contactId) {
-          this.chat.markRead([m]);
-          this.afterSend();
+          this.chat.markRead([m]).then(
+            () => this.afterSend(),
+            (e: unknown) => this.error(`could not mark the message read: ${e instanceof Error ? e.message : String(e)}`),
+          );
         }
         return;
       }

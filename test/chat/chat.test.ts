@@ -38,7 +38,7 @@ test('an invitation is a pending contact until the handshake brings the peer nam
   assert.match(link, /^nightjar:invite#/);
   assert.equal(contact.status, 'pending');
   assert.equal(contact.origin, 'invite');
-  assert.throws(() => chat.send(contact, 'too early'), code('CONTACT_NOT_READY'));
+  await assert.rejects(chat.send(contact, 'too early'), code('CONTACT_NOT_READY'));
   agent.status.set(contact.connectionId, 'ready');
   chat.onConnected(contact.connectionId, encodePeerInfo({ name: 'Bob' }));
   const bob = chat.find('bob');
@@ -70,8 +70,8 @@ test('our profile goes to the agent as peer info', async () => {
 test('sending stores the message with the agent seq; sent, delivered and read marks follow', async () => {
   const { chat, agent, clock } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
-  const m1 = chat.send(bob, 'hello');
-  const m2 = chat.send(bob, 'second');
+  const m1 = await chat.send(bob, 'hello');
+  const m2 = await chat.send(bob, 'second');
   assert.equal(m1.seq, 1);
   assert.equal(m2.seq, 2);
   assert.equal(m1.status, 'queued');
@@ -95,9 +95,9 @@ test('sending stores the message with the agent seq; sent, delivered and read ma
 test('empty and oversized messages are refused before reaching the agent', async () => {
   const { chat, agent } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
-  assert.throws(() => chat.send(bob, '   '), code('BAD_INPUT'));
+  await assert.rejects(chat.send(bob, '   '), code('BAD_INPUT'));
   agent.maxBodyLength = 100;
-  assert.throws(() => chat.send(bob, 'x'.repeat(200)), code('BAD_INPUT'));
+  await assert.rejects(chat.send(bob, 'x'.repeat(200)), code('BAD_INPUT'));
   assert.equal(agent.sent.length, 0);
   assert.equal(chat.history(bob).filter((m) => m.kind === 'text').length, 0);
 });
@@ -105,7 +105,7 @@ test('empty and oversized messages are refused before reaching the agent', async
 test('incoming messages are stored once, shown as unread, and reading them sends one receipt', async () => {
   const { chat, agent } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
-  chat.markRead(chat.unread(bob)); // the "connected" event
+  await chat.markRead(chat.unread(bob)); // the "connected" event
   chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'one' }));
   chat.onMessage(bob.connectionId, incoming(2, { type: 'text', text: 'two' }));
   chat.onMessage(bob.connectionId, incoming(2, { type: 'text', text: 'two' })); // duplicate seq
@@ -114,12 +114,12 @@ test('incoming messages are stored once, shown as unread, and reading them sends
     unread.map((m) => m.text),
     ['one', 'two'],
   );
-  chat.markRead(unread);
+  await chat.markRead(unread);
   assert.deepEqual(lastSent(agent), { type: 'read', upTo: 2 });
   assert.equal(chat.unread().length, 0);
   assert.equal(chat.history(bob).at(-1)!.status, 'read');
   const receipts = agent.sent.length;
-  chat.markRead(chat.history(bob)); // nothing new: no second receipt
+  await chat.markRead(chat.history(bob)); // nothing new: no second receipt
   assert.equal(agent.sent.length, receipts);
 });
 
@@ -129,7 +129,7 @@ test('a disappearing timer is sent to the contact and applies to both sides', as
   const updated = chat.setTimer(bob, 60);
   assert.equal(updated.ttlSeconds, 60);
   assert.deepEqual(lastSent(agent), { type: 'timer', ttl: 60 });
-  const mine = chat.send(updated, 'self-destructs');
+  const mine = await chat.send(updated, 'self-destructs');
   assert.deepEqual(lastSent(agent), { type: 'text', text: 'self-destructs', ttl: 60 });
   assert.equal(mine.expiresAt, mine.sentAt + 60);
   chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'theirs', ttl: 30 }, clock.now()));
@@ -261,7 +261,7 @@ test('contact requests: stored with the name, accepted into a contact or rejecte
 test('deleting a contact deletes the connection and the whole history', async () => {
   const { chat, agent, db } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
-  chat.send(bob, 'hello');
+  await chat.send(bob, 'hello');
   chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'hi' }));
   await chat.deleteContact(bob);
   assert.deepEqual(agent.deleted, [bob.connectionId]);
@@ -277,8 +277,8 @@ test('when the contact deletes us, the contact stays readable but cannot be writ
   const gone = chat.find('bob');
   assert.equal(gone.status, 'left');
   assert.equal(chat.unread(gone).at(-1)!.text, 'Bob deleted this contact');
-  assert.throws(() => chat.send(gone, 'hello?'), code('CONTACT_NOT_READY'));
-  chat.markRead(chat.unread(gone)); // no receipt to a contact that left
+  await assert.rejects(chat.send(gone, 'hello?'), code('CONTACT_NOT_READY'));
+  await chat.markRead(chat.unread(gone)); // no receipt to a contact that left
   assert.equal(agent.sent.length, 0);
 });
 
@@ -352,12 +352,12 @@ test('a name that arrives during the handshake shows the contact, lets messages 
   assert.deepEqual([bob.status, bob.displayName, bob.expiresAt], ['pending', 'Bob', null]);
   assert.deepEqual(chat.contacts().map((c) => c.displayName), ['Bob'], 'listed without --all');
   assert.equal(chat.isConnected(bob), false);
-  const m = chat.send(bob, 'written early');
+  const m = await chat.send(bob, 'written early');
   assert.equal(m.status, 'queued');
   assert.equal(agent.sent.length, 1);
   clock.tick(3600);
   assert.equal(await chat.expireInvitations(), 0, 'someone used it: it does not expire');
   // A contact whose side has not answered at all cannot be written to.
   const { contact: unused } = await chat.invite();
-  assert.throws(() => chat.send(unused, 'hello?'), code('CONTACT_NOT_READY'));
+  await assert.rejects(chat.send(unused, 'hello?'), code('CONTACT_NOT_READY'));
 });

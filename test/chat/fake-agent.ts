@@ -27,6 +27,23 @@ export class FakeAgent implements ChatAgent {
     return this.db ? this.db.transaction(fn)() : fn();
   }
 
+  private readonly operations = new Map<string, (args: Uint8Array, context: { readonly mine: boolean }) => unknown>();
+
+  registerOperation(name: string, apply: (args: Uint8Array, context: { readonly mine: boolean }) => unknown): void {
+    this.operations.set(name, apply);
+  }
+
+  /** As the agent does on a profile with one device: at once, in one transaction. */
+  async operate(name: string, args: Uint8Array): Promise<unknown> {
+    const apply = this.operations.get(name);
+    if (!apply) throw new Error(`no operation ${name}`);
+    return this.transaction(() => apply(args, { mine: true }));
+  }
+
+  applyingAt(): number | undefined {
+    return undefined;
+  }
+
   private newConnection(status: ConnectionStatus): string {
     const id = `conn-${++this.n}`;
     this.status.set(id, status);

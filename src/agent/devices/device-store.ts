@@ -35,6 +35,8 @@ export interface DeviceMemberRow {
 
 export class DeviceStore implements ReplicaStore {
   private readonly statements = new Map<string, Database.Statement>();
+  /** The group as last read outside a transaction (it is read on every send and receive, and changes at linking only). */
+  private groupRead: { row: DeviceGroupRow | undefined } | undefined;
 
   constructor(
     private readonly db: DB,
@@ -54,6 +56,14 @@ export class DeviceStore implements ReplicaStore {
 
   /** The group, or undefined for a profile on one device. */
   group(): DeviceGroupRow | undefined {
+    if (this.groupRead && !this.db.inTransaction) return this.groupRead.row;
+    const row = this.readGroup();
+    // Only what a committed state says is kept: a transaction may still roll back.
+    if (!this.db.inTransaction) this.groupRead = { row };
+    return row;
+  }
+
+  private readGroup(): DeviceGroupRow | undefined {
     return this.sql('SELECT generation, device, group_key, log_relay, log_recipient_id, log_sender_id, log_recipient_key, log_queue_key, log_sender_key FROM agent_device_group WHERE id = 1').get() as
       | DeviceGroupRow
       | undefined;
@@ -61,6 +71,7 @@ export class DeviceStore implements ReplicaStore {
 
   /** Sets up (or, for a new generation, replaces) the group; reading starts at position 1 of its log. */
   setGroup(g: DeviceGroupRow): void {
+    this.groupRead = undefined;
     this.sql(
       `INSERT OR REPLACE INTO agent_device_group (id, generation, device, group_key, log_relay, log_recipient_id, log_sender_id, log_recipient_key, log_queue_key, log_sender_key, applied, resume_from, own_seq)
        VALUES (1, @generation, @device, @group_key, @log_relay, @log_recipient_id, @log_sender_id, @log_recipient_key, @log_queue_key, @log_sender_key, 0, 1, 0)`,

@@ -1,0 +1,211 @@
+/**
+ * The agent on a profile with several devices (docs/devices.md §3): owns
+ * the operations registry, the device tables and, once the profile has a
+ * device group, the replica that reads and appends the device log. The
+ * agent's own operations live here:
+ *
+ *   agent.recv     messages a device received: applied as receiving them
+ *                  is on one device; the device that received them
+ *                  acknowledges them once applied
+ *   agent.sent     outbox rows the relays accepted: they leave the outbox,
+ *                  show as sent, a retired queue goes
+ *   agent.receipt  a receipt due on a connection: queued as RCPT
+ *
+ * Everything that applies an event runs in the agent's serial chain, as
+ * pushed messages do on one device, so an event never lands in the middle
+ * of a delivery or a receive round. A step of that chain must therefore
+ * never wait for an operation it proposes (the operation's own turn comes
+ * after it): it proposes and goes on, and what follows the operation
+ * (an ACK) hangs on the operation's promise.
+ */
+import { Reader, Writer } from '../../protocol/codec.js';
+import type { ReceivedMessage } from '../../client/queues.js';
+import type { AgentStore, RcvQueueRow } from '../agent-store.js';
+import type { Determinism } from '../determinism.js';
+import type { AgentLogger } from '../log.js';
+import { errorFields } from '../log.js';
+import { DeviceStore } from './device-store.js';
+import { entryKey } from './log-entry.js';
+import { Operations, type OperationApply } from './operations.js';
+import { Replica, type DeviceLogTransport } from './replica.js';
+import type { DeviceGroupRow } from './device-store.js';
+
+/** Builds the transport to a group's log (the relay's log queue; a stand-in in unit tests). */
+export type DeviceLogTransportFactory = (group: DeviceGroupRow) => DeviceLogTransport;
+
+/** A message as a device received it, by the recipient ID of its queue (the same on every device). */
+export interface ReceivedItem {
+  readonly recipientId: Uint8Array;
+  readonly message: ReceivedMessage;
+}
+
+/** What applying received messages takes from the receiving side: process one, in its own savepoint. */
+export type ProcessReceived = (rcv: RcvQueueRow, message: ReceivedMessage) => void;
+
+export interface ReplicationParts {
+  readonly store: AgentStore;
+  readonly determinism: Determinism;
+  readonly log: AgentLogger;
+  /** The agent's serial chain. */
+  readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
+  readonly transport?: DeviceLogTransportFactory;
+  /** After an event of this device is applied: deliver what it queued. */
+  readonly kick: () => void;
+}
+
+export class Replication {
+  readonly operations: Operations;
+  readonly devices: DeviceStore;
+  private replica: Replica | undefined;
+  private starting: Promise<void> | undefined;
+  /** Outbox rows this device sent whose `agent.sent` is not applied yet: not sent again meanwhile. */
+  private readonly sentHere = new Set<number>();
+
+  constructor(private readonly p: ReplicationParts) {
+    this.devices = new DeviceStore(p.store.db, (fn) => p.store.tx(fn));
+    this.operations = new Operations(p.determinism, (fn) => p.store.tx(fn));
+  }
+
+  /** Whether the profile has a device group: then operations go through the log. */
+  get active(): boolean {
+    return this.devices.group() !== undefined;
+  }
+
+  /** This device's number in its group, or undefined on a profile with one device. */
+  get device(): number | undefined {
+    return this.devices.group()?.device;
+  }
+
+  register(name: string, apply: OperationApply): void {
+    this.operations.register(name, apply);
+  }
+
+  /** Applies or proposes an operation (operations.ts); with a group, starts reading the log first if it is not yet. */
+  async operate(name: string, args: Uint8Array): Promise<unknown> {
+    if (this.active) await this.ensureStarted();
+    return this.operations.operate(name, args);
+  }
+
+  /** Reads the log from where this device left off, if the profile has a group; idempotent. */
+  ensureStarted(): Promise<void> {
+    const group = this.devices.group();
+    if (!group || this.replica) return Promise.resolve();
+    this.starting ??= this.start(group);
+    return this.starting;
+  }
+
+  private async start(group: DeviceGroupRow): Promise<void> {
+    if (!this.p.transport) throw new Error('this agent has no device log transport');
+    const raw = this.p.transport(group);
+    // Every event is applied in the agent's serial chain (see the top of this file).
+    const transport: DeviceLogTransport = {
+      append: (entry) => raw.append(entry),
+      subscribe: (from, onEntry) => raw.subscribe(from, (position, entry) => void this.p.serial(async () => onEntry(position, entry))),
+    };
+    const replica = new Replica({
+      transport,
+      store: this.devices,
+      entryKey: entryKey(new Uint8Array(group.group_key)),
+      generation: group.generation,
+      device: group.device,
+      apply: (event, context) => {
+        const out = this.operations.applier(event, context);
+        if (context.mine) this.p.kick();
+        return out;
+      },
+      clock: this.p.determinism.clock,
+      onProblem: (problem) =>
+        problem.type === 'halted'
+          ? this.p.log.error({ position: problem.position, err: errorFields(problem.error) }, 'this device stopped applying its device log')
+          : this.p.log.warn({ position: problem.position, err: errorFields(problem.error) }, 'a device-log entry was skipped'),
+    });
+    this.replica = replica;
+    this.operations.attach(replica);
+    await replica.start();
+  }
+
+  close(): void {
+    this.replica?.close();
+  }
+
+  // ---- the agent's own operations ----
+
+  /** Registers agent.recv, agent.sent and agent.receipt. */
+  registerAgentOperations(o: { process: ProcessReceived; sent: (ids: readonly number[]) => void; receipt: (connectionId: string) => void }): void {
+    this.register('agent.recv', (args) => {
+      const items = decodeReceived(args);
+      return items.map((item) => {
+        const row = this.p.store.rcvQueueByRecipientId(item.recipientId);
+        if (!row) return false;
+        try {
+          this.p.store.tx(() => o.process(row, item.message));
+          return true;
+        } catch (e) {
+          this.p.log.warn({ err: errorFields(e) }, 'a received message could not be handled; left for the relay to deliver again');
+          return false;
+        }
+      });
+    });
+    this.register('agent.sent', (args) => {
+      const ids = decodeIds(args);
+      o.sent(ids);
+      for (const id of ids) this.sentHere.delete(id);
+    });
+    this.register('agent.receipt', (args) => o.receipt(new TextDecoder().decode(args)));
+  }
+
+  /** Outbox rows this device delivers (its own, not already sent and waiting for their agent.sent). */
+  deliverable<T extends { id: number }>(rows: readonly T[]): T[] {
+    return rows.filter((r) => !this.sentHere.has(r.id));
+  }
+
+  /** The relays accepted these rows: proposes agent.sent (not awaited: the caller is in the serial chain). */
+  sent(ids: readonly number[]): void {
+    for (const id of ids) this.sentHere.add(id);
+    this.operations.operate('agent.sent', encodeIds(ids)).catch((e: unknown) => this.p.log.warn({ err: errorFields(e) }, 'could not tell the other devices what was sent'));
+  }
+}
+
+// ---- argument layouts (docs/devices.md §9.4) ----
+
+/** agent.recv: count u8 | count × (recipientId (24) | msgId (24) | timestamp u64 | flags u8 | body long) */
+export function encodeReceived(items: readonly ReceivedItem[]): Uint8Array {
+  if (items.length === 0 || items.length > 0xff) throw new RangeError(`1..255 messages, got ${items.length}`);
+  const w = new Writer().u8(items.length);
+  for (const i of items) {
+    w.bytes(i.recipientId).bytes(i.message.msgId).u64(BigInt(i.message.timestamp)).u8(i.message.flags).long(i.message.body);
+  }
+  return w.finish();
+}
+
+export function decodeReceived(args: Uint8Array): ReceivedItem[] {
+  const r = new Reader(args);
+  const n = r.u8('count');
+  const out: ReceivedItem[] = [];
+  for (let k = 0; k < n; k++) {
+    const recipientId = r.bytesN(24, 'recipient ID');
+    const msgId = r.bytesN(24, 'message ID');
+    const timestamp = Number(r.u64('timestamp'));
+    const flags = r.u8('flags');
+    const body = r.long('body');
+    out.push({ recipientId, message: { msgId, timestamp, flags, body } });
+  }
+  r.end('agent.recv');
+  return out;
+}
+
+/** agent.sent: count u16 | count × id u64 */
+export function encodeIds(ids: readonly number[]): Uint8Array {
+  const w = new Writer().u16(ids.length);
+  for (const id of ids) w.u64(BigInt(id));
+  return w.finish();
+}
+
+export function decodeIds(args: Uint8Array): number[] {
+  const r = new Reader(args);
+  const n = r.u16('count');
+  const ids: number[] = [];
+  for (let k = 0; k < n; k++) ids.push(Number(r.u64('id')));
+  r.end('agent.sent');
+  return ids;
+}

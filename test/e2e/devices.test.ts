@@ -1,0 +1,136 @@
+/**
+ * One person on two devices (docs/devices.md): Bob's profile on two
+ * devices, each a real agent and chat layer on its own database, talking
+ * with Alice (one device) through a real relay process. What Alice sends
+ * and what each of Bob's devices sends ends up the same on both of Bob's
+ * devices: the same history in the same order and the same ratchet, byte
+ * for byte; Alice gets every message once, in order.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3-multiple-ciphers';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { DeviceStore, type DeviceGroupRow } from '../../src/agent/devices/device-store.js';
+import { Chat } from '../../src/chat/chat.js';
+import { configureProfileDatabase } from '../../src/chat/profile-db.js';
+import type { Contact } from '../../src/chat/store.js';
+import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
+import { MemoryLog } from '../helpers/memory-log.js';
+
+interface Person {
+  readonly db: Database.Database;
+  readonly chat: Chat;
+  readonly agent: Agent;
+  readonly path: string;
+}
+
+function open(path: string, relays: string[], options: AgentOptions = {}, name?: string): Person {
+  const db = new Database(path);
+  configureProfileDatabase(db);
+  if (name !== undefined) Chat.initialize(db, name);
+  const chat = Chat.open(db);
+  const agent = Agent.open(db, chat, { retryMs: 200, receiptDelayMs: 50, ...options });
+  chat.attach(agent);
+  for (const r of relays) agent.addRelay(r);
+  agent.setRouting('direct');
+  return { db, chat, agent, path };
+}
+
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const texts = (p: Person, c: Contact): string[] => p.chat.history(c, 1000).filter((m) => m.kind === 'text').map((m) => `${m.direction}:${m.text}`);
+
+let relay: RelayProcess | undefined;
+after(async () => relay?.stop());
+
+test('Bob on two devices: Alice’s messages and both devices’ messages show the same on both, and Alice gets each once', async () => {
+  relay = await startRelayProcess();
+  const dir = tempDir('nightjar-devices-');
+  const alice = open(join(dir, 'alice.db'), [relay.address], {}, 'Alice');
+  let bob = open(join(dir, 'bob1.db'), [relay.address], {}, 'Bob');
+  await alice.agent.start();
+  await bob.agent.start();
+  const { link } = await alice.chat.invite();
+  await bob.chat.connect(link);
+  await until('connected', () => alice.chat.contacts().some((c) => c.status === 'ready') && bob.chat.contacts().some((c) => c.status === 'ready'));
+  const bobAtAlice = alice.chat.contacts()[0]!;
+  await alice.chat.send(bobAtAlice, 'before the second device');
+  alice.agent.kick();
+  await until('the first message', () => texts(bob, bob.chat.contacts()[0]!).length === 1);
+
+  // Bob links a second device: here by copying the profile at a quiet moment (linking proper sends a snapshot).
+  await bob.agent.close();
+  bob.db.close();
+  copyFileSync(join(dir, 'bob1.db'), join(dir, 'bob2.db'));
+  const group = (device: number): DeviceGroupRow => ({
+    generation: 1,
+    device,
+    group_key: Buffer.alloc(32, 9),
+    log_relay: relay!.address,
+    log_recipient_id: Buffer.alloc(24, 1),
+    log_sender_id: Buffer.alloc(24, 2),
+    log_recipient_key: Buffer.alloc(32, 3),
+    log_queue_key: Buffer.alloc(32, 4),
+    log_sender_key: Buffer.alloc(32, 5),
+  });
+  const log = new MemoryLog();
+  const devices: Person[] = [1, 2].map((n) => {
+    const path = join(dir, `bob${n}.db`);
+    const raw = new Database(path);
+    new DeviceStore(raw, (fn) => raw.transaction(fn)()).setGroup(group(n));
+    raw.close();
+    return open(path, [], { deviceLogTransport: () => log.transport() });
+  });
+  const [bob1, bob2] = devices as [Person, Person];
+  bob = bob1;
+  for (const d of devices) await d.agent.start();
+  assert.equal(bob1.agent.multiDevice, true);
+
+  const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
+  // Alice writes; whichever of Bob's devices reads the queue, both show it.
+  for (let i = 1; i <= 5; i++) await alice.chat.send(bobAtAlice, `alice ${i}`);
+  alice.agent.kick();
+  await until('Alice’s five on both devices', () => devices.every((d) => texts(d, aliceAtBob(d)).filter((t) => t.startsWith('in:alice')).length === 5));
+
+  // Both of Bob's devices write at the same moment.
+  await Promise.all([
+    (async () => {
+      for (let i = 1; i <= 4; i++) await bob1.chat.send(aliceAtBob(bob1), `bob1 ${i}`);
+    })(),
+    (async () => {
+      for (let i = 1; i <= 4; i++) await bob2.chat.send(aliceAtBob(bob2), `bob2 ${i}`);
+    })(),
+  ]);
+  for (const d of devices) d.agent.kick();
+  await until('Alice has all eight', () => texts(alice, bobAtAlice).filter((t) => t.startsWith('in:bob')).length === 8);
+  await until('both devices have applied the same log', () => {
+    const [a, b] = devices.map((d) => new DeviceStore(d.db, (fn) => d.db.transaction(fn)()));
+    return a!.appliedPosition() === b!.appliedPosition() && a!.pending().length === 0 && b!.pending().length === 0 && log.entries.length === a!.appliedPosition();
+  });
+
+  // The same history, in the same order, on both devices.
+  assert.deepEqual(texts(bob2, aliceAtBob(bob2)), texts(bob1, aliceAtBob(bob1)));
+  const mine = texts(bob1, aliceAtBob(bob1)).filter((t) => t.startsWith('out:'));
+  assert.deepEqual([...mine].sort(), ['out:bob1 1', 'out:bob1 2', 'out:bob1 3', 'out:bob1 4', 'out:bob2 1', 'out:bob2 2', 'out:bob2 3', 'out:bob2 4']);
+  // Each device's own messages in the order it sent them.
+  for (const who of ['bob1', 'bob2']) assert.deepEqual(mine.filter((t) => t.includes(who)), [1, 2, 3, 4].map((i) => `out:${who} ${i}`));
+  // Alice got each message once, in the order of Bob's log.
+  assert.deepEqual(
+    texts(alice, bobAtAlice).filter((t) => t.startsWith('in:bob')),
+    mine.map((t) => t.replace('out:', 'in:')),
+  );
+  // The same ratchet, byte for byte.
+  const ratchet = (d: Person): Buffer => (d.db.prepare('SELECT ratchet FROM agent_connections').get() as { ratchet: Buffer }).ratchet;
+  assert.deepEqual(ratchet(bob2), ratchet(bob1));
+
+  await alice.agent.close();
+  for (const d of devices) await d.agent.close();
+});
