@@ -65,7 +65,7 @@ test('every interval the relay logs one line of aggregate counts, with an ISO-86
   assert.equal(busy.messagesIn, 1);
   assert.ok(busy.messagesOut >= 1, 'MSG deliveries (the push, and GET again before the ACK)');
   assert.ok(busy.commands >= 5, 'NEW, SUB, SEND, GET, DEL at least');
-  assert.deepEqual(Object.keys(busy).sort(), ['commands', 'component', 'connections', 'connectionsOpened', 'errors', 'level', 'messagesIn', 'messagesOut', 'messagesStored', 'msg', 'queues', 'time']);
+  assert.deepEqual(Object.keys(busy).sort(), ['commands', 'component', 'connections', 'connectionsOpened', 'entriesStored', 'errors', 'level', 'messagesIn', 'messagesOut', 'messagesStored', 'msg', 'queues', 'time']);
   // counts start again from zero after each line
   assert.ok(lines.filter((l) => l.messagesIn > 0).length === 1);
   for (const l of lines) assert.match(l.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
