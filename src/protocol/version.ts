@@ -38,7 +38,7 @@ export const LOG_QUEUE_VERSION = 6;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = SESSION_MAC_VERSION;
+export const CURRENT_VERSION = LOG_QUEUE_VERSION;
 
 export interface VersionRange {
   readonly min: number;
