@@ -297,16 +297,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       for (const key of keys) this.logs.forget(key);
       return;
     }
-    await Promise.allSettled(keys.map((key) => this.logs.resume(key)).map((lsub) => lsub && this.sendLogSubscribe(lsub)));
+    // A refusal by the relay ends the reading; a lost connection leaves it for the next reconnect.
+    const refusal = (e: unknown): boolean => e instanceof RelayError || (e instanceof ConnectionError && e.reason === 'VERSION');
+    await Promise.allSettled(keys.map((key) => this.logs.resume(key)).map((lsub) => lsub && this.sendLogSubscribe(lsub, refusal)));
   }
 
-  /** Sends an LSUB; a refusal by the relay stops the reading it was for (a lost connection does not). */
-  private async sendLogSubscribe(lsub: LogSubscribe): Promise<void> {
+  /** Sends an LSUB; an error for which `ends` is true stops the reading it was for. */
+  private async sendLogSubscribe(lsub: LogSubscribe, ends: (e: unknown) => boolean): Promise<void> {
     const { recipientId, recipientKey } = lsub.queue;
     try {
       this.expect(await requiringLogs(() => this.request(recipientId, lsub.command, recipientKey, lsub.onAnswer)), 'OK');
     } catch (e) {
-      if (e instanceof RelayError || (e instanceof ConnectionError && e.reason === 'VERSION')) lsub.refused();
+      if (ends(e)) lsub.refused();
       throw e;
     }
   }
@@ -575,7 +577,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * relay has taken the subscription. After every reconnect the log is
    * subscribed again from the position after the last entry delivered, so
    * nothing is delivered twice. Calling it again for the same log starts
-   * over from the new position with the new handler. Rejects with
+   * over from the new position with the new handler. If it rejects, the
+   * log is not read (`isSubscribed` is false). Rejects with
    * RangeError for a position that is not a safe integer from 1,
    * ConnectionError VERSION when the relay speaks no version 6 (nothing is
    * sent), RelayError AUTH when the log is gone or the key is wrong, and
@@ -587,7 +590,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async subscribeLog(queue: RecipientQueue, fromPosition: number, onEntry: LogEntryHandler): Promise<void> {
     checkLogPosition(fromPosition, 'fromPosition');
     this.requireVersion(LOG_QUEUE_VERSION, 'logs');
-    await this.sendLogSubscribe(this.logs.start(queue, fromPosition, onEntry));
+    // Whatever the error, the caller learns the log is not read: a reading whose LSUB went
+    // unanswered would wait for an OK that opens its pushes (logs.ts) and may never come.
+    await this.sendLogSubscribe(this.logs.start(queue, fromPosition, onEntry), () => true);
   }
 
   /**
