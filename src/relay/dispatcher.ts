@@ -131,6 +131,12 @@ export class Dispatcher {
   private readonly passwordHash: Uint8Array | undefined;
   /** Subscriptions of logs (LSUB), any number per log; their keys are in `bySession` too. */
   private readonly logs: LogSubscriptions<ClientSession>;
+  /**
+   * Sessions already closed: an LSUB still in hand when its connection
+   * closed subscribes nothing, or its subscription would be read and
+   * pushed to nobody on every append until the log is deleted.
+   */
+  private readonly closedSessions = new WeakSet<ClientSession>();
   readonly pow: PowPolicy;
   /** Private routing (PRXY, PFWD, RFWD); without it those commands are CMD_UNKNOWN. */
   readonly forwarder: Forwarder | undefined;
@@ -274,6 +280,7 @@ export class Dispatcher {
         return OK;
       }
       case 'LSUB': {
+        if (this.closedSessions.has(session)) return OK; // answered to nobody
         if (this.subscriptionLimitReached(session, id)) return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
         this.logs.subscribe(session, id, storePosition(c.position));
         this.sessionKeys(session).add(hex(id));
@@ -455,6 +462,7 @@ export class Dispatcher {
 
   /** Forgets every subscription and forwarding session of a closed connection. */
   closeSession(session: ClientSession): void {
+    this.closedSessions.add(session);
     this.forwarder?.closeSession(session);
     const keys = this.bySession.get(session);
     if (!keys) return;

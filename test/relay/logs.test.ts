@@ -549,7 +549,7 @@ test('an entry answered OK survives kill -9; the restarted relay continues numbe
   }
 });
 
-test('at the dispatcher: a closed connection\'s log subscriptions, and every subscription of a deleted log, are forgotten', async () => {
+test('at the dispatcher: a closed connection\'s log subscriptions, and every subscription of a deleted log, are forgotten; a closed connection takes none', async () => {
   const store = new SqliteQueueStore(':memory:');
   const dispatcher = new Dispatcher(store, resolveConfig({ dataDir: '/unused' }));
   try {
@@ -570,6 +570,12 @@ test('at the dispatcher: a closed connection\'s log subscriptions, and every sub
     assert.deepEqual(await run(b, logs[1]!, { type: 'DEL' }), OK);
     assert.equal(dispatcher.logSubscriptionCount, 1);
     dispatcher.closeSession(b);
+    assert.equal(dispatcher.logSubscriptionCount, 0);
+    // An LSUB still in hand (its queue being looked up) when its connection closes subscribes nothing.
+    const c = session();
+    const late = run(c, logs[0]!, { type: 'LSUB', position: 1n });
+    dispatcher.closeSession(c);
+    await late;
     assert.equal(dispatcher.logSubscriptionCount, 0);
   } finally {
     await store.close();
