@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, DEFAULTS } from '../relay/config.js';
+import { ConfigError, DEFAULTS, LOG_QUOTA_RANGE } from '../relay/config.js';
 import { LOG_LEVELS, type LogLevel } from '../relay/log-levels.js';
 import { CliError } from './errors.js';
 import { readSecretFile } from './secret-file.js';
@@ -51,6 +51,7 @@ interface StartFlags {
   password?: string;
   passwordFile?: string;
   quota: number;
+  logQuota: number;
   ttl: number;
   maxConnections: number;
   rate: number;
@@ -96,6 +97,7 @@ export function relayCommand(): Command {
     .option('--password-file <file>', 'require the password in this file to create queues (private relay; also $NIGHTJAR_RELAY_PASSWORD)')
     .option('--password <password>', 'the same, given on the command line (visible to other users in ps: prefer --password-file)')
     .option('--quota <n>', 'most undelivered messages per queue', positiveInt('quota'), DEFAULTS.queueQuota)
+    .option('--log-quota <n>', `most entries a log keeps; older ones are dropped (${LOG_QUOTA_RANGE.min}..${LOG_QUOTA_RANGE.max})`, positiveInt('log-quota'), DEFAULTS.logQuota)
     .option('--ttl <seconds>', 'seconds an undelivered message is kept', positiveInt('ttl'), DEFAULTS.messageTtlSeconds)
     .option('--max-connections <n>', 'most simultaneous client connections', positiveInt('max-connections'), DEFAULTS.maxConnections)
     .option('--rate <n>', 'commands per second per connection', positiveInt('rate'), DEFAULTS.commandRate)
@@ -132,6 +134,7 @@ export function relayCommand(): Command {
         // Never a commander default: --help would print it.
         password: flags.passwordFile !== undefined ? readSecretFile(flags.passwordFile) : (flags.password ?? (process.env['NIGHTJAR_RELAY_PASSWORD'] || undefined)),
         queueQuota: flags.quota,
+        logQuota: flags.logQuota,
         messageTtlSeconds: flags.ttl,
         maxConnections: flags.maxConnections,
         commandRate: flags.rate,

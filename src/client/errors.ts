@@ -16,6 +16,21 @@ export class RelayError extends Error {
   }
 }
 
+/**
+ * A relay pushed something the protocol rules out, such as a log entry at
+ * a position not above the previous one (docs/protocol.md §9.15). The push
+ * is not delivered; it is reported with the queue as a 'messageError'.
+ */
+export class PushError extends Error {
+  override readonly name = 'PushError';
+  constructor(
+    readonly relay: string,
+    detail: string,
+  ) {
+    super(`${relay}: ${detail}`);
+  }
+}
+
 /** Why the client gave up on the proof of work a relay asked for NEW. */
 export type PowErrorReason =
   | 'TOO_HARD' // more bits than the client grinds for (RelayClientOptions.maxPowBits)

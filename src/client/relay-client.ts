@@ -9,6 +9,10 @@
  *   const queue = await client.createQueue();
  *   client.on('message', (q, m) => { ...; void client.ack(q, m.msgId); });
  *   await client.subscribe(queue, { window: 8 });
+ *
+ * Logs (version 6) are read with subscribeLog, from a position of the
+ * reader's choice, and re-subscribed after reconnects from where the
+ * reader got to (logs.ts keeps the positions).
  */
 import { EventEmitter } from 'node:events';
 import { dh, generateDhKeyPair, generateSigningKeyPair } from '../crypto/keys.js';
@@ -27,7 +31,8 @@ import type { ReceivedMessage, RecipientQueue, SenderQueue } from './queues.js';
 import { openTransport, type RelayTransport } from '../transport/session.js';
 import { ForwardRoutes, type RouteHop } from './forwarding.js';
 import { checkLinkData, checkLinkId, requiringLinkData } from './link-data.js';
-import { LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION, SESSION_MAC_VERSION } from '../protocol/version.js';
+import { checkLogPosition, LogReaders, requiringLogs, type LogEntryHandler, type LogSubscribe } from './logs.js';
+import { LINK_DATA_VERSION, LOG_QUEUE_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION, SESSION_MAC_VERSION } from '../protocol/version.js';
 import { randomBytes } from '../crypto/random.js';
 
 export interface RelayClientOptions {
@@ -62,7 +67,12 @@ export interface RelayClientOptions {
 export interface RelayClientEvents {
   /** A message pushed on a subscribed queue, in queue order; acknowledging it makes room for the next. */
   message: [queue: RecipientQueue, message: ReceivedMessage];
-  /** A pushed message that did not decrypt under the queue key (it is left unacknowledged). */
+  /**
+   * A pushed message that did not decrypt under the queue key (it is left
+   * unacknowledged), or a log entry that did not (CryptoError) or that the
+   * protocol rules out (PushError: a position not above the previous one);
+   * neither is delivered.
+   */
   messageError: [queue: RecipientQueue, error: Error];
   /** Another connection subscribed to this queue; pushes stop here. */
   end: [queue: RecipientQueue];
@@ -79,6 +89,8 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
   /** Set when the command registers a MAC key: told the answer (undefined if none comes). */
   onAnswer?: (r: Response | undefined) => void;
+  /** Told the answer as it is read, before the pushes after it in its block (LSUB: pushes count from its OK). */
+  readonly answered?: (r: Response) => void;
 }
 
 interface Outgoing {
@@ -111,6 +123,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private flushScheduled = false;
   private nextCorrId = 1;
   private readonly subscribed = new Map<string, Subscribed>();
+  /** The logs read here (subscribeLog), and where each got to. */
+  private readonly logs: LogReaders;
   private closed = false;
   private reconnecting: Promise<void> | undefined;
   /** The pending backoff sleep, so close() can end it at once. */
@@ -137,6 +151,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       powTimeoutMs: 60_000,
       ...options,
     };
+    this.logs = new LogReaders(this.addressText);
     this.routes = new ForwardRoutes({
       address,
       password: options.password,
@@ -160,9 +175,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.transport !== undefined;
   }
 
-  /** How many queues this session is subscribed to (pushes would stop if it closed). */
+  /** How many queues and logs this session is subscribed to (pushes would stop if it closed). */
   get subscriptionCount(): number {
-    return this.subscribed.size;
+    return this.subscribed.size + this.logs.size;
   }
 
   private attach(t: RelayTransport): void {
@@ -210,9 +225,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
           }
           this.attach(t);
           const subs = [...this.subscribed.values()];
-          const results = await Promise.allSettled(subs.map(({ queue, window }) => this.request(queue.recipientId, this.subCommand(window), queue.recipientKey)));
+          const results = await Promise.allSettled([
+            ...subs.map(({ queue, window }) => this.request(queue.recipientId, this.subCommand(window), queue.recipientKey)),
+            this.resubscribeLogs(t.version),
+          ]);
           // A refused SUB (the queue is gone) is no longer kept up; a lost connection tries again.
-          results.forEach((r, i) => {
+          results.slice(0, subs.length).forEach((r, i) => {
             if (r.status === 'rejected' && r.reason instanceof RelayError) this.subscribed.delete(hex(subs[i]!.queue.recipientId));
           });
           this.emit('reconnected');
@@ -259,6 +277,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         this.pending.delete(key);
         clearTimeout(p.timer);
         p.onAnswer?.(response);
+        p.answered?.(response);
         p.resolve(response);
       } else {
         this.onPush(entityId, response);
@@ -266,7 +285,40 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
   }
 
+  /**
+   * Subscribes every log read here again on a new connection, each from the
+   * position after the last entry it delivered. One the relay refuses (the
+   * log is gone), and every one on a relay that no longer speaks version
+   * 6, is no longer read: `isSubscribed` tells.
+   */
+  private async resubscribeLogs(version: number): Promise<void> {
+    const keys = this.logs.keys();
+    if (version < LOG_QUEUE_VERSION) {
+      for (const key of keys) this.logs.forget(key);
+      return;
+    }
+    // A refusal by the relay ends the reading; a lost connection leaves it for the next reconnect.
+    const refusal = (e: unknown): boolean => e instanceof RelayError || (e instanceof ConnectionError && e.reason === 'VERSION');
+    await Promise.allSettled(keys.map((key) => this.logs.resume(key)).map((lsub) => lsub && this.sendLogSubscribe(lsub, refusal)));
+  }
+
+  /** Sends an LSUB; an error for which `ends` is true stops the reading it was for. */
+  private async sendLogSubscribe(lsub: LogSubscribe, ends: (e: unknown) => boolean): Promise<void> {
+    const { recipientId, recipientKey } = lsub.queue;
+    try {
+      this.expect(await requiringLogs(() => this.request(recipientId, lsub.command, recipientKey, lsub.onAnswer)), 'OK');
+    } catch (e) {
+      if (ends(e)) lsub.refused();
+      throw e;
+    }
+  }
+
   private onPush(entityId: Uint8Array, response: Response): void {
+    if (response.type === 'LENT') {
+      const failed = this.logs.receive(entityId, response);
+      if (failed) this.emit('messageError', failed.queue, failed.error);
+      return;
+    }
     const queue = this.subscribed.get(hex(entityId))?.queue;
     if (!queue) return;
     if (response.type === 'MSG') {
@@ -285,7 +337,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /** Sends one command and resolves with the relay's answer; ERR rejects with RelayError. */
-  private request(entityId: Uint8Array, command: Command, signingKey?: Uint8Array): Promise<Response> {
+  private request(entityId: Uint8Array, command: Command, signingKey?: Uint8Array, answered?: (r: Response) => void): Promise<Response> {
     if (this.closed) return Promise.reject(new ConnectionError('CLOSED', this.addressText, 'client closed'));
     if (!this.transport && !this.opts.waitForReconnect) return Promise.reject(new ConnectionError('CLOSED', this.addressText, 'not connected (reconnecting)'));
     const corrIdNumber = this.nextCorrId++;
@@ -303,6 +355,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         command: command.type,
         timer,
         reject,
+        ...(answered ? { answered } : {}),
         resolve: (r) => (r.type === 'ERR' ? reject(new RelayError(r.code, command.type, this.addressText, r.retryAfterMs)) : resolve(r)),
       });
       const party = commandParty(command.type);
@@ -386,11 +439,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /**
    * Creates a queue with fresh keys. With `subscribe`, pushes start at once.
    * `mode: 'contact'` makes a contact-address queue that anyone may send to unsigned.
+   * `mode: 'log'` (version 6) makes a log: secure it with `secureQueue`
+   * under a sender key of your own, append with `send`, read with
+   * `subscribeLog` (`subscribe` is a RangeError there); a relay that speaks
+   * no version 6 is ConnectionError VERSION, and nothing is sent.
    * The relay's proof of work is solved in a worker thread, within
    * `maxPowBits` and `powTimeoutMs`; beyond them it rejects with PowError
    * and nothing is created.
    */
   async createQueue(options: { subscribe?: boolean; mode?: QueueMode } = {}): Promise<RecipientQueue> {
+    if (options.mode === 'log') {
+      if (options.subscribe) throw new RangeError('a log is read with subscribeLog, not subscribed with createQueue');
+      this.requireVersion(LOG_QUEUE_VERSION, 'logs');
+    }
     const auth = generateSigningKeyPair();
     const dhKeys = generateDhKeyPair();
     const newCommand = (powNonce: Uint8Array): Command => ({
@@ -412,7 +473,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const binding = this.transport?.binding;
       const nonce = bits > 0 && binding ? await solvePowOffThread(binding, auth.publicKey, bits, bounds) : EMPTY;
-      answer = await this.request(EMPTY, newCommand(nonce), auth.privateKey);
+      const create = (): Promise<Response> => this.request(EMPTY, newCommand(nonce), auth.privateKey);
+      answer = await (options.mode === 'log' ? requiringLogs(create) : create());
       if (answer.type !== 'POW') break;
       bits = answer.bits;
     }
@@ -446,7 +508,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * reconnection, so there is nothing to renew.
    */
   isSubscribed(queue: RecipientQueue): boolean {
-    return this.subscribed.has(hex(queue.recipientId));
+    return this.subscribed.has(hex(queue.recipientId)) || this.logs.has(queue);
   }
 
   /**
@@ -496,9 +558,57 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return window > 1 && version >= PUSH_WINDOW_VERSION ? { type: 'SUB', window } : { type: 'SUB' };
   }
 
-  /** Stops re-subscribing this queue after reconnects (the relay stops pushes when the connection ends). */
+  /**
+   * Stops re-subscribing this queue or log after reconnects (the relay stops
+   * pushes when the connection ends); a log's entries still pushed on this
+   * connection are no longer delivered.
+   */
   forget(queue: RecipientQueue): void {
     this.subscribed.delete(hex(queue.recipientId));
+    this.logs.forget(hex(queue.recipientId));
+  }
+
+  /**
+   * Reads the log `queue` from `fromPosition` (a safe integer from 1):
+   * `onEntry` gets every retained entry at or above it, in position order,
+   * then each new one as it is appended, opened with the queue's key.
+   * Positions strictly increase; a gap means the entries between were
+   * trimmed, dropped by the relay's quota, or expired. Resolves once the
+   * relay has taken the subscription. After every reconnect the log is
+   * subscribed again from the position after the last entry delivered, so
+   * nothing is delivered twice. Calling it again for the same log starts
+   * over from the new position with the new handler. If it rejects, the
+   * log is not read (`isSubscribed` is false). Rejects with
+   * RangeError for a position that is not a safe integer from 1,
+   * ConnectionError VERSION when the relay speaks no version 6 (nothing is
+   * sent), RelayError AUTH when the log is gone or the key is wrong, and
+   * CMD_PROHIBITED when `queue` is not a log.
+   *
+   * @example
+   *   await client.subscribeLog(log, lastSeen + 1, (e) => apply(e.position, e.body));
+   */
+  async subscribeLog(queue: RecipientQueue, fromPosition: number, onEntry: LogEntryHandler): Promise<void> {
+    checkLogPosition(fromPosition, 'fromPosition');
+    this.requireVersion(LOG_QUEUE_VERSION, 'logs');
+    // Whatever the error, the caller learns the log is not read: a reading whose LSUB went
+    // unanswered would wait for an OK that opens its pushes (logs.ts) and may never come.
+    await this.sendLogSubscribe(this.logs.start(queue, fromPosition, onEntry), () => true);
+  }
+
+  /**
+   * Deletes the log's entries below `beforePosition` (a safe integer from
+   * 1; beyond the last entry it deletes them all); positions are not
+   * reused. Resolves once the relay has committed it. Rejects as
+   * `subscribeLog` does.
+   *
+   * @example
+   *   await client.trimLog(log, everyDeviceHasRead + 1);
+   */
+  async trimLog(queue: RecipientQueue, beforePosition: number): Promise<void> {
+    checkLogPosition(beforePosition, 'beforePosition');
+    this.requireVersion(LOG_QUEUE_VERSION, 'logs');
+    const command: Command = { type: 'LTRIM', position: BigInt(beforePosition) };
+    this.expect(await requiringLogs(() => this.request(queue.recipientId, command, queue.recipientKey)), 'OK');
   }
 
   /** The oldest unacknowledged message, or null when the queue is empty. */
@@ -529,10 +639,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.expect(await this.request(queue.recipientId, { type: 'OFF' }, queue.recipientKey), 'OK');
   }
 
-  /** Deletes the queue and every message in it. */
+  /** Deletes the queue (or log) and every message (or entry) in it. */
   async deleteQueue(queue: RecipientQueue): Promise<void> {
     this.expect(await this.request(queue.recipientId, { type: 'DEL' }, queue.recipientKey), 'OK');
-    this.subscribed.delete(hex(queue.recipientId));
+    this.forget(queue);
   }
 
   /**

@@ -7,7 +7,7 @@
 import { Reader, Writer, asciiBytes, asciiString } from './codec.js';
 import { ProtocolError, isErrorCode, type ErrorCode } from './errors.js';
 import { ROUTING_KEY_SIG_LENGTH } from './handshake.js';
-import { INITIAL_VERSION, LINK_DATA_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION } from './version.js';
+import { INITIAL_VERSION, LINK_DATA_VERSION, LOG_QUEUE_VERSION, PRIVATE_ROUTING_VERSION, PUSH_WINDOW_VERSION } from './version.js';
 
 /** Length of every queue ID and message ID the relay issues. */
 export const ID_LENGTH = 24;
@@ -44,14 +44,23 @@ export const MAX_LINK_DATA_LENGTH = 2048;
  * §12), and a recipient gains little from more.
  */
 export const MAX_PUSH_WINDOW = 32;
+/**
+ * The largest log position LSUB, LTRIM and LENT carry (a u64). The first
+ * entry of a log is at position 1, so 0 is no position at all.
+ */
+export const MAX_LOG_POSITION = 2n ** 64n - 1n;
 
 /**
  * `messaging`: secured with KEY, after which only the sender's key may send;
  * `contact`: a contact address, which anyone holding its address may send to
- * unsigned, any number of times (within the quota), and which is never secured.
+ * unsigned, any number of times (within the quota), and which is never secured;
+ * `log` (version 6): an append-only sequence of entries that takes only
+ * signed SENDs once its creator secured it, read by any number of
+ * subscribers at once, each from its own position (LSUB).
+ * On the wire a mode is its index here.
  */
-export type QueueMode = 'messaging' | 'contact';
-export const QUEUE_MODES: readonly QueueMode[] = ['messaging', 'contact'];
+export type QueueMode = 'messaging' | 'contact' | 'log';
+export const QUEUE_MODES: readonly QueueMode[] = ['messaging', 'contact', 'log'];
 
 export type Command =
   | {
@@ -81,7 +90,11 @@ export type Command =
   /** Sets or replaces the queue's link data, stored under `linkId` (opaque to the relay); answered with OK. */
   | { readonly type: 'LSET'; readonly linkId: Uint8Array; readonly linkData: Uint8Array }
   /** Fetches the link data stored under the entityId (a link ID); answered with LNK. */
-  | { readonly type: 'LGET' };
+  | { readonly type: 'LGET' }
+  /** Subscribes this connection to a log from `position` (1..MAX_LOG_POSITION); answered with OK, then LENT pushes. */
+  | { readonly type: 'LSUB'; readonly position: bigint }
+  /** Deletes a log's entries below `position` (1..MAX_LOG_POSITION); answered with OK. */
+  | { readonly type: 'LTRIM'; readonly position: bigint };
 
 export type CommandType = Command['type'];
 
@@ -107,7 +120,9 @@ export type Response =
   /** Answer to RFWD: the response, sealed under the request's response key. */
   | { readonly type: 'RRES'; readonly sealed: Uint8Array }
   /** Answer to LGET: the link data, as LSET stored it. */
-  | { readonly type: 'LNK'; readonly linkData: Uint8Array };
+  | { readonly type: 'LNK'; readonly linkData: Uint8Array }
+  /** Pushed to a log's subscribers: the entry at `position`, sealed under the queue key (as MSG's body, `entryId` in msgId's role). */
+  | { readonly type: 'LENT'; readonly entryId: Uint8Array; readonly position: bigint; readonly sealed: Uint8Array };
 
 export type ResponseType = Response['type'];
 
@@ -150,6 +165,9 @@ export function commandVersion(type: CommandType): number {
     case 'LSET':
     case 'LGET':
       return LINK_DATA_VERSION;
+    case 'LSUB':
+    case 'LTRIM':
+      return LOG_QUEUE_VERSION;
     default:
       return INITIAL_VERSION;
   }
@@ -157,11 +175,19 @@ export function commandVersion(type: CommandType): number {
 
 /**
  * The protocol version a command's fields need, beyond its own: SUB with a
- * window is version 4. A connection that negotiated an earlier one must not
- * send it; the relay answers CMD_SYNTAX, as an older relay's decoder does.
+ * window is version 4, NEW of a log (queue mode 2) version 6. A connection
+ * that negotiated an earlier one must not send it; the relay answers
+ * CMD_SYNTAX, as an older relay's decoder does.
  */
 export function fieldsVersion(c: Command): number {
-  return c.type === 'SUB' && c.window !== undefined ? PUSH_WINDOW_VERSION : INITIAL_VERSION;
+  if (c.type === 'SUB' && c.window !== undefined) return PUSH_WINDOW_VERSION;
+  if (c.type === 'NEW' && c.queueMode === 'log') return LOG_QUEUE_VERSION;
+  return INITIAL_VERSION;
+}
+
+/** Whether `p` is a log position LSUB, LTRIM and LENT may carry (1..MAX_LOG_POSITION). */
+export function isLogPosition(p: bigint): boolean {
+  return p >= 1n && p <= MAX_LOG_POSITION;
 }
 
 /** Whether `w` is a push window SUB may carry (1..MAX_PUSH_WINDOW). */
@@ -186,6 +212,11 @@ function id(i: Uint8Array, what: string): Uint8Array {
 function sized(b: Uint8Array, length: number, what: string): Uint8Array {
   if (b.length !== length) throw new RangeError(`${what} must be ${length} bytes`);
   return b;
+}
+
+function position(p: bigint): bigint {
+  if (typeof p !== 'bigint' || !isLogPosition(p)) throw new RangeError(`log position must be 1..2^64-1, got ${String(p)}`);
+  return p;
 }
 
 /**
@@ -242,6 +273,9 @@ function commandWriter(c: Command): Writer {
       return tagged('RFWD ').short(key(c.ephemeralKey, 'ephemeral key')).bytes(c.sealed);
     case 'LSET':
       return tagged('LSET ').short(sized(c.linkId, LINK_ID_LENGTH, 'link ID')).bytes(linkData(c.linkData));
+    case 'LSUB':
+    case 'LTRIM':
+      return tagged(`${c.type} `).u64(position(c.position));
     case 'SUB':
       if (c.window === undefined) return tagged('SUB');
       if (!isPushWindow(c.window)) throw new RangeError(`push window must be 1..${MAX_PUSH_WINDOW}, got ${c.window}`);
@@ -285,6 +319,8 @@ export function encodeResponse(r: Response): Uint8Array {
       return tagged(`${r.type} `).bytes(r.sealed).finish();
     case 'LNK':
       return tagged('LNK ').bytes(linkData(r.linkData)).finish();
+    case 'LENT':
+      return tagged('LENT ').short(id(r.entryId, 'entry ID')).u64(position(r.position)).bytes(r.sealed).finish();
     case 'OK':
     case 'END':
     case 'PONG':
@@ -312,6 +348,13 @@ function fixed(r: Reader, length: number, what: string): Uint8Array {
   const b = r.short(what);
   if (b.length !== length) throw new ProtocolError('CMD_SYNTAX', `${what} must be ${length} bytes, got ${b.length}`);
   return b;
+}
+
+/** A u64 log position; 0 is CMD_SYNTAX (the first entry is at 1). */
+function logPosition(r: Reader): bigint {
+  const p = r.u64('log position');
+  if (p === 0n) throw new ProtocolError('CMD_SYNTAX', 'log position 0: the first entry is at 1');
+  return p;
 }
 
 function nonEmpty(b: Uint8Array, what: string): Uint8Array {
@@ -388,6 +431,13 @@ export function decodeCommand(bytes: Uint8Array): Command {
       // Over MAX_LINK_DATA_LENGTH is the relay's LARGE_MSG, after authorisation (like SEND).
       return { type: 'LSET', linkId, linkData: nonEmpty(r.rest(), 'link data') };
     }
+    case 'LSUB':
+    case 'LTRIM': {
+      expectFields(bare, tag);
+      const p = logPosition(r);
+      r.end(tag);
+      return { type: tag, position: p };
+    }
     case 'SUB': {
       if (bare) return { type: 'SUB' };
       const window = r.u8('push window');
@@ -454,6 +504,12 @@ export function decodeResponse(bytes: Uint8Array): Response {
     case 'LNK':
       expectFields(bare, tag);
       return { type: 'LNK', linkData: nonEmpty(r.rest(), 'link data') };
+    case 'LENT': {
+      expectFields(bare, tag);
+      const entryId = fixed(r, ID_LENGTH, 'entry ID');
+      const p = logPosition(r);
+      return { type: 'LENT', entryId, position: p, sealed: r.rest() };
+    }
     case 'OK':
     case 'END':
     case 'PONG':

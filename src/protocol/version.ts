@@ -23,16 +23,22 @@
  *   for its queue and party on this TLS session, and then a 32-byte
  *   HMAC-SHA256 under that key. Version 1..4 connections keep exactly the
  *   authenticators they had (0 or 64 bytes).
+ * - 6 (2026-11-29): log queues: NEW may create a log (queue mode 2), an
+ *   append-only sequence of entries that any number of readers holding its
+ *   recipient key read, each from its own position (LSUB, pushed as LENT),
+ *   and that its owner trims (LTRIM). Version 1..5 connections see neither
+ *   the mode nor the commands.
  */
 export const INITIAL_VERSION = 1;
 export const PRIVATE_ROUTING_VERSION = 2;
 export const LINK_DATA_VERSION = 3;
 export const PUSH_WINDOW_VERSION = 4;
 export const SESSION_MAC_VERSION = 5;
+export const LOG_QUEUE_VERSION = 6;
 
 /** The range this implementation speaks. */
 export const MIN_VERSION = INITIAL_VERSION;
-export const CURRENT_VERSION = SESSION_MAC_VERSION;
+export const CURRENT_VERSION = LOG_QUEUE_VERSION;
 
 export interface VersionRange {
   readonly min: number;

@@ -3,8 +3,10 @@
  * looks its queue up (SEND by sender ID, the rest by recipient ID), and
  * with SQLite those two reads were a tenth of the relay's main thread at
  * saturation (docs/performance.md). The records of the most recently used
- * queues are kept; messages, links and everything else go straight to the
- * store.
+ * queues are kept; messages, log entries, links and everything else go
+ * straight to the store. A log's next position is not part of the record
+ * (it changes with every append), so appending and trimming change nothing
+ * kept here.
  *
  * Sound only while this process is the one writer of the store (as the
  * relay's SQLite database is, see server.ts): every change to a queue
@@ -14,14 +16,19 @@
 import type {
   AddMessageOptions,
   AddMessageResult,
+  AppendEntryOptions,
+  AppendEntryResult,
+  LogEntry,
   NewQueue,
   QueuedMessage,
   QueueRecord,
   QueueStore,
   SecureResult,
   SetLinkResult,
+  StoredEntry,
   StoredLink,
   StoredMessage,
+  StoreStats,
 } from './queue-store.js';
 
 /**
@@ -120,11 +127,23 @@ export class CachedQueueStore implements QueueStore {
     return this.inner.deleteMessage(recipientId, position, msgId, notBefore);
   }
 
+  appendEntry(recipientId: Uint8Array, entry: StoredEntry, options: AppendEntryOptions): Promise<AppendEntryResult> {
+    return this.inner.appendEntry(recipientId, entry, options);
+  }
+
+  readEntries(recipientId: Uint8Array, from: number, notBefore: number, limit: number): Promise<LogEntry[]> {
+    return this.inner.readEntries(recipientId, from, notBefore, limit);
+  }
+
+  trimLog(recipientId: Uint8Array, before: number): Promise<number> {
+    return this.inner.trimLog(recipientId, before);
+  }
+
   deleteExpired(notBefore: number): Promise<number> {
     return this.inner.deleteExpired(notBefore);
   }
 
-  stats(): Promise<{ queues: number; messages: number; links: number }> {
+  stats(): Promise<StoreStats> {
     return this.inner.stats();
   }
 

@@ -15,6 +15,8 @@ export interface RelayConfig {
   readonly password?: string;
   /** Most undelivered messages per queue. */
   readonly queueQuota: number;
+  /** Most entries a log keeps: appending beyond them deletes the oldest (a log never answers QUOTA). */
+  readonly logQuota: number;
   /** Seconds after which an undelivered message is deleted. */
   readonly messageTtlSeconds: number;
   /** Largest message body accepted, at most the protocol's MAX_MESSAGE_LENGTH. */
@@ -67,6 +69,7 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 5225,
   queueQuota: 128,
+  logQuota: 4096,
   messageTtlSeconds: 21 * 24 * 3600,
   maxMessageLength: MAX_MESSAGE_LENGTH,
   maxConnections: 10_000,
@@ -85,6 +88,13 @@ export const DEFAULTS = {
   forwardTimeoutSeconds: 10,
   statsIntervalSeconds: 60,
 } as const satisfies Partial<RelayConfig>;
+
+/**
+ * The range of logQuota. At least 16, so that a reader that falls a little
+ * behind still finds what it missed; at most a million, so that one log
+ * cannot hold more than some 15 GiB.
+ */
+export const LOG_QUOTA_RANGE = { min: 16, max: 1_000_000 } as const;
 
 /** Whether forwarding may reach private addresses under `config` (see `forwardToPrivateAddresses`). */
 export function forwardsToPrivateAddresses(config: RelayConfig): boolean {
@@ -112,6 +122,9 @@ export function resolveConfig(partial: Partial<RelayConfig> & { dataDir: string 
   };
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw new ConfigError(`port must be 0..65535, got ${c.port}`);
   positive('queueQuota');
+  if (!Number.isInteger(c.logQuota) || c.logQuota < LOG_QUOTA_RANGE.min || c.logQuota > LOG_QUOTA_RANGE.max) {
+    throw new ConfigError(`logQuota must be a whole number ${LOG_QUOTA_RANGE.min}..${LOG_QUOTA_RANGE.max}, got ${c.logQuota}`);
+  }
   positive('messageTtlSeconds');
   positive('maxMessageLength', MAX_MESSAGE_LENGTH);
   positive('maxConnections');

@@ -264,7 +264,7 @@ export class RelayConnection implements ClientSession {
 
   private respond(corrId: Uint8Array, entityId: Uint8Array, response: Response): void {
     if (this.state === 'closed') return;
-    if (response.type === 'MSG' && this.counters) this.counters.messagesOut++;
+    if ((response.type === 'MSG' || response.type === 'LENT') && this.counters) this.counters.messagesOut++;
     else if (response.type === 'ERR') this.counters?.error(response.code);
     const t = encodeTransmission(EMPTY, encodeTransmissionBody(corrId, entityId, encodeResponse(response)));
     this.outbox.push(t);

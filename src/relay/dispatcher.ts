@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { dh, generateDhKeyPair, generateSigningKeyPair, verify } from '../crypto/keys.js';
 import { randomBytes } from '../crypto/random.js';
 import { sha256 } from '../crypto/kdf.js';
-import { commandParty, commandVersion, decodeCommand, fieldsVersion, ID_LENGTH, MAX_LINK_DATA_LENGTH, type Command, type Response } from '../protocol/commands.js';
+import { commandParty, commandVersion, decodeCommand, fieldsVersion, ID_LENGTH, MAX_LINK_DATA_LENGTH, type Command, type CommandType, type Response } from '../protocol/commands.js';
 import { ProtocolError, type ErrorCode } from '../protocol/errors.js';
 import { deriveQueueKey, sealMessage } from '../protocol/queue-crypto.js';
 import { signedData, type DecodedTransmission } from '../protocol/transmission.js';
@@ -21,12 +21,13 @@ import { PowPolicy } from './pow-policy.js';
 import { verifyPow } from '../protocol/pow.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
 import { Forwarder, type ForwarderOptions, type ForwardingSession } from './forwarding.js';
+import { LogSubscriptions } from './log-subscriptions.js';
 
 /** The dispatcher's view of one client connection, or of one forwarded request. */
 export interface ClientSession extends ForwardingSession {
   /** TLS channel binding of the connection (for a forwarded request: its forward binding). */
   readonly binding: Uint8Array;
-  /** Sends an unsolicited response (MSG, END) about queue `entityId`. */
+  /** Sends an unsolicited response (MSG, END, LENT) about queue `entityId`. */
   push(entityId: Uint8Array, response: Response): void;
   /** The protocol version the connection negotiated (default: the current one). */
   readonly version?: number;
@@ -51,6 +52,18 @@ export interface ClientSession extends ForwardingSession {
  * (sending, fetching link data), and the next hop of an onion route.
  */
 const FORWARDABLE: ReadonlySet<Command['type']> = new Set(['SEND', 'LGET', 'PING', 'PRXY', 'PFWD']);
+
+/** Recipient commands of the queues that hold messages (and link data): a log has neither (§9.15). */
+const QUEUE_ONLY: ReadonlySet<CommandType> = new Set(['SUB', 'GET', 'ACK', 'LSET']);
+/** Recipient commands of logs alone. */
+const LOG_ONLY: ReadonlySet<CommandType> = new Set(['LSUB', 'LTRIM']);
+
+/**
+ * A u64 log position as the store counts: no log reaches 2^53 entries (at a
+ * million appends a second, 285 years), so a position above it is one no
+ * entry has, as 2^53 - 1 is.
+ */
+const storePosition = (p: bigint): number => Number(p > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : p);
 
 /** Retry hint sent with BUSY, in milliseconds. */
 export const BUSY_RETRY_MS = 1000;
@@ -116,6 +129,14 @@ export class Dispatcher {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly bySession = new Map<ClientSession, Set<string>>();
   private readonly passwordHash: Uint8Array | undefined;
+  /** Subscriptions of logs (LSUB), any number per log; their keys are in `bySession` too. */
+  private readonly logs: LogSubscriptions<ClientSession>;
+  /**
+   * Sessions already closed: an LSUB still in hand when its connection
+   * closed subscribes nothing, or its subscription would be read and
+   * pushed to nobody on every append until the log is deleted.
+   */
+  private readonly closedSessions = new WeakSet<ClientSession>();
   readonly pow: PowPolicy;
   /** Private routing (PRXY, PFWD, RFWD); without it those commands are CMD_UNKNOWN. */
   readonly forwarder: Forwarder | undefined;
@@ -128,11 +149,17 @@ export class Dispatcher {
     this.passwordHash = config.password === undefined ? undefined : sha256(Buffer.from(config.password));
     this.pow = new PowPolicy(config.password === undefined ? config.powBits : 0, config.powLoadThreshold);
     this.forwarder = forwarding && new Forwarder({ ...forwarding, config, execute: (s, t) => this.handle(s, t) });
+    this.logs = new LogSubscriptions(store, () => this.notBefore());
   }
 
   /** Number of queues with a subscriber. */
   get subscriptionCount(): number {
     return this.subscriptions.size;
+  }
+
+  /** Number of log subscriptions, over every log and connection. */
+  get logSubscriptionCount(): number {
+    return this.logs.size;
   }
 
   /** Oldest creation time a message may have and still be delivered. */
@@ -198,6 +225,13 @@ export class Dispatcher {
         const queue = await this.store.bySenderId(t.entityId);
         const auth = hasAuth ? authorise(session, 'sender', t, queue?.senderKey ?? DUMMY_KEY) : INVALID;
         if (!queue || queue.status !== 'active') return err('AUTH');
+        if (queue.mode === 'log') {
+          // A log takes no unsigned confirmation: its creator sets the key with KEY, and until then
+          // every SEND is AUTH; afterwards only the key's holder appends.
+          if (!queue.senderKey || !auth.valid) return err('AUTH');
+          if (auth.macKey) session.macKeys?.register('sender', t.entityId, queue.senderKey, auth.macKey);
+          return this.append(queue, command);
+        }
         // A secured queue takes only authenticated messages; an unsecured one only its single
         // unsigned confirmation; a contact queue only unsigned messages, any number.
         const oneShotUsed = queue.mode === 'messaging' && queue.unsecuredSendUsed;
@@ -235,17 +269,26 @@ export class Dispatcher {
 
   private async recipientCommand(session: ClientSession, queue: QueueRecord, c: Command): Promise<Response> {
     const id = queue.recipientId;
+    // Only after authorisation: to anyone without the key, a log and a queue look alike.
+    if (queue.mode === 'log' ? QUEUE_ONLY.has(c.type) : LOG_ONLY.has(c.type)) return err('CMD_PROHIBITED');
     switch (c.type) {
       case 'KEY':
         return (await this.store.secureQueue(id, c.senderAuthKey)) === 'ok' ? OK : err('AUTH');
       case 'SUB': {
-        const mine = this.bySession.get(session);
-        if (mine && !mine.has(hex(id)) && mine.size >= this.config.maxSubscriptionsPerConnection) {
-          return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
-        }
+        if (this.subscriptionLimitReached(session, id)) return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
         this.subscribe(session, id, c.window ?? 1);
         return OK;
       }
+      case 'LSUB': {
+        if (this.closedSessions.has(session)) return OK; // answered to nobody
+        if (this.subscriptionLimitReached(session, id)) return { type: 'ERR', code: 'BUSY', retryAfterMs: BUSY_RETRY_MS };
+        this.logs.subscribe(session, id, storePosition(c.position));
+        this.sessionKeys(session).add(hex(id));
+        return OK;
+      }
+      case 'LTRIM':
+        await this.store.trimLog(id, storePosition(c.position));
+        return OK;
       case 'GET': {
         const m = await this.store.peekMessage(id, this.notBefore());
         return m ? { type: 'MSG', msgId: m.msgId, encryptedBody: m.sealed } : err('NO_MSG');
@@ -271,6 +314,8 @@ export class Dispatcher {
       case 'DEL':
         await this.store.deleteQueue(id);
         this.unsubscribe(hex(id));
+        // A log's subscriptions end too, without END (§9.15).
+        for (const s of this.logs.endLog(id)) this.bySession.get(s)?.delete(hex(id));
         return OK;
       case 'LSET': {
         if (c.linkData.length > MAX_LINK_DATA_LENGTH) return err('LARGE_MSG');
@@ -299,6 +344,23 @@ export class Dispatcher {
     return { type: 'LNK', linkData: link.linkData };
   }
 
+  /**
+   * SEND to a log: the entry is sealed as a message is (§10, the entry ID in
+   * the message ID's role), committed at the log's next position with the
+   * other SENDs of this turn, and then pushed to the log's subscriptions. A
+   * log never answers QUOTA: the append drops its oldest entries instead.
+   */
+  private async append(queue: QueueRecord, c: Extract<Command, { type: 'SEND' }>): Promise<Response> {
+    if (c.body.length > this.config.maxMessageLength) return err('LARGE_MSG');
+    const entryId = randomBytes(ID_LENGTH);
+    const createdAt = Date.now();
+    const sealed = sealMessage(queue.queueKey, entryId, { timestamp: Math.floor(createdAt / 1000), flags: c.flags, body: c.body });
+    const result = await this.store.appendEntry(queue.recipientId, { entryId, sealed, createdAt }, { quota: this.config.logQuota });
+    if (result === 'auth') return err('AUTH'); // suspended or deleted since it was looked up
+    this.logs.appended(queue.recipientId);
+    return OK;
+  }
+
   private async send(queue: QueueRecord, c: Extract<Command, { type: 'SEND' }>): Promise<Response> {
     if (c.body.length > this.config.maxMessageLength) return err('LARGE_MSG');
     const msgId = randomBytes(ID_LENGTH);
@@ -316,6 +378,19 @@ export class Dispatcher {
     return OK;
   }
 
+  /** Whether `session` holds maxSubscriptionsPerConnection subscriptions (queues and logs) and none of `id`. */
+  private subscriptionLimitReached(session: ClientSession, id: Uint8Array): boolean {
+    const mine = this.bySession.get(session);
+    return mine !== undefined && !mine.has(hex(id)) && mine.size >= this.config.maxSubscriptionsPerConnection;
+  }
+
+  /** The subscriptions `session` holds: hex recipient IDs of queues and logs. */
+  private sessionKeys(session: ClientSession): Set<string> {
+    let keys = this.bySession.get(session);
+    if (!keys) this.bySession.set(session, (keys = new Set()));
+    return keys;
+  }
+
   private subscribe(session: ClientSession, recipientId: Uint8Array, window: number): void {
     const key = hex(recipientId);
     const previous = this.subscriptions.get(key);
@@ -327,9 +402,7 @@ export class Dispatcher {
     // so what was in flight is delivered again, in order.
     const sub: Subscription = { session, recipientId, window, inFlight: new Map(), position: undefined, busy: false, again: false, waiting: false };
     this.subscriptions.set(key, sub);
-    let keys = this.bySession.get(session);
-    if (!keys) this.bySession.set(session, (keys = new Set()));
-    keys.add(key);
+    this.sessionKeys(session).add(key);
     // Pushed after the OK that the connection is about to send.
     setImmediate(() => void this.deliver(sub));
   }
@@ -389,11 +462,13 @@ export class Dispatcher {
 
   /** Forgets every subscription and forwarding session of a closed connection. */
   closeSession(session: ClientSession): void {
+    this.closedSessions.add(session);
     this.forwarder?.closeSession(session);
     const keys = this.bySession.get(session);
     if (!keys) return;
     for (const key of keys) {
       if (this.subscriptions.get(key)?.session === session) this.subscriptions.delete(key);
+      this.logs.unsubscribe(session, key);
     }
     this.bySession.delete(session);
   }

@@ -48,6 +48,35 @@ export interface QueuedMessage extends StoredMessage {
   readonly position: number;
 }
 
+/**
+ * A log entry as stored (docs/protocol.md §9.15): sealed under the queue key
+ * exactly as a message is, with its entry ID in the message ID's role.
+ */
+export interface StoredEntry {
+  readonly entryId: Uint8Array;
+  readonly sealed: Uint8Array;
+  /** Milliseconds since the epoch when it was appended; used for the TTL. */
+  readonly createdAt: number;
+}
+
+/** A stored entry with the position the log gave it: 1 for the first, then each next integer, never reused. */
+export interface LogEntry extends StoredEntry {
+  readonly position: number;
+}
+
+export interface AppendEntryOptions {
+  /**
+   * Most entries the log keeps (the relay's logQuota): an append at
+   * position p deletes, in its transaction, every entry at or below
+   * p - quota. Positions are dense and entries leave only from below, so
+   * these are the oldest, and a log never holds more than `quota`.
+   */
+  readonly quota: number;
+}
+
+/** The position the entry was appended at; 'auth' for no such log, or a suspended one. */
+export type AppendEntryResult = { readonly position: number } | 'auth';
+
 export type AddMessageResult = 'ok' | 'quota' | 'auth';
 export type SecureResult = 'ok' | 'auth';
 /** 'duplicate': another queue holds the link ID; 'auth': no such queue, or a messaging queue already secured. */
@@ -68,6 +97,13 @@ export interface AddMessageOptions {
   readonly notBefore: number;
 }
 
+export interface StoreStats {
+  readonly queues: number;
+  readonly messages: number;
+  readonly entries: number;
+  readonly links: number;
+}
+
 export class DuplicateIdError extends Error {
   override readonly name = 'DuplicateIdError';
 }
@@ -83,7 +119,7 @@ export interface QueueStore {
    */
   secureQueue(recipientId: Uint8Array, senderKey: Uint8Array): Promise<SecureResult>;
   suspendQueue(recipientId: Uint8Array): Promise<boolean>;
-  /** Deletes the queue, all its messages and its link data. */
+  /** Deletes the queue, all its messages, its log entries and its link data. */
   deleteQueue(recipientId: Uint8Array): Promise<boolean>;
   /**
    * Sets or replaces the queue's one link (its ID and data); durable when it
@@ -111,9 +147,25 @@ export interface QueueStore {
    * be the oldest); false, deleting nothing, if there is no such message.
    */
   deleteMessage(recipientId: Uint8Array, position: number, msgId: Uint8Array, notBefore: number): Promise<boolean>;
-  /** Deletes every message created before `notBefore`; returns how many. */
+  /**
+   * Appends an entry to an active log at its next position, and deletes
+   * what the quota no longer keeps (AppendEntryOptions), in one transaction;
+   * durable when it resolves with the position. The log's next position is
+   * stored with it: no position is ever given twice, whatever was deleted
+   * since, and across restarts.
+   */
+  appendEntry(recipientId: Uint8Array, entry: StoredEntry, options: AppendEntryOptions): Promise<AppendEntryResult>;
+  /**
+   * Up to `limit` of the log's entries at or after position `from` that were
+   * not created before `notBefore`, in position order: what a log
+   * subscription pushes next (docs/protocol.md §9.15).
+   */
+  readEntries(recipientId: Uint8Array, from: number, notBefore: number, limit: number): Promise<LogEntry[]>;
+  /** Deletes the log's entries below position `before`; durable when it resolves with how many. */
+  trimLog(recipientId: Uint8Array, before: number): Promise<number>;
+  /** Deletes every message and log entry created before `notBefore`; returns how many. */
   deleteExpired(notBefore: number): Promise<number>;
-  /** Counts for the operator: queues, stored messages and stored links. */
-  stats(): Promise<{ queues: number; messages: number; links: number }>;
+  /** Counts for the operator: queues, stored messages, stored log entries and stored links. */
+  stats(): Promise<StoreStats>;
   close(): Promise<void>;
 }

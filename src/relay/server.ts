@@ -44,7 +44,7 @@ export interface RunningRelay {
   connectionCount(): number;
   /** Open forwarding sessions (PRXY) over all connections. */
   forwardSessionCount(): number;
-  /** Deletes expired messages now (the relay also does this on a timer). */
+  /** Deletes expired messages and log entries now (the relay also does this on a timer). */
   sweepExpired(): Promise<number>;
   close(): Promise<void>;
 }
@@ -186,13 +186,13 @@ export async function startRelay(options: StartOptions): Promise<RunningRelay> {
   // Once a minute, aggregate counts for the operator: how busy, how full, what went wrong; no IDs, no addresses.
   const statsTimer = setInterval(() => {
     store.stats().then(
-      (s) => log.info({ connections: connections.size, queues: s.queues, messagesStored: s.messages, ...counters.take() }, 'relay stats'),
+      (s) => log.info({ connections: connections.size, queues: s.queues, messagesStored: s.messages, entriesStored: s.entries, ...counters.take() }, 'relay stats'),
       (e: unknown) => log.error({ err: String(e) }, 'relay stats failed'),
     );
   }, config.statsIntervalSeconds * 1000);
   statsTimer.unref();
   const stats = await store.stats();
-  log.info({ queues: stats.queues, messages: stats.messages, links: stats.links, port: bound.port }, 'relay started');
+  log.info({ queues: stats.queues, messages: stats.messages, entries: stats.entries, links: stats.links, port: bound.port }, 'relay started');
 
   let closed = false;
   return {

@@ -10,8 +10,13 @@
  * one fsync, not one each.)
  *
  * Deletion: secure_delete overwrites removed rows, and `checkpoint()`
- * truncates the WAL, so acknowledged and expired messages, and deleted
- * link data, leave no copy on disk.
+ * truncates the WAL, so acknowledged and expired messages, trimmed,
+ * dropped and expired log entries, and deleted link data, leave no copy on
+ * disk.
+ *
+ * Logs (protocol version 6): entries in their own table keyed by (queue,
+ * position), and the log's next position in its queue row, updated in the
+ * transaction that appends, so a position is never given twice.
  *
  * Schema: the store 'relay' of the migration runner (src/schema/migrations.ts):
  * `schema_versions` records the version a database has (databases from
@@ -24,6 +29,9 @@ import {
   DuplicateIdError,
   type AddMessageOptions,
   type AddMessageResult,
+  type AppendEntryOptions,
+  type AppendEntryResult,
+  type LogEntry,
   type NewQueue,
   type QueueRecord,
   type QueueStatus,
@@ -31,9 +39,12 @@ import {
   type QueuedMessage,
   type SecureResult,
   type SetLinkResult,
+  type StoredEntry,
   type StoredLink,
   type StoredMessage,
+  type StoreStats,
 } from './queue-store.js';
+import type { QueueMode } from '../protocol/commands.js';
 import { migrate, type StoreSchema } from '../schema/migrations.js';
 
 type DB = Database.Database;
@@ -76,11 +87,29 @@ const STEPS: readonly string[] = [
     link_data BLOB NOT NULL
   );
   `,
+  // 3: logs (protocol version 6). Their next position lives in the queue row (1 until the first
+  // append), so it survives every deletion of entries; the entries have their own table keyed by
+  // (queue, position), so a subscription reads from its cursor with one index seek. A rowid
+  // table, not WITHOUT ROWID: entries are up to 15 KiB, and SQLite keeps large rows of a
+  // WITHOUT ROWID table inside its B-tree.
+  `
+  ALTER TABLE queues ADD COLUMN next_position INTEGER NOT NULL DEFAULT 1;
+  CREATE TABLE log_entries (
+    recipient_id BLOB NOT NULL REFERENCES queues(recipient_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    entry_id BLOB NOT NULL,
+    sealed BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (recipient_id, position)
+  );
+  CREATE INDEX log_entries_by_age ON log_entries(created_at);
+  `,
 ];
 
 /**
  * The relay store's schema. History: 1 first release; 2 (2026-11-27) link
- * data (`links`). Before the runner, `PRAGMA user_version` recorded it.
+ * data (`links`); 3 (2026-11-29) logs (`log_entries`, `queues.next_position`).
+ * Before the runner, `PRAGMA user_version` recorded it.
  */
 export const RELAY_SCHEMA: StoreSchema = {
   store: 'relay',
@@ -106,11 +135,19 @@ interface QueueRow {
   status: number;
   unsecured_sent: number;
   mode: number;
+  next_position: number;
 }
 
 interface LinkRow {
   link_data: Buffer;
   status: number;
+}
+
+interface EntryRow {
+  position: number;
+  entry_id: Buffer;
+  sealed: Buffer;
+  created_at: number;
 }
 
 interface MessageRow {
@@ -128,6 +165,9 @@ interface PendingWrite {
 }
 
 const STATUS: Record<number, QueueStatus> = { 0: 'active', 1: 'suspended' };
+/** How `queues.mode` stores each mode: its number on the wire (NEW's queueMode). */
+const MODE_CODE: Record<QueueMode, number> = { messaging: 0, contact: 1, log: 2 };
+const MODE: Record<number, QueueMode> = { 0: 'messaging', 1: 'contact', 2: 'log' };
 
 function toQueue(row: QueueRow): QueueRecord {
   return {
@@ -137,13 +177,17 @@ function toQueue(row: QueueRow): QueueRecord {
     queueKey: new Uint8Array(row.queue_key),
     senderKey: row.sender_key ? new Uint8Array(row.sender_key) : null,
     status: STATUS[row.status] ?? 'suspended',
-    mode: row.mode === 1 ? 'contact' : 'messaging',
+    mode: MODE[row.mode] ?? 'messaging',
     unsecuredSendUsed: row.unsecured_sent !== 0,
   };
 }
 
 function toMessage(row: MessageRow): StoredMessage {
   return { msgId: new Uint8Array(row.msg_id), sealed: new Uint8Array(row.sealed), createdAt: row.created_at };
+}
+
+function toEntry(row: EntryRow): LogEntry {
+  return { position: row.position, entryId: new Uint8Array(row.entry_id), sealed: new Uint8Array(row.sealed), createdAt: row.created_at };
 }
 
 export class SqliteQueueStore implements QueueStore {
@@ -170,11 +214,20 @@ export class SqliteQueueStore implements QueueStore {
       insertQueue: s('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, ?)'),
       byRecipient: s('SELECT * FROM queues WHERE recipient_id = ?'),
       bySender: s('SELECT * FROM queues WHERE sender_id = ?'),
-      setSenderKey: s('UPDATE queues SET sender_key = ? WHERE recipient_id = ? AND sender_key IS NULL AND mode = 0'),
+      // Messaging queues and logs are secured; contact queues never.
+      setSenderKey: s('UPDATE queues SET sender_key = ? WHERE recipient_id = ? AND sender_key IS NULL AND mode IN (0, 2)'),
       suspend: s('UPDATE queues SET status = 1 WHERE recipient_id = ?'),
       deleteQueue: s('DELETE FROM queues WHERE recipient_id = ?'),
       deleteQueueMessages: s('DELETE FROM messages WHERE recipient_id = ?'),
       deleteLink: s('DELETE FROM links WHERE recipient_id = ?'),
+      deleteQueueEntries: s('DELETE FROM log_entries WHERE recipient_id = ?'),
+      insertEntry: s('INSERT INTO log_entries (recipient_id, position, entry_id, sealed, created_at) VALUES (?, ?, ?, ?, ?)'),
+      setNextPosition: s('UPDATE queues SET next_position = ? WHERE recipient_id = ?'),
+      // All three walk the primary key (recipient_id, position) from a position: no scan of the log.
+      deleteEntriesBelow: s('DELETE FROM log_entries WHERE recipient_id = ? AND position < ?'),
+      readEntries: s('SELECT position, entry_id, sealed, created_at FROM log_entries WHERE recipient_id = ? AND position >= ? AND created_at >= ? ORDER BY position LIMIT ?'),
+      deleteExpiredEntries: s('DELETE FROM log_entries WHERE created_at < ?'),
+      countEntries: s('SELECT COUNT(*) AS n FROM log_entries'),
       linkOwner: s('SELECT recipient_id FROM links WHERE link_id = ?'),
       upsertLink: s(
         'INSERT INTO links (recipient_id, link_id, link_data) VALUES (?, ?, ?) ON CONFLICT (recipient_id) DO UPDATE SET link_id = excluded.link_id, link_data = excluded.link_data',
@@ -197,7 +250,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async createQueue(q: NewQueue): Promise<void> {
     try {
-      this.q.insertQueue!.run(q.recipientId, q.senderId, q.recipientKey, q.queueKey, q.mode === 'contact' ? 1 : 0);
+      this.q.insertQueue!.run(q.recipientId, q.senderId, q.recipientKey, q.queueKey, MODE_CODE[q.mode]);
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new DuplicateIdError('queue ID taken');
       throw err;
@@ -233,6 +286,7 @@ export class SqliteQueueStore implements QueueStore {
   async deleteQueue(recipientId: Uint8Array): Promise<boolean> {
     return this.db.transaction(() => {
       this.q.deleteQueueMessages!.run(recipientId);
+      this.q.deleteQueueEntries!.run(recipientId);
       this.q.deleteLink!.run(recipientId);
       return this.q.deleteQueue!.run(recipientId).changes === 1;
     })();
@@ -241,7 +295,8 @@ export class SqliteQueueStore implements QueueStore {
   async setLinkData(recipientId: Uint8Array, linkId: Uint8Array, linkData: Uint8Array): Promise<SetLinkResult> {
     return this.db.transaction((): SetLinkResult => {
       const queue = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
-      if (!queue || (queue.mode === 0 && queue.sender_key !== null)) return 'auth';
+      // A log has no link data (docs/protocol.md §9.15).
+      if (!queue || (queue.mode === MODE_CODE.messaging && queue.sender_key !== null) || queue.mode === MODE_CODE.log) return 'auth';
       const owner = this.q.linkOwner!.get(linkId) as { recipient_id: Buffer } | undefined;
       if (owner && !owner.recipient_id.equals(recipientId)) return 'duplicate';
       this.q.upsertLink!.run(recipientId, linkId, linkData);
@@ -286,8 +341,9 @@ export class SqliteQueueStore implements QueueStore {
 
   private addOne(recipientId: Uint8Array, message: StoredMessage, options: AddMessageOptions): AddMessageResult {
     const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
-    if (!row || row.status !== 0) return 'auth';
-    const oneShot = row.mode === 0;
+    // A log takes entries (appendEntry), never messages.
+    if (!row || row.status !== 0 || row.mode === MODE_CODE.log) return 'auth';
+    const oneShot = row.mode === MODE_CODE.messaging;
     if (options.unsecured && (row.sender_key !== null || (oneShot && row.unsecured_sent !== 0))) return 'auth';
     const { n } = this.q.countMessages!.get(recipientId, options.notBefore) as { n: number };
     if (n >= options.quota) return 'quota';
@@ -319,15 +375,37 @@ export class SqliteQueueStore implements QueueStore {
     });
   }
 
-  async deleteExpired(notBefore: number): Promise<number> {
-    return this.q.deleteExpired!.run(notBefore).changes;
+  appendEntry(recipientId: Uint8Array, entry: StoredEntry, options: AppendEntryOptions): Promise<AppendEntryResult> {
+    // In the group commit with the SENDs to queues: one fsync for all of them.
+    return this.write(() => this.appendOne(recipientId, entry, options));
   }
 
-  async stats(): Promise<{ queues: number; messages: number; links: number }> {
-    const queues = (this.q.countQueues!.get() as { n: number }).n;
-    const messages = (this.q.countAll!.get() as { n: number }).n;
-    const links = (this.q.countLinks!.get() as { n: number }).n;
-    return { queues, messages, links };
+  private appendOne(recipientId: Uint8Array, entry: StoredEntry, options: AppendEntryOptions): AppendEntryResult {
+    const row = this.q.byRecipient!.get(recipientId) as QueueRow | undefined;
+    if (!row || row.status !== 0 || row.mode !== MODE_CODE.log) return 'auth';
+    const position = row.next_position;
+    this.q.insertEntry!.run(recipientId, position, entry.entryId, entry.sealed, entry.createdAt);
+    this.q.setNextPosition!.run(position + 1, recipientId);
+    // Keeps positions position - quota + 1 .. position: at most `quota` entries, the newest.
+    this.q.deleteEntriesBelow!.run(recipientId, position - options.quota + 1);
+    return { position };
+  }
+
+  async readEntries(recipientId: Uint8Array, from: number, notBefore: number, limit: number): Promise<LogEntry[]> {
+    return (this.q.readEntries!.all(recipientId, from, notBefore, limit) as EntryRow[]).map(toEntry);
+  }
+
+  trimLog(recipientId: Uint8Array, before: number): Promise<number> {
+    return this.write(() => this.q.deleteEntriesBelow!.run(recipientId, before).changes);
+  }
+
+  async deleteExpired(notBefore: number): Promise<number> {
+    return this.db.transaction(() => this.q.deleteExpired!.run(notBefore).changes + this.q.deleteExpiredEntries!.run(notBefore).changes)();
+  }
+
+  async stats(): Promise<StoreStats> {
+    const count = (name: string): number => (this.q[name]!.get() as { n: number }).n;
+    return { queues: count('countQueues'), messages: count('countAll'), entries: count('countEntries'), links: count('countLinks') };
   }
 
   /** Moves the WAL into the database and truncates it, so deleted data leaves the disk. */

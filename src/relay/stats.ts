@@ -1,16 +1,18 @@
 /**
  * What the relay counts for its operator: aggregate numbers only, never an
  * ID or an address. Connections count commands, messages in (SEND answered
- * OK) and out (MSG, pushed or fetched) and errors by code; the server logs
+ * OK, log appends included) and out (MSG, pushed or fetched, and LENT) and
+ * errors by code; the server logs
  * the counts once a minute (`relay stats`) and starts them again from zero.
  */
 export interface StatsLine {
   /** Connections open now, and opened since the last line. */
   readonly connections: number;
   readonly connectionsOpened: number;
-  /** Queues and stored messages now. */
+  /** Queues (logs included), stored messages and stored log entries now. */
   readonly queues: number;
   readonly messagesStored: number;
+  readonly entriesStored: number;
   /** Since the last line. */
   readonly commands: number;
   readonly messagesIn: number;

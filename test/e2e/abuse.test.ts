@@ -355,3 +355,42 @@ test('nor can it with the largest push window: every push waits for room in the 
     await relay.stop();
   }
 });
+
+test('nor can subscribers of a log that do not read: the backlog stays on disk, each holds at most its output budget', async (t) => {
+  const relay = await startRelayProcess({ args: ['--rate', '1000000', '--pow-bits', '0'] });
+  const owner = await RelayClient.connect(relay.address);
+  const rss = (): number => rssBytes(relay.process.pid!);
+  const readers: RelayTransport[] = [];
+  try {
+    // A log of 3000 entries of 15 KiB: 46 MB that four readers would each buffer (and TLS copy) if
+    // the relay read a backlog into memory, or pushed without waiting for room.
+    const log = await owner.createQueue({ mode: 'log' });
+    const keys = generateSigningKeyPair();
+    await owner.secureQueue(log, keys.publicKey);
+    const writer = { relay: log.relay, senderId: log.senderId, senderKey: keys.privateKey };
+    const body = new Uint8Array(15 * 1024).fill(5);
+    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, () => owner.send(writer, body)));
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rss();
+    for (let i = 0; i < 4; i++) {
+      const reader = await openTransport(parseAddress(relay.address), 5000);
+      reader.socket.pause(); // subscribes from the first entry, never reads
+      readers.push(reader);
+      const b = encodeTransmissionBody(Uint8Array.of(1), log.recipientId, encodeCommand({ type: 'LSUB', position: 1n }));
+      reader.socket.write(encodeBatch([encodeTransmission(sign(log.recipientKey, signedData(reader.binding, b)), b)]));
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const grown = rss() - before;
+    t.diagnostic(`relay memory grew by ${(grown / 1048576).toFixed(1)} MiB for 4 readers of a 46 MB log`);
+    // Each reader costs at most its budget (68 blocks, about 2.2 MiB with TLS's copy), beside the
+    // 32 MiB the window test above found RSS moves by anyway; one reader's backlog alone is 46 MB.
+    // Without the check before each push the relay grew by 425 MiB here; with it, by about 22.
+    const allowed = readers.length * 2.25 * 1048576 + 32 * 1048576;
+    assert.ok(grown < allowed, `relay memory grew by ${(grown / 1048576).toFixed(1)} MiB, allowed ${(allowed / 1048576).toFixed(1)}`);
+    await owner.ping();
+  } finally {
+    for (const r of readers) r.socket.destroy();
+    await owner.close();
+    await relay.stop();
+  }
+});

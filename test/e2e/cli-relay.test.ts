@@ -31,6 +31,10 @@ test('errors are one clear line and a non-zero exit', async () => {
   assert.equal(badPort.stderr.trim().split('\n').length, 1);
   assert.match(badPort.stderr, /port must be a whole number/);
 
+  const smallLog = await run('relay', 'start', '--port', '0', '--data-dir', tempDir(), '--log-quota', '15');
+  assert.equal(smallLog.status, 1);
+  assert.match(smallLog.stderr, /^nightjar: logQuota must be a whole number 16\.\.1000000, got 15\n$/);
+
   const unknown = await run('relay', 'start', '--frobnicate');
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /unknown option '--frobnicate'/);

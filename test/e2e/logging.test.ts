@@ -1,8 +1,9 @@
-/** The relay's log carries no IP address and no queue or link ID unless debug is on, and then it says so. */
+/** The relay's log carries no IP address and no queue, link or log entry ID unless debug is on, and then it says so. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { randomBytes } from '../../src/crypto/random.js';
+import { generateSigningKeyPair } from '../../src/crypto/keys.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
 
 async function traffic(address: string): Promise<Uint8Array[]> {
@@ -18,14 +19,30 @@ async function traffic(address: string): Promise<Uint8Array[]> {
   return [q.recipientId, q.senderId, linkId];
 }
 
+/** A log's life: its IDs and its entries' IDs must stay out of the relay's log like every other. */
+async function logTraffic(address: string): Promise<Uint8Array[]> {
+  const c = await RelayClient.connect(address);
+  const log = await c.createQueue({ mode: 'log' });
+  const writer = generateSigningKeyPair();
+  await c.secureQueue(log, writer.publicKey);
+  await c.send({ relay: log.relay, senderId: log.senderId, senderKey: writer.privateKey }, new TextEncoder().encode('entry'));
+  const entryIds: Uint8Array[] = [];
+  await c.subscribeLog(log, 1, (e) => entryIds.push(e.entryId));
+  while (entryIds.length === 0) await new Promise((r) => setTimeout(r, 10));
+  await c.trimLog(log, 2);
+  await c.deleteQueue(log);
+  await c.close();
+  return [log.recipientId, log.senderId, ...entryIds];
+}
+
 function encodings(id: Uint8Array): string[] {
   const b = Buffer.from(id);
   return [b.toString('hex'), b.toString('base64'), b.toString('base64url')];
 }
 
-test('default log level: no IPs, no queue or link IDs', async () => {
+test('default log level: no IPs, no queue, link or log entry IDs', async () => {
   const relay = await startRelayProcess({ args: ['--log-level', 'info'] });
-  const ids = await traffic(relay.address);
+  const ids = [...(await traffic(relay.address)), ...(await logTraffic(relay.address))];
   await relay.stop();
   const log = relay.stderr();
   assert.match(log, /relay started/, 'the log is captured');
@@ -65,7 +82,7 @@ test('every interval the relay logs one line of aggregate counts, with an ISO-86
   assert.equal(busy.messagesIn, 1);
   assert.ok(busy.messagesOut >= 1, 'MSG deliveries (the push, and GET again before the ACK)');
   assert.ok(busy.commands >= 5, 'NEW, SUB, SEND, GET, DEL at least');
-  assert.deepEqual(Object.keys(busy).sort(), ['commands', 'component', 'connections', 'connectionsOpened', 'errors', 'level', 'messagesIn', 'messagesOut', 'messagesStored', 'msg', 'queues', 'time']);
+  assert.deepEqual(Object.keys(busy).sort(), ['commands', 'component', 'connections', 'connectionsOpened', 'entriesStored', 'errors', 'level', 'messagesIn', 'messagesOut', 'messagesStored', 'msg', 'queues', 'time']);
   // counts start again from zero after each line
   assert.ok(lines.filter((l) => l.messagesIn > 0).length === 1);
   for (const l of lines) assert.match(l.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);

@@ -16,7 +16,7 @@ export interface RawConnection {
   /** The session binding both ends compute (docs/protocol.md §4). */
   readonly binding: Uint8Array;
   /** Every answer and push so far, in order. */
-  readonly received: { corrId: Uint8Array; response: Response }[];
+  readonly received: { corrId: Uint8Array; entityId: Uint8Array; response: Response }[];
   /** Resolves when the next block from the relay has been decoded. */
   more(): Promise<void>;
 }
@@ -24,7 +24,7 @@ export interface RawConnection {
 export async function rawConnection(address: RelayAddress, version: number): Promise<RawConnection> {
   const socket: TLSSocket = tlsConnect({ host: address.host, port: address.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
   const reader = new BlockReader();
-  const received: { corrId: Uint8Array; response: Response }[] = [];
+  const received: { corrId: Uint8Array; entityId: Uint8Array; response: Response }[] = [];
   let wake: (() => void) | undefined;
   let helloSeen = false;
   await new Promise<void>((resolve) => {
@@ -38,7 +38,7 @@ export async function rawConnection(address: RelayAddress, version: number): Pro
         }
         for (const bytes of decodeBatch(block)) {
           const t = decodeTransmission(bytes);
-          received.push({ corrId: t.corrId, response: decodeResponse(t.command) });
+          received.push({ corrId: t.corrId, entityId: t.entityId, response: decodeResponse(t.command) });
         }
         wake?.();
       }

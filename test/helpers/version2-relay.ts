@@ -5,8 +5,9 @@
  * one. It answers PING, and every command of a later version, directly or
  * sealed in an RFWD, with CMD_UNKNOWN, as an older relay that cannot decode
  * it does, and fields of a later version (SUB's window) with CMD_SYNTAX; it
- * stores nothing, so SUB gets OK and nothing is ever pushed, and other
- * commands get INTERNAL. Every command it decodes is kept in `commands`.
+ * stores nothing, so SUB (and from version 6 LSUB) gets OK and nothing is
+ * pushed unless `pushes` scripts it, and other commands get INTERNAL. Every
+ * command it decodes is kept in `commands`.
  */
 import { createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +33,14 @@ export interface Version2Relay {
   close(): Promise<void>;
 }
 
-export async function startVersion2Relay(host = '127.0.0.1', maxVersion = PRIVATE_ROUTING_VERSION): Promise<Version2Relay> {
+/**
+ * `pushes`: what to push (with an empty corrId, on the command's entityId)
+ * right after the OK to `command`, in the same block: a test relay that
+ * pushes what it likes, including what the protocol rules out.
+ */
+export type ScriptedPushes = (command: Command, entityId: Uint8Array) => Response[];
+
+export async function startVersion2Relay(host = '127.0.0.1', maxVersion = PRIVATE_ROUTING_VERSION, pushes?: ScriptedPushes): Promise<Version2Relay> {
   const commands: Command[] = [];
   const identity = await generateIdentity();
   const routing = generateDhKeyPair();
@@ -52,7 +60,7 @@ export async function startVersion2Relay(host = '127.0.0.1', maxVersion = PRIVAT
     if (commandVersion(c.type) > maxVersion) return { type: 'ERR', code: 'CMD_UNKNOWN' };
     if (fieldsVersion(c) > maxVersion) return { type: 'ERR', code: 'CMD_SYNTAX' };
     if (c.type === 'PING') return { type: 'PONG' };
-    if (c.type === 'SUB') return { type: 'OK' };
+    if (c.type === 'SUB' || c.type === 'LSUB') return { type: 'OK' };
     if (c.type !== 'RFWD') return { type: 'ERR', code: 'INTERNAL' };
     const keys = deriveForwardKeys(dh(routing.privateKey, c.ephemeralKey), c.ephemeralKey, routing.publicKey);
     const opened = openRequest(keys, c.sealed);
@@ -71,9 +79,11 @@ export async function startVersion2Relay(host = '127.0.0.1', maxVersion = PRIVAT
           helloSeen = true; // the client's hello: any version in 1..maxVersion will do here
           continue;
         }
-        const answers = decodeBatch(block).map((bytes) => {
+        const answers = decodeBatch(block).flatMap((bytes) => {
           const t = decodeTransmission(bytes);
-          return transmission(t.corrId, t.entityId, answer(t.command));
+          const r = answer(t.command);
+          const scripted = r.type === 'OK' && pushes ? pushes(commands.at(-1)!, t.entityId) : [];
+          return [transmission(t.corrId, t.entityId, r), ...scripted.map((p) => transmission(EMPTY, t.entityId, p))];
         });
         socket.write(encodeBatch(answers));
       }

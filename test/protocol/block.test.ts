@@ -29,7 +29,7 @@ test('sizes: a block is one full TLS record (2^14 bytes)', () => {
   assert.equal(MAX_BATCH, 255);
 });
 
-test('the largest SEND and the largest MSG each fit in one batch block', () => {
+test('the largest SEND, the largest MSG and the largest LENT each fit in one batch block', () => {
   const id = new Uint8Array(ID_LENGTH);
   const corrId = new Uint8Array(MAX_CORR_ID_LENGTH);
   const send = encodeTransmission(
@@ -42,7 +42,11 @@ test('the largest SEND and the largest MSG each fit in one batch block', () => {
     new Uint8Array(0),
     encodeTransmissionBody(corrId, id, encodeResponse({ type: 'MSG', msgId: id, encryptedBody: new Uint8Array(sealedLength) })),
   );
-  for (const t of [send, msg]) {
+  // A log entry is sealed as a message is; LENT is pushed (empty corrId), but it fits with the longest corrId too.
+  const lent = (c: Uint8Array): Uint8Array =>
+    encodeTransmission(new Uint8Array(0), encodeTransmissionBody(c, id, encodeResponse({ type: 'LENT', entryId: id, position: 2n ** 64n - 1n, sealed: new Uint8Array(sealedLength) })));
+  assert.equal([send, msg, lent(new Uint8Array(0)), lent(corrId)].map((t) => t.length).join(' '), '15481 15465 15450 15474', 'as docs/protocol.md §8.2 says');
+  for (const t of [send, msg, lent(corrId)]) {
     assert.ok(t.length <= MAX_TRANSMISSION_LENGTH, `${t.length} > ${MAX_TRANSMISSION_LENGTH}`);
     assert.deepEqual(decodeBatch(encodeBatch([t])), [t]);
   }

@@ -6,6 +6,7 @@ import {
   ID_LENGTH,
   LINK_ID_LENGTH,
   MAX_LINK_DATA_LENGTH,
+  MAX_LOG_POSITION,
   MAX_MESSAGE_LENGTH,
   MAX_PUSH_WINDOW,
   PUBLIC_KEY_LENGTH,
@@ -25,8 +26,8 @@ import {
 import { ERROR_CODES, ProtocolError } from '../../src/protocol/errors.js';
 import { arbCommand, arbMutation, arbResponse, ascii, decodesOrRejects, fromHex, hex, mutateAll } from './protocol-fixture.js';
 
-const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING', 'PRXY', 'PFWD', 'RFWD', 'LSET', 'LGET'];
-const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'POW', 'PONG', 'PKEY', 'PRES', 'RRES', 'LNK'];
+const COMMAND_TYPES: readonly CommandType[] = ['NEW', 'KEY', 'SUB', 'GET', 'ACK', 'OFF', 'DEL', 'SEND', 'PING', 'PRXY', 'PFWD', 'RFWD', 'LSET', 'LGET', 'LSUB', 'LTRIM'];
+const RESPONSE_TYPES: readonly ResponseType[] = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'POW', 'PONG', 'PKEY', 'PRES', 'RRES', 'LNK', 'LENT'];
 const protocolError = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code;
 const k = (v: number): Uint8Array => new Uint8Array(PUBLIC_KEY_LENGTH).fill(v);
 const i = (v: number): Uint8Array => new Uint8Array(ID_LENGTH).fill(v);
@@ -53,6 +54,12 @@ test('command layouts: tag, space, fields; bare tags for commands without fields
   assert.equal(hex(encodeCommand({ type: 'RFWD', ephemeralKey: k(7), sealed: Uint8Array.of(3) })), hex(ascii('RFWD ')) + '20' + hex(k(7)) + '03');
   assert.equal(hex(encodeCommand({ type: 'LSET', linkId: i(8), linkData: Uint8Array.of(1, 2, 3) })), hex(ascii('LSET ')) + '18' + hex(i(8)) + '010203');
   assert.equal(hex(encodeCommand({ type: 'LGET' })), hex(ascii('LGET')));
+  assert.equal(
+    hex(encodeCommand({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(0), queueMode: 'log', powNonce: new Uint8Array(0) })),
+    hex(ascii('NEW ')) + '20' + hex(k(1)) + '20' + hex(k(2)) + '00' + '02' + '00',
+  );
+  assert.equal(hex(encodeCommand({ type: 'LSUB', position: 0x0102030405060708n })), hex(ascii('LSUB ')) + '0102030405060708');
+  assert.equal(hex(encodeCommand({ type: 'LTRIM', position: 1n })), hex(ascii('LTRIM ')) + '0000000000000001');
 });
 
 test('response layouts', () => {
@@ -73,6 +80,10 @@ test('response layouts', () => {
   assert.equal(hex(encodeResponse({ type: 'PRES', sealed: Uint8Array.of(4) })), hex(ascii('PRES ')) + '04');
   assert.equal(hex(encodeResponse({ type: 'RRES', sealed: Uint8Array.of(5) })), hex(ascii('RRES ')) + '05');
   assert.equal(hex(encodeResponse({ type: 'LNK', linkData: Uint8Array.of(6, 7) })), hex(ascii('LNK ')) + '0607');
+  assert.equal(
+    hex(encodeResponse({ type: 'LENT', entryId: i(9), position: 300n, sealed: Uint8Array.of(1, 2) })),
+    hex(ascii('LENT ')) + '18' + hex(i(9)) + '000000000000012c' + '0102',
+  );
   assert.throws(() => encodeResponse({ type: 'PKEY', sessionId: i(6), destCert: new Uint8Array(2049), routingKey: k(8), routingKeySig: sig }), RangeError);
   assert.throws(() => decodeCommand(Uint8Array.from([...ascii('PRXY '), 1, 0xff, 0])), protocolError('CMD_SYNTAX'), 'a destination that is not UTF-8');
 });
@@ -156,9 +167,50 @@ test('SUB with a push window: one byte after the tag, 1..32; bare SUB has none',
   }
 });
 
-test('the version a command\'s fields need: SUB with a window is version 4', () => {
+test('log positions: a u64 from 1, exactly 8 bytes; 0, short, long and trailing bytes are CMD_SYNTAX', () => {
+  const u64 = (p: bigint): number[] => [...Buffer.from(p.toString(16).padStart(16, '0'), 'hex')];
+  for (const type of ['LSUB', 'LTRIM'] as const) {
+    for (const p of [1n, 2n, 255n, 2n ** 53n + 1n, MAX_LOG_POSITION]) {
+      const bytes = Uint8Array.from([...ascii(`${type} `), ...u64(p)]);
+      assert.deepEqual(decodeCommand(bytes), { type, position: p });
+      assert.equal(hex(encodeCommand({ type, position: p })), hex(bytes));
+    }
+    assert.throws(() => decodeCommand(Uint8Array.from([...ascii(`${type} `), ...u64(0n)])), protocolError('CMD_SYNTAX'), `${type} 0`);
+    assert.throws(() => decodeCommand(Uint8Array.from([...ascii(`${type} `), ...u64(5n).slice(1)])), protocolError('CMD_SYNTAX'), `${type} of 7 bytes`);
+    assert.throws(() => decodeCommand(Uint8Array.from([...ascii(`${type} `), ...u64(5n), 0])), protocolError('CMD_SYNTAX'), `${type} with a trailing byte`);
+    assert.throws(() => decodeCommand(ascii(type)), protocolError('CMD_SYNTAX'), `bare ${type}`);
+    assert.throws(() => decodeCommand(ascii(`${type} `)), protocolError('CMD_SYNTAX'), `${type} and a space`);
+    for (const p of [0n, -1n, MAX_LOG_POSITION + 1n]) assert.throws(() => encodeCommand({ type, position: p }), RangeError, `encode ${type} ${p}`);
+    assert.throws(() => encodeCommand({ type, position: 5 as unknown as bigint }), RangeError, 'a number is not a position');
+  }
+  const lent = (p: bigint, sealed: number[] = [7]): Uint8Array => Uint8Array.from([...ascii('LENT '), 0x18, ...i(3), ...u64(p), ...sealed]);
+  assert.deepEqual(decodeResponse(lent(MAX_LOG_POSITION)), { type: 'LENT', entryId: i(3), position: MAX_LOG_POSITION, sealed: Uint8Array.of(7) });
+  assert.deepEqual(decodeResponse(lent(1n, [])), { type: 'LENT', entryId: i(3), position: 1n, sealed: new Uint8Array(0) }, 'the sealed entry is the rest');
+  assert.throws(() => decodeResponse(lent(0n)), protocolError('CMD_SYNTAX'), 'LENT at position 0');
+  assert.throws(() => decodeResponse(Uint8Array.from([...ascii('LENT '), 0x17, ...i(3).subarray(1), ...u64(1n)])), protocolError('CMD_SYNTAX'), 'a short entry ID');
+  assert.throws(() => decodeResponse(Uint8Array.from([...ascii('LENT '), 0x18, ...i(3), 0, 0, 1])), protocolError('CMD_SYNTAX'), 'a truncated position');
+  assert.throws(() => decodeResponse(ascii('LENT')), protocolError('CMD_SYNTAX'));
+  assert.throws(() => encodeResponse({ type: 'LENT', entryId: i(3), position: 0n, sealed: new Uint8Array(0) }), RangeError);
+  assert.throws(() => encodeResponse({ type: 'LENT', entryId: new Uint8Array(23), position: 1n, sealed: new Uint8Array(0) }), RangeError);
+  assert.throws(() => decodeCommand(lent(1n)), protocolError('CMD_UNKNOWN'), 'a push is not a command');
+  assert.throws(() => decodeResponse(Uint8Array.from([...ascii('LSUB '), ...u64(1n)])), protocolError('CMD_UNKNOWN'), 'nor a command a response');
+});
+
+test('NEW\'s queue mode: 0 messaging, 1 contact, 2 log; any other byte is CMD_SYNTAX', () => {
+  const newWith = (mode: number): Uint8Array => Uint8Array.from([...ascii('NEW '), 0x20, ...k(1), 0x20, ...k(2), 0, mode, 0]);
+  assert.deepEqual(
+    [0, 1, 2].map((m) => (decodeCommand(newWith(m)) as Extract<Command, { type: 'NEW' }>).queueMode),
+    ['messaging', 'contact', 'log'],
+  );
+  for (let m = 3; m < 256; m++) assert.throws(() => decodeCommand(newWith(m)), protocolError('CMD_SYNTAX'), `mode ${m}`);
+});
+
+test('the version a command\'s fields need: SUB with a window is version 4, NEW of a log version 6', () => {
   assert.equal(fieldsVersion({ type: 'SUB' }), 1);
   assert.equal(fieldsVersion({ type: 'SUB', window: 1 }), 4);
+  const create = (queueMode: 'messaging' | 'contact' | 'log'): Command => ({ type: 'NEW', recipientAuthKey: k(1), recipientDhKey: k(2), basicAuth: new Uint8Array(0), queueMode, powNonce: new Uint8Array(0) });
+  assert.deepEqual([create('messaging'), create('contact'), create('log')].map(fieldsVersion), [1, 1, 6]);
+  assert.equal(fieldsVersion({ type: 'LSUB', position: 1n }), 1, 'a command of a later version is commandVersion\'s');
   assert.equal(fieldsVersion({ type: 'ACK', msgId: i(1) }), 1);
   assert.equal(fieldsVersion({ type: 'LGET' }), 1, 'a command of a later version is commandVersion\'s');
 });
@@ -215,12 +267,14 @@ test('who sends what: the party of each command', () => {
     RFWD: 'forward',
     LSET: 'recipient',
     LGET: 'sender',
+    LSUB: 'recipient',
+    LTRIM: 'recipient',
   });
 });
 
 test('the version that introduced each command', () => {
   const versions = Object.fromEntries(COMMAND_TYPES.map((t) => [t, commandVersion(t)]));
-  assert.deepEqual(versions, { NEW: 1, KEY: 1, SUB: 1, GET: 1, ACK: 1, OFF: 1, DEL: 1, SEND: 1, PING: 1, PRXY: 2, PFWD: 2, RFWD: 2, LSET: 3, LGET: 3 });
+  assert.deepEqual(versions, { NEW: 1, KEY: 1, SUB: 1, GET: 1, ACK: 1, OFF: 1, DEL: 1, SEND: 1, PING: 1, PRXY: 2, PFWD: 2, RFWD: 2, LSET: 3, LGET: 3, LSUB: 6, LTRIM: 6 });
 });
 
 /** `bytes` decoded and encoded again gives `bytes`: each value has exactly one encoding. */

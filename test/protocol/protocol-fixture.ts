@@ -12,6 +12,7 @@ import {
   MAX_BASIC_AUTH_LENGTH,
   MAX_CERTIFICATE_LENGTH,
   MAX_LINK_DATA_LENGTH,
+  MAX_LOG_POSITION,
   MAX_PUSH_WINDOW,
   PUBLIC_KEY_LENGTH,
   SESSION_ID_LENGTH,
@@ -43,13 +44,20 @@ export const arbLinkData: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 1, arbitrary: bytesOf(MAX_LINK_DATA_LENGTH) },
 );
 
+/** Log positions (u64, from 1): mostly small, sometimes anywhere, and the ends of the range. */
+export const arbLogPosition: fc.Arbitrary<bigint> = fc.oneof(
+  { weight: 3, arbitrary: fc.bigInt({ min: 1n, max: 100_000n }) },
+  { weight: 1, arbitrary: fc.bigInt({ min: 1n, max: MAX_LOG_POSITION }) },
+  { weight: 1, arbitrary: fc.constantFrom(1n, 2n ** 53n, 2n ** 63n, MAX_LOG_POSITION) },
+);
+
 export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({
     type: fc.constant('NEW' as const),
     recipientAuthKey: bytesOf(PUBLIC_KEY_LENGTH),
     recipientDhKey: bytesOf(PUBLIC_KEY_LENGTH),
     basicAuth: fc.uint8Array({ maxLength: MAX_BASIC_AUTH_LENGTH }),
-    queueMode: fc.constantFrom('messaging' as const, 'contact' as const),
+    queueMode: fc.constantFrom('messaging' as const, 'contact' as const, 'log' as const),
     powNonce: fc.oneof(fc.constant(new Uint8Array(0)), bytesOf(8)),
   }, PLAIN),
   fc.record({ type: fc.constant('KEY' as const), senderAuthKey: bytesOf(PUBLIC_KEY_LENGTH) }, PLAIN),
@@ -65,6 +73,7 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
   fc.record({ type: fc.constant('PFWD' as const), sessionId: bytesOf(SESSION_ID_LENGTH), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
   fc.record({ type: fc.constant('RFWD' as const), ephemeralKey: bytesOf(PUBLIC_KEY_LENGTH), sealed: arbBody(2048) }, PLAIN),
   fc.record({ type: fc.constant('LSET' as const), linkId: bytesOf(LINK_ID_LENGTH), linkData: arbLinkData }, PLAIN),
+  fc.record({ type: fc.constantFrom('LSUB' as const, 'LTRIM' as const), position: arbLogPosition }, PLAIN),
 );
 
 export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
@@ -88,6 +97,7 @@ export const arbResponse: fc.Arbitrary<Response> = fc.oneof(
   }, PLAIN),
   fc.record({ type: fc.constantFrom('PRES' as const, 'RRES' as const), sealed: arbBody(2048) }, PLAIN),
   fc.record({ type: fc.constant('LNK' as const), linkData: arbLinkData }, PLAIN),
+  fc.record({ type: fc.constant('LENT' as const), entryId: bytesOf(ID_LENGTH), position: arbLogPosition, sealed: arbBody(2048) }, PLAIN),
 );
 
 export interface TransmissionParts {

@@ -49,8 +49,9 @@ test('docs/protocol.md prints exactly the stored vectors', () => {
 });
 
 test('the vectors cover every command and response', () => {
-  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'LGET', 'LSET', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB', 'SUB']);
-  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'LNK', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
+  assert.deepEqual(stored.commands.map((c) => c.value.type).sort(), ['ACK', 'DEL', 'GET', 'KEY', 'LGET', 'LSET', 'LSUB', 'LTRIM', 'NEW', 'NEW', 'OFF', 'PFWD', 'PING', 'PRXY', 'RFWD', 'SEND', 'SUB', 'SUB']);
+  assert.deepEqual(stored.responses.map((r) => r.value.type).sort(), ['END', 'ERR', 'ERR', 'IDS', 'LENT', 'LNK', 'MSG', 'OK', 'PKEY', 'PONG', 'POW', 'PRES', 'RRES']);
+  assert.deepEqual(stored.commands.filter((c) => c.value.type === 'NEW').map((c) => c.value['queueMode']), ['messaging', 'log']);
 });
 
 test('stored keys are the public keys of the stored private keys', () => {
@@ -102,7 +103,7 @@ test('stored transmissions parse, and each signature verifies over sessionBindin
     assert.equal(hex(t.corrId), v.corrId);
     assert.equal(hex(t.entityId), v.entityId);
     assert.equal(hex(t.signedBody), v.body);
-    const decoded = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG', 'LNK'].includes(v.command.type) ? decodeResponse(t.command) : decodeCommand(t.command);
+    const decoded = ['IDS', 'OK', 'MSG', 'END', 'ERR', 'PONG', 'LNK', 'LENT'].includes(v.command.type) ? decodeResponse(t.command) : decodeCommand(t.command);
     assert.deepEqual(fieldsJson(decoded), v.command);
     if (v.signingPublicKey) {
       assert.equal(v.signedData, hex(signedData(binding, t.signedBody)));
@@ -157,6 +158,29 @@ test('the link vectors: LSET is signed by the queue\'s recipient key, LGET is un
   assert.equal(lnk.entityId, stored.keys.linkId);
   assert.equal(lnk.corrId, lget.corrId);
   assert.equal(lnk.command['linkData'], lset.command['linkData']);
+});
+
+test('the log vectors (version 6): LSUB and LTRIM are signed by the recipient key; LENT is a push on the recipientId whose entry opens under its entryId as a message does', () => {
+  const byName = (prefix: string) => stored.transmissions.find((t) => t.name.startsWith(prefix))!;
+  for (const name of ['LSUB', 'LTRIM']) {
+    const t = byName(name);
+    assert.equal(t.entityId, stored.keys.recipientId);
+    assert.equal(t.signingPublicKey, stored.keys.recipientAuthPublicKey);
+  }
+  const lent = byName('LENT');
+  assert.equal(lent.corrId, '');
+  assert.equal(lent.entityId, stored.keys.recipientId);
+  assert.equal(lent.command['position'], byName('LSUB').command['position'], 'the entry at the position subscribed from');
+  const q = stored.queueCrypto;
+  assert.equal(lent.command['entryId'], stored.keys.entryId);
+  assert.equal(lent.command['sealed'], q.sealedEntry);
+  const recipientSide = deriveQueueKey(dh(fromHex(stored.keys.recipientDhPrivateKey), fromHex(stored.keys.relayDhPublicKey)));
+  const e = openMessage(recipientSide, fromHex(q.entryId), fromHex(q.sealedEntry));
+  assert.deepEqual({ timestamp: e.timestamp, flags: e.flags, body: hex(e.body) }, { timestamp: q.timestamp, flags: q.flags, body: q.body });
+  assert.notEqual(q.sealedEntry, q.sealed, 'the same message sealed under another ID shares no byte pattern');
+  assert.throws(() => openMessage(recipientSide, fromHex(q.msgId), fromHex(q.sealedEntry)), 'the entry ID is authenticated');
+  // Position 300 is the u64 0x12c, big-endian.
+  assert.match(stored.responses.find((r) => r.value.type === 'LENT')!.encoding, new RegExp(`^${hex(Buffer.from('LENT '))}18${stored.keys.entryId}000000000000012c`));
 });
 
 test('stored batch blocks hold the stored transmissions in order', () => {

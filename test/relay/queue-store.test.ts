@@ -12,7 +12,8 @@ import { randomBytes } from '../../src/crypto/random.js';
 import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
 import { CachedQueueStore } from '../../src/relay/cached-store.js';
 import { MigrationError } from '../../src/schema/migrations.js';
-import { DuplicateIdError, type QueueStore, type StoredMessage } from '../../src/relay/queue-store.js';
+import { DuplicateIdError, type LogEntry, type QueueStore, type StoredEntry, type StoredMessage } from '../../src/relay/queue-store.js';
+import { RELAY_SCHEMA } from '../../src/relay/sqlite-store.js';
 import { tempDir } from '../helpers/relay-process.js';
 
 interface Backend {
@@ -55,6 +56,22 @@ const linkId = (): Uint8Array => randomBytes(24);
 const linkData = (n = 300): Uint8Array => randomBytes(n);
 const message = (createdAt = Date.now()): StoredMessage => ({ msgId: randomBytes(24), sealed: randomBytes(200), createdAt });
 const opts = { quota: 10, unsecured: false, notBefore: 0 };
+const newLog = () => ({ ...newQueue(), mode: 'log' as const });
+const entry = (createdAt = Date.now()): StoredEntry => ({ entryId: randomBytes(24), sealed: randomBytes(200), createdAt });
+const logOpts = { quota: 100 };
+/** The positions `entries` were read at. */
+const positions = (entries: readonly LogEntry[]): number[] => entries.map((e) => e.position);
+
+/** Appends `n` fresh entries one after another; their positions. */
+async function appendMany(store: QueueStore, log: Uint8Array, n: number, quota = logOpts.quota): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await store.appendEntry(log, entry(), { quota });
+    assert.notEqual(r, 'auth');
+    out.push(r === 'auth' ? 0 : r.position);
+  }
+  return out;
+}
 
 for (const backend of backends) {
   describe(`QueueStore: ${backend.name}`, () => {
@@ -152,7 +169,7 @@ for (const backend of backends) {
       const results = await Promise.all(Array.from({ length: 15 }, () => store.addMessage(q.recipientId, message(), opts)));
       assert.equal(results.filter((r) => r === 'ok').length, 10);
       assert.equal(results.filter((r) => r === 'quota').length, 5);
-      assert.deepEqual(await store.stats(), { queues: 1, messages: 10, links: 0 });
+      assert.deepEqual(await store.stats(), { queues: 1, messages: 10, entries: 0, links: 0 });
       await store.close();
     });
 
@@ -208,7 +225,7 @@ for (const backend of backends) {
       assert.equal(await store.deleteQueue(q.recipientId), true);
       assert.equal(await store.byRecipientId(q.recipientId), undefined);
       assert.equal(await store.addMessage(q.recipientId, message(), opts), 'auth');
-      assert.deepEqual(await store.stats(), { queues: 0, messages: 0, links: 0 });
+      assert.deepEqual(await store.stats(), { queues: 0, messages: 0, entries: 0, links: 0 });
       await store.close();
     });
 
@@ -342,6 +359,157 @@ for (const backend of backends) {
       await store.close();
     });
 
+    test('logs: appends take positions 1, 2, 3, ...; reads go from a position, in order, up to a limit, this log only', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      const other = newLog();
+      await store.createQueue(log);
+      await store.createQueue(other);
+      assert.equal((await store.byRecipientId(log.recipientId))?.mode, 'log');
+      const es = [entry(), entry(), entry(), entry()];
+      for (const [i, e] of es.entries()) assert.deepEqual(await store.appendEntry(log.recipientId, e, logOpts), { position: i + 1 });
+      assert.deepEqual(await store.appendEntry(other.recipientId, entry(), logOpts), { position: 1 }, 'each log counts its own');
+      assert.deepEqual(await store.readEntries(log.recipientId, 1, 0, 10), es.map((e, i) => ({ ...e, position: i + 1 })));
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 3, 0, 10)), [3, 4]);
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 2, 0, 2)), [2, 3]);
+      assert.deepEqual(await store.readEntries(log.recipientId, 5, 0, 10), [], 'nothing beyond the last');
+      assert.deepEqual(await store.readEntries(randomBytes(24), 1, 0, 10), []);
+      assert.equal((await store.stats()).entries, 5);
+      await store.close();
+    });
+
+    test('logs take entries and nothing else; other queues take no entries; a suspended or deleted log takes none', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      const queue = newQueue();
+      const contact = { ...newQueue(), mode: 'contact' as const };
+      for (const q of [log, queue, contact]) await store.createQueue(q);
+      assert.equal(await store.appendEntry(queue.recipientId, entry(), logOpts), 'auth');
+      assert.equal(await store.appendEntry(contact.recipientId, entry(), logOpts), 'auth');
+      assert.equal(await store.appendEntry(randomBytes(24), entry(), logOpts), 'auth');
+      assert.equal(await store.addMessage(log.recipientId, message(), opts), 'auth');
+      assert.equal(await store.addMessage(log.recipientId, message(), { ...opts, unsecured: true }), 'auth');
+      assert.equal(await store.setLinkData(log.recipientId, linkId(), linkData()), 'auth', 'a log has no link data');
+      assert.deepEqual(await appendMany(store, log.recipientId, 2), [1, 2]);
+      assert.equal(await store.suspendQueue(log.recipientId), true);
+      assert.equal(await store.appendEntry(log.recipientId, entry(), logOpts), 'auth');
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [1, 2], 'a suspended log is still readable');
+      assert.equal(await store.deleteQueue(log.recipientId), true);
+      assert.equal(await store.appendEntry(log.recipientId, entry(), logOpts), 'auth');
+      assert.deepEqual(await store.readEntries(log.recipientId, 1, 0, 10), [], 'deleted with its log');
+      assert.deepEqual(await store.stats(), { queues: 2, messages: 0, entries: 0, links: 0 });
+      await store.close();
+    });
+
+    test('logs are secured like messaging queues: once, the same key again, another key refused', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      await store.createQueue(log);
+      assert.equal((await store.bySenderId(log.senderId))?.senderKey, null, 'read (and, behind the cache, kept) before KEY');
+      await appendMany(store, log.recipientId, 1);
+      const key = randomBytes(32);
+      assert.equal(await store.secureQueue(log.recipientId, key), 'ok');
+      assert.equal(await store.secureQueue(log.recipientId, key), 'ok');
+      assert.equal(await store.secureQueue(log.recipientId, randomBytes(32)), 'auth');
+      assert.deepEqual((await store.byRecipientId(log.recipientId))?.senderKey, key);
+      assert.deepEqual((await store.bySenderId(log.senderId))?.senderKey, key);
+      await store.close();
+    });
+
+    test('the log quota keeps the newest entries; positions go on increasing', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      await store.createQueue(log);
+      assert.deepEqual(await appendMany(store, log.recipientId, 7, 3), [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [5, 6, 7]);
+      assert.equal((await store.stats()).entries, 3);
+      // A larger quota later keeps more from then on; what was dropped stays dropped.
+      assert.deepEqual(await appendMany(store, log.recipientId, 2, 10), [8, 9]);
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [5, 6, 7, 8, 9]);
+      await store.close();
+    });
+
+    test('trimLog deletes below a position, idempotently; beyond the end it trims everything; positions are not reused', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      const other = newLog();
+      await store.createQueue(log);
+      await store.createQueue(other);
+      await appendMany(store, log.recipientId, 5);
+      await appendMany(store, other.recipientId, 2);
+      assert.equal(await store.trimLog(log.recipientId, 3), 2);
+      assert.equal(await store.trimLog(log.recipientId, 3), 0, 'again: nothing more');
+      assert.equal(await store.trimLog(log.recipientId, 1), 0, 'below what is left: nothing');
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [3, 4, 5], 'a read from below the trim gets the next one there is');
+      assert.equal(await store.trimLog(log.recipientId, 1000), 3);
+      assert.deepEqual(await store.readEntries(log.recipientId, 1, 0, 10), []);
+      assert.deepEqual(await appendMany(store, log.recipientId, 1), [6], 'the next position, not 1');
+      assert.deepEqual(positions(await store.readEntries(other.recipientId, 1, 0, 10)), [1, 2], 'another log is untouched');
+      await store.close();
+    });
+
+    test('group commit: concurrent appends, with sends and trims, each get their own answer and consecutive positions', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      const q = newQueue();
+      await store.createQueue(log);
+      await store.createQueue(q);
+      const answers = await Promise.all([
+        store.appendEntry(log.recipientId, entry(), logOpts),
+        store.addMessage(q.recipientId, message(), opts),
+        store.appendEntry(log.recipientId, entry(), logOpts),
+        store.trimLog(log.recipientId, 2),
+        store.appendEntry(log.recipientId, entry(), logOpts),
+      ]);
+      assert.deepEqual(answers, [{ position: 1 }, 'ok', { position: 2 }, 1, { position: 3 }]);
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [2, 3]);
+      await store.close();
+    });
+
+    test('expired entries are never read, and are deleted by the sweep with the expired messages', async () => {
+      const { store } = backend.open();
+      const log = newLog();
+      const q = newQueue();
+      await store.createQueue(log);
+      await store.createQueue(q);
+      const now = Date.now();
+      for (const createdAt of [now - 60_000, now - 60_000, now]) await store.appendEntry(log.recipientId, entry(createdAt), logOpts);
+      await store.addMessage(q.recipientId, message(now - 60_000), opts);
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, now - 30_000, 10)), [3]);
+      assert.equal(await store.deleteExpired(now - 30_000), 3, 'two entries and a message');
+      assert.deepEqual(positions(await store.readEntries(log.recipientId, 1, 0, 10)), [3]);
+      assert.deepEqual(await appendMany(store, log.recipientId, 1), [4]);
+      await store.close();
+    });
+
+    test('trimmed, dropped, expired and deleted log entries leave no trace on disk', async () => {
+      const { store, files, checkpoint } = backend.open();
+      const [log, gone] = [newLog(), newLog()];
+      await store.createQueue(log);
+      await store.createQueue(gone);
+      const es = [entry(), entry(), entry(), entry(), entry()];
+      for (const e of es) await store.appendEntry(log.recipientId, e, { quota: 4 }); // the first is dropped at the fifth
+      const deleted = entry();
+      await store.appendEntry(gone.recipientId, deleted, logOpts);
+      checkpoint();
+      const before = files();
+      for (const e of [...es.slice(1), deleted]) assert.ok(before.includes(Buffer.from(e.sealed)), 'the disk check can see entries');
+      // es[0] went with the quota; es[1] is trimmed now, es[2..4] stay until the sweep below.
+      await store.trimLog(log.recipientId, 3);
+      await store.deleteQueue(gone.recipientId);
+      checkpoint();
+      const after = files();
+      assert.ok(!after.includes(Buffer.from(es[0]!.sealed)), 'an entry dropped by the quota is gone from disk');
+      assert.ok(!after.includes(Buffer.from(es[1]!.sealed)), 'a trimmed entry is gone from disk');
+      assert.ok(!after.includes(Buffer.from(deleted.sealed)), 'an entry of a deleted log is gone from disk');
+      assert.ok(after.includes(Buffer.from(es[2]!.sealed)));
+      assert.equal(await store.deleteExpired(Date.now() + 1000), 3, 'every entry left has expired by then');
+      checkpoint();
+      const swept = files();
+      for (const e of es.slice(2)) assert.ok(!swept.includes(Buffer.from(e.sealed)), 'an expired entry is gone from disk');
+      await store.close();
+    });
+
     test('everything survives closing and reopening', async () => {
       const { store, reopen } = backend.open();
       const q = newQueue();
@@ -351,10 +519,17 @@ for (const backend of backends) {
       const id = linkId();
       const data = linkData();
       await store.setLinkData(q.recipientId, id, data);
+      const log = newLog();
+      await store.createQueue(log);
+      const e = entry();
+      await appendMany(store, log.recipientId, 2);
+      await store.appendEntry(log.recipientId, e, logOpts);
+      await store.trimLog(log.recipientId, 4); // every entry: the next position is all that is left
       await store.close();
       const again = reopen();
       assert.deepEqual(await again.peekMessage(q.recipientId, 0), m);
       assert.deepEqual(await again.linkByLinkId(id), { linkData: data, status: 'active' });
+      assert.deepEqual(await appendMany(again, log.recipientId, 1), [4], 'a reopened log goes on from its next position');
       await again.close();
     });
   });
@@ -377,7 +552,11 @@ describe('SQLite relay database upgrades', () => {
     PRAGMA user_version = 1;
   `;
 
-  test('a version 1 database is upgraded in place: its queues and messages stay, links work', async () => {
+  test('this relay writes schema version 3', () => {
+    assert.equal(RELAY_SCHEMA.version, 3);
+  });
+
+  test('a version 1 database is upgraded in place: its queues and messages stay, links and logs work', async () => {
     const path = join(tempDir('nightjar-store-'), 'relay.sqlite');
     const q = newQueue();
     const m = message();
@@ -395,16 +574,58 @@ describe('SQLite relay database upgrades', () => {
     const data = linkData();
     assert.equal(await store.setLinkData(q.recipientId, id, data), 'ok');
     assert.deepEqual((await store.linkByLinkId(id))?.linkData, data);
-    assert.deepEqual(await store.stats(), { queues: 1, messages: 1, links: 1 });
+    const log = newLog();
+    await store.createQueue(log);
+    assert.deepEqual(await appendMany(store, log.recipientId, 2), [1, 2]);
+    assert.deepEqual(await store.stats(), { queues: 2, messages: 1, entries: 2, links: 1 });
     await store.close();
 
     const check = new Database(path, { readonly: true });
-    assert.deepEqual(check.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'relay', version: 2 }], 'the upgrade is recorded');
-    assert.equal(check.pragma('user_version', { simple: true }), 2, 'and kept in step where the release before the runner reads it');
+    assert.deepEqual(check.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'relay', version: 3 }], 'the upgrade is recorded');
+    assert.equal(check.pragma('user_version', { simple: true }), 3, 'and kept in step where the release before the runner reads it');
     check.close();
     const again = new SqliteQueueStore(path);
     assert.deepEqual((await again.linkByLinkId(id))?.linkData, data, 'reopening an upgraded database changes nothing');
     await again.close();
+  });
+
+  test('a version 2 database (links, recorded by the runner) is upgraded in place to 3: queues, messages and links stay, logs work', async () => {
+    const path = join(tempDir('nightjar-store-'), 'relay.sqlite');
+    const q = newQueue();
+    const m = message();
+    const id = linkId();
+    const data = linkData();
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(VERSION_1);
+    old.exec(`
+      CREATE TABLE links (
+        recipient_id BLOB PRIMARY KEY REFERENCES queues(recipient_id) ON DELETE CASCADE,
+        link_id BLOB NOT NULL UNIQUE,
+        link_data BLOB NOT NULL
+      );
+      CREATE TABLE schema_versions (store TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO schema_versions VALUES ('relay', 2);
+      PRAGMA user_version = 2;
+    `);
+    old.prepare('INSERT INTO queues (recipient_id, sender_id, recipient_key, queue_key, mode) VALUES (?, ?, ?, ?, 1)').run(q.recipientId, q.senderId, q.recipientKey, q.queueKey);
+    old.prepare('INSERT INTO messages (recipient_id, msg_id, sealed, created_at) VALUES (?, ?, ?, ?)').run(q.recipientId, m.msgId, m.sealed, m.createdAt);
+    old.prepare('INSERT INTO links (recipient_id, link_id, link_data) VALUES (?, ?, ?)').run(q.recipientId, id, data);
+    old.close();
+
+    const store = new SqliteQueueStore(path);
+    assert.equal((await store.byRecipientId(q.recipientId))?.mode, 'contact');
+    assert.deepEqual(await store.peekMessage(q.recipientId, 0), m);
+    assert.deepEqual(await store.linkByLinkId(id), { linkData: data, status: 'active' });
+    assert.equal(await store.appendEntry(q.recipientId, entry(), logOpts), 'auth', 'an old queue does not become a log');
+    const log = newLog();
+    await store.createQueue(log);
+    assert.deepEqual(await appendMany(store, log.recipientId, 3), [1, 2, 3]);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    assert.deepEqual(check.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'relay', version: 3 }]);
+    assert.equal(check.pragma('user_version', { simple: true }), 3);
+    check.close();
   });
 
   test('a database from a newer relay is refused', async () => {
@@ -416,8 +637,8 @@ describe('SQLite relay database upgrades', () => {
     const recorded = join(tempDir('nightjar-store-'), 'relay.sqlite');
     await new SqliteQueueStore(recorded).close();
     const later = new Database(recorded);
-    later.prepare("UPDATE schema_versions SET version = 3 WHERE store = 'relay'").run();
+    later.prepare("UPDATE schema_versions SET version = 4 WHERE store = 'relay'").run();
     later.close();
-    assert.throws(() => new SqliteQueueStore(recorded), /relay database has schema version 3, newer than this Nightjar's \(2\)/);
+    assert.throws(() => new SqliteQueueStore(recorded), /relay database has schema version 4, newer than this Nightjar's \(3\)/);
   });
 });

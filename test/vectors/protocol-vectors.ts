@@ -34,14 +34,17 @@ const EMPTY = new Uint8Array(0);
 export type FieldsJson = { readonly type: string } & Readonly<Record<string, string | number>>;
 
 /**
- * The JSON form of a command or response: byte fields as hex.
+ * The JSON form of a command or response: byte fields as hex, log
+ * positions (bigint) as numbers (the vectors' are small).
  *
  * @example
  *   fieldsJson({ type: 'ACK', msgId }) // { type: 'ACK', msgId: 'e0e1…' }
  */
 export function fieldsJson(v: Command | Response): FieldsJson {
   const out: Record<string, string | number> = {};
-  for (const [name, value] of Object.entries(v)) out[name] = value instanceof Uint8Array ? hex(value) : (value as string | number);
+  for (const [name, value] of Object.entries(v)) {
+    out[name] = value instanceof Uint8Array ? hex(value) : typeof value === 'bigint' ? Number(value) : (value as string | number);
+  }
   return out as FieldsJson;
 }
 
@@ -105,6 +108,7 @@ export interface ProtocolVectors {
     readonly routingPublicKey: string;
     readonly linkId: string;
     readonly macKey: string;
+    readonly entryId: string;
   };
   readonly handshake: {
     readonly relayHello: {
@@ -122,6 +126,9 @@ export interface ProtocolVectors {
     readonly flags: number;
     readonly body: string;
     readonly sealed: string;
+    /** Version 6: the same message sealed as a log entry, with entryId in msgId's role. */
+    readonly entryId: string;
+    readonly sealedEntry: string;
   };
   readonly transmissions: readonly TransmissionVector[];
   readonly batches: readonly ({ readonly name: string; readonly transmissions: readonly string[] } & BlockVector)[];
@@ -162,12 +169,16 @@ export function computeProtocolVectors(): ProtocolVectors {
   const linkData = utf8.encode('opaque link data');
   // A MAC key (version 5); clients draw a fresh random one per queue and session.
   const macKey = filled(32, 0x77);
+  // A log entry's ID (version 6), drawn by the relay like a message ID.
+  const entryId = counting(24, 0x40);
 
   // The relay's re-encryption of one message.
   const dhSecret = dh(relayDhPrivate, recipientDhPublic);
   const queueKey = deriveQueueKey(dhSecret);
   const delivered = { timestamp: Date.UTC(2026, 10, 25) / 1000, flags: 1, body: utf8.encode('Hello, Nightjar') };
   const sealed = sealMessage(queueKey, msgId, delivered);
+  // The same message appended to a log: sealed as a message is, under its entry ID.
+  const sealedEntry = sealMessage(queueKey, entryId, delivered);
 
   const commands: Command[] = [
     { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: utf8.encode('relay password'), queueMode: 'messaging', powNonce: Uint8Array.of(0, 0, 0, 0, 0, 0, 0x1f, 0x2e) },
@@ -186,6 +197,10 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'RFWD', ephemeralKey: recipientDhPublic, sealed: counting(8, 0xf0) },
     { type: 'LSET', linkId, linkData },
     { type: 'LGET' },
+    // Logs (version 6): NEW of a log differs from NEW of a queue in its queueMode byte alone.
+    { type: 'NEW', recipientAuthKey: recipientAuthPublic, recipientDhKey: recipientDhPublic, basicAuth: EMPTY, queueMode: 'log', powNonce: EMPTY },
+    { type: 'LSUB', position: 300n },
+    { type: 'LTRIM', position: 257n },
   ];
   const responses: Response[] = [
     { type: 'IDS', recipientId, senderId, relayDhKey: relayDhPublic },
@@ -201,6 +216,7 @@ export function computeProtocolVectors(): ProtocolVectors {
     { type: 'PRES', sealed: counting(8, 0xe8) },
     { type: 'RRES', sealed: counting(8, 0xe8) },
     { type: 'LNK', linkData },
+    { type: 'LENT', entryId, position: 300n, sealed: sealedEntry },
   ];
   const command = (type: Command['type']): { command: Command } => ({ command: commands.find((c) => c.type === type)! });
   const response = (type: Response['type']): { response: Response } => ({ response: responses.find((r) => r.type === type)! });
@@ -243,6 +259,12 @@ export function computeProtocolVectors(): ProtocolVectors {
     transmission('OK (answer to LSET)', corr(5), recipientId, response('OK')),
     transmission('LGET (unsigned, the link ID as entityId)', corr(6), linkId, command('LGET')),
     transmission('LNK (answer to LGET)', corr(6), linkId, response('LNK')),
+  ];
+  // Logs (version 6): a reader subscribes from position 300 and is pushed the entry there; the owner trims below 257.
+  const logs = [
+    transmission('LSUB (signed by the recipient key; version 6)', corr(9), recipientId, command('LSUB'), recipientAuthPrivate),
+    transmission('LENT (pushed, no corrId; version 6)', EMPTY, recipientId, response('LENT')),
+    transmission('LTRIM (signed by the recipient key; version 6)', corr(10), recipientId, command('LTRIM'), recipientAuthPrivate),
   ];
   const received = [
     transmission('IDS (answer to NEW)', corr(1), EMPTY, response('IDS')),
@@ -296,7 +318,7 @@ export function computeProtocolVectors(): ProtocolVectors {
 
   return {
     description:
-      'Nightjar relay protocol v5 vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).',
+      `Nightjar relay protocol v${SUPPORTED_VERSIONS.max} vectors (docs/protocol.md, "Test vectors"). All byte strings are hex. Ed25519 private keys are RFC 8032 seeds; X25519 private keys are raw (clamped by X25519).`,
     version: SUPPORTED_VERSIONS.max,
     keys: {
       recipientAuthPrivateKey: hex(recipientAuthPrivate),
@@ -317,6 +339,7 @@ export function computeProtocolVectors(): ProtocolVectors {
       routingPublicKey: hex(routingPublic),
       linkId: hex(linkId),
       macKey: hex(macKey),
+      entryId: hex(entryId),
     },
     handshake: {
       relayHello: {
@@ -335,8 +358,10 @@ export function computeProtocolVectors(): ProtocolVectors {
       flags: delivered.flags,
       body: hex(delivered.body),
       sealed: hex(sealed),
+      entryId: hex(entryId),
+      sealedEntry: hex(sealedEntry),
     },
-    transmissions: [...[...sent, ...received, ...links].map(strip), ...macs],
+    transmissions: [...[...sent, ...received, ...links].map(strip), ...macs, ...logs.map(strip)],
     batches: [
       { name: 'client block', transmissions: sent.map((t) => t.name), ...blockVector(encodeBatch(sent.map((t) => t.bytes))) },
       { name: 'relay block', transmissions: received.map((t) => t.name), ...blockVector(encodeBatch(received.map((t) => t.bytes))) },
@@ -408,6 +433,8 @@ export function renderVectorsMarkdown(v: ProtocolVectors): string {
   row('flags', v.queueCrypto.flags);
   row('body', v.queueCrypto.body, asText(v.queueCrypto.body));
   row('sealed', v.queueCrypto.sealed);
+  row('log entry: entryId', v.queueCrypto.entryId);
+  row('log entry: sealed (version 6, entryId as msgId)', v.queueCrypto.sealedEntry);
 
   for (const t of v.transmissions) {
     table(`Transmission: ${t.name}`);
