@@ -134,7 +134,8 @@ export type AgentErrorCode =
   | 'RELAY_PASSWORD' // a private relay refused to create a queue: no password, or a wrong one
   | 'OWN_LINK' // the link is one of our own invitations or addresses
   | 'WRONG_RELAY' // the relay at an address's host and port is not the one its fingerprint names
-  | 'NO_OTHER_OPERATOR'; // a redundant queue needs a relay of an operator the connection does not use yet
+  | 'NO_OTHER_OPERATOR' // a redundant queue needs a relay of an operator the connection does not use yet
+  | 'DEVICE_GROUP'; // a change to the person's devices that cannot be made (docs/devices.md)
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -417,6 +417,11 @@ export class AgentStore {
   }
 
   /** The connection's queued messages in order, without their (large) envelopes. */
+  /** Makes every outbox row without a device `device`'s to deliver (a profile becoming the first device of a group). */
+  assignOutbox(device: number): void {
+    this.sql('UPDATE agent_outbox SET author = ? WHERE author IS NULL').run(device);
+  }
+
   /** One outbox row without its envelope, or undefined once it left. */
   outboxRow(id: number): Omit<OutboxRow, 'envelope'> | undefined {
     return this.sql('SELECT id, connection_id, snd_queue_id, seq, signed, wait_rcv_queue, after_sent, attempts, last_error, next_at, author FROM agent_outbox WHERE id = ?').get(id) as

@@ -23,7 +23,7 @@
  *   acknowledged to the relay. A redelivered message fails the ratchet's
  *   replay check and is acknowledged without effect.
  */
-import type { AgentHandlers, AgentOptions, ConnectionInfo, RelayEntry, RelayHealth, TransportIsolation } from './agent-api.js';
+import { AgentError, type AgentHandlers, type AgentOptions, type ConnectionInfo, type RelayEntry, type RelayHealth, type TransportIsolation } from './agent-api.js';
 import type { Role } from './agent-store.js';
 import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
@@ -305,6 +305,17 @@ export class Agent {
   /** While an event of the device log is applied, its time (ms): the clock the chat layer must use too. */
   applyingAt(): number | undefined {
     return this.p.determinism.applying ? this.p.determinism.clock() : undefined;
+  }
+
+  /**
+   * Makes this profile the first device of a device group, with its log on
+   * `relay` (default: the first relay in the list). Linking other devices
+   * is not built yet (docs/devices.md §6).
+   */
+  async createDeviceGroup(deviceName: string, relay?: string): Promise<void> {
+    const on = relay ?? this.listRelays()[0]?.address;
+    if (on === undefined) throw new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one');
+    await this.p.replication.createGroup(on, deviceName);
   }
 
   /** Whether this profile has several devices (a device group). */

@@ -15,6 +15,7 @@ import { Handshakes } from './handshake.js';
 import { Receiver } from './incoming.js';
 import { Determinism } from './determinism.js';
 import { encodeReceived, Replication } from './devices/replication.js';
+import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
 import { Outbox } from './outbox.js';
@@ -88,7 +89,15 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   // The scheduler needs delivery and receiving, and they call back into it: bound late.
   let scheduler: Scheduler | undefined;
   const serial = <T>(fn: () => Promise<T>): Promise<T> => scheduler!.serial(fn);
-  const replication = new Replication({ store, determinism, log, serial, kick: () => scheduler!.kick(), ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}) });
+  const replication = new Replication({
+    store,
+    determinism,
+    log,
+    serial,
+    kick: () => scheduler!.kick(),
+    session: (relay) => pool.get(relay, DEVICE_LOG_LANE),
+    ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}),
+  });
   const proposeReceipt = (connectionId: string): void => {
     replication.operate('agent.receipt', new TextEncoder().encode(connectionId)).catch((e: unknown) => log.warn({ err: errorFields(e) }, 'a receipt could not go to the device log'));
   };

@@ -78,6 +78,12 @@ export class DeviceStore implements ReplicaStore {
     ).run(g);
   }
 
+  /** Gives this copy of the profile another device number (a copy of a device's database becoming a device of its own). */
+  setDevice(device: number): void {
+    this.groupRead = undefined;
+    this.sql('UPDATE agent_device_group SET device = ? WHERE id = 1').run(device);
+  }
+
   members(): DeviceMemberRow[] {
     return this.sql('SELECT * FROM agent_device_members ORDER BY device').all() as DeviceMemberRow[];
   }

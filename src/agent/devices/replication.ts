@@ -28,6 +28,12 @@ import { DeviceStore } from './device-store.js';
 import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, type DeviceLogTransport } from './replica.js';
+import { relayLogTransport } from './log-transport.js';
+import { GROUP_KEY_LENGTH } from './log-entry.js';
+import type { RelayClient } from '../../client/relay-client.js';
+import { generateSigningKeyPair } from '../../crypto/keys.js';
+import { randomBytes } from '../../crypto/random.js';
+import { AgentError } from '../agent-api.js';
 import type { DeviceGroupRow } from './device-store.js';
 
 /** Builds the transport to a group's log (the relay's log queue; a stand-in in unit tests). */
@@ -48,7 +54,10 @@ export interface ReplicationParts {
   readonly log: AgentLogger;
   /** The agent's serial chain. */
   readonly serial: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** The device log's transport; default: the relay's log queue (log-transport.ts) over `session`. */
   readonly transport?: DeviceLogTransportFactory;
+  /** A session to `relay` on the device-log lane of the relay pool. */
+  readonly session: (relay: string) => Promise<RelayClient>;
   /** After an event of this device is applied: deliver what it queued. */
   readonly kick: () => void;
 }
@@ -95,8 +104,7 @@ export class Replication {
   }
 
   private async start(group: DeviceGroupRow): Promise<void> {
-    if (!this.p.transport) throw new Error('this agent has no device log transport');
-    const raw = this.p.transport(group);
+    const raw = this.p.transport ? this.p.transport(group) : relayLogTransport(group, this.p.session);
     // Every event is applied in the agent's serial chain (see the top of this file).
     const transport: DeviceLogTransport = {
       append: (entry) => raw.append(entry),
@@ -126,6 +134,35 @@ export class Replication {
 
   close(): void {
     this.replica?.close();
+  }
+
+  /**
+   * Makes this profile the first device of a device group (docs/devices.md
+   * §6, step 3): a log queue on `relay`, secured with a fresh sender key, a
+   * random group key, generation 1, this device number 1. What waits in the
+   * outbox is this device's to deliver.
+   */
+  async createGroup(relay: string, deviceName: string): Promise<void> {
+    if (this.active) throw new AgentError('DEVICE_GROUP', 'this profile already has several devices');
+    const client = await this.p.session(relay);
+    const log = await client.createQueue({ mode: 'log' });
+    const sender = generateSigningKeyPair();
+    await client.secureQueue(log, sender.publicKey);
+    this.p.store.tx(() => {
+      this.devices.setGroup({
+        generation: 1,
+        device: 1,
+        group_key: Buffer.from(randomBytes(GROUP_KEY_LENGTH)),
+        log_relay: relay,
+        log_recipient_id: Buffer.from(log.recipientId),
+        log_sender_id: Buffer.from(log.senderId),
+        log_recipient_key: Buffer.from(log.recipientKey),
+        log_queue_key: Buffer.from(log.queueKey),
+        log_sender_key: Buffer.from(sender.privateKey),
+      });
+      this.devices.addMember({ device: 1, name: deviceName, dh_public: null, kem_public: null, added_at: this.p.determinism.clock(), removed_at: null });
+      this.p.store.assignOutbox(1);
+    });
   }
 
   // ---- the agent's own operations ----
