@@ -51,11 +51,12 @@ const texts = (p: Person, c: Contact): string[] => p.chat.history(c, 1000).filte
 let relay: RelayProcess | undefined;
 after(async () => relay?.stop());
 
-test('Bob on two devices: Alice’s messages and both devices’ messages show the same on both, and Alice gets each once', async () => {
-  relay = await startRelayProcess();
+/** Alice (one device) and Bob (two devices, one group, its log on the relay), connected, with one message exchanged. */
+async function twoDevices() {
+  relay ??= await startRelayProcess();
   const dir = tempDir('nightjar-devices-');
-  const alice = open(join(dir, 'alice.db'), [relay.address], {}, 'Alice');
-  let bob = open(join(dir, 'bob1.db'), [relay.address], {}, 'Bob');
+  const alice = open(join(dir, 'alice.db'), [relay!.address], {}, 'Alice');
+  const bob = open(join(dir, 'bob1.db'), [relay!.address], {}, 'Bob');
   await alice.agent.start();
   await bob.agent.start();
   const { link } = await alice.chat.invite();
@@ -68,7 +69,7 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
 
   // Bob's profile becomes the first device of a group (its log a log queue on the relay), and a second device
   // starts from a copy of it taken at a quiet moment (linking proper sends a snapshot: docs/devices.md §6).
-  await bob.agent.createDeviceGroup('laptop', relay.address);
+  await bob.agent.createDeviceGroup('laptop', relay!.address);
   await bob.agent.close();
   bob.db.close();
   copyFileSync(join(dir, 'bob1.db'), join(dir, 'bob2.db'));
@@ -79,10 +80,15 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
   copy.close();
   const devices: Person[] = [1, 2].map((n) => open(join(dir, `bob${n}.db`), []));
   const [bob1, bob2] = devices as [Person, Person];
-  bob = bob1;
+
   for (const d of devices) await d.agent.start();
   assert.equal(bob1.agent.multiDevice, true);
 
+  return { dir, alice, bob1, bob2, devices, bobAtAlice };
+}
+
+test('Bob on two devices: Alice’s messages and both devices’ messages show the same on both, and Alice gets each once', async () => {
+  const { alice, bob1, bob2, devices, bobAtAlice } = await twoDevices();
   const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
   // Alice writes; whichever of Bob's devices reads the queue, both show it.
   for (let i = 1; i <= 5; i++) await alice.chat.send(bobAtAlice, `alice ${i}`);
@@ -122,4 +128,38 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
 
   await alice.agent.close();
   for (const d of devices) await d.agent.close();
+});
+
+test('a device away while the others talk catches up from the log when it comes back: the same history and ratchet', async () => {
+  const { dir, alice, bob1, devices, bobAtAlice } = await twoDevices();
+  let bob2 = devices[1]!;
+  const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
+  // The phone goes away (its process ends without a word to anyone).
+  await bob2.agent.close();
+  bob2.db.close();
+  for (let i = 1; i <= 6; i++) {
+    await alice.chat.send(bobAtAlice, `while away ${i}`);
+    alice.agent.kick();
+    await bob1.chat.send(aliceAtBob(bob1), `laptop ${i}`);
+    bob1.agent.kick();
+  }
+  await until('Alice has the laptop’s six', () => texts(alice, bobAtAlice).filter((t) => t.startsWith('in:laptop')).length === 6);
+  await until('the laptop has Alice’s six', () => texts(bob1, aliceAtBob(bob1)).filter((t) => t.startsWith('in:while away')).length === 6);
+  // Back: it reads the log from where it stopped and applies everything in order.
+  bob2 = open(join(dir, 'bob2.db'), []);
+  await bob2.agent.start();
+  const store = (d: Person): DeviceStore => new DeviceStore(d.db, (fn) => d.db.transaction(fn)());
+  await until('the phone caught up', () => store(bob2).appliedPosition() === store(bob1).appliedPosition() && texts(bob2, aliceAtBob(bob2)).length === texts(bob1, aliceAtBob(bob1)).length);
+  assert.deepEqual(texts(bob2, aliceAtBob(bob2)), texts(bob1, aliceAtBob(bob1)));
+  // And it carries on: a message from the phone reaches Alice and shows on the laptop.
+  await bob2.chat.send(aliceAtBob(bob2), 'phone is back');
+  bob2.agent.kick();
+  await until('Alice has it', () => texts(alice, bobAtAlice).includes('in:phone is back'));
+  await until('the laptop shows it', () => texts(bob1, aliceAtBob(bob1)).includes('out:phone is back'));
+  await until('both applied the same log', () => store(bob2).appliedPosition() === store(bob1).appliedPosition() && store(bob1).pending().length === 0 && store(bob2).pending().length === 0);
+  const ratchet = (d: Person): Buffer => (d.db.prepare('SELECT ratchet FROM agent_connections').get() as { ratchet: Buffer }).ratchet;
+  assert.deepEqual(ratchet(bob2), ratchet(bob1));
+  await alice.agent.close();
+  await bob1.agent.close();
+  await bob2.agent.close();
 });
