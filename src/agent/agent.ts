@@ -278,6 +278,7 @@ export class Agent {
   }
 
   async close(): Promise<void> {
+    await this.p.replication.announceAway(2000);
     this.p.replication.close();
     await this.p.scheduler.close();
   }

@@ -116,6 +116,10 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     process: (row, message) => receiver.process(row, message),
     sent: (ids) => delivery.confirmed(ids),
     receipt: (connectionId) => receipts.queueNow(connectionId),
+    otherAway: () => {
+      receiving.takeBackEnded();
+      scheduler!.kick();
+    },
   });
   const receiving = new Receiving(store, sessions, relays, receiver, log, {
     serial,

@@ -79,6 +79,14 @@ export interface ReceivingHooks {
 
 /** Pushed messages per agent.recv event: each is up to a full envelope, and an event holds about eight (log-entry.ts). */
 const RECEIVED_PER_EVENT = 6;
+/**
+ * With several devices, a queue whose subscription another session took
+ * (END: one of the person's other devices subscribed) is left to it for
+ * this long, give or take a fifth, before this device subscribes again in
+ * case that one went away without a word (docs/devices.md §3.5). Without
+ * it two online devices would take the queue from each other every round.
+ */
+export const LEAVE_ENDED_MS = 5 * 60_000;
 
 export class Receiving {
   private readonly subscribedClients = new Set<RelayClient>();
@@ -88,6 +96,8 @@ export class Receiving {
   private gatherTimer: NodeJS.Timeout | undefined;
   /** performance.now() of the last push. */
   private lastPushAt = -Infinity;
+  /** With several devices: when each queue (hex recipient ID) may be subscribed again after an END. */
+  private readonly leftUntil = new Map<string, number>();
 
   constructor(
     private readonly store: AgentStore,
@@ -180,11 +190,18 @@ export class Receiving {
         this.listen(client);
         const queue = recipientQueue(rcv);
         if (client.isSubscribed(queue)) return;
+        const left = this.leftUntil.get(Buffer.from(queue.recipientId).toString('hex'));
+        if (left !== undefined && performance.now() < left) return; // another of our devices reads it
         await client.subscribe(queue, { window: PUSH_WINDOW }).catch((e: unknown) => {
           this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
         });
       }),
     );
+  }
+
+  /** Another of our devices went away (devices.away): its queues are ours to read again at the next round. */
+  takeBackEnded(): void {
+    this.leftUntil.clear();
   }
 
   private listen(client: RelayClient): void {
@@ -195,6 +212,9 @@ export class Receiving {
       this.gather(client, queue);
     });
     client.on('reconnected', () => this.hooks.reconnected());
+    client.on('end', (queue: RecipientQueue) => {
+      if (this.hooks.replication?.active()) this.leftUntil.set(Buffer.from(queue.recipientId).toString('hex'), performance.now() + LEAVE_ENDED_MS * (0.8 + Math.random() * 0.4));
+    });
   }
 
   /** While pushes stream in, waits for a few more (GATHER_COUNT, GATHER_MS) before applying them; otherwise applies at once. */

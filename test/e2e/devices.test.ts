@@ -18,6 +18,9 @@ import { Chat } from '../../src/chat/chat.js';
 import { configureProfileDatabase } from '../../src/chat/profile-db.js';
 import type { Contact } from '../../src/chat/store.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
+import { decodeBatch } from '../../src/protocol/block.js';
+import { decodeCommand } from '../../src/protocol/commands.js';
+import { decodeTransmission } from '../../src/protocol/transmission.js';
 
 interface Person {
   readonly db: Database.Database;
@@ -26,12 +29,34 @@ interface Person {
   readonly path: string;
 }
 
+/** SUB commands each profile sent, counted from what its agent wrote to its relays. */
+const subs = new Map<string, number>();
+
+function countSubs(path: string): AgentOptions['relayTrace'] {
+  return (_relay, direction, block) => {
+    if (direction !== 'out') return;
+    let items: Uint8Array[];
+    try {
+      items = decodeBatch(block);
+    } catch {
+      return; // a handshake block
+    }
+    for (const item of items) {
+      try {
+        if (decodeCommand(decodeTransmission(item).command).type === 'SUB') subs.set(path, (subs.get(path) ?? 0) + 1);
+      } catch {
+        // not a command this decoder reads: not a SUB
+      }
+    }
+  };
+}
+
 function open(path: string, relays: string[], options: AgentOptions = {}, name?: string): Person {
   const db = new Database(path);
   configureProfileDatabase(db);
   if (name !== undefined) Chat.initialize(db, name);
   const chat = Chat.open(db);
-  const agent = Agent.open(db, chat, { retryMs: 200, receiptDelayMs: 50, ...options });
+  const agent = Agent.open(db, chat, { retryMs: 200, receiptDelayMs: 50, relayTrace: countSubs(path), ...options });
   chat.attach(agent);
   for (const r of relays) agent.addRelay(r);
   agent.setRouting('direct');
@@ -122,6 +147,12 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
     texts(alice, bobAtAlice).filter((t) => t.startsWith('in:bob')),
     mine.map((t) => t.replace('out:', 'in:')),
   );
+  // Both devices online: the one whose subscription the other took leaves the queue to it (docs/devices.md §3.5),
+  // rather than taking it back every round (200 ms here).
+  const before = devices.map((d) => subs.get(d.path) ?? 0);
+  await new Promise((r) => setTimeout(r, 1500));
+  const during = devices.map((d, i) => (subs.get(d.path) ?? 0) - before[i]!);
+  assert.ok(during.every((n) => n <= 1), `SUBs in 1.5 s of quiet: ${during.join(', ')}`);
   // The same ratchet, byte for byte.
   const ratchet = (d: Person): Buffer => (d.db.prepare('SELECT ratchet FROM agent_connections').get() as { ratchet: Buffer }).ratchet;
   assert.deepEqual(ratchet(bob2), ratchet(bob1));

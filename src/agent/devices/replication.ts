@@ -167,8 +167,30 @@ export class Replication {
 
   // ---- the agent's own operations ----
 
-  /** Registers agent.recv, agent.sent and agent.receipt. */
-  registerAgentOperations(o: { process: ProcessReceived; sent: (ids: readonly number[]) => void; receipt: (connectionId: string) => void }): void {
+  /**
+   * Tells the other devices this one is going away (devices.away), so
+   * they read the queues it read at once instead of after LEAVE_ENDED_MS;
+   * waits at most `timeoutMs` for the log to have it.
+   */
+  async announceAway(timeoutMs: number): Promise<void> {
+    if (!this.replica || this.replica.haltedBy !== undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([this.operations.operate('devices.away', new Uint8Array(0)).then(() => undefined, () => undefined), late]);
+    clearTimeout(timer);
+  }
+
+  /** Registers agent.recv, agent.sent, agent.receipt and devices.away. */
+  registerAgentOperations(o: {
+    process: ProcessReceived;
+    sent: (ids: readonly number[]) => void;
+    receipt: (connectionId: string) => void;
+    /** Another device went away: read what it read (changes nothing in the profile). */
+    otherAway: () => void;
+  }): void {
+    this.register('devices.away', (_args, context) => {
+      if (!context.mine) o.otherAway();
+    });
     this.register('agent.recv', (args) => {
       const items = decodeReceived(args);
       return items.map((item) => {
