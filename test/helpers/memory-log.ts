@@ -9,6 +9,8 @@ import type { DeviceLogTransport } from '../../src/agent/devices/replica.js';
 /** The relay's log: positions from 1, every subscriber gets every entry in order, asynchronously. */
 export class MemoryLog {
   readonly entries: Uint8Array[] = [];
+  /** Positions up to this one are gone (trimmed), as a relay's LTRIM or quota leaves a log. */
+  trimmedUpTo = 0;
   private readonly subscribers: { from: number; sent: number; on: (p: number, e: Uint8Array) => void; closed: boolean }[] = [];
 
   transport(faults: { loseAnswer?: () => boolean; refuse?: () => boolean } = {}): DeviceLogTransport & { close(): void } {
@@ -34,6 +36,8 @@ export class MemoryLog {
   private pump(): void {
     setImmediate(() => {
       for (const s of this.subscribers) {
+        // Trimmed positions are skipped, as the relay skips to the next entry it holds.
+        if (s.sent < this.trimmedUpTo) s.sent = this.trimmedUpTo;
         while (!s.closed && s.sent < this.entries.length) {
           s.sent += 1;
           s.on(s.sent, this.entries[s.sent - 1]!);
@@ -42,6 +46,5 @@ export class MemoryLog {
     });
   }
 }
-
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -36,7 +36,8 @@ const ENTRY_AAD_LABEL = new TextEncoder().encode('nightjar/devices/entry/v1');
 export type DeviceLogErrorCode =
   | 'DECRYPT' // an entry that does not open under this generation's key
   | 'MALFORMED' // an entry, frame or event of the wrong shape
-  | 'VERSION'; // an event made by a newer Nightjar: stop applying, do not guess
+  | 'VERSION' // an event made by a newer Nightjar: stop applying, do not guess
+  | 'GAP'; // entries this device has not applied are gone from the log: it must be synced again
 
 export class DeviceLogError extends Error {
   override readonly name = 'DeviceLogError';

@@ -120,6 +120,8 @@ export class Replica {
   private halted: unknown = undefined;
   private closed = false;
   private lastSeen = 0;
+  /** The position reading started from. */
+  private startedFrom = 1;
 
   constructor(private readonly o: ReplicaOptions) {
     this.clock = o.clock ?? Date.now;
@@ -129,7 +131,8 @@ export class Replica {
   /** Starts reading the log where this device left off, and appends what it had proposed and not seen applied. */
   async start(): Promise<void> {
     this.appendQueue = this.o.store.pending().sort((a, b) => a.authorSeq - b.authorSeq);
-    await this.o.transport.subscribe(this.o.store.resumeFrom(), (position, entry) => this.onEntry(position, entry));
+    this.startedFrom = this.o.store.resumeFrom();
+    await this.o.transport.subscribe(this.startedFrom, (position, entry) => this.onEntry(position, entry));
     void this.drain();
   }
 
@@ -206,6 +209,14 @@ export class Replica {
     if (this.halted !== undefined || this.closed) return;
     // After a restart the entries from the resume point come again; only positions this run has seen are dropped.
     if (position <= this.lastSeen) return;
+    // Positions are dense (protocol §9.15): a jump means entries this device never applied were trimmed,
+    // dropped by the relay's quota or expired. Applying what follows would leave its copy of the profile
+    // silently different from the others': it stops instead (docs/devices.md §8).
+    const expected = this.lastSeen === 0 ? this.startedFrom : this.lastSeen + 1;
+    if (position > expected) {
+      this.halt(position, new DeviceLogError('GAP', `the device log no longer holds positions ${expected} to ${position - 1}, which this device has not applied`));
+      return;
+    }
     this.lastSeen = position;
     try {
       this.process(position, entry);

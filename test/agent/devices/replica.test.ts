@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { encodeEvent, EventKind, type DeviceEvent } from '../../../src/agent/devices/event.js';
-import { entryKey, MAX_FRAGMENT_LENGTH, sealEvent } from '../../../src/agent/devices/log-entry.js';
+import { DeviceLogError, entryKey, MAX_FRAGMENT_LENGTH, sealEvent } from '../../../src/agent/devices/log-entry.js';
 import {
   Replica,
   ReplicaHaltedError,
@@ -258,4 +258,28 @@ test('an old copy of a device’s database comes back: it catches up, reuses no 
   assert.equal(restored.store.pendings.size, 0);
   restored.transport.close();
   other.transport.close();
+});
+
+test('a device whose next entries are gone from the log (trimmed, dropped, expired) stops rather than apply what follows', async () => {
+  const log = new MemoryLog();
+  const problems: ReplicaProblem[] = [];
+  const a = device(log, 1);
+  await a.replica.start();
+  await a.replica.propose(EventKind.OP, Uint8Array.of(1));
+  // The second device was away since position 0, and the relay has dropped position 1 meanwhile.
+  await a.replica.propose(EventKind.OP, Uint8Array.of(2));
+  log.trimmedUpTo = 1;
+  const late = device(log, 2, undefined, {}, (p) => problems.push(p));
+  await late.replica.start();
+  await until('the gap is noticed', () => problems.length > 0);
+  assert.equal(problems[0]?.type, 'halted');
+  const e = (problems[0] as { error: unknown }).error;
+  assert.ok(e instanceof DeviceLogError && e.code === 'GAP', String(e));
+  assert.equal(late.store.log.length, 0, 'nothing applied after the gap');
+  assert.equal(late.store.appliedPosition(), 0);
+  // A device that was not behind reads on.
+  await a.replica.propose(EventKind.OP, Uint8Array.of(3));
+  assert.equal(a.store.log.length, 3);
+  a.transport.close();
+  late.transport.close();
 });
