@@ -14,6 +14,9 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import { DeviceStore } from '../../src/agent/devices/device-store.js';
+import { logQueues } from '../../src/agent/devices/log-transport.js';
+import { relayAddress } from '../../src/agent/relay-sessions.js';
+import { RelayClient } from '../../src/client/relay-client.js';
 import { Chat } from '../../src/chat/chat.js';
 import { configureProfileDatabase } from '../../src/chat/profile-db.js';
 import type { Contact } from '../../src/chat/store.js';
@@ -97,11 +100,13 @@ async function twoDevices() {
   await bob.agent.createDeviceGroup('laptop', relay!.address);
   await bob.agent.close();
   bob.db.close();
+  // Both copies know both devices (what DEVICE_ADDED will record): trimming the log waits for each.
+  const first = new Database(join(dir, 'bob1.db'));
+  new DeviceStore(first, (fn) => first.transaction(fn)()).addMember({ device: 2, name: 'phone', dh_public: null, kem_public: null, added_at: Date.now(), removed_at: null });
+  first.close();
   copyFileSync(join(dir, 'bob1.db'), join(dir, 'bob2.db'));
   const copy = new Database(join(dir, 'bob2.db'));
-  const copyDevices = new DeviceStore(copy, (fn) => copy.transaction(fn)());
-  copyDevices.setDevice(2);
-  copyDevices.addMember({ device: 2, name: 'phone', dh_public: null, kem_public: null, added_at: Date.now(), removed_at: null });
+  new DeviceStore(copy, (fn) => copy.transaction(fn)()).setDevice(2);
   copy.close();
   const devices: Person[] = [1, 2].map((n) => open(join(dir, `bob${n}.db`), []));
   const [bob1, bob2] = devices as [Person, Person];
@@ -156,6 +161,18 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
   // The same ratchet, byte for byte.
   const ratchet = (d: Person): Buffer => (d.db.prepare('SELECT ratchet FROM agent_connections').get() as { ratchet: Buffer }).ratchet;
   assert.deepEqual(ratchet(bob2), ratchet(bob1));
+
+  // A longer conversation: the log's relay keeps only what some device may still need (docs/devices.md §8).
+  for (let i = 1; i <= 40; i++) await alice.chat.send(bobAtAlice, `more ${i}`);
+  alice.agent.kick();
+  await until('the forty on both', () => devices.every((d) => texts(d, aliceAtBob(d)).filter((t) => t.startsWith('in:more')).length === 40));
+  const group = new DeviceStore(bob1.db, (fn) => bob1.db.transaction(fn)()).group()!;
+  const reader = await RelayClient.connect(relayAddress(group.log_relay));
+  const positions: number[] = [];
+  await reader.subscribeLog(logQueues(group).recipient, 1, (e) => positions.push(e.position));
+  await until('the log read', () => positions.length > 0);
+  assert.ok(positions[0]! > 1, `the oldest entry kept is at position ${positions[0]}: the log was trimmed`);
+  await reader.close();
 
   await alice.agent.close();
   for (const d of devices) await d.agent.close();

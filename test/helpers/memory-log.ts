@@ -29,6 +29,10 @@ export class MemoryLog {
         mine.push(s);
         this.pump();
       },
+      trim: async (before) => {
+        await tick();
+        this.trimmedUpTo = Math.max(this.trimmedUpTo, before - 1);
+      },
       close: () => mine.forEach((s) => (s.closed = true)),
     };
   }

@@ -84,6 +84,11 @@ export class DeviceStore implements ReplicaStore {
     this.sql('UPDATE agent_device_group SET device = ? WHERE id = 1').run(device);
   }
 
+  /** The numbers of the devices in the group now. */
+  currentMembers(): number[] {
+    return (this.sql('SELECT device FROM agent_device_members WHERE removed_at IS NULL ORDER BY device').all() as { device: number }[]).map((r) => r.device);
+  }
+
   members(): DeviceMemberRow[] {
     return this.sql('SELECT * FROM agent_device_members ORDER BY device').all() as DeviceMemberRow[];
   }
@@ -118,6 +123,10 @@ export class DeviceStore implements ReplicaStore {
   reported(): Map<number, number> {
     const rows = this.sql('SELECT device, reported FROM agent_device_seqs').all() as { device: number; reported: number }[];
     return new Map(rows.map((r) => [r.device, r.reported]));
+  }
+
+  reportedBy(author: number): number {
+    return (this.sql('SELECT reported FROM agent_device_seqs WHERE device = ?').get(author) as { reported: number } | undefined)?.reported ?? 0;
   }
 
   setReported(author: number, applied: number): void {

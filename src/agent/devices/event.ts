@@ -9,8 +9,9 @@
  *   device appends its events one after another, so a reader drops an
  *   event whose authorSeq is not above the last one it applied from that
  *   author (a repeated append, or a copy the relay pushed again).
- * - `applied`: the log position the author had applied when it proposed
- *   it (so every device learns how far the others are, §8).
+ * - `applied`: the position below which the author needed nothing more
+ *   when it proposed it (so every device learns how far the others are,
+ *   and what trimming may take, §8).
  * - `time`: the author's clock, milliseconds since the epoch; the clock of
  *   the code that applies the event.
  * - `seed`: 32 bytes from the author's CSPRNG; every random byte that

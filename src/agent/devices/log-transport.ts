@@ -35,5 +35,6 @@ export function relayLogTransport(group: DeviceGroupRow, session: (relay: string
   return {
     append: async (entry) => (await session(group.log_relay)).send(sender, entry),
     subscribe: async (from, onEntry) => (await session(group.log_relay)).subscribeLog(recipient, from, (e) => onEntry(e.position, e.body)),
+    trim: async (before) => (await session(group.log_relay)).trimLog(recipient, before),
   };
 }

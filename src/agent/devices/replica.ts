@@ -27,7 +27,14 @@ export interface DeviceLogTransport {
   append(entry: Uint8Array): Promise<void>;
   /** Delivers every entry from position `from` on, in position order, until closed. */
   subscribe(from: number, onEntry: (position: number, entry: Uint8Array) => void): Promise<void>;
+  /** Deletes the entries below `before` (LTRIM); absent where the log cannot be trimmed. */
+  trim?(before: number): Promise<void>;
 }
+
+/** A device that applied this many entries since its last event of its own says how far it got (SEEN). */
+export const SEEN_EVERY = 64;
+/** The log is trimmed once every device is this many entries further than at the last trim. */
+export const TRIM_EVERY = 64;
 
 /** A proposal sealed and stored, not yet seen applied. */
 export interface PendingProposal {
@@ -50,6 +57,8 @@ export interface ReplicaStore {
   setLastSeq(author: number, seq: number): void;
   /** How far `author` said it had applied, in its latest event. */
   setReported(author: number, applied: number): void;
+  /** What `author` said last (0 if nothing yet). */
+  reportedBy(author: number): number;
   /**
    * The next authorSeq for this device's own events, durably taken: one
    * above the larger of its own count and the last one applied from it.
@@ -93,6 +102,12 @@ export interface ReplicaOptions {
   readonly onProblem?: (problem: ReplicaProblem) => void;
   /** Waits before appending again after a failed append, by attempt (default 250 ms doubling to 30 s). */
   readonly retryDelayMs?: (attempt: number) => number;
+  /**
+   * The devices of the group now. With it (and a transport that trims),
+   * the log is trimmed below what every one of them no longer needs
+   * (docs/devices.md §8); without it, never.
+   */
+  readonly members?: () => readonly number[];
 }
 
 export type ReplicaProblem =
@@ -122,6 +137,9 @@ export class Replica {
   private lastSeen = 0;
   /** The position reading started from. */
   private startedFrom = 1;
+  private seenPending = false;
+  /** The log holds nothing below this position, as far as this device trimmed it. */
+  private trimmedBelow = 1;
 
   constructor(private readonly o: ReplicaOptions) {
     this.clock = o.clock ?? Date.now;
@@ -161,7 +179,8 @@ export class Replica {
         kind,
         author: this.o.device,
         authorSeq,
-        applied: this.o.store.appliedPosition(),
+        // Everything below the resume point is applied and no longer needed here: what trimming may take (§8).
+        applied: this.o.store.resumeFrom() - 1,
         time: this.clock(),
         seed: this.random(DRBG_SEED_LENGTH),
         body,
@@ -287,6 +306,31 @@ export class Replica {
       this.waiters.delete(id);
       w.resolve(out);
     }
+    this.reportAndTrim();
+  }
+
+  /**
+   * Says how far this device got when it has applied SEEN_EVERY entries
+   * since its last own event (so an idle device does not hold trimming
+   * back), and trims the log below what every device no longer needs.
+   */
+  private reportAndTrim(): void {
+    const store = this.o.store;
+    const done = store.resumeFrom() - 1;
+    if (!this.seenPending && this.appendQueue.length === 0 && done - store.reportedBy(this.o.device) >= SEEN_EVERY) {
+      this.seenPending = true;
+      this.propose(EventKind.SEEN, new Uint8Array(0))
+        .catch(() => undefined) // a stopped or closed replica: nothing to report
+        .finally(() => (this.seenPending = false));
+    }
+    const members = this.o.members?.();
+    const trim = this.o.transport.trim;
+    if (!members || members.length === 0 || !trim) return;
+    const everyone = Math.min(...members.map((m) => store.reportedBy(m)));
+    if (everyone - this.trimmedBelow < TRIM_EVERY - 1) return;
+    const before = this.trimmedBelow;
+    this.trimmedBelow = everyone + 1;
+    trim.call(this.o.transport, everyone + 1).catch(() => (this.trimmedBelow = before)); // tried again after the next entries
   }
 
   private isPending(eventId: Uint8Array): boolean {

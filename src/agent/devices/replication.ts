@@ -109,6 +109,7 @@ export class Replication {
     const transport: DeviceLogTransport = {
       append: (entry) => raw.append(entry),
       subscribe: (from, onEntry) => raw.subscribe(from, (position, entry) => void this.p.serial(async () => onEntry(position, entry))),
+      ...(raw.trim ? { trim: (before: number) => raw.trim!(before) } : {}),
     };
     const replica = new Replica({
       transport,
@@ -122,6 +123,7 @@ export class Replication {
         return out;
       },
       clock: this.p.determinism.clock,
+      members: () => this.devices.currentMembers(),
       onProblem: (problem) =>
         problem.type === 'halted'
           ? this.p.log.error({ position: problem.position, err: errorFields(problem.error) }, 'this device stopped applying its device log')

@@ -63,6 +63,9 @@ class MemoryStore implements ReplicaStore {
   setLastSeq(author: number, seq: number): void {
     this.seqs.set(author, seq);
   }
+  reportedBy(author: number): number {
+    return this.reported.get(author) ?? 0;
+  }
   setReported(author: number, applied: number): void {
     this.reported.set(author, applied);
   }
@@ -101,9 +104,9 @@ function recorder(store: MemoryStore) {
   };
 }
 
-function device(log: MemoryLog, number: number, store = new MemoryStore(number), faults = {}, onProblem?: (p: ReplicaProblem) => void) {
+function device(log: MemoryLog, number: number, store = new MemoryStore(number), faults = {}, onProblem?: (p: ReplicaProblem) => void, members?: () => number[]) {
   const transport = log.transport(faults);
-  const replica = new Replica({ transport, store, entryKey: KEY, generation: GENERATION, device: number, apply: recorder(store), clock: () => 1_000_000 + number, retryDelayMs: () => 1, onProblem });
+  const replica = new Replica({ transport, store, entryKey: KEY, generation: GENERATION, device: number, apply: recorder(store), clock: () => 1_000_000 + number, retryDelayMs: () => 1, onProblem, ...(members ? { members } : {}) });
   return { replica, store, transport };
 }
 
@@ -133,8 +136,9 @@ test('three devices proposing at once: every device applies the same events, in 
     assert.deepEqual(seqs, Array.from({ length: 20 }, (_, i) => i + 1));
   }
   assert.equal(new Set(devices[0]!.store.log.map((l) => l.split(' r=')[1]!.split(' ')[0])).size, 60);
+  // A device that fell behind its own last report says how far it got (SEEN); that too is applied.
+  await until('nothing pending', () => devices.every((d) => d.store.pendings.size === 0));
   for (const d of devices) {
-    assert.equal(d.store.pendings.size, 0);
     assert.equal(d.store.reported.size, 3);
     d.transport.close();
   }
@@ -282,4 +286,46 @@ test('a device whose next entries are gone from the log (trimmed, dropped, expir
   assert.equal(a.store.log.length, 3);
   a.transport.close();
   late.transport.close();
+});
+
+test('the log is trimmed below what every device no longer needs, an idle device saying how far it got; nobody meets a gap', async () => {
+  const log = new MemoryLog();
+  const problems: ReplicaProblem[] = [];
+  const members = (): number[] => [1, 2];
+  const writer = device(log, 1, undefined, {}, (p) => problems.push(p), members);
+  const idle = device(log, 2, undefined, {}, (p) => problems.push(p), members);
+  await writer.replica.start();
+  await idle.replica.start();
+  for (let i = 0; i < 200; i++) await writer.replica.propose(EventKind.OP, Uint8Array.of(i & 0xff));
+  await until('the idle device applied everything', () => idle.store.log.length === 200);
+  await until('trimmed', () => log.trimmedUpTo >= 128);
+  assert.ok(idle.store.reported.get(2)! >= 64, 'the idle device said how far it got (SEEN)');
+  assert.ok(log.trimmedUpTo <= Math.min(writer.store.reportedBy(1), idle.store.reportedBy(2)), 'never below what a device said it still needs');
+  assert.equal(problems.length, 0, JSON.stringify(problems));
+  // A device that restarts resumes above the trim: no gap.
+  writer.replica.close();
+  writer.transport.close();
+  const again = device(log, 1, writer.store, {}, (p) => problems.push(p), members);
+  await again.replica.start();
+  await again.replica.propose(EventKind.OP, Uint8Array.of(7));
+  assert.equal(problems.length, 0, JSON.stringify(problems));
+  // A device that has not said anything yet (away since it joined) holds trimming back.
+  const held = new MemoryLog();
+  const three = (): number[] => [1, 2, 3];
+  const h1 = device(held, 1, undefined, {}, undefined, three);
+  const h2 = device(held, 2, undefined, {}, undefined, three);
+  await h1.replica.start();
+  await h2.replica.start();
+  for (let i = 0; i < 150; i++) await h1.replica.propose(EventKind.OP, Uint8Array.of(1));
+  await until('h2 applied all', () => h2.store.log.length === 150);
+  assert.equal(held.trimmedUpTo, 0);
+  h1.transport.close();
+  h2.transport.close();
+  // Without a list of devices, nothing is trimmed.
+  const solo = new MemoryLog();
+  const lone = device(solo, 1);
+  await lone.replica.start();
+  for (let i = 0; i < 100; i++) await lone.replica.propose(EventKind.OP, Uint8Array.of(1));
+  assert.equal(solo.trimmedUpTo, 0);
+  for (const d of [again, idle, lone]) d.transport.close();
 });
