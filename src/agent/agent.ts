@@ -119,11 +119,13 @@ export class Agent {
 
   /** A one-time invitation link; the connection completes when someone uses it. */
   createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
+    this.singleDeviceOnly('making invitations');
     return this.p.handshakes.createInvitation(myInfo);
   }
 
   /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
   async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
+    this.singleDeviceOnly('using links');
     const connectionId = await this.p.handshakes.connect(linkText, myInfo);
     await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId, { firstUse: true }));
     return { connectionId };
@@ -136,6 +138,7 @@ export class Agent {
    * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
    */
   createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
+    this.singleDeviceOnly('contact addresses');
     return this.p.addresses.create(options);
   }
 
@@ -145,27 +148,32 @@ export class Agent {
 
   /** While paused, requests to the address are dropped unseen. */
   setAddressPaused(addressId: string, paused: boolean): void {
+    this.singleDeviceOnly('contact addresses');
     this.p.addresses.setPaused(addressId, paused);
   }
 
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
   setAddressLimit(addressId: string, perHour: number): void {
+    this.singleDeviceOnly('contact addresses');
     this.p.addresses.setLimit(addressId, perHour);
   }
 
   /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
   deleteAddress(addressId: string): Promise<void> {
+    this.singleDeviceOnly('contact addresses');
     return this.p.addresses.delete(addressId);
   }
 
   /** Accepts a contact request: a new connection on fresh queues. */
   async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
+    this.singleDeviceOnly('contact requests');
     const connectionId = await this.p.handshakes.acceptRequest(requestId, myInfo);
     await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId));
     return { connectionId };
   }
 
   rejectRequest(requestId: string): void {
+    this.singleDeviceOnly('contact requests');
     this.p.addresses.rejectRequest(requestId);
   }
 
@@ -176,16 +184,19 @@ export class Agent {
    * contact is owed rides along (receipts.ts).
    */
   send(connectionId: string, body: Uint8Array): number {
+    this.singleDeviceOnly('agent.send outside an operation (the chat layer sends through one)');
     return this.p.connections.send(connectionId, body);
   }
 
   /** Tells the contact, deletes our queues on their relays, and forgets the connection. */
   deleteConnection(connectionId: string): Promise<void> {
+    this.singleDeviceOnly('deleting contacts');
     return this.p.connections.delete(connectionId);
   }
 
   /** Moves our receiving side of the connection to a new queue (on `relay`, or another relay from the list). */
   async rotate(connectionId: string, relay?: string): Promise<void> {
+    this.singleDeviceOnly('moving to new queues');
     await this.p.queueChanges.rotate(connectionId, relay);
     await this.p.connections.flushNow(connectionId, 'QADD');
   }
@@ -196,6 +207,7 @@ export class Agent {
    * survives either relay vanishing.
    */
   async addRedundantQueue(connectionId: string, relay?: string): Promise<void> {
+    this.singleDeviceOnly('redundant queues');
     await this.p.queueChanges.addRedundant(connectionId, relay);
     await this.p.connections.flushNow(connectionId, 'QADD');
   }
@@ -317,6 +329,18 @@ export class Agent {
     const on = relay ?? this.listRelays()[0]?.address;
     if (on === undefined) throw new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one');
     await this.p.replication.createGroup(on, deviceName);
+  }
+
+  /**
+   * What is not replicated yet (docs/devices.md §3.6) is refused on a
+   * profile with several devices: done on one device it would leave the
+   * copies different. Inside an operation being applied it is allowed: the
+   * operation runs the same on every device.
+   */
+  private singleDeviceOnly(what: string): void {
+    if (this.p.replication.active && !this.p.determinism.applying) {
+      throw new AgentError('DEVICE_GROUP', `${what}: not yet possible on a profile with several devices`);
+    }
   }
 
   /** Whether this profile has several devices (a device group). */

@@ -120,6 +120,9 @@ async function twoDevices() {
 test('Bob on two devices: Alice’s messages and both devices’ messages show the same on both, and Alice gets each once', async () => {
   const { alice, bob1, bob2, devices, bobAtAlice } = await twoDevices();
   const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
+  // What is not replicated yet is refused rather than done on one device only.
+  await assert.rejects(bob1.chat.invite(), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
+  assert.throws(() => bob2.chat.setTimer(aliceAtBob(bob2), 60), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
   // Alice writes; whichever of Bob's devices reads the queue, both show it.
   for (let i = 1; i <= 5; i++) await alice.chat.send(bobAtAlice, `alice ${i}`);
   alice.agent.kick();
