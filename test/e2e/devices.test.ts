@@ -24,6 +24,10 @@ import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-
 import { decodeBatch } from '../../src/protocol/block.js';
 import { decodeCommand } from '../../src/protocol/commands.js';
 import { decodeTransmission } from '../../src/protocol/transmission.js';
+import { until as waitUntil } from '../helpers/until.js';
+
+/** Over real relays and a loaded machine: up to 20 s, every 20 ms. */
+const until = (what: string, ok: () => boolean): Promise<void> => waitUntil(what, ok, 20_000, 20);
 
 interface Person {
   readonly db: Database.Database;
@@ -66,13 +70,6 @@ function open(path: string, relays: string[], options: AgentOptions = {}, name?:
   return { db, chat, agent, path };
 }
 
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const texts = (p: Person, c: Contact): string[] => p.chat.history(c, 1000).filter((m) => m.kind === 'text').map((m) => `${m.direction}:${m.text}`);
 

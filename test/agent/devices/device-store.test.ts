@@ -11,6 +11,7 @@ import { EventKind, type DeviceEvent } from '../../../src/agent/devices/event.js
 import { entryKey, LOG_ENTRY_LENGTH, MAX_FRAGMENT_LENGTH } from '../../../src/agent/devices/log-entry.js';
 import { Replica, ReplicaHaltedError, type ApplyContext } from '../../../src/agent/devices/replica.js';
 import { MemoryLog } from '../../helpers/memory-log.js';
+import { until } from '../../helpers/until.js';
 
 const GROUP_KEY = new Uint8Array(32).fill(5);
 const group = (device: number): DeviceGroupRow => ({
@@ -32,13 +33,6 @@ function open(path: string): { db: Database.Database; agent: AgentStore; devices
   return { db, agent, devices: new DeviceStore(db, (fn) => agent.tx(fn)) };
 }
 
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 test('the tables keep the group, the counters and the pending proposals; a failed transaction keeps none of its changes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nj-devstore-'));

@@ -10,6 +10,7 @@ import { decodeOperation, encodeOperation, Operations } from '../../../src/agent
 import { Replica, type ReplicaProblem } from '../../../src/agent/devices/replica.js';
 import { EventKind } from '../../../src/agent/devices/event.js';
 import { MemoryLog } from '../../helpers/memory-log.js';
+import { until } from '../../helpers/until.js';
 
 const GROUP_KEY = new Uint8Array(32).fill(8);
 
@@ -30,13 +31,6 @@ function profile(clockMs: number) {
 
 const notes = (db: Database.Database): unknown[] => db.prepare("SELECT key, value FROM agent_meta WHERE key LIKE 'note %' ORDER BY key").all();
 
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 test('on one device an operation applies at once, with the agent’s clock and fresh randomness', async () => {
   const p = profile(5000);

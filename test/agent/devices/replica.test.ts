@@ -19,6 +19,7 @@ import {
 } from '../../../src/agent/devices/replica.js';
 
 import { MemoryLog } from '../../helpers/memory-log.js';
+import { until } from '../../helpers/until.js';
 
 const KEY = entryKey(new Uint8Array(32).fill(3));
 const GENERATION = 1;
@@ -110,13 +111,6 @@ function device(log: MemoryLog, number: number, store = new MemoryStore(number),
   return { replica, store, transport };
 }
 
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 test('three devices proposing at once: every device applies the same events, in the same order, with the same randomness', async () => {
   const log = new MemoryLog();
