@@ -28,6 +28,7 @@ import type { Role } from './agent-store.js';
 import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
+import type { DeviceInvite } from './devices/replication.js';
 import type { RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
@@ -341,6 +342,23 @@ export class Agent {
     if (this.p.replication.active && !this.p.determinism.applying) {
       throw new AgentError('DEVICE_GROUP', `${what}: not yet possible on a profile with several devices`);
     }
+  }
+
+  /**
+   * Adds a device to this profile's group (docs/devices.md §6), making the
+   * group first if there is none; returns what the new device starts
+   * from. The linking protocol that carries it to the new device is not
+   * built yet.
+   */
+  addDevice(name: string, options: { thisDevice?: string; relay?: string } = {}): Promise<DeviceInvite> {
+    const on = options.relay ?? this.listRelays()[0]?.address;
+    if (on === undefined) return Promise.reject(new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one'));
+    return this.p.replication.addDevice(name, on, options.thisDevice ?? 'first device');
+  }
+
+  /** Makes this new, empty profile the device `invite` names (see addDevice). */
+  joinDeviceGroup(invite: DeviceInvite): void {
+    this.p.replication.joinGroup(invite);
   }
 
   /** Whether this profile has several devices (a device group). */

@@ -10,7 +10,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import { DeviceStore } from '../../src/agent/devices/device-store.js';
@@ -92,23 +91,17 @@ async function twoDevices() {
   alice.agent.kick();
   await until('the first message', () => texts(bob, bob.chat.contacts()[0]!).length === 1);
 
-  // Bob's profile becomes the first device of a group (its log a log queue on the relay), and a second device
-  // starts from a copy of it taken at a quiet moment (linking proper sends a snapshot: docs/devices.md §6).
-  await bob.agent.createDeviceGroup('laptop', relay!.address);
-  await bob.agent.close();
-  bob.db.close();
-  // Both copies know both devices (what DEVICE_ADDED will record): trimming the log waits for each.
-  const first = new Database(join(dir, 'bob1.db'));
-  new DeviceStore(first, (fn) => first.transaction(fn)()).addMember({ device: 2, name: 'phone', dh_public: null, kem_public: null, added_at: Date.now(), removed_at: null });
-  first.close();
-  copyFileSync(join(dir, 'bob1.db'), join(dir, 'bob2.db'));
-  const copy = new Database(join(dir, 'bob2.db'));
-  new DeviceStore(copy, (fn) => copy.transaction(fn)()).setDevice(2);
-  copy.close();
-  const devices: Person[] = [1, 2].map((n) => open(join(dir, `bob${n}.db`), []));
+  // Bob links a second device while the first runs: the first becomes device 1 of a group whose log is a
+  // log queue on the relay, names the new one device 2 on the log, and hands it a snapshot of the profile
+  // taken right after that (carried here in memory; the linking protocol will send it over a connection).
+  const invite = await bob.agent.addDevice('phone', { thisDevice: 'laptop', relay: relay!.address });
+  assert.equal(invite.group.device, 2);
+  const phone = open(join(dir, 'bob2.db'), [], {}, 'a new profile');
+  phone.agent.joinDeviceGroup(invite);
+  const devices: Person[] = [bob, phone];
   const [bob1, bob2] = devices as [Person, Person];
-
-  for (const d of devices) await d.agent.start();
+  await bob2.agent.start();
+  assert.equal(bob2.chat.displayName(), 'Bob', 'the profile came with the snapshot');
   assert.equal(bob1.agent.multiDevice, true);
 
   return { dir, alice, bob1, bob2, devices, bobAtAlice };

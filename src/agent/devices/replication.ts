@@ -29,12 +29,24 @@ import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
+import { restoreSnapshot, takeSnapshot } from './snapshot.js';
+import { MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
 import { generateSigningKeyPair } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
 import { AgentError } from '../agent-api.js';
 import type { DeviceGroupRow } from './device-store.js';
+
+/** What a new device starts from (docs/devices.md §6): the group with its number in it, where to read the log from, and the profile there. */
+export interface DeviceInvite {
+  readonly group: DeviceGroupRow;
+  readonly resumeFrom: number;
+  readonly snapshot: readonly Uint8Array[];
+}
+
+/** Snapshot chunks fit an agent message with room to spare (linking sends them as such). */
+const SNAPSHOT_CHUNK_LENGTH = 12 * 1024;
 
 /** Builds the transport to a group's log (the relay's log queue; a stand-in in unit tests). */
 export type DeviceLogTransportFactory = (group: DeviceGroupRow) => DeviceLogTransport;
@@ -182,6 +194,38 @@ export class Replication {
     clearTimeout(timer);
   }
 
+  /**
+   * Adds a device to the group (making the group first, on `relay`, if
+   * the profile has none): `devices.add` names it and gives it the next
+   * number on every device; then a snapshot of the profile taken right
+   * after that event, for the new device to start from (docs/devices.md
+   * §6). Sending it to the new device, end-to-end encrypted, is the
+   * linking protocol's job.
+   */
+  async addDevice(name: string, relay: string, thisDeviceName: string): Promise<DeviceInvite> {
+    if (!this.active) await this.createGroup(relay, thisDeviceName);
+    await this.ensureStarted();
+    const device = (await this.operations.operate('devices.add', new TextEncoder().encode(name))) as number;
+    if (device === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
+    // In the serial chain, where events are applied: nothing moves while the snapshot is read.
+    return this.p.serial(async () => {
+      const group = this.devices.group()!;
+      const resumeFrom = this.devices.resumeFrom();
+      return { group: { ...group, device }, resumeFrom, snapshot: takeSnapshot(this.p.store.db, resumeFrom - 1, SNAPSHOT_CHUNK_LENGTH) };
+    });
+  }
+
+  /** Makes this (new, empty) profile the device `invite` names: the snapshot restored, the log read from where the snapshot ends. */
+  joinGroup(invite: DeviceInvite): void {
+    if (this.active) throw new AgentError('DEVICE_GROUP', 'this profile is a device of a group already');
+    this.p.store.tx(() => {
+      restoreSnapshot(this.p.store.db, invite.snapshot);
+      this.devices.setGroup(invite.group);
+      this.devices.setApplied(invite.resumeFrom - 1, invite.resumeFrom);
+    });
+    this.p.store.forgetCached();
+  }
+
   /** Registers agent.recv, agent.sent, agent.receipt and devices.away. */
   registerAgentOperations(o: {
     process: ProcessReceived;
@@ -190,6 +234,12 @@ export class Replication {
     /** Another device went away: read what it read (changes nothing in the profile). */
     otherAway: () => void;
   }): void {
+    this.register('devices.add', (args, context) => {
+      const next = Math.max(0, ...this.devices.currentMembers(), ...this.devices.members().map((m) => m.device)) + 1;
+      if (next > MAX_DEVICE_NUMBER) return 0;
+      this.devices.addMember({ device: next, name: new TextDecoder().decode(args), dh_public: null, kem_public: null, added_at: context.time, removed_at: null });
+      return next;
+    });
     this.register('devices.away', (_args, context) => {
       if (!context.mine) o.otherAway();
     });
