@@ -204,3 +204,89 @@ test('a device away while the others talk catches up from the log when it comes 
   await bob1.agent.close();
   await bob2.agent.close();
 });
+
+test('Bob on three devices (the third linked later, with the history), Alice on two, Carol on one: 100 messages from all of them over two conversations, every device of a person ends with the same history', async () => {
+  relay ??= await startRelayProcess();
+  const dir = tempDir('nightjar-devices-');
+  const r = relay.address;
+  const alice1 = open(join(dir, 'alice1.db'), [r], {}, 'Alice');
+  const bob1 = open(join(dir, 'bob1.db'), [r], {}, 'Bob');
+  const carol = open(join(dir, 'carol.db'), [r], {}, 'Carol');
+  for (const p of [alice1, bob1, carol]) await p.agent.start();
+  const connect = async (inviter: Person, joiner: Person): Promise<void> => {
+    const { link } = await inviter.chat.invite();
+    const before = joiner.chat.contacts().length;
+    await joiner.chat.connect(link);
+    await until('connected', () => joiner.chat.contacts().length === before + 1 && joiner.chat.contacts().every((c) => c.status === 'ready') && inviter.chat.contacts().every((c) => c.status === 'ready'));
+  };
+  await connect(alice1, bob1);
+  await connect(carol, bob1);
+  // Second devices for Alice and Bob, linked while the first ones run.
+  const link = async (from: Person, path: string, name: string): Promise<Person> => {
+    const invite = await from.agent.addDevice(name, { relay: r });
+    const device = open(join(dir, path), [], {}, 'new');
+    device.agent.joinDeviceGroup(invite);
+    await device.agent.start();
+    return device;
+  };
+  const alice2 = await link(alice1, 'alice2.db', 'alice phone');
+  const bob2 = await link(bob1, 'bob2.db', 'bob phone');
+  const named = (p: Person, name: string): Contact => p.chat.contacts().find((c) => c.displayName === name)!;
+  const senders: { who: string; from: Person; to: string }[] = [
+    { who: 'alice1', from: alice1, to: 'Bob' },
+    { who: 'alice2', from: alice2, to: 'Bob' },
+    { who: 'bob1>A', from: bob1, to: 'Alice' },
+    { who: 'bob2>A', from: bob2, to: 'Alice' },
+    { who: 'bob1>C', from: bob1, to: 'Carol' },
+    { who: 'bob2>C', from: bob2, to: 'Carol' },
+    { who: 'carol', from: carol, to: 'Bob' },
+  ];
+  let bob3: Person | undefined;
+  for (let round = 0; round < 20; round++) {
+    // Five senders at once each round, devices of one person among them.
+    const chosen = Array.from({ length: 5 }, (_, k) => senders[(round * 3 + k) % senders.length]!);
+    await Promise.all(chosen.map((s, k) => s.from.chat.send(named(s.from, s.to), `${s.who} #${round * 5 + k}`)));
+    for (const p of [alice1, alice2, bob1, bob2, carol, ...(bob3 ? [bob3] : [])]) p.agent.kick();
+    if (round === 9) {
+      // Half way, Bob links a third device: it starts with everything so far.
+      bob3 = await link(bob2, 'bob3.db', 'bob tablet');
+      senders.push({ who: 'bob3>A', from: bob3, to: 'Alice' }, { who: 'bob3>C', from: bob3, to: 'Carol' });
+    }
+  }
+  const all = (p: Person, name: string): string[] => texts(p, named(p, name));
+  const total = (p: Person, name: string): number => all(p, name).length;
+  // Every message arrives once: each conversation's count is the same on both sides.
+  let state = '';
+  await until('everything delivered and applied', () => {
+    const ab = total(alice1, 'Bob');
+    const bc = total(carol, 'Bob');
+    state = `alice1-bob ${ab}, alice2-bob ${total(alice2, 'Bob')}, carol-bob ${bc}, bob1 ${total(bob1, 'Alice')}/${total(bob1, 'Carol')}, bob2 ${total(bob2, 'Alice')}/${total(bob2, 'Carol')}, bob3 ${total(bob3!, 'Alice')}/${total(bob3!, 'Carol')}`;
+    return (
+      ab + bc === 100 &&
+      [alice2].every((d) => total(d, 'Bob') === ab) &&
+      [bob1, bob2, bob3!].every((d) => total(d, 'Alice') === ab && total(d, 'Carol') === bc)
+    );
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}: ${state}`);
+  });
+  // The same history in the same order on every device of a person.
+  assert.deepEqual(all(alice2, 'Bob'), all(alice1, 'Bob'));
+  for (const d of [bob2, bob3!]) {
+    assert.deepEqual(all(d, 'Alice'), all(bob1, 'Alice'));
+    assert.deepEqual(all(d, 'Carol'), all(bob1, 'Carol'));
+  }
+  // Nothing doubled, nothing missing: 100 sent, each once on each side of its conversation.
+  const sent = [...all(alice1, 'Bob'), ...all(carol, 'Bob')].map((t) => t.slice(t.indexOf(':') + 1));
+  assert.equal(new Set(sent).size, 100);
+  // Both sides of a conversation hold the same messages (each side in the order it saw them: messages the
+  // two wrote at the same moment may stand the other way round on the other side, as with one device).
+  const bodies = (p: Person, name: string): string[] => all(p, name).map((t) => t.slice(t.indexOf(':') + 1)).sort();
+  assert.deepEqual(bodies(bob1, 'Alice'), bodies(alice1, 'Bob'));
+  assert.deepEqual(bodies(bob1, 'Carol'), bodies(carol, 'Bob'));
+  // And what one device of a person sent stands in the order it sent it.
+  for (const who of ['alice1', 'alice2', 'bob1>A', 'bob2>A', 'bob3>A', 'carol']) {
+    const mine = [...all(alice1, 'Bob'), ...all(carol, 'Bob')].filter((t) => t.includes(`${who} #`)).map((t) => Number(t.split('#')[1]));
+    assert.deepEqual(mine, [...mine].sort((a, b) => a - b), who);
+  }
+  for (const p of [alice1, alice2, bob1, bob2, bob3!, carol]) await p.agent.close();
+});
