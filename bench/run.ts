@@ -18,7 +18,7 @@
  *   --profile  runs the throughput relay under V8's CPU profiler and prints
  *              where its main thread spent the measured window (the profiler
  *              costs a little throughput)
- *   --only relay,ratchet,agent,routing,pow,cli
+ *   --only relay,ratchet,agent,routing,pow,cli,devices
  *              runs only the listed phases ("relay" is 1-4, the others are
  *              5-9); results are merged into the results file, other keys
  *              kept
@@ -50,12 +50,13 @@ import { runAgentBench } from './agent.js';
 import { runRoutingBench } from './routing.js';
 import { runPowBench } from './pow.js';
 import { runCliBench } from './cli.js';
+import { runDevicesBench } from './devices.js';
 import { mergeSummary } from './summary.js';
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
 /** Budgets (ms) of the phases after the ratchet; the watchdog deadline is extended by their sum. */
-const EXTRA_PHASES = { ratchet: 45_000, agent: 150_000, routing: 35_000, pow: 12_000, cli: 30_000 } as const;
+const EXTRA_PHASES = { ratchet: 45_000, agent: 150_000, routing: 35_000, pow: 12_000, cli: 30_000, devices: 60_000 } as const;
 type ExtraPhase = keyof typeof EXTRA_PHASES;
 const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
 const only: string[] | undefined = onlyArg ? onlyArg.replace(/^--only=/, '').split(',').map((x) => x.trim()).filter(Boolean) : undefined;
@@ -184,7 +185,7 @@ async function runExtraPhases(resultsFile: string): Promise<void> {
   for (const name of extraPhases) {
     const opts = { quick, resultsFile, log, timeLimitMs: quick ? EXTRA_PHASES[name] / 3 : EXTRA_PHASES[name] };
     const deadline = EXTRA_PHASES[name] + EXTRA_SLACK_MS - 1000;
-    const run = { ratchet: async (o: typeof opts): Promise<void> => void (await runRatchetBench(o)), agent: runAgentBench, routing: runRoutingBench, pow: runPowBench, cli: runCliBench }[name];
+    const run = { ratchet: async (o: typeof opts): Promise<void> => void (await runRatchetBench(o)), agent: runAgentBench, routing: runRoutingBench, pow: runPowBench, cli: runCliBench, devices: runDevicesBench }[name];
     try {
       await withTimeout(run(opts), deadline, `${name} phase`);
     } catch (e) {

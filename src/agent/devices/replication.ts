@@ -45,6 +45,16 @@ export interface DeviceInvite {
   readonly snapshot: readonly Uint8Array[];
 }
 
+/**
+ * What the relays accepted is told to the other devices at most this long
+ * after (one agent.sent for everything accepted meanwhile): a message
+ * shows as sent on the other devices a moment later, and a burst costs
+ * one append, not one per message.
+ */
+const SENT_GATHER_MS = 1000;
+/** Row IDs per agent.sent event (8 bytes each, well inside one entry). */
+const MAX_SENT_PER_EVENT = 1500;
+
 /** Snapshot chunks fit an agent message with room to spare (linking sends them as such). */
 const SNAPSHOT_CHUNK_LENGTH = 12 * 1024;
 
@@ -81,6 +91,9 @@ export class Replication {
   private starting: Promise<void> | undefined;
   /** Outbox rows this device sent whose `agent.sent` is not applied yet: not sent again meanwhile. */
   private readonly sentHere = new Set<number>();
+  /** Rows the relays accepted, not yet proposed as agent.sent. */
+  private readonly sentToTell: number[] = [];
+  private sentTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly p: ReplicationParts) {
     this.devices = new DeviceStore(p.store.db, (fn) => p.store.tx(fn));
@@ -147,6 +160,8 @@ export class Replication {
   }
 
   close(): void {
+    if (this.sentTimer) clearTimeout(this.sentTimer);
+    this.sentTimer = undefined;
     this.replica?.close();
   }
 
@@ -188,6 +203,10 @@ export class Replication {
    */
   async announceAway(timeoutMs: number): Promise<void> {
     if (!this.replica || this.replica.haltedBy !== undefined) return;
+    if (this.sentTimer) {
+      clearTimeout(this.sentTimer);
+      this.tellSent(); // what the relays accepted goes on the log before this device leaves
+    }
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([this.operations.operate('devices.away', new Uint8Array(0)).then(() => undefined, () => undefined), late]);
@@ -270,10 +289,29 @@ export class Replication {
     return rows.filter((r) => !this.sentHere.has(r.id));
   }
 
-  /** The relays accepted these rows: proposes agent.sent (not awaited: the caller is in the serial chain). */
+  /**
+   * The relays accepted these rows: they are proposed as agent.sent
+   * together with what else the relays accept within SENT_GATHER_MS (not
+   * awaited: the caller is in the serial chain). Until it is applied this
+   * device does not send them again.
+   */
   sent(ids: readonly number[]): void {
-    for (const id of ids) this.sentHere.add(id);
-    this.operations.operate('agent.sent', encodeIds(ids)).catch((e: unknown) => this.p.log.warn({ err: errorFields(e) }, 'could not tell the other devices what was sent'));
+    for (const id of ids) {
+      this.sentHere.add(id);
+      this.sentToTell.push(id);
+    }
+    this.sentTimer ??= setTimeout(() => this.tellSent(), SENT_GATHER_MS);
+  }
+
+  private tellSent(): void {
+    this.sentTimer = undefined;
+    const ids = this.sentToTell.splice(0, MAX_SENT_PER_EVENT);
+    if (this.sentToTell.length > 0) this.sentTimer = setTimeout(() => this.tellSent(), 0);
+    if (ids.length === 0) return;
+    this.operations.operate('agent.sent', encodeIds(ids)).catch((e: unknown) => {
+      // Not on the log: sent again after a restart, and the contact drops the copies (docs/devices.md §3.3).
+      this.p.log.warn({ err: errorFields(e) }, 'could not tell the other devices what was sent');
+    });
   }
 }
 
