@@ -322,17 +322,6 @@ export class Agent {
   }
 
   /**
-   * Makes this profile the first device of a device group, with its log on
-   * `relay` (default: the first relay in the list). Linking other devices
-   * is not built yet (docs/devices.md §6).
-   */
-  async createDeviceGroup(deviceName: string, relay?: string): Promise<void> {
-    const on = relay ?? this.listRelays()[0]?.address;
-    if (on === undefined) throw new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one');
-    await this.p.replication.createGroup(on, deviceName);
-  }
-
-  /**
    * What is not replicated yet (docs/devices.md §3.6) is refused on a
    * profile with several devices: done on one device it would leave the
    * copies different. Inside an operation being applied it is allowed: the
