@@ -190,7 +190,7 @@ export class Receiving {
         this.listen(client);
         const queue = recipientQueue(rcv);
         if (client.isSubscribed(queue)) return;
-        const left = this.leftUntil.get(Buffer.from(queue.recipientId).toString('hex'));
+        const left = this.leftUntil.get(queueKey(queue));
         if (left !== undefined && performance.now() < left) return; // another of our devices reads it
         await client.subscribe(queue, { window: PUSH_WINDOW }).catch((e: unknown) => {
           this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'SUB failed; subscribing again later');
@@ -213,7 +213,7 @@ export class Receiving {
     });
     client.on('reconnected', () => this.hooks.reconnected());
     client.on('end', (queue: RecipientQueue) => {
-      if (this.hooks.replication?.active()) this.leftUntil.set(Buffer.from(queue.recipientId).toString('hex'), performance.now() + LEAVE_ENDED_MS * (0.8 + Math.random() * 0.4));
+      if (this.hooks.replication?.active()) this.leftUntil.set(queueKey(queue), performance.now() + LEAVE_ENDED_MS * (0.8 + Math.random() * 0.4));
     });
   }
 
@@ -319,4 +319,9 @@ export class Receiving {
     });
     return done;
   }
+}
+
+/** A receiving queue as a map key: its recipient ID in hex. */
+function queueKey(queue: RecipientQueue): string {
+  return Buffer.from(queue.recipientId).toString('hex');
 }

@@ -300,11 +300,22 @@ export class Chat implements AgentHandlers {
 
   /** Queues `body` with the agent; `store` runs in the same transaction with the new seq. */
   private sendBody<T>(contact: Contact, body: ChatBody, store: (seq: number) => T): T {
+    const bytes = this.encoded(body);
+    return this.agent.transaction(() => store(this.agent.send(contact.connectionId, bytes)));
+  }
+
+  /** The body's bytes; BAD_INPUT when they are over what one message carries. */
+  private encoded(body: ChatBody): Uint8Array {
     const bytes = encodeBody(body);
     if (bytes.length > this.agent.maxBodyLength) {
       throw new ChatError('BAD_INPUT', `message too long: ${bytes.length} bytes encoded, at most ${this.agent.maxBodyLength}`);
     }
-    return this.agent.transaction(() => store(this.agent.send(contact.connectionId, bytes)));
+    return bytes;
+  }
+
+  /** A text message to `contact`, with its disappearing timer if it has one. */
+  private textBody(contact: Contact, text: string): ChatBody {
+    return contact.ttlSeconds === null ? { type: 'text', text } : { type: 'text', text, ttl: contact.ttlSeconds };
   }
 
   /**
@@ -315,8 +326,7 @@ export class Chat implements AgentHandlers {
   async send(contact: Contact, text: string): Promise<Message> {
     if (text.trim().length === 0) throw new ChatError('BAD_INPUT', 'the message is empty');
     this.sendable(contact);
-    const length = encodeBody({ type: 'text', text, ...(contact.ttlSeconds !== null ? { ttl: contact.ttlSeconds } : {}) }).length;
-    if (length > this.agent.maxBodyLength) throw new ChatError('BAD_INPUT', `message too long: ${length} bytes encoded, at most ${this.agent.maxBodyLength}`);
+    this.encoded(this.textBody(contact, text)); // refused here, before the device log, if it is too long
     const out = (await this.agent.operate('chat.send', new Writer().u64(BigInt(contact.id)).bytes(utf8.encode(text)).finish())) as OperationResult<number>;
     if ('error' in out) throw new ChatError(out.error.code, out.error.message);
     return this.store.message(out.value)!;
@@ -348,10 +358,9 @@ export class Chat implements AgentHandlers {
 
   private storeAndQueue(contact: Contact, text: string): Message {
     const now = this.now();
-    const ttl = contact.ttlSeconds ?? undefined;
-    const body: ChatBody = ttl === undefined ? { type: 'text', text } : { type: 'text', text, ttl };
-    return this.sendBody(contact, body, (seq) =>
-      this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'text', seq, text, sentAt: now, receivedAt: null, expiresAt: ttl === undefined ? null : now + ttl })!,
+    const ttl = contact.ttlSeconds;
+    return this.sendBody(contact, this.textBody(contact, text), (seq) =>
+      this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'text', seq, text, sentAt: now, receivedAt: null, expiresAt: ttl === null ? null : now + ttl })!,
     );
   }
 

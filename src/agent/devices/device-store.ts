@@ -78,12 +78,6 @@ export class DeviceStore implements ReplicaStore {
     ).run(g);
   }
 
-  /** Gives this copy of the profile another device number (a copy of a device's database becoming a device of its own). */
-  setDevice(device: number): void {
-    this.groupRead = undefined;
-    this.sql('UPDATE agent_device_group SET device = ? WHERE id = 1').run(device);
-  }
-
   /** The numbers of the devices in the group now. */
   currentMembers(): number[] {
     return (this.sql('SELECT device FROM agent_device_members WHERE removed_at IS NULL ORDER BY device').all() as { device: number }[]).map((r) => r.device);
@@ -117,12 +111,6 @@ export class DeviceStore implements ReplicaStore {
 
   setLastSeq(author: number, seq: number): void {
     this.sql('INSERT INTO agent_device_seqs (device, last_seq) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq').run(author, seq);
-  }
-
-  /** How far each device said it had applied, by device number. */
-  reported(): Map<number, number> {
-    const rows = this.sql('SELECT device, reported FROM agent_device_seqs').all() as { device: number; reported: number }[];
-    return new Map(rows.map((r) => [r.device, r.reported]));
   }
 
   reportedBy(author: number): number {

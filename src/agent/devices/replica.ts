@@ -246,7 +246,7 @@ export class Replica {
 
   private process(position: number, entry: Uint8Array): void {
     const store = this.o.store;
-    const done = (): void => store.tx(() => store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position)));
+    const done = (): void => store.tx(() => this.recordProcessed(position));
     let frame;
     try {
       frame = openEntry(this.o.entryKey, this.o.generation, entry);
@@ -298,7 +298,7 @@ export class Replica {
         if (event.kind !== EventKind.SEEN) result = this.o.apply(event, { position, time: event.time, random: drbg(event.seed), mine });
       }
       if (mine) store.removePending(completed.eventId);
-      store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position));
+      this.recordProcessed(position);
       return result;
     });
     const w = this.waiters.get(id);
@@ -343,7 +343,7 @@ export class Replica {
     const store = this.o.store;
     store.tx(() => {
       store.removePending(eventId);
-      store.setApplied(Math.max(position, store.appliedPosition()), this.resumePoint(position));
+      this.recordProcessed(position);
     });
     this.appendQueue = this.appendQueue.filter((p) => hex(p.eventId) !== hex(eventId));
     const again = this.propose(event.kind, event.body);
@@ -354,6 +354,11 @@ export class Replica {
     } else {
       again.catch(() => undefined); // nobody waits in this run: the outcome is in the profile
     }
+  }
+
+  /** Records `position` as processed, and where a restart reads from (inside the caller's transaction). */
+  private recordProcessed(position: number): void {
+    this.o.store.setApplied(Math.max(position, this.o.store.appliedPosition()), this.resumePoint(position));
   }
 
   /** Where a restart must read from once `position` is processed: the first part of the oldest incomplete event, else the next position. */

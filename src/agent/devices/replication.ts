@@ -24,7 +24,7 @@ import type { AgentStore, RcvQueueRow } from '../agent-store.js';
 import type { Determinism } from '../determinism.js';
 import type { AgentLogger } from '../log.js';
 import { errorFields } from '../log.js';
-import { DeviceStore } from './device-store.js';
+import { DeviceStore, type DeviceGroupRow } from './device-store.js';
 import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, type DeviceLogTransport } from './replica.js';
@@ -36,7 +36,6 @@ import type { RelayClient } from '../../client/relay-client.js';
 import { generateSigningKeyPair } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
 import { AgentError } from '../agent-api.js';
-import type { DeviceGroupRow } from './device-store.js';
 
 /** What a new device starts from (docs/devices.md §6): the group with its number in it, where to read the log from, and the profile there. */
 export interface DeviceInvite {
@@ -254,7 +253,8 @@ export class Replication {
     otherAway: () => void;
   }): void {
     this.register('devices.add', (args, context) => {
-      const next = Math.max(0, ...this.devices.currentMembers(), ...this.devices.members().map((m) => m.device)) + 1;
+      // One above every number the group has had, removed devices included: a number is never reused.
+      const next = Math.max(0, ...this.devices.members().map((m) => m.device)) + 1;
       if (next > MAX_DEVICE_NUMBER) return 0;
       this.devices.addMember({ device: next, name: new TextDecoder().decode(args), dh_public: null, kem_public: null, added_at: context.time, removed_at: null });
       return next;
