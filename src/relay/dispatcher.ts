@@ -22,6 +22,7 @@ import { verifyPow } from '../protocol/pow.js';
 import { CURRENT_VERSION } from '../protocol/version.js';
 import { Forwarder, type ForwarderOptions, type ForwardingSession } from './forwarding.js';
 import { LogSubscriptions } from './log-subscriptions.js';
+import { mustWaitForRoom } from './output-room.js';
 
 /** The dispatcher's view of one client connection, or of one forwarded request. */
 export interface ClientSession extends ForwardingSession {
@@ -425,17 +426,7 @@ export class Dispatcher {
     }
     sub.busy = true;
     // Waits for room when the connection's answers fill its budget; true if it must wait.
-    const mustWait = (): boolean => {
-      if (!sub.session.congested?.()) return false;
-      if (!sub.waiting && sub.session.whenDrained) {
-        sub.waiting = true;
-        sub.session.whenDrained(() => {
-          sub.waiting = false;
-          void this.deliver(sub);
-        });
-      }
-      return true;
-    };
+    const mustWait = (): boolean => mustWaitForRoom(sub, sub.session, () => void this.deliver(sub));
     try {
       do {
         sub.again = false;

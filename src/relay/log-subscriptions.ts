@@ -13,13 +13,11 @@
  */
 import type { Response } from '../protocol/commands.js';
 import type { QueueStore } from './queue-store.js';
+import { mustWaitForRoom, type OutputRoom } from './output-room.js';
 
 /** What a subscription needs of its connection: pushes, and its output budget. */
-export interface LogSubscriber {
+export interface LogSubscriber extends OutputRoom {
   push(entityId: Uint8Array, response: Response): void;
-  /** Whether the connection's answers fill its output budget; `whenDrained` calls back once they do not. */
-  congested?(): boolean;
-  whenDrained?(callback: () => void): void;
 }
 
 interface LogSubscription<S extends LogSubscriber> {
@@ -98,15 +96,7 @@ export class LogSubscriptions<S extends LogSubscriber> {
 
   /** Whether the connection's budget is spent; if so, delivery resumes when it drains. */
   private mustWait(sub: LogSubscription<S>): boolean {
-    if (!sub.subscriber.congested?.()) return false;
-    if (!sub.waiting && sub.subscriber.whenDrained) {
-      sub.waiting = true;
-      sub.subscriber.whenDrained(() => {
-        sub.waiting = false;
-        void this.deliver(sub);
-      });
-    }
-    return true;
+    return mustWaitForRoom(sub, sub.subscriber, () => void this.deliver(sub));
   }
 
   /** Pushes the entries at and after the cursor, one read at a time, while the connection has room. */
