@@ -84,6 +84,16 @@ async function until(ok: () => boolean, ms: number, what: string): Promise<void>
 
 const count = (p: Person, c: Contact): number => (p.db.prepare('SELECT count(*) AS n FROM chat_messages WHERE contact_id = ?').get(c.id) as { n: number }).n;
 
+/** Sends `text` from `from` to `to`; the milliseconds until `shownOn` holds one more message in its conversation with `shownWith`. */
+async function sendUntilShown(from: Person, to: Contact, shownOn: Person, shownWith: Contact, text: string, what: string): Promise<number> {
+  const before = count(shownOn, shownWith);
+  const t0 = performance.now();
+  await from.chat.send(to, text);
+  from.agent.kick();
+  await until(() => count(shownOn, shownWith) > before, 10_000, what);
+  return performance.now() - t0;
+}
+
 export async function runDevicesBench(o: { quick: boolean; resultsFile: string; log: (line: string) => void; timeLimitMs: number }): Promise<void> {
   const history = o.quick ? 1_000 : 10_000;
   const rounds = o.quick ? 10 : 40;
@@ -116,14 +126,7 @@ export async function runDevicesBench(o: { quick: boolean; resultsFile: string; 
     // 2b. The contact's delivery, one device each (reference).
     o.log(`devices: Alice → Bob, ${rounds} messages`);
     const contactMs: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const n = count(bob, aliceAtBob);
-      const t0 = performance.now();
-      await alice.chat.send(bobAtAlice, `to bob ${i}`);
-      alice.agent.kick();
-      await until(() => count(bob, aliceAtBob) > n, 10_000, 'Bob got it');
-      contactMs.push(performance.now() - t0);
-    }
+    for (let i = 0; i < rounds; i++) contactMs.push(await sendUntilShown(alice, bobAtAlice, bob, aliceAtBob, `to bob ${i}`, 'Bob got it'));
 
     // 1. Linking with history.
     o.log(`devices: Bob's profile with ${history} messages links a second device`);
@@ -151,12 +154,7 @@ export async function runDevicesBench(o: { quick: boolean; resultsFile: string; 
     const syncMs: number[] = [];
     before = bob.sends;
     for (let i = 0; i < rounds; i++) {
-      const n = count(phone, aliceAtBob);
-      const t0 = performance.now();
-      await bob.chat.send(aliceAtBob, `two devices ${i}`);
-      bob.agent.kick();
-      await until(() => count(phone, aliceAtBob) > n, 10_000, 'shown on the phone');
-      syncMs.push(performance.now() - t0);
+      syncMs.push(await sendUntilShown(bob, aliceAtBob, phone, aliceAtBob, `two devices ${i}`, 'shown on the phone'));
       await until(() => count(alice, bobAtAlice) >= rounds * 2 + i + 1, 10_000, 'delivered');
     }
     await new Promise((r) => setTimeout(r, 600));

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { generateSigningKeyPair } from '../../src/crypto/keys.js';
-import { startRelayProcess } from '../helpers/relay-process.js';
+import { sendUntilKilled, startRelayProcess } from '../helpers/relay-process.js';
 import { Inbox, str, text } from '../helpers/inbox.js';
 
 test('every message that got OK survives kill -9 and is delivered exactly once', async () => {
@@ -21,28 +21,8 @@ test('every message that got OK survives kill -9 and is delivered exactly once',
 
   const sender = await RelayClient.connect(relay.address, { reconnect: false, commandTimeoutMs: 5000 });
   const sq = { relay: queue.relay, senderId: queue.senderId, senderKey: keys.privateKey };
-  const acknowledged: string[] = [];
-  let killed = false;
-  const sends: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const label = `msg-${i}`;
-    sends.push(
-      sender.send(sq, text(label)).then(
-        () => {
-          acknowledged.push(label);
-          // Kill the relay while sends are still in flight.
-          if (acknowledged.length === total / 4 && !killed) {
-            killed = true;
-            relay.process.kill('SIGKILL');
-          }
-        },
-        () => undefined,
-      ),
-    );
-    // A steady stream rather than one burst, so the kill lands mid-stream.
-    if (i % 20 === 19) await new Promise((r) => setImmediate(r));
-  }
-  await Promise.all(sends);
+  // Kill the relay while sends are still in flight.
+  const { acknowledged, killed } = await sendUntilKilled(relay, total, total / 4, (i) => `msg-${i}`, (label) => sender.send(sq, text(label)));
   await relay.stop();
   assert.ok(killed, 'relay was killed mid-stream');
   assert.ok(acknowledged.length >= total / 4 && acknowledged.length < total, `some but not all sends got OK (${acknowledged.length})`);

@@ -84,3 +84,40 @@ export function waitFor<T>(subscribe: (cb: (v: T) => void) => () => void, predic
     });
   });
 }
+
+/**
+ * Sends `total` labelled messages as a steady stream (not one burst, so the
+ * kill lands mid-stream) and kills the relay with SIGKILL once `killAfter`
+ * of them were answered OK, while the rest are still in flight; returns
+ * the labels answered OK and whether the kill happened. The relay is left
+ * to the caller (stop() waits for the killed process).
+ */
+export async function sendUntilKilled(
+  relay: RelayProcess,
+  total: number,
+  killAfter: number,
+  label: (i: number) => string,
+  send: (label: string) => Promise<void>,
+): Promise<{ readonly acknowledged: string[]; readonly killed: boolean }> {
+  const acknowledged: string[] = [];
+  let killed = false;
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const l = label(i);
+    sends.push(
+      send(l).then(
+        () => {
+          acknowledged.push(l);
+          if (acknowledged.length === killAfter && !killed) {
+            killed = true;
+            relay.process.kill('SIGKILL');
+          }
+        },
+        () => undefined,
+      ),
+    );
+    if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(sends);
+  return { acknowledged, killed };
+}

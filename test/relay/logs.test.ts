@@ -28,7 +28,7 @@ import { SqliteQueueStore } from '../../src/relay/sqlite-store.js';
 import { startRelay, type RunningRelay, type StartOptions } from '../../src/relay/server.js';
 import { inProcessRelay } from '../helpers/in-process-relay.js';
 import { rawConnection } from '../helpers/raw-session.js';
-import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
+import { sendUntilKilled, startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 import { str, text } from '../helpers/inbox.js';
 
 const OK: Response = { type: 'OK' };
@@ -502,26 +502,7 @@ test('an entry answered OK survives kill -9; the restarted relay continues numbe
     const owner = await RelayClient.connect(relay.address, { reconnect: false, commandTimeoutMs: 5000 });
     clients.push(owner);
     const { queue, writer } = await newLog(owner);
-    const acknowledged: string[] = [];
-    const sends: Promise<void>[] = [];
-    let killed = false;
-    for (let i = 0; i < 300; i++) {
-      const label = `entry ${i}`;
-      sends.push(
-        owner.send(writer, text(label)).then(
-          () => {
-            acknowledged.push(label);
-            if (acknowledged.length === 100 && !killed) {
-              killed = true;
-              relay.process.kill('SIGKILL');
-            }
-          },
-          () => undefined,
-        ),
-      );
-      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
-    }
-    await Promise.all(sends);
+    const { acknowledged, killed } = await sendUntilKilled(relay, 300, 100, (i) => `entry ${i}`, (label) => owner.send(writer, text(label)));
     await relay.stop();
     assert.ok(killed && acknowledged.length >= 100 && acknowledged.length < 300, `killed mid-stream (${acknowledged.length} OK)`);
 

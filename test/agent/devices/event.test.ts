@@ -3,17 +3,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { decodeEvent, encodeEvent, EVENT_HEADER_LENGTH, EventKind, type DeviceEvent } from '../../../src/agent/devices/event.js';
 import { DeviceLogError } from '../../../src/agent/devices/log-entry.js';
+import { deviceLogErrorCode } from '../../helpers/device-log-error.js';
 
 const sample: DeviceEvent = { kind: EventKind.OP, author: 2, authorSeq: 3, applied: 41, time: 1764300000000, seed: new Uint8Array(32).fill(0x11), body: new TextEncoder().encode('op') };
-const code = (f: () => unknown): string | undefined => {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    assert.ok(e instanceof DeviceLogError, String(e));
-    return e.code;
-  }
-};
+const code = deviceLogErrorCode;
 
 test('vector of docs/devices.md §9.3', () => {
   const hex = Buffer.from(encodeEvent(sample)).toString('hex');

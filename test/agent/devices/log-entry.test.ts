@@ -13,6 +13,7 @@ import {
   openEntry,
   sealEvent,
 } from '../../../src/agent/devices/log-entry.js';
+import { deviceLogErrorCode } from '../../helpers/device-log-error.js';
 
 const groupKey = Uint8Array.from({ length: 32 }, (_, i) => 0x40 + i);
 const eventId = Uint8Array.from({ length: 16 }, (_, i) => 0xe0 + i);
@@ -84,15 +85,7 @@ test('round trip, including the largest event; fresh nonces by default', () => {
 
 test('the wrong key, the wrong generation, or one changed byte: DECRYPT; the wrong length: MALFORMED', () => {
   const [entry] = sealEvent(key, 3, eventId, bytes(100));
-  const code = (f: () => unknown): string | undefined => {
-    try {
-      f();
-      return undefined;
-    } catch (e) {
-      assert.ok(e instanceof DeviceLogError, String(e));
-      return e.code;
-    }
-  };
+  const code = deviceLogErrorCode;
   assert.equal(code(() => openEntry(entryKey(bytes(32, 9)), 3, entry!)), 'DECRYPT');
   assert.equal(code(() => openEntry(key, 4, entry!)), 'DECRYPT');
   for (const at of [0, 11, 12, 500, LOG_ENTRY_LENGTH - 1]) {
