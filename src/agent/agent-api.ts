@@ -18,6 +18,19 @@ export type Clock = () => number;
 
 export const systemClock: Clock = () => Date.now();
 
+/** One of the person's devices (docs/devices.md), as `nightjar devices` lists it. */
+export interface DeviceInfo {
+  /** Its number in the group (1..255, never reused). */
+  readonly device: number;
+  readonly name: string;
+  readonly thisDevice: boolean;
+  /** When it was added (ms since the epoch, the adding device's clock). */
+  readonly addedAt: number;
+  /** When its latest event was proposed (ms, its own clock), if any reached this device. */
+  readonly lastHeardAt: number | undefined;
+  readonly removedAt: number | undefined;
+}
+
 /** A message handed to the chat layer. */
 export interface IncomingMessage {
   /** Sender's sequence number on this connection, from 1, strictly increasing. */

@@ -30,11 +30,13 @@ type DB = Database.Database;
  * and its log (`agent_device_group`), the devices (`agent_device_members`),
  * how far each device's events were applied (`agent_device_seqs`) and this
  * device's proposals not yet seen applied (`agent_device_pending`), and
- * which device delivers each outbox row (`agent_outbox.author`).
+ * which device delivers each outbox row (`agent_outbox.author`);
+ * 7 (2026-11-28) when each device was last heard from on the log
+ * (`agent_device_seqs.last_at`, shown by `nightjar devices`).
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-export const AGENT_SCHEMA_VERSION = 6;
+export const AGENT_SCHEMA_VERSION = 7;
 
 /** Version 5: what every message and every round of sending looks up, indexed, so that neither reads every contact's rows. */
 const HOT_PATH_INDEXES = `
@@ -89,6 +91,11 @@ CREATE TABLE IF NOT EXISTS agent_device_pending (
   -- the sealed entries, one after another
   entries BLOB NOT NULL
 ) WITHOUT ROWID;
+`;
+
+/** Version 7: the time of the latest event of each device (its clock when it proposed it). */
+const DEVICE_LAST_SEEN = `
+ALTER TABLE agent_device_seqs ADD COLUMN last_at INTEGER;
 `;
 
 const SCHEMA = `
@@ -237,7 +244,7 @@ CREATE TABLE IF NOT EXISTS agent_requests (
   reply_sender_id BLOB NOT NULL,
   received_at INTEGER NOT NULL
 );
-${DEVICE_TABLES}`;
+${DEVICE_TABLES}${DEVICE_LAST_SEEN}`;
 
 export type Role = 'inviter' | 'joiner' | 'requester' | 'acceptor';
 
@@ -380,6 +387,8 @@ ${HOT_PATH_INDEXES}`,
   // 6
   `ALTER TABLE agent_outbox ADD COLUMN author INTEGER;
 ${DEVICE_TABLES}`,
+  // 7
+  DEVICE_LAST_SEEN,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */

@@ -23,10 +23,11 @@
  *   acknowledged to the relay. A redelivered message fails the ratchet's
  *   replay check and is acknowledged without effect.
  */
-import { AgentError, type AgentHandlers, type AgentOptions, type ConnectionInfo, type RelayEntry, type RelayHealth, type TransportIsolation } from './agent-api.js';
+import { AgentError, type AgentHandlers, type AgentOptions, type ConnectionInfo, type DeviceInfo, type RelayEntry, type RelayHealth, type TransportIsolation } from './agent-api.js';
 import type { Role } from './agent-store.js';
 import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
+import { withDeadline } from './deadline.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { RoutingMode } from './relays.js';
@@ -348,6 +349,25 @@ export class Agent {
   /** Makes this new, empty profile the device `invite` names (see addDevice). */
   joinDeviceGroup(invite: DeviceInvite): void {
     this.p.replication.joinGroup(invite);
+  }
+
+  /**
+   * With several devices: resolves once this device has applied everything
+   * the others put on the device log up to now (AgentError
+   * RELAY_UNREACHABLE after `timeoutMs`). At once with one device.
+   */
+  catchUp(timeoutMs = 10_000): Promise<void> {
+    return withDeadline(this.p.replication.caughtUp(), performance.now() + timeoutMs, 'the device log');
+  }
+
+  /** The person's devices, removed ones too; empty on a profile with one device. */
+  devices(): DeviceInfo[] {
+    return this.p.replication.list();
+  }
+
+  /** Renames device `device` on every device; false if the group has no such device. */
+  renameDevice(device: number, name: string): Promise<boolean> {
+    return this.p.replication.rename(device, name);
   }
 
   /** Whether this profile has several devices (a device group). */

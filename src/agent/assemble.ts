@@ -130,7 +130,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
       propose: async (items) => (await replication.operate('agent.recv', encodeReceived(items))) as boolean[],
     },
   });
-  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active }, options.retryMs);
+  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active, caughtUp: () => replication.caughtUp(), sentNow: () => replication.sentNow() }, options.retryMs);
   return {
     store,
     relays,

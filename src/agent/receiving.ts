@@ -111,62 +111,87 @@ export class Receiving {
   /** Fetches every waiting message from every receiving queue; returns whether any arrived and which relays could not be reached. */
   async receiveAll(): Promise<{ progress: boolean; unreachable: string[] }> {
     let progress = false;
-    const unreachable = new Set<string>();
-    const reached = new Set<string>();
-    const down = (relay: string, e: unknown): void => {
-      this.relays.recordHealth(relay, e instanceof Error ? e.message : String(e));
-      unreachable.add(relay);
-    };
+    const health = new RoundHealth(this.relays);
     let active = this.store.rcvQueues().filter((q) => q.status !== 'lost');
     while (active.length > 0) {
-      const got = await Promise.all(
-        active.map(async (rcv): Promise<Arrival | undefined> => {
-          let client: RelayClient;
-          try {
-            client = await this.sessions.forQueue(rcv);
-          } catch (e) {
-            down(rcv.relay, e);
-            this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable');
-            return undefined;
-          }
-          const queue = recipientQueue(rcv);
-          try {
-            const message = await client.get(queue);
-            reached.add(rcv.relay);
-            return message ? { client, queue, message, rcvId: rcv.id } : undefined;
-          } catch (e) {
-            // A refusal (the queue is gone, ...) says the relay is there; anything else that it is not.
-            if (!(e instanceof RelayError)) down(rcv.relay, e);
-            this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'GET failed');
-            return undefined;
-          }
-        }),
-      );
-      const batch = got.filter((a): a is Arrival => a !== undefined);
+      const batch = await this.fetchOnce(active, health);
       if (batch.length === 0) break;
       const done = this.apply(batch);
       if (done.length > 0) progress = true;
-      const acked = await Promise.all(
-        done.map(async (a) => {
-          try {
-            await a.client.ack(a.queue, a.message.msgId);
-            return a;
-          } catch (e) {
-            // Unacknowledged, it comes again; the ratchet then drops it as a replay.
-            if (!(e instanceof RelayError)) down(this.store.rcvQueue(a.rcvId!)?.relay ?? '', e);
-            this.log.debug({ err: errorFields(e) }, 'ACK failed');
-            return undefined;
-          }
-        }),
-      );
+      const acked = await Promise.all(done.map((a) => this.ackNow(a, health)));
       active = acked.flatMap((a) => {
         const row = a ? this.store.rcvQueue(a.rcvId!) : undefined;
         return row && row.status !== 'lost' ? [row] : [];
       });
     }
-    for (const relay of reached) if (!unreachable.has(relay)) this.relays.recordHealth(relay, null);
-    unreachable.delete('');
-    return { progress, unreachable: [...unreachable] };
+    return { progress, unreachable: health.finish() };
+  }
+
+  /**
+   * With several devices, one round of GET on every receiving queue (a
+   * one-shot command; docs/devices.md §3.5): what arrives is proposed to
+   * the device log, not awaited, since the caller is in the serial chain
+   * where the events are applied; `applied` settles once each message is
+   * applied and acknowledged (or left to come again).
+   */
+  async receiveRoundReplicated(): Promise<{ count: number; applied: Promise<void>; unreachable: string[] }> {
+    const health = new RoundHealth(this.relays);
+    const batch = await this.fetchOnce(
+      this.store.rcvQueues().filter((q) => q.status !== 'lost'),
+      health,
+    );
+    const parts: Promise<unknown>[] = [];
+    for (let at = 0; at < batch.length; at += RECEIVED_PER_EVENT) {
+      const part = batch.slice(at, at + RECEIVED_PER_EVENT);
+      parts.push(
+        this.hooks
+          .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
+          .then((applied) => Promise.all(part.filter((_, i) => applied[i] === true).map((a) => this.ackNow(a, health))))
+          .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'received messages could not go to the device log; the relay delivers them again')),
+      );
+    }
+    return { count: batch.length, applied: Promise.all(parts).then(() => undefined), unreachable: health.finish() };
+  }
+
+  /** One GET on each of `queues`, at once: the messages that came. */
+  private async fetchOnce(queues: readonly RcvQueueRow[], health: RoundHealth): Promise<Arrival[]> {
+    const got = await Promise.all(
+      queues.map(async (rcv): Promise<Arrival | undefined> => {
+        let client: RelayClient;
+        try {
+          client = await this.sessions.forQueue(rcv);
+        } catch (e) {
+          health.down(rcv.relay, e);
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'relay unreachable');
+          return undefined;
+        }
+        const queue = recipientQueue(rcv);
+        try {
+          const message = await client.get(queue);
+          health.reached(rcv.relay);
+          return message ? { client, queue, message, rcvId: rcv.id } : undefined;
+        } catch (e) {
+          // A refusal (the queue is gone, ...) says the relay is there; anything else that it is not.
+          if (!(e instanceof RelayError)) health.down(rcv.relay, e);
+          this.log.debug(withMetadata({ relay: rcv.relay, err: errorFields(e) }), 'GET failed');
+          return undefined;
+        }
+      }),
+    );
+    return got.filter((a): a is Arrival => a !== undefined);
+  }
+
+  /** ACKs a fetched message and waits for the answer (so that the next GET gets the next one); undefined if it failed. */
+  private async ackNow(a: Arrival, health: RoundHealth): Promise<Arrival | undefined> {
+    try {
+      await a.client.ack(a.queue, a.message.msgId);
+      return a;
+    } catch (e) {
+      // Unacknowledged, it comes again; the ratchet then drops it as a replay.
+      if (!(e instanceof RelayError)) health.down(this.store.rcvQueue(a.rcvId!)?.relay ?? '', e);
+      this.log.debug({ err: errorFields(e) }, 'ACK failed');
+      return undefined;
+    }
   }
 
   /**
@@ -318,6 +343,30 @@ export class Receiving {
       }
     });
     return done;
+  }
+}
+
+/** Which relays a round of GETs reached and which it could not; the health records follow at the end of the round. */
+class RoundHealth {
+  private readonly unreachable = new Set<string>();
+  private readonly reachedSet = new Set<string>();
+
+  constructor(private readonly relays: RelayDirectory) {}
+
+  down(relay: string, e: unknown): void {
+    this.relays.recordHealth(relay, e instanceof Error ? e.message : String(e));
+    this.unreachable.add(relay);
+  }
+
+  reached(relay: string): void {
+    this.reachedSet.add(relay);
+  }
+
+  /** Records the relays that answered, and returns those that did not. */
+  finish(): string[] {
+    for (const relay of this.reachedSet) if (!this.unreachable.has(relay)) this.relays.recordHealth(relay, null);
+    this.unreachable.delete('');
+    return [...this.unreachable];
   }
 }
 

@@ -10,6 +10,7 @@
  *   go after their delay (receipts.ts) unless a message takes them along.
  */
 import { AgentError } from './agent-api.js';
+import { withDeadline } from './deadline.js';
 import type { AddressKeys } from './address-keys.js';
 import type { AgentStore } from './agent-store.js';
 import type { Delivery } from './delivery.js';
@@ -42,6 +43,10 @@ export interface SchedulerParts {
    * forgetting old sent copies) waits: it is not yet proposed to the log.
    */
   readonly replicated: () => boolean;
+  /** With several devices: resolves once this device has applied everything on its device log up to now. */
+  readonly caughtUp: () => Promise<void>;
+  /** With several devices: tells the other devices at once what the relays accepted, and resolves once that is applied. */
+  readonly sentNow: () => Promise<void>;
 }
 
 export class Scheduler {
@@ -82,6 +87,7 @@ export class Scheduler {
    */
   async sync(options: { timeoutMs?: number; receive?: boolean } = {}): Promise<void> {
     const deadline = performance.now() + (options.timeoutMs ?? 30_000);
+    if (this.parts.replicated()) return this.syncReplicated(deadline, options.receive !== false && !this.running);
     // While start() runs, subscriptions push every message: fetching with GET as well would race them.
     const receive = options.receive !== false && !this.running && !this.parts.replicated();
     await this.serial(async () => {
@@ -97,6 +103,32 @@ export class Scheduler {
         throw new AgentError('RELAY_UNREACHABLE', `could not reach ${[...this.unreachable].join(', ')}; nothing is lost, it will be retried`);
       }
     });
+  }
+
+  /**
+   * sync() with several devices: first everything the other devices did
+   * (the device log up to now), then rounds of one GET per queue, each
+   * message applied through the log before the next is fetched, and
+   * sending what this device owes.
+   */
+  private async syncReplicated(deadline: number, receive: boolean): Promise<void> {
+    await withDeadline(this.parts.caughtUp(), deadline, 'the device log');
+    for (let round = 0; round < 500 && performance.now() < deadline; round++) {
+      this.unreachable.clear();
+      let got: { count: number; applied: Promise<void>; unreachable: string[] } = { count: 0, applied: Promise.resolve(), unreachable: [] };
+      let sent = false;
+      await this.serial(async () => {
+        if (receive) got = await this.parts.receiving.receiveRoundReplicated();
+        sent = await this.flushAll(false);
+      });
+      for (const r of got.unreachable) this.unreachable.add(r);
+      await withDeadline(got.applied, deadline, 'the device log');
+      if (got.count === 0 && !sent) break;
+    }
+    await withDeadline(this.parts.sentNow(), deadline, 'the device log');
+    if (this.unreachable.size > 0) {
+      throw new AgentError('RELAY_UNREACHABLE', `could not reach ${[...this.unreachable].join(', ')}; nothing is lost, it will be retried`);
+    }
   }
 
   /**
@@ -195,3 +227,4 @@ export class Scheduler {
     return progress;
   }
 }
+

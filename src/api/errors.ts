@@ -19,6 +19,8 @@ export type ApiErrorCode =
   | 'CODE_MISMATCH' // the security code typed in is not this connection's: someone may be in the middle
   | 'PROFILE_BUSY' // another process holds the profile and does not answer on its socket
   | 'PROFILE_TOO_NEW' // a newer Nightjar upgraded the profile's tables; this one cannot use them
+  | 'DEVICE_LINK' // linking a device failed: the link expired, was used, or the other device gave up
+  | 'LINKING' // this profile is a new device still receiving its profile: only `devices join` finishes it
   | 'INTERRUPTED'; // the caller went away (Ctrl-C) while the operation waited
 
 export class ApiError extends Error {

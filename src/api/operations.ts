@@ -12,6 +12,10 @@ import type { Contact } from '../chat/store.js';
 import { parseAddress } from '../protocol/address.js';
 import { awaitConnections, deliver, deliverReporting, handshakeWaitMs, type OpContext } from './delivery.js';
 import { ApiError } from './errors.js';
+import { validName } from '../chat/body.js';
+import { parseHistory } from '../agent/devices/link-protocol.js';
+import { joinUnfinished } from './link-files.js';
+import { hasDeviceGroup } from '../agent/devices/device-group-check.js';
 import { contactView, isoTime, messageView, requestView, type ContactView, type MessageView, type RequestView } from './views.js';
 
 export type { OpContext };
@@ -410,6 +414,55 @@ async function routing(ctx: OpContext, p: Params): Promise<RoutingView> {
   return routingView(ctx);
 }
 
+// ---- devices (docs/devices.md) --------------------------------------------------
+
+export type DeviceView = {
+  readonly type: 'device';
+  readonly device: number;
+  readonly name: string;
+  readonly thisDevice: boolean;
+  readonly addedAt: string;
+  readonly lastSeenAt: string | null;
+  readonly removedAt: string | null;
+};
+
+const msTime = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+async function devices(ctx: OpContext): Promise<{ devices: DeviceView[] }> {
+  return {
+    devices: ctx.session.agent.devices().map((d) => ({
+      type: 'device',
+      device: d.device,
+      name: d.name,
+      thisDevice: d.thisDevice,
+      addedAt: msTime(d.addedAt)!,
+      lastSeenAt: msTime(d.lastHeardAt),
+      removedAt: msTime(d.removedAt),
+    })),
+  };
+}
+
+function deviceName(p: Params, key: string): string {
+  const name = validName(str(p, key));
+  if (name === undefined) throw new ApiError('BAD_INPUT', 'a device name is 1 to 64 printable characters');
+  return name;
+}
+
+async function devicesRename(ctx: OpContext, p: Params): Promise<{ devices: DeviceView[] }> {
+  const device = int(p, 'device', 1);
+  if (!(await ctx.session.agent.renameDevice(device, deviceName(p, 'name')))) throw new ApiError('BAD_INPUT', `there is no device ${device} (see: nightjar devices)`);
+  return devices(ctx);
+}
+
+/** The linking code, loaded when a device is linked. */
+const linking = (): Promise<typeof import('./device-link.js')> => import('./device-link.js');
+
+async function devicesJoin(ctx: OpContext, p: Params) {
+  const history = parseHistory(optStr(p, 'history') ?? 'all');
+  if (history === undefined) throw new ApiError('BAD_INPUT', 'history is all, none, or a number of days such as 30d');
+  return (await linking()).beginJoin(ctx, optStr(p, 'link'), deviceName(p, 'name'), history);
+}
+
 // ---- the table ---------------------------------------------------------------
 
 type Operation = (ctx: OpContext, params: Params) => Promise<unknown>;
@@ -438,6 +491,14 @@ const OPERATIONS = {
   'relays.remove': relaysRemove,
   'relays.list': relaysList,
   routing,
+  devices,
+  'devices.rename': devicesRename,
+  'devices.link': async (ctx: OpContext, p: Params) => (await linking()).beginLink(ctx, deviceName(p, 'name')),
+  'devices.link.wait': async (ctx: OpContext) => (await linking()).waitLinkAnswer(ctx),
+  'devices.link.confirm': async (ctx: OpContext) => (await linking()).confirmLink(ctx),
+  'devices.link.cancel': async (ctx: OpContext) => (await linking()).cancelLink(ctx),
+  'devices.join': devicesJoin,
+  'devices.join.wait': async (ctx: OpContext) => (await linking()).finishJoin(ctx),
 } satisfies Record<string, Operation>;
 
 export type OpName = keyof typeof OPERATIONS;
@@ -447,14 +508,26 @@ export function isOpName(name: string): name is OpName {
   return Object.hasOwn(OPERATIONS, name);
 }
 
-/** Operations that read the chat layer's tables only: they run without loading the agent. */
+/** How long an operation waits for the device log before it goes on with what this device has (its relay may be down). */
+const CATCH_UP_MS = 5000;
+
+/** Operations that read the chat layer's tables only: on a profile with one device they run without loading the agent. */
 const CHAT_ONLY: ReadonlySet<OpName> = new Set(['contacts', 'alias', 'history']);
 
 /** Runs operation `name`; throws ApiError BAD_REQUEST for an unknown one or bad parameters. */
 export async function runOperation(ctx: OpContext, name: string, params: unknown): Promise<unknown> {
   if (!isOpName(name)) throw bad(`unknown operation ${JSON.stringify(name)}`);
   const checked = asParams(params);
-  if (!CHAT_ONLY.has(name)) await ctx.session.loadAgent();
+  // A new device holds an empty profile until it has received the real one: nothing else may use it meanwhile.
+  if (!name.startsWith('devices.join') && joinUnfinished(ctx.session.dir)) {
+    throw new ApiError('LINKING', 'this profile is a new device still receiving its profile; finish with: nightjar devices join');
+  }
+  const multiDevice = hasDeviceGroup(ctx.session.db);
+  if (!CHAT_ONLY.has(name) || multiDevice) {
+    const agent = await ctx.session.loadAgent();
+    // What the person's other devices did shows here too before anything is read or done (linking has its own steps).
+    if (multiDevice && !name.startsWith('devices.link')) await agent.catchUp(CATCH_UP_MS).catch(() => undefined);
+  }
   const op: Operation = OPERATIONS[name];
   return op(ctx, checked);
 }

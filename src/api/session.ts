@@ -12,12 +12,17 @@ import { hasChatSchema } from '../chat/schema.js';
 
 export interface Session {
   readonly dir: string;
+  /** The profile's key, for its side databases (device-link.ts). */
+  readonly key: ProfileKey;
+  readonly agentOptions: AgentOptions;
   readonly db: DB;
   readonly chat: Chat;
   /** The agent; only after loadAgent() (operations that need it get it loaded first). */
   readonly agent: Agent;
   /** Loads and opens the agent (its module graph is most of the start-up cost), once. */
   loadAgent(): Promise<Agent>;
+  /** Runs `fn` when the session closes, before the agent does (a device link in progress, device-link.ts). */
+  onClose(fn: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -35,8 +40,11 @@ export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOpt
   let agent: Agent | undefined;
   let loading: Promise<Agent> | undefined;
   let closed = false;
+  const closers: (() => Promise<void>)[] = [];
   return {
     dir,
+    key,
+    agentOptions,
     db,
     chat,
     get agent(): Agent {
@@ -53,10 +61,14 @@ export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOpt
       });
       return loading;
     },
+    onClose(fn) {
+      closers.push(fn);
+    },
     async close() {
       if (closed) return;
       closed = true;
       try {
+        for (const fn of closers.splice(0)) await fn().catch(() => undefined);
         await loading?.catch(() => undefined);
         await agent?.close();
       } finally {

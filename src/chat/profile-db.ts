@@ -139,3 +139,27 @@ export async function createProfileDatabase(dir: string, passphrase: string, set
     removeTemp();
   }
 }
+
+/**
+ * Opens (creating it if missing) another database of the profile beside
+ * the main one, under the same key: what a device keeps only while it
+ * links another (api/device-link.ts).
+ */
+export function openSideDatabase(path: string, key: ProfileKey): DB {
+  const created = !existsSync(path);
+  const db = keyed(path, key, true);
+  try {
+    if (created) chmodSync(path, 0o600);
+    db.prepare('SELECT count(*) FROM sqlite_master').get(); // a wrong key fails here, not at the first write
+    configureProfileDatabase(db);
+    return db;
+  } catch (e) {
+    db.close();
+    throw new ChatError('BAD_PROFILE_DIR', `cannot open ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Deletes a side database and its journal files. */
+export function removeSideDatabase(path: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
+}

@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { chatCommand } from './chat-command.js';
 import { acceptCommand, addressCommand, connectCommand, inviteCommand, rejectCommand, requestsCommand } from './connect-commands.js';
+import { devicesCommand } from './device-commands.js';
 import { exitCodeOf, userMessage } from './errors.js';
 import {
   aliasCommand,
@@ -60,6 +61,7 @@ export function program(): Command {
       .addCommand(deleteCommand())
       .addCommand(rotateCommand())
       .addCommand(redundantCommand())
+      .addCommand(devicesCommand())
       .addCommand(chatCommand())
       .addCommand(relayCommand()),
   );

@@ -21,7 +21,7 @@ import { requireProfile } from '../chat/profile-paths.js';
 import { withPassphrase } from './passphrase.js';
 import { readSecretFile } from './secret-file.js';
 import { resolveProfileDir } from './profile-dir.js';
-import { progress } from './progress.js';
+import { progress, type Progress } from './progress.js';
 
 export interface ProfileFlags {
   readonly profile?: string;
@@ -94,12 +94,17 @@ export async function openNodeHere(flags: ProfileFlags, passphrase?: string): Pr
   throw new ApiError('PROFILE_BUSY', `the profile is open in another nightjar process (pid ${pid}); use that one, or close it first`);
 }
 
+/** Runs one operation on the profile `withProfile` reached. */
+export type ProfileCall = <N extends OpName>(op: N, params: Record<string, unknown>) => Promise<OpResult<N>>;
+
 /**
- * Runs operation `op` on the profile and returns its result. A first
- * Ctrl-C stops any waiting (the operation returns what it has); a second
- * one leaves at once with INTERRUPTED, saying what was kept (`kept`).
+ * Reaches the profile once (its node, or this process as the node) and
+ * runs `fn`, which may run several operations on it in turn; `ui` shows
+ * what each waits for. A first Ctrl-C stops any waiting (the operation
+ * returns what it has, or INTERRUPTED); a second one leaves at once,
+ * saying what was kept (`kept`).
  */
-export async function callProfile<N extends OpName>(flags: ProfileFlags, op: N, params: Record<string, unknown>, kept = 'nothing was lost'): Promise<OpResult<N>> {
+export async function withProfile<T>(flags: ProfileFlags, kept: string, fn: (call: ProfileCall, ui: Progress) => Promise<T>, passphrase?: string): Promise<T> {
   const ui = progress(flags.json);
   const abort = new AbortController();
   let interrupt: (() => void) | undefined;
@@ -124,16 +129,29 @@ export async function callProfile<N extends OpName>(flags: ProfileFlags, op: N, 
   };
   process.on('SIGINT', onSigint);
   try {
-    access = await accessProfile(flags);
-    const work =
-      'remote' in access
-        ? access.remote.call(op, params, (text) => ui.set(text))
-        : access.node.call(op, params, { progress: (text) => ui.set(text), signal: abort.signal });
-    return (await Promise.race([work, interrupted])) as OpResult<N>;
+    access = await accessProfile(flags, passphrase);
+    const reached = access;
+    const call: ProfileCall = async (op, params) => {
+      const work =
+        'remote' in reached
+          ? reached.remote.call(op, params, (text) => ui.set(text))
+          : reached.node.call(op, params, { progress: (text) => ui.set(text), signal: abort.signal });
+      try {
+        return (await Promise.race([work, interrupted])) as OpResult<typeof op>;
+      } finally {
+        ui.stop();
+      }
+    };
+    return await fn(call, ui);
   } finally {
     ui.stop();
     process.off('SIGINT', onSigint);
     if (access && 'remote' in access) access.remote.close();
     else if (access) await access.node.close();
   }
+}
+
+/** Runs operation `op` on the profile and returns its result (see withProfile). */
+export function callProfile<N extends OpName>(flags: ProfileFlags, op: N, params: Record<string, unknown>, kept = 'nothing was lost'): Promise<OpResult<N>> {
+  return withProfile(flags, kept, (call) => call(op, params));
 }

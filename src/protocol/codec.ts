@@ -33,6 +33,11 @@ export class Reader {
     return (b[0]! << 8) | b[1]!;
   }
 
+  u32(what = 'u32'): number {
+    const b = this.take(4, what);
+    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
+  }
+
   u64(what = 'u64'): bigint {
     const b = this.take(8, what);
     return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0);
@@ -81,6 +86,13 @@ export class Writer {
   u16(n: number): this {
     if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new RangeError(`u16 out of range: ${n}`);
     return this.push(Uint8Array.of(n >>> 8, n & 0xff));
+  }
+
+  u32(n: number): this {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) throw new RangeError(`u32 out of range: ${n}`);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, n);
+    return this.push(b);
   }
 
   u64(n: bigint): this {

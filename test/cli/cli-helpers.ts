@@ -74,6 +74,11 @@ export interface ChatProcess {
   type(line: string): void;
   /** Closes standard input and resolves with the exit code. */
   end(): Promise<number | null>;
+  /** Resolves with the exit code once the process ends by itself (or was killed). */
+  readonly exited: Promise<number | null>;
+  /** What it wrote to standard error so far. */
+  stderr(): string;
+  kill(signal: NodeJS.Signals): void;
 }
 
 /** Starts a long-running `nightjar` (e.g. `chat --json`) with piped standard input. */
@@ -126,5 +131,8 @@ export function startChat(profile: string, args: readonly string[], options: Pic
       child.stdin!.end();
       return exited;
     },
+    exited,
+    stderr: () => stderr,
+    kill: (signal) => void child.kill(signal),
   };
 }

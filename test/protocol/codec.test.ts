@@ -7,19 +7,21 @@ import { decodesOrRejects, hex } from './protocol-fixture.js';
 
 const protocolError = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code;
 
-test('integers are big-endian; short and long strings carry 1- and 2-byte lengths', () => {
+test('integers are big-endian (u32 too); short and long strings carry 1- and 2-byte lengths', () => {
   const bytes = new Writer()
     .u8(0xab)
     .u16(0x0102)
+    .u32(0xf1020304)
     .u64(0x0102030405060708n)
     .short(Uint8Array.of(9, 9))
     .long(Uint8Array.of(7))
     .bytes(Uint8Array.of(0xee))
     .finish();
-  assert.equal(hex(bytes), 'ab' + '0102' + '0102030405060708' + '020909' + '000107' + 'ee');
+  assert.equal(hex(bytes), 'ab' + '0102' + 'f1020304' + '0102030405060708' + '020909' + '000107' + 'ee');
   const r = new Reader(bytes);
   assert.equal(r.u8(), 0xab);
   assert.equal(r.u16(), 0x0102);
+  assert.equal(r.u32(), 0xf1020304);
   assert.equal(r.u64(), 0x0102030405060708n);
   assert.deepEqual(r.short(), Uint8Array.of(9, 9));
   assert.deepEqual(r.long(), Uint8Array.of(7));

@@ -109,8 +109,22 @@ export class DeviceStore implements ReplicaStore {
     return (this.sql('SELECT last_seq FROM agent_device_seqs WHERE device = ?').get(author) as { last_seq: number } | undefined)?.last_seq ?? 0;
   }
 
-  setLastSeq(author: number, seq: number): void {
-    this.sql('INSERT INTO agent_device_seqs (device, last_seq) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq').run(author, seq);
+  setLastSeq(author: number, seq: number, time: number): void {
+    this.sql('INSERT INTO agent_device_seqs (device, last_seq, last_at) VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at').run(
+      author,
+      seq,
+      time,
+    );
+  }
+
+  /** When each device's latest event was proposed (its clock, ms), by device number. */
+  lastHeard(): Map<number, number> {
+    const rows = this.sql('SELECT device, last_at FROM agent_device_seqs WHERE last_at IS NOT NULL').all() as { device: number; last_at: number }[];
+    return new Map(rows.map((r) => [r.device, r.last_at]));
+  }
+
+  renameMember(device: number, name: string): boolean {
+    return this.sql('UPDATE agent_device_members SET name = ? WHERE device = ? AND removed_at IS NULL').run(name, device).changes === 1;
   }
 
   reportedBy(author: number): number {

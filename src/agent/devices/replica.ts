@@ -54,7 +54,8 @@ export interface ReplicaStore {
   setApplied(position: number, resumeFrom: number): void;
   /** The last authorSeq applied from `author` (0 if none). */
   lastSeq(author: number): number;
-  setLastSeq(author: number, seq: number): void;
+  /** Records `author`'s event `seq`, proposed at `time` (its clock). */
+  setLastSeq(author: number, seq: number, time: number): void;
   /** How far `author` said it had applied, in its latest event. */
   setReported(author: number, applied: number): void;
   /** What `author` said last (0 if nothing yet). */
@@ -293,7 +294,7 @@ export class Replica {
     const out = store.tx(() => {
       let result: unknown;
       if (event.authorSeq > store.lastSeq(event.author)) {
-        store.setLastSeq(event.author, event.authorSeq);
+        store.setLastSeq(event.author, event.authorSeq, event.time);
         store.setReported(event.author, event.applied);
         if (event.kind !== EventKind.SEEN) result = this.o.apply(event, { position, time: event.time, random: drbg(event.seed), mine });
       }

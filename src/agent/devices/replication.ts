@@ -30,12 +30,13 @@ import { Operations, type OperationApply } from './operations.js';
 import { Replica, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot } from './snapshot.js';
-import { MAX_DEVICE_NUMBER } from './event.js';
+import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
 import { generateSigningKeyPair } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
-import { AgentError } from '../agent-api.js';
+import { AgentError, type DeviceInfo } from '../agent-api.js';
+import { withDeadline } from '../deadline.js';
 
 /** What a new device starts from (docs/devices.md §6): the group with its number in it, where to read the log from, and the profile there. */
 export interface DeviceInvite {
@@ -158,6 +159,18 @@ export class Replication {
     await replica.start();
   }
 
+  /**
+   * Resolves once this device has applied everything on the log up to
+   * now: a SEEN of its own, appended now, has come back (a one-shot command
+   * shows what the other devices did; there is no other way to learn
+   * where the log ends).
+   */
+  async caughtUp(): Promise<void> {
+    if (!this.active) return;
+    await this.ensureStarted();
+    await this.replica!.propose(EventKind.SEEN, new Uint8Array(0));
+  }
+
   close(): void {
     if (this.sentTimer) clearTimeout(this.sentTimer);
     this.sentTimer = undefined;
@@ -202,14 +215,9 @@ export class Replication {
    */
   async announceAway(timeoutMs: number): Promise<void> {
     if (!this.replica || this.replica.haltedBy !== undefined) return;
-    if (this.sentTimer) {
-      clearTimeout(this.sentTimer);
-      this.tellSent(); // what the relays accepted goes on the log before this device leaves
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([this.operations.operate('devices.away', new Uint8Array(0)).then(() => undefined, () => undefined), late]);
-    clearTimeout(timer);
+    // What the relays accepted goes on the log before this device leaves.
+    const leaving = Promise.all([this.sentNow(), this.operations.operate('devices.away', new Uint8Array(0))]);
+    await withDeadline(leaving, performance.now() + timeoutMs, 'the device log').catch(() => undefined);
   }
 
   /**
@@ -244,7 +252,27 @@ export class Replication {
     this.p.store.forgetCached();
   }
 
-  /** Registers agent.recv, agent.sent, agent.receipt and devices.away. */
+  /** The group's devices, removed ones too (none on a profile with one device). */
+  list(): DeviceInfo[] {
+    const here = this.device;
+    const heard = this.devices.lastHeard();
+    return this.devices.members().map((m) => ({
+      device: m.device,
+      name: m.name,
+      thisDevice: m.device === here,
+      addedAt: m.added_at,
+      lastHeardAt: heard.get(m.device),
+      removedAt: m.removed_at ?? undefined,
+    }));
+  }
+
+  /** Renames a device on every device (devices.rename); false if the group has no such device now. */
+  async rename(device: number, name: string): Promise<boolean> {
+    if (!this.active) throw new AgentError('DEVICE_GROUP', 'this profile is on one device; it gets a name when you link another (nightjar devices link)');
+    return (await this.operate('devices.rename', new Writer().u8(device).bytes(new TextEncoder().encode(name)).finish())) as boolean;
+  }
+
+  /** Registers agent.recv, agent.sent, agent.receipt and the devices.* operations. */
   registerAgentOperations(o: {
     process: ProcessReceived;
     sent: (ids: readonly number[]) => void;
@@ -258,6 +286,11 @@ export class Replication {
       if (next > MAX_DEVICE_NUMBER) return 0;
       this.devices.addMember({ device: next, name: new TextDecoder().decode(args), dh_public: null, kem_public: null, added_at: context.time, removed_at: null });
       return next;
+    });
+    this.register('devices.rename', (args) => {
+      const r = new Reader(args);
+      const device = r.u8('device');
+      return this.devices.renameMember(device, new TextDecoder().decode(r.rest()));
     });
     this.register('devices.away', (_args, context) => {
       if (!context.mine) o.otherAway();
@@ -307,11 +340,29 @@ export class Replication {
     this.sentTimer = undefined;
     const ids = this.sentToTell.splice(0, MAX_SENT_PER_EVENT);
     if (this.sentToTell.length > 0) this.sentTimer = setTimeout(() => this.tellSent(), 0);
-    if (ids.length === 0) return;
-    this.operations.operate('agent.sent', encodeIds(ids)).catch((e: unknown) => {
+    if (ids.length > 0) void this.proposeSent(ids);
+  }
+
+  /**
+   * Proposes everything the relays accepted now, not after SENT_GATHER_MS,
+   * and resolves once it is applied: a one-shot command then shows its
+   * messages as sent. Not from inside the serial chain (see the top).
+   */
+  async sentNow(): Promise<void> {
+    if (this.sentTimer) clearTimeout(this.sentTimer);
+    this.sentTimer = undefined;
+    const told: Promise<void>[] = [];
+    while (this.sentToTell.length > 0) told.push(this.proposeSent(this.sentToTell.splice(0, MAX_SENT_PER_EVENT)));
+    await Promise.all(told);
+  }
+
+  private async proposeSent(ids: readonly number[]): Promise<void> {
+    try {
+      await this.operations.operate('agent.sent', encodeIds(ids));
+    } catch (e) {
       // Not on the log: sent again after a restart, and the contact drops the copies (docs/devices.md §3.3).
       this.p.log.warn({ err: errorFields(e) }, 'could not tell the other devices what was sent');
-    });
+    }
   }
 }
 

@@ -46,7 +46,7 @@ test('the tables keep the group, the counters and the pending proposals; a faile
     assert.equal(devices.takeOwnSeq(), 1);
     assert.equal(devices.takeOwnSeq(), 2);
     devices.setApplied(9, 7);
-    devices.setLastSeq(3, 4);
+    devices.setLastSeq(3, 4, 1_764_300_000_000);
     devices.setReported(3, 8);
     devices.setReported(3, 6); // an older report does not move it back
     const entries = [new Uint8Array(LOG_ENTRY_LENGTH).fill(1), new Uint8Array(LOG_ENTRY_LENGTH).fill(2)];
@@ -65,6 +65,10 @@ test('the tables keep the group, the counters and the pending proposals; a faile
     assert.equal(devices.resumeFrom(), 7);
     assert.equal(devices.lastSeq(3), 4);
     assert.equal(devices.lastSeq(4), 0);
+    assert.deepEqual(devices.lastHeard(), new Map([[3, 1_764_300_000_000]]), 'when device 3 was last heard from');
+    assert.equal(devices.renameMember(2, 'old laptop'), true);
+    assert.equal(devices.renameMember(9, 'nobody'), false);
+    assert.equal(devices.members()[0]?.name, 'old laptop');
     assert.equal(devices.reportedBy(3), 8);
     assert.equal(devices.reportedBy(4), 0);
     const [p] = devices.pending();
