@@ -30,6 +30,7 @@ import { assemble, type AgentParts } from './assemble.js';
 import { withDeadline } from './deadline.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
+import type { SnapshotRewrite } from './devices/snapshot.js';
 import type { RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
@@ -340,10 +341,10 @@ export class Agent {
    * from. The linking protocol that carries it to the new device is not
    * built yet.
    */
-  addDevice(name: string, options: { thisDevice?: string; relay?: string } = {}): Promise<DeviceInvite> {
+  addDevice(name: string, options: { thisDevice?: string; relay?: string; rewrite?: SnapshotRewrite } = {}): Promise<DeviceInvite> {
     const on = options.relay ?? this.listRelays()[0]?.address;
     if (on === undefined) return Promise.reject(new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one'));
-    return this.p.replication.addDevice(name, on, options.thisDevice ?? 'first device');
+    return this.p.replication.addDevice(name, on, options.thisDevice ?? 'first device', options.rewrite);
   }
 
   /** Makes this new, empty profile the device `invite` names (see addDevice). */

@@ -26,11 +26,13 @@ import {
   decodeLinkMessage,
   deviceLinkOf,
   encodeLinkMessage,
+  HISTORY_ALL,
   invitationOfDeviceLink,
   linkVerificationCode,
   LinkProtocolError,
   type LinkMessage,
 } from '../agent/devices/link-protocol.js';
+import { pruneHistoryBefore } from '../chat/history-prune.js';
 import { openSideDatabase, removeSideDatabase, type DB } from '../chat/profile-db.js';
 import type { OpContext } from './delivery.js';
 import { ApiError } from './errors.js';
@@ -361,7 +363,9 @@ export async function confirmLink(ctx: OpContext): Promise<DeviceLinked> {
   if (name === undefined || side.code() === undefined) throw new ApiError('DEVICE_LINK', 'the new device has not used the link yet (nightjar devices link waits for it)');
   if (record.bytes('offer') === undefined) {
     ctx.progress('adding the device and taking a copy of the profile');
-    const invite = await agent.addDevice(name, { thisDevice: record.text('this_name') ?? 'first device' });
+    const days = record.num('history_days') ?? HISTORY_ALL;
+    const rewrite = days === HISTORY_ALL ? undefined : pruneHistoryBefore(Math.floor(Date.now() / 1000) - days * 86_400);
+    const invite = await agent.addDevice(name, { thisDevice: record.text('this_name') ?? 'first device', ...(rewrite ? { rewrite } : {}) });
     const offer = encodeLinkMessage({
       type: 'OFFER',
       group: invite.group,

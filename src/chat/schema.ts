@@ -14,14 +14,17 @@ import { migrate, type StoreSchema } from '../schema/migrations.js';
  * History: 1 first release; 2 (2026-11-27) `chat_contacts.expires_at`
  * (unused one-time invitations expire), `chat_contacts.security_code` and
  * `verified_code` (the connection's security code, and the one the user
- * confirmed).
+ * confirmed); 3 (2026-11-28) `chat_messages.pruned`: a message whose
+ * text was left out when this device was linked (`devices join --history`).
  */
-export const CHAT_SCHEMA_VERSION = 2;
+export const CHAT_SCHEMA_VERSION = 3;
 
 /** `STEPS[i]` takes the tables from version i+1 to i+2. */
 const STEPS: readonly string[] = [
   // 2
   'ALTER TABLE chat_contacts ADD COLUMN expires_at INTEGER; ALTER TABLE chat_contacts ADD COLUMN security_code TEXT; ALTER TABLE chat_contacts ADD COLUMN verified_code TEXT',
+  // 3
+  'ALTER TABLE chat_messages ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0',
 ];
 
 const SCHEMA = `
@@ -67,6 +70,8 @@ CREATE TABLE IF NOT EXISTS chat_messages (
   delivered_at INTEGER,
   read_at INTEGER,
   expires_at INTEGER,
+  -- 1: the text was left out when this device was linked (devices join --history); the row stays, so every device applies the same
+  pruned INTEGER NOT NULL DEFAULT 0,
   UNIQUE (contact_id, direction, seq)
 );
 CREATE INDEX IF NOT EXISTS chat_messages_contact ON chat_messages (contact_id, id);

@@ -295,8 +295,8 @@ export class ChatStore {
   unread(contactId?: number): Message[] {
     const rows =
       contactId === undefined
-        ? this.db.prepare("SELECT * FROM chat_messages WHERE direction = 'in' AND read_at IS NULL ORDER BY id").all()
-        : this.db.prepare("SELECT * FROM chat_messages WHERE direction = 'in' AND read_at IS NULL AND contact_id = ? ORDER BY id").all(contactId);
+        ? this.db.prepare("SELECT * FROM chat_messages WHERE direction = 'in' AND read_at IS NULL AND pruned = 0 ORDER BY id").all()
+        : this.db.prepare("SELECT * FROM chat_messages WHERE direction = 'in' AND read_at IS NULL AND pruned = 0 AND contact_id = ? ORDER BY id").all(contactId);
     return (rows as MessageRowDb[]).map(toMessage);
   }
 
@@ -307,7 +307,7 @@ export class ChatStore {
 
   /** The last `limit` messages with a contact, oldest first. */
   history(contactId: number, limit = -1): Message[] {
-    const rows = this.db.prepare('SELECT * FROM (SELECT * FROM chat_messages WHERE contact_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id').all(contactId, limit) as MessageRowDb[];
+    const rows = this.db.prepare('SELECT * FROM (SELECT * FROM chat_messages WHERE contact_id = ? AND pruned = 0 ORDER BY id DESC LIMIT ?) ORDER BY id').all(contactId, limit) as MessageRowDb[];
     return rows.map(toMessage);
   }
 

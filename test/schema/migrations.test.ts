@@ -192,11 +192,14 @@ test('the three stores: versions, and each one starts from nothing or from its l
 test('chat tables of version 1 (no schema_version row) upgrade to the current version', () => {
   const db = new Database(':memory:');
   migrate(db, CHAT_SCHEMA);
-  // Back to version 1 as that release wrote it: no schema_version row, none of version 2's columns.
-  db.exec("DELETE FROM chat_settings; DROP TABLE schema_versions; ALTER TABLE chat_contacts DROP COLUMN expires_at; ALTER TABLE chat_contacts DROP COLUMN security_code; ALTER TABLE chat_contacts DROP COLUMN verified_code");
+  // Back to version 1 as that release wrote it: no schema_version row, none of the later versions' columns.
+  db.exec(
+    'DELETE FROM chat_settings; DROP TABLE schema_versions; ALTER TABLE chat_contacts DROP COLUMN expires_at; ALTER TABLE chat_contacts DROP COLUMN security_code; ALTER TABLE chat_contacts DROP COLUMN verified_code; ALTER TABLE chat_messages DROP COLUMN pruned',
+  );
   db.prepare("INSERT INTO chat_contacts (connection_id, origin, status, created_at) VALUES ('c1', 'invite', 'ready', 1)").run();
   assert.equal(storeVersion(db, CHAT_SCHEMA), 1);
   assert.deepEqual(migrate(db, CHAT_SCHEMA), { store: 'chat', from: 1, to: CHAT_SCHEMA_VERSION });
   assert.deepEqual(db.prepare('SELECT connection_id, expires_at, security_code FROM chat_contacts').all(), [{ connection_id: 'c1', expires_at: null, security_code: null }]);
+  assert.ok((db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('chat_messages') as string[]).includes('pruned'), 'version 3: chat_messages.pruned');
   assert.equal((db.prepare("SELECT value FROM chat_settings WHERE key = 'schema_version'").get() as { value: string }).value, String(CHAT_SCHEMA_VERSION));
 });

@@ -29,7 +29,7 @@ import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
-import { restoreSnapshot, takeSnapshot } from './snapshot.js';
+import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
 import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
@@ -228,7 +228,7 @@ export class Replication {
    * §6). Sending it to the new device, end-to-end encrypted, is the
    * linking protocol's job.
    */
-  async addDevice(name: string, relay: string, thisDeviceName: string): Promise<DeviceInvite> {
+  async addDevice(name: string, relay: string, thisDeviceName: string, rewrite?: SnapshotRewrite): Promise<DeviceInvite> {
     if (!this.active) await this.createGroup(relay, thisDeviceName);
     await this.ensureStarted();
     const device = (await this.operations.operate('devices.add', new TextEncoder().encode(name))) as number;
@@ -237,7 +237,7 @@ export class Replication {
     return this.p.serial(async () => {
       const group = this.devices.group()!;
       const resumeFrom = this.devices.resumeFrom();
-      return { group: { ...group, device }, resumeFrom, snapshot: takeSnapshot(this.p.store.db, resumeFrom - 1, SNAPSHOT_CHUNK_LENGTH) };
+      return { group: { ...group, device }, resumeFrom, snapshot: takeSnapshot(this.p.store.db, resumeFrom - 1, SNAPSHOT_CHUNK_LENGTH, rewrite) };
     });
   }
 

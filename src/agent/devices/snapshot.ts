@@ -31,7 +31,17 @@ export class SnapshotError extends Error {
   override readonly name = 'SnapshotError';
 }
 
-type Value = null | number | bigint | string | Uint8Array;
+export type SnapshotValue = null | number | bigint | string | Uint8Array;
+type Value = SnapshotValue;
+
+/**
+ * Changes rows on their way into a snapshot: for a table and its columns,
+ * a function from a row (integers as bigint) to the row to write, or
+ * undefined to take the table as it is. The layer that owns a table knows
+ * what may change without changing what applying events does (the chat
+ * layer leaves out old messages' text, chat/history-prune.ts).
+ */
+export type SnapshotRewrite = (table: string, columns: readonly string[]) => ((row: readonly SnapshotValue[]) => readonly SnapshotValue[]) | undefined;
 
 /** The tables a snapshot carries, in a fixed order. */
 function snapshotTables(db: DB): string[] {
@@ -51,7 +61,7 @@ const quote = (name: string): string => `"${name.replaceAll('"', '""')}"`;
  * `chunkLength` bytes. Read in one transaction: call it where nothing
  * else writes (the device's serial chain, right after applying `position`).
  */
-export function takeSnapshot(db: DB, position: number, chunkLength: number): Uint8Array[] {
+export function takeSnapshot(db: DB, position: number, chunkLength: number, rewrite?: SnapshotRewrite): Uint8Array[] {
   const w = new Writer();
   db.transaction(() => {
     const tables = snapshotTables(db);
@@ -62,7 +72,8 @@ export function takeSnapshot(db: DB, position: number, chunkLength: number): Uin
       for (const c of columns) w.short(utf8.encode(c));
       const rows = db.prepare(`SELECT ${columns.map(quote).join(', ')} FROM ${quote(table)}${hasRowid(db, table) ? ' ORDER BY rowid' : ''}`).raw().safeIntegers().all() as Value[][];
       w.u64(BigInt(rows.length));
-      for (const row of rows) for (const v of row) writeValue(w, v);
+      const change = rewrite?.(table, columns);
+      for (const row of rows) for (const v of change ? change(row) : row) writeValue(w, v);
     }
   })();
   const body = w.finish();
