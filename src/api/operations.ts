@@ -159,14 +159,14 @@ async function contacts(ctx: OpContext, p: Params): Promise<{ contacts: ContactV
 
 async function alias(ctx: OpContext, p: Params): Promise<ContactView> {
   const value = p['alias'] === null ? null : str(p, 'alias');
-  return contactView(ctx.session.chat.setAlias(contactOf(ctx, p), value));
+  return contactView(await ctx.session.chat.setAlias(contactOf(ctx, p), value));
 }
 
 async function verify(ctx: OpContext, p: Params): Promise<{ contact: ContactView; code: string | null }> {
   const { chat } = ctx.session;
   let contact = chat.refreshSecurityCode(contactOf(ctx, p));
   const typed = optStr(p, 'code');
-  if (optBool(p, 'clear') === true) contact = chat.setVerified(contact, false);
+  if (optBool(p, 'clear') === true) contact = await chat.setVerified(contact, false);
   else if (typed !== undefined) {
     const code = normalizeSecurityCode(typed);
     if (code === undefined) throw new ApiError('BAD_INPUT', 'a security code is 60 digits (12 groups of 5)');
@@ -177,8 +177,8 @@ async function verify(ctx: OpContext, p: Params): Promise<{ contact: ContactView
         `that is not the security code of your connection with ${contactLabel(contact)}: if you typed it right, someone may be in the middle; nothing was marked (get a new invitation to ${contactLabel(contact)} in person)`,
       );
     }
-    contact = chat.setVerified(contact, true);
-  } else if (optBool(p, 'confirm') === true) contact = chat.setVerified(contact, true);
+    contact = await chat.setVerified(contact, true);
+  } else if (optBool(p, 'confirm') === true) contact = await chat.setVerified(contact, true);
   return { contact: contactView(contact), code: contact.securityCode };
 }
 
@@ -234,7 +234,7 @@ async function history(ctx: OpContext, p: Params): Promise<{ contact: ContactVie
 
 async function disappear(ctx: OpContext, p: Params): Promise<ContactView> {
   const seconds = p['seconds'] === null ? null : int(p, 'seconds', 1);
-  const contact = ctx.session.chat.setTimer(contactOf(ctx, p), seconds);
+  const contact = await ctx.session.chat.setTimer(contactOf(ctx, p), seconds);
   await deliver(ctx, 'the change is saved and will be sent by the next command');
   return contactView(contact);
 }
@@ -512,7 +512,7 @@ export function isOpName(name: string): name is OpName {
 const CATCH_UP_MS = 5000;
 
 /** Operations that read the chat layer's tables only: on a profile with one device they run without loading the agent. */
-const CHAT_ONLY: ReadonlySet<OpName> = new Set(['contacts', 'alias', 'history']);
+const CHAT_ONLY: ReadonlySet<OpName> = new Set(['contacts', 'history']);
 
 /** Runs operation `name`; throws ApiError BAD_REQUEST for an unknown one or bad parameters. */
 export async function runOperation(ctx: OpContext, name: string, params: unknown): Promise<unknown> {

@@ -78,6 +78,24 @@ export class Chat implements AgentHandlers {
     // The chat layer's own operations (docs/devices.md §3.6): applied the same way on every device.
     agent.registerOperation('chat.send', (args) => this.applySend(args));
     agent.registerOperation('chat.read', (args) => this.applyRead(args));
+    agent.registerOperation('chat.alias', (args) => this.applyAlias(args));
+    agent.registerOperation('chat.verify', (args) => this.applyVerify(args));
+    agent.registerOperation('chat.timer', (args) => this.applyTimer(args));
+  }
+
+  /** Runs a chat operation on the profile (on every device, with several) and returns its value, or throws its refusal. */
+  private async run<T>(name: string, args: Uint8Array): Promise<T> {
+    const out = (await this.agent.operate(name, args)) as OperationResult<T>;
+    if ('error' in out) throw new ChatError(out.error.code, out.error.message);
+    return out.value;
+  }
+
+  /** The contact an operation names, as it is where the operation lands in the log. */
+  private contactAt(r: Reader): Contact {
+    const contactId = Number(r.u64('contact'));
+    const contact = this.store.contact(contactId);
+    if (!contact) throw new ChatError('UNKNOWN_CONTACT', `no contact #${contactId}`);
+    return contact;
   }
 
   private get agent(): ChatAgent {
@@ -223,16 +241,29 @@ export class Chat implements AgentHandlers {
     return findContact(this.store.contacts(), ref);
   }
 
-  setAlias(contact: Contact, alias: string | null): Contact {
-    if (alias !== null) {
-      const clean = validName(alias);
-      if (clean === undefined || clean.startsWith('#')) throw new ChatError('BAD_INPUT', 'an alias must be 1 to 64 printable characters and not start with #');
-      const clash = this.store.contacts().find((c) => c.id !== contact.id && (c.alias ?? '').toLowerCase() === clean.toLowerCase());
-      if (clash) throw new ChatError('BAD_INPUT', `alias "${clean}" is already used for another contact (#${clash.id})`);
-      alias = clean;
-    }
-    this.store.updateContact(contact.id, { alias });
-    return this.store.contact(contact.id)!;
+  /** Sets (or with null removes) the contact's alias, on every device (`chat.alias`). */
+  async setAlias(contact: Contact, alias: string | null): Promise<Contact> {
+    const w = new Writer().u64(BigInt(contact.id));
+    const id = await this.run<number>('chat.alias', (alias === null ? w.u8(0) : w.u8(1).bytes(utf8.encode(alias))).finish());
+    return this.store.contact(id)!;
+  }
+
+  /** chat.alias: contact u64 | 0 (remove) or 1 | alias (rest, UTF-8); checked where it lands. */
+  private applyAlias(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const r = new Reader(args);
+      const contact = this.contactAt(r);
+      let alias: string | null = r.u8('has alias') === 1 ? fromUtf8.decode(r.rest()) : null;
+      if (alias !== null) {
+        const clean = validName(alias);
+        if (clean === undefined || clean.startsWith('#')) throw new ChatError('BAD_INPUT', 'an alias must be 1 to 64 printable characters and not start with #');
+        const clash = this.store.contacts().find((c) => c.id !== contact.id && (c.alias ?? '').toLowerCase() === clean.toLowerCase());
+        if (clash) throw new ChatError('BAD_INPUT', `alias "${clean}" is already used for another contact (#${clash.id})`);
+        alias = clean;
+      }
+      this.store.updateContact(contact.id, { alias });
+      return contact.id;
+    });
   }
 
   /** Deletes the connection (its queues on the relays) and the whole history. */
@@ -285,12 +316,23 @@ export class Chat implements AgentHandlers {
     for (const c of this.store.contacts()) if (c.status === 'ready') this.refreshSecurityCode(c);
   }
 
-  /** Marks the contact verified with its current code, or not verified any more. Returns the contact. */
-  setVerified(contact: Contact, verified: boolean): Contact {
+  /** Marks the contact verified with its current code, or not verified any more, on every device (`chat.verify`). Returns the contact. */
+  async setVerified(contact: Contact, verified: boolean): Promise<Contact> {
     const now = this.refreshSecurityCode(contact);
     if (verified && now.securityCode === null) throw new ChatError('CONTACT_NOT_READY', `${contactLabel(contact)} is not connected yet: there is no security code to compare`);
-    this.store.updateContact(contact.id, { verifiedCode: verified ? now.securityCode : null });
-    return this.store.contact(contact.id)!;
+    const id = await this.run<number>('chat.verify', new Writer().u64(BigInt(contact.id)).bytes(utf8.encode(verified ? now.securityCode! : '')).finish());
+    return this.store.contact(id)!;
+  }
+
+  /** chat.verify: contact u64 | the code the person confirmed (rest, UTF-8; empty: not verified any more). */
+  private applyVerify(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const r = new Reader(args);
+      const contact = this.contactAt(r);
+      const code = fromUtf8.decode(r.rest());
+      this.store.updateContact(contact.id, { verifiedCode: code === '' ? null : code });
+      return contact.id;
+    });
   }
 
   /** Whether the handshake with the contact has finished (messages to it leave at once). */
@@ -327,19 +369,16 @@ export class Chat implements AgentHandlers {
     if (text.trim().length === 0) throw new ChatError('BAD_INPUT', 'the message is empty');
     this.sendable(contact);
     this.encoded(this.textBody(contact, text)); // refused here, before the device log, if it is too long
-    const out = (await this.agent.operate('chat.send', new Writer().u64(BigInt(contact.id)).bytes(utf8.encode(text)).finish())) as OperationResult<number>;
-    if ('error' in out) throw new ChatError(out.error.code, out.error.message);
-    return this.store.message(out.value)!;
+    const id = await this.run<number>('chat.send', new Writer().u64(BigInt(contact.id)).bytes(utf8.encode(text)).finish());
+    return this.store.message(id)!;
   }
 
   /** chat.send: the contact as it is where the operation lands in the log, checked again. */
   private applySend(args: Uint8Array): OperationResult<number> {
-    const r = new Reader(args);
-    const contactId = Number(r.u64('contact'));
-    const text = fromUtf8.decode(r.rest());
     return this.refusal(() => {
-      const contact = this.store.contact(contactId);
-      if (!contact) throw new ChatError('UNKNOWN_CONTACT', `no contact #${contactId}`);
+      const r = new Reader(args);
+      const contact = this.contactAt(r);
+      const text = fromUtf8.decode(r.rest());
       this.sendable(contact);
       return this.storeAndQueue(contact, text).id;
     });
@@ -364,16 +403,29 @@ export class Chat implements AgentHandlers {
     );
   }
 
-  /** Sets (or with null turns off) the disappearing timer for both sides. */
-  setTimer(contact: Contact, ttl: number | null): Contact {
+  /** Sets (or with null turns off) the disappearing timer for both sides, on every device (`chat.timer`). */
+  async setTimer(contact: Contact, ttl: number | null): Promise<Contact> {
     this.sendable(contact);
-    const now = this.now();
-    const text = ttl === null ? 'you turned disappearing messages off' : `you set disappearing messages to ${formatTtl(ttl)}`;
-    this.sendBody(contact, { type: 'timer', ttl }, (seq) => {
-      this.store.updateContact(contact.id, { ttlSeconds: ttl });
-      this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'event', seq, text, sentAt: now, receivedAt: null, expiresAt: null, readAt: now });
+    const id = await this.run<number>('chat.timer', new Writer().u64(BigInt(contact.id)).u64(BigInt(ttl ?? 0)).finish());
+    return this.store.contact(id)!;
+  }
+
+  /** chat.timer: contact u64 | seconds u64 (0: off); checked where it lands. */
+  private applyTimer(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const r = new Reader(args);
+      const contact = this.contactAt(r);
+      const seconds = Number(r.u64('seconds'));
+      const ttl = seconds === 0 ? null : seconds;
+      this.sendable(contact);
+      const now = this.now();
+      const text = ttl === null ? 'you turned disappearing messages off' : `you set disappearing messages to ${formatTtl(ttl)}`;
+      this.sendBody(contact, { type: 'timer', ttl }, (seq) => {
+        this.store.updateContact(contact.id, { ttlSeconds: ttl });
+        this.store.addMessage({ contactId: contact.id, direction: 'out', kind: 'event', seq, text, sentAt: now, receivedAt: null, expiresAt: null, readAt: now });
+      });
+      return contact.id;
     });
-    return this.store.contact(contact.id)!;
   }
 
   unread(contact?: Contact): Message[] {

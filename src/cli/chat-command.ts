@@ -103,20 +103,20 @@ const COMMANDS: Record<string, Handler> = {
     const r = session.chat.reject(Number(arg));
     view.info(`Rejected request ${r.n}.`);
   },
-  alias: (view, session, arg) => {
-    view.current = session.chat.setAlias(needContact(view), arg);
+  alias: async (view, session, arg) => {
+    view.current = await session.chat.setAlias(needContact(view), arg);
     view.setPrompt();
   },
-  verify: (view, session, arg) => {
+  verify: async (view, session, arg) => {
     let c = session.chat.refreshSecurityCode(needContact(view));
     const code = c.securityCode;
     if (code === null) return view.info(`${safe(contactLabel(c))} is not connected yet: there is no security code to compare.`);
-    if (arg === 'yes') c = session.chat.setVerified(c, true);
-    else if (arg === 'clear') c = session.chat.setVerified(c, false);
+    if (arg === 'yes') c = await session.chat.setVerified(c, true);
+    else if (arg === 'clear') c = await session.chat.setVerified(c, false);
     else if (arg !== '') {
       const typed = normalizeSecurityCode(arg);
       if (typed !== code) return view.error(typed === undefined ? 'a security code is 60 digits' : 'that is not the security code of this connection: someone may be in the middle; nothing was marked');
-      c = session.chat.setVerified(c, true);
+      c = await session.chat.setVerified(c, true);
     }
     view.current = c;
     const shown = contactView(c);
@@ -126,8 +126,8 @@ const COMMANDS: Record<string, Handler> = {
         : `${safe(contactLabel(c))} is ${shown.verified ? 'verified' : 'not verified'}.`,
     );
   },
-  disappear: (view, session, arg) => {
-    view.current = session.chat.setTimer(needContact(view), parseTtl(arg));
+  disappear: async (view, session, arg) => {
+    view.current = await session.chat.setTimer(needContact(view), parseTtl(arg));
     session.agent.kick();
     const m = session.chat.history(view.current, 1)[0];
     if (m) view.message(m);

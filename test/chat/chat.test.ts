@@ -126,7 +126,7 @@ test('incoming messages are stored once, shown as unread, and reading them sends
 test('a disappearing timer is sent to the contact and applies to both sides', async () => {
   const { chat, agent, clock } = setup();
   const bob = await readyContact(chat, agent, 'Bob');
-  const updated = chat.setTimer(bob, 60);
+  const updated = await chat.setTimer(bob, 60);
   assert.equal(updated.ttlSeconds, 60);
   assert.deepEqual(lastSent(agent), { type: 'timer', ttl: 60 });
   const mine = await chat.send(updated, 'self-destructs');
@@ -211,12 +211,12 @@ test('contacts are found by #id, alias, display name or unique prefix', async ()
   assert.throws(() => chat.find('dave'), code('UNKNOWN_CONTACT'));
   assert.throws(() => chat.find('#99'), code('UNKNOWN_CONTACT'));
   assert.throws(() => chat.find(''), code('UNKNOWN_CONTACT'));
-  chat.setAlias(bobby, 'Little Bob');
+  await chat.setAlias(bobby, 'Little Bob');
   assert.equal(chat.find('little').id, bobby.id);
   assert.equal(chat.find('Bobby Tables').id, bobby.id); // the display name still works
-  assert.throws(() => chat.setAlias(bob, 'little bob'), code('BAD_INPUT'));
-  assert.throws(() => chat.setAlias(bob, '#2'), code('BAD_INPUT'));
-  assert.equal(chat.setAlias(bobby, null).alias, null);
+  await assert.rejects(chat.setAlias(bob, 'little bob'), code('BAD_INPUT'));
+  await assert.rejects(chat.setAlias(bob, '#2'), code('BAD_INPUT'));
+  assert.equal((await chat.setAlias(bobby, null)).alias, null);
 });
 
 test('contact requests: stored with the name, accepted into a contact or rejected', async () => {

@@ -112,7 +112,17 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
   const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
   // What is not replicated yet is refused rather than done on one device only.
   await assert.rejects(bob1.chat.invite(), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
-  assert.throws(() => bob2.chat.setTimer(aliceAtBob(bob2), 60), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
+  // Aliases, verification marks and disappearing timers are operations: done on one device, they show on both.
+  await bob1.chat.setAlias(aliceAtBob(bob1), 'Al');
+  await bob2.chat.setVerified(aliceAtBob(bob2), true);
+  await bob2.chat.setTimer(aliceAtBob(bob2), 3600);
+  await until('the alias, the mark and the timer on both devices', () =>
+    devices.every((d) => aliceAtBob(d).alias === 'Al' && aliceAtBob(d).verifiedCode !== null && aliceAtBob(d).ttlSeconds === 3600),
+  );
+  bob2.agent.kick();
+  await until('Alice has the timer', () => alice.chat.contacts()[0]!.ttlSeconds === 3600);
+  await bob1.chat.setTimer(aliceAtBob(bob1), null);
+  await until('the timer off everywhere', () => [...devices, alice].every((d) => d.chat.contacts()[0]!.ttlSeconds === null));
   // Alice writes; whichever of Bob's devices reads the queue, both show it.
   for (let i = 1; i <= 5; i++) await alice.chat.send(bobAtAlice, `alice ${i}`);
   alice.agent.kick();
