@@ -28,6 +28,7 @@ import type { Role } from './agent-store.js';
 import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
 import { withDeadline } from './deadline.js';
+import { decodePrepared, encodePrepared } from './prepared-connection.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { SnapshotRewrite } from './devices/snapshot.js';
@@ -121,17 +122,46 @@ export class Agent {
   // ---- connections ----------------------------------------------------------
 
   /** A one-time invitation link; the connection completes when someone uses it. */
-  createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
-    this.singleDeviceOnly('making invitations');
-    return this.p.handshakes.createInvitation(myInfo);
+  async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
+    const { prepared, link } = await this.prepareInvitation(myInfo);
+    return { connectionId: (await this.operate('agent.connection', prepared)) as string, link };
   }
 
   /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
   async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
-    this.singleDeviceOnly('using links');
-    const connectionId = await this.p.handshakes.connect(linkText, myInfo);
-    await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId, { firstUse: true }));
+    const { prepared } = await this.prepareJoin(linkText, myInfo);
+    const connectionId = (await this.operate('agent.connection', prepared)) as string;
+    await this.afterJoin(connectionId);
     return { connectionId };
+  }
+
+  /**
+   * The steps of a new connection that talk to relays, without storing
+   * anything (docs/devices.md §3.6): a one-time invitation's queue and
+   * link, or using a link. Store the result with applyPrepared(), inside an
+   * operation of the caller's (so that every device stores the same), or
+   * through createInvitation()/connect(), which do both.
+   */
+  async prepareInvitation(myInfo: Uint8Array): Promise<{ prepared: Uint8Array; link: string }> {
+    const { prepared, link } = await this.p.handshakes.prepareInvitation(myInfo);
+    return { prepared: encodePrepared(prepared), link };
+  }
+
+  async prepareJoin(linkText: string, myInfo: Uint8Array): Promise<{ prepared: Uint8Array }> {
+    return { prepared: encodePrepared(await this.p.handshakes.prepareJoin(linkText, myInfo)) };
+  }
+
+  /** Stores a prepared connection; returns its ID. Inside an operation's application (or on a profile with one device). */
+  applyPrepared(prepared: Uint8Array): string {
+    this.singleDeviceOnly('storing a new connection outside an operation');
+    const connectionId = this.p.handshakes.applyPrepared(decodePrepared(prepared));
+    this.p.scheduler.kick(); // its queues are subscribed, and a JOIN sent, at the next round
+    return connectionId;
+  }
+
+  /** After a join is stored: its first message goes out now (this device made it, so this device sends it). */
+  async afterJoin(connectionId: string): Promise<void> {
+    await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId, { firstUse: true }));
   }
 
   /**

@@ -15,6 +15,7 @@ import { Handshakes } from './handshake.js';
 import { Receiver } from './incoming.js';
 import { Determinism } from './determinism.js';
 import { encodeReceived, Replication } from './devices/replication.js';
+import { decodePrepared } from './prepared-connection.js';
 import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
@@ -66,7 +67,10 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const resender = new Resender(store, outbox, clock, (body, sentAt) => handlers.expiryOf?.(body, sentAt));
   const receiver = new Receiver(store, handlers, outbox, clock, sequencer, resender, log);
   const receipts = new Receipts(store, outbox, options.receiptDelayMs);
-  const queueChanges = new QueueChanges(store, sessions, relays, outbox, receiver, clock, log, options.rotateAfterMs);
+  const queueChanges = new QueueChanges(store, sessions, relays, outbox, receiver, clock, log, options.rotateAfterMs, {
+    active: () => replication.active,
+    propose: (recipientId) => replication.operate('agent.secured', recipientId),
+  });
   const addressKeys = new AddressKeys(
     store,
     clock,
@@ -131,12 +135,20 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     },
   });
   scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active, caughtUp: () => replication.caughtUp(), sentNow: () => replication.sentNow() }, options.retryMs);
+  const handshakes = new Handshakes(store, sessions, relays, links, outbox);
+  replication.register('agent.secured', (args) => queueChanges.applySecured(args));
+  // A new connection some device prepared (docs/devices.md §3.6): stored the same on every device.
+  replication.register('agent.connection', (args) => {
+    const id = handshakes.applyPrepared(decodePrepared(args));
+    scheduler!.kick();
+    return id;
+  });
   return {
     store,
     relays,
     sessions,
     receiver,
-    handshakes: new Handshakes(store, sessions, relays, links, outbox),
+    handshakes,
     addresses: new Addresses(store, sessions, relays, links, clock),
     connections,
     delivery,

@@ -15,6 +15,7 @@ import type { RelayDirectory } from './relays.js';
 import type { RelaySessions } from './relay-sessions.js';
 import type { ShortLinks } from './short-links.js';
 import { makeStamp } from './stamp.js';
+import type { PreparedConnection } from './prepared-connection.js';
 
 export const newId = (): string => randomBytes(8).toString('hex');
 
@@ -27,28 +28,22 @@ export class Handshakes {
     private readonly outbox: Outbox,
   ) {}
 
-  /** A one-time invitation link; the connection completes when someone uses it. */
-  async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
+  /**
+   * A one-time invitation, prepared (docs/devices.md §3.6): its queue made
+   * on a relay and its link published there; nothing stored yet
+   * (applyPrepared stores it, on every device).
+   */
+  async prepareInvitation(myInfo: Uint8Array): Promise<{ prepared: PreparedConnection; link: string }> {
     const relay = this.relays.pickRelay();
     const connectionId = newId();
     const queue = await this.sessions.newReceiveQueue(relay, 'messaging', connectionId);
     const invitation = newInvitation();
     const { link, linkId } = await this.links.publish(relay, queue, connectionId, { kind: 'invitation', relay, senderId: queue.senderId, keys: invitation.keys, stampBits: 0 });
-    this.store.tx(() => {
-      this.store.insertConnection({
-        id: connectionId,
-        status: 'invited',
-        role: 'inviter',
-        my_info: Buffer.from(myInfo),
-        invitation_secrets: Buffer.from(encodeInvitationSecrets(invitation.secrets)),
-      });
-      this.sessions.insertRcv(connectionId, null, relay, queue, linkId);
-    });
-    return { connectionId, link };
+    return { prepared: { kind: 'invite', connectionId, myInfo, relay, queue, linkId, invitationSecrets: encodeInvitationSecrets(invitation.secrets) }, link };
   }
 
-  /** Uses a link: stores the connection and its first message (JOIN), unsent; returns the connection's ID. */
-  async connect(linkText: string, myInfo: Uint8Array): Promise<string> {
+  /** Using a link, prepared: the link resolved, our reply queue made, the first message (JOIN) sealed; nothing stored yet. */
+  async prepareJoin(linkText: string, myInfo: Uint8Array): Promise<PreparedConnection> {
     const link = await this.links.resolve(linkText);
     this.links.refuseOwn(link);
     const myRelay = this.relays.pickRelay([link.relay]);
@@ -69,29 +64,44 @@ export class Handshakes {
     const joinReply = encodeJoinReply(reply);
     // The owner of an address drops requests without the work it asked for.
     const stamp = makeStamp(link.senderId, joinReply, isInvitation ? 0 : link.stampBits);
-    const envelope = encodeEnvelope({ type: 'JOIN', stamp, joinReply, ratchet: first.out });
+    return {
+      kind: 'join',
+      connectionId,
+      myInfo,
+      role: isInvitation ? 'joiner' : 'requester',
+      ratchet: first.state,
+      ad: shared.associatedData,
+      replyRelay: myRelay,
+      replyQueue,
+      sendRelay: link.relay,
+      sendSenderId: link.senderId,
+      senderKey: senderKeys.privateKey,
+      envelope: encodeEnvelope({ type: 'JOIN', stamp, joinReply, ratchet: first.out }),
+    };
+  }
+
+  /** Stores a prepared connection (and, for a join, queues its JOIN, unsent); returns its ID. Inside an operation on a profile with several devices. */
+  applyPrepared(p: PreparedConnection): string {
     this.store.tx(() => {
-      this.store.insertConnection({
-        id: connectionId,
-        status: 'joining',
-        role: isInvitation ? 'joiner' : 'requester',
-        my_info: Buffer.from(myInfo),
-        ratchet: first.state,
-        ad: Buffer.from(shared.associatedData),
-      });
-      this.sessions.insertRcv(connectionId, null, myRelay, replyQueue);
+      if (p.kind === 'invite') {
+        this.store.insertConnection({ id: p.connectionId, status: 'invited', role: 'inviter', my_info: Buffer.from(p.myInfo), invitation_secrets: Buffer.from(p.invitationSecrets) });
+        this.sessions.insertRcv(p.connectionId, null, p.relay, p.queue, p.linkId);
+        return;
+      }
+      this.store.insertConnection({ id: p.connectionId, status: 'joining', role: p.role, my_info: Buffer.from(p.myInfo), ratchet: Buffer.from(p.ratchet), ad: Buffer.from(p.ad) });
+      this.sessions.insertRcv(p.connectionId, null, p.replyRelay, p.replyQueue);
       const snd = this.store.insertSndQueue({
-        connection_id: connectionId,
-        relay: link.relay,
-        sender_id: Buffer.from(link.senderId),
-        sender_key: Buffer.from(senderKeys.privateKey),
+        connection_id: p.connectionId,
+        relay: p.sendRelay,
+        sender_id: Buffer.from(p.sendSenderId),
+        sender_key: Buffer.from(p.senderKey),
         status: 'new',
         current: 1,
         first_seq: 1,
       });
-      this.store.enqueue({ connection_id: connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
+      this.store.enqueue({ connection_id: p.connectionId, snd_queue_id: snd, seq: null, envelope: Buffer.from(p.envelope), signed: 0, wait_rcv_queue: null, after_sent: null });
     });
-    return connectionId;
+    return p.connectionId;
   }
 
   /** Accepts a contact request: a new connection on fresh queues, its CONF queued; returns the connection's ID. */

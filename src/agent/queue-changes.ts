@@ -28,7 +28,12 @@ export class QueueChanges {
     private readonly clock: Clock,
     private readonly log: AgentLogger,
     private readonly rotateAfterMs = ROTATE_AFTER_MS,
+    /** With several devices (docs/devices.md §3.6): a queue this device secured is proposed as agent.secured. */
+    private readonly replication?: { active(): boolean; propose(recipientId: Uint8Array): Promise<unknown> },
   ) {}
+
+  /** Queues this device secured whose agent.secured is not applied yet: not secured again meanwhile. */
+  private readonly securing = new Set<number>();
 
   /** Queues the moves of each of our receiving queues of a ready connection to a new one (the first on `relay` if given). */
   async rotate(connectionId: string, relay?: string): Promise<void> {
@@ -98,7 +103,9 @@ export class QueueChanges {
   /** KEY for every receiving queue that has a sender key to set; returns whether any was secured. */
   async securePending(): Promise<boolean> {
     let progress = false;
+    const replicate = this.replication?.active() === true;
     for (const rcv of this.store.rcvQueuesToSecure()) {
+      if (this.securing.has(rcv.id)) continue;
       try {
         const client = await this.sessions.forQueue(rcv);
         await client.secureQueue(recipientQueue(rcv), new Uint8Array(rcv.key_to_set!));
@@ -106,13 +113,32 @@ export class QueueChanges {
         this.log.debug({ err: errorFields(e) }, 'KEY failed; tried again next round');
         continue;
       }
-      this.store.tx(() => {
-        this.store.updateRcvQueue(rcv.id, { secured: 1 });
-        if (rcv.connection_id) this.receiver.checkReady(rcv.connection_id);
-      });
+      if (replicate) {
+        // Every device learns it from the log (agent.secured); not awaited: it is applied in the serial chain this runs in.
+        this.securing.add(rcv.id);
+        this.replication!.propose(new Uint8Array(rcv.recipient_id))
+          .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'a secured queue could not go to the device log; secured again next round'))
+          .finally(() => this.securing.delete(rcv.id));
+        continue;
+      }
+      this.markSecured(rcv.id);
       progress = true;
     }
     return progress;
+  }
+
+  /** agent.secured: the queue with this recipient ID is secured (whichever device sent KEY; again is nothing). */
+  applySecured(recipientId: Uint8Array): void {
+    const rcv = this.store.rcvQueueByRecipientId(recipientId);
+    if (rcv && rcv.secured === 0) this.markSecured(rcv.id);
+  }
+
+  private markSecured(id: number): void {
+    this.store.tx(() => {
+      this.store.updateRcvQueue(id, { secured: 1 });
+      const connectionId = this.store.rcvQueue(id)?.connection_id;
+      if (connectionId) this.receiver.checkReady(connectionId);
+    });
   }
 
   /** Deletes receiving queues the contact has left (QEND received), lost ones once replaced, and those of connections the contact deleted. */

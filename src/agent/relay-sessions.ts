@@ -62,7 +62,7 @@ export class RelaySessions {
   }
 
   /** Stores a receiving queue we just created; returns its row ID. */
-  insertRcv(connectionId: string | null, addressId: string | null, relay: string, q: RecipientQueue, linkId: Uint8Array | null = null): number {
+  insertRcv(connectionId: string | null, addressId: string | null, relay: string, q: Pick<RecipientQueue, 'recipientId' | 'senderId' | 'recipientKey' | 'queueKey'>, linkId: Uint8Array | null = null): number {
     return this.store.insertRcvQueue({
       link_id: linkId === null ? null : Buffer.from(linkId),
       connection_id: connectionId,

@@ -207,7 +207,7 @@ export class Scheduler {
   private async flushAll(respectBackoff: boolean): Promise<boolean> {
     const { store, delivery, receipts, queueChanges, log } = this.parts;
     const replicated = this.parts.replicated();
-    let progress = replicated ? false : await queueChanges.securePending();
+    let progress = await queueChanges.securePending();
     const receiptIn = receipts.queueDue(!this.running);
     if (receiptIn !== undefined && this.running && !this.receiptTimer) {
       this.receiptTimer = setTimeout(() => {

@@ -6,8 +6,13 @@ import type { ConnectionInfo } from '../agent/agent-api.js';
 
 export interface ChatAgent {
   readonly maxBodyLength: number;
-  createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }>;
-  connect(link: string, myInfo: Uint8Array): Promise<{ connectionId: string }>;
+  /** A new connection's steps on relays, nothing stored: store it with applyPrepared() inside an operation (docs/devices.md §3.6). */
+  prepareInvitation(myInfo: Uint8Array): Promise<{ prepared: Uint8Array; link: string }>;
+  prepareJoin(link: string, myInfo: Uint8Array): Promise<{ prepared: Uint8Array }>;
+  /** Stores a prepared connection, inside an operation's application; returns its ID. */
+  applyPrepared(prepared: Uint8Array): string;
+  /** After a join is stored: sends its first message. */
+  afterJoin(connectionId: string): Promise<void>;
   createAddress(): Promise<{ addressId: string; link: string }>;
   deleteAddress(addressId: string): Promise<void>;
   listAddresses(): { addressId: string; link: string }[];

@@ -23,6 +23,13 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
 /** What an operation of the chat layer answers: its value, or why it was refused where it landed in the log. */
+/** How a new contact began, as chat.invite and chat.join carry it. */
+const ORIGINS: readonly (ContactOrigin | undefined)[] = [undefined, 'invite', 'link', 'address'];
+
+function encodeNewContact(origin: ContactOrigin, validSeconds: number, prepared: Uint8Array): Uint8Array {
+  return new Writer().u8(ORIGINS.indexOf(origin)).u64(BigInt(validSeconds)).bytes(prepared).finish();
+}
+
 type OperationResult<T> = { readonly value: T } | { readonly error: { readonly code: ChatErrorCode; readonly message: string } };
 
 export type Clock = () => number;
@@ -81,6 +88,8 @@ export class Chat implements AgentHandlers {
     agent.registerOperation('chat.alias', (args) => this.applyAlias(args));
     agent.registerOperation('chat.verify', (args) => this.applyVerify(args));
     agent.registerOperation('chat.timer', (args) => this.applyTimer(args));
+    agent.registerOperation('chat.invite', (args) => this.applyNewContact(args));
+    agent.registerOperation('chat.join', (args) => this.applyNewContact(args));
   }
 
   /** Runs a chat operation on the profile (on every device, with several) and returns its value, or throws its refusal. */
@@ -156,10 +165,9 @@ export class Chat implements AgentHandlers {
    * someone uses the link, and is withdrawn after `validSeconds` if nobody did.
    */
   async invite(validSeconds = DEFAULT_INVITATION_SECONDS): Promise<{ contact: Contact; link: string }> {
-    const { connectionId, link } = await this.agent.createInvitation(this.myInfo());
-    const contact = this.pendingContact(connectionId, 'invite');
-    this.store.updateContact(contact.id, { expiresAt: this.now() + validSeconds });
-    return { contact: this.store.contact(contact.id)!, link };
+    const { prepared, link } = await this.agent.prepareInvitation(this.myInfo());
+    const id = await this.run<number>('chat.invite', encodeNewContact('invite', validSeconds, prepared));
+    return { contact: this.store.contact(id)!, link };
   }
 
   /** Withdraws our one-time invitations that nobody used before they expired (deletes their queues); returns how many. */
@@ -172,8 +180,30 @@ export class Chat implements AgentHandlers {
 
   /** Uses a one-time link or a contact address. */
   async connect(link: string): Promise<Contact> {
-    const { connectionId } = await this.agent.connect(link.trim(), this.myInfo());
-    return this.pendingContact(connectionId, link.trim().startsWith('nightjar:invite') ? 'link' : 'address');
+    const text = link.trim();
+    const { prepared } = await this.agent.prepareJoin(text, this.myInfo());
+    const id = await this.run<number>('chat.join', encodeNewContact(text.startsWith('nightjar:invite') ? 'link' : 'address', 0, prepared));
+    const contact = this.store.contact(id)!;
+    await this.agent.afterJoin(contact.connectionId);
+    return contact;
+  }
+
+  /**
+   * chat.invite, chat.join: origin u8 | validSeconds u64 (invitations) |
+   * the agent's prepared connection (rest); the connection and its pending
+   * contact are stored together, the same on every device.
+   */
+  private applyNewContact(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const r = new Reader(args);
+      const origin = ORIGINS[r.u8('origin')];
+      if (origin === undefined) throw new ChatError('BAD_INPUT', 'a new contact of an unknown origin');
+      const validSeconds = Number(r.u64('valid seconds'));
+      const connectionId = this.agent.applyPrepared(r.rest());
+      const contact = this.pendingContact(connectionId, origin);
+      if (origin === 'invite') this.store.updateContact(contact.id, { expiresAt: this.now() + validSeconds });
+      return contact.id;
+    });
   }
 
   private pendingContact(connectionId: string, origin: ContactOrigin, displayName: string | null = null): Contact {

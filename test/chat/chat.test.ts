@@ -58,9 +58,9 @@ test('our profile goes to the agent as peer info', async () => {
   const { chat, db } = setup('Alice Liddell');
   const seen: Uint8Array[] = [];
   const agent = new FakeAgent(db);
-  agent.createInvitation = async (myInfo: Uint8Array) => {
+  agent.prepareInvitation = async (myInfo: Uint8Array) => {
     seen.push(myInfo);
-    return { connectionId: 'c1', link: 'nightjar:invite#x' };
+    return { prepared: new TextEncoder().encode('invited c1'), link: 'nightjar:invite#x' };
   };
   chat.attach(agent);
   await chat.invite();

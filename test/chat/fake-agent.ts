@@ -50,13 +50,27 @@ export class FakeAgent implements ChatAgent {
     return id;
   }
 
-  async createInvitation(_myInfo?: Uint8Array): Promise<{ connectionId: string; link: string }> {
-    return { connectionId: this.newConnection('invited'), link: `nightjar:invite#fake${this.n}` };
+  /** A prepared connection here is its status and ID, stored by applyPrepared. */
+  async prepareInvitation(_myInfo?: Uint8Array): Promise<{ prepared: Uint8Array; link: string }> {
+    const id = `conn-${++this.n}`;
+    return { prepared: new TextEncoder().encode(`invited ${id}`), link: `nightjar:invite#fake${this.n}` };
   }
 
-  async connect(link: string): Promise<{ connectionId: string }> {
+  async prepareJoin(link: string): Promise<{ prepared: Uint8Array }> {
     if (!link.startsWith('nightjar:')) throw new AgentError('BAD_LINK', 'not a Nightjar link');
-    return { connectionId: this.newConnection('joining') };
+    return { prepared: new TextEncoder().encode(`joining conn-${++this.n}`) };
+  }
+
+  applyPrepared(prepared: Uint8Array): string {
+    const [status, id] = new TextDecoder().decode(prepared).split(' ') as [ConnectionStatus, string];
+    this.status.set(id, status);
+    return id;
+  }
+
+  readonly joined: string[] = [];
+
+  async afterJoin(connectionId: string): Promise<void> {
+    this.joined.push(connectionId);
   }
 
   async createAddress(): Promise<{ addressId: string; link: string }> {

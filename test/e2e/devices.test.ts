@@ -111,7 +111,7 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
   const { alice, bob1, bob2, devices, bobAtAlice } = await twoDevices();
   const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
   // What is not replicated yet is refused rather than done on one device only.
-  await assert.rejects(bob1.chat.invite(), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
+  await assert.rejects(bob1.chat.createAddress(), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
   // Aliases, verification marks and disappearing timers are operations: done on one device, they show on both.
   await bob1.chat.setAlias(aliceAtBob(bob1), 'Al');
   await bob2.chat.setVerified(aliceAtBob(bob2), true);
@@ -180,6 +180,43 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
 
   await alice.agent.close();
   for (const d of devices) await d.agent.close();
+});
+
+test('new contacts on a profile with two devices: an invitation made on one and a link used on the other show on both, and the conversations work from either', async () => {
+  const { dir, bob1, bob2, devices } = await twoDevices();
+  const carol = open(join(dir, 'carol.db'), [relay!.address], {}, 'Carol');
+  const dave = open(join(dir, 'dave.db'), [relay!.address], {}, 'Dave');
+  await Promise.all([carol.agent.start(), dave.agent.start()]);
+  const contactOf = (p: Person, name: string): Contact | undefined => p.chat.contacts().find((c) => c.displayName === name);
+  const ready = (p: Person, name: string): boolean => contactOf(p, name)?.status === 'ready';
+
+  // Bob's phone invites Carol; his laptop has the pending contact too, under the same number.
+  const { contact, link } = await bob2.chat.invite();
+  assert.deepEqual(bob1.chat.contacts({ all: true }).map((c) => c.id), bob2.chat.contacts({ all: true }).map((c) => c.id));
+  assert.ok(bob1.chat.contacts({ all: true }).some((c) => c.id === contact.id));
+  await carol.chat.connect(link);
+  await until('Carol connected on both of Bob’s devices and at Carol', () => devices.every((d) => ready(d, 'Carol')) && ready(carol, 'Bob'));
+  // Bob's laptop uses Dave's invitation.
+  const { link: daveLink } = await dave.chat.invite();
+  await bob1.chat.connect(daveLink);
+  for (const d of devices) d.agent.kick();
+  await until('Dave connected on both of Bob’s devices and at Dave', () => devices.every((d) => ready(d, 'Dave')) && ready(dave, 'Bob'));
+
+  await carol.chat.send(contactOf(carol, 'Bob')!, 'hi from Carol');
+  await dave.chat.send(contactOf(dave, 'Bob')!, 'hi from Dave');
+  carol.agent.kick();
+  dave.agent.kick();
+  await until('both messages on both devices', () => devices.every((d) => texts(d, contactOf(d, 'Carol')!).includes('in:hi from Carol') && texts(d, contactOf(d, 'Dave')!).includes('in:hi from Dave')));
+  await bob1.chat.send(contactOf(bob1, 'Carol')!, 'laptop to Carol');
+  await bob2.chat.send(contactOf(bob2, 'Dave')!, 'phone to Dave');
+  for (const d of devices) d.agent.kick();
+  await until('Carol and Dave have Bob’s answers', () => texts(carol, contactOf(carol, 'Bob')!).includes('in:laptop to Carol') && texts(dave, contactOf(dave, 'Bob')!).includes('in:phone to Dave'));
+  await until('the same two conversations on both devices', () =>
+    ['Carol', 'Dave'].every((name) => JSON.stringify(texts(bob1, contactOf(bob1, name)!)) === JSON.stringify(texts(bob2, contactOf(bob2, name)!))),
+  );
+  const ratchets = (p: Person): unknown[] => p.db.prepare('SELECT id, ratchet FROM agent_connections ORDER BY id').all();
+  await until('the same ratchets on both devices', () => JSON.stringify(ratchets(bob1)) === JSON.stringify(ratchets(bob2)));
+  for (const p of [carol, dave]) await p.agent.close();
 });
 
 test('a device away while the others talk catches up from the log when it comes back: the same history and ratchet', async () => {

@@ -1,0 +1,115 @@
+/**
+ * A new connection as the device that made it prepared it (docs/devices.md
+ * §3.6): everything the relays and the randomness gave it (the new queue
+ * and its keys, the invitation's secrets, the first ratchet state and the
+ * JOIN envelope), so that storing it is the same on every device. The
+ * device that talks to the relays prepares; every device applies (one
+ * device: at once). Integers big-endian:
+ *
+ *   prepared = kind u8 | connectionId short | myInfo long | body
+ *   invite (1): relay short | queue | linkId short (empty: none) | invitationSecrets long
+ *   join   (2): role u8 (1 joiner, 2 requester) | ratchet u32-length bytes | ad short
+ *               | replyRelay short | replyQueue | sendRelay short | sendSenderId short | senderKey short | envelope u32-length bytes
+ *   queue = recipientId short | senderId short | recipientKey short | queueKey short
+ */
+import { Reader, Writer } from '../protocol/codec.js';
+
+export interface QueueSecrets {
+  readonly recipientId: Uint8Array;
+  readonly senderId: Uint8Array;
+  readonly recipientKey: Uint8Array;
+  readonly queueKey: Uint8Array;
+}
+
+export type PreparedConnection =
+  | {
+      readonly kind: 'invite';
+      readonly connectionId: string;
+      readonly myInfo: Uint8Array;
+      readonly relay: string;
+      readonly queue: QueueSecrets;
+      readonly linkId: Uint8Array | null;
+      readonly invitationSecrets: Uint8Array;
+    }
+  | {
+      readonly kind: 'join';
+      readonly connectionId: string;
+      readonly myInfo: Uint8Array;
+      readonly role: 'joiner' | 'requester';
+      readonly ratchet: Uint8Array;
+      readonly ad: Uint8Array;
+      readonly replyRelay: string;
+      readonly replyQueue: QueueSecrets;
+      readonly sendRelay: string;
+      readonly sendSenderId: Uint8Array;
+      /** Our private signing key for the contact's queue. */
+      readonly senderKey: Uint8Array;
+      readonly envelope: Uint8Array;
+    };
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function writeQueue(w: Writer, q: QueueSecrets): Writer {
+  return w.short(q.recipientId).short(q.senderId).short(q.recipientKey).short(q.queueKey);
+}
+
+function readQueue(r: Reader): QueueSecrets {
+  return { recipientId: r.short('recipient ID'), senderId: r.short('sender ID'), recipientKey: r.short('recipient key'), queueKey: r.short('queue key') };
+}
+
+/** Bytes with a u32 length (a ratchet state and an envelope can pass 64 KiB). */
+function writeBig(w: Writer, b: Uint8Array): Writer {
+  return w.u32(b.length).bytes(b);
+}
+
+function readBig(r: Reader, what: string): Uint8Array {
+  return r.bytesN(r.u32(what), what);
+}
+
+export function encodePrepared(p: PreparedConnection): Uint8Array {
+  const w = new Writer()
+    .u8(p.kind === 'invite' ? 1 : 2)
+    .short(utf8.encode(p.connectionId))
+    .long(p.myInfo);
+  if (p.kind === 'invite') {
+    w.short(utf8.encode(p.relay));
+    writeQueue(w, p.queue);
+    return w
+      .short(p.linkId ?? new Uint8Array(0))
+      .long(p.invitationSecrets)
+      .finish();
+  }
+  w.u8(p.role === 'joiner' ? 1 : 2);
+  writeBig(w, p.ratchet).short(p.ad).short(utf8.encode(p.replyRelay));
+  writeQueue(w, p.replyQueue);
+  w.short(utf8.encode(p.sendRelay)).short(p.sendSenderId).short(p.senderKey);
+  return writeBig(w, p.envelope).finish();
+}
+
+/** Throws ProtocolError (or TypeError for bad UTF-8) for anything malformed: a bug, since only this device's own events carry these. */
+export function decodePrepared(bytes: Uint8Array): PreparedConnection {
+  const r = new Reader(bytes);
+  const kind = r.u8('kind');
+  const connectionId = fromUtf8.decode(r.short('connection ID'));
+  const myInfo = r.long('my info');
+  let p: PreparedConnection;
+  if (kind === 1) {
+    const relay = fromUtf8.decode(r.short('relay'));
+    const queue = readQueue(r);
+    const linkId = r.short('link ID');
+    p = { kind: 'invite', connectionId, myInfo, relay, queue, linkId: linkId.length === 0 ? null : linkId, invitationSecrets: r.long('invitation secrets') };
+  } else if (kind === 2) {
+    const role = r.u8('role') === 1 ? 'joiner' : 'requester';
+    const ratchet = readBig(r, 'ratchet');
+    const ad = r.short('ad');
+    const replyRelay = fromUtf8.decode(r.short('reply relay'));
+    const replyQueue = readQueue(r);
+    const sendRelay = fromUtf8.decode(r.short('send relay'));
+    const sendSenderId = r.short('send sender ID');
+    const senderKey = r.short('sender key');
+    p = { kind: 'join', connectionId, myInfo, role, ratchet, ad, replyRelay, replyQueue, sendRelay, sendSenderId, senderKey, envelope: readBig(r, 'envelope') };
+  } else throw new RangeError(`a prepared connection of unknown kind ${kind}`);
+  r.end('prepared connection');
+  return p;
+}
