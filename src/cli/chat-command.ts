@@ -160,19 +160,14 @@ export async function runChat(session: Session, ref: string | undefined, json: b
   view.current = first;
   const unlisten = session.chat.listen((e) => view.onEvent(e));
   const sweep = setInterval(() => session.chat.deleteExpired(), 1000);
-
-  if (!json) view.info(`Nightjar — ${safe(session.chat.displayName())}. /help lists commands.`);
-  await COMMANDS['contacts']!(view, session, '');
-  if (view.current) await COMMANDS['to']!(view, session, `#${view.current.id}`);
-  view.setPrompt();
-
-  let stopping = false;
   const done = new Promise<void>((resolve) => rl.once('close', resolve));
-  const running = session.agent.start().catch((e: unknown) => {
-    if (!stopping) view.error(userMessage(e) ?? `agent stopped: ${(e as Error).message}`);
-    rl.close();
-  });
-  let queue = Promise.resolve();
+  // Lines typed (or piped) while the start below runs wait behind it: readline reads from now on, and a line with no listener is lost.
+  let queue = (async () => {
+    if (!json) view.info(`Nightjar — ${safe(session.chat.displayName())}. /help lists commands.`);
+    await COMMANDS['contacts']!(view, session, '');
+    if (view.current) await COMMANDS['to']!(view, session, `#${view.current.id}`);
+    view.setPrompt();
+  })();
   rl.on('line', (line) => {
     // one line at a time, in order, even when a command waits for the network
     queue = queue.then(async () => {
@@ -182,6 +177,13 @@ export async function runChat(session: Session, ref: string | undefined, json: b
         view.error(userMessage(e) ?? (e as Error).message);
       }
     });
+  });
+  await queue;
+
+  let stopping = false;
+  const running = session.agent.start().catch((e: unknown) => {
+    if (!stopping) view.error(userMessage(e) ?? `agent stopped: ${(e as Error).message}`);
+    rl.close();
   });
   rl.on('SIGINT', () => rl.close());
   const onTerm = (): void => rl.close();

@@ -1,4 +1,4 @@
-// test-file-timeout: 300
+// test-file-timeout: 420
 /**
  * A person's devices with nothing but `nightjar` commands (docs/devices.md
  * §6): `devices link` on the laptop, `devices join` on a new profile, both
@@ -12,7 +12,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
-import { failure, json, newProfile, newProfileDir, nj, ok, startChat } from './cli-helpers.js';
+import { openProfileDatabase } from '../../src/chat/profile-db.js';
+import { unlockKey } from '../../src/chat/profile-key.js';
+import { hasChatSchema } from '../../src/chat/schema.js';
+import { failure, json, newProfile, newProfileDir, nj, ok, PASSPHRASE, startChat } from './cli-helpers.js';
 
 type Row = Record<string, unknown>;
 
@@ -157,4 +160,52 @@ test('kill -9 of the new device, then of the linking one, in the middle of linki
   await readUntil(tablet, 'Alice’s message', (rows) => texts(rows).includes('to all three'));
   for (const device of [bob, phone, tablet]) assert.equal(texts(await json(device, ['history', 'Alice', '--limit', '100'])).at(-1), 'to all three');
   assert.equal(texts(await json(phone, ['history', 'Alice', '--limit', '100'])).length, 9);
+});
+
+test('kill -9 of a device in the middle of catching up with the log: the next command finishes it, with the same history as the other device', async () => {
+  const { alice, bob } = await aliceAndBob();
+  const { linking, link } = await startLink(bob, 'laptop');
+  const phone = newProfileDir();
+  await ok(phone, ['devices', 'join', link, '--name', 'phone']);
+  assert.equal(await linking.exited, 0, linking.stderr());
+
+  // While the phone is off, the laptop writes a lot: each message is an event on the device log.
+  const session = startChat(bob, ['chat', 'Alice', '--json']);
+  await session.waitFor((o) => o['type'] === 'contact' && o['name'] === 'Alice');
+  for (let i = 1; i <= 120; i++) session.type(`while the phone was off ${i}`);
+  await session.waitFor((o) => o['type'] === 'message' && o['text'] === 'while the phone was off 120' && o['status'] === 'sent', 60_000);
+  assert.equal(await session.end(), 0);
+
+  const applied = async (dir: string): Promise<number> => {
+    const db = openProfileDatabase(dir, await unlockKey(dir, PASSPHRASE), hasChatSchema);
+    try {
+      return (db.prepare('SELECT applied FROM agent_device_group').pluck().get() as number) ?? 0;
+    } finally {
+      db.close();
+    }
+  };
+  const target = await applied(bob);
+  const before = await applied(phone);
+  assert.ok(target - before > 120, `the phone is ${target - before} entries behind`);
+
+  // The phone starts catching up; it is killed as soon as it has applied some of it, not all.
+  const watch = openProfileDatabase(phone, await unlockKey(phone, PASSPHRASE), hasChatSchema);
+  const position = (): number => watch.prepare('SELECT applied FROM agent_device_group').pluck().get() as number;
+  const catching = startChat(phone, ['history', 'Alice', '--json']);
+  try {
+    const deadline = Date.now() + 60_000;
+    while (position() === before && Date.now() < deadline) await sleep(2);
+    catching.kill('SIGKILL');
+    await catching.exited;
+    const at = position();
+    assert.ok(at > before && at < target, `killed at ${at}: between ${before} and ${target}`);
+  } finally {
+    watch.close();
+  }
+  // The next command goes on from there; the phone ends with the laptop's history.
+  const onPhone = texts(await json(phone, ['history', 'Alice', '--limit', '1000']));
+  assert.deepEqual(onPhone, texts(await json(bob, ['history', 'Alice', '--limit', '1000'])));
+  assert.equal(onPhone.filter((t) => String(t).startsWith('while the phone was off')).length, 120);
+  assert.ok((await applied(phone)) >= target, 'everything the laptop had put on the log is applied (each command adds its own SEEN since)');
+  await readUntil(alice, 'the laptop’s messages', (rows) => texts(rows).includes('while the phone was off 120'));
 });
