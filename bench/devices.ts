@@ -27,12 +27,15 @@ import Database from 'better-sqlite3-multiple-ciphers';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '../src/agent/agent.js';
-import { DeviceStore } from '../src/agent/devices/device-store.js';
+import { DeviceStore, type DeviceGroupRow } from '../src/agent/devices/device-store.js';
+import { decodeEvent, EventKind } from '../src/agent/devices/event.js';
+import { entryKey, openEntry } from '../src/agent/devices/log-entry.js';
+import { decodeOperation } from '../src/agent/devices/operations.js';
 import { Chat } from '../src/chat/chat.js';
 import { configureProfileDatabase } from '../src/chat/profile-db.js';
 import type { Contact } from '../src/chat/store.js';
 import { decodeBatch } from '../src/protocol/block.js';
-import { decodeCommand } from '../src/protocol/commands.js';
+import { decodeCommand, type Command } from '../src/protocol/commands.js';
 import { decodeTransmission } from '../src/protocol/transmission.js';
 import { AgentProcess, cpuMeter, mergeResults, type CpuReading } from './agent.js';
 import { monotonicMs } from './bench-agent.js';
@@ -47,6 +50,8 @@ interface Person {
   readonly path: string;
   /** Commands this device wrote to relays, by type; a SEND to the device log counts as `append`. */
   readonly commands: Map<string, number>;
+  /** The entries it appended to the device log, to be opened afterwards: which operation each carried. */
+  readonly appended: Uint8Array[];
   /** The device log's sender ID, once the profile has a group: a SEND to it is an append. */
   logSender?: Buffer;
 }
@@ -56,7 +61,7 @@ function open(path: string, relays: string[], name?: string): Person {
   configureProfileDatabase(db);
   if (name !== undefined) Chat.initialize(db, name);
   const chat = Chat.open(db);
-  const person: Person = { db, chat, agent: undefined as unknown as Agent, path, commands: new Map() };
+  const person: Person = { db, chat, agent: undefined as unknown as Agent, path, commands: new Map(), appended: [] };
   const agent = Agent.open(db, chat, {
     retryMs: 500,
     relayTrace: (_relay, direction, block) => {
@@ -78,14 +83,18 @@ function countCommands(p: Person, block: Uint8Array): void {
     return; // a handshake block
   }
   for (const item of items) {
-    let type: string;
+    let command: Command;
     const t = decodeTransmission(item);
     try {
-      type = decodeCommand(t.command).type;
+      command = decodeCommand(t.command);
     } catch {
       continue; // a transmission this decoder does not read is no command of these counts
     }
-    if (type === 'SEND' && p.logSender?.equals(t.entityId)) type = 'append';
+    let type: string = command.type;
+    if (command.type === 'SEND' && p.logSender?.equals(t.entityId)) {
+      type = 'append';
+      p.appended.push(command.body.slice());
+    }
     p.commands.set(type, (p.commands.get(type) ?? 0) + 1);
   }
 }
@@ -133,6 +142,29 @@ async function settled(devices: readonly Person[], afterId: number, what: string
   }
 }
 
+/**
+ * How many of `entries` (appended to the log of `group`, each device's in
+ * the order it appended them) carried each operation, SEEN for the events
+ * that only say how far a device got; the parts after the first of a long
+ * event count for its operation too.
+ */
+function appendsByOperation(group: DeviceGroupRow, entries: readonly Uint8Array[]): Record<string, number> {
+  const key = entryKey(group.group_key);
+  const names = new Map<string, string>();
+  const counts: Record<string, number> = {};
+  for (const entry of entries) {
+    const frame = openEntry(key, group.generation, entry);
+    const id = Buffer.from(frame.eventId).toString('hex');
+    if (frame.index === 0) {
+      const event = decodeEvent(frame.fragment);
+      names.set(id, event.kind === EventKind.SEEN ? 'SEEN' : decodeOperation(event.body).name);
+    }
+    const name = names.get(id) ?? '?';
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
 /** How the cost of sending is measured: `batches` of `perBatch` messages, then `idleMs` with nothing sent. */
 interface CostRun {
   readonly batches: number;
@@ -149,6 +181,8 @@ interface SendingCost {
   readonly appendsPerMessage: number;
   /** Appends per message by each of Bob's devices, the sender first. */
   readonly appendsPerMessageByDevice: readonly number[];
+  /** Appends per message by the operation they carried (SEEN: a device saying how far it got). */
+  readonly appendsPerMessageByOperation: Readonly<Record<string, number>>;
   /** Every other command Bob's devices wrote, by type, per message. */
   readonly otherCommandsPerMessage: Readonly<Record<string, number>>;
   /**
@@ -179,7 +213,10 @@ async function sendingCost(devices: readonly Person[], alice: AgentProcess, rela
   const label = `${devices.length} devices`;
   const messages = run.batches * run.perBatch;
   await settled(devices, 0, `${label}: quiet before`);
-  for (const d of devices) d.commands.clear();
+  for (const d of devices) {
+    d.commands.clear();
+    d.appended.length = 0;
+  }
   const batches: { cpu: CpuReading; perMessage: (cores: number) => number }[] = [];
   for (let b = 0; b < run.batches; b++) {
     const afterId = lastMessageId(sender);
@@ -209,6 +246,8 @@ async function sendingCost(devices: readonly Person[], alice: AgentProcess, rela
     conversationSendsPerMessage: per(conversationSends),
     appendsPerMessage: per(appends),
     appendsPerMessageByDevice: devices.map((d) => per(d.commands.get('append') ?? 0)),
+    appendsPerMessageByOperation:
+      devices.length === 1 ? {} : Object.fromEntries(Object.entries(appendsByOperation(devicesOf(sender).group()!, devices.flatMap((d) => d.appended))).sort().map(([name, n]) => [name, per(n)])),
     otherCommandsPerMessage: Object.fromEntries([...types].filter((t) => t !== 'SEND' && t !== 'append').sort().map((t) => [t, per(total(t))])),
     cpuMsPerMessage: median((b) => b.perMessage(b.cpu.ownCpu)),
     cpuMsPerMessageByBatch: batches.map((b) => b.perMessage(b.cpu.ownCpu)),
@@ -333,10 +372,11 @@ export async function runDevicesBench(o: { quick: boolean; resultsFile: string; 
       deviceCpuMsPerMessage5Devices: round(five.cpuMsPerMessage, 2),
     });
     const ms = (x: number): string => round(x, 2).toString();
-    const others = (c: SendingCost): string =>
-      Object.entries(c.otherCommandsPerMessage)
+    const perName = (figures: Readonly<Record<string, number>>): string =>
+      Object.entries(figures)
         .map(([t, n]) => `${t} ${ms(n)}`)
         .join(', ');
+    const others = (c: SendingCost): string => perName(c.otherCommandsPerMessage);
     const devicesLabel = (c: SendingCost): string => (c.devices === 1 ? 'one device' : `${c.devices} devices`);
     process.stdout.write(
       '\n' +
@@ -351,7 +391,7 @@ export async function runDevicesBench(o: { quick: boolean; resultsFile: string; 
               ms(c.sendsPerMessage),
               c.devices === 1
                 ? `SENDs to Alice's queue (Bob's receipts to her included); not counted: ${others(c)}`
-                : `${ms(c.conversationSendsPerMessage)} SENDs to Alice's queue + ${ms(c.appendsPerMessage)} appends to the device log (by device, the sender first: ${c.appendsPerMessageByDevice.map(ms).join(' / ')}); not counted: ${others(c)}`,
+                : `${ms(c.conversationSendsPerMessage)} SENDs to Alice's queue + ${ms(c.appendsPerMessage)} appends to the device log (${perName(c.appendsPerMessageByOperation)}; by device, the sender first: ${c.appendsPerMessageByDevice.map(ms).join(' / ')}); not counted: ${others(c)}`,
             ]),
             ...costs.map((c) => [
               `CPU per message sent, ${devicesLabel(c)}`,
