@@ -15,6 +15,7 @@
  */
 import type { RoutingMode } from '../src/agent/agent.js';
 import { BenchAgent, type AgentEvents } from './bench-agent.js';
+import { post, serveRequests } from './child-ipc.js';
 
 export type AgentRequest =
   | { op: 'invite' }
@@ -34,8 +35,7 @@ export type AgentRequest =
 export type AgentEvent = { event: 'message'; tag: string; at: number } | { event: 'delivered'; seq: number } | { event: 'connected' } | { event: 'started' };
 
 const [dir, ...relays] = process.argv.slice(2);
-if (!process.send || !dir) throw new Error('agent-child.ts runs as a child of bench/run.ts: agent-child.ts <profileDir> <relay>...');
-const post = (m: object): void => void process.send!(m);
+if (!dir) throw new Error('agent-child.ts runs as a child of bench/run.ts: agent-child.ts <profileDir> <relay>...');
 
 /**
  * Events go to the parent at once, or during a burst (op batchEvents) at
@@ -103,11 +103,4 @@ async function handle(r: AgentRequest): Promise<unknown> {
   }
 }
 
-process.on('message', (m: AgentRequest & { id: number }) => {
-  handle(m).then(
-    (result) => post({ id: m.id, result }),
-    (e: unknown) => post({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
-post({ event: 'started' });
+serveRequests(handle);

@@ -84,8 +84,9 @@ export class AgentProcess {
     });
   }
 
-  static async start(relays: readonly string[]): Promise<AgentProcess> {
-    return new AgentProcess(await startAgentChild(relays));
+  /** `childScript`: bench/agent-child.ts, or bench/chat-child.ts for a contact with a chat layer. */
+  static async start(relays: readonly string[], childScript?: string): Promise<AgentProcess> {
+    return new AgentProcess(await startAgentChild(relays, childScript));
   }
 
   get pid(): number {

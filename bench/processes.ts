@@ -230,13 +230,14 @@ export interface AgentChild {
 }
 
 /**
- * Starts bench/agent-child.ts: one benchmark agent in a process of its own,
- * its profile in a fresh temporary directory, on `relays`; resolves once it
- * is listening for requests.
+ * Starts bench/agent-child.ts (or `childScript` of bench/, which speaks the
+ * same requests: bench/chat-child.ts): one benchmark agent in a process of
+ * its own, its profile in a fresh temporary directory, on `relays`;
+ * resolves once it is listening for requests.
  */
-export async function startAgentChild(relays: readonly string[]): Promise<AgentChild> {
+export async function startAgentChild(relays: readonly string[], childScript = 'agent-child.ts'): Promise<AgentChild> {
   const dir = tempDir('nightjar-bench-agent-');
-  const script = join(import.meta.dirname, 'agent-child.ts');
+  const script = join(import.meta.dirname, childScript);
   const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_FLAGS ? process.env.BENCH_CHILD_FLAGS.split(' ') : []), ...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${process.env.BENCH_CHILD_PROF}`] : []), '--import', 'tsx', script, dir, ...relays], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = track(child);
   await new Promise<void>((resolve, reject) => {

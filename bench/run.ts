@@ -56,7 +56,7 @@ import { mergeSummary } from './summary.js';
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
 /** Budgets (ms) of the phases after the ratchet; the watchdog deadline is extended by their sum. */
-const EXTRA_PHASES = { ratchet: 45_000, agent: 150_000, routing: 35_000, pow: 12_000, cli: 30_000, devices: 60_000 } as const;
+const EXTRA_PHASES = { ratchet: 45_000, agent: 150_000, routing: 35_000, pow: 12_000, cli: 30_000, devices: 90_000 } as const;
 type ExtraPhase = keyof typeof EXTRA_PHASES;
 const onlyArg = process.argv.find((a, i, all) => a.startsWith('--only=') || all[i - 1] === '--only');
 const only: string[] | undefined = onlyArg ? onlyArg.replace(/^--only=/, '').split(',').map((x) => x.trim()).filter(Boolean) : undefined;

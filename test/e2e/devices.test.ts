@@ -9,31 +9,18 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3-multiple-ciphers';
 import { join } from 'node:path';
-import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import type { AgentOptions } from '../../src/agent/agent.js';
 import { DeviceStore } from '../../src/agent/devices/device-store.js';
 import { logQueues } from '../../src/agent/devices/log-transport.js';
 import { relayAddress } from '../../src/agent/relay-sessions.js';
 import { RelayClient } from '../../src/client/relay-client.js';
-import { Chat } from '../../src/chat/chat.js';
-import { configureProfileDatabase } from '../../src/chat/profile-db.js';
 import type { Contact } from '../../src/chat/store.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 import { decodeBatch } from '../../src/protocol/block.js';
 import { decodeCommand, decodeResponse } from '../../src/protocol/commands.js';
 import { decodeTransmission } from '../../src/protocol/transmission.js';
-import { until as waitUntil } from '../helpers/until.js';
-
-/** Over real relays and a loaded machine: up to 20 s, every 20 ms. */
-const until = (what: string, ok: () => boolean): Promise<void> => waitUntil(what, ok, 20_000, 20);
-
-interface Person {
-  readonly db: Database.Database;
-  readonly chat: Chat;
-  readonly agent: Agent;
-  readonly path: string;
-}
+import { connectProfiles, linkDevice, openProfile, texts, untilLoaded as until, type Profile as Person } from '../helpers/chat-profiles.js';
 
 /** SUB commands each profile sent, counted from what its agent wrote to its relays. */
 const subs = new Map<string, number>();
@@ -57,20 +44,7 @@ function countSubs(path: string): AgentOptions['relayTrace'] {
   };
 }
 
-function open(path: string, relays: string[], options: AgentOptions = {}, name?: string): Person {
-  const db = new Database(path);
-  configureProfileDatabase(db);
-  if (name !== undefined) Chat.initialize(db, name);
-  const chat = Chat.open(db);
-  const agent = Agent.open(db, chat, { retryMs: 200, receiptDelayMs: 50, relayTrace: countSubs(path), ...options });
-  chat.attach(agent);
-  for (const r of relays) agent.addRelay(r);
-  agent.setRouting('direct');
-  return { db, chat, agent, path };
-}
-
-
-const texts = (p: Person, c: Contact): string[] => p.chat.history(c, 1000).filter((m) => m.kind === 'text').map((m) => `${m.direction}:${m.text}`);
+const open = (path: string, relays: string[], options: AgentOptions = {}, name?: string): Person => openProfile(path, relays, { relayTrace: countSubs(path), ...options }, name);
 
 let relay: RelayProcess | undefined;
 after(async () => relay?.stop());
@@ -261,22 +235,10 @@ test('Bob on three devices (the third linked later, with the history), Alice on 
   const bob1 = open(join(dir, 'bob1.db'), [r], {}, 'Bob');
   const carol = open(join(dir, 'carol.db'), [r], {}, 'Carol');
   for (const p of [alice1, bob1, carol]) await p.agent.start();
-  const connect = async (inviter: Person, joiner: Person): Promise<void> => {
-    const { link } = await inviter.chat.invite();
-    const before = joiner.chat.contacts().length;
-    await joiner.chat.connect(link);
-    await until('connected', () => joiner.chat.contacts().length === before + 1 && joiner.chat.contacts().every((c) => c.status === 'ready') && inviter.chat.contacts().every((c) => c.status === 'ready'));
-  };
-  await connect(alice1, bob1);
-  await connect(carol, bob1);
+  await connectProfiles(alice1, bob1);
+  await connectProfiles(carol, bob1);
   // Second devices for Alice and Bob, linked while the first ones run.
-  const link = async (from: Person, path: string, name: string): Promise<Person> => {
-    const invite = await from.agent.addDevice(name, { relay: r });
-    const device = open(join(dir, path), [], {}, 'new');
-    device.agent.joinDeviceGroup(invite);
-    await device.agent.start();
-    return device;
-  };
+  const link = (from: Person, path: string, name: string): Promise<Person> => linkDevice(from, join(dir, path), name, r, { relayTrace: countSubs(join(dir, path)) });
   const alice2 = await link(alice1, 'alice2.db', 'alice phone');
   const bob2 = await link(bob1, 'bob2.db', 'bob phone');
   const named = (p: Person, name: string): Contact => p.chat.contacts().find((c) => c.displayName === name)!;
