@@ -1,4 +1,5 @@
 /** Running `bin/nightjar` as a user would, against a profile directory. Needs `npm run build`. */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runChild, spawnTracked } from '../helpers/processes.js';
@@ -57,6 +58,36 @@ export async function newProfile(name: string, relay?: string): Promise<string> 
   await ok(dir, ['init', '--name', name]);
   if (relay !== undefined) await ok(dir, ['relays', 'add', relay]);
   return dir;
+}
+
+type Row = Record<string, unknown>;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The texts of the text messages among `rows`. */
+export const texts = (rows: readonly Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
+
+/** Alice and Bob, connected through `relay` with direct routing (one relay). */
+export async function aliceAndBob(relay: string): Promise<{ alice: string; bob: string }> {
+  const [alice, bob] = await Promise.all([newProfile('Alice', relay), newProfile('Bob', relay)]);
+  await Promise.all([ok(alice, ['routing', 'direct']), ok(bob, ['routing', 'direct'])]);
+  const link = String((await json(alice, ['invite', '--no-qr']))[0]!['link']);
+  const joining = json(bob, ['connect', '-'], { input: link + '\n' });
+  for (let i = 0; i < 40 && !(await json(alice, ['read'])).some((m) => m['text'] === 'connected'); i++) await sleep(100);
+  const [joined] = await joining;
+  assert.equal(joined!['connected'], true, JSON.stringify(joined));
+  return { alice, bob };
+}
+
+/** Runs `read` on `profile` until `done` holds for everything it has shown so far. */
+export async function readUntil(profile: string, what: string, done: (shown: Row[]) => boolean): Promise<Row[]> {
+  const shown: Row[] = [];
+  for (let i = 0; i < 60; i++) {
+    shown.push(...(await json(profile, ['read'])));
+    if (done(shown)) return shown;
+    await sleep(100);
+  }
+  throw new Error(`${profile} never showed ${what}: ${JSON.stringify(shown)}`);
 }
 
 /** Asserts an error run: one line `nightjar: ...` on stderr and the exit code. */
