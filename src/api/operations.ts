@@ -525,7 +525,7 @@ export function isOpName(name: string): name is OpName {
 const CATCH_UP_MS = 5000;
 
 /** Operations that need no agent (they read tables only): on a profile with one device they run without loading it. */
-const CHAT_ONLY: ReadonlySet<OpName> = new Set(['contacts', 'alias', 'history', 'export']);
+const WITHOUT_AGENT: ReadonlySet<OpName> = new Set(['contacts', 'alias', 'history', 'export']);
 
 /** Runs operation `name`; throws ApiError BAD_REQUEST for an unknown one or bad parameters. */
 export async function runOperation(ctx: OpContext, name: string, params: unknown): Promise<unknown> {
@@ -536,7 +536,7 @@ export async function runOperation(ctx: OpContext, name: string, params: unknown
     throw new ApiError('LINKING', 'this profile is a new device still receiving its profile; finish with: nightjar devices join');
   }
   const multiDevice = hasDeviceGroup(ctx.session.db);
-  if (!CHAT_ONLY.has(name) || multiDevice) {
+  if (!WITHOUT_AGENT.has(name) || multiDevice) {
     const agent = await ctx.session.loadAgent();
     // What the person's other devices did shows here too before anything is read or done (linking has its own steps).
     if (multiDevice && !name.startsWith('devices.link')) await agent.catchUp(CATCH_UP_MS).catch(() => undefined);

@@ -83,9 +83,7 @@ export function readProfilePayload(bytes: Uint8Array): ProfilePayload {
     if (version < 1) throw new ArchiveError('ARCHIVE_DAMAGED', `the archive's content names version ${version}, which no Nightjar writes`);
     const exportedAt = Number(r.u64('exportedAt'));
     const statements = Array.from({ length: r.u16('statements') }, () => fromUtf8.decode(r.bytesN(r.u32('statement length'), 'statement')));
-    const snapshot = r.rest();
-    for (const sql of statements) if (!SCHEMA_STATEMENT.test(sql)) throw new ArchiveError('ARCHIVE_DAMAGED', `the archive's schema holds something other than tables and indexes: ${sql.slice(0, 40)}`);
-    return { exportedAt, statements, snapshot };
+    return { exportedAt, statements, snapshot: r.rest() };
   } catch (e) {
     if (e instanceof ProtocolError || e instanceof TypeError) throw new ArchiveError('ARCHIVE_DAMAGED', `the archive's content does not parse: ${(e as Error).message}`, { cause: e });
     throw e;
@@ -111,7 +109,10 @@ export async function importProfile(dir: string, passphrase: string, payload: Pr
     let chat: Chat;
     try {
       db.transaction(() => {
-        for (const sql of payload.statements) db.prepare(sql).run(); // one statement each: prepare refuses more
+        for (const sql of payload.statements) {
+          if (!SCHEMA_STATEMENT.test(sql)) throw new ArchiveError('ARCHIVE_DAMAGED', `the archive's schema holds something other than tables and indexes: ${sql.slice(0, 40)}`);
+          db.prepare(sql).run(); // one statement each: prepare refuses more
+        }
         restoreSnapshot(db, [payload.snapshot], 'whole');
       })();
       if (!hasChatSchema(db)) throw new ArchiveError('ARCHIVE_DAMAGED', 'the archive holds no Nightjar profile');

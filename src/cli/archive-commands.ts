@@ -11,7 +11,7 @@ import type { Exported } from '../api/profile-export.js';
 import { ChatError } from '../chat/errors.js';
 import type { ProfilePayload, ProfileSummary } from '../chat/profile-archive.js';
 import { profileExists } from '../chat/profile-paths.js';
-import { ArchiveError } from '../crypto/archive.js';
+import { ArchiveError, unlockArchive } from '../crypto/archive.js';
 import { printer, safe, style } from './output.js';
 import { newPassphrase, profilePassphrase, withPassphrase, type PassphraseOf } from './passphrase.js';
 import { profileDir, profileOptions, withProfile, type ProfileFlags } from './profile-access.js';
@@ -85,11 +85,7 @@ export function importCommand(): Command {
     const path = resolve(file);
     const knownArchive = flags.archivePassphraseFile === undefined ? undefined : readSecretFile(flags.archivePassphraseFile);
     const knownProfile = flags.passphraseFile === undefined ? undefined : readSecretFile(flags.passphraseFile);
-    const [{ openArchiveFile }, { readProfilePayload, importProfile }, { unlockArchive }] = await Promise.all([
-      import('../api/archive-file.js'),
-      import('../chat/profile-archive.js'),
-      import('../crypto/archive.js'),
-    ]);
+    const [{ openArchiveFile }, { readProfilePayload, importProfile }] = await Promise.all([import('../api/archive-file.js'), import('../chat/profile-archive.js')]);
     // Everything in the file is read and checked before the new profile's passphrase is asked for.
     const archive = openArchiveFile(path);
     let payload: ProfilePayload;

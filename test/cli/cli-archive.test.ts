@@ -7,27 +7,19 @@
  * own guarantees: mode 0600, never over another file unless --force, its
  * own passphrase, and a clear error for every file that is not right.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
-import { aliceAndBob, failure, json, newProfile, newProfileDir, nj, ok, readUntil, startChat, texts } from './cli-helpers.js';
+import { tempDir } from '../helpers/relay-process.js';
+import { aliceAndBob, failure, json, newProfile, newProfileDir, nj, ok, readUntil, relayForFile, startChat, texts } from './cli-helpers.js';
 
 type Row = Record<string, unknown>;
 
 const ARCHIVE_PASSPHRASE = 'the archive passphrase, not the profile one';
 const archiveEnv = { NIGHTJAR_ARCHIVE_PASSPHRASE: ARCHIVE_PASSPHRASE };
 
-let relay: RelayProcess;
-
-before(async () => {
-  relay = await startRelayProcess();
-});
-
-after(async () => {
-  await relay?.stop();
-});
+const relay = relayForFile();
 
 const summary = (r: Row | undefined): unknown[] => [r?.['type'], r?.['name'], r?.['contacts'], r?.['messages'], r?.['devices']];
 

@@ -7,24 +7,15 @@
  * kill -9 of either side in the middle of linking is finished by running
  * the command again.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
-import { aliceAndBob, failure, json, newProfile, newProfileDir, nj, ok, readUntil, startChat, texts } from './cli-helpers.js';
+import { aliceAndBob, failure, json, newProfile, newProfileDir, nj, ok, readUntil, relayForFile, startChat, texts } from './cli-helpers.js';
 
 type Row = Record<string, unknown>;
 
-let relay: RelayProcess;
-
-before(async () => {
-  relay = await startRelayProcess();
-});
-
-after(async () => {
-  await relay?.stop();
-});
+const relay = relayForFile();
 
 /** Starts `devices link --yes` on `from`; resolves with the running command and its link. */
 async function startLink(from: string, name?: string) {

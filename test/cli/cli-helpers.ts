@@ -2,8 +2,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { runChild, spawnTracked } from '../helpers/processes.js';
-import { BIN, tempDir } from '../helpers/relay-process.js';
+import { BIN, startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 
 export const PASSPHRASE = 'test passphrase, not secret';
 
@@ -58,6 +59,23 @@ export async function newProfile(name: string, relay?: string): Promise<string> 
   await ok(dir, ['init', '--name', name]);
   if (relay !== undefined) await ok(dir, ['relays', 'add', relay]);
   return dir;
+}
+
+/** One relay process for the test file: started before its tests, stopped after them (call at the top level). */
+export function relayForFile(): { readonly address: string } {
+  let relay: RelayProcess | undefined;
+  before(async () => {
+    relay = await startRelayProcess();
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+  return {
+    get address(): string {
+      if (relay === undefined) throw new Error('the relay starts before the first test');
+      return relay.address;
+    },
+  };
 }
 
 type Row = Record<string, unknown>;

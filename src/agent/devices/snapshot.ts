@@ -18,6 +18,7 @@
  * same as the old one's at that position.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
+import { concatBytes } from '../../crypto/byte-codec.js';
 import { Reader, Writer } from '../../protocol/codec.js';
 import { ProtocolError } from '../../protocol/errors.js';
 
@@ -119,12 +120,7 @@ export function writeSnapshot(db: DB, position: number, out: (piece: Uint8Array)
 export function takeSnapshot(db: DB, position: number, chunkLength: number, rewrite?: SnapshotRewrite): Uint8Array[] {
   const pieces: Uint8Array[] = [];
   writeSnapshot(db, position, (piece) => pieces.push(piece), rewrite ? { rewrite } : {});
-  const body = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let filled = 0;
-  for (const p of pieces) {
-    body.set(p, filled);
-    filled += p.length;
-  }
+  const body = concatBytes(...pieces);
   const chunks: Uint8Array[] = [];
   for (let at = 0; at < body.length; at += chunkLength) chunks.push(body.subarray(at, at + chunkLength));
   return chunks;
