@@ -6,12 +6,14 @@
  */
 import { AgentError } from '../agent/agent-api.js';
 import { ChatError } from '../chat/errors.js';
+import { ArchiveError } from '../crypto/archive.js';
 import { AddressError } from '../protocol/address.js';
 import { MigrationError } from '../schema/migrations.js';
 
 export type ApiErrorCode =
   | AgentError['code']
   | ChatError['code']
+  | ArchiveError['code']
   | 'BAD_ADDRESS' // not a relay address
   | 'BAD_REQUEST' // a request the API cannot parse, or an unknown operation
   | 'RELAY_PASSWORD' // the relay wants a password we do not have, or refused ours
@@ -21,6 +23,8 @@ export type ApiErrorCode =
   | 'PROFILE_TOO_NEW' // a newer Nightjar upgraded the profile's tables; this one cannot use them
   | 'DEVICE_LINK' // linking a device failed: the link expired, was used, or the other device gave up
   | 'LINKING' // this profile is a new device still receiving its profile: only `devices join` finishes it
+  | 'ARCHIVE_EXISTS' // the file an export would write exists, and may not be replaced
+  | 'ARCHIVE_FILE' // an archive file cannot be written or read (the system's reason in the message)
   | 'INTERRUPTED'; // the caller went away (Ctrl-C) while the operation waited
 
 export class ApiError extends Error {
@@ -60,6 +64,7 @@ export function toApiError(e: unknown): ApiError | undefined {
   // The original stays as `cause`: the one line is for a person, the chain for whoever debugs.
   if (e instanceof AgentError) return new ApiError(e.code, agentMessage(e), { cause: e });
   if (e instanceof ChatError) return new ApiError(e.code, e.message, { cause: e });
+  if (e instanceof ArchiveError) return new ApiError(e.code, e.message, { cause: e });
   if (e instanceof AddressError) return new ApiError('BAD_ADDRESS', `invalid relay address: ${e.message}`, { cause: e });
   if (e instanceof MigrationError && e.code === 'NEWER' && PROFILE_STORES.has(e.store)) {
     return new ApiError('PROFILE_TOO_NEW', `this profile was upgraded by a newer Nightjar (${e.store} schema version ${e.version}); upgrade Nightjar to open it; nothing was changed`, { cause: e });

@@ -4,6 +4,7 @@
  * JSON parameters, checks them, and returns a JSON result built from the
  * views in views.ts; errors a user can cause are ApiError.
  */
+import { isAbsolute } from 'node:path';
 import type { TransportIsolation } from '../agent/agent-api.js';
 import { RELAYS_NEEDED, routeStrength, type RouteStrength, type RoutingMode } from '../agent/relays.js';
 import { normalizeSecurityCode } from '../agent/security-code.js';
@@ -463,6 +464,17 @@ async function devicesJoin(ctx: OpContext, p: Params) {
   return (await linking()).beginJoin(ctx, optStr(p, 'link'), deviceName(p, 'name'), history);
 }
 
+// ---- export (docs/devices.md §10) ----------------------------------------------------
+
+async function exportArchive(ctx: OpContext, p: Params) {
+  const path = str(p, 'path');
+  if (!isAbsolute(path)) throw bad('path must be absolute (the node may run in another directory)');
+  const passphrase = str(p, 'passphrase');
+  if (passphrase === '') throw new ApiError('BAD_INPUT', 'the archive’s passphrase must not be empty');
+  const { exportProfile } = await import('./profile-export.js');
+  return exportProfile(ctx, path, passphrase, optBool(p, 'replace') === true);
+}
+
 // ---- the table ---------------------------------------------------------------
 
 type Operation = (ctx: OpContext, params: Params) => Promise<unknown>;
@@ -499,6 +511,7 @@ const OPERATIONS = {
   'devices.link.cancel': async (ctx: OpContext) => (await linking()).cancelLink(ctx),
   'devices.join': devicesJoin,
   'devices.join.wait': async (ctx: OpContext) => (await linking()).finishJoin(ctx),
+  export: exportArchive,
 } satisfies Record<string, Operation>;
 
 export type OpName = keyof typeof OPERATIONS;
@@ -511,8 +524,8 @@ export function isOpName(name: string): name is OpName {
 /** How long an operation waits for the device log before it goes on with what this device has (its relay may be down). */
 const CATCH_UP_MS = 5000;
 
-/** Operations that read the chat layer's tables only: on a profile with one device they run without loading the agent. */
-const CHAT_ONLY: ReadonlySet<OpName> = new Set(['contacts', 'history']);
+/** Operations that need no agent (they read tables only): on a profile with one device they run without loading it. */
+const WITHOUT_AGENT: ReadonlySet<OpName> = new Set(['contacts', 'history', 'export']);
 
 /** Runs operation `name`; throws ApiError BAD_REQUEST for an unknown one or bad parameters. */
 export async function runOperation(ctx: OpContext, name: string, params: unknown): Promise<unknown> {
@@ -523,7 +536,7 @@ export async function runOperation(ctx: OpContext, name: string, params: unknown
     throw new ApiError('LINKING', 'this profile is a new device still receiving its profile; finish with: nightjar devices join');
   }
   const multiDevice = hasDeviceGroup(ctx.session.db);
-  if (!CHAT_ONLY.has(name) || multiDevice) {
+  if (!WITHOUT_AGENT.has(name) || multiDevice) {
     const agent = await ctx.session.loadAgent();
     // What the person's other devices did shows here too before anything is read or done (linking has its own steps).
     if (multiDevice && !name.startsWith('devices.link')) await agent.catchUp(CATCH_UP_MS).catch(() => undefined);

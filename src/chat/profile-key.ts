@@ -25,9 +25,10 @@
  * A profile without `profile.json` predates format 1: its passphrase goes
  * to SQLCipher as before (SQLCipher 4's own PBKDF2), and it keeps working.
  */
-import { randomBytes, scrypt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { scryptKey, type ScryptParams } from '../crypto/scrypt.js';
 import { ChatError } from './errors.js';
 import { profileDbPath } from './profile-paths.js';
 
@@ -36,11 +37,7 @@ export const PROFILE_FORMAT = 1;
 const SALT_LENGTH = 16;
 const KEY_LENGTH = 32;
 
-export interface ScryptParams {
-  readonly N: number;
-  readonly r: number;
-  readonly p: number;
-}
+export type { ScryptParams };
 
 export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 14, r: 8, p: 1 };
 
@@ -54,15 +51,6 @@ export function sqlcipherKey(key: ProfileKey): Buffer {
   if (key.kind === 'passphrase') return Buffer.from(key.passphrase, 'utf8');
   const hex = Buffer.from(key.key).toString('hex') + (key.salt ? Buffer.from(key.salt).toString('hex') : '');
   return Buffer.from(`x'${hex}'`, 'ascii');
-}
-
-function deriveScrypt(passphrase: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const maxmem = 128 * params.N * params.r * params.p + 32 * 1024 * 1024;
-    scrypt(Buffer.from(passphrase, 'utf8'), salt, KEY_LENGTH, { N: params.N, r: params.r, p: params.p, maxmem }, (err, key) =>
-      err ? reject(err) : resolve(new Uint8Array(key)),
-    );
-  });
 }
 
 function validParams(value: unknown): ScryptParams | undefined {
@@ -139,7 +127,7 @@ export function unlockKey(dir: string, passphrase: string): Promise<ProfileKey> 
     key = (async (): Promise<ProfileKey> => {
       const params = readProfileMeta(dir);
       if (!params) return { kind: 'passphrase', passphrase };
-      return { kind: 'raw', key: await deriveScrypt(passphrase, fileSalt(profileDbPath(dir)), params) };
+      return { kind: 'raw', key: await scryptKey(passphrase, fileSalt(profileDbPath(dir)), params) };
     })();
     // A failed derivation (a damaged profile.json) is not remembered: the next call says why again.
     key.catch(() => derived.delete(id));
@@ -160,5 +148,5 @@ export function startKeyDerivation(dir: string, passphrase: string): void {
 /** A key for a new profile: fresh salt, default parameters; the salt goes into the new file. */
 export async function newProfileKey(passphrase: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<{ key: ProfileKey; params: ScryptParams }> {
   const salt = new Uint8Array(randomBytes(SALT_LENGTH));
-  return { key: { kind: 'raw', key: await deriveScrypt(passphrase, salt, params), salt }, params };
+  return { key: { kind: 'raw', key: await scryptKey(passphrase, salt, params), salt }, params };
 }

@@ -305,6 +305,11 @@ export class ChatStore {
     for (const id of ids) stmt.run(at, id);
   }
 
+  /** How many text messages the history holds (what every view shows: not pruned). */
+  textMessageCount(): number {
+    return this.db.prepare("SELECT count(*) FROM chat_messages WHERE kind = 'text' AND pruned = 0").pluck().get() as number;
+  }
+
   /** The last `limit` messages with a contact, oldest first. */
   history(contactId: number, limit = -1): Message[] {
     const rows = this.db.prepare('SELECT * FROM (SELECT * FROM chat_messages WHERE contact_id = ? AND pruned = 0 ORDER BY id DESC LIMIT ?) ORDER BY id').all(contactId, limit) as MessageRowDb[];

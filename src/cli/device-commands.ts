@@ -5,7 +5,7 @@ import type { DeviceView } from '../api/operations.js';
 import { ApiError } from '../api/errors.js';
 import { profileExists } from '../chat/profile-paths.js';
 import { printer, safe, style } from './output.js';
-import { askLine, canAsk, newPassphrase } from './passphrase.js';
+import { askLine, canAsk, newPassphrase, profilePassphrase } from './passphrase.js';
 import { createProfile } from './profile-commands.js';
 import { callProfile, profileDir, profileOptions, withProfile, type ProfileFlags } from './profile-access.js';
 import { readSecretFile } from './secret-file.js';
@@ -98,7 +98,7 @@ function joinCommand(devices: Command): void {
       let passphrase = flags.passphraseFile === undefined ? undefined : readSecretFile(flags.passphraseFile);
       if (!profileExists(dir)) {
         if (link === undefined) throw new ApiError('BAD_INPUT', 'give the device link from: nightjar devices link (on your other device)');
-        passphrase ??= await newPassphrase(dir);
+        passphrase ??= await newPassphrase(profilePassphrase(dir));
         // A placeholder until the real profile arrives; nothing uses it meanwhile (operations refuse with LINKING).
         await createProfile(dir, 'new device', passphrase);
       }

@@ -5,6 +5,7 @@
  * the relay) loads when it runs.
  */
 import { Command, CommanderError } from 'commander';
+import { exportCommand, importCommand } from './archive-commands.js';
 import { chatCommand } from './chat-command.js';
 import { acceptCommand, addressCommand, connectCommand, inviteCommand, rejectCommand, requestsCommand } from './connect-commands.js';
 import { devicesCommand } from './device-commands.js';
@@ -62,6 +63,8 @@ export function program(): Command {
       .addCommand(rotateCommand())
       .addCommand(redundantCommand())
       .addCommand(devicesCommand())
+      .addCommand(exportCommand())
+      .addCommand(importCommand())
       .addCommand(chatCommand())
       .addCommand(relayCommand()),
   );

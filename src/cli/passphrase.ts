@@ -1,8 +1,33 @@
 /**
- * Asking a person at the terminal: the profile passphrase (without echo;
- * from NIGHTJAR_PASSPHRASE when set) and plain answers such as a name.
+ * Asking a person at the terminal: passphrases (without echo; from an
+ * environment variable when set) of a profile or of an archive, and plain
+ * answers such as a name.
  */
 import { ChatError } from '../chat/errors.js';
+
+/** Whose passphrase a command needs: how it is named, where a script puts it, and which error says it was wrong. */
+export interface PassphraseOf {
+  /** In prompts, after "Passphrase for ": the profile's directory, or "the archive FILE". */
+  readonly prompt: string;
+  /** In errors: "profile DIR", "the archive FILE". */
+  readonly name: string;
+  /** The environment variable that holds it for scripts. */
+  readonly env: string;
+  /** The option that reads it from a file. */
+  readonly fileOption: string;
+  readonly isWrong: (e: unknown) => boolean;
+}
+
+/** The passphrase of the profile in `dir` ($NIGHTJAR_PASSPHRASE). */
+export function profilePassphrase(dir: string): PassphraseOf {
+  return {
+    prompt: dir,
+    name: `profile ${dir}`,
+    env: 'NIGHTJAR_PASSPHRASE',
+    fileOption: '--passphrase-file',
+    isWrong: (e) => e instanceof ChatError && e.code === 'WRONG_PASSPHRASE',
+  };
+}
 
 /** Reads one line from the terminal, echoing it or not; Ctrl-C cancels (NO_PASSPHRASE "cancelled"). */
 function ask(question: string, echo: boolean): Promise<string> {
@@ -48,13 +73,13 @@ export function canAsk(): boolean {
   return process.stdin.isTTY === true;
 }
 
-function fromEnv(): string | undefined {
-  const value = process.env['NIGHTJAR_PASSPHRASE'];
+function fromEnv(of: PassphraseOf): string | undefined {
+  const value = process.env[of.env];
   return value !== undefined && value !== '' ? value : undefined;
 }
 
-function noTerminal(dir: string): ChatError {
-  return new ChatError('NO_PASSPHRASE', `no passphrase for profile ${dir}: set NIGHTJAR_PASSPHRASE or run in a terminal`);
+function noTerminal(of: PassphraseOf): ChatError {
+  return new ChatError('NO_PASSPHRASE', `no passphrase for ${of.name}: set ${of.env}, give ${of.fileOption} FILE, or run in a terminal`);
 }
 
 /** A visible answer; `fallback` when the person just presses Enter. */
@@ -65,12 +90,12 @@ export async function askLine(question: string, fallback?: string): Promise<stri
 }
 
 /** A new passphrase, asked twice, again after a mismatch or an empty one (three tries). */
-export async function newPassphrase(dir: string): Promise<string> {
-  const env = fromEnv();
+export async function newPassphrase(of: PassphraseOf): Promise<string> {
+  const env = fromEnv(of);
   if (env !== undefined) return env;
-  if (!canAsk()) throw noTerminal(dir);
+  if (!canAsk()) throw noTerminal(of);
   for (let attempt = 1; ; attempt++) {
-    const first = await ask(`New passphrase for ${dir}: `, false);
+    const first = await ask(`New passphrase for ${of.prompt}: `, false);
     let problem: string;
     if (first === '') problem = 'The passphrase must not be empty.';
     else if ((await ask('Repeat the passphrase: ', false)) === first) return first;
@@ -81,20 +106,19 @@ export async function newPassphrase(dir: string): Promise<string> {
 }
 
 /**
- * Runs `unlock` with the profile's passphrase: `known` or
- * NIGHTJAR_PASSPHRASE once, or asked at the terminal, again after a wrong
- * one (three tries).
+ * Runs `unlock` with the passphrase: `known` or the environment's once,
+ * or asked at the terminal, again after a wrong one (three tries).
  */
-export async function withPassphrase<T>(dir: string, known: string | undefined, unlock: (passphrase: string) => Promise<T>): Promise<T> {
-  const given = known ?? fromEnv();
+export async function withPassphrase<T>(of: PassphraseOf, known: string | undefined, unlock: (passphrase: string) => Promise<T>): Promise<T> {
+  const given = known ?? fromEnv(of);
   if (given !== undefined) return unlock(given);
-  if (!canAsk()) throw noTerminal(dir);
+  if (!canAsk()) throw noTerminal(of);
   for (let attempt = 1; ; attempt++) {
-    const passphrase = await ask(`Passphrase for ${dir}: `, false);
+    const passphrase = await ask(`Passphrase for ${of.prompt}: `, false);
     try {
       return await unlock(passphrase);
     } catch (e) {
-      if (!(e instanceof ChatError && e.code === 'WRONG_PASSPHRASE') || attempt === 3) throw e;
+      if (!of.isWrong(e) || attempt === 3) throw e;
       process.stderr.write('Wrong passphrase. Try again.\n');
     }
   }

@@ -18,7 +18,7 @@ import type { OpName, OpResult } from '../api/operations.js';
 import { busyError, tryLockProfile } from '../api/profile-lock.js';
 import { unlockKey } from '../chat/profile-key.js';
 import { requireProfile } from '../chat/profile-paths.js';
-import { withPassphrase } from './passphrase.js';
+import { profilePassphrase, withPassphrase } from './passphrase.js';
 import { readSecretFile } from './secret-file.js';
 import { resolveProfileDir } from './profile-dir.js';
 import { progress, type Progress } from './progress.js';
@@ -77,7 +77,7 @@ export async function accessProfile(flags: ProfileFlags, passphrase?: string): P
   const remote = await NodeConnection.connect(dir);
   if (remote) return { remote };
   passphrase ??= flags.passphraseFile === undefined ? undefined : readSecretFile(flags.passphraseFile);
-  return withPassphrase(dir, passphrase, async (passphrase) => {
+  return withPassphrase(profilePassphrase(dir), passphrase, async (passphrase) => {
     const [key, { ProfileNode }] = await Promise.all([unlockKey(dir, passphrase), import('../api/node.js')]);
     const access = await connectOrLock(dir);
     if ('remote' in access) return access;

@@ -8,7 +8,7 @@ import { profileExists } from '../chat/profile-paths.js';
 import { parseAddress } from '../protocol/address.js';
 import { printer, style } from './output.js';
 import { readSecretFile } from './secret-file.js';
-import { askHidden, canAsk, newPassphrase } from './passphrase.js';
+import { askHidden, canAsk, newPassphrase, profilePassphrase } from './passphrase.js';
 import { callProfile, profileDir, profileOptions, type ProfileFlags } from './profile-access.js';
 
 /** Creates the profile in `dir` (keys and the encrypted database); the passphrase given, else from the environment or asked twice. */
@@ -16,7 +16,7 @@ export async function createProfile(dir: string, name: string, passphrase?: stri
   const clean = validName(name);
   if (clean === undefined) throw new ChatError('BAD_INPUT', 'the display name must be 1 to 64 printable characters');
   if (profileExists(dir)) throw new ChatError('PROFILE_EXISTS', `a profile already exists in ${dir}`);
-  passphrase ??= await newPassphrase(dir);
+  passphrase ??= await newPassphrase(profilePassphrase(dir));
   const [{ createProfileDatabase }, { Chat }, { Agent }] = await Promise.all([import('../chat/profile-db.js'), import('../chat/chat.js'), import('../agent/agent.js')]);
   await createProfileDatabase(dir, passphrase, async (db) => {
     Chat.initialize(db, clean);

@@ -17,7 +17,7 @@ import { Command } from 'commander';
 import { profileExists } from '../chat/profile-paths.js';
 import { CliError } from './errors.js';
 import { printer, style } from './output.js';
-import { askLine, canAsk, newPassphrase } from './passphrase.js';
+import { askLine, canAsk, newPassphrase, profilePassphrase } from './passphrase.js';
 import { openNodeHere, profileDir, profileOptions, type ProfileFlags } from './profile-access.js';
 import { readSecretFile } from './secret-file.js';
 import { DEFAULT_RELAY_DIR } from './relay-command.js';
@@ -78,7 +78,7 @@ export function startCommand(): Command {
         if (fresh) {
           out.note(`Welcome to Nightjar. Your profile is a set of keys in ${dir}, encrypted with a passphrase; there is no account and no phone number.`);
           const name = flags.name ?? process.env['NIGHTJAR_NAME'] ?? (canAsk() ? await askLine('Your name, shown only to your contacts: ', userInfo().username) : userInfo().username);
-          passphrase = flags.passphraseFile === undefined ? await newPassphrase(dir) : readSecretFile(flags.passphraseFile);
+          passphrase = flags.passphraseFile === undefined ? await newPassphrase(profilePassphrase(dir)) : readSecretFile(flags.passphraseFile);
           const { createProfile } = await import('./profile-commands.js');
           await createProfile(dir, name, passphrase);
           out.note(`Created your profile "${name}".`);

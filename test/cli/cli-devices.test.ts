@@ -7,53 +7,18 @@
  * kill -9 of either side in the middle of linking is finished by running
  * the command again.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
 import { openProfileDatabase } from '../../src/chat/profile-db.js';
 import { unlockKey } from '../../src/chat/profile-key.js';
 import { hasChatSchema } from '../../src/chat/schema.js';
-import { failure, json, newProfile, newProfileDir, nj, ok, PASSPHRASE, startChat } from './cli-helpers.js';
+import { aliceAndBob, failure, json, newProfileDir, nj, ok, PASSPHRASE, readUntil, relayForFile, sleep, startChat, texts } from './cli-helpers.js';
 
 type Row = Record<string, unknown>;
 
-let relay: RelayProcess;
-
-before(async () => {
-  relay = await startRelayProcess();
-});
-
-after(async () => {
-  await relay?.stop();
-});
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const texts = (rows: Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
-
-/** Alice and Bob, connected through the relay with direct routing (one relay). */
-async function aliceAndBob(): Promise<{ alice: string; bob: string }> {
-  const [alice, bob] = await Promise.all([newProfile('Alice', relay.address), newProfile('Bob', relay.address)]);
-  await Promise.all([ok(alice, ['routing', 'direct']), ok(bob, ['routing', 'direct'])]);
-  const link = String((await json(alice, ['invite', '--no-qr']))[0]!['link']);
-  const joining = json(bob, ['connect', '-'], { input: link + '\n' });
-  for (let i = 0; i < 40 && !(await json(alice, ['read'])).some((m) => m['text'] === 'connected'); i++) await sleep(100);
-  const [joined] = await joining;
-  assert.equal(joined!['connected'], true, JSON.stringify(joined));
-  return { alice, bob };
-}
-
-/** Runs `read` on `profile` until `ok` holds for everything it has shown so far. */
-async function readUntil(profile: string, what: string, done: (shown: Row[]) => boolean): Promise<Row[]> {
-  const shown: Row[] = [];
-  for (let i = 0; i < 60; i++) {
-    shown.push(...(await json(profile, ['read'])));
-    if (done(shown)) return shown;
-    await sleep(100);
-  }
-  throw new Error(`${profile} never showed ${what}: ${JSON.stringify(shown)}`);
-}
+const relay = relayForFile();
 
 /** Starts `devices link --yes` on `from`; resolves with the running command and its link. */
 async function startLink(from: string, name?: string) {
@@ -63,7 +28,7 @@ async function startLink(from: string, name?: string) {
 }
 
 test('link a device with the CLI: same code on both, the profile and every later message on both, renames sync, a used link is refused', async () => {
-  const { alice, bob } = await aliceAndBob();
+  const { alice, bob } = await aliceAndBob(relay.address);
   await ok(bob, ['send', 'Alice', 'before the phone']);
   await readUntil(alice, 'the first message', (rows) => texts(rows).includes('before the phone'));
   assert.deepEqual(await json(bob, ['devices']), [], 'one device: nothing listed');
@@ -115,7 +80,7 @@ test('link a device with the CLI: same code on both, the profile and every later
 });
 
 test('kill -9 of the new device, then of the linking one, in the middle of linking: running the command again finishes it, nothing lost', async () => {
-  const { alice, bob } = await aliceAndBob();
+  const { alice, bob } = await aliceAndBob(relay.address);
   for (let i = 1; i <= 8; i++) await ok(bob, ['send', 'Alice', `message ${i} ${'x'.repeat(2000)}`]);
   const phone = newProfileDir();
 
@@ -163,7 +128,7 @@ test('kill -9 of the new device, then of the linking one, in the middle of linki
 });
 
 test('kill -9 of a device in the middle of catching up with the log: the next command finishes it, with the same history as the other device', async () => {
-  const { alice, bob } = await aliceAndBob();
+  const { alice, bob } = await aliceAndBob(relay.address);
   const { linking, link } = await startLink(bob, 'laptop');
   const phone = newProfileDir();
   await ok(phone, ['devices', 'join', link, '--name', 'phone']);

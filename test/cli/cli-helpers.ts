@@ -1,8 +1,10 @@
 /** Running `bin/nightjar` as a user would, against a profile directory. Needs `npm run build`. */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { runChild, spawnTracked } from '../helpers/processes.js';
-import { BIN, tempDir } from '../helpers/relay-process.js';
+import { BIN, startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
 
 export const PASSPHRASE = 'test passphrase, not secret';
 
@@ -57,6 +59,53 @@ export async function newProfile(name: string, relay?: string): Promise<string> 
   await ok(dir, ['init', '--name', name]);
   if (relay !== undefined) await ok(dir, ['relays', 'add', relay]);
   return dir;
+}
+
+/** One relay process for the test file: started before its tests, stopped after them (call at the top level). */
+export function relayForFile(): { readonly address: string } {
+  let relay: RelayProcess | undefined;
+  before(async () => {
+    relay = await startRelayProcess();
+  });
+  after(async () => {
+    await relay?.stop();
+  });
+  return {
+    get address(): string {
+      if (relay === undefined) throw new Error('the relay starts before the first test');
+      return relay.address;
+    },
+  };
+}
+
+type Row = Record<string, unknown>;
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The texts of the text messages among `rows`. */
+export const texts = (rows: readonly Row[]): unknown[] => rows.filter((r) => r['kind'] === 'text').map((r) => r['text']);
+
+/** Alice and Bob, connected through `relay` with direct routing (one relay). */
+export async function aliceAndBob(relay: string): Promise<{ alice: string; bob: string }> {
+  const [alice, bob] = await Promise.all([newProfile('Alice', relay), newProfile('Bob', relay)]);
+  await Promise.all([ok(alice, ['routing', 'direct']), ok(bob, ['routing', 'direct'])]);
+  const link = String((await json(alice, ['invite', '--no-qr']))[0]!['link']);
+  const joining = json(bob, ['connect', '-'], { input: link + '\n' });
+  for (let i = 0; i < 40 && !(await json(alice, ['read'])).some((m) => m['text'] === 'connected'); i++) await sleep(100);
+  const [joined] = await joining;
+  assert.equal(joined!['connected'], true, JSON.stringify(joined));
+  return { alice, bob };
+}
+
+/** Runs `read` on `profile` until `done` holds for everything it has shown so far. */
+export async function readUntil(profile: string, what: string, done: (shown: Row[]) => boolean): Promise<Row[]> {
+  const shown: Row[] = [];
+  for (let i = 0; i < 60; i++) {
+    shown.push(...(await json(profile, ['read'])));
+    if (done(shown)) return shown;
+    await sleep(100);
+  }
+  throw new Error(`${profile} never showed ${what}: ${JSON.stringify(shown)}`);
 }
 
 /** Asserts an error run: one line `nightjar: ...` on stderr and the exit code. */

@@ -1,10 +1,10 @@
-/** A snapshot of the profile: every table but this device's own state, restored byte for byte into a new profile. */
+/** A snapshot of the profile: every table but this device's own state (or, whole, everything), restored byte for byte into a new profile. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { AgentStore } from '../../../src/agent/agent-store.js';
 import { DeviceStore } from '../../../src/agent/devices/device-store.js';
-import { DEVICE_LOCAL_TABLES, restoreSnapshot, SnapshotError, takeSnapshot } from '../../../src/agent/devices/snapshot.js';
+import { DEVICE_LOCAL_TABLES, restoreSnapshot, SnapshotError, takeSnapshot, writeSnapshot } from '../../../src/agent/devices/snapshot.js';
 import { Chat } from '../../../src/chat/chat.js';
 
 function profile(name: string): Database.Database {
@@ -15,15 +15,21 @@ function profile(name: string): Database.Database {
   return db;
 }
 
-function tablesOf(db: Database.Database): Record<string, unknown[]> {
-  const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-  return Object.fromEntries(names.filter((n) => !DEVICE_LOCAL_TABLES.has(n)).map((n) => [n, db.prepare(`SELECT * FROM "${n}" ORDER BY 1, 2`).raw().safeIntegers().all()]));
+function tablesOf(db: Database.Database, whole = false): Record<string, unknown[]> {
+  const names = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND ${whole ? 'true' : "name NOT LIKE 'sqlite_%'"} ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+  return Object.fromEntries(names.filter((n) => whole || !DEVICE_LOCAL_TABLES.has(n)).map((n) => [n, db.prepare(`SELECT * FROM "${n}" ORDER BY 1, 2`).raw().safeIntegers().all()]));
+}
+
+/** A whole snapshot's body, as writeSnapshot hands it out. */
+function wholeBody(db: Database.Database, pieces: Uint8Array[] = []): Uint8Array {
+  writeSnapshot(db, 0, (p) => pieces.push(Uint8Array.from(p)), { scope: 'whole' });
+  return Buffer.concat(pieces);
 }
 
 function fill(db: Database.Database): void {
   db.prepare("INSERT INTO chat_contacts (id, connection_id, origin, status, display_name, created_at) VALUES (3, 'c1', 'invite', 'ready', 'Bob ☂', 1800000000)").run();
   const add = db.prepare("INSERT INTO chat_messages (contact_id, direction, kind, seq, text, sent_at, received_at) VALUES (3, ?, 'text', ?, ?, ?, ?)");
-  for (let i = 1; i <= 500; i++) add.run(i % 2 ? 'in' : 'out', i, `message ${i} ${'x'.repeat(i % 50)}`, 1_800_000_000 + i, i % 2 ? 1_800_000_001 + i : null);
+  for (let i = 1; i <= 500; i++) add.run(i % 2 ? 'in' : 'out', i, `message ${i} ${'x'.repeat(i % 400)}`, 1_800_000_000 + i, i % 2 ? 1_800_000_001 + i : null);
   db.prepare("INSERT INTO agent_meta (key, value) VALUES ('routing', 'direct')").run();
   db.prepare('INSERT INTO agent_sent_log (connection_id, seq, sent_at, body, expires_at) VALUES (?, ?, ?, ?, ?)').run('c1', 9, 2 ** 40, Buffer.from([0, 255, 7]), null);
   db.prepare('INSERT INTO agent_outbox (connection_id, snd_queue_id, seq, envelope, signed, attempts, last_error, next_at, author) VALUES (?, 1, 5, ?, 1, 4, ?, 99, 1)').run('c1', Buffer.alloc(300, 6), 'relay down');
@@ -54,6 +60,19 @@ test('a snapshot restores every replicated table as it was; this device’s own 
   assert.equal((to.prepare("SELECT display_name FROM chat_profile").get() as { display_name: string }).display_name, 'Alice');
 });
 
+test('a new device hands out the same next IDs as the device it was linked from, also after the last rows were deleted', () => {
+  const from = profile('Alice');
+  fill(from);
+  from.prepare('DELETE FROM chat_messages WHERE id > 490').run(); // the counter stays at 500
+  const to = profile('Someone else');
+  restoreSnapshot(to, takeSnapshot(from, 1, 14_000));
+  const next = (db: Database.Database): number | bigint =>
+    db.prepare("INSERT INTO chat_messages (contact_id, direction, kind, seq, text, sent_at) VALUES (3, 'out', 'text', 999, 'next', 1)").run().lastInsertRowid;
+  const [onNew, onOld] = [next(to), next(from)];
+  assert.equal(onNew, onOld);
+  assert.equal(onNew, 501);
+});
+
 test('a damaged or truncated snapshot, or one of a newer version, changes nothing and says so', () => {
   const from = profile('Alice');
   fill(from);
@@ -69,4 +88,34 @@ test('a damaged or truncated snapshot, or one of a newer version, changes nothin
   from.exec('CREATE TABLE future_things (x INTEGER)');
   assert.throws(() => restoreSnapshot(to, takeSnapshot(from, 7, 1_000_000)), (e) => e instanceof SnapshotError && /future_things/.test(e.message));
   assert.deepEqual(tablesOf(to), before);
+});
+
+test('a whole snapshot carries everything: this device’s own state, the delivery attempts, the AUTOINCREMENT counters', () => {
+  const from = profile('Alice');
+  fill(from);
+  from.prepare('DELETE FROM chat_messages WHERE id > 490').run(); // the counter stays at 500: IDs 491..500 are never handed out again
+  const pieces: Uint8Array[] = [];
+  const body = wholeBody(from, pieces);
+  assert.ok(pieces.length > 1 && pieces.every((p) => p.length < 64 * 1024 + 1024), `pieces of ${pieces.map((p) => p.length).join(', ')} bytes`);
+  const to = profile('Someone else');
+  assert.equal(restoreSnapshot(to, [body], 'whole'), 0);
+  assert.deepEqual(tablesOf(to, true), tablesOf(from, true));
+  assert.deepEqual(to.prepare('SELECT attempts, last_error, next_at FROM agent_outbox').get(), { attempts: 4, last_error: 'relay down', next_at: 99 });
+  assert.equal((to.prepare('SELECT count(*) AS n FROM agent_device_group').get() as { n: number }).n, 1);
+  const id = to.prepare("INSERT INTO chat_messages (contact_id, direction, kind, seq, text, sent_at) VALUES (3, 'out', 'text', 999, 'next', 1)").run().lastInsertRowid;
+  assert.equal(id, 501);
+  // A whole snapshot is not what a new device starts from: its device's own tables are refused there.
+  const fresh = profile('Bob');
+  const before = tablesOf(fresh);
+  assert.throws(() => restoreSnapshot(fresh, [body]), (e) => e instanceof SnapshotError && /agent_device_group/.test(e.message));
+  assert.deepEqual(tablesOf(fresh), before);
+});
+
+test('the shared snapshot is the same bytes whether taken whole or in pieces', () => {
+  const from = profile('Alice');
+  fill(from);
+  const pieces: Uint8Array[] = [];
+  writeSnapshot(from, 9, (p) => pieces.push(Uint8Array.from(p)));
+  assert.ok(pieces.length > 1);
+  assert.deepEqual(Buffer.concat(takeSnapshot(from, 9, 5_000)), Buffer.concat(pieces));
 });
