@@ -15,6 +15,7 @@ import { recipientQueue, type RelaySessions } from './relay-sessions.js';
 import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
 import type { ShortLinks } from './short-links.js';
 import { DEFAULT_STAMP_BITS } from './stamp.js';
+import type { PreparedConnection } from './prepared-connection.js';
 
 export interface AddressInfo {
   readonly addressId: string;
@@ -34,26 +35,40 @@ export class Addresses {
   ) {}
 
   /**
-   * A long-lived contact address on a contact-mode queue. Each request must
+   * A long-lived contact address on a contact-mode queue, prepared: its queue
+   * made and its link published; stored by applyPrepared. Each request must
    * carry `stampBits` of proof of work (published in the address); at most
    * `maxPerHour` requests an hour reach the request list (default
    * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
    */
-  async create(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
+  async prepare(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<Extract<PreparedConnection, { kind: 'address' }>> {
     const stampBits = options.stampBits ?? DEFAULT_STAMP_BITS;
     const relay = this.relays.pickRelay();
     const addressId = newId();
     const queue = await this.sessions.newReceiveQueue(relay, 'contact', `address:${addressId}`);
     const invitation = newInvitation();
     const { link, linkId } = await this.links.publish(relay, queue, `address:${addressId}`, { kind: 'address', relay, senderId: queue.senderId, keys: invitation.keys, stampBits });
+    return {
+      kind: 'address',
+      connectionId: addressId,
+      myInfo: new Uint8Array(0),
+      relay,
+      queue,
+      linkId,
+      invitationSecrets: encodeInvitationSecrets(invitation.secrets),
+      link,
+      stampBits,
+      maxPerHour: options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR,
+    };
+  }
+
+  /** Stores a prepared address (on every device, inside an operation, with several); returns its ID. */
+  applyPrepared(p: Extract<PreparedConnection, { kind: 'address' }>): string {
     this.store.tx(() => {
-      const rcv = this.sessions.insertRcv(null, addressId, relay, queue, linkId);
-      this.store.insertAddress(
-        { id: addressId, rcv_queue_id: rcv, link, stamp_bits: stampBits, max_per_hour: options.maxPerHour ?? DEFAULT_REQUESTS_PER_HOUR, created_at: this.clock() },
-        encodeInvitationSecrets(invitation.secrets),
-      );
+      const rcv = this.sessions.insertRcv(null, p.connectionId, p.relay, p.queue, p.linkId);
+      this.store.insertAddress({ id: p.connectionId, rcv_queue_id: rcv, link: p.link, stamp_bits: p.stampBits, max_per_hour: p.maxPerHour, created_at: this.clock() }, p.invitationSecrets);
     });
-    return { addressId, link };
+    return p.connectionId;
   }
 
   list(): AddressInfo[] {

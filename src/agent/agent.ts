@@ -28,7 +28,7 @@ import type { Role } from './agent-store.js';
 import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
 import { withDeadline } from './deadline.js';
-import { decodePrepared, encodePrepared } from './prepared-connection.js';
+import { encodePrepared } from './prepared-connection.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { SnapshotRewrite } from './devices/snapshot.js';
@@ -124,13 +124,13 @@ export class Agent {
   /** A one-time invitation link; the connection completes when someone uses it. */
   async createInvitation(myInfo: Uint8Array): Promise<{ connectionId: string; link: string }> {
     const { prepared, link } = await this.prepareInvitation(myInfo);
-    return { connectionId: (await this.operate('agent.connection', prepared)) as string, link };
+    return { connectionId: await this.store(prepared), link };
   }
 
   /** Uses a one-time link or a contact address. Resolves once the first message is with the relay (or queued, if it is unreachable). */
   async connect(linkText: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
     const { prepared } = await this.prepareJoin(linkText, myInfo);
-    const connectionId = (await this.operate('agent.connection', prepared)) as string;
+    const connectionId = await this.store(prepared);
     await this.afterJoin(connectionId);
     return { connectionId };
   }
@@ -154,14 +154,35 @@ export class Agent {
   /** Stores a prepared connection; returns its ID. Inside an operation's application (or on a profile with one device). */
   applyPrepared(prepared: Uint8Array): string {
     this.singleDeviceOnly('storing a new connection outside an operation');
-    const connectionId = this.p.handshakes.applyPrepared(decodePrepared(prepared));
-    this.p.scheduler.kick(); // its queues are subscribed, and a JOIN sent, at the next round
-    return connectionId;
+    return this.p.applyPrepared(prepared);
+  }
+
+  /** Stores a prepared connection or address through the agent's own operation (agent.connection); a refusal where it lands is thrown. */
+  private async store(prepared: Uint8Array): Promise<string> {
+    const out = await this.operate('agent.connection', prepared);
+    if (out instanceof AgentError) throw out;
+    return out as string;
   }
 
   /** After a join is stored: its first message goes out now (this device made it, so this device sends it). */
   async afterJoin(connectionId: string): Promise<void> {
     await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId, { firstUse: true }));
+  }
+
+  /** After an acceptance is stored: its CONF goes out now. */
+  async afterAccept(connectionId: string): Promise<void> {
+    await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId));
+  }
+
+  /** A contact address, prepared (see prepareInvitation); store it with applyPrepared() or through createAddress(). */
+  async prepareAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ prepared: Uint8Array; addressId: string; link: string }> {
+    const p = await this.p.addresses.prepare(options);
+    return { prepared: encodePrepared(p), addressId: p.connectionId, link: p.link };
+  }
+
+  /** Accepting a contact request, prepared (see prepareInvitation); store it with applyPrepared(). */
+  async prepareAccept(requestId: string, myInfo: Uint8Array): Promise<{ prepared: Uint8Array }> {
+    return { prepared: encodePrepared(await this.p.handshakes.prepareAccept(requestId, myInfo)) };
   }
 
   /**
@@ -170,9 +191,10 @@ export class Agent {
    * `maxPerHour` requests an hour reach the request list (default
    * DEFAULT_REQUESTS_PER_HOUR; 0: no limit).
    */
-  createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
-    this.singleDeviceOnly('contact addresses');
-    return this.p.addresses.create(options);
+  async createAddress(options: { stampBits?: number; maxPerHour?: number } = {}): Promise<{ addressId: string; link: string }> {
+    const { prepared, addressId, link } = await this.prepareAddress(options);
+    await this.store(prepared);
+    return { addressId, link };
   }
 
   listAddresses(): AddressInfo[] {
@@ -199,14 +221,15 @@ export class Agent {
 
   /** Accepts a contact request: a new connection on fresh queues. */
   async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }> {
-    this.singleDeviceOnly('contact requests');
-    const connectionId = await this.p.handshakes.acceptRequest(requestId, myInfo);
-    await this.p.scheduler.serial(() => this.p.delivery.flush(connectionId));
+    const { prepared } = await this.prepareAccept(requestId, myInfo);
+    const connectionId = await this.store(prepared);
+    await this.afterAccept(connectionId);
     return { connectionId };
   }
 
+  /** Drops a contact request; inside an operation's application on a profile with several devices. */
   rejectRequest(requestId: string): void {
-    this.singleDeviceOnly('contact requests');
+    this.singleDeviceOnly('contact requests outside an operation');
     this.p.addresses.rejectRequest(requestId);
   }
 

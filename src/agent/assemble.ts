@@ -16,6 +16,7 @@ import { Receiver } from './incoming.js';
 import { Determinism } from './determinism.js';
 import { encodeReceived, Replication } from './devices/replication.js';
 import { decodePrepared } from './prepared-connection.js';
+import { AgentError } from './agent-api.js';
 import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
@@ -37,6 +38,8 @@ export interface AgentParts {
   readonly sessions: RelaySessions;
   readonly receiver: Receiver;
   readonly handshakes: Handshakes;
+  /** Stores a prepared connection or address (prepared-connection.ts); returns its ID. */
+  readonly applyPrepared: (prepared: Uint8Array) => string;
   readonly addresses: Addresses;
   readonly connections: Connections;
   readonly delivery: Delivery;
@@ -136,12 +139,23 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   });
   scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active, caughtUp: () => replication.caughtUp(), sentNow: () => replication.sentNow() }, options.retryMs);
   const handshakes = new Handshakes(store, sessions, relays, links, outbox);
+  const addresses = new Addresses(store, sessions, relays, links, clock);
   replication.register('agent.secured', (args) => queueChanges.applySecured(args));
-  // A new connection some device prepared (docs/devices.md §3.6): stored the same on every device.
-  replication.register('agent.connection', (args) => {
-    const id = handshakes.applyPrepared(decodePrepared(args));
-    scheduler!.kick();
+  // A new connection or address some device prepared (docs/devices.md §3.6): stored the same on every device.
+  const applyPrepared = (bytes: Uint8Array): string => {
+    const p = decodePrepared(bytes);
+    const id = p.kind === 'address' ? addresses.applyPrepared(p) : handshakes.applyPrepared(p);
+    scheduler!.kick(); // its queues are subscribed, and its first message sent, at the next round
     return id;
+  };
+  // Applying must not throw for an event it refuses (replica.ts): a request answered on another device meanwhile is the result.
+  replication.register('agent.connection', (args) => {
+    try {
+      return applyPrepared(args);
+    } catch (e) {
+      if (e instanceof AgentError) return e;
+      throw e;
+    }
   });
   return {
     store,
@@ -149,7 +163,8 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     sessions,
     receiver,
     handshakes,
-    addresses: new Addresses(store, sessions, relays, links, clock),
+    addresses,
+    applyPrepared,
     connections,
     delivery,
     queueChanges,

@@ -4,7 +4,7 @@
  * request. What the contact answers is handled in incoming.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { generateSigningKeyPair } from '../crypto/keys.js';
+import { generateSigningKeyPair, signingPublicKey } from '../crypto/keys.js';
 import { encodeInvitationSecrets, encodeJoinReply, joinInvitation } from '../crypto/x3dh.js';
 import { AgentError } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
@@ -80,12 +80,16 @@ export class Handshakes {
     };
   }
 
-  /** Stores a prepared connection (and, for a join, queues its JOIN, unsent); returns its ID. Inside an operation on a profile with several devices. */
-  applyPrepared(p: PreparedConnection): string {
+  /** Stores a prepared connection (and, for a join, queues its JOIN, unsent; for an acceptance, its CONF); returns its ID. Inside an operation on a profile with several devices. */
+  applyPrepared(p: Exclude<PreparedConnection, { kind: 'address' }>): string {
     this.store.tx(() => {
       if (p.kind === 'invite') {
         this.store.insertConnection({ id: p.connectionId, status: 'invited', role: 'inviter', my_info: Buffer.from(p.myInfo), invitation_secrets: Buffer.from(p.invitationSecrets) });
         this.sessions.insertRcv(p.connectionId, null, p.relay, p.queue, p.linkId);
+        return;
+      }
+      if (p.kind === 'accept') {
+        this.applyAccept(p);
         return;
       }
       this.store.insertConnection({ id: p.connectionId, status: 'joining', role: p.role, my_info: Buffer.from(p.myInfo), ratchet: Buffer.from(p.ratchet), ad: Buffer.from(p.ad) });
@@ -104,38 +108,34 @@ export class Handshakes {
     return p.connectionId;
   }
 
-  /** Accepts a contact request: a new connection on fresh queues, its CONF queued; returns the connection's ID. */
-  async acceptRequest(requestId: string, myInfo: Uint8Array): Promise<string> {
+  /** Accepting a contact request, prepared: our queue for the requester's replies and our sender key; nothing stored yet. */
+  async prepareAccept(requestId: string, myInfo: Uint8Array): Promise<PreparedConnection> {
     const req = this.store.request(Number(requestId));
     if (!req) throw new AgentError('UNKNOWN_REQUEST', `no contact request ${requestId}`);
     const relay = this.relays.pickRelay([req.reply_relay]);
     const connectionId = newId();
     const queue = await this.sessions.newReceiveQueue(relay, 'messaging', connectionId);
-    const senderKeys = generateSigningKeyPair();
-    this.store.tx(() => {
-      this.store.insertConnection({
-        id: connectionId,
-        status: 'accepting',
-        role: 'acceptor',
-        my_info: Buffer.from(myInfo),
-        peer_info: req.peer_info,
-        ratchet: req.ratchet,
-        ad: req.ad,
-      });
-      this.sessions.insertRcv(connectionId, null, relay, queue);
-      const snd = this.store.insertSndQueue({
-        connection_id: connectionId,
-        relay: req.reply_relay,
-        sender_id: req.reply_sender_id,
-        sender_key: Buffer.from(senderKeys.privateKey),
-        status: 'new',
-        current: 1,
-        first_seq: 1,
-      });
-      const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderKeys.publicKey, info: myInfo, replyQueue: { relay, senderId: queue.senderId } };
-      this.outbox.enqueue(connectionId, snd, conf, { signed: false });
-      this.store.deleteRequest(req.id);
+    return { kind: 'accept', connectionId, myInfo, requestId: req.id, relay, queue, senderKey: generateSigningKeyPair().privateKey };
+  }
+
+  /** The acceptance where it lands: the request may have been accepted or rejected on another device meanwhile (UNKNOWN_REQUEST). */
+  private applyAccept(p: Extract<PreparedConnection, { kind: 'accept' }>): void {
+    const req = this.store.request(p.requestId);
+    if (!req) throw new AgentError('UNKNOWN_REQUEST', `contact request ${p.requestId} was answered already`);
+    this.store.insertConnection({ id: p.connectionId, status: 'accepting', role: 'acceptor', my_info: Buffer.from(p.myInfo), peer_info: req.peer_info, ratchet: req.ratchet, ad: req.ad });
+    this.sessions.insertRcv(p.connectionId, null, p.relay, p.queue);
+    const snd = this.store.insertSndQueue({
+      connection_id: p.connectionId,
+      relay: req.reply_relay,
+      sender_id: req.reply_sender_id,
+      sender_key: Buffer.from(p.senderKey),
+      status: 'new',
+      current: 1,
+      first_seq: 1,
     });
-    return connectionId;
+    const senderPublic = signingPublicKey(p.senderKey);
+    const conf: AgentMessage = { tag: 'CONF', secured: false, senderKey: senderPublic, info: p.myInfo, replyQueue: { relay: p.relay, senderId: p.queue.senderId } };
+    this.outbox.enqueue(p.connectionId, snd, conf, { signed: false });
+    this.store.deleteRequest(req.id);
   }
 }

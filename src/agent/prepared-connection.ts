@@ -8,6 +8,9 @@
  *
  *   prepared = kind u8 | connectionId short | myInfo long | body
  *   invite (1): relay short | queue | linkId short (empty: none) | invitationSecrets long
+ *   address (3): relay short | queue | linkId short | invitationSecrets long | link long | stampBits u8 | maxPerHour u32
+ *                (connectionId is the address's ID, myInfo empty)
+ *   accept (4): requestId u64 | relay short | queue | senderKey short
  *   join   (2): role u8 (1 joiner, 2 requester) | ratchet u32-length bytes | ad short
  *               | replyRelay short | replyQueue | sendRelay short | sendSenderId short | senderKey short | envelope u32-length bytes
  *   queue = recipientId short | senderId short | recipientKey short | queueKey short
@@ -45,7 +48,32 @@ export type PreparedConnection =
       /** Our private signing key for the contact's queue. */
       readonly senderKey: Uint8Array;
       readonly envelope: Uint8Array;
+    }
+  | {
+      readonly kind: 'address';
+      /** The address's ID. */
+      readonly connectionId: string;
+      readonly myInfo: Uint8Array;
+      readonly relay: string;
+      readonly queue: QueueSecrets;
+      readonly linkId: Uint8Array | null;
+      readonly invitationSecrets: Uint8Array;
+      readonly link: string;
+      readonly stampBits: number;
+      readonly maxPerHour: number;
+    }
+  | {
+      readonly kind: 'accept';
+      readonly connectionId: string;
+      readonly myInfo: Uint8Array;
+      /** The contact request (agent_requests.id) it answers. */
+      readonly requestId: number;
+      readonly relay: string;
+      readonly queue: QueueSecrets;
+      readonly senderKey: Uint8Array;
     };
+
+const KINDS = { invite: 1, join: 2, address: 3, accept: 4 } as const;
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -68,17 +96,16 @@ function readBig(r: Reader, what: string): Uint8Array {
 }
 
 export function encodePrepared(p: PreparedConnection): Uint8Array {
-  const w = new Writer()
-    .u8(p.kind === 'invite' ? 1 : 2)
-    .short(utf8.encode(p.connectionId))
-    .long(p.myInfo);
-  if (p.kind === 'invite') {
+  const w = new Writer().u8(KINDS[p.kind]).short(utf8.encode(p.connectionId)).long(p.myInfo);
+  if (p.kind === 'invite' || p.kind === 'address') {
     w.short(utf8.encode(p.relay));
     writeQueue(w, p.queue);
-    return w
-      .short(p.linkId ?? new Uint8Array(0))
-      .long(p.invitationSecrets)
-      .finish();
+    w.short(p.linkId ?? new Uint8Array(0)).long(p.invitationSecrets);
+    return p.kind === 'invite' ? w.finish() : w.long(utf8.encode(p.link)).u8(p.stampBits).u32(p.maxPerHour).finish();
+  }
+  if (p.kind === 'accept') {
+    w.u64(BigInt(p.requestId)).short(utf8.encode(p.relay));
+    return writeQueue(w, p.queue).short(p.senderKey).finish();
   }
   w.u8(p.role === 'joiner' ? 1 : 2);
   writeBig(w, p.ratchet).short(p.ad).short(utf8.encode(p.replyRelay));
@@ -94,12 +121,21 @@ export function decodePrepared(bytes: Uint8Array): PreparedConnection {
   const connectionId = fromUtf8.decode(r.short('connection ID'));
   const myInfo = r.long('my info');
   let p: PreparedConnection;
-  if (kind === 1) {
+  if (kind === KINDS.invite || kind === KINDS.address) {
     const relay = fromUtf8.decode(r.short('relay'));
     const queue = readQueue(r);
-    const linkId = r.short('link ID');
-    p = { kind: 'invite', connectionId, myInfo, relay, queue, linkId: linkId.length === 0 ? null : linkId, invitationSecrets: r.long('invitation secrets') };
-  } else if (kind === 2) {
+    const rawLinkId = r.short('link ID');
+    const linkId = rawLinkId.length === 0 ? null : rawLinkId;
+    const invitationSecrets = r.long('invitation secrets');
+    p =
+      kind === KINDS.invite
+        ? { kind: 'invite', connectionId, myInfo, relay, queue, linkId, invitationSecrets }
+        : { kind: 'address', connectionId, myInfo, relay, queue, linkId, invitationSecrets, link: fromUtf8.decode(r.long('link')), stampBits: r.u8('stamp bits'), maxPerHour: r.u32('max per hour') };
+  } else if (kind === KINDS.accept) {
+    const requestId = Number(r.u64('request ID'));
+    const relay = fromUtf8.decode(r.short('relay'));
+    p = { kind: 'accept', connectionId, myInfo, requestId, relay, queue: readQueue(r), senderKey: r.short('sender key') };
+  } else if (kind === KINDS.join) {
     const role = r.u8('role') === 1 ? 'joiner' : 'requester';
     const ratchet = readBig(r, 'ratchet');
     const ad = r.short('ad');

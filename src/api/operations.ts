@@ -286,7 +286,7 @@ async function accept(ctx: OpContext, p: Params): Promise<{ contact: ContactView
 }
 
 async function reject(ctx: OpContext, p: Params): Promise<RequestView> {
-  return { ...requestView(ctx.session.chat.reject(int(p, 'n', 1))), rejected: true };
+  return { ...requestView(await ctx.session.chat.reject(int(p, 'n', 1))), rejected: true };
 }
 
 async function requests(ctx: OpContext): Promise<{ requests: RequestView[]; unreachable: string | null }> {

@@ -16,7 +16,10 @@ export interface ChatAgent {
   createAddress(): Promise<{ addressId: string; link: string }>;
   deleteAddress(addressId: string): Promise<void>;
   listAddresses(): { addressId: string; link: string }[];
-  acceptRequest(requestId: string, myInfo: Uint8Array): Promise<{ connectionId: string }>;
+  prepareAccept(requestId: string, myInfo: Uint8Array): Promise<{ prepared: Uint8Array }>;
+  /** After an acceptance is stored: sends its first message. */
+  afterAccept(connectionId: string): Promise<void>;
+  /** Inside an operation's application. */
   rejectRequest(requestId: string): void;
   /** Runs `fn` in one transaction of the profile database: the agent's writes and the chat's commit together. */
   transaction<T>(fn: () => T): T;

@@ -90,6 +90,8 @@ export class Chat implements AgentHandlers {
     agent.registerOperation('chat.timer', (args) => this.applyTimer(args));
     agent.registerOperation('chat.invite', (args) => this.applyNewContact(args));
     agent.registerOperation('chat.join', (args) => this.applyNewContact(args));
+    agent.registerOperation('chat.accept', (args) => this.applyAccept(args));
+    agent.registerOperation('chat.reject', (args) => this.applyReject(args));
   }
 
   /** Runs a chat operation on the profile (on every device, with several) and returns its value, or throws its refusal. */
@@ -241,22 +243,42 @@ export class Chat implements AgentHandlers {
     return r;
   }
 
+  /** Accepts request N: a new contact, on every device (`chat.accept`). */
   async accept(n: number): Promise<Contact> {
     const r = this.request(n);
-    const { connectionId } = await this.agent.acceptRequest(r.requestId, this.myInfo());
-    return this.db.transaction(() => {
-      this.store.deleteRequest(n);
-      return this.pendingContact(connectionId, 'request', r.displayName);
-    })();
+    const { prepared } = await this.agent.prepareAccept(r.requestId, this.myInfo());
+    const id = await this.run<number>('chat.accept', new Writer().u64(BigInt(n)).bytes(prepared).finish());
+    const contact = this.store.contact(id)!;
+    await this.agent.afterAccept(contact.connectionId);
+    return contact;
   }
 
-  reject(n: number): ContactRequest {
-    const r = this.request(n);
-    this.agent.transaction(() => {
-      this.agent.rejectRequest(r.requestId);
-      this.store.deleteRequest(n);
+  /** chat.accept: request n u64 | the agent's prepared acceptance (rest); refused if another device answered the request first. */
+  private applyAccept(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const reader = new Reader(args);
+      const r = this.request(Number(reader.u64('request')));
+      const connectionId = this.agent.applyPrepared(reader.rest());
+      this.store.deleteRequest(r.n);
+      return this.pendingContact(connectionId, 'request', r.displayName).id;
     });
+  }
+
+  /** Rejects request N, on every device (`chat.reject`). */
+  async reject(n: number): Promise<ContactRequest> {
+    const r = this.request(n);
+    await this.run<number>('chat.reject', new Writer().u64(BigInt(n)).finish());
     return r;
+  }
+
+  /** chat.reject: request n u64. */
+  private applyReject(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const r = this.request(Number(new Reader(args).u64('request')));
+      this.agent.rejectRequest(r.requestId);
+      this.store.deleteRequest(r.n);
+      return r.n;
+    });
   }
 
   // contacts

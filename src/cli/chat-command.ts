@@ -99,8 +99,8 @@ const COMMANDS: Record<string, Handler> = {
     session.agent.kick();
     view.show(contactView(c), () => `Accepted ${safe(contactLabel(c))} (contact #${c.id}); connecting…`);
   },
-  reject: (view, session, arg) => {
-    const r = session.chat.reject(Number(arg));
+  reject: async (view, session, arg) => {
+    const r = await session.chat.reject(Number(arg));
     view.info(`Rejected request ${r.n}.`);
   },
   alias: async (view, session, arg) => {

@@ -238,11 +238,11 @@ test('contact requests: stored with the name, accepted into a contact or rejecte
   assert.equal(dave.displayName, 'Dave');
   assert.equal(dave.status, 'pending');
   assert.equal(dave.origin, 'request');
-  assert.equal(chat.reject(2).requestId, 'r2');
+  assert.equal((await chat.reject(2)).requestId, 'r2');
   assert.deepEqual(agent.rejected, ['r2']);
   assert.deepEqual(chat.requests(), []);
   await assert.rejects(chat.accept(1), code('UNKNOWN_REQUEST'));
-  assert.throws(() => chat.reject(7), code('UNKNOWN_REQUEST'));
+  await assert.rejects(chat.reject(7), code('UNKNOWN_REQUEST'));
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(
     events.filter((e) => e.type === 'request'),

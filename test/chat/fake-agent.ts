@@ -88,8 +88,12 @@ export class FakeAgent implements ChatAgent {
     return [...this.addressList];
   }
 
-  async acceptRequest(): Promise<{ connectionId: string }> {
-    return { connectionId: this.newConnection('accepting') };
+  async prepareAccept(): Promise<{ prepared: Uint8Array }> {
+    return { prepared: new TextEncoder().encode(`accepting conn-${++this.n}`) };
+  }
+
+  async afterAccept(connectionId: string): Promise<void> {
+    this.joined.push(connectionId);
   }
 
   rejectRequest(requestId: string): void {

@@ -85,7 +85,7 @@ test('Bob on two devices: Alice’s messages and both devices’ messages show t
   const { alice, bob1, bob2, devices, bobAtAlice } = await twoDevices();
   const aliceAtBob = (p: Person): Contact => p.chat.contacts()[0]!;
   // What is not replicated yet is refused rather than done on one device only.
-  await assert.rejects(bob1.chat.createAddress(), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
+  await assert.rejects(bob1.agent.rotate(aliceAtBob(bob1).connectionId), (e: Error & { code?: string }) => e.code === 'DEVICE_GROUP');
   // Aliases, verification marks and disappearing timers are operations: done on one device, they show on both.
   await bob1.chat.setAlias(aliceAtBob(bob1), 'Al');
   await bob2.chat.setVerified(aliceAtBob(bob2), true);
@@ -166,8 +166,8 @@ test('new contacts on a profile with two devices: an invitation made on one and 
 
   // Bob's phone invites Carol; his laptop has the pending contact too, under the same number.
   const { contact, link } = await bob2.chat.invite();
+  await until('the pending contact on the laptop too, under the same number', () => bob1.chat.contacts({ all: true }).some((c) => c.id === contact.id));
   assert.deepEqual(bob1.chat.contacts({ all: true }).map((c) => c.id), bob2.chat.contacts({ all: true }).map((c) => c.id));
-  assert.ok(bob1.chat.contacts({ all: true }).some((c) => c.id === contact.id));
   await carol.chat.connect(link);
   await until('Carol connected on both of Bob’s devices and at Carol', () => devices.every((d) => ready(d, 'Carol')) && ready(carol, 'Bob'));
   // Bob's laptop uses Dave's invitation.
@@ -190,7 +190,27 @@ test('new contacts on a profile with two devices: an invitation made on one and 
   );
   const ratchets = (p: Person): unknown[] => p.db.prepare('SELECT id, ratchet FROM agent_connections ORDER BY id').all();
   await until('the same ratchets on both devices', () => JSON.stringify(ratchets(bob1)) === JSON.stringify(ratchets(bob2)));
-  for (const p of [carol, dave]) await p.agent.close();
+
+  // A contact address made on the laptop; requests show on both devices; the phone accepts one, the laptop rejects the other.
+  const { link: address } = await bob1.chat.createAddress();
+  await until('the address on both devices', () => JSON.stringify(bob2.chat.addresses().map((a) => a.link)) === JSON.stringify([address]));
+  const erin = open(join(dir, 'erin.db'), [relay!.address], {}, 'Erin');
+  const frank = open(join(dir, 'frank.db'), [relay!.address], {}, 'Frank');
+  await Promise.all([erin.agent.start(), frank.agent.start()]);
+  await erin.chat.connect(address);
+  await frank.chat.connect(address);
+  await until('both requests on both devices', () => devices.every((d) => d.chat.requests().length === 2));
+  const request = (p: Person, name: string) => p.chat.requests().find((r) => r.displayName === name)!;
+  await bob2.chat.accept(request(bob2, 'Erin').n);
+  await bob1.chat.reject(request(bob1, 'Frank').n);
+  await until('no request left on either device', () => devices.every((d) => d.chat.requests().length === 0));
+  await until('Erin connected on both devices and at Erin', () => devices.every((d) => ready(d, 'Erin')) && ready(erin, 'Bob'));
+  await erin.chat.send(contactOf(erin, 'Bob')!, 'hi from Erin');
+  erin.agent.kick();
+  await until('Erin’s message on both devices', () => devices.every((d) => texts(d, contactOf(d, 'Erin')!).includes('in:hi from Erin')));
+  assert.equal(contactOf(bob1, 'Frank'), undefined);
+  await until('the same ratchets on both devices, with Erin', () => JSON.stringify(ratchets(bob1)) === JSON.stringify(ratchets(bob2)));
+  for (const p of [carol, dave, erin, frank]) await p.agent.close();
 });
 
 test('a device away while the others talk catches up from the log when it comes back: the same history and ratchet', async () => {
