@@ -85,21 +85,26 @@ export class Addresses {
     if (!this.store.updateAddress(addressId, { max_per_hour: perHour })) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
   }
 
-  /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
-  async delete(addressId: string): Promise<void> {
+  /** Deletes the address queue on its relay (the step that talks to it; forget() then drops the rows). */
+  async deleteRemote(addressId: string): Promise<void> {
     const row = this.store.address(addressId);
     if (!row) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
     const rcv = this.store.rcvQueue(row.rcv_queue_id);
-    if (rcv) {
-      const client = await this.sessions.forQueue(rcv);
-      await client.deleteQueue(recipientQueue(rcv)).catch((e: unknown) => {
-        // AUTH: the relay no longer has it, which is what we want.
-        if (!(e instanceof RelayError && e.code === 'AUTH')) throw new AgentError('RELAY_UNREACHABLE', `could not delete the address queue: ${(e as Error).message}`, { cause: e });
-      });
-    }
+    if (!rcv) return;
+    const client = await this.sessions.forQueue(rcv);
+    await client.deleteQueue(recipientQueue(rcv)).catch((e: unknown) => {
+      // AUTH: the relay no longer has it, which is what we want.
+      if (!(e instanceof RelayError && e.code === 'AUTH')) throw new AgentError('RELAY_UNREACHABLE', `could not delete the address queue: ${(e as Error).message}`, { cause: e });
+    });
+  }
+
+  /** Drops a deleted address's rows (again is nothing). */
+  forget(addressId: string): void {
+    const row = this.store.address(addressId);
+    if (!row) return;
     this.store.tx(() => {
       this.store.deleteAddressRows(addressId);
-      if (rcv) this.store.deleteRcvQueue(rcv.id);
+      this.store.deleteRcvQueue(row.rcv_queue_id);
     });
   }
 

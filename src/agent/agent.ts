@@ -29,6 +29,7 @@ import type { AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
 import { withDeadline } from './deadline.js';
 import { encodePrepared } from './prepared-connection.js';
+import { Writer } from '../protocol/codec.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { SnapshotRewrite } from './devices/snapshot.js';
@@ -36,6 +37,12 @@ import type { RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode, AgentOptions };
+
+/** agent.address.set: which setting (docs/devices.md §9.4). */
+export const ADDRESS_PAUSED = 1;
+export const ADDRESS_LIMIT = 2;
+
+const utf8 = new TextEncoder();
 
 export class Agent {
   readonly maxBodyLength = MAX_BODY_LENGTH;
@@ -201,22 +208,36 @@ export class Agent {
     return this.p.addresses.list();
   }
 
-  /** While paused, requests to the address are dropped unseen. */
-  setAddressPaused(addressId: string, paused: boolean): void {
-    this.singleDeviceOnly('contact addresses');
-    this.p.addresses.setPaused(addressId, paused);
+  /** While paused, requests to the address are dropped unseen (on every device: agent.address.set). */
+  async setAddressPaused(addressId: string, paused: boolean): Promise<void> {
+    await this.addressSetting(addressId, ADDRESS_PAUSED, paused ? 1 : 0);
   }
 
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
-  setAddressLimit(addressId: string, perHour: number): void {
-    this.singleDeviceOnly('contact addresses');
-    this.p.addresses.setLimit(addressId, perHour);
+  async setAddressLimit(addressId: string, perHour: number): Promise<void> {
+    await this.addressSetting(addressId, ADDRESS_LIMIT, perHour);
   }
 
-  /** Deletes the address queue on its relay: no new requests; existing contacts are untouched. */
-  deleteAddress(addressId: string): Promise<void> {
-    this.singleDeviceOnly('contact addresses');
-    return this.p.addresses.delete(addressId);
+  private async addressSetting(addressId: string, setting: number, value: number): Promise<void> {
+    const out = await this.operate('agent.address.set', new Writer().short(utf8.encode(addressId)).u8(setting).u32(value).finish());
+    if (out instanceof AgentError) throw out;
+  }
+
+  /** Deletes the address queue on its relay, then the address on every device: no new requests; existing contacts are untouched. */
+  async deleteAddress(addressId: string): Promise<void> {
+    await this.p.addresses.deleteRemote(addressId);
+    await this.operate('agent.address.delete', utf8.encode(addressId));
+  }
+
+  /** The address's queue deleted on its relay, before its rows go in an operation of the caller's (forgetAddress). */
+  deleteAddressRemote(addressId: string): Promise<void> {
+    return this.p.addresses.deleteRemote(addressId);
+  }
+
+  /** Drops a deleted address's rows; inside an operation's application on a profile with several devices. */
+  forgetAddress(addressId: string): void {
+    this.singleDeviceOnly('deleting an address outside an operation');
+    this.p.addresses.forget(addressId);
   }
 
   /** Accepts a contact request: a new connection on fresh queues. */

@@ -17,6 +17,7 @@ import { Determinism } from './determinism.js';
 import { encodeReceived, Replication } from './devices/replication.js';
 import { decodePrepared } from './prepared-connection.js';
 import { AgentError } from './agent-api.js';
+import { Reader } from '../protocol/codec.js';
 import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
@@ -141,6 +142,21 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const handshakes = new Handshakes(store, sessions, relays, links, outbox);
   const addresses = new Addresses(store, sessions, relays, links, clock);
   replication.register('agent.secured', (args) => queueChanges.applySecured(args));
+  replication.register('agent.address.set', (args) => {
+    const r = new Reader(args);
+    const addressId = new TextDecoder().decode(r.short('address'));
+    const setting = r.u8('setting');
+    const value = r.u32('value');
+    try {
+      if (setting === 1) addresses.setPaused(addressId, value === 1);
+      else if (setting === 2) addresses.setLimit(addressId, value);
+      return undefined;
+    } catch (e) {
+      if (e instanceof AgentError) return e; // the address was deleted on another device meanwhile
+      throw e;
+    }
+  });
+  replication.register('agent.address.delete', (args) => addresses.forget(new TextDecoder().decode(args)));
   // A new connection or address some device prepared (docs/devices.md §3.6): stored the same on every device.
   const applyPrepared = (bytes: Uint8Array): string => {
     const p = decodePrepared(bytes);

@@ -327,8 +327,8 @@ async function addressSet(ctx: OpContext, p: Params): Promise<{ addresses: { typ
   const paused = optBool(p, 'paused');
   const maxPerHour = optInt(p, 'maxPerHour');
   for (const a of needAddresses(ctx)) {
-    if (paused !== undefined) agent.setAddressPaused(a.addressId, paused);
-    if (maxPerHour !== undefined) agent.setAddressLimit(a.addressId, maxPerHour);
+    if (paused !== undefined) await agent.setAddressPaused(a.addressId, paused);
+    if (maxPerHour !== undefined) await agent.setAddressLimit(a.addressId, maxPerHour);
   }
   return { addresses: agent.listAddresses().map((a) => ({ type: 'address', addressId: a.addressId, paused: a.paused, maxPerHour: a.maxPerHour, stampBits: a.stampBits })) };
 }

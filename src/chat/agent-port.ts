@@ -14,7 +14,9 @@ export interface ChatAgent {
   /** After a join is stored: sends its first message. */
   afterJoin(connectionId: string): Promise<void>;
   createAddress(): Promise<{ addressId: string; link: string }>;
-  deleteAddress(addressId: string): Promise<void>;
+  /** The address's queue deleted on its relay; forgetAddress() then drops its rows, inside an operation. */
+  deleteAddressRemote(addressId: string): Promise<void>;
+  forgetAddress(addressId: string): void;
   listAddresses(): { addressId: string; link: string }[];
   prepareAccept(requestId: string, myInfo: Uint8Array): Promise<{ prepared: Uint8Array }>;
   /** After an acceptance is stored: sends its first message. */

@@ -92,6 +92,7 @@ export class Chat implements AgentHandlers {
     agent.registerOperation('chat.join', (args) => this.applyNewContact(args));
     agent.registerOperation('chat.accept', (args) => this.applyAccept(args));
     agent.registerOperation('chat.reject', (args) => this.applyReject(args));
+    agent.registerOperation('chat.address.delete', (args) => this.applyAddressDelete(args));
   }
 
   /** Runs a chat operation on the profile (on every device, with several) and returns its value, or throws its refusal. */
@@ -229,8 +230,18 @@ export class Chat implements AgentHandlers {
 
   /** Deletes a contact address: no new requests through it; existing contacts stay. */
   async deleteAddress(addressId: string): Promise<void> {
-    await this.agent.deleteAddress(addressId);
-    this.store.deleteRequestsOfAddress(addressId);
+    await this.agent.deleteAddressRemote(addressId);
+    await this.run<number>('chat.address.delete', utf8.encode(addressId));
+  }
+
+  /** chat.address.delete: the address ID (rest): its rows and its requests, on every device. */
+  private applyAddressDelete(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const addressId = fromUtf8.decode(args);
+      this.agent.forgetAddress(addressId);
+      this.store.deleteRequestsOfAddress(addressId);
+      return 0;
+    });
   }
 
   requests(): ContactRequest[] {

@@ -56,13 +56,13 @@ test('a flood of unstamped requests never reaches the owner; stamped ones do', a
 test('a paused address drops requests; an hourly limit caps them', async () => {
   const owner = open();
   const { addressId, link } = await owner.agent.createAddress({ stampBits: 4 });
-  owner.agent.setAddressPaused(addressId, true);
+  await owner.agent.setAddressPaused(addressId, true);
   const p = open();
   await p.agent.connect(link, text('while paused'));
   await owner.agent.sync();
   assert.equal(owner.events.requests.length, 0);
-  owner.agent.setAddressPaused(addressId, false);
-  owner.agent.setAddressLimit(addressId, 2);
+  await owner.agent.setAddressPaused(addressId, false);
+  await owner.agent.setAddressLimit(addressId, 2);
   for (let i = 0; i < 4; i++) await open().agent.connect(link, text(`req ${i}`));
   await owner.agent.sync();
   assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['req 0', 'req 1']);
@@ -74,7 +74,7 @@ test('a new address has an hourly limit; 0 still means none', async () => {
   const { addressId } = await owner.agent.createAddress({ stampBits: 4 });
   assert.ok(DEFAULT_REQUESTS_PER_HOUR > 0);
   assert.equal(owner.agent.listAddresses()[0]!.maxPerHour, DEFAULT_REQUESTS_PER_HOUR);
-  owner.agent.setAddressLimit(addressId, 0);
+  await owner.agent.setAddressLimit(addressId, 0);
   assert.equal(owner.agent.listAddresses()[0]!.maxPerHour, 0);
 });
 

@@ -79,7 +79,11 @@ export class FakeAgent implements ChatAgent {
     return a;
   }
 
-  async deleteAddress(addressId: string): Promise<void> {
+  async deleteAddressRemote(addressId: string): Promise<void> {
+    if (!this.addressList.some((a) => a.addressId === addressId)) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+  }
+
+  forgetAddress(addressId: string): void {
     const i = this.addressList.findIndex((a) => a.addressId === addressId);
     if (i >= 0) this.addressList.splice(i, 1);
   }

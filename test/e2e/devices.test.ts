@@ -209,6 +209,13 @@ test('new contacts on a profile with two devices: an invitation made on one and 
   erin.agent.kick();
   await until('Erin’s message on both devices', () => devices.every((d) => texts(d, contactOf(d, 'Erin')!).includes('in:hi from Erin')));
   assert.equal(contactOf(bob1, 'Frank'), undefined);
+  // Pausing, limiting and deleting the address: on both devices.
+  const [addressId] = bob2.chat.addresses().map((a) => a.addressId);
+  await bob2.agent.setAddressPaused(addressId!, true);
+  await bob2.agent.setAddressLimit(addressId!, 5);
+  await until('paused and limited on the laptop', () => bob1.agent.listAddresses().some((a) => a.paused && a.maxPerHour === 5));
+  await bob1.chat.deleteAddress(addressId!);
+  await until('the address gone from both devices', () => devices.every((d) => d.chat.addresses().length === 0));
   await until('the same ratchets on both devices, with Erin', () => JSON.stringify(ratchets(bob1)) === JSON.stringify(ratchets(bob2)));
   for (const p of [carol, dave, erin, frank]) await p.agent.close();
 });
