@@ -265,10 +265,23 @@ export class Agent {
     return this.p.connections.send(connectionId, body);
   }
 
-  /** Tells the contact, deletes our queues on their relays, and forgets the connection. */
-  deleteConnection(connectionId: string): Promise<void> {
-    this.singleDeviceOnly('deleting contacts');
-    return this.p.connections.delete(connectionId);
+  /** Tells the contact, deletes our queues on their relays, and forgets the connection (on every device). */
+  async deleteConnection(connectionId: string): Promise<void> {
+    const out = await this.operate('agent.delete', utf8.encode(connectionId));
+    if (out instanceof AgentError) throw out;
+    await this.finishDelete(connectionId);
+  }
+
+  /** Deleting a connection inside an operation of the caller's (the chat layer deletes its contact with it): DEL queued. */
+  queueDelete(connectionId: string): void {
+    this.singleDeviceOnly('deleting a connection outside an operation');
+    this.p.connections.queueDelete(connectionId);
+  }
+
+  /** After queueDelete, on the device that proposed it: DEL sent, our queues deleted on the relays, the connection forgotten everywhere. */
+  async finishDelete(connectionId: string): Promise<void> {
+    await this.p.connections.deleteRemote(connectionId);
+    await this.operate('agent.forget', utf8.encode(connectionId));
   }
 
   /** Moves our receiving side of the connection to a new queue (on `relay`, or another relay from the list). */

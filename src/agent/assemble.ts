@@ -156,6 +156,15 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
       throw e;
     }
   });
+  replication.register('agent.delete', (args) => {
+    try {
+      return connections.queueDelete(new TextDecoder().decode(args));
+    } catch (e) {
+      if (e instanceof AgentError) return e; // gone already (deleted on another device, or by the contact)
+      throw e;
+    }
+  });
+  replication.register('agent.forget', (args) => connections.forget(new TextDecoder().decode(args)));
   replication.register('agent.address.delete', (args) => addresses.forget(new TextDecoder().decode(args)));
   // A new connection or address some device prepared (docs/devices.md §3.6): stored the same on every device.
   const applyPrepared = (bytes: Uint8Array): string => {

@@ -63,16 +63,24 @@ export class Connections {
   }
 
   /** Tells the contact (DEL), deletes our queues on their relays, and forgets the connection. */
-  async delete(connectionId: string): Promise<void> {
+  /** Deleting, step 1 (in an operation, with several devices): the contact is told with DEL, queued. */
+  queueDelete(connectionId: string): void {
     const c = this.live(connectionId);
-    if (c.status === 'ready' && this.store.currentSndQueues(connectionId).length > 0) {
-      this.store.tx(() => this.outbox.enqueueAll(connectionId, { tag: 'DEL' }));
-      await this.flushNow(connectionId, 'DEL');
-    }
+    if (c.status === 'ready' && this.store.currentSndQueues(connectionId).length > 0) this.store.tx(() => this.outbox.enqueueAll(connectionId, { tag: 'DEL' }));
+  }
+
+  /** Deleting, step 2 (by the device that queued the DEL): it goes out, and our queues on the relays are deleted. */
+  async deleteRemote(connectionId: string): Promise<void> {
+    if (this.store.outboxConnections().includes(connectionId)) await this.flushNow(connectionId, 'DEL');
     await this.serial(async () => {
       for (const rcv of this.store.rcvQueuesOf(connectionId)) await this.sessions.deleteRemote(rcv);
-      this.store.tx(() => this.store.deleteConnectionRows(connectionId));
     });
+  }
+
+  /** Deleting, step 3 (in an operation, with several devices): nothing of the connection is left but its row, marked deleted. */
+  forget(connectionId: string): void {
+    if (!this.store.connection(connectionId)) return;
+    this.store.tx(() => this.store.deleteConnectionRows(connectionId));
   }
 
   /** Removes a connection whose first message was refused: the link was spent (inside the serial chain already). */

@@ -27,7 +27,9 @@ export interface ChatAgent {
   transaction<T>(fn: () => T): T;
   /** Persists synchronously and returns the message's seq; delivery happens in sync()/start(). */
   send(connectionId: string, body: Uint8Array): number;
-  deleteConnection(connectionId: string): Promise<void>;
+  /** Deleting a connection: DEL queued, inside an operation; then finishDelete() on the same device. */
+  queueDelete(connectionId: string): void;
+  finishDelete(connectionId: string): Promise<void>;
   rotate(connectionId: string, relay?: string): Promise<void>;
   connection(id: string): ConnectionInfo | undefined;
   /** The connection's security code, once its key agreement is done. */

@@ -93,6 +93,7 @@ export class Chat implements AgentHandlers {
     agent.registerOperation('chat.accept', (args) => this.applyAccept(args));
     agent.registerOperation('chat.reject', (args) => this.applyReject(args));
     agent.registerOperation('chat.address.delete', (args) => this.applyAddressDelete(args));
+    agent.registerOperation('chat.delete', (args) => this.applyDelete(args));
   }
 
   /** Runs a chat operation on the profile (on every device, with several) and returns its value, or throws its refusal. */
@@ -331,13 +332,23 @@ export class Chat implements AgentHandlers {
 
   /** Deletes the connection (its queues on the relays) and the whole history. */
   async deleteContact(contact: Contact): Promise<void> {
-    try {
-      await this.agent.deleteConnection(contact.connectionId);
-    } catch (e) {
-      if (!(e instanceof AgentError && e.code === 'UNKNOWN_CONNECTION')) throw e;
-    }
-    this.db.transaction(() => this.store.deleteContact(contact.id))();
+    await this.run<number>('chat.delete', new Writer().u64(BigInt(contact.id)).finish());
+    await this.agent.finishDelete(contact.connectionId);
     eraseOldVersions(this.db); // the history's old page versions leave the log too
+  }
+
+  /** chat.delete: contact u64: the contact told (DEL), the contact and its history gone, on every device. */
+  private applyDelete(args: Uint8Array): OperationResult<number> {
+    return this.refusal(() => {
+      const contact = this.contactAt(new Reader(args));
+      try {
+        this.agent.queueDelete(contact.connectionId);
+      } catch (e) {
+        if (!(e instanceof AgentError && e.code === 'UNKNOWN_CONNECTION')) throw e;
+      }
+      this.store.deleteContact(contact.id);
+      return contact.id;
+    });
   }
 
   async rotate(contact: Contact, relay?: string): Promise<void> {

@@ -115,8 +115,12 @@ export class FakeAgent implements ChatAgent {
     return seq;
   }
 
-  async deleteConnection(connectionId: string): Promise<void> {
-    if (!this.status.has(connectionId)) throw new AgentError('UNKNOWN_CONNECTION', connectionId);
+  queueDelete(connectionId: string): void {
+    if (!this.status.has(connectionId) || this.status.get(connectionId) === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', connectionId);
+  }
+
+  async finishDelete(connectionId: string): Promise<void> {
+    if (!this.status.has(connectionId) || this.status.get(connectionId) === 'deleted') return;
     this.status.set(connectionId, 'deleted');
     this.deleted.push(connectionId);
   }

@@ -216,6 +216,13 @@ test('new contacts on a profile with two devices: an invitation made on one and 
   await until('paused and limited on the laptop', () => bob1.agent.listAddresses().some((a) => a.paused && a.maxPerHour === 5));
   await bob1.chat.deleteAddress(addressId!);
   await until('the address gone from both devices', () => devices.every((d) => d.chat.addresses().length === 0));
+  // Deleting Dave on the phone: gone from both devices, and Dave is told.
+  await bob2.chat.deleteContact(contactOf(bob2, 'Dave')!);
+  await until('Dave gone from both devices', () => devices.every((d) => contactOf(d, 'Dave') === undefined));
+  await until('Dave sees that Bob left', () => contactOf(dave, 'Bob')?.status === 'left');
+  await until('no queue of the Dave conversation left on either device', () =>
+    devices.every((d) => (d.db.prepare("SELECT count(*) AS n FROM agent_rcv_queues q JOIN agent_connections c ON c.id = q.connection_id WHERE c.status = 'deleted'").get() as { n: number }).n === 0),
+  );
   await until('the same ratchets on both devices, with Erin', () => JSON.stringify(ratchets(bob1)) === JSON.stringify(ratchets(bob2)));
   for (const p of [carol, dave, erin, frank]) await p.agent.close();
 });
