@@ -23,6 +23,13 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
 /** What an operation of the chat layer answers: its value, or why it was refused where it landed in the log. */
+/** The highest seq of each contact among incoming messages: what the read receipts say. */
+function readUpTo(messages: readonly Message[]): Map<number, number> {
+  const upTo = new Map<number, number>();
+  for (const m of messages) if (m.direction === 'in' && m.seq !== null) upTo.set(m.contactId, Math.max(upTo.get(m.contactId) ?? 0, m.seq));
+  return upTo;
+}
+
 /** How a new contact began, as chat.invite and chat.join carry it. */
 const ORIGINS: readonly (ContactOrigin | undefined)[] = [undefined, 'invite', 'link', 'address'];
 
@@ -514,24 +521,36 @@ export class Chat implements AgentHandlers {
     if (messages.length === 0) return;
     const w = new Writer().u16(messages.length);
     for (const m of messages) w.u64(BigInt(m.id));
+    const upTo = readUpTo(messages);
+    w.u16(upTo.size);
+    for (const [contactId, seq] of upTo) w.u64(BigInt(contactId)).u64(BigInt(seq));
     await this.agent.operate('chat.read', w.finish());
   }
 
-  /** chat.read: the messages by ID, as they are where the operation lands in the log. */
+  /**
+   * chat.read: count u16 | count × message ID u64 | receipts u16 | receipts ×
+   * (contact ID u64, seq u64). The marks go on the rows this device still
+   * has; the receipts ("read up to seq") are the proposer's, so that every
+   * device queues the same ones even where a disappearing message is
+   * already gone (its own clock deleted it first).
+   */
   private applyRead(args: Uint8Array): void {
     const r = new Reader(args);
     const ids: number[] = [];
     for (let n = r.u16('count'), i = 0; i < n; i++) ids.push(Number(r.u64('message')));
     const messages = ids.map((id) => this.store.message(id)).filter((m): m is Message => m !== undefined);
-    if (messages.length === 0) return;
+    let upTo: Map<number, number>;
+    if (r.remaining === 0) upTo = readUpTo(messages); // written before the receipts travelled with the IDs
+    else {
+      upTo = new Map();
+      for (let n = r.u16('receipts'), i = 0; i < n; i++) upTo.set(Number(r.u64('contact')), Number(r.u64('seq')));
+    }
     const now = this.now();
     this.agent.transaction(() => {
       this.store.markReadByUs(
         messages.map((m) => m.id),
         now,
       );
-      const upTo = new Map<number, number>();
-      for (const m of messages) if (m.direction === 'in' && m.seq !== null) upTo.set(m.contactId, Math.max(upTo.get(m.contactId) ?? 0, m.seq));
       for (const [contactId, seq] of upTo) {
         const contact = this.store.contact(contactId);
         if (!contact || contact.status !== 'ready' || seq <= contact.readSentUpTo) continue;

@@ -361,3 +361,18 @@ test('a name that arrives during the handshake shows the contact, lets messages 
   const { contact: unused } = await chat.invite();
   await assert.rejects(chat.send(unused, 'hello?'), code('CONTACT_NOT_READY'));
 });
+
+test('a read mark carries its receipts: where the operation lands, a message that already disappeared on that device still gets the same receipt', async () => {
+  const { chat, agent, db } = setup();
+  const bob = await readyContact(chat, agent, 'Bob');
+  chat.onMessage(bob.connectionId, incoming(1, { type: 'text', text: 'gone soon', ttl: 5 }));
+  chat.onMessage(bob.connectionId, incoming(2, { type: 'text', text: 'gone soon too', ttl: 5 }));
+  const shown = chat.unread(bob);
+  // Another device's clock deleted them before this device applied the read mark it proposed.
+  db.prepare('DELETE FROM chat_messages WHERE contact_id = ?').run(bob.id);
+  const before = agent.sent.length;
+  await chat.markRead(shown);
+  assert.equal(agent.sent.length, before + 1);
+  assert.deepEqual(lastSent(agent), { type: 'read', upTo: 2 });
+  assert.equal(chat.store.contact(bob.id)!.readSentUpTo, 2);
+});
