@@ -24,16 +24,17 @@ export interface QueueSecrets {
   readonly queueKey: Uint8Array;
 }
 
+/** A queue made for others to reach us through a link: a one-time invitation's or a contact address's. */
+interface LinkedQueue {
+  readonly relay: string;
+  readonly queue: QueueSecrets;
+  /** The link's ID on the relay, for a short link. */
+  readonly linkId: Uint8Array | null;
+  readonly invitationSecrets: Uint8Array;
+}
+
 export type PreparedConnection =
-  | {
-      readonly kind: 'invite';
-      readonly connectionId: string;
-      readonly myInfo: Uint8Array;
-      readonly relay: string;
-      readonly queue: QueueSecrets;
-      readonly linkId: Uint8Array | null;
-      readonly invitationSecrets: Uint8Array;
-    }
+  | ({ readonly kind: 'invite'; readonly connectionId: string; readonly myInfo: Uint8Array } & LinkedQueue)
   | {
       readonly kind: 'join';
       readonly connectionId: string;
@@ -49,19 +50,15 @@ export type PreparedConnection =
       readonly senderKey: Uint8Array;
       readonly envelope: Uint8Array;
     }
-  | {
+  | ({
       readonly kind: 'address';
       /** The address's ID. */
       readonly connectionId: string;
       readonly myInfo: Uint8Array;
-      readonly relay: string;
-      readonly queue: QueueSecrets;
-      readonly linkId: Uint8Array | null;
-      readonly invitationSecrets: Uint8Array;
       readonly link: string;
       readonly stampBits: number;
       readonly maxPerHour: number;
-    }
+    } & LinkedQueue)
   | {
       readonly kind: 'accept';
       readonly connectionId: string;

@@ -250,6 +250,14 @@ function wrongRole(role: Role): ApiError {
     : new ApiError('DEVICE_LINK', 'this profile is linking another device; finish that first (nightjar devices link), or cancel it (nightjar devices link --cancel)');
 }
 
+/** The profile's agent and the link in progress of `role`, its link agent running. */
+async function running(ctx: OpContext, role: Role): Promise<{ agent: Agent; side: LinkSide; record: LinkRecord }> {
+  const agent = await ctx.session.loadAgent();
+  const side = sideOf(ctx.session, await currentSide(ctx.session), role);
+  await side.agent.start();
+  return { agent, side, record: side.record };
+}
+
 /** Waits, looking every POLL_MS, until `check` returns a value; stops with INTERRUPTED when the caller goes away. */
 async function waitFor<T>(ctx: OpContext, check: () => T | undefined): Promise<T> {
   for (;;) {
@@ -323,8 +331,7 @@ export type LinkAnswered = {
 
 /** Waits until the new device has used the link; LINK_VALID_MS after the link was made, it is withdrawn. */
 export async function waitLinkAnswer(ctx: OpContext): Promise<LinkAnswered> {
-  const side = sideOf(ctx.session, await currentSide(ctx.session), 'link');
-  await side.agent.start();
+  const { side } = await running(ctx, 'link');
   const expiresAt = (side.record.num('created_at') ?? 0) + LINK_VALID_MS;
   ctx.progress('waiting for the new device to use the link');
   const code = await waitFor(ctx, () => {
@@ -355,10 +362,7 @@ export type DeviceLinked = {
  */
 export async function confirmLink(ctx: OpContext): Promise<DeviceLinked> {
   const { session } = ctx;
-  const agent = await session.loadAgent();
-  const side = sideOf(session, await currentSide(session), 'link');
-  const { record } = side;
-  await side.agent.start();
+  const { agent, side, record } = await running(ctx, 'link');
   const name = record.text('peer_name');
   if (name === undefined || side.code() === undefined) throw new ApiError('DEVICE_LINK', 'the new device has not used the link yet (nightjar devices link waits for it)');
   if (record.bytes('offer') === undefined) {
@@ -477,10 +481,7 @@ export type DeviceJoined = {
 /** Waits for the profile (after the other device confirmed the code), restores it, and says so. */
 export async function finishJoin(ctx: OpContext): Promise<DeviceJoined> {
   const { session } = ctx;
-  const agent = await session.loadAgent();
-  const side = sideOf(session, await currentSide(session), 'join');
-  const { record } = side;
-  await side.agent.start();
+  const { agent, side, record } = await running(ctx, 'join');
   ctx.progress('waiting for the other device to confirm the code');
   const offer = await waitFor(ctx, () => {
     const problem = trouble(side) ?? (record.num('gone') === 1 ? gone() : undefined);
