@@ -35,6 +35,13 @@ export interface DeviceLogTransport {
 export const SEEN_EVERY = 64;
 /** The log is trimmed once every device is this many entries further than at the last trim. */
 export const TRIM_EVERY = 64;
+/**
+ * A device not heard from (an event or SEEN) in this many entries is taken
+ * to be away, and the next one trims in its place: one that is there says
+ * how far it got at least every SEEN_EVERY entries, and four times that
+ * leaves room for its report still being on its way.
+ */
+export const AWAY_AFTER = 4 * SEEN_EVERY;
 
 /** A proposal sealed and stored, not yet seen applied. */
 export interface PendingProposal {
@@ -139,7 +146,7 @@ export class Replica {
   /** The position reading started from. */
   private startedFrom = 1;
   private seenPending = false;
-  /** The log holds nothing below this position, as far as this device trimmed it. */
+  /** The log holds nothing below this position, as far as this device trimmed it since it started. */
   private trimmedBelow = 1;
 
   constructor(private readonly o: ReplicaOptions) {
@@ -313,7 +320,8 @@ export class Replica {
   /**
    * Says how far this device got when it has applied SEEN_EVERY entries
    * since its last own event (so an idle device does not hold trimming
-   * back), and trims the log below what every device no longer needs.
+   * back), and trims the log below what every device no longer needs if
+   * this device is the one that trims.
    */
   private reportAndTrim(): void {
     const store = this.o.store;
@@ -328,10 +336,24 @@ export class Replica {
     const trim = this.o.transport.trim;
     if (!members || members.length === 0 || !trim) return;
     const everyone = Math.min(...members.map((m) => store.reportedBy(m)));
-    if (everyone - this.trimmedBelow < TRIM_EVERY - 1) return;
+    if (everyone - this.trimmedBelow < TRIM_EVERY - 1 || !this.trims(members, done)) return;
     const before = this.trimmedBelow;
     this.trimmedBelow = everyone + 1;
     trim.call(this.o.transport, everyone + 1).catch(() => (this.trimmedBelow = before)); // tried again after the next entries
+  }
+
+  /**
+   * Whether this device is the one that sends LTRIM (docs/devices.md §8):
+   * the lowest-numbered device heard from in the last AWAY_AFTER entries,
+   * so that one LTRIM goes per trim point rather than one per device. A
+   * device away holds trimming back at what it said last anyway; the next
+   * one trims up to there once it takes the first for away. Views of who
+   * is there may differ for a moment: that costs a repeated LTRIM, which
+   * the relay takes as a no-op.
+   */
+  private trims(members: readonly number[], done: number): boolean {
+    const there = members.filter((m) => m === this.o.device || done - this.o.store.reportedBy(m) < AWAY_AFTER);
+    return Math.min(...there) === this.o.device;
   }
 
   private isPending(eventId: Uint8Array): boolean {
