@@ -127,8 +127,21 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/**
+ * A proposal this device will not see applied: `STOPPED`, the replica
+ * stopped on an event it could not apply (a problem, with it as `cause`);
+ * `CLOSED`, this device is shutting down (expected).
+ */
 export class ReplicaHaltedError extends Error {
   override readonly name = 'ReplicaHaltedError';
+
+  constructor(
+    readonly code: 'STOPPED' | 'CLOSED',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 export class Replica {
@@ -164,7 +177,7 @@ export class Replica {
 
   close(): void {
     this.closed = true;
-    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica closed'));
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('CLOSED', 'the replica closed'));
     this.waiters.clear();
   }
 
@@ -178,8 +191,8 @@ export class Replica {
    * device has applied it (it may have been void: that is `apply`'s answer).
    */
   propose(kind: EventKind, body: Uint8Array): Promise<unknown> {
-    if (this.halted !== undefined) return Promise.reject(new ReplicaHaltedError('the replica has stopped', { cause: this.halted }));
-    if (this.closed) return Promise.reject(new ReplicaHaltedError('the replica closed'));
+    if (this.halted !== undefined) return Promise.reject(new ReplicaHaltedError('STOPPED', 'the replica has stopped', { cause: this.halted }));
+    if (this.closed) return Promise.reject(new ReplicaHaltedError('CLOSED', 'the replica closed'));
     const eventId = this.random(EVENT_ID_LENGTH);
     const p = this.o.store.tx(() => {
       const authorSeq = this.o.store.takeOwnSeq();
@@ -394,7 +407,7 @@ export class Replica {
   private halt(position: number, error: unknown): void {
     this.halted = error;
     this.o.onProblem?.({ type: 'halted', position, error });
-    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica has stopped', { cause: error }));
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('STOPPED', 'the replica has stopped', { cause: error }));
     this.waiters.clear();
   }
 }
