@@ -14,12 +14,12 @@ import { Sequencer } from './gaps.js';
 import { Handshakes } from './handshake.js';
 import { Receiver } from './incoming.js';
 import { Determinism } from './determinism.js';
-import { encodeReceived, Replication } from './devices/replication.js';
+import { encodeReceived, logUnapplied, Replication } from './devices/replication.js';
 import { decodePrepared } from './prepared-connection.js';
 import { AgentError } from './agent-api.js';
 import { Reader } from '../protocol/codec.js';
 import { DEVICE_LOG_LANE } from './devices/log-transport.js';
-import { defaultAgentLogger, errorFields, type AgentLogger } from './log.js';
+import { defaultAgentLogger, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
 import { Outbox } from './outbox.js';
 import { QueueChanges } from './queue-changes.js';
@@ -107,7 +107,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}),
   });
   const proposeReceipt = (connectionId: string): void => {
-    replication.operate('agent.receipt', new TextEncoder().encode(connectionId)).catch((e: unknown) => log.warn({ err: errorFields(e) }, 'a receipt could not go to the device log'));
+    replication.operate('agent.receipt', new TextEncoder().encode(connectionId)).catch((e: unknown) => logUnapplied(log, e, 'a receipt could not go to the device log'));
   };
   receipts.proposer = () => (replication.active ? proposeReceipt : undefined);
   const connections: Connections = new Connections(store, outbox, resender, receipts, sessions, (): Delivery => delivery, serial, clock, log);

@@ -7,6 +7,7 @@
 import { parseAddress } from '../protocol/address.js';
 import { AgentError, type Clock } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
+import { logUnapplied } from './devices/replication.js';
 import type { Receiver } from './incoming.js';
 import { errorFields, type AgentLogger } from './log.js';
 import type { Outbox } from './outbox.js';
@@ -117,7 +118,7 @@ export class QueueChanges {
         // Every device learns it from the log (agent.secured); not awaited: it is applied in the serial chain this runs in.
         this.securing.add(rcv.id);
         this.replication!.propose(new Uint8Array(rcv.recipient_id))
-          .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'a secured queue could not go to the device log; secured again next round'))
+          .catch((e: unknown) => logUnapplied(this.log, e, 'a secured queue could not go to the device log; secured again next round'))
           .finally(() => this.securing.delete(rcv.id));
         continue;
       }

@@ -20,6 +20,7 @@ import { RelayError } from '../client/errors.js';
 import type { ReceivedMessage, RecipientQueue } from '../client/queues.js';
 import type { RelayClient } from '../client/relay-client.js';
 import type { AgentStore, RcvQueueRow } from './agent-store.js';
+import { logUnapplied } from './devices/replication.js';
 import type { Receiver } from './incoming.js';
 import { errorFields, withMetadata, type AgentLogger } from './log.js';
 import type { RelayDirectory } from './relays.js';
@@ -147,7 +148,7 @@ export class Receiving {
         this.hooks
           .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
           .then((applied) => Promise.all(part.filter((_, i) => applied[i] === true).map((a) => this.ackNow(a, health))))
-          .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'received messages could not go to the device log; the relay delivers them again')),
+          .catch((e: unknown) => this.notProposed(e)),
       );
     }
     return { count: batch.length, applied: Promise.all(parts).then(() => undefined), unreachable: health.finish() };
@@ -287,8 +288,12 @@ export class Receiving {
       this.hooks
         .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
         .then((applied) => this.acknowledge(part.filter((_, i) => applied[i] === true)))
-        .catch((e: unknown) => this.log.warn({ err: errorFields(e) }, 'received messages could not go to the device log; the relay delivers them again'));
+        .catch((e: unknown) => this.notProposed(e));
     }
+  }
+
+  private notProposed(error: unknown): void {
+    logUnapplied(this.log, error, 'received messages could not go to the device log; the relay delivers them again');
   }
 
   /** Closing: what is gathered and not applied yet stays with the relay, which pushes it again after the next SUB. */

@@ -6,9 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3-multiple-ciphers';
+import { pino } from 'pino';
 import { AGENT_VERSION, decodeMessage, encodeMessage, MAX_BODY_LENGTH, messageVersion } from '../../src/agent/envelope.js';
 import { startRelayProcess } from '../helpers/relay-process.js';
 import { openAgent, syncUntil, text, type TestAgent } from '../helpers/agent-harness.js';
+import { MemoryLog } from '../helpers/memory-log.js';
 
 /** Polls `done` every 20 ms until it holds or `deadline` (ms since the epoch) passes. */
 async function waitFor(done: () => boolean, deadline: number): Promise<void> {
@@ -121,5 +123,47 @@ test('a contact that has sent nothing of version 3 gets its receipts alone, afte
     assert.equal(queued(), 2, 'the reply and a RCPT');
   } finally {
     await close();
+  }
+});
+
+test('a device of a group that closes while a receipt and received messages wait for the device log does not warn about them: only the closing stopped them', async () => {
+  const relay = await startRelayProcess();
+  const lines: { level: number; msg: string; err?: { code?: string } }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  // Bob's device log, in memory, refusing every append once `refusing` is set: what he proposes then waits.
+  const deviceLog = new MemoryLog();
+  let refusing = false;
+  const { alice, bob, a2b, b2a } = await connected(relay.address, { logger, receiptDelayMs: 300, deviceLogTransport: () => deviceLog.transport({ refuse: () => refusing }) });
+  let bobClosed: Promise<void> | undefined;
+  const waiting = (): number => (bob.db.prepare('SELECT COUNT(*) AS n FROM agent_device_pending').get() as { n: number }).n;
+  try {
+    await bob.agent.addDevice('phone', { thisDevice: 'laptop', relay: relay.address });
+    await bob.agent.start();
+    alice.agent.send(a2b, text('first'));
+    await alice.agent.sync();
+    await waitFor(() => bob.events.messages.get(b2a)?.length === 1, Date.now() + 10_000);
+    assert.deepEqual(bob.events.messages.get(b2a), ['first']);
+    refusing = true;
+    await waitFor(() => waiting() === 1, Date.now() + 10_000);
+    assert.equal(waiting(), 1, 'the receipt for it waits');
+    alice.agent.send(a2b, text('second'));
+    await alice.agent.sync();
+    await waitFor(() => waiting() === 2, Date.now() + 10_000);
+    assert.equal(waiting(), 2, 'and so does the second message');
+    await (bobClosed = bob.agent.close());
+    assert.deepEqual(lines.filter((l) => l.level >= 40), [], 'no warning');
+    const aboutTheLog = lines.filter((l) => /could not go to the device log/.test(l.msg));
+    assert.deepEqual(
+      aboutTheLog.map((l) => [l.level, l.msg, l.err?.code]).sort(),
+      [
+        [20, 'a receipt could not go to the device log', 'CLOSED'],
+        [20, 'received messages could not go to the device log; the relay delivers them again', 'CLOSED'],
+      ],
+      'what was left, said at debug',
+    );
+  } finally {
+    await (bobClosed ?? bob.agent.close());
+    await alice.agent.close();
+    await relay.stop();
   }
 });

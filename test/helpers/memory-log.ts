@@ -2,7 +2,7 @@
  * A stand-in for the relay's log queue (protocol §9.15) in unit tests of
  * what reads and appends to it: positions from 1, every subscriber gets
  * every entry in order, asynchronously, and appends can lose their answer
- * or be refused, as over a connection that drops.
+ * or be refused, and trims refused, as over a connection that drops.
  */
 import type { DeviceLogTransport } from '../../src/agent/devices/replica.js';
 
@@ -11,9 +11,11 @@ export class MemoryLog {
   readonly entries: Uint8Array[] = [];
   /** Positions up to this one are gone (trimmed), as a relay's LTRIM or quota leaves a log. */
   trimmedUpTo = 0;
+  /** Every LTRIM that reached this log, by its `before`, in the order they came. */
+  readonly trims: number[] = [];
   private readonly subscribers: { from: number; sent: number; on: (p: number, e: Uint8Array) => void; closed: boolean }[] = [];
 
-  transport(faults: { loseAnswer?: () => boolean; refuse?: () => boolean } = {}): DeviceLogTransport & { close(): void } {
+  transport(faults: { loseAnswer?: () => boolean; refuse?: () => boolean; refuseTrim?: () => boolean } = {}): DeviceLogTransport & { close(): void } {
     const mine: (typeof this.subscribers)[number][] = [];
     return {
       append: async (entry) => {
@@ -31,6 +33,8 @@ export class MemoryLog {
       },
       trim: async (before) => {
         await tick();
+        if (faults.refuseTrim?.()) throw new Error('connection lost before the LTRIM');
+        this.trims.push(before);
         this.trimmedUpTo = Math.max(this.trimmedUpTo, before - 1);
       },
       close: () => mine.forEach((s) => (s.closed = true)),

@@ -35,6 +35,13 @@ export interface DeviceLogTransport {
 export const SEEN_EVERY = 64;
 /** The log is trimmed once every device is this many entries further than at the last trim. */
 export const TRIM_EVERY = 64;
+/**
+ * A device not heard from (an event or SEEN) in this many entries is taken
+ * to be away, and the next one trims in its place: one that is there says
+ * how far it got at least every SEEN_EVERY entries, and four times that
+ * leaves room for its report still being on its way.
+ */
+export const AWAY_AFTER = 4 * SEEN_EVERY;
 
 /** A proposal sealed and stored, not yet seen applied. */
 export interface PendingProposal {
@@ -120,8 +127,21 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/**
+ * A proposal this device will not see applied: `STOPPED`, the replica
+ * stopped on an event it could not apply (a problem, with it as `cause`);
+ * `CLOSED`, this device is shutting down (expected).
+ */
 export class ReplicaHaltedError extends Error {
   override readonly name = 'ReplicaHaltedError';
+
+  constructor(
+    readonly code: 'STOPPED' | 'CLOSED',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 export class Replica {
@@ -139,7 +159,7 @@ export class Replica {
   /** The position reading started from. */
   private startedFrom = 1;
   private seenPending = false;
-  /** The log holds nothing below this position, as far as this device trimmed it. */
+  /** The log holds nothing below this position, as far as this device trimmed it since it started. */
   private trimmedBelow = 1;
 
   constructor(private readonly o: ReplicaOptions) {
@@ -157,7 +177,7 @@ export class Replica {
 
   close(): void {
     this.closed = true;
-    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica closed'));
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('CLOSED', 'the replica closed'));
     this.waiters.clear();
   }
 
@@ -171,8 +191,8 @@ export class Replica {
    * device has applied it (it may have been void: that is `apply`'s answer).
    */
   propose(kind: EventKind, body: Uint8Array): Promise<unknown> {
-    if (this.halted !== undefined) return Promise.reject(new ReplicaHaltedError('the replica has stopped', { cause: this.halted }));
-    if (this.closed) return Promise.reject(new ReplicaHaltedError('the replica closed'));
+    if (this.halted !== undefined) return Promise.reject(new ReplicaHaltedError('STOPPED', 'the replica has stopped', { cause: this.halted }));
+    if (this.closed) return Promise.reject(new ReplicaHaltedError('CLOSED', 'the replica closed'));
     const eventId = this.random(EVENT_ID_LENGTH);
     const p = this.o.store.tx(() => {
       const authorSeq = this.o.store.takeOwnSeq();
@@ -313,7 +333,8 @@ export class Replica {
   /**
    * Says how far this device got when it has applied SEEN_EVERY entries
    * since its last own event (so an idle device does not hold trimming
-   * back), and trims the log below what every device no longer needs.
+   * back), and trims the log below what every device no longer needs if
+   * this device is the one that trims.
    */
   private reportAndTrim(): void {
     const store = this.o.store;
@@ -328,10 +349,24 @@ export class Replica {
     const trim = this.o.transport.trim;
     if (!members || members.length === 0 || !trim) return;
     const everyone = Math.min(...members.map((m) => store.reportedBy(m)));
-    if (everyone - this.trimmedBelow < TRIM_EVERY - 1) return;
+    if (everyone - this.trimmedBelow < TRIM_EVERY - 1 || !this.trims(members, done)) return;
     const before = this.trimmedBelow;
     this.trimmedBelow = everyone + 1;
     trim.call(this.o.transport, everyone + 1).catch(() => (this.trimmedBelow = before)); // tried again after the next entries
+  }
+
+  /**
+   * Whether this device is the one that sends LTRIM (docs/devices.md §8):
+   * the lowest-numbered device heard from in the last AWAY_AFTER entries,
+   * so that one LTRIM goes per trim point rather than one per device. A
+   * device away holds trimming back at what it said last anyway; the next
+   * one trims up to there once it takes the first for away. Views of who
+   * is there may differ for a moment: that costs a repeated LTRIM, which
+   * the relay takes as a no-op.
+   */
+  private trims(members: readonly number[], done: number): boolean {
+    const there = members.filter((m) => m === this.o.device || done - this.o.store.reportedBy(m) < AWAY_AFTER);
+    return Math.min(...there) === this.o.device;
   }
 
   private isPending(eventId: Uint8Array): boolean {
@@ -372,7 +407,7 @@ export class Replica {
   private halt(position: number, error: unknown): void {
     this.halted = error;
     this.o.onProblem?.({ type: 'halted', position, error });
-    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('the replica has stopped', { cause: error }));
+    for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('STOPPED', 'the replica has stopped', { cause: error }));
     this.waiters.clear();
   }
 }

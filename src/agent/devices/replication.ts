@@ -27,7 +27,7 @@ import { errorFields } from '../log.js';
 import { DeviceStore, type DeviceGroupRow } from './device-store.js';
 import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
-import { Replica, type DeviceLogTransport } from './replica.js';
+import { Replica, ReplicaHaltedError, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
 import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
@@ -60,6 +60,16 @@ const SNAPSHOT_CHUNK_LENGTH = 12 * 1024;
 
 /** Builds the transport to a group's log (the relay's log queue; a stand-in in unit tests). */
 export type DeviceLogTransportFactory = (group: DeviceGroupRow) => DeviceLogTransport;
+
+/**
+ * Logs a proposal that will not be applied here: at debug when only this
+ * device's closing stopped it (shutting down is no fault, and what it
+ * carried is taken up again at the next start), as a warning otherwise.
+ */
+export function logUnapplied(log: AgentLogger, error: unknown, message: string): void {
+  const closing = error instanceof ReplicaHaltedError && error.code === 'CLOSED';
+  log[closing ? 'debug' : 'warn']({ err: errorFields(error) }, message);
+}
 
 /** A message as a device received it, by the recipient ID of its queue (the same on every device). */
 export interface ReceivedItem {
@@ -361,7 +371,7 @@ export class Replication {
       await this.operations.operate('agent.sent', encodeIds(ids));
     } catch (e) {
       // Not on the log: sent again after a restart, and the contact drops the copies (docs/devices.md §3.3).
-      this.p.log.warn({ err: errorFields(e) }, 'could not tell the other devices what was sent');
+      logUnapplied(this.p.log, e, 'could not tell the other devices what was sent');
     }
   }
 }

@@ -323,3 +323,37 @@ test('the log is trimmed below what every device no longer needs, an idle device
   assert.equal(solo.trimmedUpTo, 0);
   for (const d of [again, idle, lone]) d.transport.close();
 });
+
+test('of five devices on one log, one sends the LTRIM for each trim point', async () => {
+  const log = new MemoryLog();
+  const five = (): number[] => [1, 2, 3, 4, 5];
+  const devices = five().map((n) => device(log, n, undefined, {}, undefined, five));
+  for (const d of devices) await d.replica.start();
+  for (let i = 0; i < 400; i++) await devices[2]!.replica.propose(EventKind.OP, Uint8Array.of(i & 0xff));
+  await until('every device applied everything', () => devices.every((d) => d.store.log.length === 400));
+  await until('trimmed', () => log.trimmedUpTo >= 256);
+  assert.deepEqual(log.trims, [...new Set(log.trims)], 'no trim point sent twice');
+  for (const d of devices) d.transport.close();
+});
+
+test('when the lowest-numbered device has been away long, the next one trims in its place, once', async () => {
+  const log = new MemoryLog();
+  const three = (): number[] => [1, 2, 3];
+  // The first device's LTRIMs never reach the relay (its connection drops each time).
+  const first = device(log, 1, undefined, { refuseTrim: () => true }, undefined, three);
+  const second = device(log, 2, undefined, {}, undefined, three);
+  const third = device(log, 3, undefined, {}, undefined, three);
+  for (const d of [first, second, third]) await d.replica.start();
+  for (let i = 0; i < 150; i++) await first.replica.propose(EventKind.OP, Uint8Array.of(1));
+  await until('the others applied its events', () => second.store.log.length === 150 && third.store.log.length === 150);
+  assert.deepEqual(log.trims, [], 'while the first device is there, the others leave trimming to it');
+  first.replica.close();
+  first.transport.close();
+  // Nothing can be trimmed above what the first device said last.
+  const lastSaid = second.store.reportedBy(1);
+  for (let i = 0; i < 400; i++) await second.replica.propose(EventKind.OP, Uint8Array.of(2));
+  await until('the third applied everything', () => third.store.log.length === 550);
+  await until('trimmed up to what the first device said', () => log.trimmedUpTo === lastSaid);
+  assert.deepEqual(log.trims, [lastSaid + 1], 'by one device');
+  for (const d of [second, third]) d.transport.close();
+});
