@@ -8,7 +8,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 
 const SUBCOMMANDS =
-  'init|start|relays|routing|invite|connect|address|requests|accept|reject|contacts|alias|verify|send|read|history|disappear|delete|rotate|redundant|chat|relay|export|import';
+  'init|start|relays|routing|invite|connect|address|requests|accept|reject|contacts|alias|verify|send|read|history|disappear|delete|rotate|redundant|chat|relay|export|import|devices';
 const HINT = new RegExp(`\\bnightjar (?=(?:${SUBCOMMANDS})\\b)`, 'g');
 
 function onPath(path: string): boolean {
