@@ -90,7 +90,7 @@ export class Chat implements AgentHandlers {
   attach(agent: ChatAgent): void {
     this.agentRef = agent;
     // The chat layer's own operations (docs/devices.md §3.6): applied the same way on every device.
-    agent.registerOperation('chat.send', (args) => this.applySend(args));
+    agent.registerOperation('chat.send', (args, context) => this.applySend(args, context.mine));
     agent.registerOperation('chat.read', (args) => this.applyRead(args));
     agent.registerOperation('chat.alias', (args) => this.applyAlias(args));
     agent.registerOperation('chat.verify', (args) => this.applyVerify(args));
@@ -455,13 +455,16 @@ export class Chat implements AgentHandlers {
   }
 
   /** chat.send: the contact as it is where the operation lands in the log, checked again. */
-  private applySend(args: Uint8Array): OperationResult<number> {
+  private applySend(args: Uint8Array, mine: boolean): OperationResult<number> {
     return this.refusal(() => {
       const r = new Reader(args);
       const contact = this.contactAt(r);
       const text = fromUtf8.decode(r.rest());
       this.sendable(contact);
-      return this.storeAndQueue(contact, text).id;
+      const id = this.storeAndQueue(contact, text).id;
+      // Sent from another of the person's devices: an open chat here shows it as it shows what arrives.
+      if (!mine) this.incoming.emit({ type: 'message', messageId: id });
+      return id;
     });
   }
 

@@ -109,8 +109,10 @@ export class ChatView {
     switch (event.type) {
       case 'message': {
         const m = this.chat.message(event.messageId);
-        if (!m || m.direction !== 'in') return; // our own lines are printed when typed
+        if (!m) return;
         this.message(m);
+        // Ours come here only when another of our devices sent them (the lines typed here are printed when typed).
+        if (m.direction !== 'in') return;
         if (this.current?.id === m.contactId) {
           this.chat.markRead([m]).then(
             () => this.afterSend(),

@@ -66,6 +66,16 @@ test('link a device with the CLI: same code on both, the profile and every later
   await ok(phone, ['devices', 'rename', '1', 'old laptop']);
   assert.deepEqual(names(await json(bob, ['devices'])), ['1:old laptop:true', '2:phone:false'], 'a rename shows on every device');
 
+  // An open chat on the laptop shows what the phone sends, as it is sent.
+  const live = startChat(bob, ['chat', 'Alice', '--json']);
+  await live.waitFor((o) => o['type'] === 'contact' && o['name'] === 'Alice');
+  await ok(phone, ['send', 'Alice', 'live from the phone']);
+  // The first line is the message as it lands on the laptop (queued), not only the later mark that the relay has it.
+  const first = await live.waitFor((o) => o['type'] === 'message' && o['text'] === 'live from the phone', 30_000);
+  assert.equal(first['direction'], 'out');
+  assert.equal(first['status'], 'queued', JSON.stringify(first));
+  assert.equal(await live.end(), 0);
+
   // The link worked once; a contact's invitation is not a device link, nor the other way round.
   const again = await nj(newProfileDir(), ['devices', 'join', link, '--name', 'thief']);
   assert.match(failure(again), /device link|link|used|gone|no longer/i);
