@@ -16,6 +16,16 @@ import { DEFAULT_REQUESTS_PER_HOUR } from './requests.js';
 import type { ShortLinks } from './short-links.js';
 import { DEFAULT_STAMP_BITS } from './stamp.js';
 import type { PreparedConnection } from './prepared-connection.js';
+import { Reader, Writer } from '../protocol/codec.js';
+
+/** agent.address.set's settings (docs/devices.md §9.4). */
+export const ADDRESS_PAUSED = 1;
+export const ADDRESS_LIMIT = 2;
+
+/** agent.address.set: address ID short | setting u8 | value u32. */
+export function encodeAddressSetting(addressId: string, setting: typeof ADDRESS_PAUSED | typeof ADDRESS_LIMIT, value: number): Uint8Array {
+  return new Writer().short(new TextEncoder().encode(addressId)).u8(setting).u32(value).finish();
+}
 
 export interface AddressInfo {
   readonly addressId: string;
@@ -83,6 +93,16 @@ export class Addresses {
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
   setLimit(addressId: string, perHour: number): void {
     if (!this.store.updateAddress(addressId, { max_per_hour: perHour })) throw new AgentError('UNKNOWN_CONNECTION', 'no such contact address');
+  }
+
+  /** agent.address.set (encodeAddressSetting): one setting of one address. */
+  applySetting(args: Uint8Array): void {
+    const r = new Reader(args);
+    const addressId = new TextDecoder().decode(r.short('address'));
+    const setting = r.u8('setting');
+    const value = r.u32('value');
+    if (setting === ADDRESS_PAUSED) this.setPaused(addressId, value === 1);
+    else if (setting === ADDRESS_LIMIT) this.setLimit(addressId, value);
   }
 
   /** Deletes the address queue on its relay (the step that talks to it; forget() then drops the rows). */

@@ -25,11 +25,10 @@
  */
 import { AgentError, type AgentHandlers, type AgentOptions, type ConnectionInfo, type DeviceInfo, type RelayEntry, type RelayHealth, type TransportIsolation } from './agent-api.js';
 import type { Role } from './agent-store.js';
-import type { AddressInfo } from './addresses.js';
+import { ADDRESS_LIMIT, ADDRESS_PAUSED, encodeAddressSetting, type AddressInfo } from './addresses.js';
 import { assemble, type AgentParts } from './assemble.js';
 import { withDeadline } from './deadline.js';
 import { encodePrepared } from './prepared-connection.js';
-import { Writer } from '../protocol/codec.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { SnapshotRewrite } from './devices/snapshot.js';
@@ -37,10 +36,6 @@ import type { RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
 export type { RoutingMode, AgentOptions };
-
-/** agent.address.set: which setting (docs/devices.md §9.4). */
-export const ADDRESS_PAUSED = 1;
-export const ADDRESS_LIMIT = 2;
 
 const utf8 = new TextEncoder();
 
@@ -166,9 +161,14 @@ export class Agent {
 
   /** Stores a prepared connection or address through the agent's own operation (agent.connection); a refusal where it lands is thrown. */
   private async store(prepared: Uint8Array): Promise<string> {
-    const out = await this.operate('agent.connection', prepared);
+    return (await this.operateOrThrow('agent.connection', prepared)) as string;
+  }
+
+  /** Carries out one of the agent's own operations; its refusal (an AgentError as the result, assemble.ts) is thrown here. */
+  private async operateOrThrow(name: string, args: Uint8Array): Promise<unknown> {
+    const out = await this.operate(name, args);
     if (out instanceof AgentError) throw out;
-    return out as string;
+    return out;
   }
 
   /** After a join is stored: its first message goes out now (this device made it, so this device sends it). */
@@ -210,17 +210,12 @@ export class Agent {
 
   /** While paused, requests to the address are dropped unseen (on every device: agent.address.set). */
   async setAddressPaused(addressId: string, paused: boolean): Promise<void> {
-    await this.addressSetting(addressId, ADDRESS_PAUSED, paused ? 1 : 0);
+    await this.operateOrThrow('agent.address.set', encodeAddressSetting(addressId, ADDRESS_PAUSED, paused ? 1 : 0));
   }
 
   /** At most `perHour` requests an hour reach the request list (0: no limit). */
   async setAddressLimit(addressId: string, perHour: number): Promise<void> {
-    await this.addressSetting(addressId, ADDRESS_LIMIT, perHour);
-  }
-
-  private async addressSetting(addressId: string, setting: number, value: number): Promise<void> {
-    const out = await this.operate('agent.address.set', new Writer().short(utf8.encode(addressId)).u8(setting).u32(value).finish());
-    if (out instanceof AgentError) throw out;
+    await this.operateOrThrow('agent.address.set', encodeAddressSetting(addressId, ADDRESS_LIMIT, perHour));
   }
 
   /** Deletes the address queue on its relay, then the address on every device: no new requests; existing contacts are untouched. */
@@ -267,8 +262,7 @@ export class Agent {
 
   /** Tells the contact, deletes our queues on their relays, and forgets the connection (on every device). */
   async deleteConnection(connectionId: string): Promise<void> {
-    const out = await this.operate('agent.delete', utf8.encode(connectionId));
-    if (out instanceof AgentError) throw out;
+    await this.operateOrThrow('agent.delete', utf8.encode(connectionId));
     await this.finishDelete(connectionId);
   }
 

@@ -17,7 +17,6 @@ import { Determinism } from './determinism.js';
 import { encodeReceived, logUnapplied, Replication } from './devices/replication.js';
 import { decodePrepared } from './prepared-connection.js';
 import { AgentError } from './agent-api.js';
-import { Reader } from '../protocol/codec.js';
 import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
@@ -142,28 +141,8 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const handshakes = new Handshakes(store, sessions, relays, links, outbox);
   const addresses = new Addresses(store, sessions, relays, links, clock);
   replication.register('agent.secured', (args) => queueChanges.applySecured(args));
-  replication.register('agent.address.set', (args) => {
-    const r = new Reader(args);
-    const addressId = new TextDecoder().decode(r.short('address'));
-    const setting = r.u8('setting');
-    const value = r.u32('value');
-    try {
-      if (setting === 1) addresses.setPaused(addressId, value === 1);
-      else if (setting === 2) addresses.setLimit(addressId, value);
-      return undefined;
-    } catch (e) {
-      if (e instanceof AgentError) return e; // the address was deleted on another device meanwhile
-      throw e;
-    }
-  });
-  replication.register('agent.delete', (args) => {
-    try {
-      return connections.queueDelete(new TextDecoder().decode(args));
-    } catch (e) {
-      if (e instanceof AgentError) return e; // gone already (deleted on another device, or by the contact)
-      throw e;
-    }
-  });
+  replication.register('agent.address.set', refusing((args) => addresses.applySetting(args)));
+  replication.register('agent.delete', refusing((args) => connections.queueDelete(new TextDecoder().decode(args))));
   replication.register('agent.forget', (args) => connections.forget(new TextDecoder().decode(args)));
   replication.register('agent.address.delete', (args) => addresses.forget(new TextDecoder().decode(args)));
   // A new connection or address some device prepared (docs/devices.md §3.6): stored the same on every device.
@@ -173,15 +152,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     scheduler!.kick(); // its queues are subscribed, and its first message sent, at the next round
     return id;
   };
-  // Applying must not throw for an event it refuses (replica.ts): a request answered on another device meanwhile is the result.
-  replication.register('agent.connection', (args) => {
-    try {
-      return applyPrepared(args);
-    } catch (e) {
-      if (e instanceof AgentError) return e;
-      throw e;
-    }
-  });
+  replication.register('agent.connection', refusing(applyPrepared));
   return {
     store,
     relays,
@@ -196,5 +167,22 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     scheduler,
     determinism,
     replication,
+  };
+}
+
+/**
+ * An operation of the agent whose AgentError (the connection or address
+ * is gone, the request was answered on another device meanwhile) is its
+ * result: applying must not throw for an event it refuses (replica.ts).
+ * Agent.operateOrThrow throws it again on the device that proposed it.
+ */
+function refusing(apply: (args: Uint8Array) => unknown): (args: Uint8Array) => unknown {
+  return (args) => {
+    try {
+      return apply(args);
+    } catch (e) {
+      if (e instanceof AgentError) return e;
+      throw e;
+    }
   };
 }

@@ -62,7 +62,6 @@ export class Connections {
     }, inBurst);
   }
 
-  /** Tells the contact (DEL), deletes our queues on their relays, and forgets the connection. */
   /** Deleting, step 1 (in an operation, with several devices): the contact is told with DEL, queued. */
   queueDelete(connectionId: string): void {
     const c = this.live(connectionId);

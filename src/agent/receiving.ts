@@ -141,16 +141,7 @@ export class Receiving {
       this.store.rcvQueues().filter((q) => q.status !== 'lost'),
       health,
     );
-    const parts: Promise<unknown>[] = [];
-    for (let at = 0; at < batch.length; at += RECEIVED_PER_EVENT) {
-      const part = batch.slice(at, at + RECEIVED_PER_EVENT);
-      parts.push(
-        this.hooks
-          .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
-          .then((applied) => Promise.all(part.filter((_, i) => applied[i] === true).map((a) => this.ackNow(a, health))))
-          .catch((e: unknown) => this.notProposed(e)),
-      );
-    }
+    const parts = this.proposeInParts(batch, (done) => Promise.all(done.map((a) => this.ackNow(a, health))));
     return { count: batch.length, applied: Promise.all(parts).then(() => undefined), unreachable: health.finish() };
   }
 
@@ -283,17 +274,22 @@ export class Receiving {
    * event will be applied after it (replication.ts).
    */
   private proposeReceived(batch: readonly Arrival[]): void {
-    for (let at = 0; at < batch.length; at += RECEIVED_PER_EVENT) {
-      const part = batch.slice(at, at + RECEIVED_PER_EVENT);
-      this.hooks
-        .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
-        .then((applied) => this.acknowledge(part.filter((_, i) => applied[i] === true)))
-        .catch((e: unknown) => this.notProposed(e));
-    }
+    this.proposeInParts(batch, (done) => this.acknowledge(done));
   }
 
-  private notProposed(error: unknown): void {
-    logUnapplied(this.log, error, 'received messages could not go to the device log; the relay delivers them again');
+  /** Proposes arrivals as agent.recv events of RECEIVED_PER_EVENT; `applied` gets each event's arrivals that were applied. */
+  private proposeInParts(batch: readonly Arrival[], applied: (done: Arrival[]) => unknown): Promise<unknown>[] {
+    const parts: Promise<unknown>[] = [];
+    for (let at = 0; at < batch.length; at += RECEIVED_PER_EVENT) {
+      const part = batch.slice(at, at + RECEIVED_PER_EVENT);
+      parts.push(
+        this.hooks
+          .replication!.propose(part.map((a) => ({ recipientId: a.queue.recipientId, message: a.message })))
+          .then((ok) => applied(part.filter((_, i) => ok[i] === true)))
+          .catch((e: unknown) => logUnapplied(this.log, e, 'received messages could not go to the device log; the relay delivers them again')),
+      );
+    }
+    return parts;
   }
 
   /** Closing: what is gathered and not applied yet stays with the relay, which pushes it again after the next SUB. */

@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Agent } from '../agent/agent.js';
 import type { AgentHandlers } from '../agent/agent-api.js';
+import { withDeadline } from '../agent/deadline.js';
 import { decodeAnyLink } from '../agent/links.js';
 import {
   decodeLinkMessage,
@@ -203,12 +204,7 @@ class LinkSide {
   /** Deletes the connection (best effort: its queues expire on the relays anyway), then the side database. */
   async discard(): Promise<void> {
     const id = this.record.text('connection');
-    if (id !== undefined && !this.closed) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, DISCARD_WAIT_MS)));
-      await Promise.race([this.agent.deleteConnection(id).catch(() => undefined), late]);
-      clearTimeout(timer);
-    }
+    if (id !== undefined && !this.closed) await withDeadline(this.agent.deleteConnection(id), performance.now() + DISCARD_WAIT_MS, 'deleting the link').catch(() => undefined);
     await this.close();
     removeSideDatabase(this.path);
   }
@@ -266,6 +262,16 @@ async function waitFor<T>(ctx: OpContext, check: () => T | undefined): Promise<T
     if (ctx.signal.aborted) throw new ApiError('INTERRUPTED', 'stopped waiting; run the same command again to go on');
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+}
+
+/** waitFor, but a failure `check` returns gives the link up (its connection and side database go) and is thrown. */
+async function waitOrGiveUp<T>(ctx: OpContext, side: LinkSide, check: () => T | ApiError | undefined): Promise<T> {
+  const v = await waitFor(ctx, check);
+  if (v instanceof ApiError) {
+    await forget(ctx.session, side);
+    throw v;
+  }
+  return v;
 }
 
 /** A failure the other side caused or the link suffered, if any. */
@@ -334,7 +340,7 @@ export async function waitLinkAnswer(ctx: OpContext): Promise<LinkAnswered> {
   const { side } = await running(ctx, 'link');
   const expiresAt = (side.record.num('created_at') ?? 0) + LINK_VALID_MS;
   ctx.progress('waiting for the new device to use the link');
-  const code = await waitFor(ctx, () => {
+  const code = await waitOrGiveUp(ctx, side, () => {
     const problem = trouble(side);
     if (problem) return problem;
     const code = side.code();
@@ -342,10 +348,6 @@ export async function waitLinkAnswer(ctx: OpContext): Promise<LinkAnswered> {
     if (Date.now() > expiresAt) return new ApiError('DEVICE_LINK', 'nobody used the device link within 10 minutes; it no longer works (make a new one with: nightjar devices link)');
     return undefined;
   });
-  if (code instanceof ApiError) {
-    await forget(ctx.session, side);
-    throw code;
-  }
   return { type: 'deviceLinkCode', code: linkVerificationCode(code), name: side.record.text('peer_name')! };
 }
 
@@ -395,7 +397,7 @@ export async function confirmLink(ctx: OpContext): Promise<DeviceLinked> {
   }
   side.agent.kick();
   const firstSeq = record.num('first_seq')!;
-  const outcome = await waitFor(ctx, () => {
+  await waitOrGiveUp(ctx, side, () => {
     const problem = trouble(side);
     if (problem) return problem;
     const delivered = Math.max(0, (record.num('delivered') ?? 0) - firstSeq + 1);
@@ -404,10 +406,6 @@ export async function confirmLink(ctx: OpContext): Promise<DeviceLinked> {
     ctx.progress(`the new device has ${delivered} of ${total} parts of the profile (${mb(offer.totalLength)})`);
     return undefined;
   });
-  if (outcome instanceof ApiError) {
-    await forget(session, side);
-    throw outcome;
-  }
   await forget(session, side);
   return { type: 'deviceLinked', device: offer.group.device, name };
 }
@@ -461,11 +459,7 @@ export async function beginJoin(ctx: OpContext, deviceLink: string | undefined, 
   } else await side.agent.start();
   const joined = side;
   ctx.progress('waiting for the other device to answer');
-  const code = await waitFor(ctx, () => trouble(joined) ?? (joined.record.num('gone') === 1 ? gone() : joined.code()));
-  if (code instanceof ApiError) {
-    await forget(session, joined);
-    throw code;
-  }
+  const code = await waitOrGiveUp(ctx, joined, () => trouble(joined) ?? (joined.record.num('gone') === 1 ? gone() : joined.code()));
   return { type: 'deviceJoinCode', code: linkVerificationCode(code) };
 }
 
@@ -483,7 +477,7 @@ export async function finishJoin(ctx: OpContext): Promise<DeviceJoined> {
   const { session } = ctx;
   const { agent, side, record } = await running(ctx, 'join');
   ctx.progress('waiting for the other device to confirm the code');
-  const offer = await waitFor(ctx, () => {
+  const offer = await waitOrGiveUp(ctx, side, () => {
     const problem = trouble(side) ?? (record.num('gone') === 1 ? gone() : undefined);
     if (problem) return problem;
     const bytes = record.bytes('offer');
@@ -494,10 +488,6 @@ export async function finishJoin(ctx: OpContext): Promise<DeviceJoined> {
     ctx.progress(`receiving the profile: ${have} of ${m.chunkCount} parts (${mb(record.chunkBytes())} of ${mb(m.totalLength)})`);
     return undefined;
   });
-  if (offer instanceof ApiError) {
-    await forget(session, side);
-    throw offer;
-  }
   if (!agent.multiDevice) {
     ctx.progress('restoring the profile');
     const snapshot = Array.from({ length: offer.chunkCount }, (_, i) => record.chunk(i)!);
