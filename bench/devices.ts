@@ -34,7 +34,7 @@ import { decodeOperation } from '../src/agent/devices/operations.js';
 import { Chat } from '../src/chat/chat.js';
 import { configureProfileDatabase } from '../src/chat/profile-db.js';
 import type { Contact } from '../src/chat/store.js';
-import { decodeBatch } from '../src/protocol/block.js';
+import { tracedTransmissions } from '../test/helpers/traced.js';
 import { decodeCommand, type Command } from '../src/protocol/commands.js';
 import { decodeTransmission } from '../src/protocol/transmission.js';
 import { AgentProcess, cpuMeter, mergeResults, type CpuReading } from './agent.js';
@@ -76,13 +76,7 @@ function open(path: string, relays: string[], name?: string): Person {
 }
 
 function countCommands(p: Person, block: Uint8Array): void {
-  let items: Uint8Array[];
-  try {
-    items = decodeBatch(block);
-  } catch {
-    return; // a handshake block
-  }
-  for (const item of items) {
+  for (const item of tracedTransmissions(block)) {
     let command: Command;
     const t = decodeTransmission(item);
     try {

@@ -17,7 +17,7 @@ import type { AgentOptions } from '../../src/agent/agent.js';
 import { DeviceStore } from '../../src/agent/devices/device-store.js';
 import type { Contact } from '../../src/chat/store.js';
 import { randomBytes } from '../../src/crypto/random.js';
-import { decodeBatch } from '../../src/protocol/block.js';
+import { tracedTransmissions } from '../helpers/traced.js';
 import { decodeCommand, decodeResponse } from '../../src/protocol/commands.js';
 import { decodeTransmission } from '../../src/protocol/transmission.js';
 import { DATABASE_FILE } from '../../src/relay/server.js';
@@ -166,13 +166,7 @@ test('the relay’s data and traffic show no byte string shared between a person
   const wire: Traced[] = [];
   const traced = (who: string): AgentOptions => ({
     relayTrace: (_relay, direction, block) => {
-      let items: Uint8Array[];
-      try {
-        items = decodeBatch(block);
-      } catch {
-        return; // a handshake block
-      }
-      for (const item of items) wire.push({ who, direction, bytes: item.slice() });
+      for (const item of tracedTransmissions(block)) wire.push({ who, direction, bytes: item.slice() });
     },
   });
   const alice = openProfile(join(dir, 'alice.db'), [r], traced('alice'), 'Alice');

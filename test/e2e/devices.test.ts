@@ -17,7 +17,7 @@ import { relayAddress } from '../../src/agent/relay-sessions.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import type { Contact } from '../../src/chat/store.js';
 import { startRelayProcess, tempDir, type RelayProcess } from '../helpers/relay-process.js';
-import { decodeBatch } from '../../src/protocol/block.js';
+import { tracedTransmissions } from '../helpers/traced.js';
 import { decodeCommand, decodeResponse } from '../../src/protocol/commands.js';
 import { decodeTransmission } from '../../src/protocol/transmission.js';
 import { connectProfiles, linkDevice, openProfile, texts, untilLoaded as until, type Profile as Person } from '../helpers/chat-profiles.js';
@@ -28,13 +28,7 @@ const subs = new Map<string, number>();
 function countSubs(path: string): AgentOptions['relayTrace'] {
   return (_relay, direction, block) => {
     if (direction !== 'out') return;
-    let items: Uint8Array[];
-    try {
-      items = decodeBatch(block);
-    } catch {
-      return; // a handshake block
-    }
-    for (const item of items) {
+    for (const item of tracedTransmissions(block)) {
       try {
         if (decodeCommand(decodeTransmission(item).command).type === 'SUB') subs.set(path, (subs.get(path) ?? 0) + 1);
       } catch {
@@ -346,13 +340,9 @@ async function carolsView(bobDevices: number): Promise<{ blockSizes: Set<number>
     relayTrace: (_relay, direction, block) => {
       if (direction !== 'in') return;
       blockSizes.add(block.length);
-      try {
-        for (const item of decodeBatch(block)) {
-          const response = decodeResponse(decodeTransmission(item).command);
-          if (response.type === 'MSG') msgSizes.add(response.encryptedBody.length);
-        }
-      } catch {
-        // handshake blocks
+      for (const item of tracedTransmissions(block)) {
+        const response = decodeResponse(decodeTransmission(item).command);
+        if (response.type === 'MSG') msgSizes.add(response.encryptedBody.length);
       }
     },
   }, 'Carol');
