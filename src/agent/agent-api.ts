@@ -90,6 +90,12 @@ export interface AgentHandlers {
   onRequest(request: IncomingRequest): void;
   /** The contact deleted the connection. */
   onDeleted(connectionId: string): void;
+  /**
+   * Another of the person's devices removed this one (docs/devices.md §7):
+   * the agent has stopped talking to relays, and every operation now fails
+   * with DEVICE_REMOVED (optional).
+   */
+  onDeviceRemoved?(): void;
 }
 
 export type ConnectionStatus =
@@ -148,7 +154,9 @@ export type AgentErrorCode =
   | 'OWN_LINK' // the link is one of our own invitations or addresses
   | 'WRONG_RELAY' // the relay at an address's host and port is not the one its fingerprint names
   | 'NO_OTHER_OPERATOR' // a redundant queue needs a relay of an operator the connection does not use yet
-  | 'DEVICE_GROUP'; // a change to the person's devices that cannot be made (docs/devices.md)
+  | 'DEVICE_GROUP' // a change to the person's devices that cannot be made (docs/devices.md)
+  | 'UNKNOWN_DEVICE' // the group has no current device of that number
+  | 'DEVICE_REMOVED'; // another device removed this one from the profile: nothing more reaches it (docs/devices.md §7)
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -32,11 +32,14 @@ type DB = Database.Database;
  * device's proposals not yet seen applied (`agent_device_pending`), and
  * which device delivers each outbox row (`agent_outbox.author`);
  * 7 (2026-11-28) when each device was last heard from on the log
- * (`agent_device_seqs.last_at`, shown by `nightjar devices`).
+ * (`agent_device_seqs.last_at`, shown by `nightjar devices`);
+ * 8 (2026-11-28) this device's own keys, to which a device removal seals
+ * the new log's secrets, and whether this device was removed
+ * (`agent_device_self`, device-local).
  * Recorded in `schema_versions` as 'agent' (src/schema/migrations.ts);
  * before the runner, and still kept in step, as `agent_meta` 'schema'.
  */
-export const AGENT_SCHEMA_VERSION = 7;
+export const AGENT_SCHEMA_VERSION = 8;
 
 /** Version 5: what every message and every round of sending looks up, indexed, so that neither reads every contact's rows. */
 const HOT_PATH_INDEXES = `
@@ -96,6 +99,21 @@ CREATE TABLE IF NOT EXISTS agent_device_pending (
 /** Version 7: the time of the latest event of each device (its clock when it proposed it). */
 const DEVICE_LAST_SEEN = `
 ALTER TABLE agent_device_seqs ADD COLUMN last_at INTEGER;
+`;
+
+/**
+ * Version 8: this device's keys (docs/devices.md §7, hybrid-seal.ts), kept
+ * here and nowhere else; the public halves are in agent_device_members.
+ * And, once another device removed this one, when and by which device.
+ */
+const DEVICE_SELF = `
+CREATE TABLE IF NOT EXISTS agent_device_self (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  dh_private BLOB NOT NULL,
+  kem_seed BLOB NOT NULL,
+  removed_at INTEGER,
+  removed_by INTEGER
+);
 `;
 
 const SCHEMA = `
@@ -244,7 +262,7 @@ CREATE TABLE IF NOT EXISTS agent_requests (
   reply_sender_id BLOB NOT NULL,
   received_at INTEGER NOT NULL
 );
-${DEVICE_TABLES}${DEVICE_LAST_SEEN}`;
+${DEVICE_TABLES}${DEVICE_LAST_SEEN}${DEVICE_SELF}`;
 
 export type Role = 'inviter' | 'joiner' | 'requester' | 'acceptor';
 
@@ -389,6 +407,8 @@ ${HOT_PATH_INDEXES}`,
 ${DEVICE_TABLES}`,
   // 7
   DEVICE_LAST_SEEN,
+  // 8
+  DEVICE_SELF,
 ];
 
 /** The agent tables as a store of the migration runner: created whole (SCHEMA) in a new profile, else upgraded step by step. */

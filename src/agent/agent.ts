@@ -32,6 +32,7 @@ import { encodePrepared } from './prepared-connection.js';
 import { MAX_BODY_LENGTH } from './envelope.js';
 import type { DeviceInvite } from './devices/replication.js';
 import type { SnapshotRewrite } from './devices/snapshot.js';
+import type { SealRecipient } from '../crypto/hybrid-seal.js';
 import type { RoutingMode } from './relays.js';
 import type Database from 'better-sqlite3-multiple-ciphers';
 
@@ -422,10 +423,29 @@ export class Agent {
    * from. The linking protocol that carries it to the new device is not
    * built yet.
    */
-  addDevice(name: string, options: { thisDevice?: string; relay?: string; rewrite?: SnapshotRewrite } = {}): Promise<DeviceInvite> {
+  addDevice(name: string, options: { thisDevice?: string; relay?: string; rewrite?: SnapshotRewrite; keys?: SealRecipient } = {}): Promise<DeviceInvite> {
     const on = options.relay ?? this.listRelays()[0]?.address;
     if (on === undefined) return Promise.reject(new AgentError('NO_RELAYS', 'add a relay first: the device log lives on one'));
-    return this.p.replication.addDevice(name, on, options.thisDevice ?? 'first device', options.rewrite);
+    return this.p.replication.addDevice(name, on, options.thisDevice ?? 'first device', options.rewrite, options.keys);
+  }
+
+  /** This device's public keys, which a device removal seals the new device log to (made the first time). */
+  deviceKeys(): SealRecipient {
+    return this.p.replication.devices.ensureSelfKeys();
+  }
+
+  /**
+   * Removes device `device` from this profile (docs/devices.md §7): the
+   * others move to a new device log it cannot read, and it is told.
+   * False if another device removed it first.
+   */
+  removeDevice(device: number): Promise<boolean> {
+    return this.p.replication.removeDevice(device);
+  }
+
+  /** When, and by which device, another device removed this one; undefined while it is in the group. */
+  deviceRemoval(): { at: number; by: number; byName: string | undefined } | undefined {
+    return this.p.replication.removal();
   }
 
   /** Makes this new, empty profile the device `invite` names (see addDevice). */

@@ -102,6 +102,9 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     log,
     serial,
     kick: () => scheduler!.kick(),
+    removed: () => {
+      void scheduler!.stopAfterRemoval().finally(() => handlers.onDeviceRemoved?.());
+    },
     session: (relay) => pool.get(relay, DEVICE_LOG_LANE),
     ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}),
   });

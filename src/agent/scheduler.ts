@@ -183,6 +183,19 @@ export class Scheduler {
     await this.flushAll(true);
   }
 
+  /**
+   * Another device removed this one (docs/devices.md §7): no more rounds,
+   * and the relay sessions end, so its subscriptions go to the others.
+   * Called from inside the serial chain: it does not wait for it.
+   */
+  async stopAfterRemoval(): Promise<void> {
+    this.running = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.receiptTimer) clearTimeout(this.receiptTimer);
+    this.parts.receiving.stopGathering();
+    await this.parts.pool.close();
+  }
+
   async close(): Promise<void> {
     this.running = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);

@@ -23,6 +23,7 @@ import type { Agent } from '../agent/agent.js';
 import type { AgentHandlers } from '../agent/agent-api.js';
 import { withDeadline } from '../agent/deadline.js';
 import { decodeAnyLink } from '../agent/links.js';
+import { decodeKeys, encodeKeys } from '../agent/devices/replication.js';
 import {
   decodeLinkMessage,
   deviceLinkOf,
@@ -122,6 +123,7 @@ function linkHandlers(record: LinkRecord, role: Role): AgentHandlers {
     if (role === 'link' && m?.type === 'JOIN') {
       record.set('peer_name', m.name);
       record.set('history_days', m.historyDays);
+      if (m.keys) record.set('peer_keys', Buffer.from(encodeKeys(m.keys)));
     } else if (!(role === 'join' && m?.type === 'HELLO')) fail('the other side is not a Nightjar device linking to this profile');
   };
   return {
@@ -371,7 +373,8 @@ export async function confirmLink(ctx: OpContext): Promise<DeviceLinked> {
     ctx.progress('adding the device and taking a copy of the profile');
     const days = record.num('history_days') ?? HISTORY_ALL;
     const rewrite = days === HISTORY_ALL ? undefined : pruneHistoryBefore(Math.floor(Date.now() / 1000) - days * 86_400);
-    const invite = await agent.addDevice(name, { thisDevice: record.text('this_name') ?? 'first device', ...(rewrite ? { rewrite } : {}) });
+    const keys = record.bytes('peer_keys');
+    const invite = await agent.addDevice(name, { thisDevice: record.text('this_name') ?? 'first device', ...(rewrite ? { rewrite } : {}), ...(keys ? { keys: decodeKeys(keys) } : {}) });
     const offer = encodeLinkMessage({
       type: 'OFFER',
       group: invite.group,
@@ -449,7 +452,7 @@ export async function beginJoin(ctx: OpContext, deviceLink: string | undefined, 
       side.agent.setRouting('direct');
       side.record.set('created_at', Date.now());
       ctx.progress('joining through the device link');
-      const { connectionId } = await side.agent.connect(invitation, encodeLinkMessage({ type: 'JOIN', name, historyDays }));
+      const { connectionId } = await side.agent.connect(invitation, encodeLinkMessage({ type: 'JOIN', name, historyDays, keys: agent.deviceKeys() }));
       side.record.set('connection', connectionId);
       await side.agent.start();
     } catch (e) {

@@ -455,6 +455,12 @@ async function devicesRename(ctx: OpContext, p: Params): Promise<{ devices: Devi
   return devices(ctx);
 }
 
+async function devicesRemove(ctx: OpContext, p: Params): Promise<{ type: 'deviceRemoved'; device: number; removed: boolean; devices: DeviceView[] }> {
+  const device = int(p, 'device', 1);
+  const removed = await ctx.session.agent.removeDevice(device);
+  return { type: 'deviceRemoved', device, removed, ...(await devices(ctx)) };
+}
+
 /** The linking code, loaded when a device is linked. */
 const linking = (): Promise<typeof import('./device-link.js')> => import('./device-link.js');
 
@@ -505,6 +511,7 @@ const OPERATIONS = {
   routing,
   devices,
   'devices.rename': devicesRename,
+  'devices.remove': devicesRemove,
   'devices.link': async (ctx: OpContext, p: Params) => (await linking()).beginLink(ctx, deviceName(p, 'name')),
   'devices.link.wait': async (ctx: OpContext) => (await linking()).waitLinkAnswer(ctx),
   'devices.link.confirm': async (ctx: OpContext) => (await linking()).confirmLink(ctx),

@@ -158,6 +158,9 @@ export class Chat implements AgentHandlers {
   onDeleted(connectionId: string): void {
     this.incoming.onDeleted(connectionId);
   }
+  onDeviceRemoved(): void {
+    this.incoming.emit({ type: 'deviceRemoved' });
+  }
 
   // profile
 

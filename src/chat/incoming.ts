@@ -17,7 +17,9 @@ export type ChatEvent =
   | { readonly type: 'status'; readonly messageIds: readonly number[] }
   | { readonly type: 'contact'; readonly contactId: number }
   | { readonly type: 'request'; readonly n: number }
-  | { readonly type: 'expired'; readonly messageIds: readonly number[] };
+  | { readonly type: 'expired'; readonly messageIds: readonly number[] }
+  /** Another of the person's devices removed this one (docs/devices.md §7): nothing new reaches it. */
+  | { readonly type: 'deviceRemoved' };
 
 export type ChatListener = (event: ChatEvent) => void;
 

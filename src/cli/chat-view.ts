@@ -148,6 +148,11 @@ export class ChatView {
       case 'expired':
         this.show({ type: 'expired', messageIds: event.messageIds }, () => style.dim(`(${event.messageIds.length} message${event.messageIds.length === 1 ? '' : 's'} disappeared)`));
         return;
+      case 'deviceRemoved':
+        this.show({ type: 'deviceRemoved' }, () =>
+          style.yellow('Another of your devices removed this one from your profile: nothing new reaches it, and what you type here is not sent. Link it again with: nightjar devices join'),
+        );
+        return;
     }
   }
 }

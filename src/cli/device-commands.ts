@@ -1,4 +1,4 @@
-/** A person's devices: `devices [list]`, `devices link`, `devices join`, `devices rename` (docs/devices.md). */
+/** A person's devices: `devices [list]`, `devices link`, `devices join`, `devices rename`, `devices remove` (docs/devices.md). */
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DeviceView } from '../api/operations.js';
@@ -118,7 +118,7 @@ function joinCommand(devices: Command): void {
 }
 
 export function devicesCommand(): Command {
-  const devices = new Command('devices').description('the devices your profile is on: list, link a new one, rename');
+  const devices = new Command('devices').description('the devices your profile is on: list, link a new one, rename, remove');
   profileOptions(devices.command('list', { isDefault: true }).description("list this profile's devices")).action(async (flags: ProfileFlags) => {
     printDevices(flags, (await callProfile(flags, 'devices', {})).devices);
   });
@@ -129,5 +129,26 @@ export function devicesCommand(): Command {
       printDevices(flags, (await callProfile(flags, 'devices.rename', { device: n, name })).devices);
     },
   );
+  profileOptions(
+    devices
+      .command('remove')
+      .description('remove device N (a lost or old one): it reads nothing sent from now on, and is told')
+      .argument('<n>', 'device number (see: nightjar devices)', deviceNumber),
+  )
+    .option('--yes', 'do not ask to confirm')
+    .action(async (n: number, flags: ProfileFlags & { yes?: boolean }) => {
+      const out = printer(flags.json);
+      if (!flags.yes) {
+        if (!canAsk()) throw new ApiError('BAD_INPUT', 'devices remove asks you to confirm; without a terminal, add --yes');
+        const reply = (await askLine(`Remove device ${n}? It will read nothing new, and linking it again needs a new link. [y/N] `)).toLowerCase();
+        if (reply !== 'y' && reply !== 'yes') return out.note('Nothing was removed.');
+      }
+      const r = await callProfile(flags, 'devices.remove', { device: n });
+      out.print(r, () =>
+        r.removed
+          ? `Device ${n} is removed: your other devices moved to a new device log it cannot read, and your conversations move to new queues.`
+          : `Device ${n} was removed already.`,
+      );
+    });
   return devices;
 }

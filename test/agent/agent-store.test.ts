@@ -20,8 +20,8 @@ function version2(): Database.Database {
 test('version 2 tables upgrade to the current version in one transaction; opening again changes nothing', () => {
   const db = version2();
   const store = new AgentStore(db);
-  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 7 }], 'recorded by the migration runner');
-  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '7', 'and where the release before it reads it');
+  assert.deepEqual(db.prepare('SELECT store, version FROM schema_versions').all(), [{ store: 'agent', version: 8 }], 'recorded by the migration runner');
+  assert.equal((db.prepare("SELECT value FROM agent_meta WHERE key = 'schema'").get() as { value: string }).value, '8', 'and where the release before it reads it');
   const indexes = (d: Database.Database): unknown[] => d.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").all();
   const fresh = new Database(':memory:');
   new AgentStore(fresh);

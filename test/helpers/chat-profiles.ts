@@ -2,8 +2,8 @@
  * People as the node runs them, for end-to-end tests of several devices
  * (docs/devices.md): a profile is a real chat layer and agent on a
  * database of its own; two profiles connect through an invitation; a
- * profile links a new device (the snapshot carried in memory, as the
- * linking protocol is not built yet).
+ * profile links a new device (the snapshot carried in memory; the
+ * linking protocol's own tests are in test/cli/cli-devices.test.ts).
  */
 import Database from 'better-sqlite3-multiple-ciphers';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
@@ -52,8 +52,9 @@ export async function connectProfiles(inviter: Profile, joiner: Profile): Promis
 
 /** A new device of `from`'s profile at `path`, its group's log on `relay`, started. */
 export async function linkDevice(from: Profile, path: string, name: string, relay: string, options: AgentOptions = {}): Promise<Profile> {
-  const invite = await from.agent.addDevice(name, { relay });
   const device = openProfile(path, [], options, 'new');
+  // Its keys go with devices.admit, as the link's JOIN carries them (a removal seals the new log to them).
+  const invite = await from.agent.addDevice(name, { relay, keys: device.agent.deviceKeys() });
   device.agent.joinDeviceGroup(invite);
   await device.agent.start();
   return device;

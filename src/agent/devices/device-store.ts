@@ -6,6 +6,8 @@
  * and the record of having applied it commit together.
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
+import type { SealKeys, SealRecipient } from '../../crypto/hybrid-seal.js';
+import { newSealKeys, sealRecipientOf } from '../../crypto/hybrid-seal.js';
 import { LOG_ENTRY_LENGTH } from './log-entry.js';
 import type { PendingProposal, ReplicaStore } from './replica.js';
 
@@ -89,6 +91,85 @@ export class DeviceStore implements ReplicaStore {
 
   addMember(m: DeviceMemberRow): void {
     this.sql('INSERT INTO agent_device_members (device, name, dh_public, kem_public, added_at, removed_at) VALUES (@device, @name, @dh_public, @kem_public, @added_at, @removed_at)').run(m);
+  }
+
+  /** A current device's public keys, if it has given them. */
+  memberKeys(device: number): SealRecipient | undefined {
+    const row = this.sql('SELECT dh_public, kem_public FROM agent_device_members WHERE device = ? AND removed_at IS NULL').get(device) as
+      | { dh_public: Buffer | null; kem_public: Buffer | null }
+      | undefined;
+    if (!row?.dh_public || !row.kem_public) return undefined;
+    return { dhPublic: new Uint8Array(row.dh_public), kemPublic: new Uint8Array(row.kem_public) };
+  }
+
+  /** Gives a current device its public keys, once: keys it has are never replaced (false then). */
+  setMemberKeys(device: number, keys: SealRecipient): boolean {
+    return (
+      this.sql('UPDATE agent_device_members SET dh_public = ?, kem_public = ? WHERE device = ? AND removed_at IS NULL AND dh_public IS NULL').run(
+        Buffer.from(keys.dhPublic),
+        Buffer.from(keys.kemPublic),
+        device,
+      ).changes === 1
+    );
+  }
+
+  /** Marks a current device removed; false if it is not one. */
+  removeMember(device: number, at: number): boolean {
+    return this.sql('UPDATE agent_device_members SET removed_at = ? WHERE device = ? AND removed_at IS NULL').run(at, device).changes === 1;
+  }
+
+  /** Outbox rows `from` was to deliver go to `to` (a removed device's, to the device that removed it). */
+  reassignOutbox(from: number, to: number): void {
+    this.sql('UPDATE agent_outbox SET author = ? WHERE author = ?').run(to, from);
+  }
+
+  /**
+   * Moves this device to a new generation of the group (a new log and
+   * key): read from position 1 of the new log; what each device said it
+   * had applied was about the old log. Its own count of events goes on.
+   */
+  switchGeneration(g: Omit<DeviceGroupRow, 'device'>): void {
+    this.groupRead = undefined;
+    this.sql(
+      `UPDATE agent_device_group SET generation = @generation, group_key = @group_key, log_relay = @log_relay, log_recipient_id = @log_recipient_id,
+         log_sender_id = @log_sender_id, log_recipient_key = @log_recipient_key, log_queue_key = @log_queue_key, log_sender_key = @log_sender_key,
+         applied = 0, resume_from = 1 WHERE id = 1`,
+    ).run(g);
+    this.sql('UPDATE agent_device_seqs SET reported = 0').run();
+  }
+
+  /** Replaces this device's stored proposals (sealed again for a new generation). */
+  replacePending(proposals: readonly PendingProposal[]): void {
+    this.sql('DELETE FROM agent_device_pending').run();
+    for (const p of proposals) this.addPending(p);
+  }
+
+  // ---- this device's own keys (device-local) ----
+
+  /** This device's keys, if it has made them. */
+  selfKeys(): SealKeys | undefined {
+    const row = this.sql('SELECT dh_private, kem_seed FROM agent_device_self WHERE id = 1').get() as { dh_private: Buffer; kem_seed: Buffer } | undefined;
+    return row ? { dhPrivate: new Uint8Array(row.dh_private), kemSeed: new Uint8Array(row.kem_seed) } : undefined;
+  }
+
+  /** This device's public keys, made (and stored) the first time they are asked for. */
+  ensureSelfKeys(): SealRecipient {
+    const have = this.selfKeys();
+    if (have) return sealRecipientOf(have);
+    const made = newSealKeys();
+    this.sql('INSERT INTO agent_device_self (id, dh_private, kem_seed) VALUES (1, ?, ?)').run(Buffer.from(made.keys.dhPrivate), Buffer.from(made.keys.kemSeed));
+    return made.recipient;
+  }
+
+  /** When, and by which device, this device was removed from its group; undefined while it is in it. */
+  removal(): { at: number; by: number } | undefined {
+    const row = this.sql('SELECT removed_at, removed_by FROM agent_device_self WHERE id = 1 AND removed_at IS NOT NULL').get() as { removed_at: number; removed_by: number } | undefined;
+    return row ? { at: row.removed_at, by: row.removed_by } : undefined;
+  }
+
+  markRemoved(at: number, by: number): void {
+    this.ensureSelfKeys();
+    this.sql('UPDATE agent_device_self SET removed_at = ?, removed_by = ? WHERE id = 1').run(at, by);
   }
 
   // ---- ReplicaStore ----

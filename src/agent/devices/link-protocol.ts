@@ -7,18 +7,21 @@
  *
  *   message = version u8 (1) | type u8 | fields
  *   JOIN  (1)  the new device's connection info: name short | history u32 (days; 0 none, 0xffffffff all)
+ *              [| dhPublic (32) | kemPublic (1184)]: its keys for a removal to seal to (§7); absent from older devices
  *   HELLO (2)  the existing device's connection info: nothing more
  *   OFFER (3)  group | resumeFrom u64 | chunkCount u32 | totalLength u64
  *   CHUNK (4)  index u32 | bytes (rest)
  *   DONE  (5)  the new device has the profile: nothing more
- *   group = generation u32 | device u8 | groupKey (32) | logRelay short | logRecipientId short
- *         | logSenderId short | logRecipientKey short | logQueueKey short | logSenderKey short
+ *   group: group-codec.ts
  */
 import { Reader, Writer } from '../../protocol/codec.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { AgentError } from '../agent-api.js';
+import type { SealRecipient } from '../../crypto/hybrid-seal.js';
+import { KEM_PUBLIC_KEY_LENGTH } from '../../crypto/kem.js';
+import { KEY_LENGTH } from '../../crypto/keys.js';
 import type { DeviceGroupRow } from './device-store.js';
-import { GROUP_KEY_LENGTH } from './log-entry.js';
+import { readGroup, writeGroup } from './group-codec.js';
 
 export const LINK_PROTOCOL_VERSION = 1;
 
@@ -30,7 +33,7 @@ export const DEVICE_LINK_PREFIX = 'nightjar:device#';
 const INVITATION_PREFIX = 'nightjar:invite#';
 
 export type LinkMessage =
-  | { readonly type: 'JOIN'; readonly name: string; readonly historyDays: number }
+  | { readonly type: 'JOIN'; readonly name: string; readonly historyDays: number; readonly keys?: SealRecipient }
   | { readonly type: 'HELLO' }
   | { readonly type: 'OFFER'; readonly group: DeviceGroupRow; readonly resumeFrom: number; readonly chunkCount: number; readonly totalLength: number }
   | { readonly type: 'CHUNK'; readonly index: number; readonly bytes: Uint8Array }
@@ -50,25 +53,11 @@ export function encodeLinkMessage(m: LinkMessage): Uint8Array {
   const w = new Writer().u8(LINK_PROTOCOL_VERSION).u8(TYPES[m.type]);
   switch (m.type) {
     case 'JOIN':
-      return w.short(utf8.encode(m.name)).u32(m.historyDays).finish();
-    case 'OFFER': {
-      const g = m.group;
-      if (g.group_key.length !== GROUP_KEY_LENGTH) throw new RangeError('a group key is 32 bytes');
-      return w
-        .u32(g.generation)
-        .u8(g.device)
-        .bytes(g.group_key)
-        .short(utf8.encode(g.log_relay))
-        .short(g.log_recipient_id)
-        .short(g.log_sender_id)
-        .short(g.log_recipient_key)
-        .short(g.log_queue_key)
-        .short(g.log_sender_key)
-        .u64(BigInt(m.resumeFrom))
-        .u32(m.chunkCount)
-        .u64(BigInt(m.totalLength))
-        .finish();
-    }
+      w.short(utf8.encode(m.name)).u32(m.historyDays);
+      if (m.keys) w.bytes(m.keys.dhPublic).bytes(m.keys.kemPublic);
+      return w.finish();
+    case 'OFFER':
+      return writeGroup(w, m.group).u64(BigInt(m.resumeFrom)).u32(m.chunkCount).u64(BigInt(m.totalLength)).finish();
     case 'CHUNK':
       return w.u32(m.index).bytes(m.bytes).finish();
     case 'HELLO':
@@ -86,21 +75,16 @@ export function decodeLinkMessage(body: Uint8Array): LinkMessage {
     const type = TYPE_NAMES.get(r.u8('type'));
     let m: LinkMessage;
     switch (type) {
-      case 'JOIN':
-        m = { type, name: fromUtf8.decode(r.short('name')), historyDays: r.u32('history') };
+      case 'JOIN': {
+        const name = fromUtf8.decode(r.short('name'));
+        const historyDays = r.u32('history');
+        // An older device sends no keys: it can be linked, and a removal then has nothing to seal to it (docs/devices.md §7).
+        const keys = r.remaining === 0 ? undefined : { dhPublic: Uint8Array.from(r.bytesN(KEY_LENGTH, 'X25519 key')), kemPublic: Uint8Array.from(r.bytesN(KEM_PUBLIC_KEY_LENGTH, 'ML-KEM key')) };
+        m = { type, name, historyDays, ...(keys ? { keys } : {}) };
         break;
+      }
       case 'OFFER': {
-        const group: DeviceGroupRow = {
-          generation: r.u32('generation'),
-          device: r.u8('device'),
-          group_key: Buffer.from(r.bytesN(GROUP_KEY_LENGTH, 'group key')),
-          log_relay: fromUtf8.decode(r.short('log relay')),
-          log_recipient_id: Buffer.from(r.short('log recipient ID')),
-          log_sender_id: Buffer.from(r.short('log sender ID')),
-          log_recipient_key: Buffer.from(r.short('log recipient key')),
-          log_queue_key: Buffer.from(r.short('log queue key')),
-          log_sender_key: Buffer.from(r.short('log sender key')),
-        };
+        const group: DeviceGroupRow = readGroup(r);
         m = { type, group, resumeFrom: Number(r.u64('resume from')), chunkCount: r.u32('chunk count'), totalLength: Number(r.u64('total length')) };
         if (group.device === 0 || !Number.isSafeInteger(m.resumeFrom) || m.resumeFrom < 1 || !Number.isSafeInteger(m.totalLength)) throw new LinkProtocolError('a malformed offer');
         break;

@@ -36,5 +36,6 @@ export function relayLogTransport(group: DeviceGroupRow, session: (relay: string
     append: async (entry) => (await session(group.log_relay)).send(sender, entry),
     subscribe: async (from, onEntry) => (await session(group.log_relay)).subscribeLog(recipient, from, (e) => onEntry(e.position, e.body)),
     trim: async (before) => (await session(group.log_relay)).trimLog(recipient, before),
+    close: () => void session(group.log_relay).then((client) => client.forget(recipient), () => undefined),
   };
 }

@@ -74,7 +74,7 @@ export class Operations {
     if (!apply) return Promise.reject(new Error(`no operation ${name}`));
     if (this.replica) return this.replica.propose(EventKind.OP, encodeOperation(name, args));
     try {
-      const context: ApplyContext = { position: 0, time: this.determinism.clock(), random: randomBytes, mine: true };
+      const context: ApplyContext = { position: 0, time: this.determinism.clock(), random: randomBytes, mine: true, author: 0 };
       return Promise.resolve(this.tx(() => apply(args, context)));
     } catch (e) {
       return Promise.reject(e);

@@ -29,6 +29,8 @@ export interface DeviceLogTransport {
   subscribe(from: number, onEntry: (position: number, entry: Uint8Array) => void): Promise<void>;
   /** Deletes the entries below `before` (LTRIM); absent where the log cannot be trimmed. */
   trim?(before: number): Promise<void>;
+  /** Stops reading (the group moved to a new log). */
+  close?(): void;
 }
 
 /** A device that applied this many entries since its last event of its own says how far it got (SEEN). */
@@ -85,6 +87,14 @@ export interface ApplyContext {
   readonly random: RandomSource;
   /** Whether this device proposed the event. */
   readonly mine: boolean;
+  /** The device that proposed it (0 on a profile with one device, where nothing is proposed). */
+  readonly author: number;
+  /**
+   * Called by an event that moves the group to a new log (a removal,
+   * docs/devices.md §7): this replica reads nothing after it, and the
+   * position is not recorded (the store now counts the new log's).
+   */
+  readonly endGeneration?: () => void;
 }
 
 /**
@@ -155,6 +165,8 @@ export class Replica {
   private appending = false;
   private halted: unknown = undefined;
   private closed = false;
+  /** An event moved the group to a new log: nothing after it here is read. */
+  private ended = false;
   private lastSeen = 0;
   /** The position reading started from. */
   private startedFrom = 1;
@@ -178,6 +190,18 @@ export class Replica {
   close(): void {
     this.closed = true;
     for (const w of this.waiters.values()) w.reject(new ReplicaHaltedError('CLOSED', 'the replica closed'));
+    this.waiters.clear();
+  }
+
+  /**
+   * Stops this replica and hands whoever waits for a proposal to `next`,
+   * the replica of the group's new generation (docs/devices.md §7): the
+   * proposals are the same events, sealed again for the new log
+   * (resealPending), so their results come from there.
+   */
+  handOverTo(next: Replica): void {
+    this.closed = true;
+    for (const [id, w] of this.waiters) next.waiters.set(id, w);
     this.waiters.clear();
   }
 
@@ -246,7 +270,7 @@ export class Replica {
   }
 
   private onEntry(position: number, entry: Uint8Array): void {
-    if (this.halted !== undefined || this.closed) return;
+    if (this.halted !== undefined || this.closed || this.ended) return;
     // After a restart the entries from the resume point come again; only positions this run has seen are dropped.
     if (position <= this.lastSeen) return;
     // Positions are dense (protocol §9.15): a jump means entries this device never applied were trimmed,
@@ -311,23 +335,26 @@ export class Replica {
       this.repropose(completed.eventId, event, position);
       return;
     }
+    let ended = false;
+    const endGeneration = (): void => void (ended = true);
     const out = store.tx(() => {
       let result: unknown;
       if (event.authorSeq > store.lastSeq(event.author)) {
         store.setLastSeq(event.author, event.authorSeq, event.time);
         store.setReported(event.author, event.applied);
-        if (event.kind !== EventKind.SEEN) result = this.o.apply(event, { position, time: event.time, random: drbg(event.seed), mine });
+        if (event.kind !== EventKind.SEEN) result = this.o.apply(event, { position, time: event.time, random: drbg(event.seed), mine, author: event.author, endGeneration });
       }
       if (mine) store.removePending(completed.eventId);
-      this.recordProcessed(position);
+      if (!ended) this.recordProcessed(position);
       return result;
     });
+    if (ended) this.ended = true;
     const w = this.waiters.get(id);
     if (w) {
       this.waiters.delete(id);
       w.resolve(out);
     }
-    this.reportAndTrim();
+    if (!ended) this.reportAndTrim();
   }
 
   /**
@@ -413,3 +440,25 @@ export class Replica {
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** A log generation's key and number. */
+export interface LogGeneration {
+  readonly entryKey: Uint8Array;
+  readonly generation: number;
+}
+
+/**
+ * This device's stored proposals, sealed again for the group's next
+ * generation (docs/devices.md §7), in the caller's transaction: the same
+ * events with the same IDs and authorSeqs, so they are applied once
+ * wherever they land; `applied` is cleared, since it counted positions of
+ * the old log.
+ */
+export function resealPending(store: ReplicaStore, from: LogGeneration, to: LogGeneration, random: RandomSource = randomBytes): PendingProposal[] {
+  return store.pending().map((p) => {
+    const parts = p.entries.map((e) => openEntry(from.entryKey, from.generation, e).fragment);
+    const event = decodeEvent(Buffer.concat(parts));
+    const bytes = encodeEvent({ ...event, applied: 0 });
+    return { eventId: p.eventId, authorSeq: p.authorSeq, entries: sealEvent(to.entryKey, to.generation, p.eventId, bytes, random) };
+  });
+}

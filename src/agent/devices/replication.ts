@@ -27,13 +27,18 @@ import { errorFields } from '../log.js';
 import { DeviceStore, type DeviceGroupRow } from './device-store.js';
 import { entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
-import { Replica, ReplicaHaltedError, type DeviceLogTransport } from './replica.js';
+import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
 import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
-import { generateSigningKeyPair } from '../../crypto/keys.js';
+import { generateSigningKeyPair, KEY_LENGTH } from '../../crypto/keys.js';
+import { KEM_PUBLIC_KEY_LENGTH } from '../../crypto/kem.js';
+import { openSealed, sealTo, type SealRecipient } from '../../crypto/hybrid-seal.js';
+import { CryptoError } from '../../crypto/errors.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { readGroup, writeGroup } from './group-codec.js';
 import { randomBytes } from '../../crypto/random.js';
 import { AgentError, type DeviceInfo } from '../agent-api.js';
 import { withDeadline } from '../deadline.js';
@@ -92,6 +97,8 @@ export interface ReplicationParts {
   readonly session: (relay: string) => Promise<RelayClient>;
   /** After an event of this device is applied: deliver what it queued. */
   readonly kick: () => void;
+  /** Another device removed this one (docs/devices.md §7): stop talking to relays. */
+  readonly removed?: () => void;
 }
 
 export class Replication {
@@ -104,6 +111,10 @@ export class Replication {
   /** Rows the relays accepted, not yet proposed as agent.sent. */
   private readonly sentToTell: number[] = [];
   private sentTimer: NodeJS.Timeout | undefined;
+  /** What the event just applied asks of the replica once its transaction is committed: move to the new log, or stop. */
+  private afterApply: 'switch' | 'removed' | undefined;
+  /** The transport of the current log, closed when the group moves to a new one. */
+  private transportNow: DeviceLogTransport | undefined;
 
   constructor(private readonly p: ReplicationParts) {
     this.devices = new DeviceStore(p.store.db, (fn) => p.store.tx(fn));
@@ -126,27 +137,60 @@ export class Replication {
 
   /** Applies or proposes an operation (operations.ts); with a group, starts reading the log first if it is not yet. */
   async operate(name: string, args: Uint8Array): Promise<unknown> {
-    if (this.active) await this.ensureStarted();
+    if (this.active) {
+      this.refuseIfRemoved();
+      await this.ensureStarted();
+    }
     return this.operations.operate(name, args);
+  }
+
+  /** When and by which device this one was removed, if it was (docs/devices.md §7). */
+  removal(): { at: number; by: number; byName: string | undefined } | undefined {
+    const r = this.devices.removal();
+    return r && { ...r, byName: this.devices.members().find((m) => m.device === r.by)?.name };
+  }
+
+  /** AgentError DEVICE_REMOVED once another device removed this one: nothing it does reaches the others any more. */
+  refuseIfRemoved(): void {
+    const r = this.removal();
+    if (!r) return;
+    const by = r.by === 0 ? 'another device' : `device ${r.by}${r.byName ? ` (${r.byName})` : ''}`;
+    throw new AgentError('DEVICE_REMOVED', `this device was removed from the profile by ${by} on ${new Date(r.at).toISOString()}; nothing new reaches it`);
   }
 
   /** Reads the log from where this device left off, if the profile has a group; idempotent. */
   ensureStarted(): Promise<void> {
     const group = this.devices.group();
-    if (!group || this.replica) return Promise.resolve();
+    if (!group || this.replica || this.devices.removal()) return Promise.resolve();
     this.starting ??= this.start(group);
     return this.starting;
   }
 
   private async start(group: DeviceGroupRow): Promise<void> {
+    const replica = this.newReplica(group);
+    this.replica = replica;
+    this.operations.attach(replica);
+    await replica.start();
+    this.announceKeys();
+  }
+
+  private newReplica(group: DeviceGroupRow): Replica {
     const raw = this.p.transport ? this.p.transport(group) : relayLogTransport(group, this.p.session);
-    // Every event is applied in the agent's serial chain (see the top of this file).
+    this.transportNow = raw;
+    let replica: Replica | undefined = undefined;
+    // Every event is applied in the agent's serial chain (see the top of this file); what it asks of the replica follows it there.
     const transport: DeviceLogTransport = {
       append: (entry) => raw.append(entry),
-      subscribe: (from, onEntry) => raw.subscribe(from, (position, entry) => void this.p.serial(async () => onEntry(position, entry))),
+      subscribe: (from, onEntry) =>
+        raw.subscribe(from, (position, entry) =>
+          void this.p.serial(async () => {
+            onEntry(position, entry);
+            if (this.replica === replica) await this.afterEvent();
+          }),
+        ),
       ...(raw.trim ? { trim: (before: number) => raw.trim!(before) } : {}),
     };
-    const replica = new Replica({
+    replica = new Replica({
       transport,
       store: this.devices,
       entryKey: entryKey(new Uint8Array(group.group_key)),
@@ -164,9 +208,50 @@ export class Replication {
           ? this.p.log.error({ position: problem.position, err: errorFields(problem.error) }, 'this device stopped applying its device log')
           : this.p.log.warn({ position: problem.position, err: errorFields(problem.error) }, 'a device-log entry was skipped'),
     });
-    this.replica = replica;
-    this.operations.attach(replica);
-    await replica.start();
+    return replica;
+  }
+
+  /**
+   * After an event that moved the group to a new log (a removal): this
+   * device reads the new one from its start, and appends there what it had
+   * proposed and not seen applied (sealed again in the removal's
+   * transaction); whoever waited for those gets their results from there.
+   * Or, if the removal was of this device, it stops.
+   */
+  private async afterEvent(): Promise<void> {
+    const what = this.afterApply;
+    this.afterApply = undefined;
+    if (what === undefined) return;
+    const old = this.replica!;
+    const oldTransport = this.transportNow;
+    if (what === 'removed') {
+      old.close();
+      oldTransport?.close?.();
+      this.p.log.warn('another device removed this one from the profile: it stops reading the device log and its queues');
+      this.p.removed?.();
+      return;
+    }
+    const next = this.newReplica(this.devices.group()!);
+    old.handOverTo(next);
+    oldTransport?.close?.();
+    this.replica = next;
+    this.operations.attach(next);
+    try {
+      await next.start();
+    } catch (e) {
+      this.p.log.error({ err: errorFields(e) }, 'could not read the device log’s new generation');
+    }
+  }
+
+  /**
+   * A device of a group made before device keys existed gives its public
+   * keys (devices.keys), so that a removal can seal the new log to it.
+   */
+  private announceKeys(): void {
+    const here = this.device;
+    if (here === undefined || this.devices.memberKeys(here)) return;
+    const keys = this.devices.ensureSelfKeys();
+    this.operations.operate('devices.keys', encodeKeys(keys)).catch((e: unknown) => logUnapplied(this.p.log, e, 'could not give this device’s keys to the others'));
   }
 
   /**
@@ -177,6 +262,7 @@ export class Replication {
    */
   async caughtUp(): Promise<void> {
     if (!this.active) return;
+    this.refuseIfRemoved();
     await this.ensureStarted();
     await this.replica!.propose(EventKind.SEEN, new Uint8Array(0));
   }
@@ -211,7 +297,8 @@ export class Replication {
         log_queue_key: Buffer.from(log.queueKey),
         log_sender_key: Buffer.from(sender.privateKey),
       });
-      this.devices.addMember({ device: 1, name: deviceName, dh_public: null, kem_public: null, added_at: this.p.determinism.clock(), removed_at: null });
+      const keys = this.devices.ensureSelfKeys();
+      this.devices.addMember({ device: 1, name: deviceName, dh_public: Buffer.from(keys.dhPublic), kem_public: Buffer.from(keys.kemPublic), added_at: this.p.determinism.clock(), removed_at: null });
       this.p.store.assignOutbox(1);
     });
   }
@@ -238,10 +325,14 @@ export class Replication {
    * §6). Sending it to the new device, end-to-end encrypted, is the
    * linking protocol's job.
    */
-  async addDevice(name: string, relay: string, thisDeviceName: string, rewrite?: SnapshotRewrite): Promise<DeviceInvite> {
+  async addDevice(name: string, relay: string, thisDeviceName: string, rewrite?: SnapshotRewrite, keys?: SealRecipient): Promise<DeviceInvite> {
     if (!this.active) await this.createGroup(relay, thisDeviceName);
+    this.refuseIfRemoved();
     await this.ensureStarted();
-    const device = (await this.operations.operate('devices.add', new TextEncoder().encode(name))) as number;
+    const utf8 = new TextEncoder().encode(name);
+    const device = (await (keys
+      ? this.operations.operate('devices.admit', new Writer().short(utf8).bytes(encodeKeys(keys)).finish())
+      : this.operations.operate('devices.add', utf8))) as number;
     if (device === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
     // In the serial chain, where events are applied: nothing moves while the snapshot is read.
     return this.p.serial(async () => {
@@ -260,6 +351,63 @@ export class Replication {
       this.devices.setApplied(invite.resumeFrom - 1, invite.resumeFrom);
     });
     this.p.store.forgetCached();
+  }
+
+  /** This device's copy of the new group in a removal, or undefined if it has none it can open. */
+  private openRemoval(removal: Removal, old: DeviceGroupRow, here: number): DeviceGroupRow | undefined {
+    const copy = removal.copies.find((c) => c.device === here);
+    const keys = this.devices.selfKeys();
+    if (!copy || !keys) return undefined;
+    try {
+      const next = readGroup(new Reader(openSealed(keys, copy.sealed, removalAad(old.generation, removal.device, here))));
+      return next.generation === old.generation + 1 && next.device === here ? next : undefined;
+    } catch (e) {
+      if (e instanceof CryptoError || e instanceof ProtocolError || e instanceof TypeError) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Removes device `device` from the group (docs/devices.md §7): a new log
+   * on the same relay with a new group key, sealed to each remaining
+   * device's keys in devices.remove on the old log. The removed device
+   * reads that it was removed, and nothing after. False if another device
+   * removed it first (the new log made here is deleted again).
+   */
+  async removeDevice(device: number): Promise<boolean> {
+    if (!this.active) throw new AgentError('DEVICE_GROUP', 'this profile is on one device');
+    this.refuseIfRemoved();
+    const here = this.device!;
+    if (device === here) throw new AgentError('DEVICE_GROUP', 'a device cannot remove itself: remove it from another of your devices');
+    await this.caughtUp();
+    const members = this.devices.currentMembers();
+    if (!members.includes(device)) throw new AgentError('UNKNOWN_DEVICE', `this profile has no device ${device} (nightjar devices lists them)`);
+    const old = this.devices.group()!;
+    const client = await this.p.session(old.log_relay);
+    const log = await client.createQueue({ mode: 'log' });
+    const sender = generateSigningKeyPair();
+    await client.secureQueue(log, sender.publicKey);
+    const next: DeviceGroupRow = {
+      generation: old.generation + 1,
+      device: 0,
+      group_key: Buffer.from(randomBytes(GROUP_KEY_LENGTH)),
+      log_relay: old.log_relay,
+      log_recipient_id: Buffer.from(log.recipientId),
+      log_sender_id: Buffer.from(log.senderId),
+      log_recipient_key: Buffer.from(log.recipientKey),
+      log_queue_key: Buffer.from(log.queueKey),
+      log_sender_key: Buffer.from(sender.privateKey),
+    };
+    const copies: RemovalCopy[] = [];
+    for (const m of members) {
+      if (m === device) continue;
+      const to = m === here ? this.devices.ensureSelfKeys() : this.devices.memberKeys(m);
+      if (!to) continue; // a device that never gave keys cannot follow; it learns so when it applies the removal
+      copies.push({ device: m, sealed: sealTo(to, writeGroup(new Writer(), { ...next, device: m }).finish(), removalAad(old.generation, device, m)) });
+    }
+    const done = (await this.operate('devices.remove', encodeRemoval({ device, copies }))) === true;
+    if (!done) await client.deleteQueue(log).catch(() => undefined);
+    return done;
   }
 
   /** The group's devices, removed ones too (none on a profile with one device). */
@@ -296,6 +444,49 @@ export class Replication {
       if (next > MAX_DEVICE_NUMBER) return 0;
       this.devices.addMember({ device: next, name: new TextDecoder().decode(args), dh_public: null, kem_public: null, added_at: context.time, removed_at: null });
       return next;
+    });
+    this.register('devices.admit', (args, context) => {
+      const r = new Reader(args);
+      const name = new TextDecoder().decode(r.short('name'));
+      const keys = decodeKeys(r.rest());
+      const next = Math.max(0, ...this.devices.members().map((m) => m.device)) + 1;
+      if (next > MAX_DEVICE_NUMBER) return 0;
+      this.devices.addMember({ device: next, name, dh_public: Buffer.from(keys.dhPublic), kem_public: Buffer.from(keys.kemPublic), added_at: context.time, removed_at: null });
+      return next;
+    });
+    // Only a device's own event gives its keys, and only once: nobody can swap them later (docs/devices.md §7).
+    this.register('devices.keys', (args, context) => this.devices.setMemberKeys(context.author, decodeKeys(args)));
+    this.register('devices.remove', (args, context) => {
+      const removal = decodeRemoval(args);
+      const gone = removal.device;
+      if (gone === context.author || !this.devices.removeMember(gone, context.time)) return false;
+      // What it was to deliver, the device that removed it delivers (docs/devices.md §3.3).
+      this.devices.reassignOutbox(gone, context.author);
+      const here = this.device!;
+      if (here === gone) {
+        this.devices.markRemoved(context.time, context.author);
+        this.afterApply = 'removed';
+        context.endGeneration?.();
+        return true;
+      }
+      const old = this.devices.group()!;
+      const next = this.openRemoval(removal, old, here);
+      if (!next) {
+        // No copy this device can open (it never gave keys): it cannot follow to the new log.
+        this.p.log.error('a device removal left this device without the new device log’s keys: link it again');
+        this.devices.markRemoved(context.time, context.author);
+        this.afterApply = 'removed';
+        context.endGeneration?.();
+        return true;
+      }
+      const pending = resealPending(this.devices, { entryKey: entryKey(new Uint8Array(old.group_key)), generation: old.generation }, { entryKey: entryKey(new Uint8Array(next.group_key)), generation: next.generation });
+      this.devices.switchGeneration(next);
+      this.devices.replacePending(pending);
+      this.afterApply = 'switch';
+      context.endGeneration?.();
+      // The removed device may have read queues: the others read them at once.
+      o.otherAway();
+      return true;
     });
     this.register('devices.rename', (args) => {
       const r = new Reader(args);
@@ -377,6 +568,49 @@ export class Replication {
 }
 
 // ---- argument layouts (docs/devices.md §9.4) ----
+
+/** devices.keys, and the tail of devices.admit: dhPublic (32) | kemPublic (1184) */
+export function encodeKeys(keys: SealRecipient): Uint8Array {
+  return new Writer().bytes(keys.dhPublic).bytes(keys.kemPublic).finish();
+}
+
+export function decodeKeys(args: Uint8Array): SealRecipient {
+  const r = new Reader(args);
+  const keys = { dhPublic: Uint8Array.from(r.bytesN(KEY_LENGTH, 'X25519 key')), kemPublic: Uint8Array.from(r.bytesN(KEM_PUBLIC_KEY_LENGTH, 'ML-KEM key')) };
+  r.end('device keys');
+  return keys;
+}
+
+/** One remaining device's sealed copy of the new group. */
+export interface RemovalCopy {
+  readonly device: number;
+  readonly sealed: Uint8Array;
+}
+
+export interface Removal {
+  readonly device: number;
+  readonly copies: readonly RemovalCopy[];
+}
+
+/** devices.remove: device u8 | count u8 | count × (device u8 | sealed group long) */
+export function encodeRemoval(r: Removal): Uint8Array {
+  const w = new Writer().u8(r.device).u8(r.copies.length);
+  for (const c of r.copies) w.u8(c.device).long(c.sealed);
+  return w.finish();
+}
+
+export function decodeRemoval(args: Uint8Array): Removal {
+  const r = new Reader(args);
+  const device = r.u8('device');
+  const copies = Array.from({ length: r.u8('count') }, () => ({ device: r.u8('device'), sealed: r.long('sealed group') }));
+  r.end('devices.remove');
+  return { device, copies };
+}
+
+/** What a removal's sealed copy is bound to: "Nightjar/devices/v1/remove" | old generation u32 | removed device u8 | recipient device u8 */
+export function removalAad(oldGeneration: number, removed: number, recipient: number): Uint8Array {
+  return new Writer().bytes(new TextEncoder().encode('Nightjar/devices/v1/remove')).u32(oldGeneration).u8(removed).u8(recipient).finish();
+}
 
 /** agent.recv: count u8 | count × (recipientId (24) | msgId (24) | timestamp u64 | flags u8 | body long) */
 export function encodeReceived(items: readonly ReceivedItem[]): Uint8Array {

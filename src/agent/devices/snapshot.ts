@@ -30,7 +30,7 @@ type DB = Database.Database;
 export const SNAPSHOT_VERSION = 1;
 
 /** What only one device holds: its place in the group, what it has not yet seen applied, how its relays answered it. */
-export const DEVICE_LOCAL_TABLES: ReadonlySet<string> = new Set(['agent_device_group', 'agent_device_pending', 'agent_relay_health']);
+export const DEVICE_LOCAL_TABLES: ReadonlySet<string> = new Set(['agent_device_group', 'agent_device_pending', 'agent_device_self', 'agent_relay_health']);
 /** Columns reset to their defaults in a snapshot: one device's attempts at delivery. */
 const DEVICE_LOCAL_COLUMNS: Readonly<Record<string, readonly string[]>> = { agent_outbox: ['attempts', 'last_error', 'next_at'] };
 

@@ -33,6 +33,10 @@ const group: DeviceGroupRow = {
 // docs/devices.md §9.6
 const VECTORS: readonly [LinkMessage, string][] = [
   [{ type: 'JOIN', name: 'phone', historyDays: 30 }, '0101' + '0570686f6e65' + '0000001e'],
+  [
+    { type: 'JOIN', name: 'phone', historyDays: 30, keys: { dhPublic: new Uint8Array(32).fill(0x11), kemPublic: new Uint8Array(1184).fill(0x22) } },
+    '0101' + '0570686f6e65' + '0000001e' + '11'.repeat(32) + '22'.repeat(1184),
+  ],
   [{ type: 'HELLO' }, '0102'],
   [
     { type: 'OFFER', group, resumeFrom: 5, chunkCount: 3, totalLength: 30000 },
@@ -58,7 +62,8 @@ test('anything else is LinkProtocolError: another version, an unknown type, trun
   bad('0109', /unknown type/);
   bad('0101' + '0570686f6e', /malformed/);
   bad('010200', /malformed/);
-  bad(VECTORS[2]![1].replace(/^(0103000000010)2/, '$10'), /malformed offer/);
+  bad(VECTORS[1]![1].slice(0, -2), /malformed/); // keys cut short
+  bad(VECTORS[3]![1].replace(/^(0103000000010)2/, '$10'), /malformed offer/);
   bad('', /malformed/);
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
