@@ -281,7 +281,6 @@ export class Agent {
 
   /** Moves our receiving side of the connection to a new queue (on `relay`, or another relay from the list). */
   async rotate(connectionId: string, relay?: string): Promise<void> {
-    this.singleDeviceOnly('moving to new queues');
     await this.p.queueChanges.rotate(connectionId, relay);
     await this.p.connections.flushNow(connectionId, 'QADD');
   }
@@ -292,7 +291,6 @@ export class Agent {
    * survives either relay vanishing.
    */
   async addRedundantQueue(connectionId: string, relay?: string): Promise<void> {
-    this.singleDeviceOnly('redundant queues');
     await this.p.queueChanges.addRedundant(connectionId, relay);
     await this.p.connections.flushNow(connectionId, 'QADD');
   }
@@ -436,11 +434,36 @@ export class Agent {
 
   /**
    * Removes device `device` from this profile (docs/devices.md §7): the
-   * others move to a new device log it cannot read, and it is told.
-   * False if another device removed it first.
+   * others move to a new device log it cannot read, and it is told; then
+   * every conversation moves to new queues (rekeyAll). `removed` is false
+   * if another device removed it first; `notMoved` counts conversations
+   * that could not start moving (a relay down).
    */
-  removeDevice(device: number): Promise<boolean> {
-    return this.p.replication.removeDevice(device);
+  async removeDevice(device: number): Promise<{ removed: boolean; notMoved: number }> {
+    if (!(await this.p.replication.removeDevice(device))) return { removed: false, notMoved: 0 };
+    return { removed: true, notMoved: (await this.rekeyAll()).length };
+  }
+
+  /**
+   * After a removal (docs/devices.md §7): every conversation moves to new
+   * receiving queues, whose recipient keys the removed device never had;
+   * the exchange that does it (QADD, QKEY, QUSE) takes each ratchet a step
+   * with keys drawn after the removal. A conversation whose queues are
+   * already changing is left to finish that change. Returns the
+   * connections it could not start moving (a relay down): `nightjar
+   * devices remove` says so, and they move at the next rotation.
+   */
+  private async rekeyAll(): Promise<string[]> {
+    const waiting: string[] = [];
+    for (const c of this.p.store.connections()) {
+      if (c.status !== 'ready') continue;
+      try {
+        await this.rotate(c.id);
+      } catch (e) {
+        if (!(e instanceof AgentError && e.code === 'NOT_READY')) waiting.push(c.id);
+      }
+    }
+    return waiting;
   }
 
   /** When, and by which device, another device removed this one; undefined while it is in the group. */

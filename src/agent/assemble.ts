@@ -21,7 +21,7 @@ import { DEVICE_LOG_LANE } from './devices/log-transport.js';
 import { defaultAgentLogger, type AgentLogger } from './log.js';
 import { LostQueues } from './lost-queues.js';
 import { Outbox } from './outbox.js';
-import { QueueChanges } from './queue-changes.js';
+import { decodeQueueChange, QueueChanges } from './queue-changes.js';
 import { Receipts } from './receipts.js';
 import { Receiving } from './receiving.js';
 import { RelayPool } from './relay-pool.js';
@@ -73,6 +73,8 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const queueChanges = new QueueChanges(store, sessions, relays, outbox, receiver, clock, log, options.rotateAfterMs, {
     active: () => replication.active,
     propose: (recipientId) => replication.operate('agent.secured', recipientId),
+    rotate: (change) => replication.operate('agent.rotate', change),
+    retired: (recipientId) => replication.operate('agent.retired', recipientId),
   });
   const addressKeys = new AddressKeys(
     store,
@@ -144,6 +146,8 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   const handshakes = new Handshakes(store, sessions, relays, links, outbox);
   const addresses = new Addresses(store, sessions, relays, links, clock);
   replication.register('agent.secured', (args) => queueChanges.applySecured(args));
+  replication.register('agent.rotate', refusing((args) => queueChanges.applyChange(decodeQueueChange(args))));
+  replication.register('agent.retired', (args) => queueChanges.applyRetired(args));
   replication.register('agent.address.set', refusing((args) => addresses.applySetting(args)));
   replication.register('agent.delete', refusing((args) => connections.queueDelete(new TextDecoder().decode(args))));
   replication.register('agent.forget', (args) => connections.forget(new TextDecoder().decode(args)));

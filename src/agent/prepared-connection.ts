@@ -75,11 +75,11 @@ const KINDS = { invite: 1, join: 2, address: 3, accept: 4 } as const;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-function writeQueue(w: Writer, q: QueueSecrets): Writer {
+export function writeQueue(w: Writer, q: QueueSecrets): Writer {
   return w.short(q.recipientId).short(q.senderId).short(q.recipientKey).short(q.queueKey);
 }
 
-function readQueue(r: Reader): QueueSecrets {
+export function readQueue(r: Reader): QueueSecrets {
   return { recipientId: r.short('recipient ID'), senderId: r.short('sender ID'), recipientKey: r.short('recipient key'), queueKey: r.short('queue key') };
 }
 

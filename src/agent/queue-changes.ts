@@ -6,13 +6,15 @@
  */
 import { parseAddress } from '../protocol/address.js';
 import { AgentError, type Clock } from './agent-api.js';
-import type { AgentStore } from './agent-store.js';
+import type { AgentStore, RcvQueueRow } from './agent-store.js';
+import { Reader, Writer } from '../protocol/codec.js';
+import { readQueue, writeQueue, type QueueSecrets } from './prepared-connection.js';
 import { logUnapplied } from './devices/replication.js';
 import type { Receiver } from './incoming.js';
 import { errorFields, type AgentLogger } from './log.js';
 import type { Outbox } from './outbox.js';
 import type { RelayDirectory } from './relays.js';
-import { recipientQueue, type RelaySessions } from './relay-sessions.js';
+import { recipientQueue, relayAddress, type RelaySessions } from './relay-sessions.js';
 
 /** Default age of a connection's receiving queue at which start() mode moves it to a new one. */
 export const ROTATE_AFTER_MS = 7 * 24 * 3600 * 1000;
@@ -30,30 +32,90 @@ export class QueueChanges {
     private readonly log: AgentLogger,
     private readonly rotateAfterMs = ROTATE_AFTER_MS,
     /** With several devices (docs/devices.md §3.6): a queue this device secured is proposed as agent.secured. */
-    private readonly replication?: { active(): boolean; propose(recipientId: Uint8Array): Promise<unknown> },
+    private readonly replication?: {
+      active(): boolean;
+      propose(recipientId: Uint8Array): Promise<unknown>;
+      /** Proposes agent.rotate; resolves with its result (an AgentError when refused). */
+      rotate(change: Uint8Array): Promise<unknown>;
+      /** Proposes agent.retired: the queue with this recipient ID is gone. */
+      retired(recipientId: Uint8Array): Promise<unknown>;
+    },
   ) {}
 
   /** Queues this device secured whose agent.secured is not applied yet: not secured again meanwhile. */
   private readonly securing = new Set<number>();
+  /** Queues this device deleted whose agent.retired is not applied yet. */
+  private readonly retiring = new Set<number>();
 
   /** Queues the moves of each of our receiving queues of a ready connection to a new one (the first on `relay` if given). */
   async rotate(connectionId: string, relay?: string): Promise<void> {
+    const current = this.checkRotation(connectionId);
+    if (relay !== undefined) parseAddress(relay);
+    // Each receiving queue is replaced by a new one; the contact leaves the old one with QEND.
+    const moves: QueueMove[] = [];
+    for (const [i, old] of current.entries()) {
+      const target = i === 0 && relay !== undefined ? relay : this.relays.pickRelay(current.map((q) => q.relay));
+      const queue = await this.sessions.newReceiveQueue(target, 'messaging', connectionId);
+      moves.push({ replaces: new Uint8Array(old.sender_id), relay: target, queue });
+    }
+    await this.applyMoves({ connectionId, moves });
+  }
+
+  /** The connection's receiving queues, if they can be moved now; else the AgentError that says why. */
+  private checkRotation(connectionId: string): RcvQueueRow[] {
     const c = this.store.connection(connectionId);
     if (!c || c.status === 'deleted') throw new AgentError('UNKNOWN_CONNECTION', `no connection ${connectionId}`);
     if (c.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can move to new queues');
     const current = this.store.rcvQueuesOf(connectionId);
     if (current.some((q) => q.status !== 'active' || q.secured !== 1)) throw new AgentError('NOT_READY', 'a queue change is already under way');
-    if (relay !== undefined) parseAddress(relay);
-    // Each receiving queue is replaced by a new one; the contact leaves the old one with QEND.
-    for (const [i, old] of current.entries()) {
-      const target = i === 0 && relay !== undefined ? relay : this.relays.pickRelay(current.map((q) => q.relay));
-      const queue = await this.sessions.newReceiveQueue(target, 'messaging', connectionId);
-      this.store.tx(() => {
-        const id = this.sessions.insertRcv(connectionId, null, target, queue);
+    return current;
+  }
+
+  /**
+   * Stores queue changes made on the relays: at once on one device; with
+   * several, as agent.rotate on every device (docs/devices.md §3.6). If
+   * it is refused where it lands (another device's change got there
+   * first), the queues made for it are deleted again and the refusal
+   * thrown.
+   */
+  private async applyMoves(change: QueueChange): Promise<void> {
+    if (this.replication?.active() !== true) {
+      this.store.tx(() => this.applyChange(change));
+      return;
+    }
+    const result = await this.replication.rotate(encodeQueueChange(change));
+    if (result instanceof AgentError) {
+      for (const m of change.moves) {
+        // Made for nothing: gone again, or it expires on its relay.
+        await (await this.sessions.owned(m.relay, change.connectionId)).deleteQueue({ relay: relayAddress(m.relay), ...m.queue }).catch(() => undefined);
+      }
+      throw result;
+    }
+  }
+
+  /**
+   * agent.rotate (and one device's own rotation and redundant queue): the
+   * new queues are stored, the replaced ones retire, and QADD goes to the
+   * contact for each. Refused (AgentError, thrown) unless the connection
+   * still stands as it did when the change was made.
+   */
+  applyChange(change: QueueChange): void {
+    const { connectionId, moves } = change;
+    const current = moves.some((m) => m.replaces.length > 0) ? this.checkRotation(connectionId) : this.store.rcvQueuesOf(connectionId);
+    if (this.store.connection(connectionId)?.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can get new queues');
+    for (const m of moves) {
+      const old = m.replaces.length > 0 ? current.find((q) => Buffer.from(q.sender_id).equals(m.replaces)) : undefined;
+      if (m.replaces.length > 0 && !old) throw new AgentError('NOT_READY', 'the queue to replace is no longer there');
+      if (!old && current.some((q) => q.relay === m.relay)) throw new AgentError('NO_OTHER_OPERATOR', `this contact already reaches you through ${m.relay}`);
+    }
+    for (const m of moves) {
+      const id = this.sessions.insertRcv(connectionId, null, m.relay, m.queue);
+      const old = current.find((q) => m.replaces.length > 0 && Buffer.from(q.sender_id).equals(m.replaces));
+      if (old) {
         this.store.updateRcvQueue(id, { replaces: old.sender_id });
         this.store.updateRcvQueue(old.id, { status: 'retiring' });
-        this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: old.sender_id, lost: false });
-      });
+      }
+      this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: m.relay, senderId: m.queue.senderId }, replaces: old ? old.sender_id : EMPTY, lost: false });
     }
   }
 
@@ -75,10 +137,7 @@ export class QueueChanges {
       );
     }
     const queue = await this.sessions.newReceiveQueue(target, 'messaging', connectionId);
-    this.store.tx(() => {
-      this.sessions.insertRcv(connectionId, null, target, queue);
-      this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: EMPTY, lost: false });
-    });
+    await this.applyMoves({ connectionId, moves: [{ replaces: EMPTY, relay: target, queue }] });
   }
 
   /** Scheduled rotation: connections whose only receiving queue is older than `rotateAfterMs`; returns those it started. */
@@ -145,21 +204,66 @@ export class QueueChanges {
   /** Deletes receiving queues the contact has left (QEND received), lost ones once replaced, and those of connections the contact deleted. */
   async retire(): Promise<boolean> {
     let progress = false;
+    const replicate = this.replication?.active() === true;
     for (const rcv of this.store.rcvQueuesToRetire()) {
+      if (this.retiring.has(rcv.id)) continue;
       const deleted = rcv.connection_id !== null && this.store.connection(rcv.connection_id)?.status === 'deleted';
       const replaced =
         rcv.status === 'lost' &&
         this.store.rcvQueuesOf(rcv.connection_id ?? '').some((q) => q.secured === 1 && q.replaces !== null && Buffer.from(q.replaces).equals(rcv.sender_id));
-      if (replaced) {
-        this.store.tx(() => this.store.deleteRcvQueue(rcv.id)); // its relay is gone: nothing to delete there
-        progress = true;
+      if (!replaced && rcv.status !== 'ended') continue;
+      // A lost queue's relay is gone: nothing to delete there. A deleted connection's queues go with agent.forget.
+      if (!replaced) {
+        if (deleted) continue;
+        await this.sessions.deleteRemote(rcv);
+      }
+      if (replicate) {
+        // Every device forgets it when agent.retired is applied (not awaited: this runs in the serial chain).
+        this.retiring.add(rcv.id);
+        this.replication!.retired(new Uint8Array(rcv.recipient_id))
+          .catch((e: unknown) => logUnapplied(this.log, e, 'a retired queue could not go to the device log; tried again next round'))
+          .finally(() => this.retiring.delete(rcv.id));
         continue;
       }
-      if (rcv.status !== 'ended' && !deleted) continue;
-      await this.sessions.deleteRemote(rcv);
       this.store.tx(() => this.store.deleteRcvQueue(rcv.id));
       progress = true;
     }
     return progress;
   }
+
+  /** agent.retired: the queue is gone from every device (whichever deleted it on its relay; again is nothing). */
+  applyRetired(recipientId: Uint8Array): void {
+    const rcv = this.store.rcvQueueByRecipientId(recipientId);
+    if (rcv && (rcv.status === 'ended' || rcv.status === 'lost')) this.store.deleteRcvQueue(rcv.id);
+  }
+}
+
+/** One receiving queue made on a relay: a new one for the queue whose sender ID is `replaces`, or (empty) an added one. */
+export interface QueueMove {
+  readonly replaces: Uint8Array;
+  readonly relay: string;
+  readonly queue: QueueSecrets;
+}
+
+export interface QueueChange {
+  readonly connectionId: string;
+  readonly moves: readonly QueueMove[];
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** agent.rotate: connectionId short | count u8 | count × (replaces short (empty: an added queue) | relay short | queue) */
+export function encodeQueueChange(c: QueueChange): Uint8Array {
+  const w = new Writer().short(utf8.encode(c.connectionId)).u8(c.moves.length);
+  for (const m of c.moves) writeQueue(w.short(m.replaces).short(utf8.encode(m.relay)), m.queue);
+  return w.finish();
+}
+
+export function decodeQueueChange(args: Uint8Array): QueueChange {
+  const r = new Reader(args);
+  const connectionId = fromUtf8.decode(r.short('connection ID'));
+  const moves = Array.from({ length: r.u8('count') }, () => ({ replaces: r.short('replaces'), relay: fromUtf8.decode(r.short('relay')), queue: readQueue(r) }));
+  r.end('agent.rotate');
+  return { connectionId, moves };
 }

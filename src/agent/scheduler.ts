@@ -219,7 +219,6 @@ export class Scheduler {
   /** Secures queues, queues receipts that are due, sends every outbox, deletes queues that are done. */
   private async flushAll(respectBackoff: boolean): Promise<boolean> {
     const { store, delivery, receipts, queueChanges, log } = this.parts;
-    const replicated = this.parts.replicated();
     let progress = await queueChanges.securePending();
     const receiptIn = receipts.queueDue(!this.running);
     if (receiptIn !== undefined && this.running && !this.receiptTimer) {
@@ -236,7 +235,7 @@ export class Scheduler {
         log.debug({ err: errorFields(e) }, 'a connection’s outbox waits');
       }
     }
-    if (!replicated && (await queueChanges.retire())) progress = true;
+    if (await queueChanges.retire()) progress = true;
     return progress;
   }
 }

@@ -455,10 +455,10 @@ async function devicesRename(ctx: OpContext, p: Params): Promise<{ devices: Devi
   return devices(ctx);
 }
 
-async function devicesRemove(ctx: OpContext, p: Params): Promise<{ type: 'deviceRemoved'; device: number; removed: boolean; devices: DeviceView[] }> {
+async function devicesRemove(ctx: OpContext, p: Params): Promise<{ type: 'deviceRemoved'; device: number; removed: boolean; notMoved: number; devices: DeviceView[] }> {
   const device = int(p, 'device', 1);
-  const removed = await ctx.session.agent.removeDevice(device);
-  return { type: 'deviceRemoved', device, removed, ...(await devices(ctx)) };
+  const { removed, notMoved } = await ctx.session.agent.removeDevice(device);
+  return { type: 'deviceRemoved', device, removed, notMoved, ...(await devices(ctx)) };
 }
 
 /** The linking code, loaded when a device is linked. */

@@ -145,9 +145,12 @@ export function devicesCommand(): Command {
       }
       const r = await callProfile(flags, 'devices.remove', { device: n });
       out.print(r, () =>
-        r.removed
-          ? `Device ${n} is removed: your other devices moved to a new device log it cannot read, and your conversations move to new queues.`
-          : `Device ${n} was removed already.`,
+        !r.removed
+          ? `Device ${n} was removed already.`
+          : [
+              `Device ${n} is removed: your other devices moved to a new device log it cannot read, and your conversations move to new queues with new keys.`,
+              ...(r.notMoved > 0 ? [style.yellow(`${r.notMoved} conversation${r.notMoved === 1 ? '' : 's'} could not start moving (a relay is down): run nightjar rotate for them later.`)] : []),
+            ].join('\n'),
       );
     });
   return devices;

@@ -87,6 +87,21 @@ test('link a device with the CLI: same code on both, the profile and every later
   assert.match(failure(await nj(alice, ['devices', 'join', second.link])), /needs a new profile/);
   await ok(bob, ['devices', 'link', '--cancel']);
   second.linking.kill('SIGKILL');
+
+  // The laptop removes the phone: the phone is told at its next command, and the laptop goes on alone with Alice.
+  const removed = (await json(bob, ['devices', 'remove', '2', '--yes']))[0]!;
+  assert.equal(removed['removed'], true, JSON.stringify(removed));
+  assert.equal(removed['notMoved'], 0);
+  assert.deepEqual(
+    (removed['devices'] as Row[]).map((d) => `${d['device']}:${d['removedAt'] !== null}`),
+    ['1:false', '2:true'],
+  );
+  assert.match(failure(await nj(phone, ['send', 'Alice', 'am I still here?'])), /removed from the profile by device 1/);
+  assert.match(failure(await nj(phone, ['devices', 'remove', '1', '--yes'])), /removed from the profile/);
+  await ok(alice, ['send', 'Bob', 'after the phone left']);
+  await readUntil(bob, 'Alice’s message after the removal', (rows) => texts(rows).includes('after the phone left'));
+  await ok(bob, ['send', 'Alice', 'the laptop alone']);
+  await readUntil(alice, 'the laptop’s message', (rows) => texts(rows).includes('the laptop alone'));
 });
 
 test('kill -9 of the new device, then of the linking one, in the middle of linking: running the command again finishes it, nothing lost', async () => {

@@ -227,7 +227,7 @@ export class Replication {
     if (what === 'removed') {
       old.close();
       oldTransport?.close?.();
-      this.p.log.warn('another device removed this one from the profile: it stops reading the device log and its queues');
+      this.p.log.info('another device removed this one from the profile: it stops reading the device log and its queues');
       this.p.removed?.();
       return;
     }
