@@ -156,7 +156,8 @@ export type AgentErrorCode =
   | 'NO_OTHER_OPERATOR' // a redundant queue needs a relay of an operator the connection does not use yet
   | 'DEVICE_GROUP' // a change to the person's devices that cannot be made (docs/devices.md)
   | 'UNKNOWN_DEVICE' // the group has no current device of that number
-  | 'DEVICE_REMOVED'; // another device removed this one from the profile: nothing more reaches it (docs/devices.md §7)
+  | 'DEVICE_REMOVED' // another device removed this one from the profile: nothing more reaches it (docs/devices.md §7)
+  | 'DEVICE_LOG_GAP'; // this device was away longer than its device log is kept: link it again (docs/devices.md §8)
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

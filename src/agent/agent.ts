@@ -466,6 +466,11 @@ export class Agent {
     return waiting;
   }
 
+  /** Whether this device must be linked again to go on (removed, or away longer than its device log is kept). */
+  get needsRelink(): boolean {
+    return this.p.replication.needsRelink;
+  }
+
   /** When, and by which device, another device removed this one; undefined while it is in the group. */
   deviceRemoval(): { at: number; by: number; byName: string | undefined } | undefined {
     return this.p.replication.removal();

@@ -439,7 +439,8 @@ export async function beginJoin(ctx: OpContext, deviceLink: string | undefined, 
   let side = await currentSide(session);
   if (side?.role === 'link') throw wrongRole('link');
   if (!side) {
-    if (agent.multiDevice || agent.connections().length > 0 || session.chat.contacts().length > 0) {
+    // A device removed, or away longer than its log is kept, is linked again over its old copy (docs/devices.md §8).
+    if (!agent.needsRelink && (agent.multiDevice || agent.connections().length > 0 || session.chat.contacts().length > 0)) {
       throw new ApiError('BAD_REQUEST', 'devices join needs a new profile: this one has contacts or devices already (use --profile DIR for a new one)');
     }
     if (deviceLink === undefined) throw new ApiError('BAD_REQUEST', 'give the device link (from nightjar devices link on your other device)');
@@ -491,7 +492,7 @@ export async function finishJoin(ctx: OpContext): Promise<DeviceJoined> {
     ctx.progress(`receiving the profile: ${have} of ${m.chunkCount} parts (${mb(record.chunkBytes())} of ${mb(m.totalLength)})`);
     return undefined;
   });
-  if (!agent.multiDevice) {
+  if (!agent.multiDevice || agent.needsRelink) {
     ctx.progress('restoring the profile');
     const snapshot = Array.from({ length: offer.chunkCount }, (_, i) => record.chunk(i)!);
     agent.joinDeviceGroup({ group: offer.group, resumeFrom: offer.resumeFrom, snapshot });

@@ -167,6 +167,11 @@ export class DeviceStore implements ReplicaStore {
     return row ? { at: row.removed_at, by: row.removed_by } : undefined;
   }
 
+  /** This device is in a group again (linked anew): it is no longer the removed one. */
+  clearRemoval(): void {
+    this.sql('UPDATE agent_device_self SET removed_at = NULL, removed_by = NULL WHERE id = 1').run();
+  }
+
   markRemoved(at: number, by: number): void {
     this.ensureSelfKeys();
     this.sql('UPDATE agent_device_self SET removed_at = ?, removed_by = ? WHERE id = 1').run(at, by);

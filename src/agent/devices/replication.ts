@@ -25,7 +25,7 @@ import type { Determinism } from '../determinism.js';
 import type { AgentLogger } from '../log.js';
 import { errorFields } from '../log.js';
 import { DeviceStore, type DeviceGroupRow } from './device-store.js';
-import { entryKey } from './log-entry.js';
+import { DeviceLogError, entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport } from './log-transport.js';
@@ -140,6 +140,12 @@ export class Replication {
     if (this.active) {
       this.refuseIfRemoved();
       await this.ensureStarted();
+      this.refuseIfGap();
+      // The gap may show only while the proposal waits for its turn.
+      return this.operations.operate(name, args).catch((e: unknown) => {
+        this.refuseIfGap();
+        throw e;
+      });
     }
     return this.operations.operate(name, args);
   }
@@ -148,6 +154,34 @@ export class Replication {
   removal(): { at: number; by: number; byName: string | undefined } | undefined {
     const r = this.devices.removal();
     return r && { ...r, byName: this.devices.members().find((m) => m.device === r.by)?.name };
+  }
+
+  /**
+   * Whether this device must be linked again before it can go on: another
+   * device removed it, or it was away longer than the log keeps entries
+   * (docs/devices.md §8).
+   */
+  get needsRelink(): boolean {
+    return this.devices.removal() !== undefined || this.gap() !== undefined;
+  }
+
+  /** The GAP this device's replica stopped on, if it did. */
+  private gap(): DeviceLogError | undefined {
+    const halted = this.replica?.haltedBy;
+    return halted instanceof DeviceLogError && halted.code === 'GAP' ? halted : undefined;
+  }
+
+  /** AgentError DEVICE_LOG_GAP for a device that stopped on a gap in the log: what it missed, and how to go on. */
+  private refuseIfGap(): void {
+    const gap = this.gap();
+    if (!gap) return;
+    const since = this.devices.lastHeard().get(this.device ?? 0);
+    throw new AgentError(
+      'DEVICE_LOG_GAP',
+      `this device was away longer than the relay keeps your device log (${gap.message}${since ? `; its copy of the profile is as of ${new Date(since).toISOString()}` : ''}): ` +
+        'what your other devices did meanwhile cannot reach it. Link it again: on another device run nightjar devices link, then here nightjar devices join LINK (this copy is replaced by theirs, history included); then remove its old number there',
+      { cause: gap },
+    );
   }
 
   /** AgentError DEVICE_REMOVED once another device removed this one: nothing it does reaches the others any more. */
@@ -264,7 +298,14 @@ export class Replication {
     if (!this.active) return;
     this.refuseIfRemoved();
     await this.ensureStarted();
-    await this.replica!.propose(EventKind.SEEN, new Uint8Array(0));
+    this.refuseIfGap();
+    try {
+      await this.replica!.propose(EventKind.SEEN, new Uint8Array(0));
+    } catch (e) {
+      // The gap may show only now, while reading up to the SEEN.
+      this.refuseIfGap();
+      throw e;
+    }
   }
 
   close(): void {
@@ -342,13 +383,28 @@ export class Replication {
     });
   }
 
-  /** Makes this (new, empty) profile the device `invite` names: the snapshot restored, the log read from where the snapshot ends. */
+  /**
+   * Makes this (new, empty) profile the device `invite` names: the
+   * snapshot restored, the log read from where the snapshot ends. A device
+   * that must be linked again (needsRelink) may join too: its copy is
+   * replaced by the snapshot, under its new number.
+   */
   joinGroup(invite: DeviceInvite): void {
-    if (this.active) throw new AgentError('DEVICE_GROUP', 'this profile is a device of a group already');
+    const again = this.active && this.needsRelink;
+    if (this.active && !again) throw new AgentError('DEVICE_GROUP', 'this profile is a device of a group already');
+    if (again) {
+      this.replica?.close();
+      this.replica = undefined;
+      this.starting = undefined;
+      this.operations.attach(undefined);
+    }
     this.p.store.tx(() => {
       restoreSnapshot(this.p.store.db, invite.snapshot);
       this.devices.setGroup(invite.group);
       this.devices.setApplied(invite.resumeFrom - 1, invite.resumeFrom);
+      // What the old copy proposed belonged to its old number and log; whether it was removed, too.
+      this.devices.replacePending([]);
+      this.devices.clearRemoval();
     });
     this.p.store.forgetCached();
   }
