@@ -142,12 +142,41 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
       propose: async (items) => (await replication.operate('agent.recv', encodeReceived(items))) as boolean[],
     },
   });
-  scheduler = new Scheduler({ store, pool, delivery, receiving, receipts, queueChanges, lostQueues, addressKeys, sequencer, resender, log, replicated: () => replication.active, caughtUp: () => replication.caughtUp(), sentNow: () => replication.sentNow() }, options.retryMs);
+  scheduler = new Scheduler(
+    {
+      store,
+      pool,
+      delivery,
+      receiving,
+      receipts,
+      queueChanges,
+      lostQueues,
+      addressKeys,
+      sequencer,
+      resender,
+      log,
+      replicated: () => replication.active,
+      caughtUp: () => replication.caughtUp(),
+      sentNow: () => replication.sentNow(),
+      leads: () => replication.leads,
+      proposeTick: () =>
+        replication.operate('agent.tick', new Uint8Array(0)).then(
+          () => undefined,
+          (e: unknown) => logUnapplied(log, e, 'the agent’s clocks could not tick through the device log'),
+        ),
+    },
+    options.retryMs,
+  );
   const handshakes = new Handshakes(store, sessions, relays, links, outbox);
   const addresses = new Addresses(store, sessions, relays, links, clock);
   replication.register('agent.secured', (args) => queueChanges.applySecured(args));
   replication.register('agent.rotate', refusing((args) => queueChanges.applyChange(decodeQueueChange(args))));
   replication.register('agent.retired', (args) => queueChanges.applyRetired(args));
+  // What ages by the clock: the event's time is the clock here, so every device does the same.
+  replication.register('agent.tick', () => {
+    sequencer.tick();
+    resender.forgetOld();
+  });
   replication.register('agent.address.set', refusing((args) => addresses.applySetting(args)));
   replication.register('agent.delete', refusing((args) => connections.queueDelete(new TextDecoder().decode(args))));
   replication.register('agent.forget', (args) => connections.forget(new TextDecoder().decode(args)));

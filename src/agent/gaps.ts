@@ -108,16 +108,31 @@ export class Sequencer {
           progress = true;
         }
         const c = this.store.connection(id);
-        const gap = this.store.bufferState(id);
-        if (!c || c.status === 'deleted' || !gap || this.store.currentSndQueues(id).length === 0) return;
-        const wait = c.gap_asks === 0 ? this.resendAfterMs : Math.min(this.resendAfterMs * 2 ** c.gap_asks, MAX_ASK_INTERVAL_MS);
-        if (now - (c.gap_asked_at ?? gap.since) < wait) return;
+        if (!c || !this.askDue(c, now)) return;
         this.outbox.enqueueAll(id, { tag: 'RSND', ranges: this.missing(id, false) });
         this.store.updateConnection(id, { gap_asks: c.gap_asks + 1, gap_asked_at: now });
         progress = true;
       });
     }
     return progress;
+  }
+
+  /** Whether tick() would do anything now (it changes nothing itself): with several devices, one proposes the tick then. */
+  due(): boolean {
+    const now = this.clock();
+    return this.store.connectionsWithGaps().some((id) => {
+      const gap = this.store.bufferState(id);
+      const c = this.store.connection(id);
+      return gap !== undefined && c !== undefined && (now - gap.since >= this.skipAfterMs || this.askDue(c, now));
+    });
+  }
+
+  /** Whether the connection's gap is due to be asked for again (RSND). */
+  private askDue(c: ConnectionRow, now: number): boolean {
+    const gap = this.store.bufferState(c.id);
+    if (c.status === 'deleted' || !gap || this.store.currentSndQueues(c.id).length === 0) return false;
+    const wait = c.gap_asks === 0 ? this.resendAfterMs : Math.min(this.resendAfterMs * 2 ** c.gap_asks, MAX_ASK_INTERVAL_MS);
+    return now - (c.gap_asked_at ?? gap.since) >= wait;
   }
 
   /** Gives up on floor+1 … `to`: tells the chat layer, delivers what waited behind, and says so in a receipt. */

@@ -47,7 +47,14 @@ export interface SchedulerParts {
   readonly caughtUp: () => Promise<void>;
   /** With several devices: tells the other devices at once what the relays accepted, and resolves once that is applied. */
   readonly sentNow: () => Promise<void>;
+  /** With several devices: whether this device does the shared upkeep now (the lowest-numbered one there). */
+  readonly leads: () => boolean;
+  /** With several devices: proposes agent.tick (gaps asked for or given up, old sent copies forgotten, on every device); resolves once applied (or refused). */
+  readonly proposeTick: () => Promise<void>;
 }
+
+/** With several devices, the leading device ticks at least this often, for what ages without a gap (kept copies). */
+const TICK_EVERY_MS = 10 * 60 * 1000;
 
 export class Scheduler {
   private chain: Promise<unknown> = Promise.resolve();
@@ -57,6 +64,8 @@ export class Scheduler {
   private kickQueued = false;
   /** Relays that could not be reached during the current sync(). */
   private readonly unreachable = new Set<string>();
+  /** When this device last proposed agent.tick (0: not in this run). */
+  private tickedAt = 0;
 
   constructor(
     private readonly parts: SchedulerParts,
@@ -113,6 +122,7 @@ export class Scheduler {
    */
   private async syncReplicated(deadline: number, receive: boolean): Promise<void> {
     await withDeadline(this.parts.caughtUp(), deadline, 'the device log');
+    await withDeadline(this.tickIfDue(false), deadline, 'the device log');
     for (let round = 0; round < 500 && performance.now() < deadline; round++) {
       this.unreachable.clear();
       let got: { count: number; applied: Promise<void>; unreachable: string[] } = { count: 0, applied: Promise.resolve(), unreachable: [] };
@@ -152,7 +162,9 @@ export class Scheduler {
         await this.flushAll(true);
       })
         .then(async () => {
-          if (!this.parts.replicated() && (await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
+          // With several devices the leading one rotates, through the log (agent.rotate).
+          const rotates = !this.parts.replicated() || this.parts.leads();
+          if (rotates && (await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
         })
         .catch((e: unknown) => this.parts.log.warn({ err: errorFields(e) }, 'a background round failed; the next one tries again'))
         .finally(() => {
@@ -208,12 +220,29 @@ export class Scheduler {
   /** Work due by age: lost queues replaced, address keys rotated, gaps asked for or given up, old sent copies forgotten. */
   private async upkeep(): Promise<boolean> {
     const { lostQueues, addressKeys, sequencer, resender, store } = this.parts;
-    if (this.parts.replicated()) return false;
+    if (this.parts.replicated()) {
+      // What ages by the clock alone is one operation, proposed by one device and applied by all.
+      // Lost relays and address keys need relay commands first: they wait (docs/devices.md §3.6).
+      // Not awaited: this runs in the serial chain, where the tick is applied.
+      void this.tickIfDue(true);
+      return false;
+    }
     let progress = await lostQueues.replace();
     if (await addressKeys.rotateDue()) progress = true;
     if (sequencer.tick()) progress = true;
     store.tx(() => resender.forgetOld());
     return progress;
+  }
+
+  /**
+   * With several devices: the leading device proposes agent.tick when a
+   * gap is due and, while it runs (`periodic`), every TICK_EVERY_MS anyway;
+   * a one-shot command does not add a tick to the log for nothing.
+   */
+  private async tickIfDue(periodic: boolean): Promise<void> {
+    if (!this.parts.leads() || !(this.parts.sequencer.due() || (periodic && Date.now() - this.tickedAt >= TICK_EVERY_MS))) return;
+    this.tickedAt = Date.now();
+    await this.parts.proposeTick();
   }
 
   /** Secures queues, queues receipts that are due, sends every outbox, deletes queues that are done. */

@@ -159,3 +159,44 @@ test('a message the sender no longer keeps is answered with LOST and reported at
   assert.deepEqual(got(), ['m1', '(1 lost)', 'm3'], 'well before the bounded time: Alice said it is gone');
   assert.deepEqual(bob.events.lost.get(b2a), [{ fromSeq: 2, toSeq: 2 }]);
 });
+
+test('with Bob on two devices, a gap nobody fills is asked for and given up on through the device log: both devices report the same loss and show the same messages', async () => {
+  const [a, b] = await Promise.all([relay(), relay()]);
+  const bobClock = clock();
+  const { alice, bob, a2b, b2a, got } = await pair(a, b, {}, { clock: bobClock.now });
+  // Bob's second device, on the same clock (the event's time is every device's clock while it is applied).
+  const invite = await bob.agent.addDevice('phone', { relay: b.address });
+  const phone = open([], { clock: bobClock.now });
+  phone.agent.joinDeviceGroup(invite);
+  await phone.agent.catchUp();
+  const phoneGot = (): string[] => phone.events.messages.get(b2a) ?? [];
+  for (const m of ['m1', 'm2', 'm3', 'm4']) {
+    alice.agent.send(a2b, text(m));
+    await alice.agent.sync();
+    if (m === 'm2' || m === 'm3') loseNewestMessage(b);
+  }
+  await alice.agent.close(); // nobody answers the resend request
+  await bob.agent.sync();
+  await phone.agent.sync();
+  assert.deepEqual(got(), ['m1']);
+  assert.deepEqual(phoneGot(), ['m1'], 'what one device received shows on the other');
+  const asks = (t: TestAgent): number => (t.db.prepare('SELECT gap_asks FROM agent_connections').get() as { gap_asks: number }).gap_asks;
+  assert.equal(asks(bob), 0);
+  bobClock.move(RESEND_AFTER_MS);
+  await bob.agent.sync(); // device 1 leads: its tick asks for the gap, on both devices
+  await phone.agent.sync();
+  assert.equal(asks(bob), 1, 'the resend request was made');
+  assert.deepEqual(
+    phone.db.prepare('SELECT gap_asks, gap_asked_at FROM agent_connections').get(),
+    bob.db.prepare('SELECT gap_asks, gap_asked_at FROM agent_connections').get(),
+    'asked once, the same on both devices',
+  );
+  bobClock.move(GAP_SKIP_MS - RESEND_AFTER_MS);
+  await bob.agent.sync();
+  await phone.agent.sync();
+  assert.deepEqual(got(), ['m1', '(2 lost)', 'm4']);
+  assert.deepEqual(phoneGot(), ['m1', '(2 lost)', 'm4']);
+  assert.deepEqual(bob.events.lost.get(b2a), [{ fromSeq: 2, toSeq: 3 }]);
+  assert.deepEqual(phone.events.lost.get(b2a), [{ fromSeq: 2, toSeq: 3 }]);
+  await phone.agent.close();
+});

@@ -396,6 +396,18 @@ export class Replica {
     return Math.min(...there) === this.o.device;
   }
 
+  /**
+   * Whether this device is the one that does the group's shared upkeep
+   * now (a trim, a tick of the agent's clocks, a scheduled rotation): the
+   * lowest-numbered device heard from lately, as for LTRIM. Two devices
+   * may both think so for a moment; what they propose then finds nothing
+   * left to do the second time.
+   */
+  leads(): boolean {
+    const members = this.o.members?.() ?? [];
+    return members.length > 0 && this.halted === undefined && !this.closed && this.trims(members, this.o.store.resumeFrom() - 1);
+  }
+
   private isPending(eventId: Uint8Array): boolean {
     const id = hex(eventId);
     return this.o.store.pending().some((p) => hex(p.eventId) === id);

@@ -126,6 +126,11 @@ export class Replication {
     return this.devices.group() !== undefined;
   }
 
+  /** Whether this device does the group's shared upkeep now (Replica.leads); false before it reads the log. */
+  get leads(): boolean {
+    return this.replica?.leads() === true;
+  }
+
   /** This device's number in its group, or undefined on a profile with one device. */
   get device(): number | undefined {
     return this.devices.group()?.device;
