@@ -108,6 +108,15 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
       void scheduler!.stopAfterRemoval().finally(() => handlers.onDeviceRemoved?.());
     },
     session: (relay) => pool.get(relay, DEVICE_LOG_LANE),
+    // Appends go as the profile routes a SEND; directly, on the log's own lane (never a conversation's session).
+    append: (relay, queue, entry) =>
+      router.routed(
+        relay,
+        'SEND',
+        DEVICE_LOG_LANE,
+        async () => (await pool.get(relay, DEVICE_LOG_LANE)).send(queue, entry),
+        (first, route) => first.sendVia(route, queue, entry),
+      ),
     ...(options.deviceLogTransport ? { transport: options.deviceLogTransport } : {}),
   });
   const proposeReceipt = (connectionId: string): void => {

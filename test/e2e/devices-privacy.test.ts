@@ -309,3 +309,56 @@ test('the relay’s data and traffic show no byte string shared between a person
   for (const b of bobs) await b.agent.close();
   await relay.stop();
 });
+
+test('with private routing, every append to the device log reaches its relay through another relay: the log’s relay never sees a device write from its own session', async () => {
+  const logRelay = await startRelayProcess();
+  const forwarder = await startRelayProcess();
+  try {
+    const dir = tempDir('nightjar-devices-routing-');
+    /** Every transmission each of Bob's devices sent, by the relay it went to. */
+    const sent: { relay: string; entityId: string; type: string }[] = [];
+    const trace = (): AgentOptions => ({
+      relayTrace: (relay, direction, block) => {
+        if (direction !== 'out') return;
+        for (const item of tracedTransmissions(block)) {
+          try {
+            const t = decodeTransmission(item);
+            sent.push({ relay, entityId: Buffer.from(t.entityId).toString('hex'), type: decodeCommand(t.command).type });
+          } catch {
+            // not a command this test reads
+          }
+        }
+      },
+    });
+    const alice = openProfile(join(dir, 'alice.db'), [logRelay.address, forwarder.address], {}, 'Alice');
+    const bob1 = openProfile(join(dir, 'bob1.db'), [logRelay.address, forwarder.address], trace(), 'Bob');
+    bob1.agent.setRouting('private');
+    await alice.agent.start();
+    await bob1.agent.start();
+    await connectProfiles(alice, bob1);
+    const bob2 = await linkDevice(bob1, join(dir, 'bob2.db'), 'phone', logRelay.address, trace());
+    bob2.agent.setRouting('private');
+    const group = new DeviceStore(bob1.db, (fn) => bob1.db.transaction(fn)()).group()!;
+    assert.equal(group.log_relay, logRelay.address);
+    const aliceAt = (p: Profile): Contact => p.chat.contacts()[0]!;
+    for (let i = 1; i <= 3; i++) {
+      await bob1.chat.send(aliceAt(bob1), `laptop ${i}`);
+      await bob2.chat.send(aliceAt(bob2), `phone ${i}`);
+    }
+    bob1.agent.kick();
+    bob2.agent.kick();
+    await until('Alice has all six', () => texts(alice, alice.chat.contacts()[0]!).filter((t) => t.startsWith('in:')).length === 6);
+    await until('both devices show all six', () => [bob1, bob2].every((d) => texts(d, aliceAt(d)).filter((t) => t.startsWith('out:')).length === 6));
+    const logSender = Buffer.from(group.log_sender_id).toString('hex');
+    const logRecipient = Buffer.from(group.log_recipient_id).toString('hex');
+    // Reading the log is the devices' own (LSUB with the recipient key, as for any receiving queue) ...
+    assert.ok(sent.some((t) => t.relay === logRelay.address && t.entityId === logRecipient && t.type === 'LSUB'));
+    // ... but no device sent a single append to the log's relay itself: they went as PFWD to the other relay.
+    assert.deepEqual(sent.filter((t) => t.entityId === logSender), [], 'no command names the log’s sender ID on a device’s own session');
+    assert.ok(sent.filter((t) => t.relay === forwarder.address && t.type === 'PFWD').length >= 6, 'appends were forwarded');
+    for (const p of [alice, bob1, bob2]) await p.agent.close();
+  } finally {
+    await logRelay.stop();
+    await forwarder.stop();
+  }
+});

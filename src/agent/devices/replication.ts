@@ -28,7 +28,7 @@ import { DeviceStore, type DeviceGroupRow } from './device-store.js';
 import { DeviceLogError, entryKey } from './log-entry.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
-import { relayLogTransport } from './log-transport.js';
+import { relayLogTransport, type LogAppend } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
 import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
@@ -95,6 +95,8 @@ export interface ReplicationParts {
   readonly transport?: DeviceLogTransportFactory;
   /** A session to `relay` on the device-log lane of the relay pool. */
   readonly session: (relay: string) => Promise<RelayClient>;
+  /** How an entry is appended: routed as a SEND (private routing by default). Default: on `session`. */
+  readonly append?: LogAppend;
   /** After an event of this device is applied: deliver what it queued. */
   readonly kick: () => void;
   /** Another device removed this one (docs/devices.md §7): stop talking to relays. */
@@ -214,7 +216,7 @@ export class Replication {
   }
 
   private newReplica(group: DeviceGroupRow): Replica {
-    const raw = this.p.transport ? this.p.transport(group) : relayLogTransport(group, this.p.session);
+    const raw = this.p.transport ? this.p.transport(group) : relayLogTransport(group, this.p.session, this.p.append);
     this.transportNow = raw;
     let replica: Replica | undefined = undefined;
     // Every event is applied in the agent's serial chain (see the top of this file); what it asks of the replica follows it there.
