@@ -90,7 +90,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     {
       pickRelay: (avoid) => relays.pickRelay(avoid),
       newReceiveQueue: (relay, owner) => sessions.newReceiveQueue(relay, 'messaging', owner),
-      insertRcv: (connectionId, relay, queue) => sessions.insertRcv(connectionId, null, relay, queue),
+      commit: (change) => queueChanges.commit(change),
     },
     log,
     options.lostAfterMs,

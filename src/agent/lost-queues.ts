@@ -10,6 +10,7 @@ import type { RecipientQueue } from '../client/queues.js';
 import type { Clock } from './agent-api.js';
 import type { AgentStore } from './agent-store.js';
 import type { Outbox } from './outbox.js';
+import type { QueueChange } from './queue-changes.js';
 import { errorFields, type AgentLogger } from './log.js';
 
 /** Default time a relay must be unreachable before its queues count as lost. */
@@ -20,8 +21,12 @@ export interface QueueMaker {
   pickRelay(avoid: readonly string[]): string;
   /** A new receiving queue on `relay` for connection `owner`. */
   newReceiveQueue(relay: string, owner: string): Promise<RecipientQueue>;
-  /** Stores the new queue for the connection (inside a transaction); returns its row ID. */
-  insertRcv(connectionId: string, relay: string, queue: RecipientQueue): number;
+  /**
+   * Stores the replacement (queue-changes.ts): at once on one device; with
+   * several, through the device log (agent.rotate), refused with an
+   * AgentError if the queue changed meanwhile.
+   */
+  commit(change: QueueChange): Promise<void>;
 }
 
 export class LostQueues {
@@ -56,12 +61,13 @@ export class LostQueues {
           this.log.debug({ err: errorFields(e) }, 'a lost queue waits for its replacement');
           continue;
         }
-        this.store.tx(() => {
-          const id = this.maker.insertRcv(c.id, target, queue);
-          this.store.updateRcvQueue(id, { replaces: lost.sender_id, replaces_lost: 1 });
-          this.store.updateRcvQueue(lost.id, { status: 'lost' });
-          this.outbox.enqueueAll(c.id, { tag: 'QADD', queue: { relay: target, senderId: queue.senderId }, replaces: lost.sender_id, lost: true });
-        });
+        try {
+          await this.maker.commit({ connectionId: c.id, moves: [{ replaces: new Uint8Array(lost.sender_id), lost: true, relay: target, queue }] });
+        } catch (e) {
+          // Another device replaced it first, or the connection changed: nothing to do here.
+          this.log.debug({ err: errorFields(e) }, 'a lost queue’s replacement was not needed');
+          continue;
+        }
         progress = true;
       }
     }

@@ -58,7 +58,7 @@ export class QueueChanges {
       const queue = await this.sessions.newReceiveQueue(target, 'messaging', connectionId);
       moves.push({ replaces: new Uint8Array(old.sender_id), relay: target, queue });
     }
-    await this.applyMoves({ connectionId, moves });
+    await this.commit({ connectionId, moves });
   }
 
   /** The connection's receiving queues, if they can be moved now; else the AgentError that says why. */
@@ -78,7 +78,7 @@ export class QueueChanges {
    * first), the queues made for it are deleted again and the refusal
    * thrown.
    */
-  private async applyMoves(change: QueueChange): Promise<void> {
+  async commit(change: QueueChange): Promise<void> {
     if (this.replication?.active() !== true) {
       this.store.tx(() => this.applyChange(change));
       return;
@@ -101,21 +101,24 @@ export class QueueChanges {
    */
   applyChange(change: QueueChange): void {
     const { connectionId, moves } = change;
-    const current = moves.some((m) => m.replaces.length > 0) ? this.checkRotation(connectionId) : this.store.rcvQueuesOf(connectionId);
+    // A rotation needs every queue settled; replacing a lost one or adding one needs only a ready connection.
+    const rotation = moves.some((m) => m.replaces.length > 0 && !m.lost);
+    const current = rotation ? this.checkRotation(connectionId) : this.store.rcvQueuesOf(connectionId);
     if (this.store.connection(connectionId)?.status !== 'ready') throw new AgentError('NOT_READY', 'only a connected contact can get new queues');
+    const replaced = (m: QueueMove): RcvQueueRow | undefined =>
+      m.replaces.length > 0 ? current.find((q) => Buffer.from(q.sender_id).equals(m.replaces) && q.status === 'active') : undefined;
     for (const m of moves) {
-      const old = m.replaces.length > 0 ? current.find((q) => Buffer.from(q.sender_id).equals(m.replaces)) : undefined;
-      if (m.replaces.length > 0 && !old) throw new AgentError('NOT_READY', 'the queue to replace is no longer there');
-      if (!old && current.some((q) => q.relay === m.relay)) throw new AgentError('NO_OTHER_OPERATOR', `this contact already reaches you through ${m.relay}`);
+      if (m.replaces.length > 0 && !replaced(m)) throw new AgentError('NOT_READY', 'the queue to replace is no longer there');
+      if (m.replaces.length === 0 && current.some((q) => q.relay === m.relay)) throw new AgentError('NO_OTHER_OPERATOR', `this contact already reaches you through ${m.relay}`);
     }
     for (const m of moves) {
+      const old = replaced(m);
       const id = this.sessions.insertRcv(connectionId, null, m.relay, m.queue);
-      const old = current.find((q) => m.replaces.length > 0 && Buffer.from(q.sender_id).equals(m.replaces));
       if (old) {
-        this.store.updateRcvQueue(id, { replaces: old.sender_id });
-        this.store.updateRcvQueue(old.id, { status: 'retiring' });
+        this.store.updateRcvQueue(id, { replaces: old.sender_id, ...(m.lost ? { replaces_lost: 1 } : {}) });
+        this.store.updateRcvQueue(old.id, { status: m.lost ? 'lost' : 'retiring' });
       }
-      this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: m.relay, senderId: m.queue.senderId }, replaces: old ? old.sender_id : EMPTY, lost: false });
+      this.outbox.enqueueAll(connectionId, { tag: 'QADD', queue: { relay: m.relay, senderId: m.queue.senderId }, replaces: old ? old.sender_id : EMPTY, lost: m.lost === true });
     }
   }
 
@@ -137,7 +140,7 @@ export class QueueChanges {
       );
     }
     const queue = await this.sessions.newReceiveQueue(target, 'messaging', connectionId);
-    await this.applyMoves({ connectionId, moves: [{ replaces: EMPTY, relay: target, queue }] });
+    await this.commit({ connectionId, moves: [{ replaces: EMPTY, relay: target, queue }] });
   }
 
   /** Scheduled rotation: connections whose only receiving queue is older than `rotateAfterMs`; returns those it started. */
@@ -241,6 +244,8 @@ export class QueueChanges {
 /** One receiving queue made on a relay: a new one for the queue whose sender ID is `replaces`, or (empty) an added one. */
 export interface QueueMove {
   readonly replaces: Uint8Array;
+  /** The replaced queue's relay is gone (lost-queues.ts): it is not retired but dropped once the new one works. */
+  readonly lost?: boolean;
   readonly relay: string;
   readonly queue: QueueSecrets;
 }
@@ -253,17 +258,17 @@ export interface QueueChange {
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** agent.rotate: connectionId short | count u8 | count × (replaces short (empty: an added queue) | relay short | queue) */
+/** agent.rotate: connectionId short | count u8 | count × (replaces short (empty: an added queue) | lost u8 | relay short | queue) */
 export function encodeQueueChange(c: QueueChange): Uint8Array {
   const w = new Writer().short(utf8.encode(c.connectionId)).u8(c.moves.length);
-  for (const m of c.moves) writeQueue(w.short(m.replaces).short(utf8.encode(m.relay)), m.queue);
+  for (const m of c.moves) writeQueue(w.short(m.replaces).u8(m.lost ? 1 : 0).short(utf8.encode(m.relay)), m.queue);
   return w.finish();
 }
 
 export function decodeQueueChange(args: Uint8Array): QueueChange {
   const r = new Reader(args);
   const connectionId = fromUtf8.decode(r.short('connection ID'));
-  const moves = Array.from({ length: r.u8('count') }, () => ({ replaces: r.short('replaces'), relay: fromUtf8.decode(r.short('relay')), queue: readQueue(r) }));
+  const moves = Array.from({ length: r.u8('count') }, () => ({ replaces: r.short('replaces'), lost: r.u8('lost') === 1, relay: fromUtf8.decode(r.short('relay')), queue: readQueue(r) }));
   r.end('agent.rotate');
   return { connectionId, moves };
 }

@@ -162,8 +162,11 @@ export class Scheduler {
         await this.flushAll(true);
       })
         .then(async () => {
-          // With several devices the leading one rotates, through the log (agent.rotate).
-          const rotates = !this.parts.replicated() || this.parts.leads();
+          // With several devices the leading one rotates and replaces lost queues, through the log (agent.rotate):
+          // here, outside the serial chain, where waiting for its own operation to be applied is allowed.
+          const leads = this.parts.replicated() && this.parts.leads();
+          if (leads && (await this.parts.lostQueues.replace())) this.kick();
+          const rotates = !this.parts.replicated() || leads;
           if (rotates && (await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
         })
         .catch((e: unknown) => this.parts.log.warn({ err: errorFields(e) }, 'a background round failed; the next one tries again'))
@@ -222,7 +225,7 @@ export class Scheduler {
     const { lostQueues, addressKeys, sequencer, resender, store } = this.parts;
     if (this.parts.replicated()) {
       // What ages by the clock alone is one operation, proposed by one device and applied by all.
-      // Lost relays and address keys need relay commands first: they wait (docs/devices.md §3.6).
+      // Lost relays are replaced by the leading device after the round (start()); address keys wait (docs/devices.md §3.6).
       // Not awaited: this runs in the serial chain, where the tick is applied.
       void this.tickIfDue(true);
       return false;

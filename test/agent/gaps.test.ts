@@ -165,7 +165,8 @@ test('with Bob on two devices, a gap nobody fills is asked for and given up on t
   const bobClock = clock();
   const { alice, bob, a2b, b2a, got } = await pair(a, b, {}, { clock: bobClock.now });
   // Bob's second device, on the same clock (the event's time is every device's clock while it is applied).
-  const invite = await bob.agent.addDevice('phone', { relay: b.address });
+  // His log is on Alice's relay: appends go by private routing, through his own (his list holds no other).
+  const invite = await bob.agent.addDevice('phone', { relay: a.address });
   const phone = open([], { clock: bobClock.now });
   phone.agent.joinDeviceGroup(invite);
   await phone.agent.catchUp();

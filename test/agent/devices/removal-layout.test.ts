@@ -21,8 +21,8 @@ test('vector: what a sealed copy is bound to, for generation 1, device 3 removed
 });
 
 test('vector: agent.rotate {connection c1, a new queue (IDs 01 / 02, keys 03 / 04) on relay r replacing a1a1}', () => {
-  const change = { connectionId: 'c1', moves: [{ replaces: Uint8Array.of(0xa1, 0xa1), relay: 'r', queue: { recipientId: Uint8Array.of(1), senderId: Uint8Array.of(2), recipientKey: Uint8Array.of(3), queueKey: Uint8Array.of(4) } }] };
-  assert.equal(hex(encodeQueueChange(change)), '026331' + '01' + '02a1a1' + '0172' + '0101' + '0102' + '0103' + '0104');
+  const change = { connectionId: 'c1', moves: [{ replaces: Uint8Array.of(0xa1, 0xa1), lost: false, relay: 'r', queue: { recipientId: Uint8Array.of(1), senderId: Uint8Array.of(2), recipientKey: Uint8Array.of(3), queueKey: Uint8Array.of(4) } }] };
+  assert.equal(hex(encodeQueueChange(change)), '026331' + '01' + '02a1a1' + '00' + '0172' + '0101' + '0102' + '0103' + '0104');
   assert.deepEqual(plain(decodeQueueChange(encodeQueueChange(change))), plain(change));
 });
 
