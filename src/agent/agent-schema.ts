@@ -104,7 +104,8 @@ ALTER TABLE agent_device_seqs ADD COLUMN last_at INTEGER;
 /**
  * Version 8: this device's keys (docs/devices.md §7, hybrid-seal.ts), kept
  * here and nowhere else; the public halves are in agent_device_members.
- * And, once another device removed this one, when and by which device.
+ * And, once another device removed this one, when and by which device;
+ * and, in a profile made from an archive, which device it replaces.
  */
 const DEVICE_SELF = `
 CREATE TABLE IF NOT EXISTS agent_device_self (
@@ -112,7 +113,9 @@ CREATE TABLE IF NOT EXISTS agent_device_self (
   dh_private BLOB NOT NULL,
   kem_seed BLOB NOT NULL,
   removed_at INTEGER,
-  removed_by INTEGER
+  removed_by INTEGER,
+  -- set by an import (docs/devices.md §10): the number of the device this copy replaces, until the group has removed it
+  superseding INTEGER
 );
 `;
 

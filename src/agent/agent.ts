@@ -466,6 +466,29 @@ export class Agent {
     return waiting;
   }
 
+  /**
+   * Before an export: makes the profile a device group of one if it is
+   * not one (docs/devices.md §10), so that a copy made from the archive
+   * can replace this one through the log.
+   */
+  prepareExport(): Promise<void> {
+    return this.p.replication.ensureGroup(this.listRelays()[0]?.address, 'first device');
+  }
+
+  /**
+   * In a profile made from an archive: replaces the device it was made
+   * from (Replication.takeOver), then moves every conversation to new
+   * queues with new keys. Nothing to do otherwise, or once done.
+   */
+  async finishImport(): Promise<void> {
+    if (!this.p.replication.takeoverPending) return;
+    // Appends go as the routing says: with no way to route to the log's relay, nothing can be done (nor sent) yet.
+    const logRelay = this.p.replication.devices.group()!.log_relay;
+    const { mode, allowDirectFallback } = this.routing();
+    if (mode !== 'direct' && !allowDirectFallback && this.p.relays.forwardingCandidates(logRelay).length < (mode === 'onion' ? 2 : 1)) return;
+    if (await this.p.replication.takeOver()) await this.rekeyAll();
+  }
+
   /** Whether this device must be linked again to go on (removed, or away longer than its device log is kept). */
   get needsRelink(): boolean {
     return this.p.replication.needsRelink;

@@ -25,6 +25,9 @@ export type Exported = ProfileSummary & {
  */
 export async function exportProfile(ctx: OpContext, path: string, passphrase: string, replace: boolean): Promise<Exported> {
   checkArchiveTarget(path, replace); // before the key: a name that is taken costs no waiting
+  // A profile on one device becomes a group of one first: the copy made from this archive can then replace this one (docs/devices.md §10).
+  ctx.progress('preparing the profile');
+  await (await ctx.session.loadAgent()).prepareExport();
   ctx.progress('deriving the archive’s key from its passphrase');
   const key = await newArchiveKey(passphrase);
   ctx.progress('writing the archive');

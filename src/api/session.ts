@@ -26,6 +26,9 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** How long loading the agent waits for an imported copy to replace its original before it goes on. */
+const TAKEOVER_WAIT_MS = 15_000;
+
 /** Opens the profile in `dir` with `key`; throws ChatError WRONG_PASSPHRASE (and others) with the file unchanged. */
 export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOptions = {}): Session {
   const db = openProfileDatabase(dir, key, hasChatSchema);
@@ -58,6 +61,13 @@ export function openSession(dir: string, key: ProfileKey, agentOptions: AgentOpt
         chat.attach(agent);
         chat.refreshSecurityCodes();
         return agent;
+      }).then(async (loaded) => {
+        // A profile made from an archive first replaces the copy it was made from (docs/devices.md §10). If its
+        // relays cannot take that now (down, or no route the profile's routing allows), the command goes on and
+        // the next one tries again: until then this copy is the old device, as an import was before.
+        const { withDeadline } = await import('../agent/deadline.js');
+        await withDeadline(loaded.finishImport(), performance.now() + TAKEOVER_WAIT_MS, 'the device log').catch(() => undefined);
+        return loaded;
       });
       return loading;
     },

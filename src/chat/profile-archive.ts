@@ -117,6 +117,8 @@ export async function importProfile(dir: string, passphrase: string, payload: Pr
       })();
       if (!hasChatSchema(db)) throw new ArchiveError('ARCHIVE_DAMAGED', 'the archive holds no Nightjar profile');
       migrateAgentSchema(db);
+      // The copy replaces the device it was made from, at its first start (docs/devices.md §10).
+      new DeviceStore(db, (fn) => db.transaction(fn)()).markImported();
       chat = Chat.open(db); // upgrades the chat tables
     } catch (e) {
       if (e instanceof MigrationError && e.code === 'NEWER') throw tooNew(`${e.store} schema version ${e.version}`);

@@ -71,6 +71,35 @@ test('export while a chat holds the profile; the profile is lost; import it, and
   assert.deepEqual(texts(await json(alice, ['history', 'bob'])), ['hello Bob', 'hi Alice', 'while you were away', 'back again', 'welcome back']);
 });
 
+test('an old copy that comes back after an import is told it was replaced and sends nothing; the imported copy goes on with new queues and keys', async () => {
+  const { alice, bob } = await aliceAndBob(relay.address);
+  await ok(alice, ['send', 'Bob', 'hello Bob']);
+  await readUntil(bob, 'the first message', (rows) => texts(rows).includes('hello Bob'));
+  const archive = join(tempDir('nightjar-archive-'), 'bob.njar');
+  await ok(bob, ['export', '--out', archive], { env: archiveEnv });
+  // The laptop is put away, not destroyed; the profile is imported on a new machine.
+  const restored = newProfileDir();
+  await ok(restored, ['import', archive], { env: archiveEnv });
+  // Its first command replaces the laptop's place in the profile, and moves the conversation to new queues.
+  const devices = await json(restored, ['devices']);
+  assert.deepEqual(
+    devices.map((d) => `${d['device']}:${d['thisDevice']}:${d['removedAt'] !== null}`),
+    ['1:false:true', '2:true:false'],
+  );
+  await ok(restored, ['send', 'Alice', 'from the new machine']);
+  await readUntil(alice, 'the new machine’s message', (rows) => texts(rows).includes('from the new machine'));
+  await ok(alice, ['send', 'Bob', 'got it']);
+  await readUntil(restored, 'Alice’s answer', (rows) => texts(rows).includes('got it'));
+
+  // The laptop comes back and tries to go on: it learns it was replaced, and nothing it does reaches anyone.
+  assert.match(failure(await nj(bob, ['send', 'Alice', 'from the old copy'])), /removed from the profile by device 2 \(.*imported\)/);
+  assert.match(failure(await nj(bob, ['read'])), /removed from the profile/);
+  await ok(alice, ['send', 'Bob', 'one more']);
+  await readUntil(restored, 'Alice’s next message', (rows) => texts(rows).includes('one more'));
+  assert.ok(!texts(await json(alice, ['history', 'bob'])).includes('from the old copy'));
+  assert.deepEqual(texts(await json(restored, ['history', 'alice'])), ['hello Bob', 'from the new machine', 'got it', 'one more']);
+});
+
 test('export without a node: a file of its own, never over another unless --force; import needs the archive’s passphrase and refuses what is not right', async () => {
   const alice = await newProfile('Alice', relay.address);
   const dir = tempDir('nightjar-archive-');

@@ -167,6 +167,42 @@ export class DeviceStore implements ReplicaStore {
     return row ? { at: row.removed_at, by: row.removed_by } : undefined;
   }
 
+  /**
+   * This profile was made from an archive (docs/devices.md §10): if it is
+   * a device of a group, it gets keys of its own (the original still has
+   * the old ones) and notes that it replaces its original's number, which
+   * Replication.takeOver then does through the log.
+   */
+  markImported(): void {
+    const group = this.group();
+    if (!group) return;
+    const made = newSealKeys();
+    // What the original had proposed and not seen applied is its own to append; this copy starts clean.
+    this.sql('DELETE FROM agent_device_pending').run();
+    this.sql('INSERT OR REPLACE INTO agent_device_self (id, dh_private, kem_seed, removed_at, removed_by, superseding) VALUES (1, ?, ?, NULL, NULL, ?)').run(
+      Buffer.from(made.keys.dhPrivate),
+      Buffer.from(made.keys.kemSeed),
+      group.device,
+    );
+  }
+
+  /** The number of the device an imported copy replaces, until that is done. */
+  superseding(): number | undefined {
+    return (this.sql('SELECT superseding FROM agent_device_self WHERE id = 1 AND superseding IS NOT NULL').get() as { superseding: number } | undefined)?.superseding;
+  }
+
+  clearSuperseding(): void {
+    this.sql('UPDATE agent_device_self SET superseding = NULL WHERE id = 1').run();
+  }
+
+  /** This copy is device `device` from now on (an imported copy, once admitted under a number of its own); its count of events starts over. */
+  becomeDevice(device: number): void {
+    this.groupRead = undefined;
+    this.sql('UPDATE agent_device_group SET device = ?, own_seq = 0 WHERE id = 1').run(device);
+    // Proposals under the old number would never be seen as this device's again.
+    this.sql('DELETE FROM agent_device_pending').run();
+  }
+
   /** This device is in a group again (linked anew): it is no longer the removed one. */
   clearRemoval(): void {
     this.sql('UPDATE agent_device_self SET removed_at = NULL, removed_by = NULL WHERE id = 1').run();

@@ -114,7 +114,7 @@ export class Replication {
   private readonly sentToTell: number[] = [];
   private sentTimer: NodeJS.Timeout | undefined;
   /** What the event just applied asks of the replica once its transaction is committed: move to the new log, or stop. */
-  private afterApply: 'switch' | 'removed' | undefined;
+  private afterApply: 'switch' | 'removed' | 'renumbered' | undefined;
   /** The transport of the current log, closed when the group moves to a new one. */
   private transportNow: DeviceLogTransport | undefined;
 
@@ -272,6 +272,7 @@ export class Replication {
       this.p.removed?.();
       return;
     }
+    // A new log, or (an imported copy admitted under its own number) the same log read as another device.
     const next = this.newReplica(this.devices.group()!);
     old.handOverTo(next);
     oldTransport?.close?.();
@@ -473,6 +474,47 @@ export class Replication {
     return done;
   }
 
+  /**
+   * Makes this profile a device group of one if it is not one yet (export
+   * does, docs/devices.md §10: a copy made from the archive can then tell
+   * this one, through the log, that it replaces it). Nothing without a
+   * relay to hold the log.
+   */
+  async ensureGroup(relay: string | undefined, deviceName: string): Promise<void> {
+    if (this.active || relay === undefined) return;
+    await this.createGroup(relay, deviceName);
+    await this.ensureStarted();
+  }
+
+  /** Whether this is an imported copy that has not yet replaced its original in the group. */
+  get takeoverPending(): boolean {
+    return this.active && this.devices.superseding() !== undefined;
+  }
+
+  /**
+   * An imported copy replaces the device it was made from (docs/devices.md
+   * §10): it joins the group under a number of its own, with the keys made
+   * at import (devices.admit), then removes the original's number
+   * (devices.remove: a new log sealed to the others). The original, if it
+   * comes back, reads that it was removed and stops; the caller then moves
+   * every conversation to new queues. Resumable: each step is on the log.
+   * Returns whether a removal was made here.
+   */
+  async takeOver(): Promise<boolean> {
+    const original = this.devices.superseding();
+    if (original === undefined || !this.active) return false;
+    await this.caughtUp();
+    if (this.device === original) {
+      const name = this.devices.members().find((m) => m.device === original)?.name ?? 'device';
+      const keys = this.devices.ensureSelfKeys();
+      const args = new Writer().short(new TextEncoder().encode(`${name} (imported)`.slice(0, 100))).bytes(encodeKeys(keys)).finish();
+      if (((await this.operations.operate('devices.admit', args)) as number) === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
+    }
+    const removed = this.devices.currentMembers().includes(original) ? await this.removeDevice(original) : false;
+    this.p.store.tx(() => this.devices.clearSuperseding());
+    return removed;
+  }
+
   /** The group's devices, removed ones too (none on a profile with one device). */
   list(): DeviceInfo[] {
     const here = this.device;
@@ -515,6 +557,12 @@ export class Replication {
       const next = Math.max(0, ...this.devices.members().map((m) => m.device)) + 1;
       if (next > MAX_DEVICE_NUMBER) return 0;
       this.devices.addMember({ device: next, name, dh_public: Buffer.from(keys.dhPublic), kem_public: Buffer.from(keys.kemPublic), added_at: context.time, removed_at: null });
+      // An imported copy admitting itself takes the new number here, in the same transaction (takeOver).
+      if (context.mine && this.devices.superseding() === this.device) {
+        this.devices.becomeDevice(next);
+        this.afterApply = 'renumbered';
+        context.endGeneration?.();
+      }
       return next;
     });
     // Only a device's own event gives its keys, and only once: nobody can swap them later (docs/devices.md §7).
