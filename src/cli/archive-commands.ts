@@ -46,7 +46,7 @@ function size(bytes: number): string {
 
 /** Said by both commands: what the issue's "old copy comes back" recovery would handle is not built. */
 const TWO_COPIES =
-  'Two copies of one profile that both run share its ratchets: what one sends or receives breaks the conversation for the other, and nothing detects that or recovers yet.';
+  'The imported copy replaces this one at its first command (this one is then told it was removed, and every conversation moves to new keys); until then, two copies that both run break each other’s conversations.';
 
 export function exportCommand(): Command {
   return archiveOptions(
@@ -109,7 +109,9 @@ export function importCommand(): Command {
       [
         `Imported ${safe(imported.name)}'s profile into ${dir}: ${contents(imported)}, as it was on ${exportedAt}.`,
         'What your contacts sent since then waits on the relays (they keep it for 21 days by default) and arrives with your next: nightjar read',
-        style.yellow(`If the copy this archive was made from, or ${imported.devices > 1 ? 'another device of the profile' : 'any other copy'}, still runs, stop it for good. ${TWO_COPIES}`),
+        style.yellow(
+          `Its first command replaces the copy this archive was made from${imported.devices > 1 ? ' (the other devices of the profile stay)' : ''}: that copy, if it comes back, is told it was removed; still, stop it for good if you can.`,
+        ),
       ].join('\n'),
     );
   });
