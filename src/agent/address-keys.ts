@@ -26,6 +26,7 @@ import { AgentError, type Clock } from './agent-api.js';
 import type { AddressRow, AgentStore, RcvQueueRow } from './agent-store.js';
 import { linkIdOf, sealLinkData } from './link-data.js';
 import { decodeAnyLink, encodeLinkPayload } from './links.js';
+import { Reader, Writer } from '../protocol/codec.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 /** How often an address gets new keys (Signal rotates its signed prekey on a similar schedule). */
@@ -39,6 +40,22 @@ export const ADDRESS_KEY_GRACE_MS = 14 * DAY_MS;
 /** Sets a queue's link data on its relay (LSET); AgentError RELAY_UNREACHABLE, RelayError or ConnectionError when it cannot. */
 export type LinkPublisher = (queue: RcvQueueRow, linkId: Uint8Array, data: Uint8Array) => Promise<void>;
 
+/**
+ * With several devices (docs/devices.md §3.6): every change to an
+ * address's keys is an operation applied on every device. `newKey`
+ * proposes agent.address.key (the new secrets, stored unpublished) and
+ * resolves with the key's row ID; `published` proposes
+ * agent.address.published once the relay hands the key out.
+ */
+export interface AddressKeysReplication {
+  active(): boolean;
+  newKey(addressId: string, secrets: Uint8Array): Promise<number>;
+  published(addressId: string, keyId: number): Promise<void>;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 export class AddressKeys {
   constructor(
     private readonly store: AgentStore,
@@ -46,7 +63,35 @@ export class AddressKeys {
     private readonly publish: LinkPublisher,
     private readonly rotateAfterMs = ADDRESS_KEY_ROTATE_MS,
     private readonly graceMs = ADDRESS_KEY_GRACE_MS,
+    private readonly replication?: AddressKeysReplication,
   ) {}
+
+  /** Deletes replaced keys past their grace period (on every device, with several: inside agent.tick); returns whether any. */
+  forgetRetired(): boolean {
+    return this.store.tx(() => this.store.deleteRetiredAddressKeys(this.clock() - this.graceMs)) > 0;
+  }
+
+  /** Whether forgetRetired() would delete anything now (it changes nothing itself). */
+  forgetDue(): boolean {
+    const before = this.clock() - this.graceMs;
+    return this.store.addresses().some((a) => this.store.addressKeys(a.id).some((k) => k.retired_at !== null && k.retired_at <= before));
+  }
+
+  /** agent.address.key: addressId short | secrets (rest). Stores the new key unpublished; returns its row ID (0: no such address). */
+  applyNewKey(args: Uint8Array): number {
+    const r = new Reader(args);
+    const addressId = fromUtf8.decode(r.short('address ID'));
+    if (!this.store.addresses().some((a) => a.id === addressId)) return 0;
+    return this.store.insertAddressKey(addressId, r.rest(), this.clock());
+  }
+
+  /** agent.address.published: addressId short | keyId u64. The relay hands the key out from the event's time on. */
+  applyPublished(args: Uint8Array): void {
+    const r = new Reader(args);
+    const addressId = fromUtf8.decode(r.short('address ID'));
+    const keyId = Number(r.u64('key ID'));
+    if (this.store.addressKeys(addressId).some((k) => k.id === keyId && k.published_at === null)) this.store.publishAddressKey(addressId, keyId, this.clock());
+  }
 
   /**
    * Rotates the keys of every address that is due (or whose last rotation
@@ -56,7 +101,8 @@ export class AddressKeys {
    */
   async rotateDue(): Promise<boolean> {
     const now = this.clock();
-    let progress = this.store.tx(() => this.store.deleteRetiredAddressKeys(now - this.graceMs)) > 0;
+    // With several devices forgetting old keys goes by agent.tick; rotating is done by the leading device (scheduler.ts).
+    let progress = this.replication?.active() === true ? false : this.forgetRetired();
     for (const address of this.store.addresses()) {
       const keys = this.store.addressKeys(address.id);
       const pending = keys.find((k) => k.published_at === null);
@@ -78,13 +124,8 @@ export class AddressKeys {
     const link = decodeAnyLink(address.link);
     const queue = this.store.rcvQueue(address.rcv_queue_id);
     if (link.form !== 'short' || !queue) return false;
-    const pending =
-      this.store.addressKeys(address.id).find((k) => k.published_at === null) ??
-      this.store.tx(() => {
-        const secrets = encodeInvitationSecrets(newInvitation().secrets);
-        const id = this.store.insertAddressKey(address.id, secrets, this.clock());
-        return { id, secrets: Buffer.from(secrets) };
-      });
+    const pending = this.store.addressKeys(address.id).find((k) => k.published_at === null) ?? (await this.newKey(address.id));
+    if (pending === undefined) return false;
     const payload = encodeLinkPayload({
       kind: 'address',
       relay: queue.relay,
@@ -93,7 +134,28 @@ export class AddressKeys {
       stampBits: address.stamp_bits,
     });
     await this.publish(queue, linkIdOf(link.linkKey), sealLinkData(link.linkKey, payload));
-    this.store.tx(() => this.store.publishAddressKey(address.id, pending.id, this.clock()));
+    if (this.replication?.active() === true) await this.replication.published(address.id, pending.id);
+    else this.store.tx(() => this.store.publishAddressKey(address.id, pending.id, this.clock()));
     return true;
   }
+
+  /** New secrets for an address, stored (on every device, with several) before any relay hands them out. */
+  private async newKey(addressId: string): Promise<{ id: number; secrets: Buffer } | undefined> {
+    const secrets = encodeInvitationSecrets(newInvitation().secrets);
+    if (this.replication?.active() === true) {
+      const id = await this.replication.newKey(addressId, secrets);
+      return id === 0 ? undefined : { id, secrets: Buffer.from(secrets) };
+    }
+    return this.store.tx(() => ({ id: this.store.insertAddressKey(addressId, secrets, this.clock()), secrets: Buffer.from(secrets) }));
+  }
+}
+
+/** agent.address.key's arguments. */
+export function encodeNewAddressKey(addressId: string, secrets: Uint8Array): Uint8Array {
+  return new Writer().short(utf8.encode(addressId)).bytes(secrets).finish();
+}
+
+/** agent.address.published's arguments. */
+export function encodeAddressKeyPublished(addressId: string, keyId: number): Uint8Array {
+  return new Writer().short(utf8.encode(addressId)).u64(BigInt(keyId)).finish();
 }

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3-multiple-ciphers';
 import { systemClock, type AgentHandlers, type AgentOptions, type Clock } from './agent-api.js';
-import { AddressKeys } from './address-keys.js';
+import { AddressKeys, encodeAddressKeyPublished, encodeNewAddressKey } from './address-keys.js';
 import { Addresses } from './addresses.js';
 import { AgentStore } from './agent-store.js';
 import { Connections } from './connections.js';
@@ -82,6 +82,11 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
     async (rcv, linkId, data) => (await sessions.forQueue(rcv)).setLinkData(recipientQueue(rcv), linkId, data),
     options.addressKeyRotateMs,
     options.addressKeyGraceMs,
+    {
+      active: () => replication.active,
+      newKey: async (addressId, secrets) => (await replication.operate('agent.address.key', encodeNewAddressKey(addressId, secrets))) as number,
+      published: async (addressId, keyId) => void (await replication.operate('agent.address.published', encodeAddressKeyPublished(addressId, keyId))),
+    },
   );
   const lostQueues = new LostQueues(
     store,
@@ -185,7 +190,10 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
   replication.register('agent.tick', () => {
     sequencer.tick();
     resender.forgetOld();
+    addressKeys.forgetRetired();
   });
+  replication.register('agent.address.key', (args) => addressKeys.applyNewKey(args));
+  replication.register('agent.address.published', (args) => addressKeys.applyPublished(args));
   replication.register('agent.address.set', refusing((args) => addresses.applySetting(args)));
   replication.register('agent.delete', refusing((args) => connections.queueDelete(new TextDecoder().decode(args))));
   replication.register('agent.forget', (args) => connections.forget(new TextDecoder().decode(args)));

@@ -123,6 +123,7 @@ export class Scheduler {
   private async syncReplicated(deadline: number, receive: boolean): Promise<void> {
     await withDeadline(this.parts.caughtUp(), deadline, 'the device log');
     await withDeadline(this.tickIfDue(false), deadline, 'the device log');
+    if (this.parts.leads()) await withDeadline(this.leaderUpkeep(), deadline, 'the device log');
     for (let round = 0; round < 500 && performance.now() < deadline; round++) {
       this.unreachable.clear();
       let got: { count: number; applied: Promise<void>; unreachable: string[] } = { count: 0, applied: Promise.resolve(), unreachable: [] };
@@ -165,7 +166,7 @@ export class Scheduler {
           // With several devices the leading one rotates and replaces lost queues, through the log (agent.rotate):
           // here, outside the serial chain, where waiting for its own operation to be applied is allowed.
           const leads = this.parts.replicated() && this.parts.leads();
-          if (leads && (await this.parts.lostQueues.replace())) this.kick();
+          if (leads && (await this.leaderUpkeep())) this.kick();
           const rotates = !this.parts.replicated() || leads;
           if (rotates && (await this.parts.queueChanges.rotateOld(() => this.running)).length > 0) this.kick();
         })
@@ -225,7 +226,7 @@ export class Scheduler {
     const { lostQueues, addressKeys, sequencer, resender, store } = this.parts;
     if (this.parts.replicated()) {
       // What ages by the clock alone is one operation, proposed by one device and applied by all.
-      // Lost relays are replaced by the leading device after the round (start()); address keys wait (docs/devices.md §3.6).
+      // Lost relays and address keys are done by the leading device after the round (start()), outside the serial chain.
       // Not awaited: this runs in the serial chain, where the tick is applied.
       void this.tickIfDue(true);
       return false;
@@ -238,12 +239,25 @@ export class Scheduler {
   }
 
   /**
+   * With several devices, on the leading device, outside the serial chain
+   * (each step waits for its own operations): queues of a relay lost for
+   * long replaced, address keys rotated (agent.rotate, agent.address.key,
+   * agent.address.published). Returns whether anything was done.
+   */
+  private async leaderUpkeep(): Promise<boolean> {
+    const replaced = await this.parts.lostQueues.replace();
+    const rotated = await this.parts.addressKeys.rotateDue();
+    return replaced || rotated;
+  }
+
+  /**
    * With several devices: the leading device proposes agent.tick when a
    * gap is due and, while it runs (`periodic`), every TICK_EVERY_MS anyway;
    * a one-shot command does not add a tick to the log for nothing.
    */
   private async tickIfDue(periodic: boolean): Promise<void> {
-    if (!this.parts.leads() || !(this.parts.sequencer.due() || (periodic && Date.now() - this.tickedAt >= TICK_EVERY_MS))) return;
+    const due = this.parts.sequencer.due() || this.parts.addressKeys.forgetDue();
+    if (!this.parts.leads() || !(due || (periodic && Date.now() - this.tickedAt >= TICK_EVERY_MS))) return;
     this.tickedAt = Date.now();
     await this.parts.proposeTick();
   }

@@ -84,3 +84,39 @@ test('address keys rotate under the same short link; old ones work for the grace
   await owner.agent.sync();
   assert.deepEqual(owner.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)).sort(), ['new keys', 'previous keys', 'still welcome']);
 });
+
+test('with two devices, the leading one rotates the address keys through the device log: both hold the same keys, and a request with the new ones shows on both', async () => {
+  let now = Date.now();
+  const owner = open({ clock: () => now });
+  const { link } = await owner.agent.createAddress({ stampBits: 4 });
+  const first = await fullLink(link);
+  const phone = open({ clock: () => now });
+  const invite = await owner.agent.addDevice('phone', { relay: relay.address });
+  phone.agent.joinDeviceGroup(invite);
+  await phone.agent.catchUp();
+
+  now += ADDRESS_KEY_ROTATE_MS;
+  await phone.agent.sync(); // not the leading device: nothing changes
+  assert.deepEqual(await fullLink(link), first);
+  await owner.agent.sync();
+  const second = await fullLink(link);
+  assert.notDeepEqual(encodeInvitationKeys(second.keys), encodeInvitationKeys(first.keys), 'the link yields new keys');
+  await phone.agent.sync();
+  const keys = (t: TestAgent): unknown[] => t.db.prepare('SELECT id, secrets, created_at, published_at, retired_at FROM agent_address_keys ORDER BY id').all();
+  assert.equal(keys(owner).length, 2);
+  assert.deepEqual(keys(phone), keys(owner), 'the same keys, published and retired at the same moments, on both devices');
+
+  await open().agent.connect(link, text('with the new keys'));
+  await owner.agent.sync();
+  await phone.agent.sync();
+  for (const t of [owner, phone]) assert.deepEqual(t.events.requests.map((r) => new TextDecoder().decode(r.peerInfo)), ['with the new keys']);
+
+  // The replaced key goes after its grace period, on both (agent.tick); the keys are due again meanwhile, and rotate.
+  const firstId = (keys(owner)[0] as { id: number }).id;
+  now += ADDRESS_KEY_GRACE_MS;
+  await owner.agent.sync();
+  await phone.agent.sync();
+  assert.ok(!keys(owner).some((k) => (k as { id: number }).id === firstId), 'the first key is gone');
+  assert.deepEqual(keys(phone), keys(owner));
+  await phone.agent.close();
+});

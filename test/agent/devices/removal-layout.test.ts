@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { ProtocolError } from '../../../src/protocol/errors.js';
 import { decodeKeys, decodeRemoval, encodeKeys, encodeRemoval, removalAad } from '../../../src/agent/devices/replication.js';
 import { decodeQueueChange, encodeQueueChange } from '../../../src/agent/queue-changes.js';
+import { encodeAddressKeyPublished, encodeNewAddressKey } from '../../../src/agent/address-keys.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const plain = <T>(v: T): unknown => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? hex(x) : x)));
@@ -24,6 +25,11 @@ test('vector: agent.rotate {connection c1, a new queue (IDs 01 / 02, keys 03 / 0
   const change = { connectionId: 'c1', moves: [{ replaces: Uint8Array.of(0xa1, 0xa1), lost: false, relay: 'r', queue: { recipientId: Uint8Array.of(1), senderId: Uint8Array.of(2), recipientKey: Uint8Array.of(3), queueKey: Uint8Array.of(4) } }] };
   assert.equal(hex(encodeQueueChange(change)), '026331' + '01' + '02a1a1' + '00' + '0172' + '0101' + '0102' + '0103' + '0104');
   assert.deepEqual(plain(decodeQueueChange(encodeQueueChange(change))), plain(change));
+});
+
+test('vectors: agent.address.key {"a1", secrets 0102} and agent.address.published {"a1", key 7}', () => {
+  assert.equal(hex(encodeNewAddressKey('a1', Uint8Array.of(1, 2))), '026131' + '0102');
+  assert.equal(hex(encodeAddressKeyPublished('a1', 7)), '026131' + '0000000000000007');
 });
 
 test('devices.keys is the X25519 key and the ML-KEM key, nothing more or less', () => {
