@@ -117,6 +117,10 @@ CREATE TABLE IF NOT EXISTS agent_device_self (
   -- set by an import (docs/devices.md §10): the number of the device this copy replaces, until the group has removed it
   superseding INTEGER
 );
+-- after a device removal, until the connection's ratchet has stepped with keys drawn since (docs/devices.md §7):
+-- our DH public key at the removal, and the first seq held back meanwhile
+ALTER TABLE agent_connections ADD COLUMN rekey_dh BLOB;
+ALTER TABLE agent_connections ADD COLUMN rekey_seq INTEGER;
 `;
 
 const SCHEMA = `
@@ -288,6 +292,10 @@ export interface ConnectionRow {
   gap_asked_at: number | null;
   /** Highest agent message version the contact has sent (0: none yet). */
   peer_version: number;
+  /** After a device removal: our ratchet's DH public key then, until it has stepped (docs/devices.md §7). */
+  rekey_dh: Buffer | null;
+  /** After a device removal: the first seq held back until the ratchet has stepped. */
+  rekey_seq: number | null;
 }
 
 export interface RcvQueueRow {

@@ -146,6 +146,7 @@ export function assemble(db: Database.Database, handlers: AgentHandlers, options
       receiving.takeBackEnded();
       scheduler!.kick();
     },
+    holdForRekey: () => connections.holdForRekey(),
   });
   const receiving = new Receiving(store, sessions, relays, receiver, log, {
     serial,

@@ -12,6 +12,7 @@ import type { Receipts } from './receipts.js';
 import type { RelaySessions } from './relay-sessions.js';
 import type { Resender } from './resend.js';
 import { securityCode } from './security-code.js';
+import { dhKeyOf } from './ratchet-port.js';
 
 /** Sends closer together than this are a burst (send()). */
 const SEND_BURST_GAP_MS = 5;
@@ -52,6 +53,13 @@ export class Connections {
       if (queues.length === 0) throw new AgentError('NOT_READY', 'the connection has no queue to send to yet');
       const seq = c.next_seq;
       const sentAt = Math.floor(this.clock() / 1000);
+      if (c.rekey_dh !== null) {
+        // A device was removed and the ratchet has not stepped since: the message waits, kept, and is
+        // encrypted when it has (releaseHeld), with keys the removed device never had (docs/devices.md §7).
+        this.store.updateConnection(connectionId, { next_seq: seq + 1 });
+        this.resender.remember(connectionId, seq, sentAt, body);
+        return seq;
+      }
       const receipt = this.receipts.rideOn(c, body.length);
       // With redundant queues the message goes to each, encrypted separately; the contact keeps the first by seq.
       const m = { tag: 'MSG', seq, sentAt, body, ...(receipt ? { receipt } : {}) } as const;
@@ -60,6 +68,19 @@ export class Connections {
       this.resender.remember(connectionId, seq, sentAt, body);
       return seq;
     }, inBurst);
+  }
+
+  /**
+   * A device was removed (docs/devices.md §7): every ready connection
+   * holds new messages back until its ratchet has stepped with keys drawn
+   * after the removal (incoming.ts calls releaseHeld then). Runs inside
+   * the removal's operation, the same on every remaining device.
+   */
+  holdForRekey(): void {
+    for (const c of this.store.connections()) {
+      if (c.status !== 'ready' || !c.ratchet || c.rekey_dh !== null) continue;
+      this.store.updateConnection(c.id, { rekey_dh: Buffer.from(dhKeyOf(c.ratchet, c.role)), rekey_seq: c.next_seq });
+    }
   }
 
   /** Deleting, step 1 (in an operation, with several devices): the contact is told with DEL, queued. */

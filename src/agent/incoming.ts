@@ -12,7 +12,7 @@ import type { AgentHandlers, Clock } from './agent-api.js';
 import type { AgentStore, ConnectionRow, RcvQueueRow, SndQueueRow } from './agent-store.js';
 import { decodeEnvelope, decodeMessage, EnvelopeError, messageVersion, type AgentMessage, type QueueRef, type Receipt, type SeqRange } from './envelope.js';
 import { errorFields, type AgentLogger } from './log.js';
-import { open, openFirst, RatchetError } from './ratchet-port.js';
+import { dhKeyOf, open, openFirst, RatchetError } from './ratchet-port.js';
 import type { Outbox } from './outbox.js';
 import type { Sequencer } from './gaps.js';
 import type { Resender } from './resend.js';
@@ -95,6 +95,7 @@ export class Receiver {
       // `c` as read above stays true of everything but the ratchet and version just written.
       this.handleMessage(c, rcv, message);
       if (c.status !== 'ready') this.checkReady(c.id);
+      if (c.rekey_dh !== null && !Buffer.from(dhKeyOf(state, c.role)).equals(c.rekey_dh)) this.releaseHeld(c.id);
     });
   }
 
@@ -144,6 +145,19 @@ export class Receiver {
       // Sent only after our KEY: it tells the joiner that its queue to us is secured.
       this.outbox.enqueue(c.id, snd, { tag: 'CONF', secured: true, senderKey: keys.publicKey, info: c.my_info, replyQueue: null }, { signed: false, waitRcvQueue: rcv.id });
     });
+  }
+
+  /**
+   * After a device removal the ratchet has now stepped with keys drawn
+   * since (docs/devices.md §7): what was held back is encrypted under the
+   * new keys and queued, in order.
+   */
+  private releaseHeld(connectionId: string): void {
+    const c = this.store.connection(connectionId);
+    if (!c || c.rekey_dh === null) return;
+    const from = c.rekey_seq ?? c.next_seq;
+    this.store.updateConnection(connectionId, { rekey_dh: null, rekey_seq: null });
+    if (from < c.next_seq) this.resender.answer(connectionId, [{ from, to: c.next_seq - 1 }]);
   }
 
   /** Applies one decrypted agent message; runs inside the receive transaction. */

@@ -111,6 +111,11 @@ export function seal(state: Uint8Array, role: Role, plaintext: Uint8Array, ad: U
   return { state: keep(r.state, old.key), out: r.message };
 }
 
+/** The DH public key of a stored state (it changes at every step of the DH ratchet). */
+export function dhKeyOf(state: Uint8Array, role: Role): Uint8Array {
+  return load(state, role).state.dhSelf.publicKey;
+}
+
 /** Decrypts `message` under the stored state; RatchetError when it is replayed, tampered with or not ours. */
 export function open(state: Uint8Array, role: Role, message: Uint8Array, ad: Uint8Array): Stepped<Uint8Array> {
   const old = load(state, role);

@@ -14,7 +14,7 @@ import { entryKey, openEntry, DeviceLogError } from '../../src/agent/devices/log
 import { logQueues } from '../../src/agent/devices/log-transport.js';
 import { RelayClient } from '../../src/client/relay-client.js';
 import { decodeEnvelope } from '../../src/agent/envelope.js';
-import { open as ratchetOpen, RatchetError } from '../../src/agent/ratchet-port.js';
+import { dhKeyOf, open as ratchetOpen, RatchetError } from '../../src/agent/ratchet-port.js';
 import type { Role } from '../../src/agent/agent-store.js';
 import { decodeCommand } from '../../src/protocol/commands.js';
 import { decodeTransmission } from '../../src/protocol/transmission.js';
@@ -72,7 +72,7 @@ test('Bob removes his tablet from the laptop: the others move to a new log the t
   relay ??= await startRelayProcess();
   const r = relay.address;
   const dir = tempDir('nightjar-removal-');
-  const alice = openProfile(join(dir, 'alice.db'), [r], { relayTrace: traceSends }, 'Alice');
+  let alice = openProfile(join(dir, 'alice.db'), [r], { relayTrace: traceSends }, 'Alice');
   const laptop = openProfile(join(dir, 'bob1.db'), [r], {}, 'Bob');
   await alice.agent.start();
   await laptop.agent.start();
@@ -105,6 +105,9 @@ test('Bob removes his tablet from the laptop: the others move to a new log the t
   assert.equal(oldGroup.generation, 1);
   const tabletRatchet = Buffer.from(ratchetOf(tablet));
   const sentAtRemoval = aliceSent.length;
+  // Alice is offline while Bob removes the tablet: the exchange that re-keys waits for her.
+  await alice.agent.close();
+  alice.db.close();
   assert.deepEqual(await laptop.agent.removeDevice(3), { removed: true, notMoved: 0 });
 
   await until('the phone moved to generation 2', () => group(phone).generation === 2);
@@ -129,10 +132,25 @@ test('Bob removes his tablet from the laptop: the others move to a new log the t
   await assert.rejects(laptop.agent.removeDevice(3), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_DEVICE');
   await assert.rejects(laptop.agent.removeDevice(1), (e: unknown) => e instanceof AgentError && e.code === 'DEVICE_GROUP');
 
+  // Until the ratchet has stepped with keys drawn after the removal, what Bob sends waits, kept, not encrypted yet.
+  const rekey = (p: Profile): { rekey_dh: Buffer | null; rekey_seq: number | null; next_seq: number } =>
+    p.db.prepare('SELECT rekey_dh, rekey_seq, next_seq FROM agent_connections').get() as { rekey_dh: Buffer | null; rekey_seq: number | null; next_seq: number };
+  for (const d of [laptop, phone]) assert.deepEqual(rekey(d).rekey_dh, Buffer.from(dhKeyOf(tabletRatchet, role)), 'held from the key the tablet knew');
+  const msgRows = (p: Profile, seq: number): number =>
+    (p.db.prepare("SELECT count(*) AS n FROM agent_outbox WHERE seq = ? AND connection_id IS NOT NULL").get(seq) as { n: number }).n;
+  const phoneSeq = rekey(phone).next_seq;
+  await phone.chat.send(aliceAt(phone), 'from the phone, after');
+  await new Promise((r) => setTimeout(r, 500));
+  for (const d of [laptop, phone]) {
+    assert.ok(texts(d, aliceAt(d)).includes('out:from the phone, after'), 'shown on both devices');
+    assert.equal(msgRows(d, phoneSeq), 0, 'held: no envelope made for it yet');
+  }
+  // Alice comes back: her answer to the new queue steps Bob's ratchet, and what waited goes out under the new keys.
+  alice = openProfile(join(dir, 'alice.db'), [], { relayTrace: traceSends });
+  await alice.agent.start();
   // The conversation goes on from both remaining devices, and shows on both.
   await alice.chat.send(bobAtAlice, 'after the removal');
   alice.agent.kick();
-  await phone.chat.send(aliceAt(phone), 'from the phone, after');
   phone.agent.kick();
   await until('Alice has the phone’s', () => texts(alice, bobAtAlice).includes('in:from the phone, after'));
   for (const d of [laptop, phone]) {
@@ -140,6 +158,11 @@ test('Bob removes his tablet from the laptop: the others move to a new log the t
   }
   assert.deepEqual(texts(phone, aliceAt(phone)), texts(laptop, aliceAt(laptop)));
   assert.ok(!texts(tablet, aliceAt(tablet)).includes('in:after the removal'), 'nothing new reached the tablet');
+  for (const d of [laptop, phone]) {
+    await until('the ratchet stepped since the removal', () => rekey(d).rekey_dh === null);
+    assert.notDeepEqual(Buffer.from(dhKeyOf(ratchetOf(d), role)), Buffer.from(dhKeyOf(tabletRatchet, role)));
+  }
+
 
   // The conversation moved to new queues, whose keys the tablet never had: the old ones are gone on both remaining devices.
   const tabletQueues = new Set((tablet.db.prepare('SELECT recipient_id FROM agent_rcv_queues').all() as { recipient_id: Buffer }[]).map((q) => q.recipient_id.toString('hex')));

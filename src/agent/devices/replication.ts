@@ -542,6 +542,8 @@ export class Replication {
     receipt: (connectionId: string) => void;
     /** Another device went away: read what it read (changes nothing in the profile). */
     otherAway: () => void;
+    /** A device was removed: hold new messages until each ratchet has stepped (in the removal's transaction). */
+    holdForRekey: () => void;
   }): void {
     this.register('devices.add', (args, context) => {
       // One above every number the group has had, removed devices included: a number is never reused.
@@ -595,6 +597,7 @@ export class Replication {
       this.devices.replacePending(pending);
       this.afterApply = 'switch';
       context.endGeneration?.();
+      o.holdForRekey();
       // The removed device may have read queues: the others read them at once.
       o.otherAway();
       return true;
