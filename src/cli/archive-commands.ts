@@ -67,7 +67,7 @@ export function exportCommand(): Command {
           `Exported ${safe(r.name)}'s profile (${contents(r)}) to ${r.path} (${size(r.bytes)}).`,
           'Without its passphrase nothing in it can be read, and nobody can recover it: keep both, apart.',
           style.dim(`On a new machine, once this copy is gone: nightjar import ${r.path} --profile DIR`),
-          style.yellow(`Keep this copy or the imported one, not both: ${TWO_COPIES}`),
+          style.yellow(`Keep this copy or the imported one, not both. ${TWO_COPIES}`),
         ].join('\n'),
       );
     });
