@@ -489,6 +489,12 @@ export class Agent {
     if (await this.p.replication.takeOver()) await this.rekeyAll();
   }
 
+  /** Whether new messages to this connection wait for its ratchet to step after a device removal (docs/devices.md §7). */
+  awaitingRekey(connectionId: string): boolean {
+    const c = this.p.store.connection(connectionId);
+    return c !== undefined && c.rekey_dh !== null;
+  }
+
   /** Whether this device must be linked again to go on (removed, or away longer than its device log is kept). */
   get needsRelink(): boolean {
     return this.p.replication.needsRelink;

@@ -46,6 +46,19 @@ export class QueueChanges {
   private readonly securing = new Set<number>();
   /** Queues this device deleted whose agent.retired is not applied yet. */
   private readonly retiring = new Set<number>();
+  /** This device's agent.secured and agent.retired proposals not yet applied. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  /** Resolves once every agent.secured and agent.retired this device proposed so far is applied (or refused). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private track(p: Promise<unknown>): Promise<unknown> {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p)).catch(() => undefined);
+    return p;
+  }
 
   /** Queues the moves of each of our receiving queues of a ready connection to a new one (the first on `relay` if given). */
   async rotate(connectionId: string, relay?: string): Promise<void> {
@@ -179,9 +192,10 @@ export class QueueChanges {
       if (replicate) {
         // Every device learns it from the log (agent.secured); not awaited: it is applied in the serial chain this runs in.
         this.securing.add(rcv.id);
-        this.replication!.propose(new Uint8Array(rcv.recipient_id))
+        this.track(this.replication!.propose(new Uint8Array(rcv.recipient_id)))
           .catch((e: unknown) => logUnapplied(this.log, e, 'a secured queue could not go to the device log; secured again next round'))
           .finally(() => this.securing.delete(rcv.id));
+        progress = true;
         continue;
       }
       this.markSecured(rcv.id);
@@ -223,9 +237,10 @@ export class QueueChanges {
       if (replicate) {
         // Every device forgets it when agent.retired is applied (not awaited: this runs in the serial chain).
         this.retiring.add(rcv.id);
-        this.replication!.retired(new Uint8Array(rcv.recipient_id))
+        this.track(this.replication!.retired(new Uint8Array(rcv.recipient_id)))
           .catch((e: unknown) => logUnapplied(this.log, e, 'a retired queue could not go to the device log; tried again next round'))
           .finally(() => this.retiring.delete(rcv.id));
+        progress = true;
         continue;
       }
       this.store.tx(() => this.store.deleteRcvQueue(rcv.id));

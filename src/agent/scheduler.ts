@@ -134,6 +134,8 @@ export class Scheduler {
       });
       for (const r of got.unreachable) this.unreachable.add(r);
       await withDeadline(got.applied, deadline, 'the device log');
+      // A queue this round secured or retired goes on the log first: what waits behind it goes in the next round.
+      await withDeadline(this.parts.queueChanges.settled(), deadline, 'the device log');
       if (got.count === 0 && !sent) break;
     }
     await withDeadline(this.parts.sentNow(), deadline, 'the device log');

@@ -198,6 +198,10 @@ async function send(ctx: OpContext, p: Params): Promise<{ message: MessageView; 
   // Only sends: receiving is `read`'s job, and would make a send cost more with every contact.
   await deliver(ctx, 'the message is saved and will be sent by the next command', { receive: false });
   const m = chat.message(queued.id) ?? queued;
+  if (m.status === 'queued' && agent.awaitingRekey(contact.connectionId)) {
+    // Held after a device removal until the contact's answer gives the conversation new keys (docs/devices.md §7).
+    return { message: messageView(m, label), note: `after a device removal the conversation is moving to new keys: the message is saved and leaves once ${label} has answered (with a later command)` };
+  }
   if (m.status === 'queued') {
     const problem = agent.connection(contact.connectionId)?.deliveryProblem;
     throw new ApiError('RELAY_UNREACHABLE', `the relay has not confirmed the message yet${problem ? ` (${problem})` : ''}; it is saved and will be sent by the next command`);

@@ -98,10 +98,16 @@ test('link a device with the CLI: same code on both, the profile and every later
   );
   assert.match(failure(await nj(phone, ['send', 'Alice', 'am I still here?'])), /removed from the profile by device 1/);
   assert.match(failure(await nj(phone, ['devices', 'remove', '1', '--yes'])), /removed from the profile/);
+  // The conversation moves to new keys: what the laptop sends waits until Alice's device has answered.
+  assert.match(await ok(bob, ['send', 'Alice', 'the laptop alone']), /moving to new keys: the message is saved and leaves once Alice has answered/);
   await ok(alice, ['send', 'Bob', 'after the phone left']);
   await readUntil(bob, 'Alice’s message after the removal', (rows) => texts(rows).includes('after the phone left'));
-  await ok(bob, ['send', 'Alice', 'the laptop alone']);
-  await readUntil(alice, 'the laptop’s message', (rows) => texts(rows).includes('the laptop alone'));
+  // Alice's device answers the move (QKEY, with her next ratchet key); the laptop's next command takes it, steps, and sends what waited.
+  await ok(alice, ['read']);
+  await ok(bob, ['read']);
+  await readUntil(alice, 'the laptop’s message, once the new keys are in place', (rows) => texts(rows).includes('the laptop alone'));
+  await ok(bob, ['send', 'Alice', 'and one more']);
+  await readUntil(alice, 'the laptop’s next message', (rows) => texts(rows).includes('and one more'));
 });
 
 test('kill -9 of the new device, then of the linking one, in the middle of linking: running the command again finishes it, nothing lost', async () => {

@@ -126,6 +126,12 @@ export interface ReplicaOptions {
    * (docs/devices.md §8); without it, never.
    */
   readonly members?: () => readonly number[];
+  /**
+   * Entries that come after the replica stopped on a gap (docs/devices.md
+   * §8): not applied, but a device that asked for a fresh copy of the
+   * profile looks among them for the answer.
+   */
+  readonly afterGap?: (position: number, entry: Uint8Array) => void;
 }
 
 export type ReplicaProblem =
@@ -240,6 +246,30 @@ export class Replica {
     return done;
   }
 
+  /**
+   * Appends an event without waiting for it to be applied, even after the
+   * replica stopped on a gap: how a device that can apply nothing more
+   * asks the others for a fresh copy (docs/devices.md §8). Nothing is kept
+   * to append again after a restart.
+   */
+  async announce(kind: EventKind, body: Uint8Array): Promise<void> {
+    if (this.closed) return;
+    const event = this.o.store.tx(() =>
+      encodeEvent({ kind, author: this.o.device, authorSeq: this.o.store.takeOwnSeq(), applied: this.o.store.resumeFrom() - 1, time: this.clock(), seed: this.random(DRBG_SEED_LENGTH), body }),
+    );
+    for (const entry of sealEvent(this.o.entryKey, this.o.generation, this.random(EVENT_ID_LENGTH), event, this.random)) await this.appendWithRetry(entry);
+  }
+
+  /**
+   * Whether this device answers for the group when device `except` cannot
+   * (a device that stopped on a gap asks for a fresh copy): the
+   * lowest-numbered other device heard from lately.
+   */
+  leadsExcept(except: number): boolean {
+    const members = (this.o.members?.() ?? []).filter((m) => m !== except);
+    return members.length > 0 && this.halted === undefined && !this.closed && this.trims(members, this.o.store.resumeFrom() - 1);
+  }
+
   /** Appends the queued proposals one after another, each entry after the relay's OK for the one before. */
   private async drain(): Promise<void> {
     if (this.appending) return;
@@ -270,7 +300,11 @@ export class Replica {
   }
 
   private onEntry(position: number, entry: Uint8Array): void {
-    if (this.halted !== undefined || this.closed || this.ended) return;
+    if (this.closed || this.ended) return;
+    if (this.halted !== undefined) {
+      if (this.halted instanceof DeviceLogError && this.halted.code === 'GAP') this.o.afterGap?.(position, entry);
+      return;
+    }
     // After a restart the entries from the resume point come again; only positions this run has seen are dropped.
     if (position <= this.lastSeen) return;
     // Positions are dense (protocol §9.15): a jump means entries this device never applied were trimmed,
@@ -279,6 +313,7 @@ export class Replica {
     const expected = this.lastSeen === 0 ? this.startedFrom : this.lastSeen + 1;
     if (position > expected) {
       this.halt(position, new DeviceLogError('GAP', `the device log no longer holds positions ${expected} to ${position - 1}, which this device has not applied`));
+      this.o.afterGap?.(position, entry);
       return;
     }
     this.lastSeen = position;

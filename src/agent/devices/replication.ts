@@ -25,12 +25,30 @@ import type { Determinism } from '../determinism.js';
 import type { AgentLogger } from '../log.js';
 import { errorFields } from '../log.js';
 import { DeviceStore, type DeviceGroupRow } from './device-store.js';
-import { DeviceLogError, entryKey } from './log-entry.js';
+import { DeviceLogError, entryKey, openEntry } from './log-entry.js';
+import { EventAssembler } from './event-assembler.js';
+import { decodeOperation, encodeOperation } from './operations.js';
+import {
+  CHUNK_KEY_LENGTH,
+  decodeMailbox,
+  decodeResyncOffer,
+  decodeResyncRequest,
+  encodeMailbox,
+  encodeResyncOffer,
+  encodeResyncRequest,
+  openChunk,
+  RESYNC_NONCE_LENGTH,
+  resyncAad,
+  sealChunk,
+  type ResyncOffer,
+  type ResyncRequest,
+} from './resync.js';
+import { relayAddress } from '../relay-sessions.js';
 import { Operations, type OperationApply } from './operations.js';
 import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport, type LogAppend } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
-import { EventKind, MAX_DEVICE_NUMBER } from './event.js';
+import { decodeEvent, EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
 import { generateSigningKeyPair, KEY_LENGTH } from '../../crypto/keys.js';
@@ -62,6 +80,9 @@ const MAX_SENT_PER_EVENT = 1500;
 
 /** Snapshot chunks fit an agent message with room to spare (linking sends them as such). */
 const SNAPSHOT_CHUNK_LENGTH = 12 * 1024;
+
+/** How long a device that asked for a fresh copy waits to read its mailbox. */
+const RESYNC_READ_MS = 60_000;
 
 /** Builds the transport to a group's log (the relay's log queue; a stand-in in unit tests). */
 export type DeviceLogTransportFactory = (group: DeviceGroupRow) => DeviceLogTransport;
@@ -117,6 +138,13 @@ export class Replication {
   private afterApply: 'switch' | 'removed' | 'renumbered' | undefined;
   /** The transport of the current log, closed when the group moves to a new one. */
   private transportNow: DeviceLogTransport | undefined;
+  /** Stopped on a gap: the request for a fresh copy this device made (docs/devices.md §8), and whether one is being restored. */
+  private resyncAsked: Uint8Array | undefined;
+  private resyncing = false;
+  /** Puts together the events after a gap, where the answer to the request is looked for. */
+  private afterGapEvents = new EventAssembler();
+  /** A request for a fresh copy this device answers once the event's transaction is committed. */
+  private toAnswer: ResyncRequest | undefined;
 
   constructor(private readonly p: ReplicationParts) {
     this.devices = new DeviceStore(p.store.db, (fn) => p.store.tx(fn));
@@ -186,7 +214,8 @@ export class Replication {
     throw new AgentError(
       'DEVICE_LOG_GAP',
       `this device was away longer than the relay keeps your device log (${gap.message}${since ? `; its copy of the profile is as of ${new Date(since).toISOString()}` : ''}): ` +
-        'what your other devices did meanwhile cannot reach it. Link it again: on another device run nightjar devices link, then here nightjar devices join LINK (this copy is replaced by theirs, history included); then remove its old number there',
+        'what your other devices did meanwhile cannot reach it. It has asked them for a fresh copy of the profile, which comes as soon as one of them is online; ' +
+        'or link it again: on another device run nightjar devices link, then here nightjar devices join LINK (this copy is replaced by theirs, history included), then remove its old number there',
       { cause: gap },
     );
   }
@@ -244,12 +273,115 @@ export class Replication {
       },
       clock: this.p.determinism.clock,
       members: () => this.devices.currentMembers(),
-      onProblem: (problem) =>
-        problem.type === 'halted'
-          ? this.p.log.error({ position: problem.position, err: errorFields(problem.error) }, 'this device stopped applying its device log')
-          : this.p.log.warn({ position: problem.position, err: errorFields(problem.error) }, 'a device-log entry was skipped'),
+      onProblem: (problem) => {
+        if (problem.type !== 'halted') return this.p.log.warn({ position: problem.position, err: errorFields(problem.error) }, 'a device-log entry was skipped');
+        this.p.log.error({ position: problem.position, err: errorFields(problem.error) }, 'this device stopped applying its device log');
+        if (problem.error instanceof DeviceLogError && problem.error.code === 'GAP') this.askForCopy(replica!);
+      },
+      afterGap: (position, entry) => this.lookForCopy(group, position, entry),
     });
     return replica;
+  }
+
+  // ---- a fresh copy after a gap (docs/devices.md §8) ----
+
+  /** Stopped on a gap: asks the other devices for a fresh copy of the profile (devices.resync), once per start. */
+  private askForCopy(replica: Replica): void {
+    if (this.resyncAsked || this.device === undefined) return;
+    const nonce = randomBytes(RESYNC_NONCE_LENGTH);
+    this.resyncAsked = nonce;
+    this.afterGapEvents = new EventAssembler();
+    replica
+      .announce(EventKind.OP, encodeOperation('devices.resync', encodeResyncRequest({ device: this.device, nonce })))
+      .catch((e: unknown) => this.p.log.warn({ err: errorFields(e) }, 'could not ask the other devices for a fresh copy'));
+  }
+
+  /** An entry after the gap: the answer to this device's request, if it is one. */
+  private lookForCopy(group: DeviceGroupRow, position: number, entry: Uint8Array): void {
+    if (!this.resyncAsked || this.resyncing) return;
+    let offer: ResyncOffer;
+    try {
+      const done = this.afterGapEvents.add(position, openEntry(entryKey(new Uint8Array(group.group_key)), group.generation, entry));
+      if (!done) return;
+      const event = decodeEvent(done.bytes);
+      if (event.kind !== EventKind.OP) return;
+      const op = decodeOperation(event.body);
+      if (op.name !== 'devices.resync.offer') return;
+      offer = decodeResyncOffer(op.args);
+    } catch {
+      return; // not an entry this device can read, or not the answer
+    }
+    if (offer.device !== this.device || Buffer.compare(Buffer.from(offer.nonce), Buffer.from(this.resyncAsked)) !== 0) return;
+    this.resyncing = true;
+    this.restoreCopy(group, offer)
+      .catch((e: unknown) => this.p.log.error({ err: errorFields(e) }, 'could not restore the fresh copy of the profile; it asks again at the next start'))
+      .finally(() => (this.resyncing = false));
+  }
+
+  /** Reads the mailbox an offer names, restores the copy in it, and reads the log again from where the copy ends. */
+  private async restoreCopy(group: DeviceGroupRow, offer: ResyncOffer): Promise<void> {
+    const keys = this.devices.selfKeys();
+    if (!keys) throw new AgentError('DEVICE_GROUP', 'this device has no keys to open the copy with');
+    const mailbox = decodeMailbox(openSealed(keys, offer.sealed, resyncAad(group.generation, offer.device, offer.nonce)));
+    const client = await this.p.session(mailbox.relay);
+    const queue = { relay: relayAddress(mailbox.relay), ...mailbox.queue };
+    const sealed: Uint8Array[] = [];
+    await withDeadline(
+      new Promise<void>((resolve, reject) => {
+        client
+          .subscribeLog(queue, 1, (e) => {
+            sealed.push(e.body);
+            if (sealed.length === mailbox.chunkCount) resolve();
+          })
+          .then(() => (mailbox.chunkCount === 0 ? resolve() : undefined), reject);
+      }),
+      performance.now() + RESYNC_READ_MS,
+      'the copy’s mailbox',
+    ).finally(() => client.forget(queue));
+    const chunks = sealed.map((s, i) => openChunk(mailbox.chunkKey, i, s));
+    const old = this.replica;
+    this.p.store.tx(() => {
+      restoreSnapshot(this.p.store.db, chunks);
+      this.devices.setApplied(mailbox.resumeFrom - 1, mailbox.resumeFrom);
+    });
+    this.p.store.forgetCached();
+    await client.deleteQueue(queue).catch(() => undefined);
+    old?.close();
+    this.transportNow?.close?.();
+    this.replica = undefined;
+    this.starting = undefined;
+    this.resyncAsked = undefined;
+    this.p.log.warn({ resumeFrom: mailbox.resumeFrom }, 'this device was away longer than its device log is kept: it took a fresh copy of the profile from another device');
+    await this.ensureStarted();
+    this.p.kick();
+  }
+
+  /** After devices.resync from another device: this one, if it answers for the group, sends it a fresh copy. */
+  private async answerCopy(request: ResyncRequest): Promise<void> {
+    const to = this.devices.memberKeys(request.device);
+    if (!to) return; // a device that never gave keys cannot be sent anything sealed
+    // In the serial chain, where events are applied: the copy is the profile right after the request.
+    const { group, resumeFrom, chunks } = await this.p.serial(async () => {
+      const resumeFrom = this.devices.resumeFrom();
+      return { group: this.devices.group()!, resumeFrom, chunks: takeSnapshot(this.p.store.db, resumeFrom - 1, SNAPSHOT_CHUNK_LENGTH) };
+    });
+    const client = await this.p.session(group.log_relay);
+    const box = await client.createQueue({ mode: 'log' });
+    const sender = generateSigningKeyPair();
+    await client.secureQueue(box, sender.publicKey);
+    const chunkKey = randomBytes(CHUNK_KEY_LENGTH);
+    const senderQueue = { relay: box.relay, senderId: box.senderId, senderKey: sender.privateKey };
+    for (const [i, chunk] of chunks.entries()) await client.send(senderQueue, sealChunk(chunkKey, i, chunk));
+    const mailbox = encodeMailbox({
+      relay: group.log_relay,
+      queue: { recipientId: box.recipientId, senderId: box.senderId, recipientKey: box.recipientKey, queueKey: box.queueKey },
+      chunkKey,
+      chunkCount: chunks.length,
+      resumeFrom,
+    });
+    const sealed = sealTo(to, mailbox, resyncAad(group.generation, request.device, request.nonce));
+    await this.operations.operate('devices.resync.offer', encodeResyncOffer({ ...request, sealed }));
+    this.p.log.info({ device: request.device }, 'sent a fresh copy of the profile to a device that was away too long');
   }
 
   /**
@@ -260,6 +392,10 @@ export class Replication {
    * Or, if the removal was of this device, it stops.
    */
   private async afterEvent(): Promise<void> {
+    const answer = this.toAnswer;
+    this.toAnswer = undefined;
+    // Not awaited: it takes its copy in the serial chain this runs in, then talks to the relay.
+    if (answer) void this.answerCopy(answer).catch((e: unknown) => this.p.log.warn({ err: errorFields(e) }, 'could not send a fresh copy to a device that asked'));
     const what = this.afterApply;
     this.afterApply = undefined;
     if (what === undefined) return;
@@ -602,6 +738,12 @@ export class Replication {
       o.otherAway();
       return true;
     });
+    // A device that stopped on a gap asks for a fresh copy; the device that answers for the group sends one.
+    this.register('devices.resync', (args) => {
+      const request = decodeResyncRequest(args);
+      if (request.device !== this.device && this.replica?.leadsExcept(request.device) === true) this.toAnswer = request;
+    });
+    this.register('devices.resync.offer', () => undefined); // read by the asking device only, from after its gap
     this.register('devices.rename', (args) => {
       const r = new Reader(args);
       const device = r.u8('device');
