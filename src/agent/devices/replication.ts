@@ -27,7 +27,7 @@ import { errorFields } from '../log.js';
 import { DeviceStore, type DeviceGroupRow } from './device-store.js';
 import { DeviceLogError, entryKey, openEntry } from './log-entry.js';
 import { EventAssembler } from './event-assembler.js';
-import { decodeOperation, encodeOperation } from './operations.js';
+import { decodeOperation, encodeOperation, Operations, type OperationApply } from './operations.js';
 import {
   CHUNK_KEY_LENGTH,
   decodeMailbox,
@@ -44,7 +44,6 @@ import {
   type ResyncRequest,
 } from './resync.js';
 import { relayAddress } from '../relay-sessions.js';
-import { Operations, type OperationApply } from './operations.js';
 import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
 import { relayLogTransport, type LogAppend } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
