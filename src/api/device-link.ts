@@ -23,7 +23,7 @@ import type { Agent } from '../agent/agent.js';
 import type { AgentHandlers } from '../agent/agent-api.js';
 import { withDeadline } from '../agent/deadline.js';
 import { decodeAnyLink } from '../agent/links.js';
-import { decodeKeys, encodeKeys } from '../agent/devices/replication.js';
+import { decodeKeys, encodeKeys } from '../agent/devices/operation-args.js';
 import {
   decodeLinkMessage,
   deviceLinkOf,

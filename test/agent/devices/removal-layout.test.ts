@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ProtocolError } from '../../../src/protocol/errors.js';
-import { decodeKeys, decodeRemoval, encodeKeys, encodeRemoval, removalAad } from '../../../src/agent/devices/replication.js';
+import { decodeKeys, decodeRemoval, encodeKeys, encodeRemoval, removalAad } from '../../../src/agent/devices/operation-args.js';
 import { decodeQueueChange, encodeQueueChange } from '../../../src/agent/queue-changes.js';
 import { encodeAddressKeyPublished, encodeNewAddressKey } from '../../../src/agent/address-keys.js';
 
