@@ -1,4 +1,4 @@
-// test-file-timeout: 300
+// test-file-timeout: 480
 /**
  * Export and import with nothing but `nightjar` commands (docs/devices.md
  * §10): Bob exports while his chat holds the profile, loses the profile,
@@ -23,7 +23,8 @@ const relay = relayForFile();
 
 const summary = (r: Row | undefined): unknown[] => [r?.['type'], r?.['name'], r?.['contacts'], r?.['messages'], r?.['devices']];
 
-test('export while a chat holds the profile; the profile is lost; import it, and talk both ways with the history intact', async () => {
+// Many commands, each a process of its own: on a loaded two-core machine over two minutes.
+test('export while a chat holds the profile; the profile is lost; import it, and talk both ways with the history intact', { timeout: 240_000 }, async () => {
   const { alice, bob } = await aliceAndBob(relay.address);
   await ok(alice, ['send', 'Bob', 'hello Bob']);
   await ok(bob, ['send', 'Alice', 'hi Alice']);
@@ -74,7 +75,7 @@ test('export while a chat holds the profile; the profile is lost; import it, and
   assert.deepEqual(texts(await json(alice, ['history', 'bob'])), ['hello Bob', 'hi Alice', 'while you were away', 'back again', 'welcome back']);
 });
 
-test('an old copy that comes back after an import is told it was replaced and sends nothing; the imported copy goes on with new queues and keys', async () => {
+test('an old copy that comes back after an import is told it was replaced and sends nothing; the imported copy goes on with new queues and keys', { timeout: 240_000 }, async () => {
   const { alice, bob } = await aliceAndBob(relay.address);
   await ok(alice, ['send', 'Bob', 'hello Bob']);
   await readUntil(bob, 'the first message', (rows) => texts(rows).includes('hello Bob'));

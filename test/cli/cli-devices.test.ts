@@ -1,4 +1,4 @@
-// test-file-timeout: 420
+// test-file-timeout: 540
 /**
  * A person's devices with nothing but `nightjar` commands (docs/devices.md
  * §6): `devices link` on the laptop, `devices join` on a new profile, both
@@ -27,7 +27,8 @@ async function startLink(from: string, name?: string) {
   return { linking, link: String(started['link']) };
 }
 
-test('link a device with the CLI: same code on both, the profile and every later message on both, renames sync, a used link is refused', async () => {
+// Many commands, each a process of its own: on a loaded two-core machine near two minutes.
+test('link a device with the CLI: same code on both, the profile and every later message on both, renames sync, a used link is refused', { timeout: 240_000 }, async () => {
   const { alice, bob } = await aliceAndBob(relay.address);
   await ok(bob, ['send', 'Alice', 'before the phone']);
   await readUntil(alice, 'the first message', (rows) => texts(rows).includes('before the phone'));
