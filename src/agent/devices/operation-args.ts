@@ -28,6 +28,17 @@ export function decodeKeys(args: Uint8Array): SealRecipient {
   return keys;
 }
 
+/** devices.admit: name short (UTF-8) | dhPublic (32) | kemPublic (1184) */
+export function encodeAdmit(name: string, keys: SealRecipient): Uint8Array {
+  return new Writer().short(new TextEncoder().encode(name)).bytes(encodeKeys(keys)).finish();
+}
+
+export function decodeAdmit(args: Uint8Array): { name: string; keys: SealRecipient } {
+  const r = new Reader(args);
+  const name = new TextDecoder().decode(r.short('name'));
+  return { name, keys: decodeKeys(r.rest()) };
+}
+
 /** One remaining device's sealed copy of the new group. */
 export interface RemovalCopy {
   readonly device: number;

@@ -19,7 +19,20 @@
  * (an ACK) hangs on the operation's promise.
  */
 import { Reader, Writer } from '../../protocol/codec.js';
-import { decodeIds, decodeKeys, decodeReceived, decodeRemoval, encodeIds, encodeKeys, encodeRemoval, removalAad, type Removal, type RemovalCopy } from './operation-args.js';
+import {
+  decodeAdmit,
+  decodeIds,
+  decodeKeys,
+  decodeReceived,
+  decodeRemoval,
+  encodeAdmit,
+  encodeIds,
+  encodeKeys,
+  encodeRemoval,
+  removalAad,
+  type Removal,
+  type RemovalCopy,
+} from './operation-args.js';
 import type { ReceivedMessage } from '../../client/queues.js';
 import type { AgentStore, RcvQueueRow } from '../agent-store.js';
 import type { Determinism } from '../determinism.js';
@@ -46,11 +59,12 @@ import {
 } from './resync.js';
 import { relayAddress } from '../relay-sessions.js';
 import { Replica, ReplicaHaltedError, resealPending, type DeviceLogTransport } from './replica.js';
-import { relayLogTransport, type LogAppend } from './log-transport.js';
+import { logQueues, relayLogTransport, type LogAppend } from './log-transport.js';
 import { restoreSnapshot, takeSnapshot, type SnapshotRewrite } from './snapshot.js';
 import { decodeEvent, EventKind, MAX_DEVICE_NUMBER } from './event.js';
 import { GROUP_KEY_LENGTH } from './log-entry.js';
 import type { RelayClient } from '../../client/relay-client.js';
+import type { RecipientQueue } from '../../client/queues.js';
 import { generateSigningKeyPair } from '../../crypto/keys.js';
 import { openSealed, sealTo, type SealRecipient } from '../../crypto/hybrid-seal.js';
 import { CryptoError } from '../../crypto/errors.js';
@@ -358,16 +372,14 @@ export class Replication {
       const resumeFrom = this.devices.resumeFrom();
       return { group: this.devices.group()!, resumeFrom, chunks: takeSnapshot(this.p.store.db, resumeFrom - 1, SNAPSHOT_CHUNK_LENGTH) };
     });
-    const client = await this.p.session(group.log_relay);
-    const box = await client.createQueue({ mode: 'log' });
-    const sender = generateSigningKeyPair();
-    await client.secureQueue(box, sender.publicKey);
+    // The mailbox is a log queue like the group's own (an ordinary queue holds too few messages for a large profile).
+    const { group: box, client } = await this.newLog(group.log_relay, group.generation);
     const chunkKey = randomBytes(CHUNK_KEY_LENGTH);
-    const senderQueue = { relay: box.relay, senderId: box.senderId, senderKey: sender.privateKey };
-    for (const [i, chunk] of chunks.entries()) await client.send(senderQueue, sealChunk(chunkKey, i, chunk));
+    const { recipient, sender } = logQueues(box);
+    for (const [i, chunk] of chunks.entries()) await client.send(sender, sealChunk(chunkKey, i, chunk));
     const mailbox = encodeMailbox({
       relay: group.log_relay,
-      queue: { recipientId: box.recipientId, senderId: box.senderId, recipientKey: box.recipientKey, queueKey: box.queueKey },
+      queue: { recipientId: recipient.recipientId, senderId: recipient.senderId, recipientKey: recipient.recipientKey, queueKey: recipient.queueKey },
       chunkKey,
       chunkCount: chunks.length,
       resumeFrom,
@@ -459,22 +471,9 @@ export class Replication {
    */
   async createGroup(relay: string, deviceName: string): Promise<void> {
     if (this.active) throw new AgentError('DEVICE_GROUP', 'this profile already has several devices');
-    const client = await this.p.session(relay);
-    const log = await client.createQueue({ mode: 'log' });
-    const sender = generateSigningKeyPair();
-    await client.secureQueue(log, sender.publicKey);
+    const { group } = await this.newLog(relay, 1);
     this.p.store.tx(() => {
-      this.devices.setGroup({
-        generation: 1,
-        device: 1,
-        group_key: Buffer.from(randomBytes(GROUP_KEY_LENGTH)),
-        log_relay: relay,
-        log_recipient_id: Buffer.from(log.recipientId),
-        log_sender_id: Buffer.from(log.senderId),
-        log_recipient_key: Buffer.from(log.recipientKey),
-        log_queue_key: Buffer.from(log.queueKey),
-        log_sender_key: Buffer.from(sender.privateKey),
-      });
+      this.devices.setGroup({ ...group, device: 1 });
       const keys = this.devices.ensureSelfKeys();
       this.devices.addMember({ device: 1, name: deviceName, dh_public: Buffer.from(keys.dhPublic), kem_public: Buffer.from(keys.kemPublic), added_at: this.p.determinism.clock(), removed_at: null });
       this.p.store.assignOutbox(1);
@@ -507,10 +506,9 @@ export class Replication {
     if (!this.active) await this.createGroup(relay, thisDeviceName);
     this.refuseIfRemoved();
     await this.ensureStarted();
-    const utf8 = new TextEncoder().encode(name);
     const device = (await (keys
-      ? this.operations.operate('devices.admit', new Writer().short(utf8).bytes(encodeKeys(keys)).finish())
-      : this.operations.operate('devices.add', utf8))) as number;
+      ? this.operations.operate('devices.admit', encodeAdmit(name, keys))
+      : this.operations.operate('devices.add', new TextEncoder().encode(name)))) as number;
     if (device === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
     // In the serial chain, where events are applied: nothing moves while the snapshot is read.
     return this.p.serial(async () => {
@@ -576,21 +574,7 @@ export class Replication {
     const members = this.devices.currentMembers();
     if (!members.includes(device)) throw new AgentError('UNKNOWN_DEVICE', `this profile has no device ${device} (nightjar devices lists them)`);
     const old = this.devices.group()!;
-    const client = await this.p.session(old.log_relay);
-    const log = await client.createQueue({ mode: 'log' });
-    const sender = generateSigningKeyPair();
-    await client.secureQueue(log, sender.publicKey);
-    const next: DeviceGroupRow = {
-      generation: old.generation + 1,
-      device: 0,
-      group_key: Buffer.from(randomBytes(GROUP_KEY_LENGTH)),
-      log_relay: old.log_relay,
-      log_recipient_id: Buffer.from(log.recipientId),
-      log_sender_id: Buffer.from(log.senderId),
-      log_recipient_key: Buffer.from(log.recipientKey),
-      log_queue_key: Buffer.from(log.queueKey),
-      log_sender_key: Buffer.from(sender.privateKey),
-    };
+    const { group: next, client, log } = await this.newLog(old.log_relay, old.generation + 1);
     const copies: RemovalCopy[] = [];
     for (const m of members) {
       if (m === device) continue;
@@ -615,6 +599,30 @@ export class Replication {
     await this.ensureStarted();
   }
 
+  /**
+   * A new log queue on `relay`, secured with a fresh sender key, and the
+   * group of generation `generation` over it with a fresh group key (its
+   * device number 0: each device's own is set where it is used).
+   */
+  private async newLog(relay: string, generation: number): Promise<{ group: DeviceGroupRow; client: RelayClient; log: RecipientQueue }> {
+    const client = await this.p.session(relay);
+    const log = await client.createQueue({ mode: 'log' });
+    const sender = generateSigningKeyPair();
+    await client.secureQueue(log, sender.publicKey);
+    const group: DeviceGroupRow = {
+      generation,
+      device: 0,
+      group_key: Buffer.from(randomBytes(GROUP_KEY_LENGTH)),
+      log_relay: relay,
+      log_recipient_id: Buffer.from(log.recipientId),
+      log_sender_id: Buffer.from(log.senderId),
+      log_recipient_key: Buffer.from(log.recipientKey),
+      log_queue_key: Buffer.from(log.queueKey),
+      log_sender_key: Buffer.from(sender.privateKey),
+    };
+    return { group, client, log };
+  }
+
   /** Whether this is an imported copy that has not yet replaced its original in the group. */
   get takeoverPending(): boolean {
     return this.active && this.devices.superseding() !== undefined;
@@ -636,8 +644,7 @@ export class Replication {
     if (this.device === original) {
       const name = this.devices.members().find((m) => m.device === original)?.name ?? 'device';
       const keys = this.devices.ensureSelfKeys();
-      const args = new Writer().short(new TextEncoder().encode(`${name} (imported)`.slice(0, 100))).bytes(encodeKeys(keys)).finish();
-      if (((await this.operations.operate('devices.admit', args)) as number) === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
+      if (((await this.operations.operate('devices.admit', encodeAdmit(`${name} (imported)`.slice(0, 100), keys))) as number) === 0) throw new AgentError('DEVICE_GROUP', `a group holds at most ${MAX_DEVICE_NUMBER} devices`);
     }
     const removed = this.devices.currentMembers().includes(original) ? await this.removeDevice(original) : false;
     this.p.store.tx(() => this.devices.clearSuperseding());
@@ -674,22 +681,20 @@ export class Replication {
     /** A device was removed: hold new messages until each ratchet has stepped (in the removal's transaction). */
     holdForRekey: () => void;
   }): void {
-    this.register('devices.add', (args, context) => {
-      // One above every number the group has had, removed devices included: a number is never reused.
+    // A new member: one above every number the group has had, removed devices included (a number is never reused); 0 when full.
+    const admit = (name: string, keys: SealRecipient | undefined, at: number): number => {
       const next = Math.max(0, ...this.devices.members().map((m) => m.device)) + 1;
       if (next > MAX_DEVICE_NUMBER) return 0;
-      this.devices.addMember({ device: next, name: new TextDecoder().decode(args), dh_public: null, kem_public: null, added_at: context.time, removed_at: null });
+      const [dh_public, kem_public] = keys ? [Buffer.from(keys.dhPublic), Buffer.from(keys.kemPublic)] : [null, null];
+      this.devices.addMember({ device: next, name, dh_public, kem_public, added_at: at, removed_at: null });
       return next;
-    });
+    };
+    this.register('devices.add', (args, context) => admit(new TextDecoder().decode(args), undefined, context.time));
     this.register('devices.admit', (args, context) => {
-      const r = new Reader(args);
-      const name = new TextDecoder().decode(r.short('name'));
-      const keys = decodeKeys(r.rest());
-      const next = Math.max(0, ...this.devices.members().map((m) => m.device)) + 1;
-      if (next > MAX_DEVICE_NUMBER) return 0;
-      this.devices.addMember({ device: next, name, dh_public: Buffer.from(keys.dhPublic), kem_public: Buffer.from(keys.kemPublic), added_at: context.time, removed_at: null });
+      const { name, keys } = decodeAdmit(args);
+      const next = admit(name, keys, context.time);
       // An imported copy admitting itself takes the new number here, in the same transaction (takeOver).
-      if (context.mine && this.devices.superseding() === this.device) {
+      if (next !== 0 && context.mine && this.devices.superseding() === this.device) {
         this.devices.becomeDevice(next);
         this.afterApply = 'renumbered';
         context.endGeneration?.();
@@ -705,17 +710,11 @@ export class Replication {
       // What it was to deliver, the device that removed it delivers (docs/devices.md §3.3).
       this.devices.reassignOutbox(gone, context.author);
       const here = this.device!;
-      if (here === gone) {
-        this.devices.markRemoved(context.time, context.author);
-        this.afterApply = 'removed';
-        context.endGeneration?.();
-        return true;
-      }
       const old = this.devices.group()!;
-      const next = this.openRemoval(removal, old, here);
+      const next = here === gone ? undefined : this.openRemoval(removal, old, here);
       if (!next) {
-        // No copy this device can open (it never gave keys): it cannot follow to the new log.
-        this.p.log.error('a device removal left this device without the new device log’s keys: link it again');
+        // The removed device, or one with no copy it can open (it never gave keys): neither follows to the new log.
+        if (here !== gone) this.p.log.error('a device removal left this device without the new device log’s keys: link it again');
         this.devices.markRemoved(context.time, context.author);
         this.afterApply = 'removed';
         context.endGeneration?.();
